@@ -1,0 +1,125 @@
+//! `/api/v1/connectors`: connector instances, their status, observations,
+//! watches and write-back.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::json;
+
+use super::error::parse_json;
+use super::{ApiError, AppState};
+use crate::runtime::{ConnectorPatch, NewConnector, PresenceWrite};
+
+pub async fn list(State(s): State<AppState>) -> impl IntoResponse {
+    Json(json!({ "connectors": s.runtime.connectors().await }))
+}
+
+pub async fn create(State(s): State<AppState>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+    let req: NewConnector = parse_json(&body)?;
+    let view = s.runtime.create_connector(req).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+pub async fn get_one(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.runtime.connector(&id).await?))
+}
+
+pub async fn update(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let patch: ConnectorPatch = parse_json(&body)?;
+    Ok(Json(s.runtime.update_connector(&id, patch).await?))
+}
+
+pub async fn delete(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    s.runtime.delete_connector(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn enable(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.runtime.set_enabled(&id, true).await?))
+}
+
+pub async fn disable(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.runtime.set_enabled(&id, false).await?))
+}
+
+pub async fn status(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let c = s.runtime.connector(&id).await?;
+    let online = c.status.as_ref().and_then(|st| st.last_event_at_ms).is_some_and(|t| {
+        crate::store::now_ms().saturating_sub(t) < 5 * 60 * 1000
+    });
+    Ok(Json(json!({
+        "id": c.id,
+        "plugin": c.plugin,
+        "enabled": c.enabled,
+        "problem": c.problem,
+        "online": online,
+        "status": c.status,
+    })))
+}
+
+pub async fn endpoints(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    s.runtime.connector(&id).await?;
+    Ok(Json(s.board.instance(&id)))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Watches {
+    endpoints: Vec<String>,
+}
+
+pub async fn watches(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let w: Watches = parse_json(&body)?;
+    let patch = ConnectorPatch {
+        watches: Some(w.endpoints),
+        ..Default::default()
+    };
+    let view = s.runtime.update_connector(&id, patch).await.map_err(|e| {
+        let mut e = ApiError::from(e);
+        if let Some(f) = e.field.as_mut()
+            && f.starts_with("watches")
+        {
+            *f = f.replacen("watches", "endpoints", 1);
+        }
+        e
+    })?;
+    Ok(Json(json!({ "endpoints": view.watches })))
+}
+
+pub async fn set_presence(
+    State(s): State<AppState>,
+    Path((id, endpoint)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let write: PresenceWrite = parse_json(&body)?;
+    s.runtime.set_presence(&id, &endpoint, write).await?;
+    Ok(StatusCode::ACCEPTED)
+}

@@ -1,0 +1,72 @@
+//! Inbound webhooks, routed by connector instance to its plugin.
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, AppState};
+use crate::runtime::{Header, WebhookRequest};
+
+pub async fn root(
+    State(s): State<AppState>,
+    Path(instance): Path<String>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    dispatch(s, instance, String::new(), method, query, headers, body).await
+}
+
+pub async fn handle(
+    State(s): State<AppState>,
+    Path((instance, path)): Path<(String, String)>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    dispatch(s, instance, path, method, query, headers, body).await
+}
+
+async fn dispatch(
+    s: AppState,
+    instance: String,
+    path: String,
+    method: Method,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request = WebhookRequest {
+        method: method.to_string(),
+        path: format!("/{path}"),
+        query: query.unwrap_or_default(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| Header {
+                name: k.as_str().to_owned(),
+                value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            })
+            .collect(),
+        body: body.to_vec(),
+    };
+    let resp = s.runtime.webhook(&instance, request).await?;
+    let status = StatusCode::from_u16(resp.status).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("the connector answered with invalid status {}", resp.status),
+        )
+    })?;
+    let mut out = (status, resp.body).into_response();
+    for h in resp.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_str(&h.value),
+        ) {
+            out.headers_mut().append(name, value);
+        }
+    }
+    Ok(out)
+}

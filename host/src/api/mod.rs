@@ -1,0 +1,106 @@
+//! The REST admin API (`/api/v1`), webhooks (`/hooks/{instance}/...`),
+//! health, readiness and metrics.
+
+mod auth;
+mod connectors;
+mod error;
+mod hooks;
+mod plugins;
+mod system;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{any, get, post, put};
+
+pub use auth::AdminAuth;
+pub use error::ApiError;
+
+use crate::engine::Board;
+use crate::runtime::Runtime;
+use crate::telemetry::Metrics;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub runtime: Arc<Runtime>,
+    pub board: Arc<Board>,
+    pub metrics: Arc<Metrics>,
+    pub auth: Arc<AdminAuth>,
+    pub max_webhook_bytes: usize,
+}
+
+/// Every documented route, as `(method, path)`; the OpenAPI description
+/// must list exactly these (checked by a test).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/plugins"),
+    ("post", "/api/v1/plugins"),
+    ("get", "/api/v1/plugins/{id}"),
+    ("delete", "/api/v1/plugins/{id}"),
+    ("post", "/api/v1/plugins/{id}/reload"),
+    ("get", "/api/v1/connectors"),
+    ("post", "/api/v1/connectors"),
+    ("get", "/api/v1/connectors/{id}"),
+    ("patch", "/api/v1/connectors/{id}"),
+    ("delete", "/api/v1/connectors/{id}"),
+    ("post", "/api/v1/connectors/{id}/enable"),
+    ("post", "/api/v1/connectors/{id}/disable"),
+    ("get", "/api/v1/connectors/{id}/status"),
+    ("get", "/api/v1/connectors/{id}/endpoints"),
+    ("put", "/api/v1/connectors/{id}/watches"),
+    ("post", "/api/v1/connectors/{id}/endpoints/{endpoint}/presence"),
+    ("post", "/hooks/{instance}/{path}"),
+];
+
+/// The whole HTTP surface.
+pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
+    let admin = Router::new()
+        .route(
+            "/api/v1/plugins",
+            get(plugins::list)
+                .post(plugins::upload)
+                .layer(DefaultBodyLimit::max(max_upload_bytes)),
+        )
+        .route(
+            "/api/v1/plugins/{id}",
+            get(plugins::get_one).delete(plugins::delete),
+        )
+        .route("/api/v1/plugins/{id}/reload", post(plugins::reload))
+        .route(
+            "/api/v1/connectors",
+            get(connectors::list).post(connectors::create),
+        )
+        .route(
+            "/api/v1/connectors/{id}",
+            get(connectors::get_one)
+                .patch(connectors::update)
+                .delete(connectors::delete),
+        )
+        .route("/api/v1/connectors/{id}/enable", post(connectors::enable))
+        .route("/api/v1/connectors/{id}/disable", post(connectors::disable))
+        .route("/api/v1/connectors/{id}/status", get(connectors::status))
+        .route("/api/v1/connectors/{id}/endpoints", get(connectors::endpoints))
+        .route("/api/v1/connectors/{id}/watches", put(connectors::watches))
+        .route(
+            "/api/v1/connectors/{id}/endpoints/{endpoint}/presence",
+            post(connectors::set_presence),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_admin));
+    let hook_limit = DefaultBodyLimit::max(state.max_webhook_bytes);
+    Router::new()
+        .route("/healthz", get(system::health))
+        .route("/readyz", get(system::ready))
+        .route("/metrics", get(system::metrics))
+        .route("/api/v1/openapi.json", get(system::openapi))
+        .route("/hooks/{instance}", any(hooks::root).layer(hook_limit.clone()))
+        .route("/hooks/{instance}/{*path}", any(hooks::handle).layer(hook_limit))
+        .merge(admin)
+        .fallback(system::not_found)
+        .with_state(state)
+}

@@ -1,0 +1,74 @@
+//! `/api/v1/plugins`: list, upload (hot reload when the id exists), get,
+//! delete, reload.
+
+use axum::Json;
+use axum::extract::{Multipart, Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::json;
+
+use super::{ApiError, AppState};
+
+pub async fn list(State(s): State<AppState>) -> impl IntoResponse {
+    let (plugins, errors) = s.runtime.plugins().await;
+    Json(json!({ "plugins": plugins, "folder_errors": errors }))
+}
+
+pub async fn get_one(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.runtime.plugin(&id).await?))
+}
+
+/// `multipart/form-data` with a `manifest` part (plugin.toml, including the
+/// component's `sha256`) and a `component` part (the .wasm).
+pub async fn upload(
+    State(s): State<AppState>,
+    mut form: Multipart,
+) -> Result<impl IntoResponse, ApiError> {
+    let bad = |field: &str, msg: String| ApiError::field(StatusCode::BAD_REQUEST, field, msg);
+    let mut manifest = None;
+    let mut component = None;
+    while let Some(part) = form
+        .next_field()
+        .await
+        .map_err(|e| bad("body", format!("multipart body: {e}")))?
+    {
+        let name = part.name().unwrap_or_default().to_string();
+        let data = part
+            .bytes()
+            .await
+            .map_err(|e| bad(&name, format!("cannot read part: {e}")))?;
+        match name.as_str() {
+            "manifest" => {
+                manifest = Some(
+                    String::from_utf8(data.to_vec())
+                        .map_err(|_| bad("manifest", "manifest is not UTF-8 text".into()))?,
+                )
+            }
+            "component" => component = Some(data),
+            other => return Err(bad(other, "unknown part; send `manifest` and `component`".into())),
+        }
+    }
+    let manifest = manifest.ok_or_else(|| bad("manifest", "the `manifest` part is missing".into()))?;
+    let component =
+        component.ok_or_else(|| bad("component", "the `component` part is missing".into()))?;
+    let view = s.runtime.install(&manifest, &component).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+pub async fn delete(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    s.runtime.delete_plugin(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn reload(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.runtime.reload_plugin(&id).await?))
+}

@@ -1,0 +1,153 @@
+//! The presence state built from connectors' reports.
+//!
+//! Pure and I/O free: the runtime converts each report to the normalized model
+//! below and hands it here. This first part keeps, per connector instance and
+//! endpoint, the latest telephony and rich presence with the source's raw
+//! values, the endpoint's watch state, and the instance's reported status.
+
+mod model;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+pub use model::*;
+
+/// The latest observations of every instance.
+#[derive(Default)]
+pub struct Board {
+    instances: Mutex<BTreeMap<String, InstanceBoard>>,
+}
+
+/// What one connector instance reported.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct InstanceBoard {
+    pub endpoints: BTreeMap<String, EndpointView>,
+    pub directory: Vec<DirectoryEntry>,
+}
+
+impl Board {
+    /// Record a presence report; channels the report leaves out keep their
+    /// last value. Reports older than the last one (by the source's sequence
+    /// number) are ignored and `false` is returned.
+    pub fn presence(&self, instance: &str, report: PresenceReport, now_ms: u64) -> bool {
+        let mut all = self.instances.lock().unwrap_or_else(|p| p.into_inner());
+        let ep = all
+            .entry(instance.to_owned())
+            .or_default()
+            .endpoints
+            .entry(report.endpoint.clone())
+            .or_default();
+        if let (Some(new), Some(old)) = (report.sequence, ep.sequence)
+            && new < old
+        {
+            return false;
+        }
+        if report.telephony.is_some() {
+            ep.telephony = report.telephony;
+        }
+        if report.rich.is_some() {
+            ep.rich = report.rich;
+        }
+        ep.sequence = report.sequence.or(ep.sequence);
+        ep.observed_at_ms = Some(report.observed_at_ms.unwrap_or(now_ms));
+        ep.received_at_ms = Some(now_ms);
+        ep.raw = report.raw;
+        true
+    }
+
+    /// Record an endpoint's watch state.
+    pub fn endpoint_state(
+        &self,
+        instance: &str,
+        endpoint: &str,
+        state: EndpointState,
+        detail: Option<String>,
+        now_ms: u64,
+    ) {
+        let mut all = self.instances.lock().unwrap_or_else(|p| p.into_inner());
+        let ep = all
+            .entry(instance.to_owned())
+            .or_default()
+            .endpoints
+            .entry(endpoint.to_owned())
+            .or_default();
+        ep.state = Some(state);
+        ep.state_detail = detail;
+        ep.state_at_ms = Some(now_ms);
+    }
+
+    /// Replace (first page) or extend the instance's directory.
+    pub fn directory(&self, instance: &str, entries: Vec<DirectoryEntry>, first_page: bool) {
+        let mut all = self.instances.lock().unwrap_or_else(|p| p.into_inner());
+        let dir = &mut all.entry(instance.to_owned()).or_default().directory;
+        if first_page {
+            dir.clear();
+        }
+        dir.extend(entries);
+    }
+
+    /// A copy of one instance's observations.
+    pub fn instance(&self, instance: &str) -> InstanceBoard {
+        let all = self.instances.lock().unwrap_or_else(|p| p.into_inner());
+        all.get(instance).cloned().unwrap_or_default()
+    }
+
+    /// Forget an instance (deleted).
+    pub fn remove(&self, instance: &str) {
+        let mut all = self.instances.lock().unwrap_or_else(|p| p.into_inner());
+        all.remove(instance);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(ep: &str, seq: Option<u64>, rich: Option<Availability>) -> PresenceReport {
+        PresenceReport {
+            endpoint: ep.into(),
+            observed_at_ms: None,
+            sequence: seq,
+            telephony: None,
+            rich: rich.map(|availability| RichPresence {
+                availability,
+                activity: None,
+                note: None,
+            }),
+            raw: vec![],
+        }
+    }
+
+    #[test]
+    fn channels_merge_and_stale_sequences_are_ignored() {
+        let b = Board::default();
+        assert!(b.presence("i", report("a", Some(2), Some(Availability::Busy)), 10));
+        let tel = PresenceReport {
+            telephony: Some(TelephonyPresence {
+                line: LineState::InCall,
+                do_not_disturb: false,
+                forward: None,
+                source: TelephonySource::PbxLine,
+            }),
+            ..report("a", Some(3), None)
+        };
+        assert!(b.presence("i", tel, 11));
+        assert!(!b.presence("i", report("a", Some(1), Some(Availability::Available)), 12));
+        let ep = &b.instance("i").endpoints["a"];
+        assert_eq!(ep.rich.as_ref().unwrap().availability, Availability::Busy);
+        assert_eq!(ep.telephony.as_ref().unwrap().line, LineState::InCall);
+        assert_eq!(ep.received_at_ms, Some(11));
+    }
+
+    #[test]
+    fn endpoint_states_and_removal() {
+        let b = Board::default();
+        b.endpoint_state("i", "x", EndpointState::NotFound, Some("404".into()), 5);
+        assert_eq!(
+            b.instance("i").endpoints["x"].state,
+            Some(EndpointState::NotFound)
+        );
+        b.remove("i");
+        assert!(b.instance("i").endpoints.is_empty());
+    }
+}

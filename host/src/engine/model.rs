@@ -1,0 +1,144 @@
+//! The normalized presence model (DESIGN.md), as the host keeps and serves it.
+
+use serde::{Deserialize, Serialize};
+
+/// Rich presence availability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Availability {
+    Available,
+    Away,
+    Busy,
+    DoNotDisturb,
+    Offline,
+    Unknown,
+}
+
+/// What a person is doing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Activity {
+    InACall,
+    InAConference,
+    InAMeeting,
+    Presenting,
+    OutOfOffice,
+    BeRightBack,
+    OffWork,
+    Inactive,
+    Other(String),
+}
+
+/// Telephone line state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LineState {
+    Idle,
+    Ringing,
+    Dialing,
+    InCall,
+    OnHold,
+    Unknown,
+}
+
+/// Call forwarding target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardTarget {
+    Voicemail,
+    Number(String),
+}
+
+/// Kind of telephony source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TelephonySource {
+    PbxLine,
+    SipDerived,
+}
+
+/// Telephony presence of one extension.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TelephonyPresence {
+    pub line: LineState,
+    pub do_not_disturb: bool,
+    pub forward: Option<ForwardTarget>,
+    pub source: TelephonySource,
+}
+
+/// Rich presence of one person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RichPresence {
+    pub availability: Availability,
+    pub activity: Option<Activity>,
+    pub note: Option<String>,
+}
+
+/// One report from one connector about one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceReport {
+    pub endpoint: String,
+    pub observed_at_ms: Option<u64>,
+    pub sequence: Option<u64>,
+    pub telephony: Option<TelephonyPresence>,
+    pub rich: Option<RichPresence>,
+    /// Vendor values, for diagnostics only.
+    pub raw: Vec<(String, String)>,
+}
+
+/// State of a connector's watch on one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndpointState {
+    Active,
+    Requesting,
+    NotFound,
+    AccessDenied,
+    Error,
+}
+
+/// Health of a connector instance, in the seeds' vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectorStatus {
+    NotConfigured,
+    Disabled,
+    Forbidden,
+    ConnectionError,
+    UpAndRunning,
+    CredentialsNotFound,
+    LoginRequired,
+    Throttled,
+}
+
+/// A login step an operator must take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginStep {
+    pub message: String,
+    pub url: Option<String>,
+    pub user_code: Option<String>,
+    pub expires_at_ms: Option<u64>,
+}
+
+/// One entry of a source's directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryEntry {
+    pub endpoint: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub extension: Option<String>,
+}
+
+/// Everything known of one endpoint of one instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EndpointView {
+    pub state: Option<EndpointState>,
+    pub state_detail: Option<String>,
+    pub state_at_ms: Option<u64>,
+    pub telephony: Option<TelephonyPresence>,
+    pub rich: Option<RichPresence>,
+    pub sequence: Option<u64>,
+    pub observed_at_ms: Option<u64>,
+    pub received_at_ms: Option<u64>,
+    pub raw: Vec<(String, String)>,
+}

@@ -1,0 +1,100 @@
+//! Assembling the hub: store, runtime, API, admin token, serving.
+
+use std::sync::Arc;
+
+use rand::RngCore;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AdminAuth, AppState};
+use crate::config::HubConfig;
+use crate::engine::Board;
+use crate::runtime::{Runtime, Services};
+use crate::store::{SqliteStore, Store};
+use crate::telemetry::Metrics;
+
+const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
+
+/// A started hub, ready to serve.
+pub struct Hub {
+    pub config: HubConfig,
+    pub runtime: Arc<Runtime>,
+    state: AppState,
+}
+
+impl Hub {
+    /// Open the store, load plugins and start stored connectors.
+    pub async fn start(config: HubConfig) -> anyhow::Result<Self> {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
+        let auth = Arc::new(admin_auth(&config, store.as_ref())?);
+        let services = Services {
+            store,
+            board: Arc::new(Board::default()),
+            metrics: Arc::new(Metrics::default()),
+        };
+        let runtime = Runtime::new(
+            services.clone(),
+            config.limits.clone(),
+            config.plugins_dir.clone(),
+            config.data_dir.join("cache"),
+        )?;
+        runtime.boot().await?;
+        let state = AppState {
+            runtime: runtime.clone(),
+            board: services.board.clone(),
+            metrics: services.metrics.clone(),
+            auth,
+            max_webhook_bytes: config.limits.max_webhook_bytes,
+        };
+        Ok(Self {
+            config,
+            runtime,
+            state,
+        })
+    }
+
+    /// Serve until `shutdown` resolves, then stop connectors gracefully.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let listener = TcpListener::bind(self.config.listen).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {}: {e} (set `listen` or HUB_LISTEN)", self.config.listen)
+        })?;
+        let addr = listener.local_addr()?;
+        // Tests and scripts read this line to find the port.
+        println!("presence-hub listening on http://{addr}");
+        tracing::info!(%addr, "serving");
+        let app = api::router(self.state, self.config.limits.max_upload_bytes)
+            .layer(tower_http::trace::TraceLayer::new_for_http());
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.runtime.shutdown().await;
+        Ok(())
+    }
+}
+
+/// The configured token wins; otherwise the stored hash; otherwise a new
+/// token is generated and printed once.
+fn admin_auth(config: &HubConfig, store: &dyn Store) -> anyhow::Result<AdminAuth> {
+    if let Some(token) = &config.admin_token {
+        if token.len() < 16 {
+            anyhow::bail!("admin_token (HUB_ADMIN_TOKEN) must be at least 16 characters");
+        }
+        let h = AdminAuth::hash(token);
+        store.set_setting(ADMIN_TOKEN_SETTING, &hex::encode(h))?;
+        return Ok(AdminAuth::from_hash(h));
+    }
+    if let Some(stored) = store.setting(ADMIN_TOKEN_SETTING)? {
+        let bytes = hex::decode(&stored)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| anyhow::anyhow!("stored admin token hash is corrupt; set HUB_ADMIN_TOKEN to replace it"))?;
+        return Ok(AdminAuth::from_hash(bytes));
+    }
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    let token = hex::encode(raw);
+    let h = AdminAuth::hash(&token);
+    store.set_setting(ADMIN_TOKEN_SETTING, &hex::encode(h))?;
+    // Printed once, on purpose, to the terminal only (never to the log).
+    println!("admin token (shown once, store it now): {token}");
+    Ok(AdminAuth::from_hash(h))
+}

@@ -1,0 +1,335 @@
+//! Host-owned I/O for connector instances: UDP sockets, TCP/TLS streams, the
+//! HTTP client, the WebSocket client and timers.
+//!
+//! An [`IoContext`] belongs to one run of one connector instance. It hands out
+//! handles, starts the work on tokio tasks and pushes what happens back as
+//! [`IoEvent`]s tagged with the run's generation, so events of a crashed or
+//! replaced run are never delivered to its successor. Dropping the context
+//! closes every socket and cancels every timer and request.
+//!
+//! Grants are checked by the caller (the runtime) before anything here runs.
+
+mod http;
+mod stream;
+pub mod tls;
+mod udp;
+mod websocket;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub use http::{HttpRequest, HttpResponse};
+
+/// Most open handles (sockets, streams, requests, timers) per instance run.
+pub const MAX_HANDLES: usize = 1024;
+
+/// Something that happened on an instance's I/O.
+#[derive(Debug)]
+pub enum IoEvent {
+    Datagram {
+        socket: u32,
+        from: SocketAddr,
+        data: Vec<u8>,
+    },
+    StreamConnected {
+        stream: u32,
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
+    StreamData {
+        stream: u32,
+        data: Vec<u8>,
+    },
+    StreamClosed {
+        stream: u32,
+        error: Option<String>,
+    },
+    HttpResponse {
+        request: u32,
+        outcome: Result<HttpResponse, String>,
+    },
+    WsOpened {
+        socket: u32,
+    },
+    WsMessage {
+        socket: u32,
+        payload: WsPayload,
+    },
+    WsClosed {
+        socket: u32,
+        error: Option<String>,
+    },
+    Timer {
+        timer: u32,
+    },
+}
+
+/// A WebSocket message.
+#[derive(Debug)]
+pub enum WsPayload {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+/// An event tagged with the run that caused it.
+#[derive(Debug)]
+pub struct IoMsg {
+    pub generation: u64,
+    pub event: IoEvent,
+}
+
+/// Where a context's events go, and what to count when that queue is full.
+#[derive(Clone)]
+pub struct EventSink {
+    tx: mpsc::Sender<Work>,
+    generation: u64,
+    dropped: Arc<AtomicU64>,
+}
+
+/// Everything that goes through an instance's bounded queue.
+pub enum Work {
+    Io(IoMsg),
+    /// An inbound webhook and where its answer goes.
+    Webhook(crate::runtime::WebhookCall),
+}
+
+impl EventSink {
+    pub fn new(tx: mpsc::Sender<Work>, generation: u64, dropped: Arc<AtomicU64>) -> Self {
+        Self {
+            tx,
+            generation,
+            dropped,
+        }
+    }
+
+    /// Queue an event, waiting for room (streams, responses, timers: losing
+    /// them would break the protocol).
+    async fn send(&self, event: IoEvent) -> bool {
+        self.tx
+            .send(Work::Io(IoMsg {
+                generation: self.generation,
+                event,
+            }))
+            .await
+            .is_ok()
+    }
+
+    /// Queue an event or drop it when the queue is full (datagrams: UDP is
+    /// lossy anyway, and a flood must not stall the socket task).
+    fn offer(&self, event: IoEvent) -> bool {
+        match self.tx.try_send(Work::Io(IoMsg {
+            generation: self.generation,
+            event,
+        })) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// An I/O failure reported to the guest.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    #[error("no open handle {0}")]
+    UnknownHandle(u32),
+    #[error("{0}")]
+    Limit(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+enum Resource {
+    Udp(Arc<tokio::net::UdpSocket>, JoinHandle<()>),
+    Stream(mpsc::UnboundedSender<Vec<u8>>, JoinHandle<()>),
+    WebSocket(mpsc::UnboundedSender<websocket::Outgoing>, JoinHandle<()>),
+    Task(JoinHandle<()>),
+}
+
+impl Resource {
+    fn abort(&self) {
+        match self {
+            Resource::Udp(_, t)
+            | Resource::Stream(_, t)
+            | Resource::WebSocket(_, t)
+            | Resource::Task(t) => t.abort(),
+        }
+    }
+}
+
+/// One run's I/O.
+pub struct IoContext {
+    sink: EventSink,
+    next: u32,
+    resources: HashMap<u32, Resource>,
+    tls: Arc<rustls::ClientConfig>,
+    http: reqwest::Client,
+    dns: HashMap<(String, u16), SocketAddr>,
+}
+
+impl Drop for IoContext {
+    fn drop(&mut self) {
+        for r in self.resources.values() {
+            r.abort();
+        }
+    }
+}
+
+impl IoContext {
+    /// A context whose TLS trusts the system roots plus `extra_ca_pem`.
+    pub fn new(sink: EventSink, tls: Arc<rustls::ClientConfig>) -> Result<Self, IoError> {
+        let http = http::client(&tls).map_err(|e| IoError::Io(e.to_string()))?;
+        Ok(Self {
+            sink,
+            next: 1,
+            resources: HashMap::new(),
+            tls,
+            http,
+            dns: HashMap::new(),
+        })
+    }
+
+    fn alloc(&mut self) -> Result<u32, IoError> {
+        if self.resources.len() >= MAX_HANDLES {
+            return Err(IoError::Limit(format!(
+                "{MAX_HANDLES} handles open; close sockets and cancel timers you no longer need"
+            )));
+        }
+        let h = self.next;
+        self.next = self.next.wrapping_add(1).max(1);
+        Ok(h)
+    }
+
+    /// Resolve `host:port`, remembering the answer for this run. IP literals
+    /// need no lookup; names block briefly on the system resolver.
+    fn resolve(&mut self, host: &str, port: u16) -> Result<SocketAddr, IoError> {
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            return Ok(SocketAddr::new(ip, port));
+        }
+        let key = (host.to_owned(), port);
+        if let Some(a) = self.dns.get(&key) {
+            return Ok(*a);
+        }
+        use std::net::ToSocketAddrs;
+        let addr = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| IoError::Io(format!("cannot resolve {host}: {e}")))?
+            .next()
+            .ok_or_else(|| IoError::Io(format!("{host} has no address")))?;
+        self.dns.insert(key, addr);
+        Ok(addr)
+    }
+
+    /// Bind a UDP socket on the local address that routes toward `host:port`.
+    pub fn udp_bind(&mut self, host: &str, port: u16) -> Result<(u32, SocketAddr), IoError> {
+        let toward = self.resolve(host, port)?;
+        let h = self.alloc()?;
+        let (sock, local, task) = udp::bind(toward, h, self.sink.clone())?;
+        self.resources.insert(h, Resource::Udp(sock, task));
+        Ok((h, local))
+    }
+
+    /// Send a datagram from socket `h`.
+    pub fn udp_send(&mut self, h: u32, host: &str, port: u16, data: &[u8]) -> Result<(), IoError> {
+        let to = self.resolve(host, port)?;
+        match self.resources.get(&h) {
+            Some(Resource::Udp(sock, _)) => udp::send(sock, to, data),
+            _ => Err(IoError::UnknownHandle(h)),
+        }
+    }
+
+    /// Start connecting a stream; events follow.
+    pub fn stream_connect(&mut self, host: &str, port: u16, tls: bool) -> Result<u32, IoError> {
+        let h = self.alloc()?;
+        let tls = tls.then(|| self.tls.clone());
+        let (tx, task) = stream::connect(host.to_owned(), port, tls, h, self.sink.clone());
+        self.resources.insert(h, Resource::Stream(tx, task));
+        Ok(h)
+    }
+
+    /// Queue bytes on stream `h`.
+    pub fn stream_send(&mut self, h: u32, data: Vec<u8>) -> Result<(), IoError> {
+        match self.resources.get(&h) {
+            Some(Resource::Stream(tx, _)) => tx
+                .send(data)
+                .map_err(|_| IoError::Io(format!("stream {h} is closed"))),
+            _ => Err(IoError::UnknownHandle(h)),
+        }
+    }
+
+    /// Start an HTTP request; an event carries the outcome.
+    pub fn http_send(&mut self, req: HttpRequest) -> Result<u32, IoError> {
+        let h = self.alloc()?;
+        let task = http::spawn(self.http.clone(), req, h, self.sink.clone())?;
+        self.resources.insert(h, Resource::Task(task));
+        Ok(h)
+    }
+
+    /// Start a WebSocket connection; events follow.
+    pub fn ws_connect(&mut self, url: &str, headers: Vec<(String, String)>) -> Result<u32, IoError> {
+        let h = self.alloc()?;
+        let (tx, task) =
+            websocket::connect(url.to_owned(), headers, self.tls.clone(), h, self.sink.clone())?;
+        self.resources.insert(h, Resource::WebSocket(tx, task));
+        Ok(h)
+    }
+
+    /// Queue a WebSocket message (or a close) on `h`.
+    pub fn ws_send(&mut self, h: u32, msg: websocket::Outgoing) -> Result<(), IoError> {
+        match self.resources.get(&h) {
+            Some(Resource::WebSocket(tx, _)) => tx
+                .send(msg)
+                .map_err(|_| IoError::Io(format!("websocket {h} is closed"))),
+            _ => Err(IoError::UnknownHandle(h)),
+        }
+    }
+
+    /// Fire a timer event after `after`.
+    pub fn set_timer(&mut self, after: Duration) -> Result<u32, IoError> {
+        let h = self.alloc()?;
+        let sink = self.sink.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            sink.send(IoEvent::Timer { timer: h }).await;
+        });
+        self.resources.insert(h, Resource::Task(task));
+        Ok(h)
+    }
+
+    /// Close or cancel whatever `h` is. Unknown handles are ignored.
+    pub fn close(&mut self, h: u32) {
+        if let Some(r) = self.resources.remove(&h) {
+            match r {
+                // Let the writer flush and close gracefully.
+                Resource::WebSocket(tx, _) => {
+                    let _ = tx.send(websocket::Outgoing::Close(1000, String::new()));
+                }
+                Resource::Stream(tx, task) => {
+                    drop(tx);
+                    // The task sees the closed channel and shuts the stream down.
+                    drop(task);
+                }
+                r => r.abort(),
+            }
+        }
+    }
+
+    /// Forget a handle whose work finished by itself (a fired timer, a
+    /// completed request, a closed stream).
+    pub fn finished(&mut self, h: u32) {
+        self.resources.remove(&h);
+    }
+}
+
+pub use websocket::Outgoing as WsOutgoing;

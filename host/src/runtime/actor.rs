@@ -1,0 +1,678 @@
+//! One supervised actor per connector instance.
+//!
+//! The actor owns the instance's wasmtime store and drains two queues: a
+//! small control queue (configuration, watches, write-backs, reloads) that
+//! always goes first, and the bounded work queue (I/O events, webhooks). Each
+//! guest call runs under the plugin's CPU deadline; a trap ends the run, its
+//! sockets close with it, and the supervisor restarts it with backoff,
+//! replaying configuration and watches, or quarantines it after repeated
+//! crashes.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+use wasmtime::Store;
+
+use super::bindings::{ConnectorPlugin, guest, types};
+use super::convert;
+use super::grants::Grants;
+use super::instance::{Identity, InstanceState, Services};
+use super::plugin::LoadedPlugin;
+use super::status::{RunState, StatusCell};
+use super::wasm::WasmHost;
+use crate::config::Limits;
+use crate::engine::ConnectorStatus;
+use crate::io::{EventSink, IoContext, IoEvent, IoMsg, Work, WsPayload};
+use crate::store::now_ms;
+use crate::telemetry::ConnectorLabels;
+
+/// What a run needs besides the plugin: validated configuration, grants
+/// (manifest plus configured addresses) and TLS trust.
+#[derive(Clone)]
+pub struct RunSpec {
+    pub entries: Vec<types::ConfigEntry>,
+    pub grants: Grants,
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// An inbound webhook waiting for the guest's answer.
+pub struct WebhookCall {
+    pub request: guest::WebhookRequest,
+    pub reply: oneshot::Sender<guest::WebhookResponse>,
+}
+
+/// Why a call into the guest did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("{0}")]
+    Connector(String),
+    #[error("the connector crashed: {0}")]
+    Crashed(String),
+    #[error("the connector is not running ({0:?})")]
+    NotRunning(RunState),
+}
+
+/// Commands from the runtime.
+pub enum Control {
+    /// New configuration: restart the run with it.
+    Configure(RunSpec, oneshot::Sender<Result<(), String>>),
+    Watch(Vec<String>),
+    Unwatch(Vec<String>),
+    SetPresence {
+        endpoint: String,
+        write: types::PresenceWrite,
+        reply: oneshot::Sender<Result<(), CallError>>,
+    },
+    /// Move to another build of the plugin (hot reload).
+    Reload(Arc<LoadedPlugin>, RunSpec, oneshot::Sender<()>),
+    /// Enable (also lifts a quarantine) or disable.
+    Enable(bool, oneshot::Sender<()>),
+    Stop(oneshot::Sender<()>),
+}
+
+/// The runtime's handle on an actor.
+pub struct ActorHandle {
+    pub control: mpsc::Sender<Control>,
+    pub work: mpsc::Sender<Work>,
+    pub status: Arc<StatusCell>,
+}
+
+struct Guest {
+    store: Store<InstanceState>,
+    bindings: ConnectorPlugin,
+}
+
+struct Actor {
+    instance: String,
+    plugin: Arc<LoadedPlugin>,
+    spec: RunSpec,
+    watches: BTreeSet<String>,
+    enabled: bool,
+    wasm: Arc<WasmHost>,
+    services: Services,
+    status: Arc<StatusCell>,
+    policy: Limits,
+    work_tx: mpsc::Sender<Work>,
+    dropped: Arc<AtomicU64>,
+    generation: u64,
+    guest: Option<Guest>,
+    crashes: VecDeque<Instant>,
+    restart_at: Option<tokio::time::Instant>,
+}
+
+/// Everything needed to spawn an actor.
+pub struct ActorInit {
+    pub instance: String,
+    pub plugin: Arc<LoadedPlugin>,
+    pub spec: RunSpec,
+    pub watches: BTreeSet<String>,
+    pub enabled: bool,
+    pub wasm: Arc<WasmHost>,
+    pub services: Services,
+    pub policy: Limits,
+}
+
+/// Start an actor task for an instance.
+pub fn spawn(init: ActorInit) -> ActorHandle {
+    let (control_tx, control_rx) = mpsc::channel(64);
+    let (work_tx, work_rx) = mpsc::channel(init.plugin.limits.queue);
+    let status = Arc::new(StatusCell::new(&init.plugin.manifest.version));
+    let span = tracing::info_span!(
+        "connector",
+        instance = %init.instance,
+        plugin = %init.plugin.manifest.id,
+        plugin_version = %init.plugin.manifest.version,
+    );
+    let actor = Actor {
+        instance: init.instance,
+        plugin: init.plugin,
+        spec: init.spec,
+        watches: init.watches,
+        enabled: init.enabled,
+        wasm: init.wasm,
+        services: init.services,
+        status: status.clone(),
+        policy: init.policy,
+        work_tx: work_tx.clone(),
+        dropped: Arc::default(),
+        generation: 0,
+        guest: None,
+        crashes: VecDeque::new(),
+        restart_at: None,
+    };
+    tokio::spawn(actor.run(control_rx, work_rx).instrument(span));
+    ActorHandle {
+        control: control_tx,
+        work: work_tx,
+        status,
+    }
+}
+
+impl Actor {
+    fn labels(&self) -> ConnectorLabels {
+        ConnectorLabels {
+            instance: self.instance.clone(),
+            plugin: self.plugin.manifest.id.clone(),
+        }
+    }
+
+    fn set_run_state(&self, state: RunState) {
+        self.status.update(|s| {
+            s.run_state = state;
+            if state == RunState::Disabled {
+                s.status = ConnectorStatus::Disabled;
+                s.status_detail = None;
+            }
+        });
+    }
+
+    async fn run(
+        mut self,
+        mut control: mpsc::Receiver<Control>,
+        mut work: mpsc::Receiver<Work>,
+    ) {
+        if self.enabled {
+            self.start().await;
+        } else {
+            self.set_run_state(RunState::Disabled);
+        }
+        loop {
+            let restart_at = self.restart_at;
+            let restart = async move {
+                match restart_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                cmd = control.recv() => match cmd {
+                    Some(cmd) => if !self.control(cmd).await { break },
+                    None => { self.stop_guest().await; break }
+                },
+                _ = restart => {
+                    self.restart_at = None;
+                    self.start().await;
+                }
+                Some(w) = work.recv() => self.work(w).await,
+            }
+        }
+        self.set_run_state(RunState::Stopped);
+    }
+
+    /// Handle a command; `false` ends the actor.
+    async fn control(&mut self, cmd: Control) -> bool {
+        match cmd {
+            Control::Configure(spec, reply) => {
+                self.spec = spec;
+                self.stop_guest().await;
+                if self.enabled {
+                    self.crashes.clear();
+                    self.restart_at = None;
+                    self.start().await;
+                }
+                let outcome = match self.status.get().last_error {
+                    Some(e) if self.guest.is_none() => Err(e.message),
+                    _ => Ok(()),
+                };
+                let _ = reply.send(outcome);
+            }
+            Control::Watch(eps) => {
+                let new: Vec<String> = eps
+                    .into_iter()
+                    .filter(|e| self.watches.insert(e.clone()))
+                    .collect();
+                if !new.is_empty() {
+                    self.call_watch(new, true).await;
+                }
+            }
+            Control::Unwatch(eps) => {
+                let gone: Vec<String> = eps.into_iter().filter(|e| self.watches.remove(e)).collect();
+                if !gone.is_empty() {
+                    self.call_watch(gone, false).await;
+                }
+            }
+            Control::SetPresence {
+                endpoint,
+                write,
+                reply,
+            } => {
+                let outcome = self.set_presence(endpoint, write).await;
+                let _ = reply.send(outcome);
+            }
+            Control::Reload(plugin, spec, reply) => {
+                self.stop_guest().await;
+                tracing::info!(from = %self.plugin.manifest.version, to = %plugin.manifest.version, "hot reload");
+                self.plugin = plugin;
+                self.spec = spec;
+                self.status
+                    .update(|s| s.plugin_version = self.plugin.manifest.version.clone());
+                if self.enabled && self.restart_at.is_none() && !self.quarantined() {
+                    self.start().await;
+                }
+                let _ = reply.send(());
+            }
+            Control::Enable(enabled, reply) => {
+                self.enabled = enabled;
+                if enabled {
+                    self.crashes.clear();
+                    self.restart_at = None;
+                    self.status.update(|s| s.quarantine_reason = None);
+                    self.services
+                        .metrics
+                        .quarantined
+                        .get_or_create(&self.labels())
+                        .set(0);
+                    if self.guest.is_none() {
+                        self.start().await;
+                    }
+                } else {
+                    self.stop_guest().await;
+                    self.restart_at = None;
+                    self.set_run_state(RunState::Disabled);
+                }
+                let _ = reply.send(());
+            }
+            Control::Stop(reply) => {
+                self.stop_guest().await;
+                let _ = reply.send(());
+                return false;
+            }
+        }
+        true
+    }
+
+    fn quarantined(&self) -> bool {
+        self.status.get().run_state == RunState::Quarantined
+    }
+
+    /// A new run: fresh store and sockets, configure, replay watches.
+    async fn start(&mut self) {
+        self.set_run_state(RunState::Starting);
+        self.generation += 1;
+        let sink = EventSink::new(self.work_tx.clone(), self.generation, self.dropped.clone());
+        let io = match IoContext::new(sink, self.spec.tls.clone()) {
+            Ok(io) => io,
+            Err(e) => {
+                self.status.error(format!("cannot set up I/O: {e}"));
+                return;
+            }
+        };
+        let limits = self.plugin.limits;
+        let id = Identity {
+            instance: self.instance.clone(),
+            labels: self.labels(),
+            grants: self.spec.grants.clone(),
+            kv_enabled: self.plugin.manifest.grants.kv,
+            kv_max_bytes: limits.kv_max_bytes,
+        };
+        let state = InstanceState::new(
+            id,
+            io,
+            self.services.clone(),
+            self.status.clone(),
+            limits.memory_bytes,
+        );
+        let mut store = Store::new(&self.wasm.engine, state);
+        store.limiter(|s| &mut s.memory);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(WasmHost::deadline_ticks(limits.call_timeout_ms));
+        match self.plugin.pre.instantiate_async(&mut store).await {
+            Ok(bindings) => self.guest = Some(Guest { store, bindings }),
+            Err(e) => {
+                let reason = explain("instantiate", &e, store.data(), limits.call_timeout_ms);
+                self.crashed(reason);
+                return;
+            }
+        }
+        self.set_run_state(RunState::Running);
+        let entries = self.spec.entries.clone();
+        let configured = self
+            .invoke("configure", async |g: &mut Guest| {
+                g.bindings
+                    .presence_connector_connector()
+                    .call_configure(&mut g.store, &entries)
+                    .await
+            })
+            .await;
+        match configured {
+            Some(Ok(())) => {
+                let all: Vec<String> = self.watches.iter().cloned().collect();
+                if !all.is_empty() {
+                    self.call_watch(all, true).await;
+                }
+            }
+            Some(Err(e)) => {
+                let msg = convert::connector_error(&e);
+                tracing::warn!(error = %msg, "configure refused");
+                self.status.error(format!("configure: {msg}"));
+                self.status.update(|s| {
+                    if s.status == ConnectorStatus::UpAndRunning {
+                        s.status = ConnectorStatus::NotConfigured;
+                    }
+                });
+            }
+            None => {}
+        }
+    }
+
+    /// Say goodbye to the running guest (it may unsubscribe) and drop it.
+    async fn stop_guest(&mut self) {
+        if self.guest.is_some() {
+            let _ = self
+                .invoke("shutdown", async |g: &mut Guest| {
+                    g.bindings
+                        .presence_connector_connector()
+                        .call_handle_event(&mut g.store, &guest::Event::Shutdown)
+                        .await
+                })
+                .await;
+        }
+        // Dropping the store drops its IoContext: sockets close, timers stop.
+        self.guest = None;
+    }
+
+    /// Run one guest call under the CPU deadline. `None` means it trapped
+    /// (the run is over and a restart is scheduled) or nothing is running.
+    async fn invoke<T>(
+        &mut self,
+        what: &'static str,
+        f: impl AsyncFnOnce(&mut Guest) -> wasmtime::Result<T>,
+    ) -> Option<T> {
+        let timeout = self.plugin.limits.call_timeout_ms;
+        let guest = self.guest.as_mut()?;
+        guest
+            .store
+            .set_epoch_deadline(WasmHost::deadline_ticks(timeout));
+        match f(guest).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let reason = explain(what, &e, guest.store.data(), timeout);
+                self.guest = None;
+                self.crashed(reason);
+                None
+            }
+        }
+    }
+
+    fn crashed(&mut self, reason: String) {
+        let labels = self.labels();
+        tracing::error!(%reason, "connector crashed");
+        self.services.metrics.errors.get_or_create(&labels).inc();
+        self.status.error(reason.clone());
+        let now = Instant::now();
+        let window = Duration::from_secs(self.policy.crash_window_secs);
+        while self
+            .crashes
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            self.crashes.pop_front();
+        }
+        self.crashes.push_back(now);
+        if self.crashes.len() as u32 >= self.policy.quarantine_after.max(1) {
+            tracing::error!(crashes = self.crashes.len(), "connector quarantined");
+            self.services.metrics.quarantined.get_or_create(&labels).set(1);
+            self.status.update(|s| {
+                s.run_state = RunState::Quarantined;
+                s.quarantine_reason = Some(format!(
+                    "{} crashes within {} s; last: {reason}. Fix the cause, then enable the connector again",
+                    self.crashes.len(),
+                    self.policy.crash_window_secs
+                ));
+            });
+            self.restart_at = None;
+            return;
+        }
+        let exp = (self.crashes.len() as u32 - 1).min(20);
+        let backoff = self
+            .policy
+            .restart_backoff_min_ms
+            .saturating_mul(1 << exp)
+            .min(self.policy.restart_backoff_max_ms);
+        self.services.metrics.restarts.get_or_create(&labels).inc();
+        self.status.update(|s| {
+            s.run_state = RunState::Restarting;
+            s.restarts += 1;
+        });
+        self.restart_at = Some(tokio::time::Instant::now() + Duration::from_millis(backoff));
+    }
+
+    async fn call_watch(&mut self, endpoints: Vec<String>, watch: bool) {
+        let outcome = self
+            .invoke(if watch { "watch" } else { "unwatch" }, async |g: &mut Guest| {
+                let c = g.bindings.presence_connector_connector();
+                if watch {
+                    c.call_watch(&mut g.store, &endpoints).await
+                } else {
+                    c.call_unwatch(&mut g.store, &endpoints).await
+                }
+            })
+            .await;
+        if let Some(Err(e)) = outcome {
+            self.guest_error(&e);
+        }
+    }
+
+    fn guest_error(&self, e: &types::ConnectorError) {
+        let msg = convert::connector_error(e);
+        tracing::warn!(error = %msg, "connector returned an error");
+        self.services
+            .metrics
+            .errors
+            .get_or_create(&self.labels())
+            .inc();
+        self.status.error(msg);
+    }
+
+    async fn set_presence(
+        &mut self,
+        endpoint: String,
+        write: types::PresenceWrite,
+    ) -> Result<(), CallError> {
+        if self.guest.is_none() {
+            return Err(CallError::NotRunning(self.status.get().run_state));
+        }
+        let outcome = self
+            .invoke("set-presence", async |g: &mut Guest| {
+                g.bindings
+                    .presence_connector_connector()
+                    .call_set_presence(&mut g.store, &endpoint, &write)
+                    .await
+            })
+            .await;
+        match outcome {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(CallError::Connector(convert::connector_error(&e))),
+            None => Err(CallError::Crashed(
+                self.status
+                    .get()
+                    .last_error
+                    .map(|e| e.message)
+                    .unwrap_or_default(),
+            )),
+        }
+    }
+
+    async fn work(&mut self, work: Work) {
+        match work {
+            Work::Io(msg) => self.io_event(msg).await,
+            Work::Webhook(call) => self.webhook(call).await,
+        }
+    }
+
+    fn count_event(&self) {
+        self.services
+            .metrics
+            .events_in
+            .get_or_create(&self.labels())
+            .inc();
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        self.status.update(|s| {
+            s.last_event_at_ms = Some(now_ms());
+            s.events_dropped = dropped;
+        });
+    }
+
+    async fn io_event(&mut self, msg: IoMsg) {
+        // Events of an earlier run belong to sockets that no longer exist.
+        if msg.generation != self.generation {
+            return;
+        }
+        let Some(g) = self.guest.as_mut() else { return };
+        let event = to_wit(msg.event, &mut g.store.data_mut().io);
+        self.count_event();
+        let outcome = self
+            .invoke("handle-event", async |g: &mut Guest| {
+                g.bindings
+                    .presence_connector_connector()
+                    .call_handle_event(&mut g.store, &event)
+                    .await
+            })
+            .await;
+        if let Some(Err(e)) = outcome {
+            self.guest_error(&e);
+        }
+    }
+
+    async fn webhook(&mut self, call: WebhookCall) {
+        if self.guest.is_none() {
+            let state = self.status.get().run_state;
+            let _ = call.reply.send(json_response(
+                503,
+                &format!("connector {} is not running ({state:?})", self.instance),
+            ));
+            return;
+        }
+        self.count_event();
+        let request = call.request;
+        let outcome = self
+            .invoke("handle-webhook", async |g: &mut Guest| {
+                g.bindings
+                    .presence_connector_connector()
+                    .call_handle_webhook(&mut g.store, &request)
+                    .await
+            })
+            .await;
+        let response = outcome.unwrap_or_else(|| {
+            json_response(500, "the connector crashed handling this request; it is being restarted")
+        });
+        let _ = call.reply.send(response);
+    }
+}
+
+/// A JSON error response produced by the host on the guest's behalf.
+pub fn json_response(status: u16, message: &str) -> guest::WebhookResponse {
+    guest::WebhookResponse {
+        status,
+        headers: vec![types::Header {
+            name: "content-type".into(),
+            value: "application/json".into(),
+        }],
+        body: serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default(),
+    }
+}
+
+/// Turn an I/O event into the contract's event, retiring handles whose work
+/// is over.
+fn to_wit(event: IoEvent, io: &mut IoContext) -> guest::Event {
+    let addr = |a: std::net::SocketAddr| types::SocketAddress {
+        host: a.ip().to_string(),
+        port: a.port(),
+    };
+    match event {
+        IoEvent::Datagram { socket, from, data } => guest::Event::Datagram(guest::Datagram {
+            socket,
+            from: addr(from),
+            data,
+        }),
+        IoEvent::StreamConnected {
+            stream,
+            local,
+            remote,
+        } => guest::Event::StreamConnected(guest::StreamInfo {
+            stream,
+            local: addr(local),
+            remote: addr(remote),
+        }),
+        IoEvent::StreamData { stream, data } => {
+            guest::Event::StreamData(guest::StreamData { stream, data })
+        }
+        IoEvent::StreamClosed { stream, error } => {
+            io.finished(stream);
+            guest::Event::StreamClosed(guest::Closed {
+                handle: stream,
+                error,
+            })
+        }
+        IoEvent::HttpResponse { request, outcome } => {
+            io.finished(request);
+            guest::Event::HttpResponse(guest::HttpResult {
+                request,
+                outcome: outcome.map(|r| guest::Response {
+                    status: r.status,
+                    headers: r
+                        .headers
+                        .into_iter()
+                        .map(|(name, value)| types::Header { name, value })
+                        .collect(),
+                    body: r.body,
+                }),
+            })
+        }
+        IoEvent::WsOpened { socket } => guest::Event::WebsocketOpened(socket),
+        IoEvent::WsMessage { socket, payload } => guest::Event::WebsocketMessage(guest::WsMessage {
+            socket,
+            payload: match payload {
+                WsPayload::Text(t) => guest::WsPayload::Text(t),
+                WsPayload::Binary(b) => guest::WsPayload::Binary(b),
+            },
+        }),
+        IoEvent::WsClosed { socket, error } => {
+            io.finished(socket);
+            guest::Event::WebsocketClosed(guest::Closed {
+                handle: socket,
+                error,
+            })
+        }
+        IoEvent::Timer { timer } => {
+            io.finished(timer);
+            guest::Event::Timer(timer)
+        }
+    }
+}
+
+/// Why a run ended, in words an operator can act on.
+fn explain(what: &str, e: &wasmtime::Error, state: &InstanceState, timeout_ms: u32) -> String {
+    let stderr = String::from_utf8_lossy(&state.stderr.contents()).trim().to_string();
+    let tail: String = stderr
+        .lines()
+        .rev()
+        .take(3)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join(" | ");
+    let base = if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
+        format!("{what} exceeded its CPU deadline of {timeout_ms} ms (endless loop?)")
+    } else if state.memory.refused {
+        format!(
+            "{what} ran out of memory: the limit is {} MiB (manifest limits.memory-mib)",
+            state.memory.max_bytes >> 20
+        )
+    } else if stderr.contains("panicked") {
+        format!("{what} panicked")
+    } else {
+        format!("{what} trapped: {e}")
+    };
+    if tail.is_empty() {
+        base
+    } else {
+        format!("{base}: {tail}")
+    }
+}

@@ -1,0 +1,14 @@
+//! Host bindings generated from the one WIT source of truth in `wit/`.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "connector-plugin",
+    // Host functions never block: I/O is started here and completes as events.
+    // They may trap (a guest abusing a handle is a guest bug worth ending).
+    imports: { default: trappable },
+    // Guest calls run on fibers so the epoch deadline can interrupt them.
+    exports: { default: async },
+});
+
+pub use exports::presence::connector::connector as guest;
+pub use presence::connector::types;

@@ -1,0 +1,363 @@
+//! A plugin's described configuration fields, and validation of an
+//! operator's values against them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::bindings::types as wit;
+use super::grants::{Grant, parse_url_authority, split_host_port};
+
+/// A plugin's self-description.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub api_version: String,
+    pub description: String,
+    pub config_fields: Vec<FieldSpec>,
+}
+
+/// One configuration field.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldSpec {
+    pub name: String,
+    pub label: String,
+    pub description: String,
+    pub kind: FieldKind,
+    pub default: Option<String>,
+    pub required: bool,
+    pub secret: bool,
+}
+
+/// A field's kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum FieldKind {
+    Text,
+    Integer,
+    Boolean,
+    Choice { options: Vec<String> },
+    ServerAddress { default_port: u16 },
+    Url,
+}
+
+impl From<wit::PluginInfo> for PluginInfo {
+    fn from(i: wit::PluginInfo) -> Self {
+        Self {
+            name: i.name,
+            version: i.version,
+            api_version: i.api_version,
+            description: i.description,
+            config_fields: i
+                .config_fields
+                .into_iter()
+                .map(|f| FieldSpec {
+                    name: f.name,
+                    label: f.label,
+                    description: f.description,
+                    kind: match f.kind {
+                        wit::FieldKind::Text => FieldKind::Text,
+                        wit::FieldKind::Integer => FieldKind::Integer,
+                        wit::FieldKind::Boolean => FieldKind::Boolean,
+                        wit::FieldKind::Choice(options) => FieldKind::Choice { options },
+                        wit::FieldKind::ServerAddress(default_port) => {
+                            FieldKind::ServerAddress { default_port }
+                        }
+                        wit::FieldKind::Url => FieldKind::Url,
+                    },
+                    default: f.default_value,
+                    required: f.required,
+                    secret: f.secret,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A value that does not fit its field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    /// `config.<name>`.
+    pub field: String,
+    pub message: String,
+}
+
+fn err(name: &str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: format!("config.{name}"),
+        message: message.into(),
+    }
+}
+
+impl PluginInfo {
+    /// Problems with the description itself (duplicate names, defaults that do
+    /// not fit their kind): a plugin that describes itself badly is refused.
+    pub fn check(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for f in &self.config_fields {
+            if f.name.is_empty() || !seen.insert(f.name.as_str()) {
+                return Err(format!("config field name {:?} is empty or repeated", f.name));
+            }
+            if let Some(d) = &f.default {
+                parse_text(f, d).map_err(|e| format!("default of {}: {}", f.name, e.message))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Validate an operator's values. Secret fields missing from `values` keep
+    /// their value in `old_secrets`. Returns the non-secret and secret maps to
+    /// store.
+    pub fn validate(
+        &self,
+        values: &serde_json::Map<String, Value>,
+        old_secrets: &BTreeMap<String, String>,
+    ) -> Result<(BTreeMap<String, Value>, BTreeMap<String, String>), FieldError> {
+        if let Some(unknown) = values
+            .keys()
+            .find(|k| !self.config_fields.iter().any(|f| &f.name == *k))
+        {
+            let known: Vec<_> = self.config_fields.iter().map(|f| f.name.as_str()).collect();
+            return Err(err(
+                unknown,
+                format!("unknown field; this plugin has: {}", known.join(", ")),
+            ));
+        }
+        let mut public = BTreeMap::new();
+        let mut secrets = BTreeMap::new();
+        for f in &self.config_fields {
+            match values.get(&f.name) {
+                Some(Value::Null) | None => {
+                    if f.secret
+                        && let Some(old) = old_secrets.get(&f.name)
+                    {
+                        secrets.insert(f.name.clone(), old.clone());
+                    } else if f.required && f.default.is_none() {
+                        return Err(err(&f.name, "required"));
+                    }
+                }
+                Some(v) => {
+                    let cv = parse_json(f, v)?;
+                    if f.secret {
+                        let wit::ConfigValue::Text(s) = cv else {
+                            return Err(err(&f.name, "a secret is a string"));
+                        };
+                        secrets.insert(f.name.clone(), s);
+                    } else {
+                        public.insert(f.name.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        Ok((public, secrets))
+    }
+
+    /// The entries passed to `configure` (defaults filled in) and the grants
+    /// the configured addresses add.
+    pub fn entries(
+        &self,
+        public: &BTreeMap<String, Value>,
+        secrets: &BTreeMap<String, String>,
+    ) -> Result<(Vec<wit::ConfigEntry>, Vec<Grant>), FieldError> {
+        let mut entries = Vec::new();
+        let mut grants = Vec::new();
+        for f in &self.config_fields {
+            let value = if let Some(s) = secrets.get(&f.name) {
+                Some(parse_text(f, s)?)
+            } else if let Some(v) = public.get(&f.name) {
+                Some(parse_json(f, v)?)
+            } else if let Some(d) = &f.default {
+                Some(parse_text(f, d)?)
+            } else {
+                None
+            };
+            let Some(value) = value else { continue };
+            if let wit::ConfigValue::Text(t) = &value {
+                match &f.kind {
+                    FieldKind::ServerAddress { default_port } => {
+                        let (host, port) = server_address(&f.name, t, *default_port)?;
+                        grants.push(Grant::address(&host, port));
+                    }
+                    FieldKind::Url => {
+                        let (_, host, port) = parse_url_authority(t)
+                            .map_err(|e| err(&f.name, e.to_string()))?;
+                        grants.push(Grant::address(&host, port));
+                    }
+                    _ => {}
+                }
+            }
+            entries.push(wit::ConfigEntry {
+                name: f.name.clone(),
+                value,
+            });
+        }
+        Ok((entries, grants))
+    }
+}
+
+fn server_address(name: &str, text: &str, default_port: u16) -> Result<(String, u16), FieldError> {
+    let bad = || err(name, format!("expected host[:port], got {text:?}"));
+    let (host, port) = split_host_port(text.trim()).map_err(|_| bad())?;
+    if host.is_empty() || host.contains(['/', ' ', '@']) {
+        return Err(bad());
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?,
+    };
+    Ok((host.to_owned(), port))
+}
+
+fn parse_json(f: &FieldSpec, v: &Value) -> Result<wit::ConfigValue, FieldError> {
+    match (&f.kind, v) {
+        (FieldKind::Integer, Value::Number(n)) => n
+            .as_i64()
+            .map(wit::ConfigValue::Integer)
+            .ok_or_else(|| err(&f.name, "expected a whole number")),
+        (FieldKind::Integer, _) => Err(err(&f.name, "expected a whole number")),
+        (FieldKind::Boolean, Value::Bool(b)) => Ok(wit::ConfigValue::Boolean(*b)),
+        (FieldKind::Boolean, _) => Err(err(&f.name, "expected true or false")),
+        (_, Value::String(s)) => parse_text(f, s),
+        _ => Err(err(&f.name, "expected a string")),
+    }
+}
+
+fn parse_text(f: &FieldSpec, s: &str) -> Result<wit::ConfigValue, FieldError> {
+    Ok(match &f.kind {
+        FieldKind::Text => wit::ConfigValue::Text(s.to_owned()),
+        FieldKind::Integer => wit::ConfigValue::Integer(
+            s.trim()
+                .parse()
+                .map_err(|_| err(&f.name, format!("expected a whole number, got {s:?}")))?,
+        ),
+        FieldKind::Boolean => wit::ConfigValue::Boolean(match s.trim() {
+            "true" => true,
+            "false" => false,
+            _ => return Err(err(&f.name, format!("expected true or false, got {s:?}"))),
+        }),
+        FieldKind::Choice { options } => {
+            if !options.iter().any(|o| o == s) {
+                return Err(err(
+                    &f.name,
+                    format!("expected one of {}, got {s:?}", options.join(", ")),
+                ));
+            }
+            wit::ConfigValue::Text(s.to_owned())
+        }
+        FieldKind::ServerAddress { default_port } => {
+            server_address(&f.name, s, *default_port)?;
+            wit::ConfigValue::Text(s.trim().to_owned())
+        }
+        FieldKind::Url => {
+            parse_url_authority(s).map_err(|e| err(&f.name, e.to_string()))?;
+            wit::ConfigValue::Text(s.to_owned())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn field(name: &str, kind: FieldKind, required: bool, secret: bool) -> FieldSpec {
+        FieldSpec {
+            name: name.into(),
+            label: name.into(),
+            description: String::new(),
+            kind,
+            default: None,
+            required,
+            secret,
+        }
+    }
+
+    fn info() -> PluginInfo {
+        let mut transport = field(
+            "transport",
+            FieldKind::Choice {
+                options: vec!["udp".into(), "tcp".into()],
+            },
+            false,
+            false,
+        );
+        transport.default = Some("udp".into());
+        PluginInfo {
+            name: "t".into(),
+            version: "1.0.0".into(),
+            api_version: "0.1.0".into(),
+            description: String::new(),
+            config_fields: vec![
+                field(
+                    "server",
+                    FieldKind::ServerAddress { default_port: 5060 },
+                    true,
+                    false,
+                ),
+                transport,
+                field("password", FieldKind::Text, true, true),
+                field("expires", FieldKind::Integer, false, false),
+            ],
+        }
+    }
+
+    fn map(v: Value) -> serde_json::Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn valid_config_splits_secrets_fills_defaults_and_widens_grants() {
+        let i = info();
+        let (public, secrets) = i
+            .validate(
+                &map(json!({"server": "pbx.local", "password": "pw", "expires": 600})),
+                &BTreeMap::new(),
+            )
+            .unwrap();
+        assert!(!public.contains_key("password"));
+        assert_eq!(secrets["password"], "pw");
+        let (entries, grants) = i.entries(&public, &secrets).unwrap();
+        let names: Vec<_> = entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["server", "transport", "password", "expires"]);
+        assert_eq!(grants, vec![Grant::address("pbx.local", 5060)]);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let i = info();
+        let cases = [
+            (json!({"password": "pw"}), "config.server"),
+            (json!({"server": "pbx", "password": "pw", "bogus": 1}), "config.bogus"),
+            (json!({"server": "pbx:99999", "password": "pw"}), "config.server"),
+            (json!({"server": "pbx", "password": "pw", "transport": "sctp"}), "config.transport"),
+            (json!({"server": "pbx", "password": "pw", "expires": "soon"}), "config.expires"),
+            (json!({"server": "pbx", "password": 5}), "config.password"),
+            (json!({"server": "pbx"}), "config.password"),
+        ];
+        for (v, field) in cases {
+            let e = i.validate(&map(v.clone()), &BTreeMap::new()).unwrap_err();
+            assert_eq!(e.field, field, "{v}");
+        }
+    }
+
+    #[test]
+    fn omitted_secret_keeps_its_old_value() {
+        let i = info();
+        let old = BTreeMap::from([("password".to_string(), "old".to_string())]);
+        let (_, secrets) = i.validate(&map(json!({"server": "pbx"})), &old).unwrap();
+        assert_eq!(secrets["password"], "old");
+    }
+
+    #[test]
+    fn bad_descriptions_are_refused() {
+        let mut i = info();
+        i.config_fields[3].default = Some("x".into());
+        assert!(i.check().is_err());
+        let mut i = info();
+        i.config_fields.push(i.config_fields[0].clone());
+        assert!(i.check().is_err());
+    }
+}

@@ -1,0 +1,259 @@
+//! The plugin manifest (`plugin.toml`): identity, contract version, grants
+//! and limits.
+
+use serde::Deserialize;
+
+use super::grants::{Grant, GrantParseError};
+use crate::config::Limits;
+
+/// The contract version this hub implements.
+pub const HOST_API_VERSION: &str = "0.1.0";
+
+/// A parsed, validated manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Manifest {
+    pub id: String,
+    pub version: String,
+    pub api_version: String,
+    #[serde(default)]
+    pub description: String,
+    /// Component file name, relative to the manifest; default `<id>.wasm`.
+    pub component: Option<String>,
+    /// Hex SHA-256 of the component; checked when present, required on upload.
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub grants: GrantSpec,
+    #[serde(default)]
+    pub limits: LimitSpec,
+}
+
+/// What the plugin may reach.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GrantSpec {
+    /// `scheme://host[:port]` patterns (see [`Grant::parse`]).
+    #[serde(default)]
+    pub network: Vec<String>,
+    /// Whether `/hooks/{instance}/...` is routed to the plugin.
+    #[serde(default)]
+    pub webhooks: bool,
+    /// Whether the plugin gets its key-value store.
+    #[serde(default)]
+    pub kv: bool,
+}
+
+/// Resource limits the plugin asks for; the hub caps them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LimitSpec {
+    pub memory_mib: Option<u32>,
+    pub call_timeout_ms: Option<u32>,
+    pub queue: Option<usize>,
+    pub kv_max_bytes: Option<u64>,
+}
+
+/// Limits in force for an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EffectiveLimits {
+    pub memory_bytes: usize,
+    pub call_timeout_ms: u32,
+    pub queue: usize,
+    pub kv_max_bytes: u64,
+}
+
+/// A manifest problem, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("manifest is not valid TOML or has an unknown or mistyped field: {0}")]
+    Syntax(String),
+    #[error("manifest field `{field}`: {message}")]
+    Field { field: String, message: String },
+}
+
+impl ManifestError {
+    /// The field at fault, where one is known.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::Field { field, .. } => Some(field),
+            Self::Syntax(_) => None,
+        }
+    }
+}
+
+fn field_err(field: &str, message: impl Into<String>) -> ManifestError {
+    ManifestError::Field {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Whether a plugin built for `api` runs on this host: same major, and for
+/// 0.x the same minor (semver's caret rule).
+pub fn api_compatible(api: &semver::Version) -> bool {
+    let host = semver::Version::parse(HOST_API_VERSION).expect("valid host version");
+    semver::VersionReq::parse(&format!("^{}.{}", host.major, host.minor))
+        .expect("valid requirement")
+        .matches(api)
+        && api.minor <= host.minor
+}
+
+impl Manifest {
+    /// Parse and validate.
+    pub fn parse(text: &str) -> Result<Self, ManifestError> {
+        let m: Manifest = toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    fn validate(&self) -> Result<(), ManifestError> {
+        let id_ok = !self.id.is_empty()
+            && self.id.len() <= 64
+            && self.id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !id_ok {
+            return Err(field_err(
+                "id",
+                "use 1-64 characters a-z, 0-9 and -, starting with a letter or digit",
+            ));
+        }
+        semver::Version::parse(&self.version)
+            .map_err(|e| field_err("version", format!("not a semantic version: {e}")))?;
+        let api = semver::Version::parse(&self.api_version)
+            .map_err(|e| field_err("api-version", format!("not a semantic version: {e}")))?;
+        if !api_compatible(&api) {
+            return Err(field_err(
+                "api-version",
+                format!(
+                    "plugin targets presence:connector@{api}; this hub implements @{HOST_API_VERSION}. Rebuild the plugin against wit/ of this hub"
+                ),
+            ));
+        }
+        if let Some(c) = &self.component
+            && (c.is_empty() || c.contains('/') || c.contains('\\') || c.starts_with('.'))
+        {
+            return Err(field_err(
+                "component",
+                "a plain file name next to plugin.toml",
+            ));
+        }
+        if let Some(h) = &self.sha256
+            && (h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return Err(field_err("sha256", "64 hex digits"));
+        }
+        for (i, g) in self.grants.network.iter().enumerate() {
+            Grant::parse(g).map_err(|GrantParseError { message, .. }| {
+                field_err(&format!("grants.network[{i}]"), message)
+            })?;
+        }
+        let l = &self.limits;
+        if l.memory_mib == Some(0) {
+            return Err(field_err("limits.memory-mib", "must be at least 1"));
+        }
+        if l.call_timeout_ms == Some(0) {
+            return Err(field_err("limits.call-timeout-ms", "must be at least 1"));
+        }
+        if l.queue == Some(0) {
+            return Err(field_err("limits.queue", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The manifest's network grants (validated at parse time).
+    pub fn network_grants(&self) -> Vec<Grant> {
+        self.grants
+            .network
+            .iter()
+            .filter_map(|g| Grant::parse(g).ok())
+            .collect()
+    }
+
+    /// Component file name.
+    pub fn component_file(&self) -> String {
+        self.component
+            .clone()
+            .unwrap_or_else(|| format!("{}.wasm", self.id))
+    }
+
+    /// The manifest's limits capped by the hub's.
+    pub fn effective_limits(&self, hub: &Limits) -> EffectiveLimits {
+        let l = &self.limits;
+        EffectiveLimits {
+            memory_bytes: (l.memory_mib.unwrap_or(64).min(hub.max_memory_mib) as usize) << 20,
+            call_timeout_ms: l
+                .call_timeout_ms
+                .unwrap_or(hub.call_timeout_ms)
+                .min(hub.max_call_timeout_ms),
+            queue: l.queue.unwrap_or(hub.queue).min(hub.queue.max(1) * 16),
+            kv_max_bytes: l.kv_max_bytes.unwrap_or(1 << 20).min(64 << 20),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+id = "sip-simple"
+version = "1.2.3"
+api-version = "0.1.0"
+[grants]
+network = ["udp://*:5060"]
+webhooks = false
+[limits]
+memory-mib = 32
+"#;
+
+    #[test]
+    fn good_manifest() {
+        let m = Manifest::parse(GOOD).unwrap();
+        assert_eq!(m.component_file(), "sip-simple.wasm");
+        let l = m.effective_limits(&Limits::default());
+        assert_eq!(l.memory_bytes, 32 << 20);
+        assert_eq!(l.call_timeout_ms, 1000);
+    }
+
+    #[test]
+    fn limits_are_capped_by_the_hub() {
+        let m = Manifest::parse(&GOOD.replace("memory-mib = 32", "memory-mib = 99999")).unwrap();
+        assert_eq!(m.effective_limits(&Limits::default()).memory_bytes, 256 << 20);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (GOOD.replace("sip-simple", "Sip Simple"), "id"),
+            (GOOD.replace("1.2.3", "one"), "version"),
+            (GOOD.replace("api-version = \"0.1.0\"", "api-version = \"0.2.0\""), "api-version"),
+            (GOOD.replace("api-version = \"0.1.0\"", "api-version = \"1.0.0\""), "api-version"),
+            (GOOD.replace("udp://*:5060", "udp://*"), "grants.network[0]"),
+            (GOOD.replace("memory-mib = 32", "memory-mib = 0"), "limits.memory-mib"),
+        ];
+        for (text, field) in cases {
+            assert_eq!(Manifest::parse(&text).unwrap_err().field(), Some(field), "{text}");
+        }
+        assert!(matches!(
+            Manifest::parse("id = \"x\"\nversion = 1"),
+            Err(ManifestError::Syntax(_))
+        ));
+        assert!(matches!(
+            Manifest::parse(&format!("{GOOD}\nbogus = 1")),
+            Err(ManifestError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn api_compatibility() {
+        let v = |s| semver::Version::parse(s).unwrap();
+        assert!(api_compatible(&v("0.1.0")));
+        assert!(api_compatible(&v("0.1.7")));
+        assert!(!api_compatible(&v("0.2.0")));
+        assert!(!api_compatible(&v("0.0.9")));
+        assert!(!api_compatible(&v("1.0.0")));
+    }
+}

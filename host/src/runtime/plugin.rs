@@ -1,0 +1,232 @@
+//! Loading a plugin: manifest, checksum, compilation, linking against the
+//! contract, and the plugin's own description.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use wasmtime::Store;
+
+use super::bindings::ConnectorPluginPre;
+use super::config_schema::PluginInfo;
+use super::grants::Grants;
+use super::instance::{Identity, InstanceState, Services};
+use super::manifest::{EffectiveLimits, HOST_API_VERSION, Manifest, ManifestError, api_compatible};
+use super::status::StatusCell;
+use super::wasm::{CompileSource, WasmHost};
+use crate::io::{EventSink, IoContext};
+use crate::telemetry::ConnectorLabels;
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum PluginOrigin {
+    /// The plugins directory (this folder).
+    Directory { path: PathBuf },
+    /// Uploaded through the API and kept in the database.
+    Uploaded,
+}
+
+/// A plugin ready to instantiate.
+pub struct LoadedPlugin {
+    pub manifest: Manifest,
+    pub info: PluginInfo,
+    pub sha256: String,
+    pub size_bytes: usize,
+    pub origin: PluginOrigin,
+    pub limits: EffectiveLimits,
+    pub loaded_at_ms: u64,
+    pub load_ms: f64,
+    pub compile_source: CompileSource,
+    pub pre: ConnectorPluginPre<InstanceState>,
+}
+
+/// Why a plugin was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("component sha256 is {actual}, the manifest says {expected}: the upload is corrupt or the manifest is stale")]
+    Checksum { expected: String, actual: String },
+    #[error("manifest field `sha256` is required for uploads")]
+    MissingChecksum,
+    #[error("not a valid WebAssembly component: {0}")]
+    Compile(String),
+    #[error("the component does not fit presence:connector@{HOST_API_VERSION} (built against another contract version?): {0}")]
+    Link(String),
+    #[error("the plugin's describe call failed: {0}")]
+    Describe(String),
+    #[error("the plugin describes itself as {field} {found:?} but the manifest says {expected:?}")]
+    Mismatch {
+        field: &'static str,
+        found: String,
+        expected: String,
+    },
+    #[error("the plugin was built against presence:connector@{0}; this hub implements @{HOST_API_VERSION}. Rebuild it against this hub's wit/")]
+    ApiVersion(String),
+    #[error("the plugin's configuration fields are invalid: {0}")]
+    BadDescription(String),
+}
+
+impl LoadError {
+    /// The request field at fault, for API errors.
+    pub fn field(&self) -> &str {
+        match self {
+            LoadError::Manifest(m) => m
+                .field()
+                .map(|_| "manifest")
+                .unwrap_or("manifest"),
+            LoadError::Checksum { .. } | LoadError::MissingChecksum => "manifest.sha256",
+            LoadError::Mismatch { field, .. } => field,
+            LoadError::ApiVersion(_) => "manifest.api-version",
+            _ => "component",
+        }
+    }
+}
+
+/// Hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Load a plugin from its manifest text and component bytes.
+pub async fn load(
+    wasm: &WasmHost,
+    services: &Services,
+    hub_limits: &crate::config::Limits,
+    manifest_text: &str,
+    component: &[u8],
+    origin: PluginOrigin,
+    require_checksum: bool,
+) -> Result<LoadedPlugin, LoadError> {
+    let started = Instant::now();
+    let manifest = Manifest::parse(manifest_text)?;
+    let actual = sha256_hex(component);
+    match &manifest.sha256 {
+        Some(expected) if !expected.eq_ignore_ascii_case(&actual) => {
+            return Err(LoadError::Checksum {
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        None if require_checksum => return Err(LoadError::MissingChecksum),
+        _ => {}
+    }
+    let (component_c, compile_source) = wasm
+        .compile(component, &actual)
+        .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    let pre = wasm
+        .linker
+        .instantiate_pre(&component_c)
+        .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+    let pre = ConnectorPluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+    let limits = manifest.effective_limits(hub_limits);
+    let info = describe(wasm, services, &manifest, &limits, &pre).await?;
+    let api = semver::Version::parse(&info.api_version)
+        .map_err(|_| LoadError::ApiVersion(info.api_version.clone()))?;
+    if !api_compatible(&api) {
+        return Err(LoadError::ApiVersion(info.api_version.clone()));
+    }
+    if info.api_version != manifest.api_version {
+        return Err(LoadError::Mismatch {
+            field: "api-version",
+            found: info.api_version.clone(),
+            expected: manifest.api_version.clone(),
+        });
+    }
+    if info.version != manifest.version {
+        return Err(LoadError::Mismatch {
+            field: "version",
+            found: info.version.clone(),
+            expected: manifest.version.clone(),
+        });
+    }
+    info.check().map_err(LoadError::BadDescription)?;
+    Ok(LoadedPlugin {
+        manifest,
+        info,
+        sha256: actual,
+        size_bytes: component.len(),
+        origin,
+        limits,
+        loaded_at_ms: crate::store::now_ms(),
+        load_ms: started.elapsed().as_secs_f64() * 1000.0,
+        compile_source,
+        pre,
+    })
+}
+
+/// Instantiate once in a throwaway, grant-less sandbox and ask the plugin
+/// what it is.
+async fn describe(
+    wasm: &WasmHost,
+    services: &Services,
+    manifest: &Manifest,
+    limits: &EffectiveLimits,
+    pre: &ConnectorPluginPre<InstanceState>,
+) -> Result<PluginInfo, LoadError> {
+    let (tx, _rx) = mpsc::channel(1);
+    let sink = EventSink::new(tx, 0, Default::default());
+    let tls = crate::io::tls::client_config(None).map_err(|e| LoadError::Describe(e.to_string()))?;
+    let io = IoContext::new(sink, tls).map_err(|e| LoadError::Describe(e.to_string()))?;
+    let id = Identity {
+        instance: format!("describe:{}", manifest.id),
+        labels: ConnectorLabels {
+            instance: String::new(),
+            plugin: manifest.id.clone(),
+        },
+        grants: Grants::default(),
+        kv_enabled: false,
+        kv_max_bytes: 0,
+    };
+    let probe_services = Services {
+        board: Arc::default(),
+        ..services.clone()
+    };
+    let state = InstanceState::new(
+        id,
+        io,
+        probe_services,
+        Arc::new(StatusCell::new(&manifest.version)),
+        limits.memory_bytes,
+    );
+    let mut store = Store::new(&wasm.engine, state);
+    store.limiter(|s| &mut s.memory);
+    store.epoch_deadline_trap();
+    store.set_epoch_deadline(WasmHost::deadline_ticks(limits.call_timeout_ms));
+    let bindings = pre
+        .instantiate_async(&mut store)
+        .await
+        .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
+    store.set_epoch_deadline(WasmHost::deadline_ticks(limits.call_timeout_ms));
+    let info = bindings
+        .presence_connector_connector()
+        .call_describe(&mut store)
+        .await
+        .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
+    Ok(info.into())
+}
+
+/// Read `plugin.toml` and its component from a plugin folder.
+pub fn read_folder(dir: &Path) -> Result<(String, Vec<u8>), LoadError> {
+    let manifest_path = dir.join("plugin.toml");
+    let text = std::fs::read_to_string(&manifest_path).map_err(|source| LoadError::Read {
+        path: manifest_path.clone(),
+        source,
+    })?;
+    let manifest = Manifest::parse(&text)?;
+    let component_path = dir.join(manifest.component_file());
+    let bytes = std::fs::read(&component_path).map_err(|source| LoadError::Read {
+        path: component_path,
+        source,
+    })?;
+    Ok((text, bytes))
+}

@@ -1,0 +1,82 @@
+//! What an instance's supervisor knows about it, shared with the API.
+
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::engine::{ConnectorStatus, LoginStep};
+
+/// Where the supervisor has the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunState {
+    Starting,
+    Running,
+    /// Crashed; a restart is scheduled.
+    Restarting,
+    /// Crashed too often; stays down until an operator enables it again.
+    Quarantined,
+    Disabled,
+    Stopped,
+}
+
+/// An error with its time.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorNote {
+    pub at_ms: u64,
+    pub message: String,
+}
+
+/// An instance's status as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceStatus {
+    pub run_state: RunState,
+    /// The connector's own status (the seeds' values).
+    pub status: ConnectorStatus,
+    pub status_detail: Option<String>,
+    pub last_error: Option<ErrorNote>,
+    pub last_event_at_ms: Option<u64>,
+    pub restarts: u64,
+    pub quarantine_reason: Option<String>,
+    pub login_step: Option<LoginStep>,
+    pub plugin_version: String,
+    pub events_dropped: u64,
+}
+
+/// The shared, lock-protected status.
+pub struct StatusCell(Mutex<InstanceStatus>);
+
+impl StatusCell {
+    pub fn new(plugin_version: &str) -> Self {
+        Self(Mutex::new(InstanceStatus {
+            run_state: RunState::Starting,
+            status: ConnectorStatus::NotConfigured,
+            status_detail: None,
+            last_error: None,
+            last_event_at_ms: None,
+            restarts: 0,
+            quarantine_reason: None,
+            login_step: None,
+            plugin_version: plugin_version.into(),
+            events_dropped: 0,
+        }))
+    }
+
+    pub fn get(&self) -> InstanceStatus {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut InstanceStatus)) {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn error(&self, message: impl Into<String>) {
+        let message = message.into();
+        self.update(|s| {
+            s.last_error = Some(ErrorNote {
+                at_ms: crate::store::now_ms(),
+                message,
+            })
+        });
+    }
+}

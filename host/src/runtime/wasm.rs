@@ -1,0 +1,112 @@
+//! The wasmtime engine: configuration, the epoch ticker behind CPU deadlines,
+//! the linker, and compilation with an on-disk cache of compiled components.
+
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+use super::bindings::ConnectorPlugin;
+use super::instance::InstanceState;
+
+/// How often the epoch advances; CPU deadlines are counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// The engine, its linker and the compiled-component cache.
+pub struct WasmHost {
+    pub engine: Engine,
+    pub linker: Linker<InstanceState>,
+    cache_dir: PathBuf,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for WasmHost {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Where a compiled component came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CompileSource {
+    Compiled,
+    Cache,
+}
+
+impl WasmHost {
+    /// Build the engine; compiled components are cached in `cache_dir`.
+    pub fn new(cache_dir: PathBuf) -> wasmtime::Result<Self> {
+        let mut cfg = Config::new();
+        cfg.wasm_component_model(true);
+        cfg.epoch_interruption(true);
+        let engine = Engine::new(&cfg)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        ConnectorPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        std::fs::create_dir_all(&cache_dir)?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (e, stop) = (engine.clone(), ticker_stop.clone());
+        std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    e.increment_epoch();
+                }
+            })?;
+        Ok(Self {
+            engine,
+            linker,
+            cache_dir,
+            ticker_stop,
+        })
+    }
+
+    /// Ticks for a deadline of `ms`, at least one whole tick beyond now.
+    pub fn deadline_ticks(ms: u32) -> u64 {
+        (u64::from(ms) / EPOCH_TICK.as_millis() as u64).max(1) + 1
+    }
+
+    fn cache_path(&self, sha256: &str) -> PathBuf {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        self.cache_dir
+            .join(format!("{sha256}-{:016x}.cwasm", h.finish()))
+    }
+
+    /// Compile `bytes` (whose hash is `sha256`), or load the cached result.
+    pub fn compile(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> wasmtime::Result<(Component, CompileSource)> {
+        let path = self.cache_path(sha256);
+        if path.exists() {
+            // SAFETY: the cache holds only what `serialize` below wrote, keyed
+            // by the source's hash and this engine's compatibility hash;
+            // wasmtime still checks the header and refuses a mismatch.
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(c) => return Ok((c, CompileSource::Cache)),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compiled-component cache entry"),
+            }
+        }
+        let component = Component::new(&self.engine, bytes)?;
+        match component.serialize() {
+            Ok(compiled) => {
+                let tmp = path.with_extension("tmp");
+                if let Err(e) =
+                    std::fs::write(&tmp, compiled).and_then(|_| std::fs::rename(&tmp, &path))
+                {
+                    tracing::warn!(error = %e, "cannot write compiled-component cache");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot serialise compiled component"),
+        }
+        Ok((component, CompileSource::Compiled))
+    }
+}

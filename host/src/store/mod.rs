@@ -1,0 +1,98 @@
+//! Persistence: everything an operator sets, and the connectors' own
+//! key-value data, behind [`Store`] so a shared database can serve it later.
+//!
+//! The embedded default is SQLite in WAL mode with `synchronous=FULL`: a call
+//! that returned has been committed and survives `kill -9`.
+
+mod secrets;
+mod sqlite;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use secrets::SecretBox;
+pub use sqlite::SqliteStore;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("stored data is corrupt ({what}): {message}")]
+    Corrupt { what: String, message: String },
+    #[error("{0}")]
+    LimitExceeded(String),
+    #[error("cannot open the secret key: {0}")]
+    SecretKey(String),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A plugin uploaded through the API (shipped plugins live in the plugins
+/// directory and are not stored).
+#[derive(Debug, Clone)]
+pub struct PluginRecord {
+    pub id: String,
+    pub version: String,
+    /// The manifest as uploaded (TOML).
+    pub manifest: String,
+    pub sha256: String,
+    pub component: Vec<u8>,
+    pub uploaded_at_ms: u64,
+}
+
+/// A configured connector instance.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConnectorRecord {
+    pub id: String,
+    pub plugin: String,
+    /// Non-secret configuration values by field name.
+    pub config: BTreeMap<String, serde_json::Value>,
+    /// Secret configuration values by field name, in clear in memory only.
+    #[serde(skip)]
+    pub secrets: BTreeMap<String, String>,
+    pub enabled: bool,
+    /// Extra CA certificates (PEM) trusted for this instance's TLS.
+    pub tls_ca_pem: Option<String>,
+    /// Endpoints an operator asked this instance to watch.
+    pub watches: Vec<String>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+/// The hub's persistent state.
+pub trait Store: Send + Sync + 'static {
+    fn put_plugin(&self, plugin: &PluginRecord) -> Result<(), StoreError>;
+    fn delete_plugin(&self, id: &str) -> Result<bool, StoreError>;
+    fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError>;
+
+    fn put_connector(&self, connector: &ConnectorRecord) -> Result<(), StoreError>;
+    /// Deletes the connector and its key-value data.
+    fn delete_connector(&self, id: &str) -> Result<bool, StoreError>;
+    fn connectors(&self) -> Result<Vec<ConnectorRecord>, StoreError>;
+
+    fn kv_get(&self, instance: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Fails with [`StoreError::LimitExceeded`] when the instance's data would
+    /// exceed `max_total_bytes`.
+    fn kv_set(
+        &self,
+        instance: &str,
+        key: &str,
+        value: &[u8],
+        max_total_bytes: u64,
+    ) -> Result<(), StoreError>;
+    fn kv_delete(&self, instance: &str, key: &str) -> Result<(), StoreError>;
+    fn kv_keys(&self, instance: &str, prefix: &str) -> Result<Vec<String>, StoreError>;
+
+    fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

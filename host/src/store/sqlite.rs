@@ -1,0 +1,328 @@
+//! The embedded store: SQLite, WAL, `synchronous=FULL`, versioned migrations.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{ConnectorRecord, PluginRecord, SecretBox, Store, StoreError};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many
+/// ran. Append only: a released migration never changes.
+const MIGRATIONS: &[&str] = &[
+    // 1: plugins, connectors, connector key-value data, settings.
+    "CREATE TABLE plugins (
+        id TEXT PRIMARY KEY,
+        version TEXT NOT NULL,
+        manifest TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        component BLOB NOT NULL,
+        uploaded_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE connectors (
+        id TEXT PRIMARY KEY,
+        plugin TEXT NOT NULL,
+        record TEXT NOT NULL,
+        secrets BLOB NOT NULL
+    );
+    CREATE TABLE kv (
+        instance TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value BLOB NOT NULL,
+        PRIMARY KEY (instance, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );",
+];
+
+/// SQLite-backed [`Store`].
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    secrets: SecretBox,
+}
+
+impl SqliteStore {
+    /// Open (or create) `hub.db` and `secret.key` in `data_dir` and migrate.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)?;
+        let secrets = SecretBox::open_or_create(&data_dir.join("secret.key"))?;
+        let mut conn = Connection::open(data_dir.join("hub.db"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            secrets,
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        // A poisoned lock only means another thread panicked mid-call; SQLite
+        // rolled that transaction back, so the connection is still sound.
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let done: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if done > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt {
+            what: "schema".into(),
+            message: format!(
+                "database is at schema version {done}, this hub knows {}; run a newer hub",
+                MIGRATIONS.len()
+            ),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn put_plugin(&self, p: &PluginRecord) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO plugins (id, version, manifest, sha256, component, uploaded_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![p.id, p.version, p.manifest, p.sha256, p.component, p.uploaded_at_ms as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn delete_plugin(&self, id: &str) -> Result<bool, StoreError> {
+        self.with(|c| Ok(c.execute("DELETE FROM plugins WHERE id = ?1", [id])? > 0))
+    }
+
+    fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT id, version, manifest, sha256, component, uploaded_at_ms FROM plugins ORDER BY id",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(PluginRecord {
+                    id: r.get(0)?,
+                    version: r.get(1)?,
+                    manifest: r.get(2)?,
+                    sha256: r.get(3)?,
+                    component: r.get(4)?,
+                    uploaded_at_ms: r.get::<_, i64>(5)? as u64,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn put_connector(&self, rec: &ConnectorRecord) -> Result<(), StoreError> {
+        let record = serde_json::to_string(rec).map_err(|e| StoreError::Corrupt {
+            what: format!("connector {}", rec.id),
+            message: e.to_string(),
+        })?;
+        let secrets = serde_json::to_vec(&rec.secrets).expect("a string map serialises");
+        let sealed = self.secrets.seal(&secrets);
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO connectors (id, plugin, record, secrets) VALUES (?1, ?2, ?3, ?4)",
+                params![rec.id, rec.plugin, record, sealed],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn delete_connector(&self, id: &str) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let n = tx.execute("DELETE FROM connectors WHERE id = ?1", [id])?;
+            tx.execute("DELETE FROM kv WHERE instance = ?1", [id])?;
+            tx.commit()?;
+            Ok(n > 0)
+        })
+    }
+
+    fn connectors(&self) -> Result<Vec<ConnectorRecord>, StoreError> {
+        let rows: Vec<(String, String, Vec<u8>)> = self.with(|c| {
+            let mut st = c.prepare("SELECT id, record, secrets FROM connectors ORDER BY id")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })?;
+        rows.into_iter()
+            .map(|(id, record, sealed)| {
+                let corrupt = |message: String| StoreError::Corrupt {
+                    what: format!("connector {id}"),
+                    message,
+                };
+                let mut rec: ConnectorRecord =
+                    serde_json::from_str(&record).map_err(|e| corrupt(e.to_string()))?;
+                let plain = self.secrets.open(&sealed)?;
+                rec.secrets = serde_json::from_slice::<BTreeMap<String, String>>(&plain)
+                    .map_err(|e| corrupt(e.to_string()))?;
+                Ok(rec)
+            })
+            .collect()
+    }
+
+    fn kv_get(&self, instance: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT value FROM kv WHERE instance = ?1 AND key = ?2",
+                params![instance, key],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+    }
+
+    fn kv_set(
+        &self,
+        instance: &str,
+        key: &str,
+        value: &[u8],
+        max_total_bytes: u64,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let others: i64 = tx.query_row(
+                "SELECT COALESCE(SUM(length(key) + length(value)), 0) FROM kv WHERE instance = ?1 AND key <> ?2",
+                params![instance, key],
+                |r| r.get(0),
+            )?;
+            let total = others as u64 + key.len() as u64 + value.len() as u64;
+            if total > max_total_bytes {
+                return Err(StoreError::LimitExceeded(format!(
+                    "key-value data would grow to {total} bytes; the plugin's limit is {max_total_bytes} (manifest limits.kv-max-bytes)"
+                )));
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO kv (instance, key, value) VALUES (?1, ?2, ?3)",
+                params![instance, key, value],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn kv_delete(&self, instance: &str, key: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM kv WHERE instance = ?1 AND key = ?2",
+                params![instance, key],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn kv_keys(&self, instance: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.with(|c| {
+            // substr comparison rather than LIKE: keys may contain % and _.
+            let mut st = c.prepare(
+                "SELECT key FROM kv WHERE instance = ?1 AND substr(key, 1, length(?2)) = ?2 ORDER BY key",
+            )?;
+            let rows = st.query_map(params![instance, prefix], |r| r.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            Ok(c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+        })
+    }
+
+    fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector(id: &str) -> ConnectorRecord {
+        ConnectorRecord {
+            id: id.into(),
+            plugin: "p".into(),
+            config: BTreeMap::from([("server".into(), serde_json::json!("pbx:5060"))]),
+            secrets: BTreeMap::from([("password".into(), "s3cret-value".into())]),
+            enabled: true,
+            tls_ca_pem: None,
+            watches: vec!["1001".into()],
+            created_at_ms: 1,
+            updated_at_ms: 2,
+        }
+    }
+
+    #[test]
+    fn connectors_round_trip_with_secrets_encrypted() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.put_connector(&connector("a")).unwrap();
+        assert_eq!(s.connectors().unwrap(), vec![connector("a")]);
+        assert_eq!(s.connectors().unwrap()[0].secrets["password"], "s3cret-value");
+        drop(s);
+        let raw = std::fs::read(dir.path().join("hub.db")).unwrap();
+        let wal = std::fs::read(dir.path().join("hub.db-wal")).unwrap_or_default();
+        for bytes in [raw, wal] {
+            assert!(!bytes.windows(12).any(|w| w == b"s3cret-value"));
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert!(s.delete_connector("a").unwrap());
+        assert!(s.connectors().unwrap().is_empty());
+    }
+
+    #[test]
+    fn kv_is_per_instance_bounded_and_prefix_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.kv_set("a", "tok/1", b"x", 100).unwrap();
+        s.kv_set("a", "tok/2", b"y", 100).unwrap();
+        s.kv_set("a", "other%", b"z", 100).unwrap();
+        s.kv_set("b", "tok/3", b"w", 100).unwrap();
+        assert_eq!(s.kv_keys("a", "tok/").unwrap(), vec!["tok/1", "tok/2"]);
+        assert_eq!(s.kv_keys("a", "other%").unwrap(), vec!["other%"]);
+        assert_eq!(s.kv_get("b", "tok/1").unwrap(), None);
+        let err = s.kv_set("a", "big", &[0; 200], 100).unwrap_err();
+        assert!(matches!(err, StoreError::LimitExceeded(_)));
+        // Replacing a value counts its new size only.
+        s.kv_set("a", "tok/1", &[1; 50], 100).unwrap();
+        s.kv_delete("a", "tok/1").unwrap();
+        assert_eq!(s.kv_get("a", "tok/1").unwrap(), None);
+        s.put_connector(&connector("a")).unwrap();
+        s.delete_connector("a").unwrap();
+        assert!(s.kv_keys("a", "").unwrap().is_empty());
+    }
+
+    #[test]
+    fn migrations_are_recorded_and_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.set_setting("k", "v").unwrap();
+        let v: usize = s
+            .with(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len());
+    }
+}

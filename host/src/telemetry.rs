@@ -1,0 +1,110 @@
+//! Logs (`tracing`) and Prometheus metrics.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{HubConfig, LogFormat};
+
+/// Install the global `tracing` subscriber. Safe to call once per process.
+pub fn init_logging(cfg: &HubConfig) {
+    let filter = EnvFilter::try_new(&cfg.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cfg.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Labels of every per-connector series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectorLabels {
+    pub instance: String,
+    pub plugin: String,
+}
+
+/// The hub's metrics, served at `/metrics`.
+pub struct Metrics {
+    registry: Registry,
+    /// Events delivered to a connector (datagrams, stream data, timers, ...).
+    pub events_in: Family<ConnectorLabels, Counter>,
+    /// Events dropped because the connector's queue was full.
+    pub events_dropped: Family<ConnectorLabels, Counter>,
+    /// Reports (presence, endpoint states, status) a connector made.
+    pub reports_out: Family<ConnectorLabels, Counter>,
+    /// Guest calls that returned an error or trapped.
+    pub errors: Family<ConnectorLabels, Counter>,
+    /// Restarts after a crash.
+    pub restarts: Family<ConnectorLabels, Counter>,
+    /// Host calls refused by the plugin's grants.
+    pub denied: Family<ConnectorLabels, Counter>,
+    /// 1 while an instance is quarantined.
+    pub quarantined: Family<ConnectorLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("presence_hub");
+        let m = Self {
+            events_in: Family::default(),
+            events_dropped: Family::default(),
+            reports_out: Family::default(),
+            errors: Family::default(),
+            restarts: Family::default(),
+            denied: Family::default(),
+            quarantined: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "connector_events_in",
+            "Events delivered to a connector",
+            m.events_in.clone(),
+        );
+        registry.register(
+            "connector_events_dropped",
+            "Events dropped on a full connector queue",
+            m.events_dropped.clone(),
+        );
+        registry.register(
+            "connector_reports_out",
+            "Reports made by a connector",
+            m.reports_out.clone(),
+        );
+        registry.register(
+            "connector_errors",
+            "Guest calls that failed or trapped",
+            m.errors.clone(),
+        );
+        registry.register(
+            "connector_restarts",
+            "Connector restarts after a crash",
+            m.restarts.clone(),
+        );
+        registry.register(
+            "connector_denied",
+            "Host calls refused by the plugin's grants",
+            m.denied.clone(),
+        );
+        registry.register(
+            "connector_quarantined",
+            "1 while the connector is quarantined",
+            m.quarantined.clone(),
+        );
+        Self { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
