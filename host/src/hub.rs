@@ -53,9 +53,15 @@ impl Hub {
     }
 
     /// Serve until `shutdown` resolves, then stop connectors gracefully.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let listener = TcpListener::bind(self.config.listen).await.map_err(|e| {
-            anyhow::anyhow!("cannot listen on {}: {e} (set `listen` or HUB_LISTEN)", self.config.listen)
+            anyhow::anyhow!(
+                "cannot listen on {}: {e} (set `listen` or HUB_LISTEN)",
+                self.config.listen
+            )
         })?;
         let addr = listener.local_addr()?;
         // Tests and scripts read this line to find the port.
@@ -86,7 +92,11 @@ fn admin_auth(config: &HubConfig, store: &dyn Store) -> anyhow::Result<AdminAuth
         let bytes = hex::decode(&stored)
             .ok()
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or_else(|| anyhow::anyhow!("stored admin token hash is corrupt; set HUB_ADMIN_TOKEN to replace it"))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "stored admin token hash is corrupt; set HUB_ADMIN_TOKEN to replace it"
+                )
+            })?;
         return Ok(AdminAuth::from_hash(bytes));
     }
     let mut raw = [0u8; 32];

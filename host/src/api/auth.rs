@@ -43,8 +43,8 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
     match token {
         Some(t) if state.auth.accepts(t.trim()) => next.run(req).await,
         Some(_) => {
-            let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "invalid bearer token")
-                .into_response();
+            let mut r =
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid bearer token").into_response();
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static"));
             r

@@ -65,9 +65,11 @@ pub async fn status(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let c = s.runtime.connector(&id).await?;
-    let online = c.status.as_ref().and_then(|st| st.last_event_at_ms).is_some_and(|t| {
-        crate::store::now_ms().saturating_sub(t) < 5 * 60 * 1000
-    });
+    let online = c
+        .status
+        .as_ref()
+        .and_then(|st| st.last_event_at_ms)
+        .is_some_and(|t| crate::store::now_ms().saturating_sub(t) < 5 * 60 * 1000);
     Ok(Json(json!({
         "id": c.id,
         "plugin": c.plugin,

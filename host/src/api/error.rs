@@ -94,7 +94,9 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
             inner
                 .split('`')
                 .nth(1)
-                .filter(|_| inner.starts_with("unknown field") || inner.starts_with("missing field"))
+                .filter(|_| {
+                    inner.starts_with("unknown field") || inner.starts_with("missing field")
+                })
                 .unwrap_or("body")
                 .to_string()
         } else {

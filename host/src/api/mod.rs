@@ -54,7 +54,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/connectors/{id}/status"),
     ("get", "/api/v1/connectors/{id}/endpoints"),
     ("put", "/api/v1/connectors/{id}/watches"),
-    ("post", "/api/v1/connectors/{id}/endpoints/{endpoint}/presence"),
+    (
+        "post",
+        "/api/v1/connectors/{id}/endpoints/{endpoint}/presence",
+    ),
     ("post", "/hooks/{instance}/{path}"),
 ];
 
@@ -85,21 +88,33 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         .route("/api/v1/connectors/{id}/enable", post(connectors::enable))
         .route("/api/v1/connectors/{id}/disable", post(connectors::disable))
         .route("/api/v1/connectors/{id}/status", get(connectors::status))
-        .route("/api/v1/connectors/{id}/endpoints", get(connectors::endpoints))
+        .route(
+            "/api/v1/connectors/{id}/endpoints",
+            get(connectors::endpoints),
+        )
         .route("/api/v1/connectors/{id}/watches", put(connectors::watches))
         .route(
             "/api/v1/connectors/{id}/endpoints/{endpoint}/presence",
             post(connectors::set_presence),
         )
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_admin));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ));
     let hook_limit = DefaultBodyLimit::max(state.max_webhook_bytes);
     Router::new()
         .route("/healthz", get(system::health))
         .route("/readyz", get(system::ready))
         .route("/metrics", get(system::metrics))
         .route("/api/v1/openapi.json", get(system::openapi))
-        .route("/hooks/{instance}", any(hooks::root).layer(hook_limit.clone()))
-        .route("/hooks/{instance}/{*path}", any(hooks::handle).layer(hook_limit))
+        .route(
+            "/hooks/{instance}",
+            any(hooks::root).layer(hook_limit.clone()),
+        )
+        .route(
+            "/hooks/{instance}/{*path}",
+            any(hooks::handle).layer(hook_limit),
+        )
         .merge(admin)
         .fallback(system::not_found)
         .with_state(state)

@@ -48,10 +48,16 @@ pub async fn upload(
                 )
             }
             "component" => component = Some(data),
-            other => return Err(bad(other, "unknown part; send `manifest` and `component`".into())),
+            other => {
+                return Err(bad(
+                    other,
+                    "unknown part; send `manifest` and `component`".into(),
+                ));
+            }
         }
     }
-    let manifest = manifest.ok_or_else(|| bad("manifest", "the `manifest` part is missing".into()))?;
+    let manifest =
+        manifest.ok_or_else(|| bad("manifest", "the `manifest` part is missing".into()))?;
     let component =
         component.ok_or_else(|| bad("component", "the `component` part is missing".into()))?;
     let view = s.runtime.install(&manifest, &component).await?;

@@ -23,7 +23,10 @@ pub async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(json!({ "ready": problems.is_empty(), "problems": problems })))
+    (
+        status,
+        Json(json!({ "ready": problems.is_empty(), "problems": problems })),
+    )
 }
 
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
@@ -41,7 +44,10 @@ pub async fn openapi() -> impl IntoResponse {
 }
 
 pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no such route; see /api/v1/openapi.json")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such route; see /api/v1/openapi.json",
+    )
 }
 
 #[cfg(test)]

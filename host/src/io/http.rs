@@ -71,13 +71,21 @@ pub(super) fn spawn(
     }))
 }
 
-async fn perform(client: &reqwest::Client, request: reqwest::Request) -> Result<HttpResponse, String> {
+async fn perform(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+) -> Result<HttpResponse, String> {
     let mut resp = client.execute(request).await.map_err(describe)?;
     let status = resp.status().as_u16();
     let headers = resp
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(describe)? {

@@ -277,10 +277,19 @@ impl IoContext {
     }
 
     /// Start a WebSocket connection; events follow.
-    pub fn ws_connect(&mut self, url: &str, headers: Vec<(String, String)>) -> Result<u32, IoError> {
+    pub fn ws_connect(
+        &mut self,
+        url: &str,
+        headers: Vec<(String, String)>,
+    ) -> Result<u32, IoError> {
         let h = self.alloc()?;
-        let (tx, task) =
-            websocket::connect(url.to_owned(), headers, self.tls.clone(), h, self.sink.clone())?;
+        let (tx, task) = websocket::connect(
+            url.to_owned(),
+            headers,
+            self.tls.clone(),
+            h,
+            self.sink.clone(),
+        )?;
         self.resources.insert(h, Resource::WebSocket(tx, task));
         Ok(h)
     }

@@ -35,9 +35,7 @@ pub fn client_config(extra_ca_pem: Option<&str>) -> Result<Arc<rustls::ClientCon
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(pem) = extra_ca_pem {
         for c in parse_ca(pem)? {
-            roots
-                .add(c)
-                .map_err(|e| TlsError::Invalid(e.to_string()))?;
+            roots.add(c).map_err(|e| TlsError::Invalid(e.to_string()))?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -170,11 +170,7 @@ impl Actor {
         });
     }
 
-    async fn run(
-        mut self,
-        mut control: mpsc::Receiver<Control>,
-        mut work: mpsc::Receiver<Work>,
-    ) {
+    async fn run(mut self, mut control: mpsc::Receiver<Control>, mut work: mpsc::Receiver<Work>) {
         if self.enabled {
             self.start().await;
         } else {
@@ -231,7 +227,8 @@ impl Actor {
                 }
             }
             Control::Unwatch(eps) => {
-                let gone: Vec<String> = eps.into_iter().filter(|e| self.watches.remove(e)).collect();
+                let gone: Vec<String> =
+                    eps.into_iter().filter(|e| self.watches.remove(e)).collect();
                 if !gone.is_empty() {
                     self.call_watch(gone, false).await;
                 }
@@ -416,7 +413,11 @@ impl Actor {
         self.crashes.push_back(now);
         if self.crashes.len() as u32 >= self.policy.quarantine_after.max(1) {
             tracing::error!(crashes = self.crashes.len(), "connector quarantined");
-            self.services.metrics.quarantined.get_or_create(&labels).set(1);
+            self.services
+                .metrics
+                .quarantined
+                .get_or_create(&labels)
+                .set(1);
             self.status.update(|s| {
                 s.run_state = RunState::Quarantined;
                 s.quarantine_reason = Some(format!(
@@ -444,14 +445,17 @@ impl Actor {
 
     async fn call_watch(&mut self, endpoints: Vec<String>, watch: bool) {
         let outcome = self
-            .invoke(if watch { "watch" } else { "unwatch" }, async |g: &mut Guest| {
-                let c = g.bindings.presence_connector_connector();
-                if watch {
-                    c.call_watch(&mut g.store, &endpoints).await
-                } else {
-                    c.call_unwatch(&mut g.store, &endpoints).await
-                }
-            })
+            .invoke(
+                if watch { "watch" } else { "unwatch" },
+                async |g: &mut Guest| {
+                    let c = g.bindings.presence_connector_connector();
+                    if watch {
+                        c.call_watch(&mut g.store, &endpoints).await
+                    } else {
+                        c.call_unwatch(&mut g.store, &endpoints).await
+                    }
+                },
+            )
             .await;
         if let Some(Err(e)) = outcome {
             self.guest_error(&e);
@@ -559,7 +563,10 @@ impl Actor {
             })
             .await;
         let response = outcome.unwrap_or_else(|| {
-            json_response(500, "the connector crashed handling this request; it is being restarted")
+            json_response(
+                500,
+                "the connector crashed handling this request; it is being restarted",
+            )
         });
         let _ = call.reply.send(response);
     }
@@ -625,13 +632,15 @@ fn to_wit(event: IoEvent, io: &mut IoContext) -> guest::Event {
             })
         }
         IoEvent::WsOpened { socket } => guest::Event::WebsocketOpened(socket),
-        IoEvent::WsMessage { socket, payload } => guest::Event::WebsocketMessage(guest::WsMessage {
-            socket,
-            payload: match payload {
-                WsPayload::Text(t) => guest::WsPayload::Text(t),
-                WsPayload::Binary(b) => guest::WsPayload::Binary(b),
-            },
-        }),
+        IoEvent::WsMessage { socket, payload } => {
+            guest::Event::WebsocketMessage(guest::WsMessage {
+                socket,
+                payload: match payload {
+                    WsPayload::Text(t) => guest::WsPayload::Text(t),
+                    WsPayload::Binary(b) => guest::WsPayload::Binary(b),
+                },
+            })
+        }
         IoEvent::WsClosed { socket, error } => {
             io.finished(socket);
             guest::Event::WebsocketClosed(guest::Closed {
@@ -648,7 +657,9 @@ fn to_wit(event: IoEvent, io: &mut IoContext) -> guest::Event {
 
 /// Why a run ended, in words an operator can act on.
 fn explain(what: &str, e: &wasmtime::Error, state: &InstanceState, timeout_ms: u32) -> String {
-    let stderr = String::from_utf8_lossy(&state.stderr.contents()).trim().to_string();
+    let stderr = String::from_utf8_lossy(&state.stderr.contents())
+        .trim()
+        .to_string();
     let tail: String = stderr
         .lines()
         .rev()
@@ -658,7 +669,10 @@ fn explain(what: &str, e: &wasmtime::Error, state: &InstanceState, timeout_ms: u
         .rev()
         .collect::<Vec<_>>()
         .join(" | ");
-    let base = if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
+    let base = if matches!(
+        e.downcast_ref::<wasmtime::Trap>(),
+        Some(wasmtime::Trap::Interrupt)
+    ) {
         format!("{what} exceeded its CPU deadline of {timeout_ms} ms (endless loop?)")
     } else if state.memory.refused {
         format!(

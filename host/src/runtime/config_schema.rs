@@ -99,7 +99,10 @@ impl PluginInfo {
         let mut seen = std::collections::HashSet::new();
         for f in &self.config_fields {
             if f.name.is_empty() || !seen.insert(f.name.as_str()) {
-                return Err(format!("config field name {:?} is empty or repeated", f.name));
+                return Err(format!(
+                    "config field name {:?} is empty or repeated",
+                    f.name
+                ));
             }
             if let Some(d) = &f.default {
                 parse_text(f, d).map_err(|e| format!("default of {}: {}", f.name, e.message))?;
@@ -182,8 +185,8 @@ impl PluginInfo {
                         grants.push(Grant::address(&host, port));
                     }
                     FieldKind::Url => {
-                        let (_, host, port) = parse_url_authority(t)
-                            .map_err(|e| err(&f.name, e.to_string()))?;
+                        let (_, host, port) =
+                            parse_url_authority(t).map_err(|e| err(&f.name, e.to_string()))?;
                         grants.push(Grant::address(&host, port));
                     }
                     _ => {}
@@ -330,10 +333,22 @@ mod tests {
         let i = info();
         let cases = [
             (json!({"password": "pw"}), "config.server"),
-            (json!({"server": "pbx", "password": "pw", "bogus": 1}), "config.bogus"),
-            (json!({"server": "pbx:99999", "password": "pw"}), "config.server"),
-            (json!({"server": "pbx", "password": "pw", "transport": "sctp"}), "config.transport"),
-            (json!({"server": "pbx", "password": "pw", "expires": "soon"}), "config.expires"),
+            (
+                json!({"server": "pbx", "password": "pw", "bogus": 1}),
+                "config.bogus",
+            ),
+            (
+                json!({"server": "pbx:99999", "password": "pw"}),
+                "config.server",
+            ),
+            (
+                json!({"server": "pbx", "password": "pw", "transport": "sctp"}),
+                "config.transport",
+            ),
+            (
+                json!({"server": "pbx", "password": "pw", "expires": "soon"}),
+                "config.expires",
+            ),
             (json!({"server": "pbx", "password": 5}), "config.password"),
             (json!({"server": "pbx"}), "config.password"),
         ];

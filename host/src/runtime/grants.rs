@@ -113,7 +113,9 @@ impl Grant {
         } else if let Some(suffix) = host.strip_prefix("*.") {
             HostPattern::Suffix(normalize_host(suffix))
         } else if host.contains('*') {
-            return Err(err("`*` is allowed only as the whole host or as `*.suffix`"));
+            return Err(err(
+                "`*` is allowed only as the whole host or as `*.suffix`",
+            ));
         } else {
             HostPattern::Exact(normalize_host(host))
         };
@@ -203,7 +205,9 @@ pub struct Grants {
 
 /// A refused reach, naming the grant that would have allowed it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not granted: {missing} (add it to the plugin manifest's grants.network, or configure this address on the instance)")]
+#[error(
+    "not granted: {missing} (add it to the plugin manifest's grants.network, or configure this address on the instance)"
+)]
 pub struct Denied {
     /// E.g. `tcp://10.0.0.5:5061`.
     pub missing: String,
@@ -247,7 +251,9 @@ impl Grants {
 /// Why a URL was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlCheckError {
-    #[error("invalid URL {0:?}: expected scheme://host[:port]/path with scheme http, https, ws or wss")]
+    #[error(
+        "invalid URL {0:?}: expected scheme://host[:port]/path with scheme http, https, ws or wss"
+    )]
     Invalid(String),
     #[error(transparent)]
     Denied(#[from] Denied),

@@ -129,7 +129,11 @@ impl InstanceState {
     }
 
     fn denied(&self, missing: String) -> HostError {
-        self.services.metrics.denied.get_or_create(&self.id.labels).inc();
+        self.services
+            .metrics
+            .denied
+            .get_or_create(&self.id.labels)
+            .inc();
         tracing::warn!(grant = %missing, "plugin reach refused: not granted");
         HostError::NotGranted(missing)
     }
@@ -254,7 +258,11 @@ impl net::Host for InstanceState {
             .map_err(io_err))
     }
 
-    fn stream_send(&mut self, stream: u32, data: Vec<u8>) -> wasmtime::Result<Result<(), HostError>> {
+    fn stream_send(
+        &mut self,
+        stream: u32,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), HostError>> {
         Ok(self.io.stream_send(stream, data).map_err(io_err))
     }
 
@@ -272,9 +280,15 @@ impl http::Host for InstanceState {
         let req = HttpRequest {
             method: request.method,
             url: request.url,
-            headers: request.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+            headers: request
+                .headers
+                .into_iter()
+                .map(|h| (h.name, h.value))
+                .collect(),
             body: request.body,
-            timeout: request.timeout_ms.map(|ms| Duration::from_millis(ms.into())),
+            timeout: request
+                .timeout_ms
+                .map(|ms| Duration::from_millis(ms.into())),
         };
         Ok(self.io.http_send(req).map_err(io_err))
     }
@@ -299,7 +313,10 @@ impl websocket::Host for InstanceState {
     }
 
     fn send_text(&mut self, socket: u32, text: String) -> wasmtime::Result<Result<(), HostError>> {
-        Ok(self.io.ws_send(socket, WsOutgoing::Text(text)).map_err(io_err))
+        Ok(self
+            .io
+            .ws_send(socket, WsOutgoing::Text(text))
+            .map_err(io_err))
     }
 
     fn send_binary(
@@ -399,7 +416,9 @@ impl report::Host for InstanceState {
     fn presence(&mut self, update: types::PresenceUpdate) -> wasmtime::Result<()> {
         self.reported();
         let report = convert::presence(update);
-        self.services.board.presence(&self.id.instance, report, now_ms());
+        self.services
+            .board
+            .presence(&self.id.instance, report, now_ms());
         Ok(())
     }
 
@@ -427,7 +446,11 @@ impl report::Host for InstanceState {
     ) -> wasmtime::Result<()> {
         self.reported();
         let status = convert::status(status);
-        tracing::info!(?status, detail = detail.as_deref().unwrap_or(""), "connector status");
+        tracing::info!(
+            ?status,
+            detail = detail.as_deref().unwrap_or(""),
+            "connector status"
+        );
         self.status.update(|s| {
             s.status = status;
             s.status_detail = detail;

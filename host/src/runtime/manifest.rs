@@ -109,7 +109,9 @@ impl Manifest {
     fn validate(&self) -> Result<(), ManifestError> {
         let id_ok = !self.id.is_empty()
             && self.id.len() <= 64
-            && self.id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && self
+                .id
+                .starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
             && self
                 .id
                 .chars()
@@ -221,7 +223,10 @@ memory-mib = 32
     #[test]
     fn limits_are_capped_by_the_hub() {
         let m = Manifest::parse(&GOOD.replace("memory-mib = 32", "memory-mib = 99999")).unwrap();
-        assert_eq!(m.effective_limits(&Limits::default()).memory_bytes, 256 << 20);
+        assert_eq!(
+            m.effective_limits(&Limits::default()).memory_bytes,
+            256 << 20
+        );
     }
 
     #[test]
@@ -229,13 +234,26 @@ memory-mib = 32
         let cases = [
             (GOOD.replace("sip-simple", "Sip Simple"), "id"),
             (GOOD.replace("1.2.3", "one"), "version"),
-            (GOOD.replace("api-version = \"0.1.0\"", "api-version = \"0.2.0\""), "api-version"),
-            (GOOD.replace("api-version = \"0.1.0\"", "api-version = \"1.0.0\""), "api-version"),
+            (
+                GOOD.replace("api-version = \"0.1.0\"", "api-version = \"0.2.0\""),
+                "api-version",
+            ),
+            (
+                GOOD.replace("api-version = \"0.1.0\"", "api-version = \"1.0.0\""),
+                "api-version",
+            ),
             (GOOD.replace("udp://*:5060", "udp://*"), "grants.network[0]"),
-            (GOOD.replace("memory-mib = 32", "memory-mib = 0"), "limits.memory-mib"),
+            (
+                GOOD.replace("memory-mib = 32", "memory-mib = 0"),
+                "limits.memory-mib",
+            ),
         ];
         for (text, field) in cases {
-            assert_eq!(Manifest::parse(&text).unwrap_err().field(), Some(field), "{text}");
+            assert_eq!(
+                Manifest::parse(&text).unwrap_err().field(),
+                Some(field),
+                "{text}"
+            );
         }
         assert!(matches!(
             Manifest::parse("id = \"x\"\nversion = 1"),

@@ -163,7 +163,9 @@ pub struct ConnectorPatch {
 
 mod double_option {
     use serde::{Deserialize, Deserializer};
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
         Ok(Some(Option::deserialize(d)?))
     }
 }
@@ -240,8 +242,13 @@ impl Runtime {
         for dir in folders {
             let loaded = match plugin::read_folder(&dir) {
                 Ok((text, bytes)) => {
-                    self.load(&text, &bytes, PluginOrigin::Directory { path: dir.clone() }, false)
-                        .await
+                    self.load(
+                        &text,
+                        &bytes,
+                        PluginOrigin::Directory { path: dir.clone() },
+                        false,
+                    )
+                    .await
                 }
                 Err(e) => Err(e),
             };
@@ -249,15 +256,21 @@ impl Runtime {
                 Ok(p) => self.register(p),
                 Err(e) => {
                     tracing::error!(path = %dir.display(), error = %e, "plugin not loaded");
-                    self.folder_errors.lock().unwrap_or_else(|p| p.into_inner()).push(FolderError {
-                        path: dir,
-                        error: e.to_string(),
-                    });
+                    self.folder_errors
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(FolderError {
+                            path: dir,
+                            error: e.to_string(),
+                        });
                 }
             }
         }
         for rec in self.services.store.plugins()? {
-            match self.load(&rec.manifest, &rec.component, PluginOrigin::Uploaded, true).await {
+            match self
+                .load(&rec.manifest, &rec.component, PluginOrigin::Uploaded, true)
+                .await
+            {
                 Ok(p) => self.register(p),
                 Err(e) => tracing::error!(plugin = %rec.id, error = %e, "stored plugin not loaded"),
             }
@@ -326,7 +339,10 @@ impl Runtime {
 
     fn spawn_connector(&self, record: ConnectorRecord) -> Connector {
         let Some(plugin) = self.plugin_arc(&record.plugin) else {
-            let problem = format!("plugin {:?} is not loaded; upload it to start this connector", record.plugin);
+            let problem = format!(
+                "plugin {:?} is not loaded; upload it to start this connector",
+                record.plugin
+            );
             tracing::warn!(instance = %record.id, "{problem}");
             return Connector {
                 record,
@@ -355,13 +371,18 @@ impl Runtime {
             policy: self.limits.clone(),
         });
         if plugin.manifest.grants.webhooks {
-            self.hooks.write().unwrap_or_else(|p| p.into_inner()).insert(
-                record.id.clone(),
-                HookRoute {
-                    work: actor.work.clone(),
-                    timeout: Duration::from_millis(u64::from(plugin.limits.call_timeout_ms) + 5_000),
-                },
-            );
+            self.hooks
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(
+                    record.id.clone(),
+                    HookRoute {
+                        work: actor.work.clone(),
+                        timeout: Duration::from_millis(
+                            u64::from(plugin.limits.call_timeout_ms) + 5_000,
+                        ),
+                    },
+                );
         }
         Connector {
             record,
@@ -419,7 +440,11 @@ impl Runtime {
             .iter()
             .map(|p| self.plugin_view(p, users_of(&connectors, &p.manifest.id)))
             .collect();
-        let errors = self.folder_errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let errors = self
+            .folder_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         (views, errors)
     }
 
@@ -436,10 +461,17 @@ impl Runtime {
     /// Install an uploaded plugin, or replace one (hot reload of every
     /// instance using it). Nothing changes unless the new build loads and
     /// every instance's configuration fits it.
-    pub async fn install(&self, manifest: &str, component: &[u8]) -> Result<PluginView, RuntimeError> {
-        let p = self.load(manifest, component, PluginOrigin::Uploaded, true).await?;
+    pub async fn install(
+        &self,
+        manifest: &str,
+        component: &[u8],
+    ) -> Result<PluginView, RuntimeError> {
+        let p = self
+            .load(manifest, component, PluginOrigin::Uploaded, true)
+            .await?;
         let mut connectors = self.connectors.lock().await;
-        self.replace(&mut connectors, p, Some((manifest, component))).await
+        self.replace(&mut connectors, p, Some((manifest, component)))
+            .await
     }
 
     /// Load a plugin again from where it came from and move its instances.
@@ -451,7 +483,8 @@ impl Runtime {
         let p = match &current.origin {
             PluginOrigin::Directory { path } => {
                 let (text, bytes) = plugin::read_folder(path)?;
-                self.load(&text, &bytes, current.origin.clone(), false).await?
+                self.load(&text, &bytes, current.origin.clone(), false)
+                    .await?
             }
             PluginOrigin::Uploaded => {
                 let rec = self
@@ -717,7 +750,10 @@ impl Runtime {
             }
             if patch.enabled.is_some() && old.enabled != c.record.enabled {
                 let (tx, rx) = oneshot::channel();
-                let _ = actor.control.send(Control::Enable(c.record.enabled, tx)).await;
+                let _ = actor
+                    .control
+                    .send(Control::Enable(c.record.enabled, tx))
+                    .await;
                 let _ = rx.await;
             }
         }
@@ -725,7 +761,11 @@ impl Runtime {
     }
 
     /// Enable (lifting a quarantine) or disable an instance.
-    pub async fn set_enabled(&self, id: &str, enabled: bool) -> Result<ConnectorView, RuntimeError> {
+    pub async fn set_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+    ) -> Result<ConnectorView, RuntimeError> {
         {
             let connectors = self.connectors.lock().await;
             let c = connectors.get(id).ok_or_else(|| not_found(id))?;
@@ -753,7 +793,10 @@ impl Runtime {
     pub async fn delete_connector(&self, id: &str) -> Result<(), RuntimeError> {
         let mut connectors = self.connectors.lock().await;
         let c = connectors.remove(id).ok_or_else(|| not_found(id))?;
-        self.hooks.write().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.hooks
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         if let Some(a) = c.actor {
             let (tx, rx) = oneshot::channel();
             let _ = a.control.send(Control::Stop(tx)).await;

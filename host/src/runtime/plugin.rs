@@ -54,13 +54,17 @@ pub enum LoadError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("component sha256 is {actual}, the manifest says {expected}: the upload is corrupt or the manifest is stale")]
+    #[error(
+        "component sha256 is {actual}, the manifest says {expected}: the upload is corrupt or the manifest is stale"
+    )]
     Checksum { expected: String, actual: String },
     #[error("manifest field `sha256` is required for uploads")]
     MissingChecksum,
     #[error("not a valid WebAssembly component: {0}")]
     Compile(String),
-    #[error("the component does not fit presence:connector@{HOST_API_VERSION} (built against another contract version?): {0}")]
+    #[error(
+        "the component does not fit presence:connector@{HOST_API_VERSION} (built against another contract version?): {0}"
+    )]
     Link(String),
     #[error("the plugin's describe call failed: {0}")]
     Describe(String),
@@ -70,7 +74,9 @@ pub enum LoadError {
         found: String,
         expected: String,
     },
-    #[error("the plugin was built against presence:connector@{0}; this hub implements @{HOST_API_VERSION}. Rebuild it against this hub's wit/")]
+    #[error(
+        "the plugin was built against presence:connector@{0}; this hub implements @{HOST_API_VERSION}. Rebuild it against this hub's wit/"
+    )]
     ApiVersion(String),
     #[error("the plugin's configuration fields are invalid: {0}")]
     BadDescription(String),
@@ -80,10 +86,7 @@ impl LoadError {
     /// The request field at fault, for API errors.
     pub fn field(&self) -> &str {
         match self {
-            LoadError::Manifest(m) => m
-                .field()
-                .map(|_| "manifest")
-                .unwrap_or("manifest"),
+            LoadError::Manifest(m) => m.field().map(|_| "manifest").unwrap_or("manifest"),
             LoadError::Checksum { .. } | LoadError::MissingChecksum => "manifest.sha256",
             LoadError::Mismatch { field, .. } => field,
             LoadError::ApiVersion(_) => "manifest.api-version",
@@ -175,7 +178,8 @@ async fn describe(
 ) -> Result<PluginInfo, LoadError> {
     let (tx, _rx) = mpsc::channel(1);
     let sink = EventSink::new(tx, 0, Default::default());
-    let tls = crate::io::tls::client_config(None).map_err(|e| LoadError::Describe(e.to_string()))?;
+    let tls =
+        crate::io::tls::client_config(None).map_err(|e| LoadError::Describe(e.to_string()))?;
     let io = IoContext::new(sink, tls).map_err(|e| LoadError::Describe(e.to_string()))?;
     let id = Identity {
         instance: format!("describe:{}", manifest.id),

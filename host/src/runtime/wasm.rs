@@ -92,7 +92,9 @@ impl WasmHost {
             // wasmtime still checks the header and refuses a mismatch.
             match unsafe { Component::deserialize_file(&self.engine, &path) } {
                 Ok(c) => return Ok((c, CompileSource::Cache)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compiled-component cache entry"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compiled-component cache entry")
+                }
             }
         }
         let component = Component::new(&self.engine, bytes)?;

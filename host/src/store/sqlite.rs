@@ -238,10 +238,12 @@ impl Store for SqliteStore {
 
     fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.with(|c| {
-            Ok(c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
-                r.get(0)
-            })
-            .optional()?)
+            Ok(
+                c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
         })
     }
 
@@ -280,7 +282,10 @@ mod tests {
         let s = SqliteStore::open(dir.path()).unwrap();
         s.put_connector(&connector("a")).unwrap();
         assert_eq!(s.connectors().unwrap(), vec![connector("a")]);
-        assert_eq!(s.connectors().unwrap()[0].secrets["password"], "s3cret-value");
+        assert_eq!(
+            s.connectors().unwrap()[0].secrets["password"],
+            "s3cret-value"
+        );
         drop(s);
         let raw = std::fs::read(dir.path().join("hub.db")).unwrap();
         let wal = std::fs::read(dir.path().join("hub.db-wal")).unwrap_or_default();

@@ -1,0 +1,112 @@
+//! `http-push`: a presence connector for systems without a plugin of their own
+//! (a CTI/TAPI bridge, a script, a monitoring tool). They push presence to the
+//! hub as JSON on an HMAC-signed webhook, `POST /hooks/{instance}/presence`.
+//!
+//! The modules below hold the logic and never call the host; this file is the
+//! thin layer that reads the clock, keeps the state and sends the reports.
+
+mod payload;
+mod receiver;
+mod replay;
+mod response;
+mod settings;
+mod signature;
+
+use std::cell::RefCell;
+
+use presence_connector_sdk::{
+    self as sdk, API_VERSION, Config, ConfigEntry, ConnectorError, ConnectorStatus, EndpointId,
+    Event, Guest, PluginInfo, PresenceWrite, WebhookRequest, WebhookResponse, report, timers,
+};
+
+use receiver::{Receiver, Report};
+use settings::Settings;
+
+thread_local! {
+    // A component instance is single-threaded; the host serialises calls.
+    static RECEIVER: RefCell<Receiver> = RefCell::new(Receiver::default());
+}
+
+/// The exported connector.
+struct HttpPush;
+
+impl Guest for HttpPush {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "http-push".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            api_version: API_VERSION.into(),
+            description: "Presence pushed by any system over an HMAC-signed webhook".into(),
+            config_fields: settings::config_fields(),
+        }
+    }
+
+    fn configure(entries: Vec<ConfigEntry>) -> Result<(), ConnectorError> {
+        match Settings::from_config(&Config::new(entries)) {
+            Ok(settings) => {
+                let skew = settings.max_skew_secs;
+                RECEIVER.with_borrow_mut(|receiver| receiver.configure(settings));
+                sdk::info!("configured; accepting pushes with up to {skew} s clock skew");
+                report::status(
+                    ConnectorStatus::UpAndRunning,
+                    Some("accepting pushes on POST /presence"),
+                );
+                Ok(())
+            }
+            Err(error) => {
+                // Refuse pushes rather than keep checking them with a
+                // configuration the operator has replaced.
+                RECEIVER.with_borrow_mut(Receiver::unconfigure);
+                Err(error)
+            }
+        }
+    }
+
+    fn handle_event(_event: Event) -> Result<(), ConnectorError> {
+        // Nothing is ever opened, so no event concerns this connector.
+        Ok(())
+    }
+
+    fn handle_webhook(request: WebhookRequest) -> WebhookResponse {
+        let now_ms = timers::now();
+        let outcome =
+            RECEIVER.with_borrow_mut(|receiver| receiver.handle_webhook(&request, now_ms));
+        if let Some((level, message)) = &outcome.log {
+            sdk::log::log(*level, message);
+        }
+        send(outcome.reports);
+        outcome.response
+    }
+
+    fn watch(endpoints: Vec<EndpointId>) -> Result<(), ConnectorError> {
+        send(RECEIVER.with_borrow_mut(|receiver| receiver.watch(endpoints)));
+        Ok(())
+    }
+
+    fn unwatch(endpoints: Vec<EndpointId>) -> Result<(), ConnectorError> {
+        RECEIVER.with_borrow_mut(|receiver| receiver.unwatch(&endpoints));
+        Ok(())
+    }
+
+    fn set_presence(_endpoint: EndpointId, _write: PresenceWrite) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Unsupported(
+            "http-push receives presence only; it cannot write back".into(),
+        ))
+    }
+}
+
+/// Carries out the receiver's reports through the `report` import.
+fn send(reports: Vec<Report>) {
+    for item in reports {
+        match item {
+            Report::Presence(update) => report::presence(&update),
+            Report::EndpointState {
+                endpoint,
+                state,
+                detail,
+            } => report::endpoint_state(&endpoint, state, detail.as_deref()),
+        }
+    }
+}
+
+sdk::export!(HttpPush);

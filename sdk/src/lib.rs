@@ -1,0 +1,84 @@
+//! SDK for presence connectors: WebAssembly components that target the
+//! `presence:connector@0.1.0` contract (world `connector-plugin`) and run
+//! inside the presence hub.
+//!
+//! A connector implements [`Guest`] and exports it with [`export!`]:
+//!
+//! ```ignore
+//! use presence_connector_sdk::{self as sdk, Config, ConnectorError, Guest};
+//!
+//! struct MyConnector;
+//!
+//! impl Guest for MyConnector {
+//!     fn describe() -> sdk::PluginInfo { /* ... */ }
+//!     fn configure(entries: Vec<sdk::ConfigEntry>) -> Result<(), ConnectorError> {
+//!         let config = Config::new(entries);
+//!         let server = config.text("server")?;
+//!         sdk::info!("configured for {server}");
+//!         Ok(())
+//!     }
+//!     // ...
+//! }
+//!
+//! presence_connector_sdk::export!(MyConnector);
+//! ```
+//!
+//! The host functions ([`log`], [`net`], [`http`], [`websocket`], [`timers`],
+//! [`kv`], [`report`]) exist only inside a component: on any other target the
+//! bindings compile but calling them panics. Keep protocol logic in plain
+//! functions so it can be unit-tested natively, and call the imports from a
+//! thin layer around it.
+
+mod config;
+mod errors;
+mod logging;
+
+// The generated bindings. `pub_export_macro` makes `export!` usable from the
+// connector crate, and `default_bindings_module` points that macro back at
+// this crate so a connector needs no wit-bindgen setup of its own.
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "connector-plugin",
+    pub_export_macro: true,
+    default_bindings_module: "presence_connector_sdk",
+    // Comparable values make connector unit tests straightforward.
+    additional_derives: [PartialEq],
+});
+
+pub use config::Config;
+pub use errors::{invalid_config, render_host_error};
+
+/// The host interfaces a connector imports.
+pub use presence::connector::{http, kv, log, net, report, timers, types, websocket};
+
+/// The interface a connector exports, and the records its functions take.
+pub use exports::presence::connector::connector::{
+    Closed, Datagram, Event, Guest, HttpResult, StreamData, StreamInfo, WebhookRequest,
+    WebhookResponse, WsMessage, WsPayload,
+};
+
+/// The shared types every connector uses.
+pub use types::{
+    Activity, Availability, ConfigEntry, ConfigField, ConfigValue, ConnectorError, ConnectorStatus,
+    DirectoryEntry, EndpointId, EndpointState, FieldError, FieldKind, ForwardTarget, Handle,
+    Header, HostError, LineState, LoginStep, PluginInfo, PresenceIntent, PresenceUpdate,
+    PresenceWrite, RichPresence, SocketAddress, TelephonyPresence, TelephonySource, TimestampMs,
+    VendorValue,
+};
+
+/// The contract version these bindings implement: the version of the WIT
+/// package `presence:connector`. Return it as `api-version` from `describe`;
+/// the host refuses components built against another version.
+pub const API_VERSION: &str = "0.1.0";
+
+#[cfg(test)]
+mod tests {
+    use super::API_VERSION;
+
+    #[test]
+    fn api_version_matches_the_wit_package() {
+        let wit = include_str!("../../wit/connector.wit");
+        let package = format!("package presence:connector@{API_VERSION};");
+        assert!(wit.contains(&package), "WIT does not declare {package}");
+    }
+}

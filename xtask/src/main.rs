@@ -1,0 +1,182 @@
+//! Build helper: `cargo xtask <command>`.
+//!
+//! - `plugins`: install the wasm32-wasip2 target if missing, build every
+//!   plugin and test guest as a component, and package each as a folder
+//!   (`plugin.toml` with the component's sha256, plus the `.wasm`) under
+//!   `dist/plugins/` and `dist/test-plugins/`.
+//! - `run [ARGS]`: `plugins`, then the hub in release mode on its defaults.
+//! - `test [ARGS]`: `plugins`, build the hub, then every test of the workspace.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+const TARGET: &str = "wasm32-wasip2";
+const PROFILE: &str = "plugin";
+
+/// A component to package: crate, features, plugin id and version override.
+struct Build {
+    package: &'static str,
+    features: &'static str,
+    source: &'static str,
+    id: &'static str,
+    version: Option<&'static str>,
+    api_version: Option<&'static str>,
+    dest: &'static str,
+}
+
+const BUILDS: &[Build] = &[
+    Build {
+        package: "http-push",
+        features: "",
+        source: "plugins/http-push",
+        id: "http-push",
+        version: None,
+        api_version: None,
+        dest: "plugins",
+    },
+    Build {
+        package: "chaos-guest",
+        features: "",
+        source: "tests/guests/chaos",
+        id: "chaos",
+        version: None,
+        api_version: None,
+        dest: "test-plugins",
+    },
+    // The same guest as a newer release, for hot-reload tests.
+    Build {
+        package: "chaos-guest",
+        features: "next-version",
+        source: "tests/guests/chaos",
+        id: "chaos",
+        version: Some("0.1.1"),
+        api_version: None,
+        dest: "test-plugins/chaos-next",
+    },
+    // Built for another contract version: the hub must refuse it.
+    Build {
+        package: "chaos-guest",
+        features: "wrong-api",
+        source: "tests/guests/chaos",
+        id: "chaos-wrong-api",
+        version: None,
+        api_version: Some("0.2.0"),
+        dest: "test-plugins/chaos-wrong-api",
+    },
+];
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match args.first().map(String::as_str) {
+        Some("plugins") => plugins(&root),
+        Some("run") => {
+            plugins(&root)?;
+            run(cargo()
+                .args(["run", "--release", "-p", "presence-hub", "--"])
+                .args(&args[1..]))
+        }
+        Some("test") => {
+            plugins(&root)?;
+            run(cargo().args(["build", "-p", "presence-hub"]))?;
+            run(cargo().args(["test", "--workspace"]).args(&args[1..]))
+        }
+        _ => bail!("usage: cargo xtask plugins | run [hub args] | test [cargo test args]"),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn ensure_target() -> Result<()> {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("rustup is needed to install the wasm32-wasip2 target")?;
+    if !String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == TARGET)
+    {
+        run(Command::new("rustup").args(["target", "add", TARGET]))?;
+    }
+    Ok(())
+}
+
+fn plugins(root: &Path) -> Result<()> {
+    ensure_target()?;
+    let dist = root.join("dist");
+    for b in BUILDS {
+        let mut cmd = cargo();
+        cmd.args([
+            "build",
+            "--target",
+            TARGET,
+            "--profile",
+            PROFILE,
+            "-p",
+            b.package,
+        ]);
+        if !b.features.is_empty() {
+            cmd.args(["--features", b.features]);
+        }
+        run(&mut cmd)?;
+        let wasm = root
+            .join("target")
+            .join(TARGET)
+            .join(PROFILE)
+            .join(format!("{}.wasm", b.package.replace('-', "_")));
+        let dest = if b.dest.contains('/') {
+            dist.join(b.dest)
+        } else {
+            dist.join(b.dest).join(b.id)
+        };
+        package(&root.join(b.source), &wasm, &dest, b)?;
+    }
+    println!("plugins packaged under {}", dist.display());
+    Ok(())
+}
+
+/// Copy the component and write its manifest with the checksum filled in.
+fn package(source: &Path, wasm: &Path, dest: &Path, b: &Build) -> Result<()> {
+    let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
+    let mut manifest: toml::Table = std::fs::read_to_string(source.join("plugin.toml"))
+        .with_context(|| format!("reading {}/plugin.toml", source.display()))?
+        .parse()
+        .with_context(|| format!("parsing {}/plugin.toml", source.display()))?;
+    let file = format!("{}.wasm", b.id);
+    manifest.insert("id".into(), b.id.into());
+    if let Some(v) = b.version {
+        manifest.insert("version".into(), v.into());
+    }
+    if let Some(v) = b.api_version {
+        manifest.insert("api-version".into(), v.into());
+    }
+    manifest.insert("component".into(), file.clone().into());
+    manifest.insert("sha256".into(), hex::encode(Sha256::digest(&bytes)).into());
+    std::fs::create_dir_all(dest)?;
+    std::fs::write(dest.join(&file), &bytes)?;
+    std::fs::write(dest.join("plugin.toml"), toml::to_string(&manifest)?)?;
+    Ok(())
+}
