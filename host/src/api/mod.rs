@@ -109,7 +109,7 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         .route("/api/v1/openapi.json", get(system::openapi))
         .route(
             "/hooks/{instance}",
-            any(hooks::root).layer(hook_limit.clone()),
+            any(hooks::root).layer(hook_limit),
         )
         .route(
             "/hooks/{instance}/{*path}",

@@ -22,10 +22,7 @@ pub(super) fn connect(
 ) -> (mpsc::UnboundedSender<Vec<u8>>, JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
-        let error = match run(&host, port, tls, handle, &sink, rx).await {
-            Ok(()) => None,
-            Err(e) => Some(e),
-        };
+        let error = run(&host, port, tls, handle, &sink, rx).await.err();
         sink.send(IoEvent::StreamClosed {
             stream: handle,
             error,

@@ -76,6 +76,9 @@ impl From<wit::PluginInfo> for PluginInfo {
     }
 }
 
+/// Validated configuration: non-secret values, and secrets in clear.
+pub type SplitConfig = (BTreeMap<String, Value>, BTreeMap<String, String>);
+
 /// A value that does not fit its field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -118,7 +121,7 @@ impl PluginInfo {
         &self,
         values: &serde_json::Map<String, Value>,
         old_secrets: &BTreeMap<String, String>,
-    ) -> Result<(BTreeMap<String, Value>, BTreeMap<String, String>), FieldError> {
+    ) -> Result<SplitConfig, FieldError> {
         if let Some(unknown) = values
             .keys()
             .find(|k| !self.config_fields.iter().any(|f| &f.name == *k))
