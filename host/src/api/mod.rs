@@ -107,10 +107,7 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         .route("/readyz", get(system::ready))
         .route("/metrics", get(system::metrics))
         .route("/api/v1/openapi.json", get(system::openapi))
-        .route(
-            "/hooks/{instance}",
-            any(hooks::root).layer(hook_limit),
-        )
+        .route("/hooks/{instance}", any(hooks::root).layer(hook_limit))
         .route(
             "/hooks/{instance}/{*path}",
             any(hooks::handle).layer(hook_limit),
