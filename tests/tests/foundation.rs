@@ -514,3 +514,44 @@ async fn hot_reload_moves_instances_with_their_state() {
     .await;
     let _ = TOKEN;
 }
+
+#[tokio::test]
+async fn reload_from_the_plugins_directory() {
+    let hub = Hub::start(&["test-plugins/chaos"], &[]);
+    create_chaos(&hub, "r1", &["kv:k=v"]).await;
+    hub.wait_for("/api/v1/connectors/r1/endpoints", "first run", |v| {
+        v["endpoints"]["kv:k=v"]["rich"]["note"] == "v"
+    })
+    .await;
+    // An operator drops a new build into the folder and asks for a reload.
+    let next = dist("test-plugins/chaos-next");
+    for f in ["plugin.toml", "chaos.wasm"] {
+        std::fs::copy(next.join(f), hub.plugins_dir().join("chaos").join(f)).unwrap();
+    }
+    let (s, v) = hub.call("POST", "/api/v1/plugins/chaos/reload", None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["version"], "0.1.1");
+    assert_eq!(v["instances"], json!(["r1"]));
+    assert_eq!(
+        hub.get("/api/v1/connectors/r1/status").await["status"]["plugin_version"],
+        "0.1.1"
+    );
+    // A broken build in the folder is refused and the running one stays.
+    std::fs::write(
+        hub.plugins_dir().join("chaos").join("chaos.wasm"),
+        b"garbage",
+    )
+    .unwrap();
+    let (s, v) = hub.call("POST", "/api/v1/plugins/chaos/reload", None).await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["field"], "manifest.sha256");
+    assert_eq!(hub.get("/api/v1/plugins/chaos").await["version"], "0.1.1");
+    let (s, v) = hub.call("DELETE", "/api/v1/plugins/chaos", None).await;
+    assert_eq!(s, 409, "{v}");
+    let (s, _) = hub.call("DELETE", "/api/v1/connectors/r1", None).await;
+    assert_eq!(s, 204);
+    let (s, _) = hub.call("DELETE", "/api/v1/plugins/chaos", None).await;
+    assert_eq!(s, 204);
+    let (s, _) = hub.call("GET", "/api/v1/plugins/chaos", None).await;
+    assert_eq!(s, 404);
+}

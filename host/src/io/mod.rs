@@ -180,8 +180,14 @@ pub struct IoContext {
 
 impl Drop for IoContext {
     fn drop(&mut self) {
-        for r in self.resources.values() {
-            r.abort();
+        for (_, r) in self.resources.drain() {
+            match r {
+                // Closing the writer lets the task flush what the guest queued
+                // last (an unsubscribe at shutdown) and then close the stream.
+                Resource::Stream(tx, _) => drop(tx),
+                Resource::WebSocket(tx, _) => drop(tx),
+                r => r.abort(),
+            }
         }
     }
 }

@@ -13,6 +13,11 @@ pub enum Command {
     Panic,
     /// `connect:HOST:PORT`: open a plain TCP stream.
     Connect(SocketAddress),
+    /// `tls:HOST:PORT`: open a TLS stream (certificate checked by the host).
+    Tls(SocketAddress),
+    /// `ws:URL` (ws:// or wss://): open a WebSocket, send "hello", report
+    /// what comes back.
+    WebSocket(String),
     /// `udp:HOST:PORT`: bind a UDP socket toward the address and send "ping".
     Udp(SocketAddress),
     /// `http:URL`: send a GET request.
@@ -36,6 +41,8 @@ impl Command {
             _ => match endpoint.split_once(':') {
                 Some(("connect", address)) => Command::Connect(socket_address(address)?),
                 Some(("udp", address)) => Command::Udp(socket_address(address)?),
+                Some(("tls", address)) => Command::Tls(socket_address(address)?),
+                Some(("ws", url)) => Command::WebSocket(url.to_owned()),
                 Some(("http", url)) => Command::Http(url.to_owned()),
                 Some(("kv", assignment)) => {
                     let (key, value) = assignment
@@ -109,6 +116,8 @@ mod tests {
                 },
             ),
             ("kvget:token", Command::KvGet("token".into())),
+            ("tls:localhost:443", Command::Tls(address("localhost", 443))),
+            ("ws:wss://h/x", Command::WebSocket("wss://h/x".into())),
             ("alice@example.com", Command::Echo),
             ("sip:alice@example.com", Command::Echo),
         ];

@@ -30,7 +30,7 @@ use presence_connector_sdk::{
     self as sdk, Availability, Config, ConfigEntry, ConfigField, ConnectorError, ConnectorStatus,
     EndpointId, EndpointState, Event, FieldKind, Guest, Handle, Header, HostError, PluginInfo,
     PresenceUpdate, PresenceWrite, RichPresence, VendorValue, WebhookRequest, WebhookResponse,
-    http, kv, net, render_host_error, report,
+    WsPayload, http, kv, net, render_host_error, report, websocket,
 };
 
 use command::Command;
@@ -126,6 +126,26 @@ impl Guest for Chaos {
                     report::endpoint_state(&endpoint, EndpointState::Active, Some(&detail));
                 }
             }
+            Event::WebsocketOpened(socket) => {
+                if pending(socket).is_some() {
+                    let _ = websocket::send_text(socket, "hello");
+                }
+            }
+            Event::WebsocketMessage(message) => {
+                if let (Some(endpoint), WsPayload::Text(text)) =
+                    (pending(message.socket), &message.payload)
+                {
+                    report_note(&endpoint, text);
+                    report::endpoint_state(&endpoint, EndpointState::Active, Some("echoed"));
+                }
+            }
+            Event::WebsocketClosed(closed) => {
+                if let Some(endpoint) = take_pending(closed.handle)
+                    && let Some(message) = closed.error.as_deref()
+                {
+                    report::endpoint_state(&endpoint, EndpointState::Error, Some(message));
+                }
+            }
             Event::HttpResponse(result) => {
                 if let Some(endpoint) = take_pending(result.request) {
                     match result.outcome {
@@ -217,6 +237,10 @@ fn run(endpoint: &str, command: Command) {
                 net::stream_connect(&to, net::StreamSecurity::Plain),
             );
         }
+        Command::Tls(to) => {
+            started(endpoint, net::stream_connect(&to, net::StreamSecurity::Tls));
+        }
+        Command::WebSocket(url) => started(endpoint, websocket::connect(&url, &[])),
         Command::Udp(to) => {
             let sent = net::udp_bind(&to).and_then(|socket| {
                 net::udp_send(socket.handle, &to, b"ping")
