@@ -4,6 +4,8 @@
 //!
 //! `cargo xtask test` builds the hub and packages the plugins first.
 
+pub mod kamailio;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Install the real peers the end-to-end tests start themselves:
+#   kamailio + kamailio-presence-modules (presence server / call proxy),
+#   sip-tester (sipp, SIP user agents for calls and PUBLISH).
+# Idempotent. Debian packages only. The Debian package's own service is
+# neither started nor enabled: the tests run their own instances on
+# 127.0.0.1 with private config, pid file and runtime dir.
+set -euo pipefail
+
+say() { echo "install-test-deps: $*"; }
+
+module_dir() {
+    local d
+    for d in /usr/lib/x86_64-linux-gnu/kamailio/modules /usr/lib/aarch64-linux-gnu/kamailio/modules \
+             /usr/lib/*/kamailio/modules /usr/lib/kamailio/modules /usr/lib64/kamailio/modules; do
+        if [ -f "$d/presence.so" ]; then
+            echo "$d"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# kamailio lives in /usr/sbin, which a non-root PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
+
+have_all() {
+    command -v kamailio >/dev/null 2>&1 && command -v sipp >/dev/null 2>&1 && module_dir >/dev/null
+}
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+
+if have_all; then
+    say "kamailio ($(command -v kamailio)), sipp ($(command -v sipp)) and presence modules ($(module_dir)) already installed; apt skipped"
+else
+    if [ "$(id -u)" -ne 0 ] && [ -z "$SUDO" ]; then
+        say "not root and no sudo: cannot install kamailio/sipp" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # Forbid maintainer scripts from starting services (invoke-rc.d and
+    # deb-systemd-invoke honour policy-rc.d exit code 101).
+    POLICY=/usr/sbin/policy-rc.d
+    POLICY_BACKUP=""
+    if [ -e "$POLICY" ]; then
+        POLICY_BACKUP="$(mktemp)"
+        $SUDO cp -p "$POLICY" "$POLICY_BACKUP"
+    fi
+    restore_policy() {
+        if [ -n "$POLICY_BACKUP" ]; then
+            $SUDO cp -p "$POLICY_BACKUP" "$POLICY"
+            rm -f "$POLICY_BACKUP"
+            POLICY_BACKUP="restored"
+        else
+            $SUDO rm -f "$POLICY"
+        fi
+    }
+    trap restore_policy EXIT
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+    $SUDO chmod 755 "$POLICY"
+    say "policy-rc.d installed: package services will not be started"
+
+    say "apt-get update"
+    $SUDO apt-get update -qq
+    say "apt-get install kamailio kamailio-presence-modules sip-tester"
+    $SUDO apt-get install -y -qq --no-install-recommends \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        kamailio kamailio-presence-modules sip-tester
+    restore_policy
+    trap - EXIT
+    if [ -n "$POLICY_BACKUP" ]; then say "previous policy-rc.d restored"; else say "policy-rc.d removed"; fi
+    if ! have_all; then
+        say "installation finished but kamailio/sipp/presence.so are still missing" >&2
+        exit 1
+    fi
+    say "installed: $(command -v kamailio), $(command -v sipp), modules in $(module_dir)"
+fi
+
+# Make sure the packaged service is neither running nor enabled (it would
+# hold port 5060 and is not what the tests use). Works with and without a
+# running systemd: `systemctl disable` only edits symlinks.
+if command -v systemctl >/dev/null 2>&1 && [ -e /lib/systemd/system/kamailio.service ]; then
+    if [ -d /run/systemd/system ] && systemctl is-active --quiet kamailio 2>/dev/null; then
+        say "stopping the kamailio system service"
+        $SUDO systemctl stop kamailio || true
+    fi
+    if systemctl is-enabled --quiet kamailio 2>/dev/null; then
+        say "disabling the kamailio system service"
+        $SUDO systemctl disable kamailio >/dev/null 2>&1 || true
+    fi
+fi
+for pidfile in /run/kamailio/kamailio.pid /var/run/kamailio/kamailio.pid; do
+    if [ -s "$pidfile" ]; then
+        pid="$(cat "$pidfile")"
+        if kill -0 "$pid" 2>/dev/null; then
+            say "stopping the system kamailio (pid $pid from $pidfile)"
+            $SUDO kill "$pid" || true
+        fi
+    fi
+done
+say "kamailio $(kamailio -v 2>/dev/null | head -1 | awk '{print $3}'), $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ,]*' | head -1 || true)"
+say "done"
