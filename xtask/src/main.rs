@@ -66,6 +66,15 @@ const BUILDS: &[Build] = &[
         api_version: Some("0.2.0"),
         dest: "test-plugins/chaos-wrong-api",
     },
+    Build {
+        package: "sip-simple",
+        features: "",
+        source: "plugins/sip-simple",
+        id: "sip-simple",
+        version: None,
+        api_version: None,
+        dest: "plugins",
+    },
 ];
 
 fn main() -> Result<()> {

@@ -1,0 +1,318 @@
+//! The component glue: host transport, timers and reports around [`Core`].
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use presence_connector_sdk::{
+    self as sdk, API_VERSION, Config, ConfigEntry, ConnectorError, ConnectorStatus, EndpointId,
+    Event, Guest, PluginInfo, PresenceWrite, SocketAddress, WebhookRequest, WebhookResponse, net,
+    report, timers,
+};
+
+use crate::core::{Action, Core, TimerKey};
+use crate::settings::{Settings, Transport};
+use crate::sip::framing::{Frame, Framer};
+use crate::sip::request::Local;
+
+/// What a host timer handle stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Timer {
+    Core(TimerKey),
+    Reconnect,
+}
+
+#[derive(Default)]
+struct Link {
+    udp: Option<u32>,
+    stream: Option<u32>,
+    framer: Framer,
+    reconnect_failures: u32,
+}
+
+#[derive(Default)]
+struct State {
+    core: Option<Core>,
+    link: Link,
+    timers: HashMap<Timer, u32>,
+    handles: HashMap<u32, Timer>,
+}
+
+thread_local! {
+    // A component instance is single-threaded; the host serialises calls.
+    static STATE: RefCell<State> = RefCell::new(State::default());
+}
+
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState draws from wasi:random; mix in the clock for good measure.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(timers::now());
+    h.finish()
+}
+
+impl State {
+    fn set_timer(&mut self, t: Timer, ms: u64) {
+        self.cancel_timer(&t);
+        let h = timers::set_timer(ms);
+        self.timers.insert(t.clone(), h);
+        self.handles.insert(h, t);
+    }
+
+    fn cancel_timer(&mut self, t: &Timer) {
+        if let Some(h) = self.timers.remove(t) {
+            self.handles.remove(&h);
+            timers::cancel(h);
+        }
+    }
+
+    fn server(&self) -> Option<SocketAddress> {
+        let s = self.core.as_ref()?.settings();
+        Some(SocketAddress {
+            host: s.server_host.clone(),
+            port: s.server_port,
+        })
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        let Some(server) = self.server() else { return };
+        let result = match (self.link.udp, self.link.stream) {
+            (Some(sock), _) => net::udp_send(sock, &server, bytes),
+            (None, Some(stream)) => net::stream_send(stream, bytes),
+            _ => return,
+        };
+        if let Err(e) = result {
+            sdk::warn!("send failed: {}", sdk::render_host_error(&e));
+        }
+    }
+
+    /// Carry out what the core asked for.
+    fn run(&mut self) {
+        let Some(core) = self.core.as_mut() else {
+            return;
+        };
+        let actions = core.take_actions();
+        for a in actions {
+            match a {
+                Action::Send(bytes) => self.send(&bytes),
+                Action::SetTimer(k, ms) => self.set_timer(Timer::Core(k), ms),
+                Action::CancelTimer(k) => self.cancel_timer(&Timer::Core(k)),
+                Action::Presence(u) => report::presence(&u),
+                Action::EndpointState(ep, st, detail) => {
+                    report::endpoint_state(&ep, st, detail.as_deref())
+                }
+                Action::Status(st, detail) => report::status(st, detail.as_deref()),
+                Action::Warn(m) => sdk::warn!("{m}"),
+                Action::Info(m) => sdk::info!("{m}"),
+            }
+        }
+    }
+
+    /// Open the transport to the server.
+    fn connect(&mut self) {
+        let Some(server) = self.server() else { return };
+        let transport = self.core.as_ref().map(|c| c.settings().transport);
+        match transport {
+            Some(Transport::Udp) => match net::udp_bind(&server) {
+                Ok(sock) => {
+                    self.link.udp = Some(sock.handle);
+                    let local = Local {
+                        transport: "UDP",
+                        host: sock.local.host,
+                        port: sock.local.port,
+                    };
+                    if let Some(c) = self.core.as_mut() {
+                        c.transport_up(local);
+                    }
+                }
+                Err(e) => self.link_failed(&sdk::render_host_error(&e)),
+            },
+            Some(t) => {
+                let security = if t == Transport::Tls {
+                    net::StreamSecurity::Tls
+                } else {
+                    net::StreamSecurity::Plain
+                };
+                match net::stream_connect(&server, security) {
+                    Ok(h) => self.link.stream = Some(h),
+                    Err(e) => self.link_failed(&sdk::render_host_error(&e)),
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn link_failed(&mut self, why: &str) {
+        if let Some(c) = self.core.as_mut() {
+            c.transport_down(why);
+        }
+        self.link.reconnect_failures += 1;
+        let ms = (1000u64 << self.link.reconnect_failures.min(5)).min(30_000);
+        self.set_timer(Timer::Reconnect, ms);
+    }
+
+    fn close_link(&mut self) {
+        for h in [self.link.udp.take(), self.link.stream.take()]
+            .into_iter()
+            .flatten()
+        {
+            net::close(h);
+        }
+        self.link.framer.clear();
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Datagram(d) if Some(d.socket) == self.link.udp => {
+                if let Some(c) = self.core.as_mut() {
+                    c.on_message(&d.data);
+                }
+            }
+            Event::StreamConnected(info) if Some(info.stream) == self.link.stream => {
+                self.link.reconnect_failures = 0;
+                let transport = match self.core.as_ref().map(|c| c.settings().transport) {
+                    Some(Transport::Tls) => "TLS",
+                    _ => "TCP",
+                };
+                let local = Local {
+                    transport,
+                    host: info.local.host,
+                    port: info.local.port,
+                };
+                if let Some(c) = self.core.as_mut() {
+                    c.transport_up(local);
+                }
+            }
+            Event::StreamData(d) if Some(d.stream) == self.link.stream => {
+                for frame in self.link.framer.push(&d.data) {
+                    match frame {
+                        Frame::Message(m) => {
+                            if let Some(c) = self.core.as_mut() {
+                                c.on_message(&m);
+                            }
+                        }
+                        Frame::Broken(why) => {
+                            sdk::warn!("stream out of sync ({why}); reconnecting");
+                            self.close_link();
+                            self.link_failed(&why);
+                            break;
+                        }
+                    }
+                }
+            }
+            Event::StreamClosed(c) if Some(c.handle) == self.link.stream => {
+                self.link.stream = None;
+                self.link.framer.clear();
+                let why = c
+                    .error
+                    .unwrap_or_else(|| "the server closed the connection".into());
+                self.link_failed(&why);
+            }
+            Event::Timer(h) => match self.handles.remove(&h) {
+                Some(t) => {
+                    self.timers.remove(&t);
+                    match t {
+                        Timer::Core(k) => {
+                            if let Some(c) = self.core.as_mut() {
+                                c.on_timer(k);
+                            }
+                        }
+                        Timer::Reconnect => self.connect(),
+                    }
+                }
+                None => {}
+            },
+            Event::Shutdown => {
+                if let Some(c) = self.core.as_mut() {
+                    c.shutdown(timers::now());
+                }
+                self.run();
+                self.close_link();
+                return;
+            }
+            _ => {}
+        }
+        self.run();
+    }
+}
+
+struct SipSimple;
+
+impl Guest for SipSimple {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "SIP/SIMPLE".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            api_version: API_VERSION.into(),
+            description: "Presence and busy lamp field from SIP/SIMPLE presence servers and IP-PBXs (SUBSCRIBE/NOTIFY, PIDF/RPID, dialog-info, RLS), write-back by PUBLISH".into(),
+            config_fields: crate::settings::fields(),
+        }
+    }
+
+    fn configure(entries: Vec<ConfigEntry>) -> Result<(), ConnectorError> {
+        let settings = Settings::from_config(&Config::new(entries))?;
+        STATE.with_borrow_mut(|st| {
+            if let Some(c) = st.core.as_mut() {
+                c.shutdown(timers::now());
+                st.run();
+            }
+            st.close_link();
+            sdk::info!(
+                "configured for {}:{} over {:?} as {}",
+                settings.server_host,
+                settings.server_port,
+                settings.transport,
+                settings.aor()
+            );
+            st.core = Some(Core::new(settings, seed()));
+            report::status(ConnectorStatus::ConnectionError, Some("connecting"));
+            st.connect();
+            st.run();
+        });
+        Ok(())
+    }
+
+    fn handle_event(event: Event) -> Result<(), ConnectorError> {
+        STATE.with_borrow_mut(|st| st.event(event));
+        Ok(())
+    }
+
+    fn handle_webhook(_request: WebhookRequest) -> WebhookResponse {
+        WebhookResponse {
+            status: 404,
+            headers: vec![],
+            body: b"sip-simple has no webhooks".to_vec(),
+        }
+    }
+
+    fn watch(endpoints: Vec<EndpointId>) -> Result<(), ConnectorError> {
+        STATE.with_borrow_mut(|st| {
+            let core = st.core.as_mut().ok_or(ConnectorError::NotConfigured)?;
+            core.watch(&endpoints);
+            st.run();
+            Ok(())
+        })
+    }
+
+    fn unwatch(endpoints: Vec<EndpointId>) -> Result<(), ConnectorError> {
+        STATE.with_borrow_mut(|st| {
+            let core = st.core.as_mut().ok_or(ConnectorError::NotConfigured)?;
+            core.unwatch(&endpoints);
+            st.run();
+            Ok(())
+        })
+    }
+
+    fn set_presence(endpoint: EndpointId, write: PresenceWrite) -> Result<(), ConnectorError> {
+        STATE.with_borrow_mut(|st| {
+            let core = st.core.as_mut().ok_or(ConnectorError::NotConfigured)?;
+            let r = core.publish(&endpoint, write, timers::now());
+            st.run();
+            r
+        })
+    }
+}
+
+// Exported only in the component: natively (tests, benchmarks) the crate is
+// a plain library, and the component's export names are not valid symbols.
+#[cfg(target_arch = "wasm32")]
+sdk::export!(SipSimple);

@@ -1,0 +1,1932 @@
+//! The connector's protocol engine, free of I/O: it takes messages, timer
+//! expiries and commands, and returns [`Action`]s (send these bytes, set this
+//! timer, report this). `lib.rs` carries the actions out through the host.
+//!
+//! It implements non-INVITE client transactions (RFC 3261 §17.1.2: Timer E
+//! retransmissions over UDP, Timer F), subscriptions (RFC 6665: refresh,
+//! Expires as granted, 423/Min-Expires, Subscription-State with every reason,
+//! 481/489, Timer N, unsubscribe), publications (RFC 3903: SIP-ETag,
+//! SIP-If-Match, refresh, remove, 412), digest authentication on 401/407, and
+//! an OPTIONS keep-alive that notices a lost or restarted server.
+
+use std::collections::{BTreeMap, HashMap};
+
+use presence_connector_sdk::{
+    ConnectorError, ConnectorStatus, EndpointState, LineState, PresenceUpdate, PresenceWrite,
+    RichPresence, TelephonyPresence, TelephonySource, VendorValue,
+};
+
+use crate::body;
+use crate::settings::{Settings, Transport};
+use crate::sip::auth::Challenge;
+use crate::sip::message::{Message, param, uri_of};
+use crate::sip::request::{Local, Template, response};
+
+const T1: u64 = 500;
+const T2: u64 = 4_000;
+const TIMER_F: u64 = 64 * T1;
+const TIMER_N: u64 = 64 * T1;
+const USER_AGENT: &str = concat!("presence-hub-sip-simple/", env!("CARGO_PKG_VERSION"));
+/// Longest pause between retries of a failing subscription.
+const MAX_BACKOFF_MS: u64 = 60_000;
+
+/// The event package of a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Presence,
+    Dialog,
+    Features,
+    /// A resource list (RFC 4662) for presence.
+    List,
+}
+
+impl Kind {
+    fn event(self) -> &'static str {
+        match self {
+            Kind::Presence | Kind::List => "presence",
+            Kind::Dialog => "dialog",
+            Kind::Features => "as-feature-event",
+        }
+    }
+
+    fn accept(self) -> &'static str {
+        match self {
+            Kind::Presence => "application/pidf+xml",
+            Kind::List => "application/pidf+xml, application/rlmi+xml, multipart/related",
+            Kind::Dialog => "application/dialog-info+xml",
+            Kind::Features => "application/x-as-feature-event+xml",
+        }
+    }
+}
+
+/// A subscription's identity: event package and endpoint (or list URI).
+pub type SubKey = (Kind, String);
+
+/// Timers the core asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TimerKey {
+    Retransmit(String),
+    TxTimeout(String),
+    Refresh(SubKey),
+    TimerN(SubKey),
+    Retry(SubKey),
+    PublishRefresh(String),
+    Keepalive,
+}
+
+/// What the core wants done.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Send(Vec<u8>),
+    SetTimer(TimerKey, u64),
+    CancelTimer(TimerKey),
+    Presence(PresenceUpdate),
+    EndpointState(String, EndpointState, Option<String>),
+    Status(ConnectorStatus, Option<String>),
+    Warn(String),
+    Info(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SubPhase {
+    /// SUBSCRIBE sent, no 2xx or NOTIFY yet.
+    Trying,
+    Pending,
+    Active,
+    /// Waiting for a retry timer.
+    Waiting,
+    /// Given up (rejected, noresource, 489...): only a new watch revives it.
+    Dead,
+    /// Expires: 0 sent.
+    Ending,
+}
+
+struct Sub {
+    target: String,
+    phase: SubPhase,
+    call_id: String,
+    local_tag: String,
+    remote_tag: Option<String>,
+    remote_target: Option<String>,
+    route_set: Vec<String>,
+    cseq: u32,
+    expires: u32,
+    failures: u32,
+    tracker: body::DialogTracker,
+    features: body::FeatureState,
+    /// A 2xx arrived for the initial SUBSCRIBE (the dialog exists).
+    established: bool,
+}
+
+struct Publication {
+    target: String,
+    etag: Option<String>,
+    body: Option<Vec<u8>>,
+    expires: u32,
+    clearing: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Purpose {
+    Subscribe(SubKey),
+    Publish(String),
+    Keepalive,
+}
+
+#[derive(Clone)]
+struct Tx {
+    purpose: Purpose,
+    template: Template,
+    bytes: Vec<u8>,
+    interval: u64,
+    /// Challenges answered so far for this request (by nonce).
+    answered: Vec<String>,
+}
+
+/// The protocol engine.
+pub struct Core {
+    s: Settings,
+    local: Option<Local>,
+    rng: u64,
+    txs: HashMap<String, Tx>,
+    subs: BTreeMap<SubKey, Sub>,
+    pubs: BTreeMap<String, Publication>,
+    /// Endpoints watched, for lists and for replay after a server restart.
+    watched: BTreeMap<String, ()>,
+    /// Last challenge per realm and its nonce count, for the next request.
+    nc: HashMap<String, u32>,
+    server_up: Option<bool>,
+    status: Option<(ConnectorStatus, Option<String>)>,
+    out: Vec<Action>,
+}
+
+fn now_secs_fmt(n: u64) -> String {
+    format!("{n:016x}")
+}
+
+impl Core {
+    pub fn new(s: Settings, seed: u64) -> Core {
+        Core {
+            s,
+            local: None,
+            rng: seed | 1,
+            txs: HashMap::new(),
+            subs: BTreeMap::new(),
+            pubs: BTreeMap::new(),
+            watched: BTreeMap::new(),
+            nc: HashMap::new(),
+            server_up: None,
+            status: None,
+            out: Vec::new(),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.s
+    }
+
+    /// Actions produced since the last call.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.out)
+    }
+
+    fn random(&mut self) -> String {
+        // xorshift64*: identifiers need uniqueness, not secrecy.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        now_secs_fmt(self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D))
+    }
+
+    fn status(&mut self, st: ConnectorStatus, detail: Option<String>) {
+        let new = (st, detail);
+        if self.status.as_ref() != Some(&new) {
+            self.status = Some(new.clone());
+            self.out.push(Action::Status(new.0, new.1));
+        }
+    }
+
+    fn endpoint_of(&self, key: &SubKey) -> Option<String> {
+        match key.0 {
+            Kind::List => None,
+            _ => Some(key.1.clone()),
+        }
+    }
+
+    fn ep_state(&mut self, key: &SubKey, st: EndpointState, detail: Option<String>) {
+        if let Some(ep) = self.endpoint_of(key) {
+            self.out.push(Action::EndpointState(ep, st, detail));
+        } else {
+            // A list's state applies to every endpoint it covers.
+            let eps: Vec<String> = self.watched.keys().cloned().collect();
+            for ep in eps {
+                self.out.push(Action::EndpointState(ep, st, detail.clone()));
+            }
+        }
+    }
+
+    // ---- transport -------------------------------------------------------
+
+    /// The transport is usable from `local`: (re)start every subscription
+    /// and the keep-alive.
+    pub fn transport_up(&mut self, local: Local) {
+        self.local = Some(local);
+        self.keepalive();
+        let keys: Vec<SubKey> = self.subs.keys().cloned().collect();
+        for key in keys {
+            self.restart_sub(&key);
+        }
+    }
+
+    /// The transport is gone (stream closed): everything waits for it.
+    pub fn transport_down(&mut self, why: &str) {
+        self.local = None;
+        let branches: Vec<String> = self.txs.keys().cloned().collect();
+        for b in branches {
+            self.end_tx(&b);
+        }
+        self.server_lost(why);
+    }
+
+    fn server_lost(&mut self, why: &str) {
+        if self.server_up != Some(false) {
+            self.server_up = Some(false);
+            self.status(
+                ConnectorStatus::ConnectionError,
+                Some(format!(
+                    "{}:{} unreachable: {why}",
+                    self.s.server_host, self.s.server_port
+                )),
+            );
+            let keys: Vec<SubKey> = self.subs.keys().cloned().collect();
+            for key in keys {
+                if self.subs[&key].phase != SubPhase::Dead {
+                    self.ep_state(
+                        &key,
+                        EndpointState::Error,
+                        Some("server unreachable".into()),
+                    );
+                }
+            }
+        }
+    }
+
+    fn server_reached(&mut self) {
+        let was_down = self.server_up == Some(false);
+        self.server_up = Some(true);
+        if matches!(
+            self.status.as_ref().map(|s| s.0),
+            None | Some(ConnectorStatus::ConnectionError)
+        ) {
+            self.status(ConnectorStatus::UpAndRunning, None);
+        }
+        if was_down {
+            // The server may have restarted and forgotten our subscriptions.
+            self.out.push(Action::Info(
+                "server reachable again; subscribing anew".into(),
+            ));
+            let keys: Vec<SubKey> = self.subs.keys().cloned().collect();
+            for key in keys {
+                if self.subs[&key].phase != SubPhase::Ending {
+                    self.restart_sub(&key);
+                }
+            }
+        }
+    }
+
+    fn keepalive(&mut self) {
+        let Some(_) = self.local else { return };
+        let target = format!(
+            "sip:{}:{}",
+            bracket(&self.s.server_host),
+            self.s.server_port
+        );
+        let tag = self.random();
+        let call_id = format!("{}@hub", self.random());
+        let t = Template {
+            method: "OPTIONS",
+            request_uri: target.clone(),
+            from: format!("<{}>;tag={tag}", self.s.aor()),
+            to: format!("<{target}>"),
+            call_id,
+            cseq: 1,
+            routes: vec![],
+            headers: vec![("Accept".into(), "application/sdp".into())],
+            body: None,
+        };
+        let _ = self.start_tx(Purpose::Keepalive, t);
+    }
+
+    // ---- transactions ----------------------------------------------------
+
+    fn start_tx(&mut self, purpose: Purpose, template: Template) -> Option<String> {
+        let local = self.local.clone()?;
+        let branch = format!("z9hG4bK{}", self.random());
+        let bytes = template.build(&local, &branch, USER_AGENT);
+        self.out.push(Action::Send(bytes.clone()));
+        let timeout = match purpose {
+            Purpose::Keepalive => (self.s.keepalive_ms * 2).clamp(2_000, TIMER_F),
+            _ => TIMER_F,
+        };
+        if self.s.transport == Transport::Udp {
+            self.out
+                .push(Action::SetTimer(TimerKey::Retransmit(branch.clone()), T1));
+        }
+        self.out.push(Action::SetTimer(
+            TimerKey::TxTimeout(branch.clone()),
+            timeout,
+        ));
+        self.txs.insert(
+            branch.clone(),
+            Tx {
+                purpose,
+                template,
+                bytes,
+                interval: T1,
+                answered: Vec::new(),
+            },
+        );
+        Some(branch)
+    }
+
+    fn end_tx(&mut self, branch: &str) -> Option<Tx> {
+        let tx = self.txs.remove(branch)?;
+        self.out.push(Action::CancelTimer(TimerKey::Retransmit(
+            branch.to_string(),
+        )));
+        self.out
+            .push(Action::CancelTimer(TimerKey::TxTimeout(branch.to_string())));
+        Some(tx)
+    }
+
+    /// A timer fired.
+    pub fn on_timer(&mut self, key: TimerKey) {
+        match key {
+            TimerKey::Retransmit(b) => {
+                if let Some(tx) = self.txs.get_mut(&b) {
+                    self.out.push(Action::Send(tx.bytes.clone()));
+                    tx.interval = (tx.interval * 2).min(T2);
+                    let next = tx.interval;
+                    self.out
+                        .push(Action::SetTimer(TimerKey::Retransmit(b), next));
+                }
+            }
+            TimerKey::TxTimeout(b) => {
+                if let Some(tx) = self.end_tx(&b) {
+                    self.timed_out(tx);
+                }
+            }
+            TimerKey::Refresh(key) => self.refresh(&key),
+            TimerKey::TimerN(key) => {
+                if let Some(sub) = self.subs.get(&key)
+                    && matches!(sub.phase, SubPhase::Trying)
+                {
+                    // RFC 6665 §4.1.2.4: no NOTIFY within Timer N.
+                    self.sub_failed(&key, "no NOTIFY arrived within 32 s (Timer N)", true);
+                }
+            }
+            TimerKey::Retry(key) => {
+                if self.subs.contains_key(&key) {
+                    self.restart_sub(&key);
+                }
+            }
+            TimerKey::PublishRefresh(ep) => self.publish_refresh(&ep),
+            TimerKey::Keepalive => self.keepalive(),
+        }
+    }
+
+    fn timed_out(&mut self, tx: Tx) {
+        match tx.purpose {
+            Purpose::Keepalive => {
+                self.server_lost("no answer to OPTIONS");
+                self.out
+                    .push(Action::SetTimer(TimerKey::Keepalive, self.s.keepalive_ms));
+            }
+            Purpose::Subscribe(key) => {
+                self.sub_failed(&key, "no answer to SUBSCRIBE (Timer F)", true);
+            }
+            Purpose::Publish(ep) => {
+                self.out
+                    .push(Action::Warn(format!("PUBLISH for {ep} timed out")));
+            }
+        }
+    }
+
+    // ---- incoming --------------------------------------------------------
+
+    /// A datagram or a framed stream message arrived.
+    pub fn on_message(&mut self, bytes: &[u8]) {
+        let msg = match Message::parse(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                let head: String = String::from_utf8_lossy(&bytes[..bytes.len().min(60)])
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .collect();
+                self.out.push(Action::Warn(format!(
+                    "dropped an unparsable SIP message ({e}): {head:?}"
+                )));
+                return;
+            }
+        };
+        if msg.code().is_some() {
+            self.on_response(msg);
+        } else {
+            self.on_request(msg);
+        }
+    }
+
+    fn on_response(&mut self, msg: Message) {
+        let Some(code) = msg.code() else { return };
+        let Some(branch) = msg.branch() else { return };
+        if !self.txs.contains_key(&branch) {
+            return; // a retransmission of a response we already handled
+        }
+        if code < 200 {
+            // Provisional: stop retransmitting at T1 pace (§17.1.2.2).
+            if let Some(tx) = self.txs.get_mut(&branch) {
+                tx.interval = T2;
+            }
+            return;
+        }
+        let Some(tx) = self.end_tx(&branch) else {
+            return;
+        };
+        if !matches!(tx.purpose, Purpose::Keepalive) || code != 408 {
+            self.server_reached();
+        }
+        if code == 401 || code == 407 {
+            if self.retry_with_auth(tx.clone(), &msg, code) {
+                return;
+            }
+            return self.auth_failed(tx, &msg);
+        }
+        match tx.purpose.clone() {
+            Purpose::Keepalive => {
+                self.out
+                    .push(Action::SetTimer(TimerKey::Keepalive, self.s.keepalive_ms));
+            }
+            Purpose::Subscribe(key) => self.subscribe_response(key, tx, &msg, code),
+            Purpose::Publish(ep) => self.publish_response(ep, tx, &msg, code),
+        }
+    }
+
+    /// Answer a challenge; `false` when we cannot (no password, or the same
+    /// nonce was refused already and is not stale).
+    fn retry_with_auth(&mut self, mut tx: Tx, msg: &Message, code: u16) -> bool {
+        let Some(password) = self.s.password.clone() else {
+            return false;
+        };
+        let header = if code == 401 {
+            "www-authenticate"
+        } else {
+            "proxy-authenticate"
+        };
+        let challenge = msg
+            .headers_named(header)
+            .find_map(|v| Challenge::parse(v, code == 407).ok());
+        let Some(ch) = challenge else {
+            self.out.push(Action::Warn(format!(
+                "{code} without a digest challenge we can answer: {:?}",
+                msg.header(header)
+            )));
+            return false;
+        };
+        if tx.answered.contains(&ch.nonce) && !ch.stale {
+            return false;
+        }
+        // A fresh challenge after our answer (not stale) means wrong credentials.
+        if !tx.answered.is_empty() && !ch.stale {
+            return false;
+        }
+        tx.answered.push(ch.nonce.clone());
+        let nc = self.nc.entry(ch.nonce.clone()).or_insert(0);
+        *nc += 1;
+        let nc = *nc;
+        let cnonce = self.random();
+        let (name, value) = ch.answer(
+            &self.s.auth_id,
+            &password,
+            tx.template.method,
+            &tx.template.request_uri,
+            nc,
+            &cnonce,
+        );
+        tx.template.remove_header("Authorization");
+        tx.template.remove_header("Proxy-Authorization");
+        tx.template.set_header(name, value);
+        tx.template.cseq += 1;
+        if let Purpose::Subscribe(key) = &tx.purpose
+            && let Some(sub) = self.subs.get_mut(key)
+        {
+            sub.cseq = tx.template.cseq;
+        }
+        let answered = tx.answered.clone();
+        // The retry is a new transaction that remembers what it answered.
+        if let Some(b) = self.start_tx(tx.purpose, tx.template)
+            && let Some(new) = self.txs.get_mut(&b)
+        {
+            new.answered = answered;
+        }
+        true
+    }
+
+    fn auth_failed(&mut self, tx: Tx, msg: &Message) {
+        let (status, detail) = if self.s.password.is_none() {
+            (
+                ConnectorStatus::CredentialsNotFound,
+                "the server asks for credentials and no password is configured".to_string(),
+            )
+        } else {
+            (
+                ConnectorStatus::Forbidden,
+                format!(
+                    "authentication as {:?} failed ({}): check auth ID and password",
+                    self.s.auth_id,
+                    msg.code().unwrap_or(0)
+                ),
+            )
+        };
+        self.status(status, Some(detail.clone()));
+        match tx.purpose {
+            Purpose::Subscribe(key) => {
+                self.ep_state(&key, EndpointState::AccessDenied, Some(detail));
+                self.wait_retry(&key, 300_000);
+            }
+            Purpose::Publish(ep) => self
+                .out
+                .push(Action::Warn(format!("PUBLISH for {ep}: {detail}"))),
+            Purpose::Keepalive => self
+                .out
+                .push(Action::SetTimer(TimerKey::Keepalive, self.s.keepalive_ms)),
+        }
+    }
+
+    fn on_request(&mut self, msg: Message) {
+        let method = msg.method().unwrap_or("").to_ascii_uppercase();
+        match method.as_str() {
+            "NOTIFY" => self.on_notify(msg),
+            "OPTIONS" => {
+                let r = response(&msg, 200, "OK", &[("Allow", "NOTIFY, OPTIONS".into())]);
+                self.out.push(Action::Send(r));
+            }
+            "ACK" => {}
+            _ => {
+                let r = response(
+                    &msg,
+                    405,
+                    "Method Not Allowed",
+                    &[("Allow", "NOTIFY, OPTIONS".into())],
+                );
+                self.out.push(Action::Send(r));
+            }
+        }
+    }
+
+    // ---- subscriptions ---------------------------------------------------
+
+    /// Watch endpoints: one subscription per configured event package, or
+    /// one list subscription for presence.
+    pub fn watch(&mut self, endpoints: &[String]) {
+        for ep in endpoints {
+            self.watched.insert(ep.clone(), ());
+            let mut kinds = Vec::new();
+            if self.s.events.presence && self.s.list_uri.is_none() {
+                kinds.push(Kind::Presence);
+            }
+            if self.s.events.dialog {
+                kinds.push(Kind::Dialog);
+            }
+            if self.s.events.features {
+                kinds.push(Kind::Features);
+            }
+            for k in kinds {
+                self.new_sub((k, ep.clone()));
+            }
+            self.out.push(Action::EndpointState(
+                ep.clone(),
+                EndpointState::Requesting,
+                None,
+            ));
+        }
+        if self.s.events.presence
+            && let Some(list) = self.s.list_uri.clone()
+        {
+            let key = (Kind::List, list);
+            if !self.subs.contains_key(&key) {
+                self.new_sub(key);
+            }
+        }
+    }
+
+    /// Stop watching: unsubscribe with Expires: 0.
+    pub fn unwatch(&mut self, endpoints: &[String]) {
+        for ep in endpoints {
+            self.watched.remove(ep);
+            for k in [Kind::Presence, Kind::Dialog, Kind::Features] {
+                self.end_sub(&(k, ep.clone()));
+            }
+        }
+        if self.watched.is_empty()
+            && let Some(list) = self.s.list_uri.clone()
+        {
+            self.end_sub(&(Kind::List, list));
+        }
+    }
+
+    /// Unsubscribe everything and remove publications (the instance stops).
+    pub fn shutdown(&mut self, now_ms: u64) {
+        let keys: Vec<SubKey> = self.subs.keys().cloned().collect();
+        for k in keys {
+            self.end_sub(&k);
+        }
+        let eps: Vec<String> = self.pubs.keys().cloned().collect();
+        for ep in eps {
+            let _ = self.publish(&ep, PresenceWrite::Clear, now_ms);
+        }
+    }
+
+    fn new_sub(&mut self, key: SubKey) {
+        if self.subs.contains_key(&key) {
+            return;
+        }
+        let target = match key.0 {
+            Kind::List => key.1.clone(),
+            _ => self.s.target_uri(&key.1),
+        };
+        let sub = Sub {
+            target,
+            phase: SubPhase::Trying,
+            call_id: String::new(),
+            local_tag: String::new(),
+            remote_tag: None,
+            remote_target: None,
+            route_set: vec![],
+            cseq: 0,
+            expires: self.s.expires,
+            failures: 0,
+            tracker: body::DialogTracker::default(),
+            features: body::FeatureState::default(),
+            established: false,
+        };
+        self.subs.insert(key.clone(), sub);
+        self.restart_sub(&key);
+    }
+
+    /// A fresh subscription (new dialog) for `key`.
+    fn restart_sub(&mut self, key: &SubKey) {
+        let (call_id, tag) = (format!("{}@hub", self.random()), self.random());
+        let Some(sub) = self.subs.get_mut(key) else {
+            return;
+        };
+        self.out
+            .push(Action::CancelTimer(TimerKey::Refresh(key.clone())));
+        self.out
+            .push(Action::CancelTimer(TimerKey::Retry(key.clone())));
+        sub.call_id = call_id;
+        sub.local_tag = tag;
+        sub.remote_tag = None;
+        sub.remote_target = None;
+        sub.route_set.clear();
+        sub.cseq = 1;
+        sub.established = false;
+        sub.phase = SubPhase::Trying;
+        sub.tracker = body::DialogTracker::default();
+        self.send_subscribe(key, None);
+        self.out
+            .push(Action::SetTimer(TimerKey::TimerN(key.clone()), TIMER_N));
+    }
+
+    fn send_subscribe(&mut self, key: &SubKey, expires: Option<u32>) {
+        let aor = self.s.aor();
+        let user = self.s.user.clone();
+        let Some(local) = self.local.clone() else {
+            return; // sent when the transport comes up
+        };
+        let Some(sub) = self.subs.get(key) else {
+            return;
+        };
+        let expires = expires.unwrap_or(sub.expires);
+        let to = match &sub.remote_tag {
+            Some(t) => format!("<{}>;tag={t}", sub.target),
+            None => format!("<{}>", sub.target),
+        };
+        let mut headers = vec![
+            ("Contact".to_string(), local.contact(&user)),
+            ("Event".to_string(), key.0.event().to_string()),
+            ("Expires".to_string(), expires.to_string()),
+            ("Accept".to_string(), key.0.accept().to_string()),
+            ("Allow".to_string(), "NOTIFY, OPTIONS".to_string()),
+        ];
+        if key.0 == Kind::List {
+            headers.push(("Supported".into(), "eventlist".into()));
+        }
+        let t = Template {
+            method: "SUBSCRIBE",
+            request_uri: sub
+                .remote_target
+                .clone()
+                .unwrap_or_else(|| sub.target.clone()),
+            from: format!("<{aor}>;tag={}", sub.local_tag),
+            to,
+            call_id: sub.call_id.clone(),
+            cseq: sub.cseq,
+            routes: sub.route_set.clone(),
+            headers,
+            body: None,
+        };
+        let _ = self.start_tx(Purpose::Subscribe(key.clone()), t);
+    }
+
+    fn refresh(&mut self, key: &SubKey) {
+        let Some(sub) = self.subs.get_mut(key) else {
+            return;
+        };
+        if !matches!(sub.phase, SubPhase::Active | SubPhase::Pending) {
+            return;
+        }
+        sub.cseq += 1;
+        self.send_subscribe(key, None);
+    }
+
+    fn end_sub(&mut self, key: &SubKey) {
+        let Some(sub) = self.subs.get_mut(key) else {
+            return;
+        };
+        for t in [
+            TimerKey::Refresh(key.clone()),
+            TimerKey::Retry(key.clone()),
+            TimerKey::TimerN(key.clone()),
+        ] {
+            self.out.push(Action::CancelTimer(t));
+        }
+        if sub.established || sub.remote_tag.is_some() {
+            sub.phase = SubPhase::Ending;
+            sub.cseq += 1;
+            self.send_subscribe(key, Some(0));
+        } else {
+            // Never established: nothing to unsubscribe at the server, but a
+            // 2xx may still come; Expires: 0 on the same dialog would be ideal,
+            // and a later 2xx is answered by unsubscribing (see below).
+            sub.phase = SubPhase::Ending;
+            self.subs.remove(key);
+        }
+    }
+
+    fn schedule_refresh(&mut self, key: &SubKey, expires: u32) {
+        let secs = u64::from(expires);
+        let refresh_ms = if secs > 64 {
+            (secs - 32) * 1000
+        } else {
+            secs * 900
+        };
+        self.out
+            .push(Action::CancelTimer(TimerKey::Refresh(key.clone())));
+        self.out.push(Action::SetTimer(
+            TimerKey::Refresh(key.clone()),
+            refresh_ms.max(500),
+        ));
+    }
+
+    fn wait_retry(&mut self, key: &SubKey, ms: u64) {
+        if let Some(sub) = self.subs.get_mut(key) {
+            sub.phase = SubPhase::Waiting;
+            self.out
+                .push(Action::CancelTimer(TimerKey::Refresh(key.clone())));
+            self.out
+                .push(Action::CancelTimer(TimerKey::TimerN(key.clone())));
+            self.out
+                .push(Action::SetTimer(TimerKey::Retry(key.clone()), ms));
+        }
+    }
+
+    fn sub_failed(&mut self, key: &SubKey, why: &str, retry: bool) {
+        let Some(sub) = self.subs.get_mut(key) else {
+            return;
+        };
+        if sub.phase == SubPhase::Ending {
+            self.subs.remove(key);
+            return;
+        }
+        sub.failures += 1;
+        let backoff = (1000u64 << sub.failures.min(6)).min(MAX_BACKOFF_MS);
+        self.ep_state(key, EndpointState::Error, Some(why.to_string()));
+        if retry {
+            self.wait_retry(key, backoff);
+        } else if let Some(sub) = self.subs.get_mut(key) {
+            sub.phase = SubPhase::Dead;
+        }
+    }
+
+    fn subscribe_response(&mut self, key: SubKey, tx: Tx, msg: &Message, code: u16) {
+        let Some(sub) = self.subs.get_mut(&key) else {
+            return;
+        };
+        if sub.call_id != tx.template.call_id {
+            return; // a response for an earlier dialog of this key
+        }
+        let ending = sub.phase == SubPhase::Ending;
+        if ending {
+            if (200..300).contains(&code) || code == 481 || code >= 300 {
+                self.subs.remove(&key);
+            }
+            return;
+        }
+        match code {
+            200..=299 => {
+                sub.failures = 0;
+                if sub.remote_tag.is_none() {
+                    sub.remote_tag = msg.header("to").and_then(|t| param(t, "tag"));
+                }
+                if let Some(c) = msg.header("contact") {
+                    sub.remote_target = Some(uri_of(c));
+                }
+                if !sub.established {
+                    let mut rr: Vec<String> = msg
+                        .headers_named("record-route")
+                        .map(str::to_string)
+                        .collect();
+                    rr.reverse();
+                    sub.route_set = rr;
+                }
+                sub.established = true;
+                let granted = msg.int_header("expires").unwrap_or(sub.expires);
+                if granted == 0 {
+                    // The notifier ended it at once; a final NOTIFY follows.
+                    return;
+                }
+                if sub.phase == SubPhase::Trying {
+                    sub.phase = SubPhase::Pending;
+                }
+                self.schedule_refresh(&key, granted);
+            }
+            423 => {
+                // Interval too brief: retry with the server's minimum.
+                let min = msg.int_header("min-expires").unwrap_or(sub.expires * 2);
+                sub.expires = min.min(86_400);
+                sub.cseq += 1;
+                self.send_subscribe(&key, None);
+            }
+            481 => {
+                // The server forgot the dialog (restart, expiry): start anew.
+                self.out.push(Action::Info(format!(
+                    "{} subscription for {} no longer exists at the server; subscribing anew",
+                    key.0.event(),
+                    key.1
+                )));
+                self.restart_sub(&key);
+            }
+            489 => self.sub_failed(
+                &key,
+                &format!(
+                    "the server does not support the {} event package (489)",
+                    key.0.event()
+                ),
+                false,
+            ),
+            403 => {
+                self.ep_state(
+                    &key,
+                    EndpointState::AccessDenied,
+                    Some(format!("403 {}", reason(msg))),
+                );
+                if let Some(s) = self.subs.get_mut(&key) {
+                    s.phase = SubPhase::Dead;
+                }
+            }
+            404 | 604 => {
+                self.ep_state(
+                    &key,
+                    EndpointState::NotFound,
+                    Some(format!("{code} {}", reason(msg))),
+                );
+                if let Some(s) = self.subs.get_mut(&key) {
+                    s.phase = SubPhase::Dead;
+                }
+            }
+            _ => {
+                let retry_after = msg.int_header("retry-after").map(|s| u64::from(s) * 1000);
+                let why = format!("SUBSCRIBE answered {code} {}", reason(msg));
+                self.sub_failed(&key, &why, true);
+                if let Some(ms) = retry_after {
+                    self.wait_retry(&key, ms.min(3_600_000));
+                }
+            }
+        }
+    }
+
+    fn on_notify(&mut self, msg: Message) {
+        let call_id = msg.header("call-id").unwrap_or("").to_string();
+        let event = msg
+            .header("event")
+            .map(|e| {
+                e.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        let key = self
+            .subs
+            .iter()
+            .find(|(k, s)| s.call_id == call_id && k.0.event() == event)
+            .map(|(k, _)| k.clone());
+        let Some(key) = key else {
+            let r = response(&msg, 481, "Subscription Does Not Exist", &[]);
+            self.out.push(Action::Send(r));
+            return;
+        };
+        let Some(state) = msg.header("subscription-state").map(str::to_string) else {
+            // RFC 6665 §4.1.3: Subscription-State is mandatory.
+            self.out.push(Action::Send(response(
+                &msg,
+                400,
+                "Missing Subscription-State",
+                &[],
+            )));
+            return;
+        };
+        self.out.push(Action::Send(response(&msg, 200, "OK", &[])));
+        self.out
+            .push(Action::CancelTimer(TimerKey::TimerN(key.clone())));
+        self.server_reached();
+        let sub = self.subs.get_mut(&key).expect("found above");
+        if sub.remote_tag.is_none() {
+            sub.remote_tag = msg.header("from").and_then(|f| param(f, "tag"));
+        }
+        if let Some(c) = msg.header("contact") {
+            sub.remote_target = Some(uri_of(c));
+        }
+        if !sub.established && sub.route_set.is_empty() {
+            sub.route_set = msg
+                .headers_named("record-route")
+                .map(str::to_string)
+                .collect();
+        }
+        let value = state
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let ending = sub.phase == SubPhase::Ending;
+        match value.as_str() {
+            "active" | "pending" => {
+                if ending {
+                    return;
+                }
+                sub.phase = if value == "active" {
+                    SubPhase::Active
+                } else {
+                    SubPhase::Pending
+                };
+                if let Some(exp) = param(&state, "expires").and_then(|e| e.parse::<u32>().ok())
+                    && exp > 0
+                {
+                    self.schedule_refresh(&key, exp);
+                }
+                if value == "pending" {
+                    self.ep_state(
+                        &key,
+                        EndpointState::Requesting,
+                        Some("subscription pending authorization at the server".into()),
+                    );
+                }
+                self.notify_body(&key, &msg);
+            }
+            "terminated" => {
+                if !msg.body.is_empty() {
+                    self.notify_body(&key, &msg);
+                }
+                if ending {
+                    self.subs.remove(&key);
+                    return;
+                }
+                self.terminated(&key, &state);
+            }
+            other => self.out.push(Action::Warn(format!(
+                "NOTIFY with unknown Subscription-State {other:?}"
+            ))),
+        }
+    }
+
+    /// RFC 6665 §4.1.3: what each termination reason asks of the subscriber.
+    fn terminated(&mut self, key: &SubKey, state: &str) {
+        let reason = param(state, "reason").map(|r| r.to_ascii_lowercase());
+        let retry_after = param(state, "retry-after")
+            .and_then(|r| r.parse::<u64>().ok())
+            .map(|s| s * 1000);
+        self.out
+            .push(Action::CancelTimer(TimerKey::Refresh(key.clone())));
+        match reason.as_deref() {
+            Some("deactivated") | Some("timeout") => self.restart_sub(key),
+            Some("probation") | Some("giveup") => {
+                self.ep_state(
+                    key,
+                    EndpointState::Requesting,
+                    Some(format!("terminated: {}", reason.unwrap_or_default())),
+                );
+                self.wait_retry(key, retry_after.unwrap_or(30_000));
+            }
+            Some("rejected") => {
+                self.ep_state(
+                    key,
+                    EndpointState::AccessDenied,
+                    Some("subscription rejected by the server".into()),
+                );
+                if let Some(s) = self.subs.get_mut(key) {
+                    s.phase = SubPhase::Dead;
+                }
+            }
+            Some("noresource") => {
+                self.ep_state(
+                    key,
+                    EndpointState::NotFound,
+                    Some("no such resource at the server".into()),
+                );
+                if let Some(s) = self.subs.get_mut(key) {
+                    s.phase = SubPhase::Dead;
+                }
+            }
+            Some("invariant") => {
+                self.ep_state(
+                    key,
+                    EndpointState::Error,
+                    Some("terminated: invariant (will not retry)".into()),
+                );
+                if let Some(s) = self.subs.get_mut(key) {
+                    s.phase = SubPhase::Dead;
+                }
+            }
+            _ => {
+                if let Some(ms) = retry_after {
+                    self.wait_retry(key, ms);
+                } else {
+                    self.restart_sub(key);
+                }
+            }
+        }
+    }
+
+    fn notify_body(&mut self, key: &SubKey, msg: &Message) {
+        let ctype = msg.header("content-type").unwrap_or("").to_string();
+        match key.0 {
+            Kind::Presence => self.presence_body(key.1.clone(), &msg.body),
+            Kind::List => self.list_body(&ctype, &msg.body),
+            Kind::Dialog => self.dialog_body(key, &msg.body),
+            Kind::Features => self.features_body(key, &ctype, &msg.body),
+        }
+    }
+
+    fn presence_body(&mut self, endpoint: String, body: &[u8]) {
+        if body.iter().all(|b| b.is_ascii_whitespace()) {
+            // Nothing published for this user yet.
+            self.out.push(Action::EndpointState(
+                endpoint.clone(),
+                EndpointState::Active,
+                Some("no presence published yet".into()),
+            ));
+            self.out.push(Action::Presence(PresenceUpdate {
+                endpoint,
+                observed_at: None,
+                sequence: None,
+                telephony: None,
+                rich: Some(RichPresence {
+                    availability: presence_connector_sdk::Availability::Unknown,
+                    activity: None,
+                    note: None,
+                }),
+                raw: vec![VendorValue {
+                    name: "body".into(),
+                    value: "empty".into(),
+                }],
+            }));
+            return;
+        }
+        match body::parse_pidf(body) {
+            Ok(p) => self.report_pidf(endpoint, p),
+            Err(e) => {
+                self.out
+                    .push(Action::Warn(format!("unreadable PIDF for {endpoint}: {e}")));
+                self.out.push(Action::EndpointState(
+                    endpoint,
+                    EndpointState::Error,
+                    Some(format!("unreadable PIDF: {e}")),
+                ));
+            }
+        }
+    }
+
+    fn report_pidf(&mut self, endpoint: String, p: body::Pidf) {
+        self.out.push(Action::EndpointState(
+            endpoint.clone(),
+            EndpointState::Active,
+            None,
+        ));
+        self.out.push(Action::Presence(PresenceUpdate {
+            endpoint,
+            observed_at: p.observed_at_ms,
+            sequence: None,
+            telephony: None,
+            rich: Some(p.rich),
+            raw: p.raw,
+        }));
+    }
+
+    fn list_body(&mut self, ctype: &str, body: &[u8]) {
+        let notify = match body::parse_rls_notify(ctype, body) {
+            Ok(n) => n,
+            Err(e) => {
+                self.out.push(Action::Warn(format!(
+                    "unreadable resource-list NOTIFY: {e}"
+                )));
+                return;
+            }
+        };
+        let by_uri: HashMap<String, String> = self
+            .watched
+            .keys()
+            .map(|ep| (same_uri(&self.s.target_uri(ep)), ep.clone()))
+            .collect();
+        for (uri, rb) in notify.resources {
+            let Some(ep) = by_uri.get(&same_uri(&uri)).cloned() else {
+                continue;
+            };
+            match rb {
+                body::ResourceBody::Pidf(p) => self.report_pidf(ep, p),
+                body::ResourceBody::Terminated { reason } => {
+                    let st = if reason.as_deref() == Some("noresource") {
+                        EndpointState::NotFound
+                    } else if reason.as_deref() == Some("rejected") {
+                        EndpointState::AccessDenied
+                    } else {
+                        EndpointState::Error
+                    };
+                    self.out.push(Action::EndpointState(ep, st, reason));
+                }
+                body::ResourceBody::Pending => self.out.push(Action::EndpointState(
+                    ep,
+                    EndpointState::Requesting,
+                    Some("pending at the server".into()),
+                )),
+                body::ResourceBody::Empty => self.presence_body(ep, b""),
+                body::ResourceBody::Error(e) => self.out.push(Action::EndpointState(
+                    ep,
+                    EndpointState::Error,
+                    Some(format!("unreadable resource body: {e}")),
+                )),
+                body::ResourceBody::DialogInfo(_) => {}
+            }
+        }
+    }
+
+    fn telephony(&self, endpoint: &str) -> TelephonyPresence {
+        let line = self
+            .subs
+            .get(&(Kind::Dialog, endpoint.to_string()))
+            .map(|s| s.tracker.line_state())
+            .unwrap_or(LineState::Unknown);
+        let features = self.subs.get(&(Kind::Features, endpoint.to_string()));
+        TelephonyPresence {
+            line,
+            do_not_disturb: features.is_some_and(|f| f.features.dnd()),
+            forward: features
+                .and_then(|f| f.features.forward())
+                .map(presence_connector_sdk::ForwardTarget::Number),
+            source: TelephonySource::SipDerived,
+        }
+    }
+
+    fn dialog_body(&mut self, key: &SubKey, body: &[u8]) {
+        if body.iter().all(|b| b.is_ascii_whitespace()) {
+            self.out.push(Action::EndpointState(
+                key.1.clone(),
+                EndpointState::Active,
+                Some("no dialog state yet".into()),
+            ));
+            return;
+        }
+        let doc = match body::parse_dialog_info(body) {
+            Ok(d) => d,
+            Err(e) => {
+                self.out.push(Action::EndpointState(
+                    key.1.clone(),
+                    EndpointState::Error,
+                    Some(format!("unreadable dialog-info: {e}")),
+                ));
+                return;
+            }
+        };
+        let version = doc.version;
+        let Some(sub) = self.subs.get_mut(key) else {
+            return;
+        };
+        let applied = sub.tracker.apply(doc);
+        if applied.needs_refresh {
+            // A lost partial update: refresh to get full state.
+            sub.cseq += 1;
+            self.send_subscribe(key, None);
+        }
+        if !applied.applied {
+            return;
+        }
+        let telephony = self.telephony(&key.1);
+        self.out.push(Action::EndpointState(
+            key.1.clone(),
+            EndpointState::Active,
+            None,
+        ));
+        self.out.push(Action::Presence(PresenceUpdate {
+            endpoint: key.1.clone(),
+            observed_at: None,
+            sequence: Some(version),
+            raw: vec![VendorValue {
+                name: "dialog-info".into(),
+                value: format!("version {version}, line {:?}", telephony.line),
+            }],
+            telephony: Some(telephony),
+            rich: None,
+        }));
+    }
+
+    fn features_body(&mut self, key: &SubKey, ctype: &str, body: &[u8]) {
+        if body.is_empty() {
+            return;
+        }
+        let events = match body::parse_feature_events(ctype, body) {
+            Ok(e) => e,
+            Err(e) => {
+                self.out.push(Action::Warn(format!(
+                    "unreadable as-feature-event for {}: {e}",
+                    key.1
+                )));
+                return;
+            }
+        };
+        let Some(sub) = self.subs.get_mut(key) else {
+            return;
+        };
+        for e in events {
+            sub.features.apply(e);
+        }
+        let telephony = self.telephony(&key.1);
+        self.out.push(Action::Presence(PresenceUpdate {
+            endpoint: key.1.clone(),
+            observed_at: None,
+            sequence: None,
+            raw: vec![VendorValue {
+                name: "as-feature-event".into(),
+                value: format!(
+                    "dnd={} forward={:?}",
+                    telephony.do_not_disturb, telephony.forward
+                ),
+            }],
+            telephony: Some(telephony),
+            rich: None,
+        }));
+    }
+
+    // ---- publications ----------------------------------------------------
+
+    /// Write presence for `endpoint` with PUBLISH (or remove it).
+    pub fn publish(
+        &mut self,
+        endpoint: &str,
+        write: PresenceWrite,
+        now_ms: u64,
+    ) -> Result<(), ConnectorError> {
+        if self.local.is_none() {
+            return Err(ConnectorError::Other(
+                "not connected to the server yet; try again shortly".into(),
+            ));
+        }
+        let target = self.s.target_uri(endpoint);
+        match write {
+            PresenceWrite::Set(intent) => {
+                let tuple = format!("hub-{}", short_hash(&target));
+                let body = body::build_pidf(&target, &tuple, &intent, now_ms).into_bytes();
+                let p = self
+                    .pubs
+                    .entry(endpoint.to_string())
+                    .or_insert(Publication {
+                        target,
+                        etag: None,
+                        body: None,
+                        expires: 0,
+                        clearing: false,
+                    });
+                p.body = Some(body);
+                p.clearing = false;
+                p.expires = intent
+                    .expires_in_ms
+                    .map(|ms| (ms / 1000).clamp(60, 86_400) as u32)
+                    .unwrap_or(self.s.publish_expires);
+                self.send_publish(endpoint, true);
+            }
+            PresenceWrite::Clear => {
+                let Some(p) = self.pubs.get_mut(endpoint) else {
+                    return Ok(()); // nothing of ours is published
+                };
+                p.clearing = true;
+                p.body = None;
+                self.out.push(Action::CancelTimer(TimerKey::PublishRefresh(
+                    endpoint.to_string(),
+                )));
+                if p.etag.is_some() {
+                    self.send_publish(endpoint, false);
+                } else {
+                    self.pubs.remove(endpoint);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send_publish(&mut self, endpoint: &str, with_body: bool) {
+        let aor = self.s.aor();
+        let tag = self.random();
+        let call_id = format!("{}@hub", self.random());
+        let Some(p) = self.pubs.get(endpoint) else {
+            return;
+        };
+        let mut headers = vec![
+            ("Event".to_string(), "presence".to_string()),
+            (
+                "Expires".to_string(),
+                if p.clearing { 0 } else { p.expires }.to_string(),
+            ),
+        ];
+        if let Some(etag) = &p.etag {
+            headers.push(("SIP-If-Match".into(), etag.clone()));
+        }
+        let body = if with_body && !p.clearing {
+            p.body
+                .clone()
+                .map(|b| ("application/pidf+xml".to_string(), b))
+        } else {
+            None
+        };
+        let t = Template {
+            method: "PUBLISH",
+            request_uri: p.target.clone(),
+            from: format!("<{aor}>;tag={tag}"),
+            to: format!("<{}>", p.target),
+            call_id,
+            cseq: 1,
+            routes: vec![],
+            headers,
+            body,
+        };
+        let _ = self.start_tx(Purpose::Publish(endpoint.to_string()), t);
+    }
+
+    fn publish_refresh(&mut self, endpoint: &str) {
+        if self.pubs.get(endpoint).is_some_and(|p| !p.clearing) {
+            self.send_publish(endpoint, false);
+        }
+    }
+
+    fn publish_response(&mut self, endpoint: String, tx: Tx, msg: &Message, code: u16) {
+        let Some(p) = self.pubs.get_mut(&endpoint) else {
+            return;
+        };
+        match code {
+            200..=299 => {
+                if p.clearing {
+                    self.pubs.remove(&endpoint);
+                    self.out
+                        .push(Action::Info(format!("publication for {endpoint} removed")));
+                    return;
+                }
+                p.etag = msg.header("sip-etag").map(str::to_string).or(p.etag.take());
+                let granted = msg.int_header("expires").unwrap_or(p.expires).max(1);
+                let secs = u64::from(granted);
+                let ms = if secs > 64 {
+                    (secs - 32) * 1000
+                } else {
+                    secs * 900
+                };
+                self.out.push(Action::SetTimer(
+                    TimerKey::PublishRefresh(endpoint.clone()),
+                    ms,
+                ));
+                self.out.push(Action::Info(format!(
+                    "published presence for {endpoint} (etag {:?}, {granted} s)",
+                    p.etag
+                )));
+            }
+            412 => {
+                // Our entity tag expired at the server: publish afresh.
+                p.etag = None;
+                if p.clearing {
+                    self.pubs.remove(&endpoint);
+                } else if p.body.is_some() {
+                    self.send_publish(&endpoint, true);
+                }
+            }
+            423 => {
+                p.expires = msg
+                    .int_header("min-expires")
+                    .unwrap_or(p.expires * 2)
+                    .min(86_400);
+                let with_body = tx.template.body.is_some();
+                self.send_publish(&endpoint, with_body);
+            }
+            _ => {
+                self.out.push(Action::Warn(format!(
+                    "PUBLISH for {endpoint} answered {code} {}",
+                    reason(msg)
+                )));
+                if p.clearing {
+                    self.pubs.remove(&endpoint);
+                }
+            }
+        }
+    }
+}
+
+fn reason(msg: &Message) -> String {
+    match &msg.start {
+        crate::sip::Start::Response { reason, .. } => reason.clone(),
+        _ => String::new(),
+    }
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// URIs compared without scheme, parameters or case of the host.
+fn same_uri(u: &str) -> String {
+    let u = u
+        .trim()
+        .trim_start_matches("sips:")
+        .trim_start_matches("sip:");
+    let u = u.split(';').next().unwrap_or(u);
+    match u.split_once('@') {
+        Some((user, host)) => format!("{user}@{}", host.to_ascii_lowercase()),
+        None => u.to_ascii_lowercase(),
+    }
+}
+
+fn short_hash(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(s.as_bytes())[..6])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Events;
+    use presence_connector_sdk::{Availability, PresenceIntent};
+
+    fn settings() -> Settings {
+        Settings {
+            server_host: "127.0.0.1".into(),
+            server_port: 5060,
+            transport: Transport::Udp,
+            user: "hub".into(),
+            user_domain: "example.com".into(),
+            auth_id: "hub".into(),
+            password: Some("pw".into()),
+            domain: "example.com".into(),
+            expires: 600,
+            events: Events {
+                presence: true,
+                dialog: false,
+                features: false,
+            },
+            list_uri: None,
+            publish_expires: 3600,
+            keepalive_ms: 30_000,
+        }
+    }
+
+    fn up(s: Settings) -> Core {
+        let mut c = Core::new(s, 42);
+        c.transport_up(Local {
+            transport: "UDP",
+            host: "127.0.0.1".into(),
+            port: 5070,
+        });
+        c
+    }
+
+    fn sent(actions: &[Action]) -> Vec<Message> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(b) => Some(Message::parse(b).unwrap()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn requests(actions: &[Action], method: &str) -> Vec<Message> {
+        sent(actions)
+            .into_iter()
+            .filter(|m| m.method() == Some(method))
+            .collect()
+    }
+
+    fn reply(req: &Message, code: u16, extra: &str) -> Vec<u8> {
+        let mut s = format!("SIP/2.0 {code} X\r\n");
+        for v in req.headers_named("via") {
+            s.push_str(&format!("Via: {v}\r\n"));
+        }
+        s.push_str(&format!(
+            "From: {}\r\nTo: {};tag=srv\r\nCall-ID: {}\r\nCSeq: {}\r\n{extra}Content-Length: 0\r\n\r\n",
+            req.header("from").unwrap(),
+            req.header("to").unwrap(),
+            req.header("call-id").unwrap(),
+            req.header("cseq").unwrap()
+        ));
+        s.into_bytes()
+    }
+
+    fn notify(sub: &Message, state: &str, ctype: &str, body: &str) -> Vec<u8> {
+        format!(
+            "NOTIFY sip:hub@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKn{}\r\n\
+From: {};tag=srv\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 NOTIFY\r\nEvent: {}\r\n\
+Subscription-State: {state}\r\nContact: <sip:127.0.0.1:5060>\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len(),
+            sub.header("to").unwrap(),
+            sub.header("from").unwrap(),
+            sub.header("call-id").unwrap(),
+            sub.header("event").unwrap(),
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    const PIDF: &str = r#"<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="sip:alice@example.com"><tuple id="t"><status><basic>open</basic></status></tuple><dm:person id="p"><rpid:activities><rpid:away/></rpid:activities><dm:note>lunch</dm:note></dm:person></presence>"#;
+
+    /// Watch alice and answer the challenge and the SUBSCRIBE.
+    fn subscribed(c: &mut Core) -> Message {
+        c.take_actions();
+        c.watch(&["alice".into()]);
+        let a = c.take_actions();
+        let sub = requests(&a, "SUBSCRIBE").remove(0);
+        assert_eq!(sub.header("event"), Some("presence"));
+        assert_eq!(
+            sub.start,
+            crate::sip::Start::Request {
+                method: "SUBSCRIBE".into(),
+                uri: "sip:alice@example.com".into()
+            }
+        );
+        c.on_message(&reply(
+            &sub,
+            407,
+            "Proxy-Authenticate: Digest realm=\"example.com\", nonce=\"abc\", qop=\"auth\"\r\n",
+        ));
+        let a = c.take_actions();
+        let sub2 = requests(&a, "SUBSCRIBE").remove(0);
+        assert!(
+            sub2.header("proxy-authorization")
+                .unwrap()
+                .contains("nc=00000001")
+        );
+        assert_eq!(sub2.cseq().unwrap().0, sub.cseq().unwrap().0 + 1);
+        assert_eq!(sub2.header("call-id"), sub.header("call-id"));
+        c.on_message(&reply(
+            &sub2,
+            200,
+            "Expires: 120\r\nContact: <sip:127.0.0.1:5060>\r\n",
+        ));
+        let a = c.take_actions();
+        assert!(
+            a.contains(&Action::SetTimer(
+                TimerKey::Refresh((Kind::Presence, "alice".into())),
+                88_000
+            )),
+            "{a:?}"
+        );
+        sub2
+    }
+
+    #[test]
+    fn subscribe_auth_notify_and_report() {
+        let mut c = up(settings());
+        let sub = subscribed(&mut c);
+        c.on_message(&notify(
+            &sub,
+            "active;expires=100",
+            "application/pidf+xml",
+            PIDF,
+        ));
+        let a = c.take_actions();
+        let ok = sent(&a);
+        assert_eq!(ok[0].code(), Some(200));
+        let p = a
+            .iter()
+            .find_map(|x| match x {
+                Action::Presence(p) => Some(p.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(p.endpoint, "alice");
+        let rich = p.rich.unwrap();
+        assert_eq!(rich.availability, Availability::Away);
+        assert_eq!(rich.note.as_deref(), Some("lunch"));
+        assert!(a.contains(&Action::EndpointState(
+            "alice".into(),
+            EndpointState::Active,
+            None
+        )));
+        // The Subscription-State expires reschedules the refresh.
+        assert!(a.contains(&Action::SetTimer(
+            TimerKey::Refresh((Kind::Presence, "alice".into())),
+            68_000
+        )));
+    }
+
+    #[test]
+    fn empty_notify_unknown_xml_and_bad_bodies_do_not_break() {
+        let mut c = up(settings());
+        let sub = subscribed(&mut c);
+        c.on_message(&notify(&sub, "active", "application/pidf+xml", ""));
+        let a = c.take_actions();
+        assert!(a.iter().any(|x| matches!(x, Action::EndpointState(_, EndpointState::Active, Some(d)) if d.contains("no presence"))));
+        c.on_message(&notify(
+            &sub,
+            "active",
+            "application/pidf+xml",
+            "<presence><oops",
+        ));
+        let a = c.take_actions();
+        assert_eq!(sent(&a)[0].code(), Some(200));
+        assert!(
+            a.iter()
+                .any(|x| matches!(x, Action::EndpointState(_, EndpointState::Error, _)))
+        );
+        // Garbage datagrams are dropped with a warning.
+        c.on_message(b"\x00\x01garbage");
+        assert!(matches!(c.take_actions()[0], Action::Warn(_)));
+    }
+
+    #[test]
+    fn refresh_423_481_and_unsubscribe() {
+        let mut c = up(settings());
+        let sub = subscribed(&mut c);
+        let key = (Kind::Presence, "alice".to_string());
+        c.on_timer(TimerKey::Refresh(key.clone()));
+        let a = c.take_actions();
+        let refresh = requests(&a, "SUBSCRIBE").remove(0);
+        assert_eq!(refresh.header("call-id"), sub.header("call-id"));
+        assert!(refresh.header("to").unwrap().contains("tag=srv"));
+        assert_eq!(
+            refresh.start,
+            crate::sip::Start::Request {
+                method: "SUBSCRIBE".into(),
+                uri: "sip:127.0.0.1:5060".into()
+            }
+        );
+        // 423 with Min-Expires: retried with it.
+        c.on_message(&reply(&refresh, 423, "Min-Expires: 1800\r\n"));
+        let again = requests(&c.take_actions(), "SUBSCRIBE").remove(0);
+        assert_eq!(again.header("expires"), Some("1800"));
+        // 481: the server forgot us; a new dialog starts.
+        c.on_message(&reply(&again, 481, ""));
+        let fresh = requests(&c.take_actions(), "SUBSCRIBE").remove(0);
+        assert_ne!(fresh.header("call-id"), sub.header("call-id"));
+        assert!(!fresh.header("to").unwrap().contains("tag="));
+        c.on_message(&reply(&fresh, 200, "Expires: 1800\r\n"));
+        c.take_actions();
+        // Unwatch: Expires 0 in the dialog.
+        c.unwatch(&["alice".into()]);
+        let bye = requests(&c.take_actions(), "SUBSCRIBE").remove(0);
+        assert_eq!(bye.header("expires"), Some("0"));
+        assert_eq!(bye.header("call-id"), fresh.header("call-id"));
+        c.on_message(&notify(
+            &bye,
+            "terminated;reason=timeout",
+            "application/pidf+xml",
+            "",
+        ));
+        assert_eq!(sent(&c.take_actions())[0].code(), Some(200));
+        assert!(c.subs.is_empty());
+    }
+
+    #[test]
+    fn termination_reasons() {
+        for (reason, want_new, state) in [
+            ("deactivated", true, None),
+            ("timeout", true, None),
+            ("rejected", false, Some(EndpointState::AccessDenied)),
+            ("noresource", false, Some(EndpointState::NotFound)),
+            (
+                "probation;retry-after=5",
+                false,
+                Some(EndpointState::Requesting),
+            ),
+            ("giveup", false, Some(EndpointState::Requesting)),
+        ] {
+            let mut c = up(settings());
+            let sub = subscribed(&mut c);
+            c.on_message(&notify(
+                &sub,
+                &format!("terminated;reason={reason}"),
+                "application/pidf+xml",
+                "",
+            ));
+            let a = c.take_actions();
+            let resubscribed = !requests(&a, "SUBSCRIBE").is_empty();
+            assert_eq!(resubscribed, want_new, "{reason}: {a:?}");
+            if let Some(st) = state {
+                assert!(
+                    a.iter()
+                        .any(|x| matches!(x, Action::EndpointState(_, s, _) if *s == st)),
+                    "{reason}: {a:?}"
+                );
+            }
+            if reason.starts_with("probation") {
+                assert!(a.contains(&Action::SetTimer(
+                    TimerKey::Retry((Kind::Presence, "alice".into())),
+                    5_000
+                )));
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_notify_gets_481_and_missing_state_400() {
+        let mut c = up(settings());
+        let sub = subscribed(&mut c);
+        let mut other = notify(&sub, "active", "application/pidf+xml", "");
+        let s = String::from_utf8(other.clone())
+            .unwrap()
+            .replace(sub.header("call-id").unwrap(), "nope");
+        other = s.into_bytes();
+        c.on_message(&other);
+        assert_eq!(sent(&c.take_actions())[0].code(), Some(481));
+        let s = String::from_utf8(notify(&sub, "active", "application/pidf+xml", ""))
+            .unwrap()
+            .replace("Subscription-State: active\r\n", "");
+        c.on_message(s.as_bytes());
+        assert_eq!(sent(&c.take_actions())[0].code(), Some(400));
+    }
+
+    #[test]
+    fn wrong_password_is_forbidden_and_no_password_is_credentials_not_found() {
+        let mut c = up(settings());
+        c.take_actions();
+        c.watch(&["alice".into()]);
+        let sub = requests(&c.take_actions(), "SUBSCRIBE").remove(0);
+        let ch = "WWW-Authenticate: Digest realm=\"r\", nonce=\"n1\"\r\n";
+        c.on_message(&reply(&sub, 401, ch));
+        let sub2 = requests(&c.take_actions(), "SUBSCRIBE").remove(0);
+        assert!(sub2.header("authorization").is_some());
+        c.on_message(&reply(
+            &sub2,
+            401,
+            "WWW-Authenticate: Digest realm=\"r\", nonce=\"n2\"\r\n",
+        ));
+        let a = c.take_actions();
+        assert!(
+            a.iter()
+                .any(|x| matches!(x, Action::Status(ConnectorStatus::Forbidden, _))),
+            "{a:?}"
+        );
+        assert!(
+            a.iter()
+                .any(|x| matches!(x, Action::EndpointState(_, EndpointState::AccessDenied, _)))
+        );
+        // A stale nonce is answered again, not treated as a failure.
+        let mut c = up(settings());
+        c.take_actions();
+        c.watch(&["alice".into()]);
+        let sub = requests(&c.take_actions(), "SUBSCRIBE").remove(0);
+        c.on_message(&reply(&sub, 401, ch));
+        let sub2 = requests(&c.take_actions(), "SUBSCRIBE").remove(0);
+        c.on_message(&reply(
+            &sub2,
+            401,
+            "WWW-Authenticate: Digest realm=\"r\", nonce=\"n3\", stale=true\r\n",
+        ));
+        assert_eq!(requests(&c.take_actions(), "SUBSCRIBE").len(), 1);
+
+        let mut s = settings();
+        s.password = None;
+        let mut c = up(s);
+        c.take_actions();
+        c.watch(&["alice".into()]);
+        let sub = requests(&c.take_actions(), "SUBSCRIBE").remove(0);
+        c.on_message(&reply(&sub, 401, ch));
+        let a = c.take_actions();
+        assert!(
+            a.iter()
+                .any(|x| matches!(x, Action::Status(ConnectorStatus::CredentialsNotFound, _)))
+        );
+    }
+
+    #[test]
+    fn udp_retransmits_and_timer_f_then_timer_n() {
+        let mut c = up(settings());
+        c.take_actions();
+        c.watch(&["alice".into()]);
+        let a = c.take_actions();
+        let sub = requests(&a, "SUBSCRIBE").remove(0);
+        let branch = sub.branch().unwrap();
+        assert!(a.contains(&Action::SetTimer(TimerKey::Retransmit(branch.clone()), T1)));
+        c.on_timer(TimerKey::Retransmit(branch.clone()));
+        let a = c.take_actions();
+        assert_eq!(requests(&a, "SUBSCRIBE")[0].branch(), Some(branch.clone()));
+        assert!(a.contains(&Action::SetTimer(
+            TimerKey::Retransmit(branch.clone()),
+            2 * T1
+        )));
+        c.on_timer(TimerKey::TxTimeout(branch));
+        let a = c.take_actions();
+        assert!(a.iter().any(|x| matches!(x, Action::EndpointState(_, EndpointState::Error, Some(d)) if d.contains("Timer F"))));
+        assert!(
+            a.iter()
+                .any(|x| matches!(x, Action::SetTimer(TimerKey::Retry(_), _)))
+        );
+        // Timer N: a 2xx but no NOTIFY is not a failure; no 2xx and no NOTIFY is.
+        let mut c = up(settings());
+        c.take_actions();
+        c.watch(&["alice".into()]);
+        c.take_actions();
+        c.on_timer(TimerKey::TimerN((Kind::Presence, "alice".into())));
+        let a = c.take_actions();
+        assert!(a.iter().any(|x| matches!(x, Action::EndpointState(_, EndpointState::Error, Some(d)) if d.contains("Timer N"))));
+    }
+
+    #[test]
+    fn lost_server_then_back_resubscribes() {
+        let mut c = up(settings());
+        let sub = subscribed(&mut c);
+        let a = c.take_actions();
+        assert!(a.is_empty());
+        c.on_timer(TimerKey::Keepalive);
+        let opt = requests(&c.take_actions(), "OPTIONS").remove(0);
+        c.on_timer(TimerKey::TxTimeout(opt.branch().unwrap()));
+        let a = c.take_actions();
+        assert!(
+            a.iter()
+                .any(|x| matches!(x, Action::Status(ConnectorStatus::ConnectionError, _)))
+        );
+        c.on_timer(TimerKey::Keepalive);
+        let opt = requests(&c.take_actions(), "OPTIONS").remove(0);
+        c.on_message(&reply(&opt, 200, ""));
+        let a = c.take_actions();
+        assert!(
+            a.iter()
+                .any(|x| matches!(x, Action::Status(ConnectorStatus::UpAndRunning, _)))
+        );
+        let fresh = requests(&a, "SUBSCRIBE").remove(0);
+        assert_ne!(fresh.header("call-id"), sub.header("call-id"));
+    }
+
+    #[test]
+    fn publish_etag_refresh_modify_remove_and_412() {
+        let mut c = up(settings());
+        c.take_actions();
+        let dnd = PresenceWrite::Set(PresenceIntent {
+            availability: Availability::DoNotDisturb,
+            activity: None,
+            note: Some("in a call".into()),
+            expires_in_ms: None,
+        });
+        c.publish("alice", dnd.clone(), 1_700_000_000_000).unwrap();
+        let p = requests(&c.take_actions(), "PUBLISH").remove(0);
+        assert_eq!(p.header("event"), Some("presence"));
+        assert!(p.header("sip-if-match").is_none());
+        assert!(String::from_utf8_lossy(&p.body).contains("do-not-disturb"));
+        c.on_message(&reply(&p, 200, "SIP-ETag: e1\r\nExpires: 120\r\n"));
+        let a = c.take_actions();
+        assert!(a.contains(&Action::SetTimer(
+            TimerKey::PublishRefresh("alice".into()),
+            88_000
+        )));
+        c.on_timer(TimerKey::PublishRefresh("alice".into()));
+        let r = requests(&c.take_actions(), "PUBLISH").remove(0);
+        assert_eq!(r.header("sip-if-match"), Some("e1"));
+        assert!(r.body.is_empty());
+        // 412: the etag is gone; publish the state afresh.
+        c.on_message(&reply(&r, 412, ""));
+        let fresh = requests(&c.take_actions(), "PUBLISH").remove(0);
+        assert!(fresh.header("sip-if-match").is_none() && !fresh.body.is_empty());
+        c.on_message(&reply(&fresh, 200, "SIP-ETag: e2\r\nExpires: 120\r\n"));
+        c.take_actions();
+        c.publish("alice", dnd, 1_700_000_000_000).unwrap();
+        let modify = requests(&c.take_actions(), "PUBLISH").remove(0);
+        assert_eq!(modify.header("sip-if-match"), Some("e2"));
+        assert!(!modify.body.is_empty());
+        c.on_message(&reply(&modify, 200, "SIP-ETag: e3\r\nExpires: 120\r\n"));
+        c.take_actions();
+        c.publish("alice", PresenceWrite::Clear, 0).unwrap();
+        let rm = requests(&c.take_actions(), "PUBLISH").remove(0);
+        assert_eq!(rm.header("expires"), Some("0"));
+        assert_eq!(rm.header("sip-if-match"), Some("e3"));
+        c.on_message(&reply(&rm, 200, ""));
+        c.take_actions();
+        assert!(c.pubs.is_empty());
+    }
+}

@@ -1,0 +1,278 @@
+//! The connector's configuration, as operators know it from the seeds.
+
+use presence_connector_sdk::{Config, ConfigField, ConnectorError, FieldKind, invalid_config};
+
+/// Transport to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+/// Which event packages to subscribe per watched endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Events {
+    pub presence: bool,
+    pub dialog: bool,
+    pub features: bool,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server_host: String,
+    pub server_port: u16,
+    pub transport: Transport,
+    /// Our AOR user and domain (`uri = user@domain`).
+    pub user: String,
+    pub user_domain: String,
+    pub auth_id: String,
+    pub password: Option<String>,
+    /// Domain for endpoints given as bare extensions.
+    pub domain: String,
+    pub expires: u32,
+    pub events: Events,
+    pub list_uri: Option<String>,
+    pub publish_expires: u32,
+    pub keepalive_ms: u64,
+}
+
+/// The fields `describe` announces.
+pub fn fields() -> Vec<ConfigField> {
+    let f = |name: &str,
+             label: &str,
+             description: &str,
+             kind: FieldKind,
+             default: Option<&str>,
+             required: bool,
+             secret: bool| ConfigField {
+        name: name.into(),
+        label: label.into(),
+        description: description.into(),
+        kind,
+        default_value: default.map(Into::into),
+        required,
+        secret,
+    };
+    vec![
+        f(
+            "server",
+            "Server address",
+            "Presence server or PBX, host[:port]",
+            FieldKind::ServerAddress(5060),
+            None,
+            true,
+            false,
+        ),
+        f(
+            "transport",
+            "Transport",
+            "udp, tcp or tls",
+            FieldKind::Choice(vec!["udp".into(), "tcp".into(), "tls".into()]),
+            Some("udp"),
+            false,
+            false,
+        ),
+        f(
+            "uri",
+            "URI",
+            "The hub's own SIP identity, user@domain",
+            FieldKind::Text,
+            None,
+            true,
+            false,
+        ),
+        f(
+            "auth_id",
+            "Auth ID",
+            "Digest user name; defaults to the URI's user",
+            FieldKind::Text,
+            None,
+            false,
+            false,
+        ),
+        f(
+            "password",
+            "Password",
+            "Digest password",
+            FieldKind::Text,
+            None,
+            false,
+            true,
+        ),
+        f(
+            "domain",
+            "Domain",
+            "Domain for endpoints given as bare extensions; defaults to the URI's domain",
+            FieldKind::Text,
+            None,
+            false,
+            false,
+        ),
+        f(
+            "subscribe",
+            "Subscribe to",
+            "presence (rich), dialog (telephony), or both",
+            FieldKind::Choice(vec!["presence".into(), "dialog".into(), "both".into()]),
+            Some("both"),
+            false,
+            false,
+        ),
+        f(
+            "feature_events",
+            "DND and forwarding",
+            "Also subscribe to Broadsoft as-feature-event (DND, call forwarding)",
+            FieldKind::Boolean,
+            Some("false"),
+            false,
+            false,
+        ),
+        f(
+            "list_uri",
+            "Resource list URI",
+            "Subscribe to this RLS list (RFC 4662) for rich presence instead of one subscription per user",
+            FieldKind::Text,
+            None,
+            false,
+            false,
+        ),
+        f(
+            "expires",
+            "Subscription expiry (s)",
+            "Requested subscription duration",
+            FieldKind::Integer,
+            Some("3600"),
+            false,
+            false,
+        ),
+        f(
+            "publish_expires",
+            "Publication expiry (s)",
+            "Requested PUBLISH duration for write-back",
+            FieldKind::Integer,
+            Some("3600"),
+            false,
+            false,
+        ),
+        f(
+            "keepalive_seconds",
+            "Keep-alive (s)",
+            "OPTIONS ping interval that detects a lost or restarted server",
+            FieldKind::Integer,
+            Some("30"),
+            false,
+            false,
+        ),
+    ]
+}
+
+impl Settings {
+    pub fn from_config(c: &Config) -> Result<Settings, ConnectorError> {
+        let server = c.text("server")?;
+        let (server_host, server_port) = split_host_port(&server)
+            .ok_or_else(|| invalid_config("server", "expected host[:port]"))?;
+        let transport = match c.opt_text("transport")?.as_deref().unwrap_or("udp") {
+            "udp" => Transport::Udp,
+            "tcp" => Transport::Tcp,
+            "tls" => Transport::Tls,
+            _ => return Err(invalid_config("transport", "udp, tcp or tls")),
+        };
+        let uri = c.text("uri")?;
+        let uri = uri
+            .trim()
+            .trim_start_matches("sips:")
+            .trim_start_matches("sip:")
+            .to_string();
+        let (user, user_domain) = uri
+            .split_once('@')
+            .filter(|(u, d)| !u.is_empty() && !d.is_empty())
+            .ok_or_else(|| invalid_config("uri", "expected user@domain"))?;
+        let events = match c.opt_text("subscribe")?.as_deref().unwrap_or("both") {
+            "presence" => Events {
+                presence: true,
+                dialog: false,
+                features: false,
+            },
+            "dialog" => Events {
+                presence: false,
+                dialog: true,
+                features: false,
+            },
+            "both" => Events {
+                presence: true,
+                dialog: true,
+                features: false,
+            },
+            _ => return Err(invalid_config("subscribe", "presence, dialog or both")),
+        };
+        let events = Events {
+            features: c.opt_boolean("feature_events")?.unwrap_or(false),
+            ..events
+        };
+        let int = |name: &str, default: i64, lo: i64, hi: i64| -> Result<i64, ConnectorError> {
+            let v = c.opt_integer(name)?.unwrap_or(default);
+            if v < lo || v > hi {
+                return Err(invalid_config(name, &format!("must be {lo}..={hi}")));
+            }
+            Ok(v)
+        };
+        Ok(Settings {
+            server_host,
+            server_port,
+            transport,
+            auth_id: c.opt_text("auth_id")?.unwrap_or(user).to_string(),
+            user: user.to_string(),
+            user_domain: user_domain.to_string(),
+            password: c.opt_text("password")?.map(str::to_string),
+            domain: c.opt_text("domain")?.unwrap_or(user_domain).to_string(),
+            expires: int("expires", 3600, 0, 86_400)? as u32,
+            events,
+            list_uri: c.opt_text("list_uri")?.map(with_scheme),
+            publish_expires: int("publish_expires", 3600, 60, 86_400)? as u32,
+            keepalive_ms: int("keepalive_seconds", 30, 1, 3600)? as u64 * 1000,
+        })
+    }
+
+    /// The SIP URI of a watched endpoint: URIs as given, bare extensions in
+    /// our domain.
+    pub fn target_uri(&self, endpoint: &str) -> String {
+        if endpoint.starts_with("sip:") || endpoint.starts_with("sips:") {
+            endpoint.to_string()
+        } else if endpoint.contains('@') {
+            format!("sip:{endpoint}")
+        } else {
+            format!("sip:{endpoint}@{}", self.domain)
+        }
+    }
+
+    pub fn aor(&self) -> String {
+        format!("sip:{}@{}", self.user, self.user_domain)
+    }
+}
+
+fn with_scheme(u: &str) -> String {
+    let u = u.trim();
+    if u.starts_with("sip:") || u.starts_with("sips:") {
+        u.to_string()
+    } else {
+        format!("sip:{u}")
+    }
+}
+
+fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let s = s.trim();
+    if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None => 5060,
+        };
+        return Some((h.to_string(), port));
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => Some((h.to_string(), p.parse().ok()?)),
+        _ if !s.is_empty() => Some((s.to_string(), 5060)),
+        _ => None,
+    }
+}

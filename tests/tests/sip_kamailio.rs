@@ -1,0 +1,338 @@
+//! The SIP/SIMPLE connector against a real Kamailio presence server and call
+//! proxy, through the real hub binary and its API.
+
+use std::time::{Duration, Instant};
+
+use hub_e2e::Hub;
+use hub_e2e::kamailio::{AuthMode, Kamailio, password};
+use serde_json::{Value, json};
+
+fn pidf(user: &str, basic: &str, activity: &str, note: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="sip:{user}@127.0.0.1">
+  <tuple id="t-{user}"><status><basic>{basic}</basic></status><note>{note}</note></tuple>
+  <dm:person id="p-{user}"><rpid:activities>{activity}</rpid:activities></dm:person>
+</presence>"#
+    )
+}
+
+async fn sip_connector(
+    hub: &Hub,
+    id: &str,
+    k: &Kamailio,
+    transport: &str,
+    subscribe: &str,
+    pw: &str,
+    watches: &[&str],
+) {
+    let (s, v) = hub
+        .call(
+            "POST",
+            "/api/v1/connectors",
+            Some(json!({
+                "id": id,
+                "plugin": "sip-simple",
+                "config": {
+                    "server": format!("127.0.0.1:{}", k.port),
+                    "transport": transport,
+                    "uri": "hub@127.0.0.1",
+                    "password": pw,
+                    "subscribe": subscribe,
+                    "expires": 60,
+                    "keepalive_seconds": 1,
+                },
+                "watches": watches,
+            })),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+}
+
+fn endpoints(id: &str) -> String {
+    format!("/api/v1/connectors/{id}/endpoints")
+}
+
+fn rich(v: &Value, ep: &str) -> Value {
+    v["endpoints"][ep]["rich"].clone()
+}
+
+async fn presence_round_trip(transport: &str) {
+    let k = Kamailio::start(AuthMode::None);
+    k.sipp_publish(
+        "alice",
+        &pidf("alice", "open", "<rpid:away/>", "at lunch"),
+        300,
+    );
+    let hub = Hub::start(&["plugins/sip-simple"], &[]);
+    sip_connector(
+        &hub,
+        "pbx",
+        &k,
+        transport,
+        "presence",
+        &password("hub"),
+        &["alice", "bob"],
+    )
+    .await;
+    let v = hub
+        .wait_for(&endpoints("pbx"), "alice away", |v| {
+            rich(v, "alice")["availability"] == "away"
+        })
+        .await;
+    assert_eq!(rich(&v, "alice")["note"], "at lunch");
+    assert_eq!(v["endpoints"]["alice"]["state"], "active");
+    // bob published nothing yet: watched, active, unknown.
+    assert_eq!(rich(&v, "bob")["availability"], "unknown");
+    assert_eq!(
+        hub.get("/api/v1/connectors/pbx/status").await["status"]["status"],
+        "up-and-running"
+    );
+    // A change is pushed.
+    k.sipp_publish(
+        "alice",
+        &pidf("alice", "open", "<rpid:on-the-phone/>", "call"),
+        300,
+    );
+    let v = hub
+        .wait_for(&endpoints("pbx"), "alice on the phone", |v| {
+            rich(v, "alice")["activity"] == "in-a-call"
+        })
+        .await;
+    assert_eq!(rich(&v, "alice")["availability"], "busy");
+    // Unwatch sends Expires: 0 in the subscription's dialog.
+    let (s, _) = hub
+        .call(
+            "PUT",
+            "/api/v1/connectors/pbx/watches",
+            Some(json!({"endpoints": ["bob"]})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = k.log();
+        if log
+            .lines()
+            .any(|l| l.contains("RX SUBSCRIBE sip:") && l.contains("event=presence expires=0"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no SUBSCRIBE with Expires: 0 reached Kamailio:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn presence_published_then_watched_over_udp() {
+    presence_round_trip("udp").await;
+}
+
+#[tokio::test]
+async fn presence_published_then_watched_over_tcp() {
+    presence_round_trip("tcp").await;
+}
+
+#[tokio::test]
+async fn digest_auth_401_and_407_with_right_and_wrong_password() {
+    for mode in [AuthMode::Www, AuthMode::Proxy] {
+        let k = Kamailio::start(mode);
+        k.sipp_publish("carol", &pidf("carol", "open", "<rpid:busy/>", "busy"), 300);
+        let hub = Hub::start(&["plugins/sip-simple"], &[]);
+        sip_connector(
+            &hub,
+            "good",
+            &k,
+            "udp",
+            "presence",
+            &password("hub"),
+            &["carol"],
+        )
+        .await;
+        sip_connector(
+            &hub,
+            "bad",
+            &k,
+            "udp",
+            "presence",
+            "wrong-password",
+            &["carol"],
+        )
+        .await;
+        hub.wait_for(&endpoints("good"), "carol busy", |v| {
+            rich(v, "carol")["availability"] == "busy"
+        })
+        .await;
+        let st = hub
+            .wait_for("/api/v1/connectors/bad/status", "forbidden", |v| {
+                v["status"]["status"] == "forbidden"
+            })
+            .await;
+        assert!(
+            st["status"]["status_detail"]
+                .as_str()
+                .unwrap()
+                .contains("hub"),
+            "{st}"
+        );
+        let eps = hub.get(&endpoints("bad")).await;
+        assert_eq!(eps["endpoints"]["carol"]["state"], "access-denied", "{eps}");
+        assert!(
+            !hub.log().contains("wrong-password"),
+            "a password reached the log"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialog_state_of_a_real_call_through_the_proxy() {
+    let k = Kamailio::start(AuthMode::None);
+    let hub = Hub::start(&["plugins/sip-simple"], &[]);
+    sip_connector(&hub, "blf", &k, "udp", "dialog", &password("hub"), &["bob"]).await;
+    hub.wait_for(&endpoints("blf"), "bob watched", |v| {
+        v["endpoints"]["bob"]["state"] == "active"
+    })
+    .await;
+    let _uas = k.sipp_register_uas("bob", 1500);
+    // Record the line states the hub shows while the call runs.
+    let poller = {
+        let (http, url) = (hub.http.clone(), hub.url(&endpoints("blf")));
+        tokio::spawn(async move {
+            let mut seen: Vec<String> = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                let v: Value = http
+                    .get(&url)
+                    .bearer_auth(hub_e2e::TOKEN)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if let Some(line) = v["endpoints"]["bob"]["telephony"]["line"].as_str()
+                    && seen.last().map(String::as_str) != Some(line)
+                {
+                    seen.push(line.to_string());
+                }
+                if seen.iter().any(|s| s == "in-call")
+                    && seen.last().map(String::as_str) == Some("idle")
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            seen
+        })
+    };
+    let status = tokio::task::block_in_place(|| k.sipp_call("alice", "bob", 1500));
+    assert!(status.success(), "sipp call failed");
+    let seen = poller.await.unwrap();
+    assert!(seen.iter().any(|s| s == "ringing"), "{seen:?}");
+    assert!(seen.iter().any(|s| s == "in-call"), "{seen:?}");
+    assert_eq!(seen.last().map(String::as_str), Some("idle"), "{seen:?}");
+    let v = hub.get(&endpoints("blf")).await;
+    assert_eq!(v["endpoints"]["bob"]["telephony"]["source"], "sip-derived");
+}
+
+#[tokio::test]
+async fn server_killed_and_restarted_then_recovered() {
+    let mut k = Kamailio::start(AuthMode::None);
+    k.sipp_publish("dave", &pidf("dave", "open", "<rpid:away/>", "before"), 300);
+    let hub = Hub::start(&["plugins/sip-simple"], &[]);
+    sip_connector(
+        &hub,
+        "pbx",
+        &k,
+        "udp",
+        "presence",
+        &password("hub"),
+        &["dave"],
+    )
+    .await;
+    hub.wait_for(&endpoints("pbx"), "dave away", |v| {
+        rich(v, "dave")["note"] == "before"
+    })
+    .await;
+    k.kill9();
+    let st = hub
+        .wait_for("/api/v1/connectors/pbx/status", "connection error", |v| {
+            v["status"]["status"] == "connection-error"
+        })
+        .await;
+    assert!(
+        st["status"]["status_detail"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{st}"
+    );
+    hub.wait_for(&endpoints("pbx"), "dave in error", |v| {
+        v["endpoints"]["dave"]["state"] == "error"
+    })
+    .await;
+    k.start_again();
+    hub.wait_for("/api/v1/connectors/pbx/status", "up again", |v| {
+        v["status"]["status"] == "up-and-running"
+    })
+    .await;
+    // Re-subscribed by itself: a change after the restart arrives.
+    k.sipp_publish("dave", &pidf("dave", "open", "<rpid:busy/>", "after"), 300);
+    hub.wait_for(&endpoints("pbx"), "dave after restart", |v| {
+        rich(v, "dave")["note"] == "after" && v["endpoints"]["dave"]["state"] == "active"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn write_back_by_publish_is_seen_by_another_watcher() {
+    let k = Kamailio::start(AuthMode::Www);
+    let hub = Hub::start(&["plugins/sip-simple"], &[]);
+    sip_connector(&hub, "writer", &k, "udp", "presence", &password("hub"), &[]).await;
+    sip_connector(
+        &hub,
+        "watcher",
+        &k,
+        "tcp",
+        "presence",
+        &password("hub"),
+        &["carol"],
+    )
+    .await;
+    hub.wait_for("/api/v1/connectors/writer/status", "writer up", |v| {
+        v["status"]["status"] == "up-and-running"
+    })
+    .await;
+    let (s, v) = hub
+        .call(
+            "POST",
+            "/api/v1/connectors/writer/endpoints/carol/presence",
+            Some(
+                json!({"action": "set", "availability": "do-not-disturb", "note": "in a PBX call"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let v = hub
+        .wait_for(&endpoints("watcher"), "carol DND", |v| {
+            rich(v, "carol")["availability"] == "do-not-disturb"
+        })
+        .await;
+    assert_eq!(rich(&v, "carol")["note"], "in a PBX call");
+    // Clearing removes the publication.
+    let (s, _) = hub
+        .call(
+            "POST",
+            "/api/v1/connectors/writer/endpoints/carol/presence",
+            Some(json!({"action": "clear"})),
+        )
+        .await;
+    assert_eq!(s, 202);
+    hub.wait_for(&endpoints("watcher"), "carol cleared", |v| {
+        rich(v, "carol")["availability"] != "do-not-disturb"
+    })
+    .await;
+}
