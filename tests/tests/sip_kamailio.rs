@@ -336,3 +336,68 @@ async fn write_back_by_publish_is_seen_by_another_watcher() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn resource_list_one_subscription_for_many_users() {
+    use hub_e2e::kamailio::ResourceList;
+    let k = Kamailio::start_with_lists(
+        AuthMode::None,
+        &[ResourceList {
+            owner: "hub".into(),
+            name: "team".into(),
+            members: vec!["alice".into(), "bob".into()],
+        }],
+    );
+    k.sipp_publish(
+        "alice",
+        &pidf("alice", "open", "<rpid:meeting/>", "standup"),
+        300,
+    );
+    let hub = Hub::start(&["plugins/sip-simple"], &[]);
+    let (s, v) = hub
+        .call(
+            "POST",
+            "/api/v1/connectors",
+            Some(json!({
+                "id": "rls",
+                "plugin": "sip-simple",
+                "config": {
+                    "server": format!("127.0.0.1:{}", k.port),
+                    "uri": "hub@127.0.0.1",
+                    "password": password("hub"),
+                    "subscribe": "presence",
+                    "list_uri": "team@127.0.0.1",
+                    "expires": 60,
+                    "keepalive_seconds": 1,
+                },
+                "watches": ["alice", "bob"],
+            })),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let v = hub
+        .wait_for(&endpoints("rls"), "alice through the list", |v| {
+            rich(v, "alice")["activity"] == "in-a-meeting"
+        })
+        .await;
+    assert_eq!(rich(&v, "alice")["note"], "standup");
+    k.sipp_publish("bob", &pidf("bob", "open", "<rpid:away/>", "gone"), 300);
+    hub.wait_for(&endpoints("rls"), "bob through the list", |v| {
+        rich(v, "bob")["availability"] == "away"
+    })
+    .await;
+    // One list subscription from the hub, not one per user (Kamailio's RLS
+    // itself subscribes to the members from its own port).
+    let own = format!("from 127.0.0.1:{}/", k.port);
+    let log = k.log();
+    let hub_subs: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("RX SUBSCRIBE") && l.contains("event=presence") && !l.contains(&own))
+        .collect();
+    assert!(hub_subs.iter().any(|l| l.contains("sip:team@")), "{log}");
+    let subs = hub_subs
+        .iter()
+        .filter(|l| l.contains("sip:alice@") || l.contains("sip:bob@"))
+        .count();
+    assert_eq!(subs, 0, "per-user SUBSCRIBEs were sent:\n{log}");
+}

@@ -1929,4 +1929,126 @@ Subscription-State: {state}\r\nContact: <sip:127.0.0.1:5060>\r\nContent-Type: {c
         c.take_actions();
         assert!(c.pubs.is_empty());
     }
+
+    #[test]
+    fn in_dialog_rechallenge_489_and_404() {
+        let mut c = up(settings());
+        let sub = subscribed(&mut c);
+        let key = (Kind::Presence, "alice".to_string());
+        c.on_timer(TimerKey::Refresh(key.clone()));
+        let refresh = requests(&c.take_actions(), "SUBSCRIBE").remove(0);
+        c.on_message(&reply(
+            &refresh,
+            401,
+            "WWW-Authenticate: Digest realm=\"r\", nonce=\"fresh\", qop=\"auth\"\r\n",
+        ));
+        let again = requests(&c.take_actions(), "SUBSCRIBE").remove(0);
+        assert!(
+            again
+                .header("authorization")
+                .unwrap()
+                .contains("nonce=\"fresh\"")
+        );
+        assert_eq!(again.header("call-id"), sub.header("call-id"));
+        assert!(again.header("to").unwrap().contains("tag=srv"));
+
+        let mut s = settings();
+        s.events.dialog = true;
+        let mut c = up(s);
+        c.take_actions();
+        c.watch(&["ghost".into()]);
+        let subs = requests(&c.take_actions(), "SUBSCRIBE");
+        let dialog = subs
+            .iter()
+            .find(|m| m.header("event") == Some("dialog"))
+            .unwrap();
+        let presence = subs
+            .iter()
+            .find(|m| m.header("event") == Some("presence"))
+            .unwrap();
+        c.on_message(&reply(dialog, 489, "Allow-Events: presence\r\n"));
+        let a = c.take_actions();
+        assert!(a.iter().any(|x| matches!(x, Action::EndpointState(_, EndpointState::Error, Some(d)) if d.contains("dialog event package"))));
+        assert!(
+            !a.iter()
+                .any(|x| matches!(x, Action::SetTimer(TimerKey::Retry(_), _))),
+            "489 is not retried"
+        );
+        c.on_message(&reply(presence, 404, ""));
+        let a = c.take_actions();
+        assert!(
+            a.iter()
+                .any(|x| matches!(x, Action::EndpointState(_, EndpointState::NotFound, _)))
+        );
+    }
+
+    #[test]
+    fn feature_events_and_dialog_make_telephony() {
+        let mut s = settings();
+        s.events = Events {
+            presence: false,
+            dialog: true,
+            features: true,
+        };
+        let mut c = up(s);
+        c.take_actions();
+        c.watch(&["2001".into()]);
+        let subs = requests(&c.take_actions(), "SUBSCRIBE");
+        let fe = subs
+            .iter()
+            .find(|m| m.header("event") == Some("as-feature-event"))
+            .unwrap()
+            .clone();
+        let dl = subs
+            .iter()
+            .find(|m| m.header("event") == Some("dialog"))
+            .unwrap()
+            .clone();
+        for m in [&fe, &dl] {
+            c.on_message(&reply(m, 200, "Expires: 600\r\n"));
+        }
+        c.take_actions();
+        let ns = "http://www.ecma-international.org/standards/ecma-323/csta/ed3";
+        let fwd = format!(
+            r#"<ForwardingEvent xmlns="{ns}"><device>2001</device><forwardingType>forwardImmediate</forwardingType><forwardStatus>true</forwardStatus><forwardTo>700</forwardTo></ForwardingEvent>"#
+        );
+        c.on_message(&notify(
+            &fe,
+            "active",
+            "application/x-as-feature-event+xml",
+            &fwd,
+        ));
+        let dialog = r#"<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="3" state="full" entity="sip:2001@example.com"><dialog id="d1" direction="recipient"><state>confirmed</state></dialog></dialog-info>"#;
+        c.on_message(&notify(
+            &dl,
+            "active",
+            "application/dialog-info+xml",
+            dialog,
+        ));
+        let dnd = format!(
+            r#"<DoNotDisturbEvent xmlns="{ns}"><device>2001</device><doNotDisturbOn>true</doNotDisturbOn></DoNotDisturbEvent>"#
+        );
+        c.on_message(&notify(
+            &fe,
+            "active",
+            "application/x-as-feature-event+xml",
+            &dnd,
+        ));
+        let last = c
+            .take_actions()
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Presence(p) => p.telephony,
+                _ => None,
+            })
+            .last()
+            .unwrap();
+        assert_eq!(last.line, LineState::InCall);
+        assert!(last.do_not_disturb);
+        assert_eq!(
+            last.forward,
+            Some(presence_connector_sdk::ForwardTarget::Number("700".into()))
+        );
+        assert_eq!(last.source, TelephonySource::SipDerived);
+    }
 }
