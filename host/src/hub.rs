@@ -5,9 +5,15 @@ use std::sync::Arc;
 use rand::RngCore;
 use tokio::net::TcpListener;
 
+use std::collections::BTreeSet;
+use std::sync::Weak;
+
+use tokio::sync::mpsc;
+
 use crate::api::{self, AdminAuth, AppState};
 use crate::config::HubConfig;
 use crate::engine::Board;
+use crate::presence::{Connectors, Presence};
 use crate::runtime::{Runtime, Services};
 use crate::store::{SqliteStore, Store};
 use crate::telemetry::Metrics;
@@ -25,11 +31,17 @@ impl Hub {
     /// Open the store, load plugins and start stored connectors.
     pub async fn start(config: HubConfig) -> anyhow::Result<Self> {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
-        let auth = Arc::new(admin_auth(&config, store.as_ref())?);
+        let auth = Arc::new(AdminAuth::new(
+            admin_hash(&config, store.as_ref())?,
+            store.clone(),
+        )?);
+        let board = Arc::new(Board::default());
+        let presence = Presence::open(store.clone(), board.clone())?;
         let services = Services {
             store,
-            board: Arc::new(Board::default()),
+            board,
             metrics: Arc::new(Metrics::default()),
+            observer: presence.clone(),
         };
         let runtime = Runtime::new(
             services.clone(),
@@ -38,7 +50,9 @@ impl Hub {
             config.data_dir.join("cache"),
         )?;
         runtime.boot().await?;
+        presence.attach(Arc::new(RuntimeLink::start(&runtime)));
         let state = AppState {
+            presence,
             runtime: runtime.clone(),
             board: services.board.clone(),
             metrics: services.metrics.clone(),
@@ -79,14 +93,14 @@ impl Hub {
 
 /// The configured token wins; otherwise the stored hash; otherwise a new
 /// token is generated and printed once.
-fn admin_auth(config: &HubConfig, store: &dyn Store) -> anyhow::Result<AdminAuth> {
+fn admin_hash(config: &HubConfig, store: &dyn Store) -> anyhow::Result<[u8; 32]> {
     if let Some(token) = &config.admin_token {
         if token.len() < 16 {
             anyhow::bail!("admin_token (HUB_ADMIN_TOKEN) must be at least 16 characters");
         }
         let h = AdminAuth::hash(token);
         store.set_setting(ADMIN_TOKEN_SETTING, &hex::encode(h))?;
-        return Ok(AdminAuth::from_hash(h));
+        return Ok(h);
     }
     if let Some(stored) = store.setting(ADMIN_TOKEN_SETTING)? {
         let bytes = hex::decode(&stored)
@@ -97,7 +111,7 @@ fn admin_auth(config: &HubConfig, store: &dyn Store) -> anyhow::Result<AdminAuth
                     "stored admin token hash is corrupt; set HUB_ADMIN_TOKEN to replace it"
                 )
             })?;
-        return Ok(AdminAuth::from_hash(bytes));
+        return Ok(bytes);
     }
     let mut raw = [0u8; 32];
     rand::rng().fill_bytes(&mut raw);
@@ -106,5 +120,42 @@ fn admin_auth(config: &HubConfig, store: &dyn Store) -> anyhow::Result<AdminAuth
     store.set_setting(ADMIN_TOKEN_SETTING, &hex::encode(h))?;
     // Printed once, on purpose, to the terminal only (never to the log).
     println!("admin token (shown once, store it now): {token}");
-    Ok(AdminAuth::from_hash(h))
+    Ok(h)
+}
+
+/// The presence engine's view of the runtime. Watch changes go through one
+/// queue so they reach the connectors in the order they were decided.
+struct RuntimeLink {
+    runtime: Weak<Runtime>,
+    watches: mpsc::UnboundedSender<(String, BTreeSet<String>)>,
+}
+
+impl RuntimeLink {
+    fn start(runtime: &Arc<Runtime>) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(String, BTreeSet<String>)>();
+        let weak = Arc::downgrade(runtime);
+        tokio::spawn(async move {
+            while let Some((instance, set)) = rx.recv().await {
+                let Some(r) = weak.upgrade() else { return };
+                r.set_derived_watches(&instance, set).await;
+            }
+        });
+        Self {
+            runtime: Arc::downgrade(runtime),
+            watches: tx,
+        }
+    }
+}
+
+impl Connectors for RuntimeLink {
+    fn instances(&self) -> Vec<(String, String, bool)> {
+        self.runtime
+            .upgrade()
+            .map(|r| r.instance_list())
+            .unwrap_or_default()
+    }
+
+    fn set_derived_watches(&self, instance: &str, endpoints: BTreeSet<String>) {
+        let _ = self.watches.send((instance.to_string(), endpoints));
+    }
 }

@@ -7,6 +7,7 @@
 //!   connector instance, and the host side of the WIT contract.
 //! - [`io`]: host-owned sockets, HTTP and WebSocket clients, timers.
 //! - [`engine`]: the presence state the connectors' reports build up.
+//! - [`presence`]: users, merged presence, notes, the live feed, the event log.
 //! - [`store`]: persistence behind a trait, embedded SQLite by default.
 //! - [`api`]: the axum REST admin API, webhooks, health and metrics.
 
@@ -15,6 +16,7 @@ pub mod config;
 pub mod engine;
 pub mod hub;
 pub mod io;
+pub mod presence;
 pub mod runtime;
 pub mod store;
 pub mod telemetry;

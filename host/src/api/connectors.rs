@@ -19,6 +19,7 @@ pub async fn list(State(s): State<AppState>) -> impl IntoResponse {
 pub async fn create(State(s): State<AppState>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
     let req: NewConnector = parse_json(&body)?;
     let view = s.runtime.create_connector(req).await?;
+    s.presence.connectors_changed();
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -35,7 +36,9 @@ pub async fn update(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let patch: ConnectorPatch = parse_json(&body)?;
-    Ok(Json(s.runtime.update_connector(&id, patch).await?))
+    let view = s.runtime.update_connector(&id, patch).await?;
+    s.presence.connectors_changed();
+    Ok(Json(view))
 }
 
 pub async fn delete(
@@ -43,6 +46,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     s.runtime.delete_connector(&id).await?;
+    s.presence.connectors_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -50,14 +54,18 @@ pub async fn enable(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(s.runtime.set_enabled(&id, true).await?))
+    let view = s.runtime.set_enabled(&id, true).await?;
+    s.presence.connectors_changed();
+    Ok(Json(view))
 }
 
 pub async fn disable(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(s.runtime.set_enabled(&id, false).await?))
+    let view = s.runtime.set_enabled(&id, false).await?;
+    s.presence.connectors_changed();
+    Ok(Json(view))
 }
 
 pub async fn status(
@@ -70,12 +78,26 @@ pub async fn status(
         .as_ref()
         .and_then(|st| st.last_event_at_ms)
         .is_some_and(|t| crate::store::now_ms().saturating_sub(t) < 5 * 60 * 1000);
+    // aurenz's sense: online = events in the last 5 minutes; connected =
+    // running but quiet; offline = not running.
+    let running = c
+        .status
+        .as_ref()
+        .is_some_and(|st| st.run_state == crate::runtime::RunState::Running);
+    let link = if !running {
+        "offline"
+    } else if online {
+        "online"
+    } else {
+        "connected"
+    };
     Ok(Json(json!({
         "id": c.id,
         "plugin": c.plugin,
         "enabled": c.enabled,
         "problem": c.problem,
         "online": online,
+        "link": link,
         "status": c.status,
     })))
 }

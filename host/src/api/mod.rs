@@ -6,25 +6,30 @@ mod connectors;
 mod error;
 mod hooks;
 mod plugins;
+mod presence;
+mod settings;
 mod system;
+mod users;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{any, get, post, put};
+use axum::routing::{any, delete, get, post, put};
 
 pub use auth::AdminAuth;
 pub use error::ApiError;
 
 use crate::engine::Board;
+use crate::presence::Presence;
 use crate::runtime::Runtime;
 use crate::telemetry::Metrics;
 
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
+    pub presence: Arc<Presence>,
     pub runtime: Arc<Runtime>,
     pub board: Arc<Board>,
     pub metrics: Arc<Metrics>,
@@ -58,6 +63,26 @@ pub const ROUTES: &[(&str, &str)] = &[
         "post",
         "/api/v1/connectors/{id}/endpoints/{endpoint}/presence",
     ),
+    ("get", "/api/v1/users"),
+    ("post", "/api/v1/users"),
+    ("post", "/api/v1/users/import"),
+    ("get", "/api/v1/users/{username}"),
+    ("put", "/api/v1/users/{username}"),
+    ("delete", "/api/v1/users/{username}"),
+    ("get", "/api/v1/users/{username}/notes"),
+    ("post", "/api/v1/users/{username}/notes"),
+    ("delete", "/api/v1/users/{username}/notes/{id}"),
+    ("post", "/api/v1/users/{username}/subscribe"),
+    ("get", "/api/v1/presence"),
+    ("get", "/api/v1/presence/{username}"),
+    ("get", "/api/v1/feed/sse"),
+    ("get", "/api/v1/feed/ws"),
+    ("get", "/api/v1/events"),
+    ("get", "/api/v1/settings/rules"),
+    ("put", "/api/v1/settings/rules"),
+    ("get", "/api/v1/tokens"),
+    ("post", "/api/v1/tokens"),
+    ("delete", "/api/v1/tokens/{id}"),
     ("post", "/hooks/{instance}/{path}"),
 ];
 
@@ -97,9 +122,40 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
             "/api/v1/connectors/{id}/endpoints/{endpoint}/presence",
             post(connectors::set_presence),
         )
+        .route("/api/v1/users", get(users::list).post(users::create))
+        .route("/api/v1/users/import", post(users::import))
+        .route(
+            "/api/v1/users/{username}",
+            get(users::get_one)
+                .put(users::replace)
+                .delete(users::delete),
+        )
+        .route(
+            "/api/v1/users/{username}/notes",
+            get(users::notes).post(users::add_note),
+        )
+        .route(
+            "/api/v1/users/{username}/notes/{id}",
+            delete(users::delete_note),
+        )
+        .route("/api/v1/users/{username}/subscribe", post(users::subscribe))
+        .route("/api/v1/presence", get(presence::list))
+        .route("/api/v1/presence/{username}", get(presence::one))
+        .route("/api/v1/feed/sse", get(presence::sse))
+        .route("/api/v1/feed/ws", get(presence::ws))
+        .route("/api/v1/events", get(settings::events))
+        .route(
+            "/api/v1/settings/rules",
+            get(settings::rules).put(settings::set_rules),
+        )
+        .route(
+            "/api/v1/tokens",
+            get(settings::tokens).post(settings::create_token),
+        )
+        .route("/api/v1/tokens/{id}", delete(settings::revoke_token))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            auth::require_admin,
+            auth::authorize,
         ));
     let hook_limit = DefaultBodyLimit::max(state.max_webhook_bytes);
     Router::new()

@@ -5,7 +5,9 @@
 //! endpoint, the latest telephony and rich presence with the source's raw
 //! values, the endpoint's watch state, and the instance's reported status.
 
+pub mod merge;
 mod model;
+pub mod users;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -84,6 +86,27 @@ impl Board {
             dir.clear();
         }
         dir.extend(entries);
+    }
+
+    /// A copy of one endpoint's observations.
+    pub fn endpoint(&self, instance: &str, endpoint: &str) -> Option<EndpointView> {
+        let all = self.instances.lock().unwrap_or_else(|p| p.into_inner());
+        all.get(instance)?.endpoints.get(endpoint).cloned()
+    }
+
+    /// The instance's directory as email (lowercase) to endpoint.
+    pub fn directory_by_email(&self, instance: &str) -> std::collections::HashMap<String, String> {
+        let all = self.instances.lock().unwrap_or_else(|p| p.into_inner());
+        all.get(instance)
+            .map(|b| {
+                b.directory
+                    .iter()
+                    .filter_map(|d| {
+                        Some((d.email.as_ref()?.to_ascii_lowercase(), d.endpoint.clone()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// A copy of one instance's observations.

@@ -15,6 +15,7 @@ use super::grants::{Grants, Scheme, UrlCheckError};
 use super::status::StatusCell;
 use crate::engine::Board;
 use crate::io::{HttpRequest, IoContext, IoError, WsOutgoing};
+use crate::presence::ReportObserver;
 use crate::store::{Store, StoreError, now_ms};
 use crate::telemetry::{ConnectorLabels, Metrics};
 
@@ -30,6 +31,15 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub board: Arc<Board>,
     pub metrics: Arc<Metrics>,
+    /// Told of every presence and endpoint report (the presence engine).
+    pub observer: Arc<dyn ReportObserver>,
+}
+
+/// An observer that ignores everything (plugin description probes).
+pub struct NoObserver;
+
+impl ReportObserver for NoObserver {
+    fn observed(&self, _: &str, _: &str, _: String) {}
 }
 
 /// Who the guest is and what it may do.
@@ -416,9 +426,18 @@ impl report::Host for InstanceState {
     fn presence(&mut self, update: types::PresenceUpdate) -> wasmtime::Result<()> {
         self.reported();
         let report = convert::presence(update);
-        self.services
+        let endpoint = report.endpoint.clone();
+        let detail = describe_report(&report);
+        // Reports older than the last one (by source sequence) change nothing.
+        if self
+            .services
             .board
-            .presence(&self.id.instance, report, now_ms());
+            .presence(&self.id.instance, report, now_ms())
+        {
+            self.services
+                .observer
+                .observed(&self.id.instance, &endpoint, detail);
+        }
         Ok(())
     }
 
@@ -429,13 +448,21 @@ impl report::Host for InstanceState {
         detail: Option<String>,
     ) -> wasmtime::Result<()> {
         self.reported();
-        self.services.board.endpoint_state(
-            &self.id.instance,
-            &endpoint,
-            convert::endpoint_state(state),
-            detail,
-            now_ms(),
+        let state = convert::endpoint_state(state);
+        let text = format!(
+            "endpoint {:?}{}",
+            state,
+            detail
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
         );
+        self.services
+            .board
+            .endpoint_state(&self.id.instance, &endpoint, state, detail, now_ms());
+        self.services
+            .observer
+            .observed(&self.id.instance, &endpoint, text);
         Ok(())
     }
 
@@ -479,4 +506,35 @@ impl report::Host for InstanceState {
         );
         Ok(())
     }
+}
+
+/// A report in one line for the event log.
+fn describe_report(r: &crate::engine::PresenceReport) -> String {
+    let mut parts = Vec::new();
+    if let Some(t) = &r.telephony {
+        parts.push(format!(
+            "telephony {:?}{}{}",
+            t.line,
+            if t.do_not_disturb { " dnd" } else { "" },
+            t.forward
+                .as_ref()
+                .map(|f| format!(" forward {f:?}"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(x) = &r.rich {
+        parts.push(format!(
+            "rich {:?}{}{}",
+            x.availability,
+            x.activity
+                .as_ref()
+                .map(|a| format!(" {a:?}"))
+                .unwrap_or_default(),
+            x.note
+                .as_ref()
+                .map(|n| format!(" note {:?}", n.chars().take(80).collect::<String>()))
+                .unwrap_or_default()
+        ));
+    }
+    parts.join("; ")
 }

@@ -25,7 +25,7 @@ pub use bindings::guest::{WebhookRequest, WebhookResponse};
 pub use bindings::types::Header;
 pub use config_schema::{FieldSpec, PluginInfo};
 pub use convert::PresenceWrite;
-pub use instance::Services;
+pub use instance::{NoObserver, Services};
 pub use plugin::{LoadError, PluginOrigin, sha256_hex};
 pub use status::{InstanceStatus, RunState};
 pub use wasm::CompileSource;
@@ -174,6 +174,8 @@ struct Connector {
     record: ConnectorRecord,
     actor: Option<ActorHandle>,
     problem: Option<String>,
+    /// The watches the actor was last told: the operator's plus the users'.
+    applied: BTreeSet<String>,
 }
 
 /// Routing data for webhooks, readable without the admin lock.
@@ -193,6 +195,11 @@ pub struct Runtime {
     folder_errors: Mutex<Vec<FolderError>>,
     connectors: tokio::sync::Mutex<BTreeMap<String, Connector>>,
     hooks: RwLock<HashMap<String, HookRoute>>,
+    /// Endpoints the presence engine wants watched, per instance.
+    derived: Mutex<HashMap<String, BTreeSet<String>>>,
+    /// Instances as the presence engine sees them, readable without the
+    /// admin lock: plugin id, status, enabled.
+    registry: RwLock<BTreeMap<String, (String, Option<Arc<status::StatusCell>>, bool)>>,
 }
 
 /// Identifiers used in URLs: 1-64 of a-z, 0-9, - and _.
@@ -222,6 +229,8 @@ impl Runtime {
             folder_errors: Mutex::default(),
             connectors: tokio::sync::Mutex::default(),
             hooks: RwLock::default(),
+            derived: Mutex::default(),
+            registry: RwLock::default(),
         }))
     }
 
@@ -337,7 +346,92 @@ impl Runtime {
         })
     }
 
+    /// The watches an instance should have: the operator's and the users'.
+    fn desired_watches(&self, record: &ConnectorRecord) -> BTreeSet<String> {
+        let mut set: BTreeSet<String> = record.watches.iter().cloned().collect();
+        if let Some(d) = self
+            .derived
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&record.id)
+        {
+            set.extend(d.iter().cloned());
+        }
+        set
+    }
+
+    fn register_instance(&self, c: &Connector) {
+        self.registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                c.record.id.clone(),
+                (
+                    c.record.plugin.clone(),
+                    c.actor.as_ref().map(|a| a.status.clone()),
+                    c.record.enabled,
+                ),
+            );
+    }
+
+    /// Tell the actor the difference between what it watches and what it
+    /// should.
+    async fn sync_watches(&self, c: &mut Connector) {
+        let desired = self.desired_watches(&c.record);
+        let Some(actor) = &c.actor else {
+            c.applied = desired;
+            return;
+        };
+        let add: Vec<String> = desired.difference(&c.applied).cloned().collect();
+        let remove: Vec<String> = c.applied.difference(&desired).cloned().collect();
+        if !add.is_empty() {
+            let _ = actor.control.send(Control::Watch(add)).await;
+        }
+        if !remove.is_empty() {
+            let _ = actor.control.send(Control::Unwatch(remove)).await;
+        }
+        c.applied = desired;
+    }
+
+    /// The presence engine's wish for an instance's watches.
+    pub async fn set_derived_watches(&self, instance: &str, endpoints: BTreeSet<String>) {
+        self.derived
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(instance.to_string(), endpoints);
+        let mut connectors = self.connectors.lock().await;
+        if let Some(c) = connectors.get_mut(instance) {
+            self.sync_watches(c).await;
+        }
+    }
+
+    /// Instances for the presence engine: id, plugin, running.
+    pub fn instance_list(&self) -> Vec<(String, String, bool)> {
+        self.registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, (plugin, status, enabled))| {
+                let running = *enabled
+                    && status.as_ref().is_some_and(|s| {
+                        matches!(
+                            s.get().run_state,
+                            RunState::Running | RunState::Starting | RunState::Restarting
+                        )
+                    });
+                (id.clone(), plugin.clone(), running)
+            })
+            .collect()
+    }
+
     fn spawn_connector(&self, record: ConnectorRecord) -> Connector {
+        let c = self.spawn_connector_inner(record);
+        self.register_instance(&c);
+        c
+    }
+
+    fn spawn_connector_inner(&self, record: ConnectorRecord) -> Connector {
+        let applied = self.desired_watches(&record);
         let Some(plugin) = self.plugin_arc(&record.plugin) else {
             let problem = format!(
                 "plugin {:?} is not loaded; upload it to start this connector",
@@ -348,6 +442,7 @@ impl Runtime {
                 record,
                 actor: None,
                 problem: Some(problem),
+                applied,
             };
         };
         let spec = match Self::run_spec(&plugin, &record) {
@@ -357,6 +452,7 @@ impl Runtime {
                     record,
                     actor: None,
                     problem: Some(format!("configuration does not fit the plugin: {e}")),
+                    applied,
                 };
             }
         };
@@ -364,7 +460,7 @@ impl Runtime {
             instance: record.id.clone(),
             plugin: plugin.clone(),
             spec,
-            watches: record.watches.iter().cloned().collect(),
+            watches: applied.clone(),
             enabled: record.enabled,
             wasm: self.wasm.clone(),
             services: self.services.clone(),
@@ -388,6 +484,7 @@ impl Runtime {
             record,
             actor: Some(actor),
             problem: None,
+            applied,
         }
     }
 
@@ -741,13 +838,6 @@ impl Runtime {
                     .await;
                 let _ = rx.await;
             }
-            let (add, remove) = diff(&old.watches, &c.record.watches);
-            if !add.is_empty() {
-                let _ = actor.control.send(Control::Watch(add)).await;
-            }
-            if !remove.is_empty() {
-                let _ = actor.control.send(Control::Unwatch(remove)).await;
-            }
             if patch.enabled.is_some() && old.enabled != c.record.enabled {
                 let (tx, rx) = oneshot::channel();
                 let _ = actor
@@ -757,6 +847,8 @@ impl Runtime {
                 let _ = rx.await;
             }
         }
+        self.sync_watches(c).await;
+        self.register_instance(c);
         Ok(Self::connector_view(c))
     }
 
@@ -906,13 +998,4 @@ fn users_of(connectors: &BTreeMap<String, Connector>, plugin: &str) -> Vec<Strin
         .filter(|c| c.record.plugin == plugin)
         .map(|c| c.record.id.clone())
         .collect()
-}
-
-fn diff(old: &[String], new: &[String]) -> (Vec<String>, Vec<String>) {
-    let o: BTreeSet<_> = old.iter().collect();
-    let n: BTreeSet<_> = new.iter().collect();
-    (
-        n.difference(&o).map(|s| (*s).clone()).collect(),
-        o.difference(&n).map(|s| (*s).clone()).collect(),
-    )
 }

@@ -193,6 +193,7 @@ async fn describe(
     };
     let probe_services = Services {
         board: Arc::default(),
+        observer: Arc::new(super::instance::NoObserver),
         ..services.clone()
     };
     let state = InstanceState::new(

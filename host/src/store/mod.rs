@@ -61,6 +61,38 @@ pub struct ConnectorRecord {
     pub updated_at_ms: u64,
 }
 
+/// An API token (only its hash is kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    #[serde(skip)]
+    pub sha256: String,
+    pub created_at_ms: u64,
+}
+
+/// One entry of the event log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRecord {
+    pub at_ms: u64,
+    /// `report`, `decision`, `note`, `user`, `connector`.
+    pub kind: String,
+    pub username: Option<String>,
+    pub instance: Option<String>,
+    pub detail: String,
+}
+
+/// A filter over the event log.
+#[derive(Debug, Clone)]
+pub struct EventQuery {
+    pub username: Option<String>,
+    pub instance: Option<String>,
+    pub since_ms: u64,
+    pub until_ms: u64,
+    pub limit: usize,
+}
+
 /// The hub's persistent state.
 pub trait Store: Send + Sync + 'static {
     fn put_plugin(&self, plugin: &PluginRecord) -> Result<(), StoreError>;
@@ -84,6 +116,29 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     fn kv_delete(&self, instance: &str, key: &str) -> Result<(), StoreError>;
     fn kv_keys(&self, instance: &str, prefix: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Insert or replace users, `(username, JSON record)`, in one transaction.
+    fn put_users(&self, users: &[(String, String)]) -> Result<(), StoreError>;
+    /// Deletes the user and their notes.
+    fn delete_user(&self, username: &str) -> Result<bool, StoreError>;
+    fn users(&self) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Returns the note's id.
+    fn add_note(&self, username: &str, record: &str) -> Result<i64, StoreError>;
+    fn delete_note(&self, id: i64) -> Result<bool, StoreError>;
+    /// `(id, username, JSON record)`.
+    fn notes(&self) -> Result<Vec<(i64, String, String)>, StoreError>;
+
+    fn put_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+    fn delete_token(&self, id: &str) -> Result<bool, StoreError>;
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Append to the event log in one transaction.
+    fn append_events(&self, events: &[EventRecord]) -> Result<(), StoreError>;
+    /// Newest first.
+    fn events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError>;
+    /// Retention: drop events older than the given time; returns how many.
+    fn prune_events(&self, older_than_ms: u64) -> Result<usize, StoreError>;
 
     fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;

@@ -6,7 +6,10 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{ConnectorRecord, PluginRecord, SecretBox, Store, StoreError};
+use super::{
+    ConnectorRecord, EventQuery, EventRecord, PluginRecord, SecretBox, Store, StoreError,
+    TokenRecord,
+};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many
 /// ran. Append only: a released migration never changes.
@@ -36,6 +39,35 @@ const MIGRATIONS: &[&str] = &[
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );",
+    // 2: users, notes, API tokens, the event log.
+    "CREATE TABLE users (
+        username TEXT PRIMARY KEY,
+        record TEXT NOT NULL
+    );
+    CREATE TABLE notes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        username TEXT NOT NULL,
+        record TEXT NOT NULL
+    );
+    CREATE INDEX notes_user ON notes (username);
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        sha256 TEXT NOT NULL UNIQUE,
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        username TEXT,
+        instance TEXT,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX events_at ON events (at_ms);
+    CREATE INDEX events_user ON events (username, at_ms);
+    CREATE INDEX events_instance ON events (instance, at_ms);",
 ];
 
 /// SQLite-backed [`Store`].
@@ -233,6 +265,147 @@ impl Store for SqliteStore {
             )?;
             let rows = st.query_map(params![instance, prefix], |r| r.get(0))?;
             Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn put_users(&self, users: &[(String, String)]) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for (name, record) in users {
+                tx.execute(
+                    "INSERT OR REPLACE INTO users (username, record) VALUES (?1, ?2)",
+                    params![name, record],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let n = tx.execute("DELETE FROM users WHERE username = ?1", [username])?;
+            tx.execute("DELETE FROM notes WHERE username = ?1", [username])?;
+            tx.commit()?;
+            Ok(n > 0)
+        })
+    }
+
+    fn users(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT username, record FROM users ORDER BY username")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn add_note(&self, username: &str, record: &str) -> Result<i64, StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO notes (username, record) VALUES (?1, ?2)",
+                params![username, record],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    fn delete_note(&self, id: i64) -> Result<bool, StoreError> {
+        self.with(|c| Ok(c.execute("DELETE FROM notes WHERE id = ?1", [id])? > 0))
+    }
+
+    fn notes(&self) -> Result<Vec<(i64, String, String)>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT id, username, record FROM notes ORDER BY id")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn put_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO tokens (id, name, role, sha256, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![t.id, t.name, t.role, t.sha256, t.created_at_ms as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn delete_token(&self, id: &str) -> Result<bool, StoreError> {
+        self.with(|c| Ok(c.execute("DELETE FROM tokens WHERE id = ?1", [id])? > 0))
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT id, name, role, sha256, created_at_ms FROM tokens ORDER BY created_at_ms",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(TokenRecord {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    role: r.get(2)?,
+                    sha256: r.get(3)?,
+                    created_at_ms: r.get::<_, i64>(4)? as u64,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn append_events(&self, events: &[EventRecord]) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO events (at_ms, kind, username, instance, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for e in events {
+                    st.execute(params![e.at_ms as i64, e.kind, e.username, e.instance, e.detail])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn events(&self, q: &EventQuery) -> Result<Vec<EventRecord>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT at_ms, kind, username, instance, detail FROM events
+                 WHERE (?1 IS NULL OR username = ?1) AND (?2 IS NULL OR instance = ?2)
+                   AND at_ms >= ?3 AND at_ms <= ?4
+                 ORDER BY id DESC LIMIT ?5",
+            )?;
+            let rows = st.query_map(
+                params![
+                    q.username,
+                    q.instance,
+                    q.since_ms as i64,
+                    q.until_ms.min(i64::MAX as u64) as i64,
+                    q.limit as i64
+                ],
+                |r| {
+                    Ok(EventRecord {
+                        at_ms: r.get::<_, i64>(0)? as u64,
+                        kind: r.get(1)?,
+                        username: r.get(2)?,
+                        instance: r.get(3)?,
+                        detail: r.get(4)?,
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn prune_events(&self, older_than_ms: u64) -> Result<usize, StoreError> {
+        self.with(|c| {
+            Ok(c.execute(
+                "DELETE FROM events WHERE at_ms < ?1",
+                [older_than_ms as i64],
+            )?)
         })
     }
 

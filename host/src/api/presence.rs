@@ -1,0 +1,221 @@
+//! `/api/v1/presence` and the live feed over Server-Sent Events and
+//! WebSocket.
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::users::Page;
+use super::{ApiError, AppState};
+use crate::presence::{FeedEvent, Next, Subscription};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceQuery {
+    pub q: Option<String>,
+    /// Filter by rich state, e.g. `busy`.
+    pub rich: Option<String>,
+    /// Filter by telephony state, e.g. `forwarded-to-voicemail`.
+    pub telephony: Option<String>,
+    pub page: Option<usize>,
+    pub per_page: Option<usize>,
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    Query(p): Query<PresenceQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (page, per_page) = Page {
+        q: None,
+        page: p.page,
+        per_page: p.per_page,
+    }
+    .bounds()?;
+    let (seq, all) = s.presence.snapshot(None);
+    let q = p.q.as_deref().map(str::to_lowercase);
+    let list: Vec<_> = all
+        .into_iter()
+        .filter(|u| {
+            q.as_deref().is_none_or(|q| {
+                u.username.to_lowercase().contains(q) || u.display_name.to_lowercase().contains(q)
+            })
+        })
+        .filter(|u| p.rich.as_deref().is_none_or(|r| u.rich.state.as_str() == r))
+        .filter(|u| {
+            p.telephony
+                .as_deref()
+                .is_none_or(|t| u.telephony.state.as_str() == t)
+        })
+        .collect();
+    let total = list.len();
+    let users: Vec<_> = list
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    Ok(Json(
+        json!({ "seq": seq, "total": total, "page": page, "per_page": per_page, "users": users }),
+    ))
+}
+
+pub async fn one(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.presence.detail(&name)?))
+}
+
+/// Which users a feed client follows and where it resumes.
+#[derive(Debug, Deserialize)]
+pub struct FeedQuery {
+    /// Comma-separated usernames; absent: everyone.
+    pub users: Option<String>,
+    /// Resume after this sequence number.
+    pub since: Option<u64>,
+    /// Accepted for browsers (see auth); not used here.
+    #[allow(dead_code)]
+    pub access_token: Option<String>,
+}
+
+fn follow(q: &FeedQuery) -> Option<BTreeSet<String>> {
+    q.users.as_ref().map(|u| {
+        u.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+}
+
+fn since(q: &FeedQuery, headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    if let Some(s) = q.since {
+        return Ok(Some(s));
+    }
+    match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
+        None => Ok(None),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| {
+            ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "Last-Event-ID",
+                "a sequence number",
+            )
+        }),
+    }
+}
+
+fn first_messages(sub: &Subscription) -> Vec<(String, String, Option<u64>)> {
+    let mut out = Vec::new();
+    if let Some(snap) = &sub.snapshot {
+        out.push((
+            "snapshot".to_string(),
+            json!({ "type": "snapshot", "seq": sub.seq, "users": snap }).to_string(),
+            Some(sub.seq),
+        ));
+    }
+    for ev in &sub.replay {
+        out.push((
+            kind(ev),
+            serde_json::to_string(&**ev).unwrap_or_default(),
+            Some(ev.seq),
+        ));
+    }
+    out
+}
+
+fn kind(ev: &FeedEvent) -> String {
+    match ev.kind {
+        crate::presence::FeedKind::Presence(_) => "presence".into(),
+        crate::presence::FeedKind::Removed { .. } => "removed".into(),
+    }
+}
+
+/// Server-Sent Events: a `snapshot` (or the missed changes when resuming
+/// with `since` / `Last-Event-ID`), then `presence` and `removed` events whose
+/// `id` is the sequence number. A client that falls behind gets `resync` and
+/// is disconnected.
+pub async fn sse(
+    State(s): State<AppState>,
+    Query(q): Query<FeedQuery>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let since = since(&q, &headers)?;
+    let mut sub = s.presence.subscribe(follow(&q), since);
+    let first = first_messages(&sub);
+    let stream = async_stream::stream! {
+        for (event, data, id) in first {
+            let mut e = Event::default().event(event).data(data);
+            if let Some(id) = id { e = e.id(id.to_string()); }
+            yield Ok::<_, Infallible>(e);
+        }
+        loop {
+            match sub.next().await {
+                Next::Event(ev) => {
+                    let e = Event::default()
+                        .event(kind(&ev))
+                        .id(ev.seq.to_string())
+                        .data(serde_json::to_string(&*ev).unwrap_or_default());
+                    yield Ok(e);
+                }
+                Next::Lagged => {
+                    yield Ok(Event::default().event("resync").data(r#"{"type":"resync","reason":"client too slow; reconnect with Last-Event-ID"}"#));
+                    break;
+                }
+                Next::Closed => break,
+            }
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// WebSocket: the same messages as JSON text frames.
+pub async fn ws(
+    State(s): State<AppState>,
+    Query(q): Query<FeedQuery>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<impl IntoResponse, ApiError> {
+    let since = since(&q, &headers)?;
+    let sub = s.presence.subscribe(follow(&q), since);
+    Ok(upgrade.on_upgrade(move |socket| ws_session(socket, sub)))
+}
+
+async fn ws_session(mut socket: WebSocket, mut sub: Subscription) {
+    for (_, data, _) in first_messages(&sub) {
+        if socket.send(Message::Text(data.into())).await.is_err() {
+            return;
+        }
+    }
+    loop {
+        tokio::select! {
+            next = sub.next() => match next {
+                Next::Event(ev) => {
+                    let text = serde_json::to_string(&*ev).unwrap_or_default();
+                    // A client that cannot take a message within 5 s is cut off.
+                    match tokio::time::timeout(Duration::from_secs(5), socket.send(Message::Text(text.into()))).await {
+                        Ok(Ok(())) => {}
+                        _ => return,
+                    }
+                }
+                Next::Lagged => {
+                    let _ = socket.send(Message::Text(r#"{"type":"resync","reason":"client too slow; reconnect with since"}"#.into())).await;
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+                Next::Closed => return,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                _ => {}
+            },
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! `/api/v1/settings/rules`, `/api/v1/events` and `/api/v1/tokens`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::Role;
+use super::error::parse_json;
+use super::{ApiError, AppState};
+use crate::engine::merge::Rules;
+use crate::store::EventQuery;
+
+pub async fn rules(State(s): State<AppState>) -> impl IntoResponse {
+    Json(s.presence.rules())
+}
+
+/// Replace the merge rules; applied at once.
+pub async fn set_rules(
+    State(s): State<AppState>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let r: Rules = parse_json(&body)?;
+    if r.stale_after_seconds == 0 {
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "stale_after_seconds",
+            "at least 1",
+        ));
+    }
+    if r.event_retention_days == 0 || r.event_retention_days > 3650 {
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "event_retention_days",
+            "1-3650",
+        ));
+    }
+    if r.forward_visible_digits == Some(0) {
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "forward_visible_digits",
+            "at least 1, or null for all",
+        ));
+    }
+    let r = s
+        .presence
+        .set_rules(r)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(r))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    user: Option<String>,
+    connector: Option<String>,
+    since_ms: Option<u64>,
+    until_ms: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// The event log, newest first.
+pub async fn events(
+    State(s): State<AppState>,
+    Query(q): Query<EventsQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 10_000 {
+        return Err(ApiError::field(StatusCode::BAD_REQUEST, "limit", "1-10000"));
+    }
+    let events = s
+        .presence
+        .log()
+        .query(&EventQuery {
+            username: q.user,
+            instance: q.connector,
+            since_ms: q.since_ms.unwrap_or(0),
+            until_ms: q.until_ms.unwrap_or(u64::MAX),
+            limit,
+        })
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(
+        json!({ "events": events, "dropped": s.presence.log().dropped() }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+    role: Role,
+}
+
+pub async fn tokens(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let list = s
+        .auth
+        .list()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(json!({ "tokens": list })))
+}
+
+/// Create a token; its value is shown in this answer only.
+pub async fn create_token(
+    State(s): State<AppState>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let t: NewToken = parse_json(&body)?;
+    if t.name.trim().is_empty() || t.name.len() > 100 {
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name",
+            "1-100 characters",
+        ));
+    }
+    let (rec, token) = s
+        .auth
+        .create(t.name.trim(), t.role)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({ "token": token, "id": rec.id, "name": rec.name, "role": rec.role, "created_at_ms": rec.created_at_ms }),
+        ),
+    ))
+}
+
+pub async fn revoke_token(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    match s.auth.revoke(&id) {
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(false) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("token {id:?} not found"),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        )),
+    }
+}

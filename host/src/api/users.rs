@@ -1,0 +1,326 @@
+//! `/api/v1/users`: CRUD, search and paging, bulk import (CSV or JSON),
+//! notes and force-subscribe.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::Caller;
+use super::error::parse_json;
+use super::{ApiError, AppState};
+use crate::engine::users::User;
+use crate::presence::{Note, PresenceError, RowError};
+
+impl From<PresenceError> for ApiError {
+    fn from(e: PresenceError) -> Self {
+        let msg = e.to_string();
+        match e {
+            PresenceError::Invalid(u) => {
+                ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, u.field, u.message)
+            }
+            PresenceError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, msg),
+            PresenceError::Exists(_) => ApiError::field(StatusCode::CONFLICT, "username", msg),
+            PresenceError::Store(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, msg),
+            PresenceError::Rejected(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg),
+        }
+    }
+}
+
+/// Paging and search.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// Matches username, display name, email, extension, department.
+    pub q: Option<String>,
+    pub page: Option<usize>,
+    pub per_page: Option<usize>,
+}
+
+impl Page {
+    /// Validated (page, per_page).
+    pub fn bounds(&self) -> Result<(usize, usize), ApiError> {
+        let page = self.page.unwrap_or(1);
+        let per_page = self.per_page.unwrap_or(50);
+        if page == 0 {
+            return Err(ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "page",
+                "pages start at 1",
+            ));
+        }
+        if per_page == 0 || per_page > 1000 {
+            return Err(ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "per_page",
+                "1-1000",
+            ));
+        }
+        Ok((page, per_page))
+    }
+}
+
+fn matches(u: &User, q: &str) -> bool {
+    let q = q.to_lowercase();
+    [
+        Some(u.username.as_str()),
+        Some(u.display_name.as_str()),
+        u.email.as_deref(),
+        u.extension.as_deref(),
+        u.department.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|f| f.to_lowercase().contains(&q))
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    Query(p): Query<Page>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (page, per_page) = p.bounds()?;
+    let all: Vec<User> = s
+        .presence
+        .users()
+        .into_iter()
+        .filter(|u| p.q.as_deref().is_none_or(|q| matches(u, q)))
+        .collect();
+    let total = all.len();
+    let users: Vec<User> = all
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    Ok(Json(
+        json!({ "total": total, "page": page, "per_page": per_page, "users": users }),
+    ))
+}
+
+pub async fn create(State(s): State<AppState>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+    let u: User = parse_json(&body)?;
+    Ok((StatusCode::CREATED, Json(s.presence.put_user(u, true)?)))
+}
+
+pub async fn get_one(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    s.presence
+        .user(&name)
+        .map(Json)
+        .ok_or_else(|| PresenceError::NotFound(name).into())
+}
+
+pub async fn replace(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let u: User = parse_json(&body)?;
+    if u.username != name {
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "username",
+            "must match the URL; delete and create to rename",
+        ));
+    }
+    Ok(Json(s.presence.put_user(u, false)?))
+}
+
+pub async fn delete(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    s.presence.delete_user(&name)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+const CSV_COLUMNS: &[&str] = &[
+    "username",
+    "display_name",
+    "department",
+    "email",
+    "extension",
+    "voicemail_number",
+    "sip_uri_rich",
+    "sip_uri_telephony",
+    "teams_upn",
+    "lync_uri",
+];
+
+fn parse_csv(body: &[u8]) -> Result<Vec<(usize, Result<User, RowError>)>, ApiError> {
+    let mut rd = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(body);
+    let headers = rd
+        .headers()
+        .map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "body", format!("CSV header: {e}")))?
+        .clone();
+    for h in headers.iter() {
+        if !CSV_COLUMNS.contains(&h) {
+            return Err(ApiError::field(
+                StatusCode::BAD_REQUEST,
+                h,
+                format!("unknown CSV column; known: {}", CSV_COLUMNS.join(", ")),
+            ));
+        }
+    }
+    if !headers.iter().any(|h| h == "username") {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "username",
+            "the CSV needs a username column",
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, rec) in rd.records().enumerate() {
+        let row = i + 1;
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                out.push((
+                    row,
+                    Err(RowError {
+                        row,
+                        field: "row".into(),
+                        error: e.to_string(),
+                    }),
+                ));
+                continue;
+            }
+        };
+        let mut obj = serde_json::Map::new();
+        for (h, v) in headers.iter().zip(rec.iter()) {
+            if !v.is_empty() {
+                obj.insert(h.to_string(), serde_json::Value::String(v.to_string()));
+            }
+        }
+        out.push((
+            row,
+            serde_json::from_value::<User>(obj.into()).map_err(|e| RowError {
+                row,
+                field: "row".into(),
+                error: e.to_string(),
+            }),
+        ));
+    }
+    Ok(out)
+}
+
+/// Bulk import: `text/csv` with a header line, or a JSON array of users.
+/// All or nothing: any rejected row rejects the import, with every reason.
+pub async fn import(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let rows = if ctype.starts_with("text/csv") {
+        parse_csv(&body)?
+    } else if ctype.starts_with("application/json") {
+        let items: Vec<serde_json::Value> = parse_json(&body)?;
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let row = i + 1;
+                let parsed = serde_path_to_error::deserialize::<_, User>(v).map_err(|e| RowError {
+                    row,
+                    field: e.path().to_string(),
+                    error: e.inner().to_string(),
+                });
+                (row, parsed)
+            })
+            .collect()
+    } else {
+        return Err(ApiError::field(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type",
+            "send text/csv or application/json",
+        ));
+    };
+    match s.presence.import(rows) {
+        Ok(n) => Ok((
+            StatusCode::OK,
+            Json(json!({ "imported": n, "rejected": [] })),
+        )),
+        Err(PresenceError::Rejected(rejected)) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "error": format!("{} rows rejected; nothing was imported", rejected.len()),
+                "imported": 0,
+                "rejected": rejected,
+            })),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewNote {
+    text: String,
+    #[serde(default)]
+    expires_at_ms: Option<u64>,
+}
+
+pub async fn notes(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let d = s.presence.detail(&name)?;
+    Ok(Json(json!({ "notes": d.presence.notes })))
+}
+
+pub async fn add_note(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let n: NewNote = parse_json(&body)?;
+    if let Some(e) = n.expires_at_ms
+        && e <= crate::store::now_ms()
+    {
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "expires_at_ms",
+            "must be in the future",
+        ));
+    }
+    let note = s.presence.add_note(
+        &name,
+        Note {
+            id: 0,
+            text: n.text,
+            author: caller.name,
+            at_ms: 0,
+            expires_at_ms: n.expires_at_ms,
+        },
+    )?;
+    Ok((StatusCode::CREATED, Json(note)))
+}
+
+pub async fn delete_note(
+    State(s): State<AppState>,
+    Path((name, id)): Path<(String, i64)>,
+) -> Result<impl IntoResponse, ApiError> {
+    s.presence.delete_note(&name, id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn subscribe(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let until = s.presence.force_subscribe(&name)?;
+    Ok(Json(json!({ "username": name, "until_ms": until })))
+}

@@ -1,0 +1,84 @@
+//! The event log: every report and every decision, written in batches by a
+//! background task so the engine never waits on the disk.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::store::{EventQuery, EventRecord, Store, StoreError, now_ms};
+
+/// Events queued beyond this are dropped (and counted) rather than let the
+/// engine's memory grow without bound.
+const QUEUE: usize = 100_000;
+const BATCH: usize = 2_000;
+
+/// Handle on the writer task.
+pub struct EventLog {
+    tx: mpsc::Sender<EventRecord>,
+    store: Arc<dyn Store>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl EventLog {
+    pub fn start(store: Arc<dyn Store>) -> Self {
+        let (tx, mut rx) = mpsc::channel::<EventRecord>(QUEUE);
+        let writer = store.clone();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            loop {
+                let n = rx.recv_many(&mut batch, BATCH).await;
+                if n == 0 {
+                    return;
+                }
+                let s = writer.clone();
+                let mut chunk = std::mem::take(&mut batch);
+                let result = tokio::task::spawn_blocking(move || {
+                    let r = s.append_events(&chunk);
+                    chunk.clear();
+                    r
+                })
+                .await;
+                if let Ok(Err(e)) = result {
+                    tracing::warn!(error = %e, "event log write failed");
+                }
+                // Let a burst gather into the next batch.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        Self {
+            tx,
+            store,
+            dropped: Arc::default(),
+        }
+    }
+
+    /// Queue an entry.
+    pub fn record(&self, e: EventRecord) {
+        if self.tx.try_send(e).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Entries dropped because the writer could not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Query (newest first).
+    pub fn query(&self, q: &EventQuery) -> Result<Vec<EventRecord>, StoreError> {
+        self.store.events(q)
+    }
+
+    /// Drop entries older than the retention.
+    pub fn prune(&self, days: u32) {
+        let cutoff = now_ms().saturating_sub(u64::from(days) * 86_400_000);
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.prune_events(cutoff) {
+                tracing::warn!(error = %e, "event log retention failed");
+            }
+        });
+    }
+}
