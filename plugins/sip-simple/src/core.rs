@@ -647,7 +647,13 @@ impl Core {
     }
 
     fn new_sub(&mut self, key: SubKey) {
-        if self.subs.contains_key(&key) {
+        // Watched again while its unsubscribe is under way: the old dialog
+        // ends on its own, a new one starts now.
+        if self
+            .subs
+            .get(&key)
+            .is_some_and(|s| s.phase != SubPhase::Ending)
+        {
             return;
         }
         let target = match key.0 {
