@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod config;
+pub mod demo;
 pub mod engine;
 pub mod hub;
 pub mod io;

@@ -543,3 +543,20 @@ async fn a_slow_feed_client_is_cut_off_without_slowing_others() {
     );
     assert_eq!(hub.get("/healthz").await["status"], "ok");
 }
+
+#[tokio::test]
+async fn demo_mode_shows_presence_changing_live() {
+    let hub = Hub::start(&["plugins/http-push"], &[("HUB_DEMO", "true")]);
+    let mut feed = Sse::open(&hub, "", None).await;
+    feed.next().await; // snapshot
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let (_, v) = feed
+            .until("a live change", |v| v["type"] == "presence")
+            .await;
+        seen.insert(v["username"].as_str().unwrap_or("").to_string());
+    }
+    assert!(!seen.is_empty());
+    let list = hub.get("/api/v1/presence").await;
+    assert_eq!(list["total"], 6, "{list}");
+}
