@@ -402,6 +402,14 @@ async fn merge_priority_notes_feed_and_persistence() {
         (422, Some("stale_after_seconds")),
         "{v}"
     );
+    let (s, v) = hub.call("GET", "/api/v1/users?page=abc", None).await;
+    assert_eq!((s, v["field"].as_str()), (400, Some("page")), "{v}");
+    let (s, v) = hub.call("GET", "/api/v1/events?limt=5", None).await;
+    assert_eq!((s, v["field"].as_str()), (400, Some("limt")), "{v}");
+    let (s, v) = hub
+        .call("DELETE", "/api/v1/users/alice/notes/x", None)
+        .await;
+    assert_eq!((s, v["field"].as_str()), (400, Some("id")), "{v}");
     let csv = "username,display_name,extension\ncarol,Carol,2003\ndave,Dave,not-a-number\nerin,Erin,2005\n";
     let r = hub
         .http

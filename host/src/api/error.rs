@@ -105,3 +105,38 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
         ApiError::field(StatusCode::BAD_REQUEST, field, e.inner().to_string())
     })
 }
+
+/// Query-string extractor whose errors are JSON naming the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let inner = e.inner().to_string();
+                let path = e.path().to_string();
+                let field = if path == "." || path.is_empty() {
+                    inner.split('`').nth(1).unwrap_or("query").to_string()
+                } else {
+                    path
+                };
+                ApiError::field(
+                    StatusCode::BAD_REQUEST,
+                    field,
+                    format!("query string: {inner}"),
+                )
+            })
+    }
+}

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::error::ApiQuery;
 use super::users::Page;
 use super::{ApiError, AppState};
 use crate::presence::{FeedEvent, Next, Subscription};
@@ -32,7 +33,7 @@ pub struct PresenceQuery {
 
 pub async fn list(
     State(s): State<AppState>,
-    Query(p): Query<PresenceQuery>,
+    ApiQuery(p): ApiQuery<PresenceQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (page, per_page) = Page {
         q: None,
@@ -144,7 +145,7 @@ fn kind(ev: &FeedEvent) -> String {
 /// is disconnected.
 pub async fn sse(
     State(s): State<AppState>,
-    Query(q): Query<FeedQuery>,
+    ApiQuery(q): ApiQuery<FeedQuery>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let since = since(&q, &headers)?;
@@ -179,7 +180,7 @@ pub async fn sse(
 /// WebSocket: the same messages as JSON text frames.
 pub async fn ws(
     State(s): State<AppState>,
-    Query(q): Query<FeedQuery>,
+    ApiQuery(q): ApiQuery<FeedQuery>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Result<impl IntoResponse, ApiError> {

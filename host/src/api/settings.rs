@@ -2,14 +2,14 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::Role;
-use super::error::parse_json;
+use super::error::{ApiQuery, parse_json};
 use super::{ApiError, AppState};
 use crate::engine::merge::Rules;
 use crate::store::EventQuery;
@@ -65,7 +65,7 @@ pub struct EventsQuery {
 /// The event log, newest first.
 pub async fn events(
     State(s): State<AppState>,
-    Query(q): Query<EventsQuery>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > 10_000 {

@@ -3,14 +3,14 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::Caller;
-use super::error::parse_json;
+use super::error::{ApiQuery, parse_json};
 use super::{ApiError, AppState};
 use crate::engine::users::User;
 use crate::presence::{Note, PresenceError, RowError};
@@ -79,7 +79,7 @@ fn matches(u: &User, q: &str) -> bool {
 
 pub async fn list(
     State(s): State<AppState>,
-    Query(p): Query<Page>,
+    ApiQuery(p): ApiQuery<Page>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (page, per_page) = p.bounds()?;
     let all: Vec<User> = s
@@ -311,8 +311,11 @@ pub async fn add_note(
 
 pub async fn delete_note(
     State(s): State<AppState>,
-    Path((name, id)): Path<(String, i64)>,
+    Path((name, id)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::field(StatusCode::BAD_REQUEST, "id", "a note id is a number"))?;
     s.presence.delete_note(&name, id)?;
     Ok(StatusCode::NO_CONTENT)
 }
