@@ -243,7 +243,7 @@ async fn merge_priority_notes_feed_and_persistence() {
     )
     .await;
     assert_eq!(note["author"], "admin");
-    let (last_id, v) = feed
+    let (last_id, _) = feed
         .until("note", |v| v["notes"][0]["text"] == "back at 3pm")
         .await;
     let last_id = last_id.expect("events carry ids");

@@ -151,7 +151,10 @@ const CSV_COLUMNS: &[&str] = &[
     "lync_uri",
 ];
 
-fn parse_csv(body: &[u8]) -> Result<Vec<(usize, Result<User, RowError>)>, ApiError> {
+/// Import rows: row number and the user or why the row is unusable.
+type Rows = Vec<(usize, Result<User, RowError>)>;
+
+fn parse_csv(body: &[u8]) -> Result<Rows, ApiError> {
     let mut rd = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(false)

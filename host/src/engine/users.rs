@@ -124,7 +124,7 @@ impl User {
             return Err(err("display_name", "at most 256 characters"));
         }
         if let Some(e) = &self.email
-            && !(e.contains('@') && !e.starts_with('@') && !e.ends_with('@') && e.len() <= 256)
+            && (!e.contains('@') || e.starts_with('@') || e.ends_with('@') || e.len() > 256)
         {
             return Err(err("email", "not an email address"));
         }

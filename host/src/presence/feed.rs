@@ -21,7 +21,7 @@ pub struct FeedEvent {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum FeedKind {
     /// A user's merged presence (or notes) changed.
-    Presence(UserPresence),
+    Presence(Box<UserPresence>),
     /// A user was deleted.
     Removed { username: String },
 }

@@ -385,7 +385,7 @@ impl Presence {
             ),
         });
         inner.merged.insert(name.to_string(), (p.clone(), reasons));
-        self.publish(inner, FeedKind::Presence(p));
+        self.publish(inner, FeedKind::Presence(Box::new(p)));
     }
 
     fn publish(&self, inner: &mut Inner, kind: FeedKind) {

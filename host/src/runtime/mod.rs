@@ -185,6 +185,9 @@ struct HookRoute {
     timeout: Duration,
 }
 
+/// An instance as the presence engine sees it: plugin id, status, enabled.
+type RegistryEntry = (String, Option<Arc<status::StatusCell>>, bool);
+
 /// The runtime.
 pub struct Runtime {
     wasm: Arc<WasmHost>,
@@ -199,7 +202,7 @@ pub struct Runtime {
     derived: Mutex<HashMap<String, BTreeSet<String>>>,
     /// Instances as the presence engine sees them, readable without the
     /// admin lock: plugin id, status, enabled.
-    registry: RwLock<BTreeMap<String, (String, Option<Arc<status::StatusCell>>, bool)>>,
+    registry: RwLock<BTreeMap<String, RegistryEntry>>,
 }
 
 /// Identifiers used in URLs: 1-64 of a-z, 0-9, - and _.

@@ -207,8 +207,8 @@ impl State {
                     .unwrap_or_else(|| "the server closed the connection".into());
                 self.link_failed(&why);
             }
-            Event::Timer(h) => match self.handles.remove(&h) {
-                Some(t) => {
+            Event::Timer(h) => {
+                if let Some(t) = self.handles.remove(&h) {
                     self.timers.remove(&t);
                     match t {
                         Timer::Core(k) => {
@@ -219,8 +219,7 @@ impl State {
                         Timer::Reconnect => self.connect(),
                     }
                 }
-                None => {}
-            },
+            }
             Event::Shutdown => {
                 if let Some(c) = self.core.as_mut() {
                     c.shutdown(timers::now());

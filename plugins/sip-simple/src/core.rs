@@ -2043,11 +2043,11 @@ Subscription-State: {state}\r\nContact: <sip:127.0.0.1:5060>\r\nContent-Type: {c
         let last = c
             .take_actions()
             .into_iter()
-            .filter_map(|a| match a {
+            .rev()
+            .find_map(|a| match a {
                 Action::Presence(p) => p.telephony,
                 _ => None,
             })
-            .last()
             .unwrap();
         assert_eq!(last.line, LineState::InCall);
         assert!(last.do_not_disturb);

@@ -170,9 +170,9 @@ pub fn fields() -> Vec<ConfigField> {
 impl Settings {
     pub fn from_config(c: &Config) -> Result<Settings, ConnectorError> {
         let server = c.text("server")?;
-        let (server_host, server_port) = split_host_port(&server)
+        let (server_host, server_port) = split_host_port(server)
             .ok_or_else(|| invalid_config("server", "expected host[:port]"))?;
-        let transport = match c.opt_text("transport")?.as_deref().unwrap_or("udp") {
+        let transport = match c.opt_text("transport")?.unwrap_or("udp") {
             "udp" => Transport::Udp,
             "tcp" => Transport::Tcp,
             "tls" => Transport::Tls,
@@ -188,7 +188,7 @@ impl Settings {
             .split_once('@')
             .filter(|(u, d)| !u.is_empty() && !d.is_empty())
             .ok_or_else(|| invalid_config("uri", "expected user@domain"))?;
-        let events = match c.opt_text("subscribe")?.as_deref().unwrap_or("both") {
+        let events = match c.opt_text("subscribe")?.unwrap_or("both") {
             "presence" => Events {
                 presence: true,
                 dialog: false,
@@ -213,7 +213,7 @@ impl Settings {
         let int = |name: &str, default: i64, lo: i64, hi: i64| -> Result<i64, ConnectorError> {
             let v = c.opt_integer(name)?.unwrap_or(default);
             if v < lo || v > hi {
-                return Err(invalid_config(name, &format!("must be {lo}..={hi}")));
+                return Err(invalid_config(name, format!("must be {lo}..={hi}")));
             }
             Ok(v)
         };

@@ -126,10 +126,8 @@ impl Guest for Chaos {
                     report::endpoint_state(&endpoint, EndpointState::Active, Some(&detail));
                 }
             }
-            Event::WebsocketOpened(socket) => {
-                if pending(socket).is_some() {
-                    let _ = websocket::send_text(socket, "hello");
-                }
+            Event::WebsocketOpened(socket) if pending(socket).is_some() => {
+                let _ = websocket::send_text(socket, "hello");
             }
             Event::WebsocketMessage(message) => {
                 if let (Some(endpoint), WsPayload::Text(text)) =
