@@ -5,6 +5,8 @@
 //!   (`plugin.toml` with the component's sha256, plus the `.wasm`) under
 //!   `dist/plugins/` and `dist/test-plugins/`.
 //! - `run [ARGS]`: `plugins`, then the hub in release mode on its defaults.
+//! - `demo [ARGS]`: `plugins`, then the hub with demo users and a simulated
+//!   presence source.
 //! - `test [ARGS]`: `plugins`, build the hub, then every test of the workspace.
 
 use std::path::{Path, PathBuf};
@@ -67,6 +69,15 @@ const BUILDS: &[Build] = &[
         dest: "test-plugins/chaos-wrong-api",
     },
     Build {
+        package: "teams-graph",
+        features: "",
+        source: "plugins/teams-graph",
+        id: "teams-graph",
+        version: None,
+        api_version: None,
+        dest: "plugins",
+    },
+    Build {
         package: "sip-simple",
         features: "",
         source: "plugins/sip-simple",
@@ -89,12 +100,20 @@ fn main() -> Result<()> {
                 .args(["run", "--release", "-p", "presence-hub", "--"])
                 .args(&args[1..]))
         }
+        Some("demo") => {
+            plugins(&root)?;
+            run(cargo()
+                .args(["run", "--release", "-p", "presence-hub", "--", "--demo"])
+                .args(&args[1..]))
+        }
         Some("test") => {
             plugins(&root)?;
             run(cargo().args(["build", "-p", "presence-hub"]))?;
             run(cargo().args(["test", "--workspace"]).args(&args[1..]))
         }
-        _ => bail!("usage: cargo xtask plugins | run [hub args] | test [cargo test args]"),
+        _ => bail!(
+            "usage: cargo xtask plugins | run [hub args] | demo [hub args] | test [cargo test args]"
+        ),
     }
 }
 

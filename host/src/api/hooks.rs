@@ -60,12 +60,20 @@ async fn dispatch(
         )
     })?;
     let mut out = (status, resp.body).into_response();
+    // The guest's headers replace the defaults (a validation echo must be
+    // text/plain, not the octet-stream a byte body gets by default); a header
+    // the guest repeats keeps every value.
+    let mut set = std::collections::HashSet::new();
     for h in resp.headers {
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(h.name.as_bytes()),
             HeaderValue::from_str(&h.value),
         ) {
-            out.headers_mut().append(name, value);
+            if set.insert(name.clone()) {
+                out.headers_mut().insert(name, value);
+            } else {
+                out.headers_mut().append(name, value);
+            }
         }
     }
     Ok(out)

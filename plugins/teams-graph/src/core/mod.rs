@@ -1,0 +1,1344 @@
+//! The connector's engine, free of I/O: it takes HTTP answers, timer
+//! expiries, webhooks and commands, and returns [`Action`]s (send this
+//! request, set this timer, store this, report this). `component.rs` carries
+//! the actions out through the host.
+//!
+//! Work is kept as *wants* (users to resolve, ids to read, subscriptions to
+//! create or renew, writes to send) rather than as a queue of requests: a
+//! failed or throttled request puts its want back, duplicates merge, and
+//! [`Core::pump`] sends whatever may go now (a valid token, no back-off in
+//! force, the read budget not spent).
+
+mod auth;
+mod subs;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use presence_connector_sdk::{
+    ConnectorError, ConnectorStatus, EndpointState, LoginStep, PresenceUpdate, PresenceWrite,
+    VendorValue,
+};
+use serde_json::json;
+
+use crate::mapping::{self, Pair};
+use crate::settings::{Settings, WriteMode};
+use crate::wire::{self, Collection, Presence, User};
+
+pub use auth::Slot;
+use auth::{Grant, Login, TokenSlot};
+use subs::{Sub, SubPhase};
+
+/// Identifies a request the core asked for.
+pub type ReqId = u64;
+
+/// Key-value keys the connector uses.
+pub mod keys {
+    /// Tokens of the primary (read) sign-in.
+    pub const TOKEN_PRIMARY: &str = "auth/primary";
+    /// Tokens of the application sign-in used for writes in delegated mode.
+    pub const TOKEN_APP: &str = "auth/app";
+    /// Change-notification subscriptions.
+    pub const SUBS: &str = "subs";
+    /// The UPN -> object id cache, one JSON object.
+    pub const USERS: &str = "users";
+}
+
+/// Presence reads per 30 s the connector allows itself. Graph allows 1,500
+/// requests per 30 s per app and tenant for presence; the rest is left for
+/// writes, subscriptions and other instances of the same app.
+const READ_BUDGET: usize = 1_000;
+const READ_WINDOW_MS: u64 = 30_000;
+/// Requests of one kind (user look-ups, writes) in flight at once.
+const MAX_INFLIGHT: usize = 8;
+/// How long notifications and resolved users gather before one batch read.
+const READ_GATHER_MS: u64 = 50;
+/// Longest pause after failures without a `Retry-After`.
+const MAX_BACKOFF_MS: u64 = 60_000;
+/// A request's timeout.
+const HTTP_TIMEOUT_MS: u32 = 20_000;
+
+/// Log levels of [`Action::Log`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// An HTTP request to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub timeout_ms: u32,
+}
+
+/// An HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// An inbound webhook, as far as the core needs it.
+#[derive(Debug, Clone)]
+pub struct Hook<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub body: &'a [u8],
+}
+
+/// The answer to a webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookAnswer {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl HookAnswer {
+    fn text(status: u16, body: impl Into<String>) -> HookAnswer {
+        HookAnswer {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into().into_bytes(),
+        }
+    }
+    fn html(status: u16, body: &str) -> HookAnswer {
+        HookAnswer {
+            status,
+            content_type: "text/html; charset=utf-8",
+            body: format!(
+                "<!doctype html><html><head><title>presence hub</title></head><body><p>{}</p></body></html>",
+                html_escape(body)
+            )
+            .into_bytes(),
+        }
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Timers the core asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TimerKey {
+    /// Refresh a token ahead of expiry, or retry a failed sign-in.
+    Token(Slot),
+    /// Poll the token endpoint during a device-code sign-in.
+    DevicePoll,
+    /// End of a back-off (throttling, unreachable Graph).
+    Gate,
+    /// Read users not covered by change notifications.
+    Poll,
+    /// Gathered ids are read now.
+    ReadSoon,
+    /// Renew a subscription ahead of expiry.
+    Renew(u64),
+    /// Bring subscriptions in line with the watched users.
+    Reconcile,
+    /// Renew a standing write-back before Graph lets it lapse.
+    KeepAlive(String),
+}
+
+/// What the core wants done.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Http(ReqId, Request),
+    SetTimer(TimerKey, u64),
+    CancelTimer(TimerKey),
+    KvSet(String, Vec<u8>),
+    KvDelete(String),
+    Presence(PresenceUpdate),
+    EndpointState(String, EndpointState, Option<String>),
+    Status(ConnectorStatus, Option<String>),
+    LoginStep(Option<LoginStep>),
+    Log(Level, String),
+}
+
+/// What the key-value store held at start.
+#[derive(Debug, Clone, Default)]
+pub struct Stored {
+    pub primary: Option<Vec<u8>>,
+    pub app: Option<Vec<u8>>,
+    pub subs: Option<Vec<u8>>,
+    pub users: Option<Vec<u8>>,
+}
+
+/// A write-back as Graph gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum WriteOp {
+    SetSession {
+        pair: Pair,
+        duration_ms: u64,
+        keep: bool,
+    },
+    ClearSession,
+    SetPreferred {
+        pair: Pair,
+        duration_ms: Option<u64>,
+    },
+    ClearPreferred,
+}
+
+/// Why a request was sent.
+#[derive(Debug, Clone)]
+enum Purpose {
+    Token(Slot, Grant),
+    DeviceCode,
+    Resolve(String),
+    Read(Vec<String>),
+    CreateSub(u64),
+    RenewSub(u64),
+    Reauthorize(u64),
+    DeleteSub(String),
+    Write(String, WriteOp),
+}
+
+/// Classes of Graph calls, for permission problems.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum OpClass {
+    Users,
+    Read,
+    Write,
+}
+
+/// A Graph answer sorted by what to do with it.
+enum Outcome {
+    Ok(Response),
+    /// 401: the token is no good.
+    Unauthorized(String),
+    Forbidden(String),
+    NotFound(String),
+    /// 429 or 503; the wait Graph asked for, if it did.
+    Throttled(u16, Option<u64>),
+    /// Unreachable, or a server error worth retrying.
+    Transient(String),
+    /// Another 4xx: retrying the same request will not help.
+    Rejected(String),
+}
+
+/// Why Graph requests are held back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Gate {
+    Throttled(String),
+    Unreachable(String),
+}
+
+/// One watched endpoint (UPN or object id as the hub names it).
+#[derive(Debug, Clone, Default)]
+struct Ep {
+    id: Option<String>,
+    state: Option<EndpointState>,
+}
+
+/// What is known of one user object id.
+#[derive(Debug, Clone, Default)]
+struct IdInfo {
+    endpoints: BTreeSet<String>,
+    sequence: Option<String>,
+    last: Option<(String, String, bool, Option<String>)>,
+    /// Graph returned nothing for this id.
+    missing: bool,
+}
+
+/// The engine.
+pub struct Core {
+    s: Settings,
+    rng: u64,
+    next_req: ReqId,
+    out: Vec<Action>,
+    inflight: HashMap<ReqId, Purpose>,
+    timers: BTreeSet<TimerKey>,
+    primary: TokenSlot,
+    app: Option<TokenSlot>,
+    login: Login,
+    endpoints: BTreeMap<String, Ep>,
+    ids: BTreeMap<String, IdInfo>,
+    upn_cache: BTreeMap<String, String>,
+    /// Cache entries not yet stored.
+    users_dirty: usize,
+    to_resolve: BTreeSet<String>,
+    resolving: BTreeSet<String>,
+    to_read: BTreeSet<String>,
+    read_failed: BTreeSet<String>,
+    read_log: VecDeque<u64>,
+    subs: Vec<Sub>,
+    next_sub: u64,
+    /// Subscriptions refused: not before this time, and why.
+    sub_block: Option<(u64, String)>,
+    to_delete: Vec<String>,
+    writes: BTreeMap<String, WriteOp>,
+    writing: BTreeSet<String>,
+    kept: BTreeMap<String, WriteOp>,
+    gate: Option<Gate>,
+    gate_until: u64,
+    failures: u32,
+    forbidden: BTreeMap<OpClass, String>,
+    auth_problem: Option<(ConnectorStatus, String)>,
+    last_status: Option<(ConnectorStatus, Option<String>)>,
+}
+
+/// Ids are compared in lower case: Graph's GUIDs are case-insensitive.
+fn norm_id(id: &str) -> String {
+    id.to_ascii_lowercase()
+}
+
+impl Core {
+    /// A core for `s`, resuming from what the key-value store held.
+    pub fn new(s: Settings, stored: Stored, now: u64, seed: u64) -> Core {
+        let fingerprint = s.fingerprint();
+        let primary = TokenSlot::load(Slot::Primary, stored.primary.as_deref(), &fingerprint, &s);
+        let app = (s.flow.delegated() && s.client_secret.is_some())
+            .then(|| TokenSlot::load(Slot::App, stored.app.as_deref(), &fingerprint, &s));
+        let mut core = Core {
+            rng: seed | 1,
+            next_req: 1,
+            out: Vec::new(),
+            inflight: HashMap::new(),
+            timers: BTreeSet::new(),
+            primary,
+            app,
+            login: Login::None,
+            endpoints: BTreeMap::new(),
+            ids: BTreeMap::new(),
+            upn_cache: stored
+                .users
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default(),
+            users_dirty: 0,
+            to_resolve: BTreeSet::new(),
+            resolving: BTreeSet::new(),
+            to_read: BTreeSet::new(),
+            read_failed: BTreeSet::new(),
+            read_log: VecDeque::new(),
+            subs: Vec::new(),
+            next_sub: 1,
+            sub_block: None,
+            to_delete: Vec::new(),
+            writes: BTreeMap::new(),
+            writing: BTreeSet::new(),
+            kept: BTreeMap::new(),
+            gate: None,
+            gate_until: 0,
+            failures: 0,
+            forbidden: BTreeMap::new(),
+            auth_problem: None,
+            last_status: None,
+            s,
+        };
+        core.adopt_subs(stored.subs.as_deref(), now);
+        core
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.s
+    }
+
+    /// Actions produced since the last call.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Begin: clear an old login step, arm the poll and sign in.
+    pub fn start(&mut self, now: u64) {
+        self.out.push(Action::LoginStep(None));
+        self.log(
+            Level::Info,
+            format!(
+                "starting: {:?} sign-in, {}",
+                self.s.flow,
+                match self.s.notifications_possible() {
+                    Ok(url) => format!("change notifications to {url}"),
+                    Err(why) => format!("polling ({why})"),
+                }
+            ),
+        );
+        for slot in [Slot::Primary, Slot::App] {
+            if let Some(t) = self.slot(slot).and_then(|t| t.tokens.as_ref()) {
+                let at = auth::refresh_at(t).saturating_sub(now);
+                self.set_timer(TimerKey::Token(slot), at);
+            }
+        }
+        self.arm_poll();
+        self.set_timer(TimerKey::Reconcile, 300);
+        self.pump(now);
+        self.update_status(now);
+    }
+
+    // ---- small helpers ---------------------------------------------------
+
+    fn random(&mut self) -> String {
+        // xorshift64*, mixed from a seed drawn from wasi:random: secrets
+        // (clientState, OAuth state) need unpredictability, which the seed
+        // gives, and no more than 128 bits.
+        let mut out = String::new();
+        for _ in 0..2 {
+            self.rng ^= self.rng >> 12;
+            self.rng ^= self.rng << 25;
+            self.rng ^= self.rng >> 27;
+            out.push_str(&format!(
+                "{:016x}",
+                self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+            ));
+        }
+        out
+    }
+
+    fn log(&mut self, level: Level, msg: impl Into<String>) {
+        self.out.push(Action::Log(level, msg.into()));
+    }
+
+    fn set_timer(&mut self, key: TimerKey, ms: u64) {
+        self.timers.insert(key.clone());
+        self.out.push(Action::SetTimer(key, ms));
+    }
+
+    fn cancel_timer(&mut self, key: TimerKey) {
+        if self.timers.remove(&key) {
+            self.out.push(Action::CancelTimer(key));
+        }
+    }
+
+    fn send(&mut self, purpose: Purpose, req: Request) {
+        let id = self.next_req;
+        self.next_req += 1;
+        self.inflight.insert(id, purpose);
+        self.out.push(Action::Http(id, req));
+    }
+
+    fn graph_request(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<serde_json::Value>,
+        token: &str,
+    ) -> Request {
+        let mut headers = vec![
+            ("Authorization".to_string(), format!("Bearer {token}")),
+            ("Accept".to_string(), "application/json".to_string()),
+        ];
+        let body = match body {
+            Some(b) => {
+                headers.push(("Content-Type".into(), "application/json".into()));
+                serde_json::to_vec(&b).unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
+        Request {
+            method,
+            url: format!("{}{path}", self.s.graph_base),
+            headers,
+            body,
+            timeout_ms: HTTP_TIMEOUT_MS,
+        }
+    }
+
+    fn slot(&self, slot: Slot) -> Option<&TokenSlot> {
+        match slot {
+            Slot::Primary => Some(&self.primary),
+            Slot::App => self.app.as_ref(),
+        }
+    }
+
+    fn slot_mut(&mut self, slot: Slot) -> Option<&mut TokenSlot> {
+        match slot {
+            Slot::Primary => Some(&mut self.primary),
+            Slot::App => self.app.as_mut(),
+        }
+    }
+
+    /// The slot whose token writes use: the application token where a
+    /// delegated sign-in also has a client secret (writing another user's
+    /// presence needs the application permission Presence.ReadWrite.All).
+    fn write_slot(&self) -> Slot {
+        if self.app.is_some() {
+            Slot::App
+        } else {
+            Slot::Primary
+        }
+    }
+
+    fn id_of(&self, endpoint: &str) -> Option<String> {
+        if wire::is_guid(endpoint) {
+            return Some(norm_id(endpoint));
+        }
+        if let Some(id) = self.endpoints.get(endpoint).and_then(|e| e.id.clone()) {
+            return Some(id);
+        }
+        self.upn_cache.get(&endpoint.to_ascii_lowercase()).cloned()
+    }
+
+    fn endpoint_state(&mut self, ep: &str, state: EndpointState, detail: Option<String>) {
+        if let Some(e) = self.endpoints.get_mut(ep) {
+            if e.state == Some(state) && state == EndpointState::Active {
+                return;
+            }
+            e.state = Some(state);
+            self.out
+                .push(Action::EndpointState(ep.to_string(), state, detail));
+        }
+    }
+
+    // ---- commands ----------------------------------------------------------
+
+    /// Start watching endpoints (UPNs or object ids).
+    pub fn watch(&mut self, endpoints: &[String], now: u64) {
+        for ep in endpoints {
+            if self.endpoints.contains_key(ep) {
+                continue;
+            }
+            self.endpoints.insert(ep.clone(), Ep::default());
+            self.endpoint_state(ep, EndpointState::Requesting, None);
+            match self.id_of(ep) {
+                Some(id) => self.bind(ep, &id),
+                None => {
+                    self.to_resolve.insert(ep.clone());
+                }
+            }
+        }
+        self.pump(now);
+        self.update_status(now);
+    }
+
+    /// Stop watching endpoints.
+    pub fn unwatch(&mut self, endpoints: &[String], now: u64) {
+        for ep in endpoints {
+            let Some(e) = self.endpoints.remove(ep) else {
+                continue;
+            };
+            self.to_resolve.remove(ep);
+            if let Some(id) = e.id
+                && let Some(info) = self.ids.get_mut(&id)
+            {
+                info.endpoints.remove(ep);
+                if info.endpoints.is_empty() {
+                    self.ids.remove(&id);
+                    self.to_read.remove(&id);
+                    self.read_failed.remove(&id);
+                }
+            }
+        }
+        self.schedule_reconcile();
+        self.update_status(now);
+    }
+
+    /// An endpoint now has a user id: read it and cover it by a subscription.
+    fn bind(&mut self, ep: &str, id: &str) {
+        let Some(e) = self.endpoints.get_mut(ep) else {
+            return;
+        };
+        e.id = Some(id.to_string());
+        let info = self.ids.entry(id.to_string()).or_default();
+        info.endpoints.insert(ep.to_string());
+        if let Some(last) = info.last.clone() {
+            // Another endpoint names the same user: it knows the state already.
+            let seq = info.sequence.clone();
+            self.report(ep, id, &last, seq.as_deref());
+        } else {
+            self.to_read.insert(id.to_string());
+            self.schedule_read();
+        }
+        self.schedule_reconcile();
+    }
+
+    /// Write presence back (DND while on a PBX call, and its clearing).
+    pub fn set_presence(
+        &mut self,
+        endpoint: &str,
+        write: PresenceWrite,
+        now: u64,
+    ) -> Result<(), ConnectorError> {
+        let op = match (self.s.write_mode, write) {
+            (WriteMode::Session, PresenceWrite::Set(intent)) => WriteOp::SetSession {
+                pair: mapping::session_pair(&intent)
+                    .map_err(|e| ConnectorError::Unsupported(e.0))?,
+                duration_ms: intent
+                    .expires_in_ms
+                    .unwrap_or(self.s.write_expiration_ms)
+                    .clamp(5 * 60_000, 4 * 3_600_000),
+                keep: intent.expires_in_ms.is_none(),
+            },
+            (WriteMode::Session, PresenceWrite::Clear) => WriteOp::ClearSession,
+            (WriteMode::Preferred, PresenceWrite::Set(intent)) => WriteOp::SetPreferred {
+                pair: mapping::preferred_pair(&intent)
+                    .map_err(|e| ConnectorError::Unsupported(e.0))?,
+                duration_ms: intent.expires_in_ms.map(|ms| ms.max(5 * 60_000)),
+            },
+            (WriteMode::Preferred, PresenceWrite::Clear) => WriteOp::ClearPreferred,
+        };
+        if endpoint.trim().is_empty() {
+            return Err(ConnectorError::UnknownEndpoint(endpoint.to_string()));
+        }
+        if !matches!(op, WriteOp::SetSession { keep: true, .. }) {
+            self.kept.remove(endpoint);
+            self.cancel_timer(TimerKey::KeepAlive(endpoint.to_string()));
+        }
+        self.writes.insert(endpoint.to_string(), op);
+        if self.id_of(endpoint).is_none() && !self.resolving.contains(endpoint) {
+            self.to_resolve.insert(endpoint.to_string());
+        }
+        self.pump(now);
+        self.update_status(now);
+        Ok(())
+    }
+
+    /// The instance stops. Subscriptions are left to run out: a restarted
+    /// instance adopts them from the key-value store.
+    pub fn shutdown(&mut self) {
+        self.log(Level::Info, "stopping");
+    }
+
+    // ---- timers --------------------------------------------------------------
+
+    /// A timer fired.
+    pub fn on_timer(&mut self, key: TimerKey, now: u64) {
+        self.timers.remove(&key);
+        match key {
+            TimerKey::Token(slot) => {
+                if let Some(t) = self.slot_mut(slot) {
+                    t.retry_at = 0;
+                    t.refresh_due = true;
+                }
+            }
+            TimerKey::DevicePoll => self.device_poll(now),
+            TimerKey::Gate => self.gate_until = 0,
+            TimerKey::Poll => {
+                self.poll_tick();
+                self.arm_poll();
+            }
+            TimerKey::ReadSoon => {}
+            TimerKey::Renew(local) => self.renew_due(local, now),
+            TimerKey::Reconcile => self.reconcile(now),
+            TimerKey::KeepAlive(ep) => {
+                if let Some(op) = self.kept.get(&ep).cloned() {
+                    self.writes.entry(ep).or_insert(op);
+                }
+            }
+        }
+        self.pump(now);
+        self.update_status(now);
+    }
+
+    fn schedule_read(&mut self) {
+        if !self.timers.contains(&TimerKey::ReadSoon) {
+            self.set_timer(TimerKey::ReadSoon, READ_GATHER_MS);
+        }
+    }
+
+    /// The poll interval in force: the configured one, stretched so a full
+    /// round of reads stays inside the read budget.
+    fn poll_interval(&self) -> u64 {
+        let batches = self.ids.len().div_ceil(wire::MAX_IDS) as u64;
+        let floor = batches * READ_WINDOW_MS / READ_BUDGET as u64;
+        self.s.poll_ms.max(floor)
+    }
+
+    fn arm_poll(&mut self) {
+        let ms = self.poll_interval();
+        self.set_timer(TimerKey::Poll, ms);
+    }
+
+    fn poll_tick(&mut self) {
+        // A read still in flight answers for this round too: polling does not
+        // pile requests onto a slow or throttling Graph.
+        let reading: BTreeSet<&String> = self
+            .inflight
+            .values()
+            .filter_map(|p| match p {
+                Purpose::Read(ids) => Some(ids.iter()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let uncovered: Vec<String> = self
+            .ids
+            .keys()
+            .filter(|id| !self.covered(id) && !reading.contains(id))
+            .cloned()
+            .collect();
+        self.to_read.extend(uncovered);
+        self.to_read.extend(std::mem::take(&mut self.read_failed));
+        // Users refused earlier (403) are looked up again: consent may have
+        // been granted since.
+        let retry: Vec<String> = self
+            .endpoints
+            .iter()
+            .filter(|(_, e)| e.id.is_none() && e.state == Some(EndpointState::AccessDenied))
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.to_resolve.extend(retry);
+    }
+
+    // ---- sending ---------------------------------------------------------------
+
+    /// Send whatever may go now.
+    fn pump(&mut self, now: u64) {
+        self.ensure_token(Slot::Primary, now);
+        if !self.writes.is_empty() && self.write_slot() == Slot::App {
+            self.ensure_token(Slot::App, now);
+        }
+        if now < self.gate_until {
+            return;
+        }
+        if let Some(token) = self.primary.usable(now).map(str::to_string) {
+            self.pump_resolves(&token);
+            self.pump_reads(&token, now);
+            self.pump_subs(&token, now);
+        }
+        if let Some(token) = self
+            .slot(self.write_slot())
+            .and_then(|t| t.usable(now))
+            .map(str::to_string)
+        {
+            self.pump_writes(&token);
+        }
+    }
+
+    fn pump_resolves(&mut self, token: &str) {
+        while self.resolving.len() < MAX_INFLIGHT {
+            let Some(ep) = self.to_resolve.pop_first() else {
+                break;
+            };
+            if let Some(id) = self.id_of(&ep) {
+                self.bind(&ep, &id);
+                continue;
+            }
+            self.resolving.insert(ep.clone());
+            let req = self.graph_request(
+                "GET",
+                &format!(
+                    "/users/{}?$select=id,userPrincipalName",
+                    wire::encode_upn(&ep)
+                ),
+                None,
+                token,
+            );
+            self.send(Purpose::Resolve(ep), req);
+        }
+    }
+
+    fn pump_reads(&mut self, token: &str, now: u64) {
+        if self.to_read.is_empty() || self.timers.contains(&TimerKey::ReadSoon) {
+            return;
+        }
+        while self
+            .read_log
+            .front()
+            .is_some_and(|t| now.saturating_sub(*t) >= READ_WINDOW_MS)
+        {
+            self.read_log.pop_front();
+        }
+        let ids: Vec<String> = std::mem::take(&mut self.to_read).into_iter().collect();
+        for (i, batch) in wire::batches(&ids).into_iter().enumerate() {
+            if self.read_log.len() >= READ_BUDGET {
+                // Out of budget: the rest waits until the window frees up.
+                let rest = ids.iter().skip(i * wire::MAX_IDS).cloned();
+                self.to_read.extend(rest);
+                let oldest = self.read_log.front().copied().unwrap_or(now);
+                let wait = (oldest + READ_WINDOW_MS).saturating_sub(now).max(1);
+                self.set_timer(TimerKey::ReadSoon, wait);
+                self.log(
+                    Level::Warn,
+                    format!("presence read budget spent; next read in {wait} ms"),
+                );
+                return;
+            }
+            self.read_log.push_back(now);
+            let req = self.graph_request(
+                "POST",
+                "/communications/getPresencesByUserId",
+                Some(json!({ "ids": batch })),
+                token,
+            );
+            self.send(Purpose::Read(batch), req);
+        }
+    }
+
+    fn pump_writes(&mut self, token: &str) {
+        let ready: Vec<(String, String)> = self
+            .writes
+            .keys()
+            .filter(|ep| !self.writing.contains(*ep))
+            .filter_map(|ep| self.id_of(ep).map(|id| (ep.clone(), id)))
+            .take(MAX_INFLIGHT.saturating_sub(self.writing.len()))
+            .collect();
+        for (ep, id) in ready {
+            let Some(op) = self.writes.remove(&ep) else {
+                continue;
+            };
+            let session = &self.s.client_id;
+            let (action, body) = match &op {
+                WriteOp::SetSession {
+                    pair, duration_ms, ..
+                } => (
+                    "setPresence",
+                    Some(json!({
+                        "sessionId": session,
+                        "availability": pair.availability,
+                        "activity": pair.activity,
+                        "expirationDuration": crate::time::iso_minutes(*duration_ms),
+                    })),
+                ),
+                WriteOp::ClearSession => ("clearPresence", Some(json!({ "sessionId": session }))),
+                WriteOp::SetPreferred { pair, duration_ms } => {
+                    let mut b = json!({
+                        "availability": pair.availability,
+                        "activity": pair.activity,
+                    });
+                    if let Some(ms) = duration_ms {
+                        b["expirationDuration"] = json!(crate::time::iso_minutes(*ms));
+                    }
+                    ("setUserPreferredPresence", Some(b))
+                }
+                // The action takes no parameters: no body at all.
+                WriteOp::ClearPreferred => ("clearUserPreferredPresence", None),
+            };
+            let req = self.graph_request(
+                "POST",
+                &format!("/users/{id}/presence/{action}"),
+                body,
+                token,
+            );
+            self.writing.insert(ep.clone());
+            self.send(Purpose::Write(ep, op), req);
+        }
+    }
+
+    // ---- answers ---------------------------------------------------------------
+
+    /// An HTTP answer (or transport failure) arrived.
+    pub fn on_http(&mut self, id: ReqId, result: Result<Response, String>, now: u64) {
+        let Some(purpose) = self.inflight.remove(&id) else {
+            return;
+        };
+        match purpose {
+            Purpose::Token(slot, grant) => self.on_token(slot, grant, result, now),
+            Purpose::DeviceCode => self.on_device_code(result, now),
+            graph => {
+                let slot = match graph {
+                    Purpose::Write(..) => self.write_slot(),
+                    _ => Slot::Primary,
+                };
+                match classify(result, now) {
+                    Outcome::Unauthorized(msg) => {
+                        self.unauthorized(slot, &msg, now);
+                        self.requeue(graph);
+                    }
+                    Outcome::Throttled(status, wait) => {
+                        self.throttled(status, wait, now);
+                        self.requeue(graph);
+                    }
+                    Outcome::Transient(msg) => {
+                        self.unreachable(msg, now);
+                        self.requeue(graph);
+                    }
+                    outcome => {
+                        self.graph_answered(slot);
+                        self.on_graph(graph, outcome, now);
+                    }
+                }
+            }
+        }
+        self.pump(now);
+        self.update_status(now);
+    }
+
+    /// Graph answered (whatever it said): it is reachable and not
+    /// throttling, and it took the token.
+    fn graph_answered(&mut self, slot: Slot) {
+        self.failures = 0;
+        self.gate = None;
+        if let Some(t) = self.slot_mut(slot) {
+            t.rejected = 0;
+        }
+        if let Some((ConnectorStatus::Forbidden, m)) = &self.auth_problem
+            && m.starts_with("Graph rejects")
+        {
+            self.auth_problem = None;
+        }
+    }
+
+    fn backoff(&mut self) -> u64 {
+        self.failures = self.failures.saturating_add(1);
+        (1000u64 << (self.failures - 1).min(6)).min(MAX_BACKOFF_MS)
+    }
+
+    fn close_gate(&mut self, gate: Gate, wait: u64, now: u64) {
+        self.gate = Some(gate);
+        self.gate_until = self.gate_until.max(now + wait);
+        self.set_timer(TimerKey::Gate, self.gate_until - now);
+    }
+
+    fn throttled(&mut self, status: u16, wait: Option<u64>, now: u64) {
+        let wait = match wait {
+            Some(ms) => {
+                self.failures = self.failures.saturating_add(1);
+                ms.min(10 * 60_000)
+            }
+            None => self.backoff().max(2_000),
+        };
+        let detail = format!(
+            "Graph is throttling (HTTP {status}); retrying in {} s as it asked",
+            wait.div_ceil(1000)
+        );
+        self.log(Level::Warn, detail.clone());
+        self.close_gate(Gate::Throttled(detail), wait, now);
+    }
+
+    fn unreachable(&mut self, msg: String, now: u64) {
+        let wait = self.backoff();
+        let detail = format!("Graph is unreachable: {msg}; retrying in {} s", wait / 1000);
+        self.log(Level::Warn, detail.clone());
+        self.close_gate(Gate::Unreachable(detail), wait, now);
+    }
+
+    /// Put the work of a request that did not go through back into the wants.
+    fn requeue(&mut self, purpose: Purpose) {
+        match purpose {
+            Purpose::Resolve(ep) => {
+                self.resolving.remove(&ep);
+                self.to_resolve.insert(ep);
+            }
+            Purpose::Read(ids) => {
+                let known: Vec<String> = ids
+                    .into_iter()
+                    .filter(|i| self.ids.contains_key(i))
+                    .collect();
+                self.to_read.extend(known);
+            }
+            Purpose::CreateSub(local) => self.sub_phase(local, SubPhase::NeedCreate),
+            Purpose::RenewSub(local) => self.sub_phase(local, SubPhase::NeedRenew),
+            Purpose::Reauthorize(local) => self.sub_phase(local, SubPhase::NeedReauth),
+            Purpose::DeleteSub(gid) => self.to_delete.push(gid),
+            Purpose::Write(ep, op) => {
+                self.writing.remove(&ep);
+                // A newer write for the endpoint supersedes this one.
+                self.writes.entry(ep).or_insert(op);
+            }
+            Purpose::Token(..) | Purpose::DeviceCode => {}
+        }
+    }
+
+    fn on_graph(&mut self, purpose: Purpose, outcome: Outcome, now: u64) {
+        match purpose {
+            Purpose::Resolve(ep) => self.on_resolve(ep, outcome),
+            Purpose::Read(ids) => {
+                self.on_read(ids, outcome);
+                self.flush_users();
+            }
+            Purpose::CreateSub(local) => self.on_sub_created(local, outcome, now),
+            Purpose::RenewSub(local) => self.on_sub_renewed(local, outcome, now),
+            Purpose::Reauthorize(local) => self.on_reauthorized(local, outcome),
+            Purpose::DeleteSub(gid) => {
+                if let Outcome::Rejected(m) | Outcome::Forbidden(m) = outcome {
+                    self.log(Level::Warn, format!("deleting subscription {gid}: {m}"));
+                }
+            }
+            Purpose::Write(ep, op) => self.on_write(ep, op, outcome),
+            Purpose::Token(..) | Purpose::DeviceCode => {}
+        }
+    }
+
+    fn permission(&self, class: OpClass) -> &'static str {
+        match (class, self.s.flow.delegated()) {
+            (OpClass::Users, true) => "User.ReadBasic.All (delegated)",
+            (OpClass::Users, false) => "User.Read.All (application)",
+            (OpClass::Read, true) => "Presence.Read.All (delegated)",
+            (OpClass::Read, false) => "Presence.Read.All (application)",
+            (OpClass::Write, _) if self.write_slot() == Slot::App || !self.s.flow.delegated() => {
+                "Presence.ReadWrite.All (application)"
+            }
+            (OpClass::Write, _) => "Presence.ReadWrite (delegated, own presence only)",
+        }
+    }
+
+    fn forbid(&mut self, class: OpClass, what: &str, msg: &str) {
+        let text = format!(
+            "Graph refused to {what} ({msg}): the app registration needs the permission {} with admin consent",
+            self.permission(class)
+        );
+        if self.forbidden.get(&class) != Some(&text) {
+            self.log(Level::Warn, text.clone());
+        }
+        self.forbidden.insert(class, text);
+    }
+
+    /// Store the UPN cache once a round of look-ups is over (or has grown a
+    /// lot): one write instead of one per user.
+    fn flush_users(&mut self) {
+        let idle = self.resolving.is_empty() && self.to_resolve.is_empty();
+        if self.users_dirty > 0 && (idle || self.users_dirty >= 500) {
+            self.users_dirty = 0;
+            if let Ok(bytes) = serde_json::to_vec(&self.upn_cache) {
+                self.out.push(Action::KvSet(keys::USERS.into(), bytes));
+            }
+        }
+    }
+
+    fn on_resolve(&mut self, ep: String, outcome: Outcome) {
+        self.resolve_answer(ep, outcome);
+        self.flush_users();
+    }
+
+    fn resolve_answer(&mut self, ep: String, outcome: Outcome) {
+        self.resolving.remove(&ep);
+        match outcome {
+            Outcome::Ok(resp) => match serde_json::from_slice::<User>(&resp.body) {
+                Ok(user) => {
+                    self.forbidden.remove(&OpClass::Users);
+                    let id = norm_id(&user.id);
+                    let key = ep.to_ascii_lowercase();
+                    if self.upn_cache.get(&key) != Some(&id) {
+                        self.upn_cache.insert(key, id.clone());
+                        self.users_dirty += 1;
+                    }
+                    if self.endpoints.contains_key(&ep) {
+                        self.bind(&ep, &id);
+                    }
+                }
+                Err(e) => {
+                    self.log(Level::Error, format!("user {ep}: unreadable answer: {e}"));
+                    self.endpoint_state(&ep, EndpointState::Error, Some(e.to_string()));
+                }
+            },
+            Outcome::NotFound(m) | Outcome::Rejected(m) => {
+                self.forbidden.remove(&OpClass::Users);
+                self.endpoint_state(
+                    &ep,
+                    EndpointState::NotFound,
+                    Some(format!("no such user in the tenant ({m})")),
+                );
+                if self.writes.remove(&ep).is_some() {
+                    self.log(
+                        Level::Warn,
+                        format!("write-back to {ep} dropped: no such user ({m})"),
+                    );
+                }
+            }
+            Outcome::Forbidden(m) => {
+                self.forbid(OpClass::Users, "look up users", &m);
+                self.endpoint_state(&ep, EndpointState::AccessDenied, Some(m));
+            }
+            // Handled before; kept for completeness of the match.
+            Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(_) => {}
+        }
+    }
+
+    fn on_read(&mut self, ids: Vec<String>, outcome: Outcome) {
+        match outcome {
+            Outcome::Ok(resp) => {
+                self.forbidden.remove(&OpClass::Read);
+                let list = match serde_json::from_slice::<Collection<Presence>>(&resp.body) {
+                    Ok(c) => c.value,
+                    Err(e) => {
+                        self.log(Level::Error, format!("unreadable presence answer: {e}"));
+                        self.read_failed.extend(ids);
+                        return;
+                    }
+                };
+                let mut seen = BTreeSet::new();
+                for p in list {
+                    seen.insert(norm_id(&p.id));
+                    self.on_presence(p);
+                }
+                for id in ids.iter().filter(|i| !seen.contains(*i)) {
+                    let Some(info) = self.ids.get_mut(id) else {
+                        continue;
+                    };
+                    info.missing = true;
+                    let eps = info.endpoints.clone();
+                    // A cached UPN may point at a deleted user: look it up
+                    // afresh next time it is watched.
+                    for ep in eps.iter().filter(|e| !wire::is_guid(e)) {
+                        if self.upn_cache.remove(&ep.to_ascii_lowercase()).is_some() {
+                            self.users_dirty += 1;
+                        }
+                    }
+                    for ep in eps {
+                        self.endpoint_state(
+                            &ep,
+                            EndpointState::NotFound,
+                            Some(format!("Graph has no presence for user id {id}")),
+                        );
+                    }
+                }
+            }
+            Outcome::Forbidden(m) => {
+                self.forbid(OpClass::Read, "read presence", &m);
+                for id in &ids {
+                    for ep in self
+                        .ids
+                        .get(id)
+                        .map(|i| i.endpoints.clone())
+                        .unwrap_or_default()
+                    {
+                        self.endpoint_state(&ep, EndpointState::AccessDenied, Some(m.clone()));
+                    }
+                }
+                self.read_failed.extend(ids);
+            }
+            Outcome::NotFound(m) | Outcome::Rejected(m) => {
+                self.log(Level::Error, format!("presence read refused: {m}"));
+                for id in &ids {
+                    for ep in self
+                        .ids
+                        .get(id)
+                        .map(|i| i.endpoints.clone())
+                        .unwrap_or_default()
+                    {
+                        self.endpoint_state(&ep, EndpointState::Error, Some(m.clone()));
+                    }
+                }
+                self.read_failed.extend(ids);
+            }
+            Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(_) => {}
+        }
+    }
+
+    /// One presence from a read.
+    fn on_presence(&mut self, p: Presence) {
+        let id = norm_id(&p.id);
+        let Some(info) = self.ids.get_mut(&id) else {
+            return;
+        };
+        // sequenceNumber is a lexicographically sortable version stamp: an
+        // older one (a read that overtook a newer one) is dropped.
+        if let (Some(new), Some(old)) = (&p.sequence_number, &info.sequence)
+            && new < old
+        {
+            return;
+        }
+        let snapshot = (
+            p.availability.clone().unwrap_or_default(),
+            p.activity.clone().unwrap_or_default(),
+            p.out_of_office(),
+            p.note(),
+        );
+        info.missing = false;
+        info.sequence = p.sequence_number.clone().or(info.sequence.take());
+        let changed = info.last.as_ref() != Some(&snapshot);
+        info.last = Some(snapshot.clone());
+        let eps = info.endpoints.clone();
+        for ep in eps {
+            let was_active =
+                self.endpoints.get(&ep).and_then(|e| e.state) == Some(EndpointState::Active);
+            if changed || !was_active {
+                self.report(&ep, &id, &snapshot, p.sequence_number.as_deref());
+            }
+        }
+    }
+
+    fn report(
+        &mut self,
+        ep: &str,
+        id: &str,
+        snap: &(String, String, bool, Option<String>),
+        sequence: Option<&str>,
+    ) {
+        let (availability, activity, oof, note) = snap;
+        let mut raw = vec![
+            VendorValue {
+                name: "availability".into(),
+                value: availability.clone(),
+            },
+            VendorValue {
+                name: "activity".into(),
+                value: activity.clone(),
+            },
+            VendorValue {
+                name: "id".into(),
+                value: id.to_string(),
+            },
+        ];
+        if *oof {
+            raw.push(VendorValue {
+                name: "outOfOffice".into(),
+                value: "true".into(),
+            });
+        }
+        if let Some(seq) = sequence {
+            raw.push(VendorValue {
+                name: "sequenceNumber".into(),
+                value: seq.to_string(),
+            });
+        }
+        self.out.push(Action::Presence(PresenceUpdate {
+            endpoint: ep.to_string(),
+            observed_at: None,
+            // Graph's stamp is a string; only an all-digit one is a number
+            // the hub can order by. The connector orders by the string.
+            sequence: sequence.and_then(|s| s.parse().ok()),
+            telephony: None,
+            rich: Some(mapping::to_rich(availability, activity, *oof, note.clone())),
+            raw,
+        }));
+        self.endpoint_state(ep, EndpointState::Active, None);
+    }
+
+    fn on_write(&mut self, ep: String, op: WriteOp, outcome: Outcome) {
+        self.writing.remove(&ep);
+        match outcome {
+            Outcome::Ok(_) => {
+                self.forbidden.remove(&OpClass::Write);
+                self.log(Level::Info, format!("wrote {op:?} for {ep}"));
+                if let WriteOp::SetSession {
+                    duration_ms,
+                    keep: true,
+                    ..
+                } = &op
+                {
+                    // Renew ahead of expiry so the state stands until the hub
+                    // clears it; if the hub dies, Graph drops it on its own.
+                    let lead = (duration_ms / 5).max(60_000);
+                    let at = duration_ms.saturating_sub(lead).max(1_000);
+                    self.set_timer(TimerKey::KeepAlive(ep.clone()), at);
+                    self.kept.insert(ep, op);
+                } else if matches!(op, WriteOp::ClearSession | WriteOp::ClearPreferred) {
+                    self.kept.remove(&ep);
+                }
+            }
+            Outcome::Forbidden(m) => {
+                self.forbid(OpClass::Write, "write presence", &m);
+            }
+            Outcome::NotFound(m) | Outcome::Rejected(m) => {
+                self.log(Level::Error, format!("write-back to {ep} refused: {m}"));
+            }
+            Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(_) => {}
+        }
+    }
+
+    // ---- webhooks --------------------------------------------------------------
+
+    /// An inbound request on `/hooks/{instance}/...`.
+    pub fn on_webhook(&mut self, hook: &Hook<'_>, now: u64) -> HookAnswer {
+        let answer = if hook.path.starts_with("/auth/callback") {
+            self.on_auth_callback(hook)
+        } else if let Some(token) = wire::query_param(hook.query, "validationToken") {
+            // The subscription validation handshake: echo the decoded token
+            // as plain text within 10 s.
+            HookAnswer::text(200, token)
+        } else if hook.method.eq_ignore_ascii_case("POST") {
+            self.on_notifications(hook.body)
+        } else {
+            HookAnswer::text(405, "POST change notifications here")
+        };
+        self.pump(now);
+        self.update_status(now);
+        answer
+    }
+
+    // ---- status ------------------------------------------------------------------
+
+    fn summary(&self) -> String {
+        let users = self.ids.len();
+        let covered = self.ids.keys().filter(|id| self.covered(id)).count();
+        let subs = self.subs.iter().filter(|s| s.live()).count();
+        let polled = users - covered;
+        let why = match (&self.sub_block, self.s.notifications_possible()) {
+            (_, Err(why)) => why.to_string(),
+            (Some((_, why)), Ok(_)) => why.clone(),
+            (None, Ok(_)) => "subscriptions pending".to_string(),
+        };
+        let subs = if subs == 1 {
+            "1 subscription".to_string()
+        } else {
+            format!("{subs} subscriptions")
+        };
+        let mut text = if polled == 0 && users > 0 {
+            format!("{users} users by change notification ({subs})")
+        } else if covered == 0 {
+            format!(
+                "polling {users} users every {} s: {why}",
+                self.poll_interval() / 1000
+            )
+        } else {
+            format!(
+                "{covered} users by change notification ({subs}), {polled} by polling every {} s",
+                self.poll_interval() / 1000
+            )
+        };
+        let missing = self
+            .endpoints
+            .values()
+            .filter(|e| e.state == Some(EndpointState::NotFound))
+            .count();
+        if missing > 0 {
+            text.push_str(&format!("; {missing} not found"));
+        }
+        text
+    }
+
+    fn desired_status(&self, now: u64) -> (ConnectorStatus, Option<String>) {
+        if let Some((st, d)) = &self.auth_problem {
+            return (*st, Some(d.clone()));
+        }
+        if let Some(msg) = self.login.pending_message() {
+            return (ConnectorStatus::LoginRequired, Some(msg));
+        }
+        let read_problem = self
+            .forbidden
+            .get(&OpClass::Read)
+            .or_else(|| self.forbidden.get(&OpClass::Users));
+        if let Some(m) = read_problem {
+            return (ConnectorStatus::Forbidden, Some(m.clone()));
+        }
+        match &self.gate {
+            Some(Gate::Throttled(d)) => return (ConnectorStatus::Throttled, Some(d.clone())),
+            Some(Gate::Unreachable(d)) => {
+                return (ConnectorStatus::ConnectionError, Some(d.clone()));
+            }
+            None => {}
+        }
+        if let Some(m) = self.forbidden.get(&OpClass::Write) {
+            return (ConnectorStatus::Forbidden, Some(m.clone()));
+        }
+        if self.primary.usable(now).is_none() && self.primary.tokens.is_none() {
+            return (
+                ConnectorStatus::ConnectionError,
+                Some("signing in to the Microsoft identity platform".into()),
+            );
+        }
+        (ConnectorStatus::UpAndRunning, Some(self.summary()))
+    }
+
+    fn update_status(&mut self, now: u64) {
+        let st = self.desired_status(now);
+        if self.last_status.as_ref() != Some(&st) {
+            self.last_status = Some(st.clone());
+            self.out.push(Action::Status(st.0, st.1));
+        }
+    }
+}
+
+/// Sort a Graph answer by what to do with it.
+fn classify(result: Result<Response, String>, now: u64) -> Outcome {
+    let resp = match result {
+        Ok(r) => r,
+        Err(e) => return Outcome::Transient(e),
+    };
+    let text = || wire::graph_error_text(resp.status, &resp.body);
+    match resp.status {
+        200..=299 => Outcome::Ok(resp),
+        401 => Outcome::Unauthorized(text()),
+        403 => Outcome::Forbidden(text()),
+        404 => Outcome::NotFound(text()),
+        429 | 503 => {
+            let wait = wire::retry_after_ms(&resp.headers, now);
+            Outcome::Throttled(resp.status, wait)
+        }
+        500..=599 => Outcome::Transient(text()),
+        _ => Outcome::Rejected(text()),
+    }
+}

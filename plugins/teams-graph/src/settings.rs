@@ -1,0 +1,488 @@
+//! The connector's configuration fields and their validated form.
+
+use std::fmt;
+
+use presence_connector_sdk::{Config, ConfigField, ConnectorError, FieldKind, invalid_config};
+
+/// How the connector signs in to the Microsoft identity platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFlow {
+    /// Application permissions, `grant_type=client_credentials`.
+    ClientCredentials,
+    /// Delegated: an operator signs a service account in once with a code
+    /// shown in the admin API; refresh tokens keep it signed in.
+    DeviceCode,
+    /// Delegated: an operator opens the authorize URL shown in the admin
+    /// API; the redirect comes back to `/hooks/{instance}/auth/callback`.
+    AuthorizationCode,
+}
+
+impl AuthFlow {
+    /// Whether tokens act for a signed-in user (delegated permissions).
+    pub fn delegated(self) -> bool {
+        !matches!(self, AuthFlow::ClientCredentials)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            AuthFlow::ClientCredentials => "client-credentials",
+            AuthFlow::DeviceCode => "device-code",
+            AuthFlow::AuthorizationCode => "authorization-code",
+        }
+    }
+}
+
+/// Which Graph action write-backs use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// `setPresence` / `clearPresence` as an application session whose id is
+    /// the client id.
+    Session,
+    /// `setUserPreferredPresence` / `clearUserPreferredPresence`: what the
+    /// user would pick in Teams; wins over every session.
+    Preferred,
+}
+
+/// Validated settings.
+#[derive(Clone, PartialEq)]
+pub struct Settings {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub flow: AuthFlow,
+    /// Identity platform base, without a trailing slash.
+    pub authority: String,
+    /// Graph base including the version, without a trailing slash.
+    pub graph_base: String,
+    /// Scopes asked for by the primary (read) token.
+    pub scopes: Vec<String>,
+    /// Public URL the operator maps to `/hooks/{instance}/notify`.
+    pub notification_url: Option<String>,
+    /// Public URL the operator maps to `/hooks/{instance}/auth/callback`.
+    pub redirect_url: Option<String>,
+    pub write_mode: WriteMode,
+    pub poll_ms: u64,
+    /// How long a write-back without its own expiry lasts on Graph before it
+    /// is renewed (keep-alive).
+    pub write_expiration_ms: u64,
+}
+
+// Written by hand so the client secret can never reach a log.
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("tenant_id", &self.tenant_id)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "***"))
+            .field("flow", &self.flow)
+            .field("authority", &self.authority)
+            .field("graph_base", &self.graph_base)
+            .field("scopes", &self.scopes)
+            .field("notification_url", &self.notification_url)
+            .field("redirect_url", &self.redirect_url)
+            .field("write_mode", &self.write_mode)
+            .field("poll_ms", &self.poll_ms)
+            .field("write_expiration_ms", &self.write_expiration_ms)
+            .finish()
+    }
+}
+
+const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+const DEFAULT_GRAPH: &str = "https://graph.microsoft.com/v1.0";
+
+/// The fields `describe` announces.
+pub fn fields() -> Vec<ConfigField> {
+    let f = |name: &str,
+             label: &str,
+             description: &str,
+             kind: FieldKind,
+             default: Option<&str>,
+             required: bool,
+             secret: bool| ConfigField {
+        name: name.into(),
+        label: label.into(),
+        description: description.into(),
+        kind,
+        default_value: default.map(Into::into),
+        required,
+        secret,
+    };
+    vec![
+        f(
+            "tenant_id",
+            "Tenant",
+            "Directory (tenant) id or verified domain of the Microsoft 365 tenant",
+            FieldKind::Text,
+            None,
+            true,
+            false,
+        ),
+        f(
+            "client_id",
+            "Client id",
+            "Application (client) id of the app registration; also the setPresence session id",
+            FieldKind::Text,
+            None,
+            true,
+            false,
+        ),
+        f(
+            "client_secret",
+            "Client secret",
+            "Client secret of the app registration: required for client-credentials; with a delegated flow it adds an application token for write-back",
+            FieldKind::Text,
+            None,
+            false,
+            true,
+        ),
+        f(
+            "auth_flow",
+            "Sign-in flow",
+            "client-credentials (application permissions), device-code or authorization-code (delegated, a service account signs in once)",
+            FieldKind::Choice(vec![
+                "client-credentials".into(),
+                "device-code".into(),
+                "authorization-code".into(),
+            ]),
+            Some("client-credentials"),
+            false,
+            false,
+        ),
+        f(
+            "authority",
+            "Identity platform URL",
+            "https://login.microsoftonline.com; national clouds: https://login.microsoftonline.us, https://login.chinacloudapi.cn",
+            FieldKind::Url,
+            Some(DEFAULT_AUTHORITY),
+            false,
+            false,
+        ),
+        f(
+            "graph_base",
+            "Graph base URL",
+            "https://graph.microsoft.com/v1.0; national clouds: https://graph.microsoft.us/v1.0, https://microsoftgraph.chinacloudapi.cn/v1.0",
+            FieldKind::Url,
+            Some(DEFAULT_GRAPH),
+            false,
+            false,
+        ),
+        f(
+            "scopes",
+            "Scopes",
+            "Space-separated scopes; empty: <graph>/.default for client-credentials, offline_access plus Presence.Read.All, Presence.ReadWrite and User.ReadBasic.All for delegated flows",
+            FieldKind::Text,
+            None,
+            false,
+            false,
+        ),
+        f(
+            "notification_url",
+            "Notification URL",
+            "Public https URL that reaches /hooks/{instance}/notify on this hub; empty: poll instead of change notifications",
+            FieldKind::Url,
+            None,
+            false,
+            false,
+        ),
+        f(
+            "redirect_url",
+            "Redirect URL",
+            "Public URL that reaches /hooks/{instance}/auth/callback on this hub (authorization-code flow)",
+            FieldKind::Url,
+            None,
+            false,
+            false,
+        ),
+        f(
+            "write_mode",
+            "Write-back",
+            "session: setPresence as this application's session; preferred: setUserPreferredPresence (overrides what the user picked)",
+            FieldKind::Choice(vec!["session".into(), "preferred".into()]),
+            Some("session"),
+            false,
+            false,
+        ),
+        f(
+            "poll_seconds",
+            "Poll interval (s)",
+            "How often to read presence for users not covered by change notifications (stretched to stay inside Graph's limits)",
+            FieldKind::Integer,
+            Some("30"),
+            false,
+            false,
+        ),
+        f(
+            "write_expiration_minutes",
+            "Write-back duration (min)",
+            "expirationDuration of a write-back that has no expiry of its own (5-240); it is renewed while it stands",
+            FieldKind::Integer,
+            Some("30"),
+            false,
+            false,
+        ),
+    ]
+}
+
+impl Settings {
+    /// Validate the configuration `configure` received.
+    pub fn from_config(c: &Config) -> Result<Settings, ConnectorError> {
+        let tenant_id = c.text("tenant_id")?.trim().to_string();
+        if !tenant_id
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '.' | '_'))
+        {
+            return Err(invalid_config(
+                "tenant_id",
+                "a tenant id (GUID) or domain name",
+            ));
+        }
+        let client_id = c.text("client_id")?.trim().to_string();
+        if !client_id
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+        {
+            return Err(invalid_config(
+                "client_id",
+                "an application (client) id (GUID)",
+            ));
+        }
+        let client_secret = c.opt_text("client_secret")?.map(str::to_string);
+        let flow = match c.opt_text("auth_flow")?.unwrap_or("client-credentials") {
+            "client-credentials" => AuthFlow::ClientCredentials,
+            "device-code" => AuthFlow::DeviceCode,
+            "authorization-code" => AuthFlow::AuthorizationCode,
+            _ => {
+                return Err(invalid_config(
+                    "auth_flow",
+                    "client-credentials, device-code or authorization-code",
+                ));
+            }
+        };
+        if flow == AuthFlow::ClientCredentials && client_secret.is_none() {
+            return Err(invalid_config(
+                "client_secret",
+                "is required for the client-credentials flow",
+            ));
+        }
+        let authority = http_url(c, "authority", DEFAULT_AUTHORITY)?;
+        let graph_base = http_url(c, "graph_base", DEFAULT_GRAPH)?;
+        let scopes: Vec<String> = match c.opt_text("scopes")? {
+            Some(s) => s.split_whitespace().map(str::to_string).collect(),
+            None => default_scopes(flow, &graph_base),
+        };
+        if scopes.is_empty() {
+            return Err(invalid_config("scopes", "name at least one scope"));
+        }
+        let notification_url = opt_http_url(c, "notification_url")?;
+        let redirect_url = opt_http_url(c, "redirect_url")?;
+        if flow == AuthFlow::AuthorizationCode && redirect_url.is_none() {
+            return Err(invalid_config(
+                "redirect_url",
+                "is required for the authorization-code flow",
+            ));
+        }
+        let write_mode = match c.opt_text("write_mode")?.unwrap_or("session") {
+            "session" => WriteMode::Session,
+            "preferred" => WriteMode::Preferred,
+            _ => return Err(invalid_config("write_mode", "session or preferred")),
+        };
+        let int = |name: &str, default: i64, lo: i64, hi: i64| -> Result<u64, ConnectorError> {
+            let v = c.opt_integer(name)?.unwrap_or(default);
+            if !(lo..=hi).contains(&v) {
+                return Err(invalid_config(name, format!("must be {lo}..={hi}")));
+            }
+            Ok(v as u64)
+        };
+        Ok(Settings {
+            tenant_id,
+            client_id,
+            client_secret,
+            flow,
+            authority,
+            graph_base,
+            scopes,
+            notification_url,
+            redirect_url,
+            write_mode,
+            poll_ms: int("poll_seconds", 30, 1, 3600)? * 1000,
+            write_expiration_ms: int("write_expiration_minutes", 30, 5, 240)? * 60_000,
+        })
+    }
+
+    /// The OAuth 2.0 token endpoint of the tenant.
+    pub fn token_url(&self) -> String {
+        format!("{}/{}/oauth2/v2.0/token", self.authority, self.tenant_id)
+    }
+
+    /// The device authorization endpoint of the tenant.
+    pub fn devicecode_url(&self) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/devicecode",
+            self.authority, self.tenant_id
+        )
+    }
+
+    /// The authorize endpoint of the tenant.
+    pub fn authorize_url(&self) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/authorize",
+            self.authority, self.tenant_id
+        )
+    }
+
+    /// The application-permission scope of this Graph (`<origin>/.default`).
+    pub fn app_scope(&self) -> String {
+        format!("{}/.default", origin(&self.graph_base))
+    }
+
+    /// Whether change notifications can be used at all: they need a public
+    /// URL and a delegated token (Graph supports no application permission
+    /// for presence subscriptions).
+    pub fn notifications_possible(&self) -> Result<&str, &'static str> {
+        match (&self.notification_url, self.flow.delegated()) {
+            (None, _) => Err("no notification URL is configured"),
+            (Some(_), false) => Err(
+                "presence change notifications need a delegated sign-in (Graph supports no application permission for them)",
+            ),
+            (Some(url), true) => Ok(url),
+        }
+    }
+
+    /// What identifies stored tokens and subscriptions as belonging to this
+    /// configuration: a change of tenant, app, cloud or flow invalidates them.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "{}|{}|{}|{}|{}",
+            self.authority,
+            self.tenant_id,
+            self.client_id,
+            self.flow.name(),
+            self.graph_base
+        )
+    }
+}
+
+/// `scheme://host[:port]` of a URL.
+pub fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
+}
+
+/// The default scopes of a flow.
+pub fn default_scopes(flow: AuthFlow, graph_base: &str) -> Vec<String> {
+    let o = origin(graph_base);
+    if flow.delegated() {
+        vec![
+            "offline_access".into(),
+            format!("{o}/Presence.Read.All"),
+            format!("{o}/Presence.ReadWrite"),
+            format!("{o}/User.ReadBasic.All"),
+        ]
+    } else {
+        vec![format!("{o}/.default")]
+    }
+}
+
+fn http_url(c: &Config, name: &str, default: &str) -> Result<String, ConnectorError> {
+    Ok(opt_http_url(c, name)?.unwrap_or_else(|| default.to_string()))
+}
+
+fn opt_http_url(c: &Config, name: &str) -> Result<Option<String>, ConnectorError> {
+    let Some(v) = c.opt_text(name)? else {
+        return Ok(None);
+    };
+    let v = v.trim().trim_end_matches('/');
+    if !(v.starts_with("https://") || v.starts_with("http://")) {
+        return Err(invalid_config(name, "an http(s) URL"));
+    }
+    Ok(Some(v.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use presence_connector_sdk::{ConfigEntry, ConfigValue};
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        Config::new(
+            pairs
+                .iter()
+                .map(|(k, v)| ConfigEntry {
+                    name: (*k).into(),
+                    value: ConfigValue::Text((*v).into()),
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn client_credentials_defaults() {
+        let s = Settings::from_config(&config(&[
+            ("tenant_id", "contoso.onmicrosoft.com"),
+            ("client_id", "22553876-f5ab-4529-bffb-cfe50aa89f87"),
+            ("client_secret", "s3cret"),
+        ]))
+        .unwrap();
+        assert_eq!(s.flow, AuthFlow::ClientCredentials);
+        assert_eq!(s.scopes, vec!["https://graph.microsoft.com/.default"]);
+        assert_eq!(
+            s.token_url(),
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+        );
+        assert_eq!(s.poll_ms, 30_000);
+        assert!(s.notifications_possible().is_err());
+        assert!(!format!("{s:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn delegated_scopes_follow_the_cloud() {
+        let s = Settings::from_config(&config(&[
+            ("tenant_id", "t"),
+            ("client_id", "c"),
+            ("auth_flow", "device-code"),
+            ("graph_base", "https://graph.microsoft.us/v1.0/"),
+            (
+                "notification_url",
+                "https://hub.example.com/hooks/teams/notify",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(s.graph_base, "https://graph.microsoft.us/v1.0");
+        assert_eq!(s.scopes[0], "offline_access");
+        assert_eq!(s.scopes[1], "https://graph.microsoft.us/Presence.Read.All");
+        assert_eq!(
+            s.notifications_possible(),
+            Ok("https://hub.example.com/hooks/teams/notify")
+        );
+        assert_eq!(s.app_scope(), "https://graph.microsoft.us/.default");
+    }
+
+    #[test]
+    fn required_fields_per_flow() {
+        let e = Settings::from_config(&config(&[("tenant_id", "t"), ("client_id", "c")]));
+        assert!(matches!(e, Err(ConnectorError::InvalidConfig(f)) if f.field == "client_secret"));
+        let e = Settings::from_config(&config(&[
+            ("tenant_id", "t"),
+            ("client_id", "c"),
+            ("auth_flow", "authorization-code"),
+        ]));
+        assert!(matches!(e, Err(ConnectorError::InvalidConfig(f)) if f.field == "redirect_url"));
+        let e = Settings::from_config(&config(&[("tenant_id", "t/../x"), ("client_id", "c")]));
+        assert!(matches!(e, Err(ConnectorError::InvalidConfig(f)) if f.field == "tenant_id"));
+    }
+
+    #[test]
+    fn origin_of_urls() {
+        assert_eq!(
+            origin("http://127.0.0.1:8080/v1.0"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            origin("https://graph.microsoft.com"),
+            "https://graph.microsoft.com"
+        );
+    }
+}
