@@ -108,6 +108,30 @@ fn missing(name: &str) -> ConnectorError {
     invalid_config(name, "is required")
 }
 
+/// A configuration field for `describe`, in one call.
+///
+/// `default` is written as an operator would type it; the host checks it
+/// against `kind` when the plugin loads.
+pub fn config_field(
+    name: &str,
+    label: &str,
+    description: &str,
+    kind: crate::types::FieldKind,
+    default: Option<&str>,
+    required: bool,
+    secret: bool,
+) -> crate::types::ConfigField {
+    crate::types::ConfigField {
+        name: name.into(),
+        label: label.into(),
+        description: description.into(),
+        kind,
+        default_value: default.map(Into::into),
+        required,
+        secret,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,7 +45,7 @@ wit_bindgen::generate!({
     additional_derives: [PartialEq],
 });
 
-pub use config::Config;
+pub use config::{Config, config_field};
 pub use errors::{invalid_config, render_host_error};
 
 /// The host interfaces a connector imports.

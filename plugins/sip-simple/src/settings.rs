@@ -40,21 +40,7 @@ pub struct Settings {
 
 /// The fields `describe` announces.
 pub fn fields() -> Vec<ConfigField> {
-    let f = |name: &str,
-             label: &str,
-             description: &str,
-             kind: FieldKind,
-             default: Option<&str>,
-             required: bool,
-             secret: bool| ConfigField {
-        name: name.into(),
-        label: label.into(),
-        description: description.into(),
-        kind,
-        default_value: default.map(Into::into),
-        required,
-        secret,
-    };
+    let f = presence_connector_sdk::config_field;
     vec![
         f(
             "server",
