@@ -45,6 +45,8 @@ pub struct Metrics {
     pub denied: Family<ConnectorLabels, Counter>,
     /// 1 while an instance is quarantined.
     pub quarantined: Family<ConnectorLabels, Gauge>,
+    /// Linear memory of an instance's current run (bytes; 0 while down).
+    pub memory: Family<ConnectorLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -58,6 +60,7 @@ impl Default for Metrics {
             restarts: Family::default(),
             denied: Family::default(),
             quarantined: Family::default(),
+            memory: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -94,6 +97,11 @@ impl Default for Metrics {
             "connector_quarantined",
             "1 while the connector is quarantined",
             m.quarantined.clone(),
+        );
+        registry.register(
+            "connector_memory_bytes",
+            "Linear memory of the connector's current run",
+            m.memory.clone(),
         );
         Self { registry, ..m }
     }

@@ -172,6 +172,10 @@ pub struct Kamailio {
     sipp_runs: AtomicU32,
     /// SIP-ETag of the last PUBLISH per user, so the next one replaces it.
     etags: Mutex<HashMap<String, String>>,
+    /// Extra `-A` defines of kamailio.cfg (e.g. `LOG_LEVEL=1`).
+    defines: Vec<String>,
+    /// Shared memory (`-m`), MiB.
+    shm_mib: u32,
 }
 
 impl Kamailio {
@@ -183,6 +187,20 @@ impl Kamailio {
     /// Start a Kamailio on a free port with fresh data and these resource
     /// lists (more can be set later with [`Kamailio::set_lists`]).
     pub fn start_with_lists(auth: AuthMode, lists: &[ResourceList]) -> Kamailio {
+        Self::start_with_options(auth, lists, &[], 64)
+    }
+
+    /// Like [`Kamailio::start_with_lists`], with extra `-A` defines of
+    /// kamailio.cfg, such as `LOG_LEVEL=1` and `NO_LOG_BODIES` (quiet, for
+    /// benchmarks), and `shm_mib` MiB of shared memory instead of 64 (each
+    /// transaction stays there for its wait time, 5 s: a high request rate
+    /// needs more).
+    pub fn start_with_options(
+        auth: AuthMode,
+        lists: &[ResourceList],
+        defines: &[&str],
+        shm_mib: u32,
+    ) -> Kamailio {
         require();
         let dir = tempfile::Builder::new()
             .prefix("kamailio-e2e-")
@@ -205,6 +223,8 @@ impl Kamailio {
             lists: lists.to_vec(),
             sipp_runs: AtomicU32::new(0),
             etags: Mutex::new(HashMap::new()),
+            defines: defines.iter().map(|d| d.to_string()).collect(),
+            shm_mib,
         };
         k.write_lists();
         // The port is free when picked but another process may take it
@@ -290,7 +310,9 @@ impl Kamailio {
             .arg(d.join("run"))
             .arg("-w")
             .arg(d)
-            .args(["-m", "64", "-M", "8"])
+            .arg("-m")
+            .arg(self.shm_mib.to_string())
+            .args(["-M", "8"])
             .arg("-A")
             .arg(format!("LISTEN_PORT={}", self.port))
             .arg("-A")
@@ -301,6 +323,9 @@ impl Kamailio {
             .arg(format!("RLS_URI=\"sip:rls@127.0.0.1:{}\"", self.port))
             .arg("-A")
             .arg(format!("SIP_DOMAIN=\"{}\"", self.domain));
+        for d in &self.defines {
+            cmd.arg("-A").arg(d);
+        }
         match self.auth {
             AuthMode::None => {}
             AuthMode::Www => {

@@ -92,6 +92,11 @@ impl Hub {
         hub
     }
 
+    /// The process id of the running hub.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The plugins directory of this hub.
     pub fn plugins_dir(&self) -> PathBuf {
         self.dir.path().join("plugins")

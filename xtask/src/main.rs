@@ -8,6 +8,8 @@
 //! - `demo [ARGS]`: `plugins`, then the hub with demo users and a simulated
 //!   presence source.
 //! - `test [ARGS]`: `plugins`, build the hub, then every test of the workspace.
+//! - `bench [ARGS]`: `plugins`, build the hub and `hub-bench` in release
+//!   mode, then run every benchmark (see `bench/README.md`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -111,8 +113,20 @@ fn main() -> Result<()> {
             run(cargo().args(["build", "-p", "presence-hub"]))?;
             run(cargo().args(["test", "--workspace"]).args(&args[1..]))
         }
+        Some("bench") => {
+            plugins(&root)?;
+            run(cargo().args([
+                "build",
+                "--release",
+                "-p",
+                "presence-hub",
+                "-p",
+                "hub-bench",
+            ]))?;
+            run(Command::new(root.join("target/release/hub-bench")).args(&args[1..]))
+        }
         _ => bail!(
-            "usage: cargo xtask plugins | run [hub args] | demo [hub args] | test [cargo test args]"
+            "usage: cargo xtask plugins | run [hub args] | demo [hub args] | test [cargo test args] | bench [bench args]"
         ),
     }
 }

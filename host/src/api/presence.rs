@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -123,11 +124,7 @@ fn first_messages(sub: &Subscription) -> Vec<(String, String, Option<u64>)> {
         ));
     }
     for ev in &sub.replay {
-        out.push((
-            kind(ev),
-            serde_json::to_string(&**ev).unwrap_or_default(),
-            Some(ev.seq),
-        ));
+        out.push((kind(ev), ev.json().to_string(), Some(ev.seq)));
     }
     out
 }
@@ -163,7 +160,7 @@ pub async fn sse(
                     let e = Event::default()
                         .event(kind(&ev))
                         .id(ev.seq.to_string())
-                        .data(serde_json::to_string(&*ev).unwrap_or_default());
+                        .data(ev.json());
                     yield Ok(e);
                 }
                 Next::Lagged => {
@@ -189,7 +186,19 @@ pub async fn ws(
     Ok(upgrade.on_upgrade(move |socket| ws_session(socket, sub)))
 }
 
-async fn ws_session(mut socket: WebSocket, mut sub: Subscription) {
+async fn ws_session(socket: WebSocket, mut sub: Subscription) {
+    let (mut socket, mut incoming) = socket.split();
+    // The client only ever closes. Its side is read by a task of its own:
+    // polling it from the loop below would read (and re-buffer) the socket
+    // on every wake-up of the loop.
+    let mut closed = tokio::spawn(async move {
+        while let Some(Ok(m)) = incoming.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    });
+    let _reader = AbortOnDrop(closed.abort_handle());
     for (_, data, _) in first_messages(&sub) {
         if socket.send(Message::Text(data.into())).await.is_err() {
             return;
@@ -199,7 +208,7 @@ async fn ws_session(mut socket: WebSocket, mut sub: Subscription) {
         tokio::select! {
             next = sub.next() => match next {
                 Next::Event(ev) => {
-                    let text = serde_json::to_string(&*ev).unwrap_or_default();
+                    let text = ev.json().to_string();
                     // A client that cannot take a message within 5 s is cut off.
                     match tokio::time::timeout(Duration::from_secs(5), socket.send(Message::Text(text.into()))).await {
                         Ok(Ok(())) => {}
@@ -213,10 +222,16 @@ async fn ws_session(mut socket: WebSocket, mut sub: Subscription) {
                 }
                 Next::Closed => return,
             },
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                _ => {}
-            },
+            _ = &mut closed => return,
         }
+    }
+}
+
+/// Ends a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -11,6 +11,7 @@ pub mod users;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use model::*;
 
@@ -18,6 +19,8 @@ pub use model::*;
 #[derive(Default)]
 pub struct Board {
     instances: Mutex<BTreeMap<String, InstanceBoard>>,
+    /// Counts directory changes (and instance removals).
+    directories: AtomicU64,
 }
 
 /// What one connector instance reported.
@@ -57,7 +60,8 @@ impl Board {
         true
     }
 
-    /// Record an endpoint's watch state.
+    /// Record an endpoint's watch state; `false` when it was that already
+    /// (same state and detail: only the time is updated).
     pub fn endpoint_state(
         &self,
         instance: &str,
@@ -65,7 +69,7 @@ impl Board {
         state: EndpointState,
         detail: Option<String>,
         now_ms: u64,
-    ) {
+    ) -> bool {
         let mut all = self.instances.lock().unwrap_or_else(|p| p.into_inner());
         let ep = all
             .entry(instance.to_owned())
@@ -73,9 +77,11 @@ impl Board {
             .endpoints
             .entry(endpoint.to_owned())
             .or_default();
+        let changed = ep.state != Some(state) || ep.state_detail != detail;
         ep.state = Some(state);
         ep.state_detail = detail;
         ep.state_at_ms = Some(now_ms);
+        changed
     }
 
     /// Replace (first page) or extend the instance's directory.
@@ -86,12 +92,33 @@ impl Board {
             dir.clear();
         }
         dir.extend(entries);
+        self.directories.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Changes whenever a directory changes.
+    pub fn directory_generation(&self) -> u64 {
+        self.directories.load(Ordering::Relaxed)
     }
 
     /// A copy of one endpoint's observations.
     pub fn endpoint(&self, instance: &str, endpoint: &str) -> Option<EndpointView> {
         let all = self.instances.lock().unwrap_or_else(|p| p.into_inner());
         all.get(instance)?.endpoints.get(endpoint).cloned()
+    }
+
+    /// The (instance, endpoint) pairs whose last presence report arrived
+    /// between `from` and `to` (inclusive).
+    pub fn received_between(&self, from: u64, to: u64) -> Vec<(String, String)> {
+        let all = self.instances.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for (instance, b) in all.iter() {
+            for (endpoint, v) in &b.endpoints {
+                if v.received_at_ms.is_some_and(|t| t >= from && t <= to) {
+                    out.push((instance.clone(), endpoint.clone()));
+                }
+            }
+        }
+        out
     }
 
     /// The instance's directory as email (lowercase) to endpoint.
@@ -119,6 +146,7 @@ impl Board {
     pub fn remove(&self, instance: &str) {
         let mut all = self.instances.lock().unwrap_or_else(|p| p.into_inner());
         all.remove(instance);
+        self.directories.fetch_add(1, Ordering::Relaxed);
     }
 }
 

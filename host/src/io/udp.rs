@@ -10,6 +10,11 @@ use super::{EventSink, IoError, IoEvent};
 
 /// Largest datagram we accept (the UDP maximum).
 const MAX_DATAGRAM: usize = 65_535;
+/// Receive buffer asked of the kernel (it grants up to
+/// `net.core.rmem_max`). The default (~200 KiB, about a hundred small
+/// datagrams on loopback) overflows when a server answers a burst of
+/// SUBSCRIBEs, and every datagram lost then costs a retransmission timeout.
+const RECV_BUFFER: usize = 4 << 20;
 
 /// Bind on the local address that routes toward `toward` and start reading.
 pub(super) fn bind(
@@ -28,8 +33,18 @@ pub(super) fn bind(
     let probe = std::net::UdpSocket::bind(SocketAddr::new(unspecified, 0)).map_err(io)?;
     probe.connect(toward).map_err(io)?;
     let local_ip = probe.local_addr().map_err(io)?.ip();
-    let std_sock = std::net::UdpSocket::bind(SocketAddr::new(local_ip, 0)).map_err(io)?;
-    std_sock.set_nonblocking(true).map_err(io)?;
+    let raw = socket2::Socket::new(
+        socket2::Domain::for_address(toward),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .map_err(io)?;
+    if let Err(e) = raw.set_recv_buffer_size(RECV_BUFFER) {
+        tracing::debug!(error = %e, "cannot enlarge the UDP receive buffer");
+    }
+    raw.bind(&SocketAddr::new(local_ip, 0).into()).map_err(io)?;
+    raw.set_nonblocking(true).map_err(io)?;
+    let std_sock: std::net::UdpSocket = raw.into();
     let sock = Arc::new(UdpSocket::from_std(std_sock).map_err(io)?);
     let local = sock.local_addr().map_err(io)?;
     let reader = sock.clone();

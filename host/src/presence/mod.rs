@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-pub use feed::{FeedEvent, FeedKind, Next, Subscription};
+pub use feed::{FeedEvent, FeedKind, Next, Route, Subscription};
 pub use log::EventLog;
 
 use crate::engine::merge::{self, Merged, RichOut, Rules, SourceView, TelephonyOut};
@@ -119,10 +119,18 @@ struct Inner {
     watches: BTreeMap<String, BTreeSet<String>>,
     seq: u64,
     ring: VecDeque<Arc<FeedEvent>>,
+    /// Feed clients that follow named users, by user.
+    routes: HashMap<String, Vec<Route>>,
+    /// The board's directory generation the index was built from.
+    directories: u64,
+    /// When the periodic tick last ran (0: never).
+    last_tick: u64,
 }
 
 /// How many feed events are kept for clients that resume.
 const RING: usize = 20_000;
+/// Users recomputed per hold of the lock by the periodic tick.
+const TICK_SLICE: usize = 256;
 /// How long a force-subscribe lasts.
 const FORCE_MS: u64 = 60_000;
 const RULES_KEY: &str = "rules";
@@ -189,7 +197,10 @@ impl Presence {
             loop {
                 tick.tick().await;
                 let Some(p) = me.upgrade() else { return };
-                p.tick(now_ms());
+                // Recomputing every user is CPU work for a while with many
+                // users: off the async workers, which serve reports and feeds.
+                let t = p.clone();
+                let _ = tokio::task::spawn_blocking(move || t.tick(now_ms())).await;
                 if now_ms() - last_prune > 3_600_000 {
                     last_prune = now_ms();
                     let days = p.rules().event_retention_days;
@@ -218,15 +229,31 @@ impl Presence {
             .unwrap_or_else(|| Field::default_for(technology))
     }
 
+    /// Take the instances from the runtime; `true` when the set of
+    /// instances or their technologies changed (which changes who is
+    /// watched where), not only whether they run.
+    fn refresh_instances(&self, inner: &mut Inner) -> bool {
+        let Some(c) = self.connectors.get() else {
+            return false;
+        };
+        let fresh: BTreeMap<String, (String, bool)> = c
+            .instances()
+            .into_iter()
+            .map(|(id, tech, ok)| (id, (tech, ok)))
+            .collect();
+        let moved = fresh.len() != inner.instances.len()
+            || fresh
+                .iter()
+                .zip(&inner.instances)
+                .any(|((a, (ta, _)), (b, (tb, _)))| a != b || ta != tb);
+        inner.instances = fresh;
+        moved
+    }
+
     /// Recompute who is watched where, and tell the connectors.
     fn reindex(&self, inner: &mut Inner) {
-        if let Some(c) = self.connectors.get() {
-            inner.instances = c
-                .instances()
-                .into_iter()
-                .map(|(id, tech, ok)| (id, (tech, ok)))
-                .collect();
-        }
+        self.refresh_instances(inner);
+        inner.directories = self.board.directory_generation();
         inner.index.clear();
         inner.sources.clear();
         let mut desired: BTreeMap<String, BTreeSet<String>> = inner
@@ -390,15 +417,22 @@ impl Presence {
 
     fn publish(&self, inner: &mut Inner, kind: FeedKind) {
         inner.seq += 1;
-        let ev = Arc::new(FeedEvent {
-            seq: inner.seq,
-            kind,
-        });
+        let ev = Arc::new(FeedEvent::new(inner.seq, kind));
         inner.ring.push_back(ev.clone());
         if inner.ring.len() > RING {
             inner.ring.pop_front();
         }
-        // No receivers is fine; slow ones lag and are cut off by the feed.
+        // Clients that follow this user by name; a finished route (client
+        // gone, or too far behind: it gets a resync) is dropped.
+        let user = ev.kind.username();
+        if let Some(routes) = inner.routes.get_mut(user) {
+            routes.retain(|r| r.offer(&ev));
+            if routes.is_empty() {
+                inner.routes.remove(user);
+            }
+        }
+        // Clients that follow everyone. No receivers is fine; slow ones lag
+        // and are cut off by the feed.
         let _ = self.feed.send(ev);
     }
 
@@ -418,11 +452,63 @@ impl Presence {
 
     /// Age sources out, end force-subscribes and expired notes, pick up
     /// connector status changes and directories.
+    ///
+    /// Only what time or the connectors' state can have changed since the
+    /// last tick is recomputed: users with a source that went stale, a note
+    /// that expired or a force-subscribe that ended, or everyone when an
+    /// instance started, stopped or changed. Who is watched where is
+    /// rebuilt only when the instances or the directories changed (users
+    /// and rules rebuild it themselves). The users are recomputed a slice
+    /// at a time, so that reports waiting for the lock wait for one slice.
     pub fn tick(&self, now: u64) {
-        let mut inner = self.lock();
-        inner.forced.retain(|_, until| *until > now);
-        self.reindex(&mut inner);
-        self.recompute_all(&mut inner, now);
+        let names: Vec<String> = {
+            let mut inner = self.lock();
+            let mut due = BTreeSet::new();
+            inner.forced.retain(|name, until| {
+                let keep = *until > now;
+                if !keep {
+                    due.insert(name.clone());
+                }
+                keep
+            });
+            let before = inner.instances.clone();
+            let moved = self.refresh_instances(&mut inner);
+            if moved || self.board.directory_generation() != inner.directories {
+                self.reindex(&mut inner);
+            }
+            let last = std::mem::replace(&mut inner.last_tick, now);
+            if last == 0 || moved || before != inner.instances {
+                inner.users.keys().cloned().collect()
+            } else {
+                // A source is fresh while now - received <= stale: it went
+                // stale since the last tick if received + stale is in
+                // [last, now].
+                let stale = inner.rules.stale_after_seconds * 1000;
+                for key in self
+                    .board
+                    .received_between(last.saturating_sub(stale + 1), now.saturating_sub(stale))
+                {
+                    if let Some(users) = inner.index.get(&key) {
+                        due.extend(users.iter().cloned());
+                    }
+                }
+                for (name, notes) in &inner.notes {
+                    if notes
+                        .iter()
+                        .any(|n| n.expires_at_ms.is_some_and(|e| e >= last && e <= now))
+                    {
+                        due.insert(name.clone());
+                    }
+                }
+                due.into_iter().collect()
+            }
+        };
+        for slice in names.chunks(TICK_SLICE) {
+            let mut inner = self.lock();
+            for n in slice {
+                self.recompute(&mut inner, n, now);
+            }
+        }
     }
 
     // ---- queries ---------------------------------------------------------
@@ -482,8 +568,7 @@ impl Presence {
 
     /// Follow the feed: replay after `since` when possible, else a snapshot.
     pub fn subscribe(&self, names: Option<BTreeSet<String>>, since: Option<u64>) -> Subscription {
-        let inner = self.lock();
-        let rx = self.feed.subscribe();
+        let mut inner = self.lock();
         let oldest = inner.ring.front().map(|e| e.seq);
         let replay = match since {
             Some(s) if s == inner.seq => Some(Vec::new()),
@@ -509,13 +594,18 @@ impl Presence {
                     .collect(),
             ),
         };
-        Subscription {
-            seq: inner.seq,
-            snapshot,
-            replay: replay.unwrap_or_default(),
-            names,
-            rx,
+        let (seq, replay) = (inner.seq, replay.unwrap_or_default());
+        let Some(names) = names else {
+            return Subscription::all(seq, snapshot, replay, self.feed.subscribe());
+        };
+        let (sub, routes) = Subscription::named(seq, snapshot, replay, names.clone());
+        for (name, route) in names.into_iter().zip(routes) {
+            let list = inner.routes.entry(name).or_default();
+            // Forget clients that left since this user last changed.
+            list.retain(|r| !r.is_closed());
+            list.push(route);
         }
+        sub
     }
 
     // ---- users -----------------------------------------------------------
@@ -602,6 +692,7 @@ impl Presence {
         self.store.put_users(&rows)?;
         let mut inner = self.lock();
         let n = ok.len();
+        let names: Vec<String> = ok.iter().map(|u| u.username.clone()).collect();
         for u in ok {
             inner.users.insert(u.username.clone(), u);
         }
@@ -613,7 +704,17 @@ impl Presence {
             detail: format!("imported {n} users"),
         });
         self.reindex(&mut inner);
-        self.recompute_all(&mut inner, now_ms());
+        // Only the imported users can look different now; the others are
+        // not recomputed (with many users that holds the lock for long,
+        // and reports wait for it).
+        drop(inner);
+        let now = now_ms();
+        for slice in names.chunks(TICK_SLICE) {
+            let mut inner = self.lock();
+            for name in slice {
+                self.recompute(&mut inner, name, now);
+            }
+        }
         Ok(n)
     }
 

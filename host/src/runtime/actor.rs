@@ -30,6 +30,9 @@ use crate::io::{EventSink, IoContext, IoEvent, IoMsg, Work, WsPayload};
 use crate::store::now_ms;
 use crate::telemetry::ConnectorLabels;
 
+/// Most endpoints handed to one `watch` or `unwatch` call.
+const WATCH_PAGE: usize = 256;
+
 /// What a run needs besides the plugin: validated configuration, grants
 /// (manifest plus configured addresses) and TLS trust.
 #[derive(Clone)]
@@ -97,6 +100,7 @@ struct Actor {
     status: Arc<StatusCell>,
     policy: Limits,
     work_tx: mpsc::Sender<Work>,
+    work_rx: mpsc::Receiver<Work>,
     dropped: Arc<AtomicU64>,
     generation: u64,
     guest: Option<Guest>,
@@ -138,13 +142,14 @@ pub fn spawn(init: ActorInit) -> ActorHandle {
         status: status.clone(),
         policy: init.policy,
         work_tx: work_tx.clone(),
+        work_rx,
         dropped: Arc::default(),
         generation: 0,
         guest: None,
         crashes: VecDeque::new(),
         restart_at: None,
     };
-    tokio::spawn(actor.run(control_rx, work_rx).instrument(span));
+    tokio::spawn(actor.run(control_rx).instrument(span));
     ActorHandle {
         control: control_tx,
         work: work_tx,
@@ -170,7 +175,7 @@ impl Actor {
         });
     }
 
-    async fn run(mut self, mut control: mpsc::Receiver<Control>, mut work: mpsc::Receiver<Work>) {
+    async fn run(mut self, mut control: mpsc::Receiver<Control>) {
         if self.enabled {
             self.start().await;
         } else {
@@ -194,7 +199,7 @@ impl Actor {
                     self.restart_at = None;
                     self.start().await;
                 }
-                Some(w) = work.recv() => self.work(w).await,
+                Some(w) = self.work_rx.recv() => self.work(w).await,
             }
         }
         self.set_run_state(RunState::Stopped);
@@ -443,22 +448,43 @@ impl Actor {
         self.restart_at = Some(tokio::time::Instant::now() + Duration::from_millis(backoff));
     }
 
+    /// Watch or unwatch `endpoints`, in pages of [`WATCH_PAGE`]: each page
+    /// is a call of its own, under its own CPU deadline, so a long list
+    /// (every user of a large site at start) neither runs into the deadline
+    /// nor makes the plugin hold the work for all of it at once.
     async fn call_watch(&mut self, endpoints: Vec<String>, watch: bool) {
-        let outcome = self
-            .invoke(
-                if watch { "watch" } else { "unwatch" },
-                async |g: &mut Guest| {
-                    let c = g.bindings.presence_connector_connector();
-                    if watch {
-                        c.call_watch(&mut g.store, &endpoints).await
-                    } else {
-                        c.call_unwatch(&mut g.store, &endpoints).await
-                    }
-                },
-            )
-            .await;
-        if let Some(Err(e)) = outcome {
-            self.guest_error(&e);
+        for page in endpoints.chunks(WATCH_PAGE) {
+            let outcome = self
+                .invoke(
+                    if watch { "watch" } else { "unwatch" },
+                    async |g: &mut Guest| {
+                        let c = g.bindings.presence_connector_connector();
+                        if watch {
+                            c.call_watch(&mut g.store, page).await
+                        } else {
+                            c.call_unwatch(&mut g.store, page).await
+                        }
+                    },
+                )
+                .await;
+            match outcome {
+                Some(Err(e)) => self.guest_error(&e),
+                Some(Ok(())) => {}
+                // Crashed: the restart replays every watch.
+                None => return,
+            }
+            // Take in what this page's requests brought back (answers,
+            // first notifications) before the next page, so that the
+            // plugin has one page of requests in flight, not all of them.
+            for _ in 0..2 * WATCH_PAGE {
+                let Ok(w) = self.work_rx.try_recv() else {
+                    break;
+                };
+                self.work(w).await;
+                if self.guest.is_none() {
+                    return;
+                }
+            }
         }
     }
 
@@ -586,7 +612,7 @@ pub fn json_response(status: u16, message: &str) -> guest::WebhookResponse {
 
 /// Turn an I/O event into the contract's event, retiring handles whose work
 /// is over.
-fn to_wit(event: IoEvent, io: &mut IoContext) -> guest::Event {
+pub(super) fn to_wit(event: IoEvent, io: &mut IoContext) -> guest::Event {
     let addr = |a: std::net::SocketAddr| types::SocketAddress {
         host: a.ip().to_string(),
         port: a.port(),

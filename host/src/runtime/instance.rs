@@ -18,6 +18,7 @@ use crate::io::{HttpRequest, IoContext, IoError, WsOutgoing};
 use crate::presence::ReportObserver;
 use crate::store::{Store, StoreError, now_ms};
 use crate::telemetry::{ConnectorLabels, Metrics};
+use prometheus_client::metrics::gauge::Gauge;
 
 /// Largest key and value a plugin may store.
 const MAX_KV_KEY: usize = 512;
@@ -51,22 +52,40 @@ pub struct Identity {
     pub kv_max_bytes: u64,
 }
 
-/// Caps linear memory; remembers a refusal so a crash can be explained.
+/// Caps linear memory; remembers a refusal so a crash can be explained, and
+/// keeps the run's total in `presence_hub_connector_memory_bytes`.
 pub struct MemoryCap {
     pub max_bytes: usize,
     pub refused: bool,
+    /// Linear memory of this run, all memories together.
+    pub total: usize,
+    gauge: Option<Gauge>,
+}
+
+impl Drop for MemoryCap {
+    fn drop(&mut self) {
+        // The run's memories go with its store.
+        if let Some(g) = &self.gauge {
+            g.dec_by(self.total as i64);
+        }
+    }
 }
 
 impl wasmtime::ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.max_bytes {
             self.refused = true;
             return Ok(false);
+        }
+        let grown = desired.saturating_sub(current);
+        self.total += grown;
+        if let Some(g) = &self.gauge {
+            g.inc_by(grown as i64);
         }
         Ok(true)
     }
@@ -122,12 +141,17 @@ impl InstanceState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        // Probes that only describe a plugin have no instance to account to.
+        let gauge = (!id.labels.instance.is_empty())
+            .then(|| services.metrics.memory.get_or_create(&id.labels).clone());
         Self {
             wasi,
             table: ResourceTable::new(),
             memory: MemoryCap {
                 max_bytes: memory_bytes,
                 refused: false,
+                total: 0,
+                gauge,
             },
             stderr,
             id,
@@ -457,12 +481,17 @@ impl report::Host for InstanceState {
                 .map(|d| format!(": {d}"))
                 .unwrap_or_default()
         );
-        self.services
+        // A repeated state (a plugin may confirm it with every update)
+        // changes nothing: no log entry, no recomputation.
+        if self
+            .services
             .board
-            .endpoint_state(&self.id.instance, &endpoint, state, detail, now_ms());
-        self.services
-            .observer
-            .observed(&self.id.instance, &endpoint, text);
+            .endpoint_state(&self.id.instance, &endpoint, state, detail, now_ms())
+        {
+            self.services
+                .observer
+                .observed(&self.id.instance, &endpoint, text);
+        }
         Ok(())
     }
 

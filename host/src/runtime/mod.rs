@@ -9,6 +9,7 @@ pub mod grants;
 mod instance;
 pub mod manifest;
 mod plugin;
+pub mod probe;
 mod status;
 mod wasm;
 

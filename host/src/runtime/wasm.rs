@@ -44,6 +44,11 @@ impl WasmHost {
         let mut cfg = Config::new();
         cfg.wasm_component_model(true);
         cfg.epoch_interruption(true);
+        // Profiling aid: name plugin functions for `perf` in
+        // /tmp/perf-<pid>.map (see bench/README.md).
+        if std::env::var_os("HUB_WASM_PERFMAP").is_some() {
+            cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&cfg)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;

@@ -1,7 +1,8 @@
 //! The component glue: host transport, timers and reports around [`Core`].
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use presence_connector_sdk::{
     self as sdk, API_VERSION, Config, ConfigEntry, ConnectorError, ConnectorStatus, EndpointId,
@@ -29,12 +30,82 @@ struct Link {
     reconnect_failures: u32,
 }
 
+/// The core's timers and the reconnect timer, multiplexed onto one host
+/// timer: the host allows an instance a bounded number of open handles
+/// (1024), and one host timer per SIP timer would run out of them at a few
+/// hundred watched endpoints (each subscription keeps a refresh timer, and
+/// a SUBSCRIBE in flight three more). Setting and cancelling a timer is then
+/// a map operation inside the component instead of two host calls.
+#[derive(Default)]
+struct Timers {
+    /// When each pending timer is due, and its tie-breaking serial number.
+    due: HashMap<Timer, (Instant, u64)>,
+    /// The same timers in due order.
+    queue: BTreeMap<(Instant, u64), Timer>,
+    serial: u64,
+    /// The host timer that is set, and when it fires.
+    armed: Option<(u32, Instant)>,
+}
+
+impl Timers {
+    fn set(&mut self, t: Timer, ms: u64) {
+        self.cancel(&t);
+        let at = Instant::now() + Duration::from_millis(ms);
+        self.serial += 1;
+        self.due.insert(t.clone(), (at, self.serial));
+        self.queue.insert((at, self.serial), t);
+        self.arm();
+    }
+
+    fn cancel(&mut self, t: &Timer) {
+        if let Some(k) = self.due.remove(t) {
+            self.queue.remove(&k);
+        }
+    }
+
+    /// Make sure the host timer fires no later than the earliest deadline.
+    /// A host timer that fires with nothing due just re-arms.
+    fn arm(&mut self) {
+        let Some(&(next, _)) = self.queue.keys().next() else {
+            return;
+        };
+        if let Some((h, at)) = self.armed {
+            if at <= next {
+                return;
+            }
+            timers::cancel(h);
+        }
+        let ms = next
+            .saturating_duration_since(Instant::now())
+            .as_micros()
+            .div_ceil(1000) as u64;
+        self.armed = Some((timers::set_timer(ms), next));
+    }
+
+    /// The host timer `h` fired: the timers now due, in order.
+    fn fired(&mut self, h: u32) -> Vec<Timer> {
+        if self.armed.is_some_and(|(a, _)| a == h) {
+            self.armed = None;
+        }
+        let now = Instant::now();
+        let mut out = Vec::new();
+        while let Some(entry) = self.queue.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let t = entry.remove();
+            self.due.remove(&t);
+            out.push(t);
+        }
+        out
+    }
+}
+
 #[derive(Default)]
 struct State {
     core: Option<Core>,
     link: Link,
-    timers: HashMap<Timer, u32>,
-    handles: HashMap<u32, Timer>,
+    timers: Timers,
 }
 
 thread_local! {
@@ -52,17 +123,11 @@ fn seed() -> u64 {
 
 impl State {
     fn set_timer(&mut self, t: Timer, ms: u64) {
-        self.cancel_timer(&t);
-        let h = timers::set_timer(ms);
-        self.timers.insert(t.clone(), h);
-        self.handles.insert(h, t);
+        self.timers.set(t, ms);
     }
 
     fn cancel_timer(&mut self, t: &Timer) {
-        if let Some(h) = self.timers.remove(t) {
-            self.handles.remove(&h);
-            timers::cancel(h);
-        }
+        self.timers.cancel(t);
     }
 
     fn server(&self) -> Option<SocketAddress> {
@@ -208,8 +273,7 @@ impl State {
                 self.link_failed(&why);
             }
             Event::Timer(h) => {
-                if let Some(t) = self.handles.remove(&h) {
-                    self.timers.remove(&t);
+                for t in self.timers.fired(h) {
                     match t {
                         Timer::Core(k) => {
                             if let Some(c) = self.core.as_mut() {
@@ -218,7 +282,10 @@ impl State {
                         }
                         Timer::Reconnect => self.connect(),
                     }
+                    // Carry out each timer's actions before the next fires.
+                    self.run();
                 }
+                self.timers.arm();
             }
             Event::Shutdown => {
                 if let Some(c) = self.core.as_mut() {

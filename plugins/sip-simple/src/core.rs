@@ -9,7 +9,7 @@
 //! SIP-If-Match, refresh, remove, 412), digest authentication on 401/407, and
 //! an OPTIONS keep-alive that notices a lost or restarted server.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use presence_connector_sdk::{
     ConnectorError, ConnectorStatus, EndpointState, LineState, PresenceUpdate, PresenceWrite,
@@ -29,6 +29,12 @@ const TIMER_N: u64 = 64 * T1;
 const USER_AGENT: &str = concat!("presence-hub-sip-simple/", env!("CARGO_PKG_VERSION"));
 /// Longest pause between retries of a failing subscription.
 const MAX_BACKOFF_MS: u64 = 60_000;
+/// Most SUBSCRIBE transactions in flight. Watching thousands of endpoints
+/// at once would otherwise send thousands of SUBSCRIBEs in a burst, and the
+/// server's answers and first NOTIFYs with them: over UDP most would be
+/// lost and retransmitted until nothing gets through. New dialogs wait
+/// their turn instead.
+const MAX_SUBSCRIBING: usize = 64;
 
 /// The event package of a subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -116,6 +122,8 @@ struct Sub {
     features: body::FeatureState,
     /// A 2xx arrived for the initial SUBSCRIBE (the dialog exists).
     established: bool,
+    /// Waiting in the backlog for its initial SUBSCRIBE to be sent.
+    queued: bool,
 }
 
 struct Publication {
@@ -150,6 +158,13 @@ pub struct Core {
     rng: u64,
     txs: HashMap<String, Tx>,
     subs: BTreeMap<SubKey, Sub>,
+    /// The subscription of each dialog, by Call-ID: a NOTIFY finds its
+    /// subscription without scanning all of them.
+    dialogs: HashMap<String, SubKey>,
+    /// SUBSCRIBE transactions in flight.
+    subscribing: usize,
+    /// New dialogs waiting for fewer SUBSCRIBEs in flight.
+    backlog: VecDeque<SubKey>,
     pubs: BTreeMap<String, Publication>,
     /// Endpoints watched, for lists and for replay after a server restart.
     watched: BTreeMap<String, ()>,
@@ -172,6 +187,9 @@ impl Core {
             rng: seed | 1,
             txs: HashMap::new(),
             subs: BTreeMap::new(),
+            dialogs: HashMap::new(),
+            subscribing: 0,
+            backlog: VecDeque::new(),
             pubs: BTreeMap::new(),
             watched: BTreeMap::new(),
             nc: HashMap::new(),
@@ -236,6 +254,7 @@ impl Core {
         for key in keys {
             self.restart_sub(&key);
         }
+        self.send_backlog();
     }
 
     /// The transport is gone (stream closed): everything waits for it.
@@ -336,6 +355,9 @@ impl Core {
             TimerKey::TxTimeout(branch.clone()),
             timeout,
         ));
+        if matches!(purpose, Purpose::Subscribe(_)) {
+            self.subscribing += 1;
+        }
         self.txs.insert(
             branch.clone(),
             Tx {
@@ -351,6 +373,9 @@ impl Core {
 
     fn end_tx(&mut self, branch: &str) -> Option<Tx> {
         let tx = self.txs.remove(branch)?;
+        if matches!(tx.purpose, Purpose::Subscribe(_)) {
+            self.subscribing -= 1;
+        }
         self.out.push(Action::CancelTimer(TimerKey::Retransmit(
             branch.to_string(),
         )));
@@ -393,6 +418,7 @@ impl Core {
             TimerKey::PublishRefresh(ep) => self.publish_refresh(&ep),
             TimerKey::Keepalive => self.keepalive(),
         }
+        self.send_backlog();
     }
 
     fn timed_out(&mut self, tx: Tx) {
@@ -434,6 +460,7 @@ impl Core {
         } else {
             self.on_request(msg);
         }
+        self.send_backlog();
     }
 
     fn on_response(&mut self, msg: Message) {
@@ -617,6 +644,7 @@ impl Core {
                 self.new_sub(key);
             }
         }
+        self.send_backlog();
     }
 
     /// Stop watching: unsubscribe with Expires: 0.
@@ -674,7 +702,9 @@ impl Core {
             tracker: body::DialogTracker::default(),
             features: body::FeatureState::default(),
             established: false,
+            queued: false,
         };
+        self.drop_sub(&key);
         self.subs.insert(key.clone(), sub);
         self.restart_sub(&key);
     }
@@ -689,7 +719,11 @@ impl Core {
             .push(Action::CancelTimer(TimerKey::Refresh(key.clone())));
         self.out
             .push(Action::CancelTimer(TimerKey::Retry(key.clone())));
-        sub.call_id = call_id;
+        let old = std::mem::replace(&mut sub.call_id, call_id.clone());
+        if self.dialogs.get(&old) == Some(key) {
+            self.dialogs.remove(&old);
+        }
+        self.dialogs.insert(call_id, key.clone());
         sub.local_tag = tag;
         sub.remote_tag = None;
         sub.remote_target = None;
@@ -698,9 +732,32 @@ impl Core {
         sub.established = false;
         sub.phase = SubPhase::Trying;
         sub.tracker = body::DialogTracker::default();
-        self.send_subscribe(key, None);
-        self.out
-            .push(Action::SetTimer(TimerKey::TimerN(key.clone()), TIMER_N));
+        // Sent by `send_backlog` as soon as fewer than MAX_SUBSCRIBING
+        // SUBSCRIBEs are in flight (at the end of this very call if so).
+        if !sub.queued {
+            sub.queued = true;
+            self.backlog.push_back(key.clone());
+        }
+    }
+
+    /// Send the initial SUBSCRIBEs of waiting dialogs while fewer than
+    /// MAX_SUBSCRIBING are in flight. Every entry point that can start a
+    /// subscription or end a transaction calls this last.
+    fn send_backlog(&mut self) {
+        while self.subscribing < MAX_SUBSCRIBING && self.local.is_some() {
+            let Some(key) = self.backlog.pop_front() else {
+                break;
+            };
+            let Some(sub) = self.subs.get_mut(&key) else {
+                continue;
+            };
+            if !std::mem::replace(&mut sub.queued, false) || sub.phase != SubPhase::Trying {
+                continue;
+            }
+            self.send_subscribe(&key, None);
+            self.out
+                .push(Action::SetTimer(TimerKey::TimerN(key.clone()), TIMER_N));
+        }
     }
 
     fn send_subscribe(&mut self, key: &SubKey, expires: Option<u32>) {
@@ -775,7 +832,16 @@ impl Core {
             // 2xx may still come; Expires: 0 on the same dialog would be ideal,
             // and a later 2xx is answered by unsubscribing (see below).
             sub.phase = SubPhase::Ending;
-            self.subs.remove(key);
+            self.drop_sub(key);
+        }
+    }
+
+    /// Forget a subscription and its dialog.
+    fn drop_sub(&mut self, key: &SubKey) {
+        if let Some(sub) = self.subs.remove(key)
+            && self.dialogs.get(&sub.call_id) == Some(key)
+        {
+            self.dialogs.remove(&sub.call_id);
         }
     }
 
@@ -811,7 +877,7 @@ impl Core {
             return;
         };
         if sub.phase == SubPhase::Ending {
-            self.subs.remove(key);
+            self.drop_sub(key);
             return;
         }
         sub.failures += 1;
@@ -834,7 +900,7 @@ impl Core {
         let ending = sub.phase == SubPhase::Ending;
         if ending {
             if (200..300).contains(&code) || code == 481 || code >= 300 {
-                self.subs.remove(&key);
+                self.drop_sub(&key);
             }
             return;
         }
@@ -934,10 +1000,12 @@ impl Core {
             })
             .unwrap_or_default();
         let key = self
-            .subs
-            .iter()
-            .find(|(k, s)| s.call_id == call_id && k.0.event() == event)
-            .map(|(k, _)| k.clone());
+            .dialogs
+            .get(&call_id)
+            .filter(|k| {
+                k.0.event() == event && self.subs.get(*k).is_some_and(|s| s.call_id == call_id)
+            })
+            .cloned();
         let Some(key) = key else {
             let r = response(&msg, 481, "Subscription Does Not Exist", &[]);
             self.out.push(Action::Send(r));
@@ -1006,7 +1074,7 @@ impl Core {
                     self.notify_body(&key, &msg);
                 }
                 if ending {
-                    self.subs.remove(&key);
+                    self.drop_sub(&key);
                     return;
                 }
                 self.terminated(&key, &state);
@@ -1246,7 +1314,12 @@ impl Core {
         self.out.push(Action::Presence(PresenceUpdate {
             endpoint: key.1.clone(),
             observed_at: None,
-            sequence: Some(version),
+            // Versions count within one subscription (RFC 4235 §4.1): a
+            // new dialog starts again from 0, so they cannot order reports
+            // across dialogs (the hub would then ignore every report of a
+            // new dialog until its versions caught up). The tracker above
+            // orders the documents of a dialog.
+            sequence: None,
             raw: vec![VendorValue {
                 name: "dialog-info".into(),
                 value: format!("version {version}, line {:?}", telephony.line),
@@ -1829,6 +1902,74 @@ Subscription-State: {state}\r\nContact: <sip:127.0.0.1:5060>\r\nContent-Type: {c
             a.iter()
                 .any(|x| matches!(x, Action::Status(ConnectorStatus::CredentialsNotFound, _)))
         );
+    }
+
+    #[test]
+    fn many_watches_subscribe_a_window_at_a_time_and_notifies_find_their_dialog() {
+        let mut c = up(settings());
+        c.take_actions();
+        let eps: Vec<String> = (0..200).map(|i| format!("u{i}")).collect();
+        c.watch(&eps);
+        let first = requests(&c.take_actions(), "SUBSCRIBE");
+        assert_eq!(first.len(), MAX_SUBSCRIBING);
+        // Each answer lets one more out, until all 200 went.
+        let mut sent = first.len();
+        let mut pending = first;
+        while let Some(sub) = pending.pop() {
+            c.on_message(&reply(&sub, 200, "Expires: 600\r\n"));
+            let more = requests(&c.take_actions(), "SUBSCRIBE");
+            sent += more.len();
+            pending.extend(more);
+        }
+        assert_eq!(sent, 200);
+        // A NOTIFY for any of the 200 dialogs is matched to it.
+        c.watch(&["late".into()]);
+        let sub = requests(&c.take_actions(), "SUBSCRIBE").remove(0);
+        c.on_message(&notify(
+            &sub,
+            "active;expires=600",
+            "application/pidf+xml",
+            PIDF,
+        ));
+        let a = c.take_actions();
+        assert_eq!(sent_code(&a), Some(200));
+        assert!(
+            a.iter()
+                .any(|x| matches!(x, Action::Presence(p) if p.endpoint == "late"))
+        );
+    }
+
+    #[test]
+    fn dialog_versions_do_not_order_reports_across_dialogs() {
+        let mut s = settings();
+        s.events = Events {
+            presence: false,
+            dialog: true,
+            features: false,
+        };
+        let mut c = up(s);
+        c.take_actions();
+        c.watch(&["2001".into()]);
+        let dl = requests(&c.take_actions(), "SUBSCRIBE").remove(0);
+        c.on_message(&reply(&dl, 200, "Expires: 600\r\n"));
+        c.take_actions();
+        let doc = r#"<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="7" state="full" entity="sip:2001@example.com"/>"#;
+        c.on_message(&notify(&dl, "active", "application/dialog-info+xml", doc));
+        let p = c
+            .take_actions()
+            .into_iter()
+            .find_map(|a| match a {
+                Action::Presence(p) => Some(p),
+                _ => None,
+            })
+            .unwrap();
+        // A new dialog counts from 0 again: the version is no sequence.
+        assert_eq!(p.sequence, None);
+        assert!(p.raw.iter().any(|v| v.value.starts_with("version 7")));
+    }
+
+    fn sent_code(actions: &[Action]) -> Option<u16> {
+        sent(actions).first().and_then(|m| m.code())
     }
 
     #[test]

@@ -1,0 +1,233 @@
+//! One plugin instance driven directly, without a supervisor: for
+//! benchmarks (`bench/`, `hub-bench`) that time a single call through the
+//! host/plugin boundary, and the steps of an instance start. The hub itself
+//! does not use it.
+//!
+//! The instance is set up as an actor sets up a run (same engine settings,
+//! linker, host imports, grants widened by the configured addresses, memory
+//! cap), but the caller decides when each event is delivered, and errors
+//! come back instead of a restart.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use tokio::sync::mpsc;
+use wasmtime::Store;
+
+use super::actor::to_wit;
+use super::bindings::{ConnectorPlugin, guest, types};
+use super::instance::{Identity, InstanceState, Services};
+use super::plugin::{self, LoadedPlugin, PluginOrigin};
+use super::status::StatusCell;
+use super::wasm::{CompileSource, WasmHost};
+use super::{Runtime, convert};
+use crate::config::Limits;
+use crate::io::{EventSink, IoContext, IoEvent, Work};
+use crate::store::ConnectorRecord;
+use crate::telemetry::ConnectorLabels;
+
+/// How long each step of [`Probe::start`] took.
+#[derive(Debug, Clone, Copy)]
+pub struct StartTimings {
+    /// Manifest, checksum, compilation (or the compiled-component cache),
+    /// linking and the plugin's `describe`: what the hub reports as
+    /// `load_ms`.
+    pub load: Duration,
+    pub compile_source: CompileSource,
+    /// A new store and instance of the loaded component.
+    pub instantiate: Duration,
+    /// The plugin's `configure` call (it may open sockets and set timers).
+    pub configure: Duration,
+}
+
+/// What [`Probe::pump`] delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pumped {
+    /// A datagram arrived on the plugin's socket with this handle.
+    Datagram { socket: u32 },
+    /// Another event (timer, stream, HTTP, WebSocket).
+    Other,
+}
+
+/// A plugin instance and the queue its host I/O reports into.
+pub struct Probe {
+    /// The engine (its epoch ticker runs while this lives).
+    _wasm: WasmHost,
+    store: Store<InstanceState>,
+    bindings: ConnectorPlugin,
+    events: mpsc::Receiver<Work>,
+    timeout_ms: u32,
+}
+
+impl Probe {
+    /// Load `component` (through the compiled-component cache in
+    /// `cache_dir`), instantiate it with `services` as the host's, and
+    /// configure it with `config` (field values as the API takes them).
+    pub async fn start(
+        manifest: &str,
+        component: &[u8],
+        config: serde_json::Map<String, serde_json::Value>,
+        services: Services,
+        cache_dir: PathBuf,
+    ) -> anyhow::Result<(Self, StartTimings)> {
+        let wasm = WasmHost::new(cache_dir).map_err(|e| anyhow!("{e:#}"))?;
+        let limits = Limits::default();
+        let t = Instant::now();
+        let p: LoadedPlugin = plugin::load(
+            &wasm,
+            &services,
+            &limits,
+            manifest,
+            component,
+            PluginOrigin::Uploaded,
+            false,
+        )
+        .await?;
+        let load = t.elapsed();
+        let (public, secrets) = p
+            .info
+            .validate(&config, &BTreeMap::new())
+            .map_err(|e| anyhow!("{}: {}", e.field, e.message))?;
+        let record = ConnectorRecord {
+            id: "probe".into(),
+            plugin: p.manifest.id.clone(),
+            config: public,
+            secrets,
+            enabled: true,
+            tls_ca_pem: None,
+            watches: vec![],
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        };
+        let spec = Runtime::run_spec(&p, &record).map_err(|e| anyhow!("{e}"))?;
+        let t = Instant::now();
+        let (tx, events) = mpsc::channel(p.limits.queue.max(1));
+        let io = IoContext::new(EventSink::new(tx, 1, Arc::default()), spec.tls.clone())
+            .map_err(|e| anyhow!("{e}"))?;
+        let labels = ConnectorLabels {
+            instance: record.id.clone(),
+            plugin: p.manifest.id.clone(),
+        };
+        let id = Identity {
+            instance: record.id.clone(),
+            labels,
+            grants: spec.grants.clone(),
+            kv_enabled: p.manifest.grants.kv,
+            kv_max_bytes: p.limits.kv_max_bytes,
+        };
+        let state = InstanceState::new(
+            id,
+            io,
+            services,
+            Arc::new(StatusCell::new(&p.manifest.version)),
+            p.limits.memory_bytes,
+        );
+        let mut store = Store::new(&wasm.engine, state);
+        store.limiter(|s| &mut s.memory);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(WasmHost::deadline_ticks(p.limits.call_timeout_ms));
+        let bindings = p
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| anyhow!("instantiate: {e:#}"))?;
+        let instantiate = t.elapsed();
+        let mut probe = Probe {
+            _wasm: wasm,
+            store,
+            bindings,
+            events,
+            timeout_ms: p.limits.call_timeout_ms,
+        };
+        let t = Instant::now();
+        probe.deadline();
+        let r = probe
+            .bindings
+            .presence_connector_connector()
+            .call_configure(&mut probe.store, &spec.entries)
+            .await?;
+        r.map_err(|e| anyhow!("configure: {}", convert::connector_error(&e)))?;
+        let configure = t.elapsed();
+        Ok((
+            probe,
+            StartTimings {
+                load,
+                compile_source: p.compile_source,
+                instantiate,
+                configure,
+            },
+        ))
+    }
+
+    fn deadline(&mut self) {
+        self.store
+            .set_epoch_deadline(WasmHost::deadline_ticks(self.timeout_ms));
+    }
+
+    /// Call `watch` with `endpoints`.
+    pub async fn watch(&mut self, endpoints: &[String]) -> anyhow::Result<()> {
+        self.deadline();
+        self.bindings
+            .presence_connector_connector()
+            .call_watch(&mut self.store, endpoints)
+            .await?
+            .map_err(|e| anyhow!("watch: {}", convert::connector_error(&e)))
+    }
+
+    /// Deliver the next event the instance's sockets and timers produced,
+    /// as its actor would; `None` when nothing came within `wait`.
+    pub async fn pump(&mut self, wait: Duration) -> anyhow::Result<Option<Pumped>> {
+        let Ok(Some(Work::Io(msg))) = tokio::time::timeout(wait, self.events.recv()).await else {
+            return Ok(None);
+        };
+        let pumped = match &msg.event {
+            IoEvent::Datagram { socket, .. } => Pumped::Datagram { socket: *socket },
+            _ => Pumped::Other,
+        };
+        let event = to_wit(msg.event, &mut self.store.data_mut().io);
+        self.call(&event).await?;
+        Ok(Some(pumped))
+    }
+
+    /// Deliver a datagram as if it had arrived on `socket` from `from`.
+    pub async fn datagram(
+        &mut self,
+        socket: u32,
+        from: SocketAddr,
+        data: Vec<u8>,
+    ) -> anyhow::Result<()> {
+        let event = guest::Event::Datagram(guest::Datagram {
+            socket,
+            from: types::SocketAddress {
+                host: from.ip().to_string(),
+                port: from.port(),
+            },
+            data,
+        });
+        self.call(&event).await
+    }
+
+    /// The cheapest call: a timer event for a handle the plugin never set,
+    /// which a plugin ignores.
+    pub async fn empty_call(&mut self) -> anyhow::Result<()> {
+        self.call(&guest::Event::Timer(u32::MAX)).await
+    }
+
+    async fn call(&mut self, event: &guest::Event) -> anyhow::Result<()> {
+        self.deadline();
+        self.bindings
+            .presence_connector_connector()
+            .call_handle_event(&mut self.store, event)
+            .await?
+            .map_err(|e| anyhow!("handle-event: {}", convert::connector_error(&e)))
+    }
+
+    /// Bytes of linear memory the instance has now.
+    pub fn memory_bytes(&self) -> usize {
+        self.store.data().memory.total
+    }
+}
