@@ -159,42 +159,8 @@ pub async fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// Run benchmark 1.
 pub async fn run(r: &mut Report, p: &Params, costs: Option<Costs>) -> anyhow::Result<Outcome> {
-    let server = Arc::new(SipServer::start()?);
-    let hub = BenchHub::start(&["plugins/sip-simple"], &[]);
-    hub.create_sip("sip-0", server.addr, "both").await?;
-    hub.wait_up("sip-0", Duration::from_secs(30)).await?;
-    hub.import_users(p.users, &["sip-0".to_string()]).await?;
-    let subscribed = wait_until(Duration::from_secs(60), || {
-        server.established(Package::Presence) >= p.users
-            && server.established(Package::Dialog) >= p.users
-    })
-    .await;
-    anyhow::ensure!(
-        subscribed,
-        "only {} presence and {} dialog subscriptions of {} users within 60 s",
-        server.established(Package::Presence),
-        server.established(Package::Dialog),
-        p.users
-    );
-
-    let sink = FeedSink::new(true, None);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let client = tokio::spawn(feed::sse(
-        hub.addr(),
-        TOKEN.to_string(),
-        None,
-        sink.clone(),
-        stop_rx,
-    ));
-    anyhow::ensure!(
-        wait_until(Duration::from_secs(10), || sink
-            .ready
-            .load(Ordering::Relaxed)
-            == 1)
-        .await,
-        "the feed client got no snapshot: {:?}",
-        sink.ended.lock().unwrap()
-    );
+    let rig = Rig::start(p.users, 1).await?;
+    let (server, hub, sink) = (rig.server.clone(), &rig.hub, rig.sink.clone());
 
     let stream = Arc::new(std::sync::Mutex::new(Stream::new(p.users, 1)));
     let stats = server.stats.clone();
@@ -331,6 +297,34 @@ pub async fn run(r: &mut Report, p: &Params, costs: Option<Costs>) -> anyhow::Re
         ));
     }
 
+    rig.stop().await;
+
+    // The same closed loop with the users split across instances: one
+    // instance is one actor (one plugin call at a time), so this shows
+    // whether the limit is the instance or the machine.
+    match closed_loop_instances(p, 2).await {
+        Ok((rate, cpu)) => r.push(
+            Row::info(
+                "1",
+                format!(
+                    "Ingest, closed loop ({} NOTIFYs in flight, {} users split across 2 instances, SSE client on the whole feed)",
+                    2 * p.window,
+                    p.users
+                ),
+                format!("{} updates/s", report::count(rate)),
+            )
+            .baseline(
+                format!(
+                    "1 instance: {} updates/s; hub CPU {} per update",
+                    report::count(closed_rate),
+                    report::secs(cpu)
+                ),
+                Some(rate / closed_rate),
+            ),
+        ),
+        Err(e) => r.note(format!("ingest with 2 instances failed: {e:#}")),
+    }
+
     let native = costs.map(|c| 1.0 / c.native_full);
     r.push(
         Row::info(
@@ -354,7 +348,105 @@ pub async fn run(r: &mut Report, p: &Params, costs: Option<Costs>) -> anyhow::Re
         )
         .target("≥ 50,000 updates/s", outcome.rate >= 50_000.0 && wrong == 0),
     );
-    let _ = stop_tx.send(true);
-    let _ = client.await;
     Ok(outcome)
+}
+
+/// A fresh hub whose `instances` sip-simple instances share the users; a
+/// closed loop of `window` NOTIFYs per instance for `closed_secs`, with an
+/// SSE client on the whole feed. Returns updates/s and hub CPU per update.
+async fn closed_loop_instances(p: &Params, instances: usize) -> anyhow::Result<(f64, f64)> {
+    let rig = Rig::start(p.users, instances).await?;
+    let (server, hub) = (&rig.server, &rig.hub);
+    let window = p.window * instances as u64;
+    let mut stream = Stream::new(p.users, 1);
+    let srv = server.clone();
+    let (rate, cpu) = {
+        let stats = server.stats.clone();
+        let acked = move || stats.updates_acked.load(Ordering::Relaxed);
+        let secs = p.closed_secs;
+        let cpu0 = hub.cpu_seconds();
+        let (a0, t0) = (acked(), Instant::now());
+        tokio::task::spawn_blocking(move || {
+            // Warm-up, then the measured loop.
+            closed_loop(&srv, &mut stream, window, 1.0);
+            closed_loop(&srv, &mut stream, window, secs);
+        })
+        .await?;
+        let n = acked() - a0;
+        let el = t0.elapsed().as_secs_f64();
+        (
+            (n as f64) / el,
+            (hub.cpu_seconds() - cpu0) / n.max(1) as f64,
+        )
+    };
+    rig.stop().await;
+    Ok((rate, cpu))
+}
+
+/// The benchmark's SIP server, a fresh hub whose `instances` sip-simple
+/// instances share `users` (every user subscribed, presence and dialog),
+/// and an SSE client on the whole feed that has its snapshot.
+struct Rig {
+    server: Arc<SipServer>,
+    hub: BenchHub,
+    sink: Arc<FeedSink>,
+    stop: watch::Sender<bool>,
+    client: tokio::task::JoinHandle<()>,
+}
+
+impl Rig {
+    async fn start(users: usize, instances: usize) -> anyhow::Result<Rig> {
+        let server = Arc::new(SipServer::start()?);
+        let hub = BenchHub::start(&["plugins/sip-simple"], &[]);
+        let ids: Vec<String> = (0..instances).map(|i| format!("sip-{i}")).collect();
+        for id in &ids {
+            hub.create_sip(id, server.addr, "both").await?;
+        }
+        for id in &ids {
+            hub.wait_up(id, Duration::from_secs(30)).await?;
+        }
+        hub.import_users(users, &ids).await?;
+        let subscribed = wait_until(Duration::from_secs(60), || {
+            server.established(Package::Presence) >= users
+                && server.established(Package::Dialog) >= users
+        })
+        .await;
+        anyhow::ensure!(
+            subscribed,
+            "only {} presence and {} dialog subscriptions of {users} users within 60 s",
+            server.established(Package::Presence),
+            server.established(Package::Dialog),
+        );
+        let sink = FeedSink::new(true, None);
+        let (stop, stop_rx) = watch::channel(false);
+        let client = tokio::spawn(feed::sse(
+            hub.addr(),
+            TOKEN.to_string(),
+            None,
+            sink.clone(),
+            stop_rx,
+        ));
+        anyhow::ensure!(
+            wait_until(Duration::from_secs(10), || sink
+                .ready
+                .load(Ordering::Relaxed)
+                == 1)
+            .await,
+            "the feed client got no snapshot: {:?}",
+            sink.ended.lock().unwrap()
+        );
+        Ok(Rig {
+            server,
+            hub,
+            sink,
+            stop,
+            client,
+        })
+    }
+
+    /// End the feed client (the hub stops when dropped).
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.client.await;
+    }
 }

@@ -187,9 +187,14 @@ impl Presence {
     }
 
     /// Connect to the runtime and compute everything once.
-    pub fn attach(self: &Arc<Self>, connectors: Arc<dyn Connectors>) {
+    fn connect(&self, connectors: Arc<dyn Connectors>) {
         let _ = self.connectors.set(connectors);
         self.connectors_changed();
+    }
+
+    /// Connect to the runtime, compute everything once, and tick every 2 s.
+    pub fn attach(self: &Arc<Self>, connectors: Arc<dyn Connectors>) {
+        self.connect(connectors);
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
@@ -844,3 +849,6 @@ impl ReportObserver for Presence {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

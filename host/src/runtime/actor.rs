@@ -131,6 +131,7 @@ pub fn spawn(init: ActorInit) -> ActorHandle {
         plugin = %init.plugin.manifest.id,
         plugin_version = %init.plugin.manifest.version,
     );
+    let instance_name = init.instance.clone();
     let actor = Actor {
         instance: init.instance,
         plugin: init.plugin,
@@ -149,7 +150,31 @@ pub fn spawn(init: ActorInit) -> ActorHandle {
         crashes: VecDeque::new(),
         restart_at: None,
     };
-    tokio::spawn(actor.run(control_rx).instrument(span));
+    let run = actor.run(control_rx).instrument(span);
+    // Each instance runs on a thread of its own, with its own single-thread
+    // runtime for its I/O tasks. A plugin handles one call at a time anyway;
+    // on its own thread it is scheduled by the kernel like any process
+    // instead of queueing behind the shared workers' tasks (a thousand feed
+    // clients), its socket readers wake it without crossing threads, and a
+    // call that runs to its CPU deadline stalls only its own instance, not a
+    // worker that serves the API and the feeds.
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => {
+            let spawned = std::thread::Builder::new()
+                .name(format!("connector {instance_name}"))
+                .spawn(move || rt.block_on(run));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start the connector's thread");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no runtime of its own for the connector; sharing the hub's");
+            tokio::spawn(run);
+        }
+    }
     ActorHandle {
         control: control_tx,
         work: work_tx,
