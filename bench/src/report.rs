@@ -66,12 +66,16 @@ impl Row {
     }
 }
 
-/// `0.42×`, `3.1×`, `120×`.
+/// `0.0018×`, `0.42×`, `3.1×`, `120×`.
 pub fn ratio_text(r: f64) -> String {
     if !r.is_finite() {
         return "—".into();
     }
-    if r >= 100.0 {
+    if r > 0.0 && r < 0.1 {
+        // Two significant digits, however small.
+        let places = (-r.log10().floor()) as usize + 1;
+        format!("{r:.places$}×")
+    } else if r >= 100.0 {
         format!("{r:.0}×")
     } else if r >= 10.0 {
         format!("{r:.1}×")
@@ -102,8 +106,10 @@ pub fn secs(s: f64) -> String {
         format!("{s:.2} s")
     } else if s >= 0.001 {
         format!("{:.2} ms", s * 1e3)
-    } else {
+    } else if s >= 1e-6 {
         format!("{:.2} µs", s * 1e6)
+    } else {
+        format!("{:.1} ns", s * 1e9)
     }
 }
 
@@ -187,4 +193,19 @@ impl Report {
 
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_ratios_keep_two_significant_digits() {
+        assert_eq!(ratio_text(0.0018), "0.0018×");
+        assert_eq!(ratio_text(0.042), "0.042×");
+        assert_eq!(ratio_text(0.42), "0.42×");
+        assert_eq!(ratio_text(84.4), "84.4×");
+        assert_eq!(ratio_text(120.0), "120×");
+        assert_eq!(secs(4e-9), "4.0 ns");
+    }
 }
