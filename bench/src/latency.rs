@@ -25,7 +25,8 @@ use crate::sipserver::{SipServer, Stamps};
 pub struct Params {
     pub users: usize,
     pub clients: usize,
-    /// Offered rates; the target applies to the first.
+    /// Offered rates: the baseline first, the one the target applies to
+    /// last.
     pub rates: Vec<f64>,
     pub secs: f64,
 }
@@ -48,7 +49,8 @@ pub async fn run(r: &mut Report, p: &Params) -> anyhow::Result<()> {
     );
 
     // Notes of the warm-up second and the measurement, with room to spare.
-    let total = (p.rates.iter().sum::<f64>() * p.secs + p.rates[0]) as usize * 12 / 10 + 10;
+    let top = p.rates.iter().cloned().fold(0.0, f64::max);
+    let total = (p.rates.iter().sum::<f64>() * p.secs + top) as usize * 12 / 10 + 10;
     let stamps = Arc::new(Stamps::new(Instant::now(), total + 1));
     let sse_sink = FeedSink::new(false, Some(stamps.clone()));
     let ws_sink = FeedSink::new(false, Some(stamps.clone()));
@@ -103,12 +105,14 @@ pub async fn run(r: &mut Report, p: &Params) -> anyhow::Result<()> {
             open_loop(&server, secs, rate, Some(&stamps), || st.next_presence())
         })
     };
-    let (warm, _) = offer(1.0, p.rates[0]).await?;
+    let (warm, _) = offer(1.0, top).await?;
     wait_until(Duration::from_secs(5), || {
         sse_sink.events.load(Ordering::Relaxed) >= warm
             && ws_sink.events.load(Ordering::Relaxed) >= warm
     })
     .await;
+    // The first rate's p99 per transport: the baseline of the target rows.
+    let mut base: Vec<(f64, f64)> = Vec::new();
     for (i, &rate) in p.rates.iter().enumerate() {
         sse_sink.take_latencies();
         ws_sink.take_latencies();
@@ -126,7 +130,10 @@ pub async fn run(r: &mut Report, p: &Params) -> anyhow::Result<()> {
         })
         .await;
         let acked = server.stats.updates_acked.load(Ordering::Relaxed) - acked0;
-        for (name, sink) in [("SSE", &sse_sink), ("WebSocket", &ws_sink)] {
+        for (t, (name, sink)) in [("SSE", &sse_sink), ("WebSocket", &ws_sink)]
+            .into_iter()
+            .enumerate()
+        {
             let mut lat = sink.take_latencies();
             let got = lat.len();
             lat.sort_unstable();
@@ -154,12 +161,23 @@ pub async fn run(r: &mut Report, p: &Params) -> anyhow::Result<()> {
             )
             .baseline(
                 format!(
-                    "{} of {sent} updates delivered, {ended} clients cut off",
+                    "{}{} of {sent} updates delivered, {ended} clients cut off",
+                    match base.get(t) {
+                        Some((rate, p99)) if i > 0 => format!(
+                            "at {}/s: p99 {}; ",
+                            report::count(*rate),
+                            report::secs(*p99)
+                        ),
+                        _ => String::new(),
+                    },
                     report::count(got as f64)
                 ),
-                None,
+                base.get(t).filter(|_| i > 0).map(|(_, b)| p99 / b),
             );
             if i == 0 {
+                base.push((rate, p99));
+            }
+            if i == p.rates.len() - 1 {
                 row = row.target(
                     "p99 < 5 ms",
                     p99 < 0.005 && ended == 0 && got as u64 >= sent,

@@ -259,9 +259,9 @@ async fn run(args: Args, root: PathBuf) -> anyhow::Result<bool> {
                         users: if q { 2_000 } else { 10_000 },
                         clients: if q { 200 } else { 1_000 },
                         rates: if q {
-                            vec![5_000.0, 2_000.0]
+                            vec![2_000.0, 5_000.0]
                         } else {
-                            vec![10_000.0, 5_000.0]
+                            vec![5_000.0, 10_000.0]
                         },
                         secs: if q { 4.0 } else { 8.0 },
                     };

@@ -58,9 +58,11 @@ pub async fn run(r: &mut Report, p: &Params) -> anyhow::Result<()> {
             }
         }
     }
-    for f in &all {
+    for (i, f) in all.iter().enumerate() {
         let host = f.per_user - f.plugin_per_user;
         let at_target = f.users == p.target_size;
+        // Against the next smaller size, so that the growth shows.
+        let smaller = i.checked_sub(1).map(|j| &all[j]);
         let mut row = Row::info(
             "3",
             format!(
@@ -68,17 +70,27 @@ pub async fn run(r: &mut Report, p: &Params) -> anyhow::Result<()> {
                 report::count(f.users as f64),
                 p.instances
             ),
-            report::bytes(f.per_user),
+            format!(
+                "{} (host {} + plugins' linear memory {})",
+                report::bytes(f.per_user),
+                report::bytes(host),
+                report::bytes(f.plugin_per_user)
+            ),
         )
         .baseline(
             format!(
-                "host {} + plugins' linear memory {}; hub RSS {} (peak {})",
-                report::bytes(host),
-                report::bytes(f.plugin_per_user),
+                "{}hub RSS {} (peak {})",
+                smaller
+                    .map(|s| format!(
+                        "at {} users: {}; ",
+                        report::count(s.users as f64),
+                        report::bytes(s.per_user)
+                    ))
+                    .unwrap_or_default(),
                 report::bytes(f.rss),
                 report::bytes(f.peak)
             ),
-            None,
+            smaller.map(|s| f.per_user / s.per_user),
         );
         if at_target {
             row = row.target("≤ 2 KiB", f.per_user <= 2048.0);

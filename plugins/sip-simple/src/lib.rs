@@ -8,6 +8,14 @@
 //! owns the transport (through the host's sockets), the timers, and turns the
 //! core's actions into host calls and reports.
 
+/// Talc instead of the default (wasi-libc's dlmalloc): parsing a NOTIFY
+/// makes many small short-lived allocations, and dlmalloc took about a
+/// quarter of the plugin's time under `perf`. With wasm SIMD (see
+/// `.cargo/config.toml`) one NOTIFY costs about 10% less (bench/README.md).
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 pub mod body;
 // The component's glue; compiled (and type-checked) natively too, where
 // nothing calls it.
