@@ -123,10 +123,22 @@ pub async fn sse(
     token: String,
     users: Option<String>,
     sink: Arc<FeedSink>,
+    stop: watch::Receiver<bool>,
+) {
+    let run = sse_inner(hub, &token, users.as_deref(), &sink);
+    until_stopped("sse", run, &sink, stop).await;
+}
+
+/// Run a client until it ends or `stop` is set; why it ended early (an
+/// error) goes into `sink.ended`.
+async fn until_stopped(
+    what: &str,
+    run: impl std::future::Future<Output = anyhow::Result<()>>,
+    sink: &FeedSink,
     mut stop: watch::Receiver<bool>,
 ) {
     let why = tokio::select! {
-        r = sse_inner(hub, &token, users.as_deref(), &sink) => r.err().map(|e| format!("sse: {e}")),
+        r = run => r.err().map(|e| format!("{what}: {e}")),
         _ = stop.wait_for(|s| *s) => None,
     };
     if let Some(w) = why {
@@ -208,15 +220,10 @@ pub async fn ws(
     token: String,
     users: Option<String>,
     sink: Arc<FeedSink>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let why = tokio::select! {
-        r = ws_inner(hub, &token, users.as_deref(), &sink) => r.err().map(|e| format!("ws: {e}")),
-        _ = stop.wait_for(|s| *s) => None,
-    };
-    if let Some(w) = why {
-        sink.ended.lock().unwrap().push(w);
-    }
+    let run = ws_inner(hub, &token, users.as_deref(), &sink);
+    until_stopped("ws", run, &sink, stop).await;
 }
 
 async fn ws_inner(

@@ -104,15 +104,8 @@ pub async fn breakdown(n: usize, instances: usize) -> anyhow::Result<Vec<(&'stat
             let u = User {
                 username: format!("u{i}"),
                 display_name: format!("Bench User {i}"),
-                department: None,
-                email: None,
-                extension: None,
-                voicemail_number: None,
-                sip_uri_rich: None,
-                sip_uri_telephony: None,
-                teams_upn: None,
-                lync_uri: None,
                 endpoints: BTreeMap::from([(ids[i % ids.len()].clone(), user_uri(i))]),
+                ..Default::default()
             };
             (i + 1, Ok(u))
         })

@@ -21,15 +21,8 @@ fn user(name: &str) -> User {
     User {
         username: name.into(),
         display_name: name.to_uppercase(),
-        department: None,
-        email: None,
-        extension: None,
-        voicemail_number: None,
-        sip_uri_rich: None,
-        sip_uri_telephony: None,
-        teams_upn: None,
-        lync_uri: None,
         endpoints: BTreeMap::from([("sip".to_string(), format!("{name}@pbx"))]),
+        ..Default::default()
     }
 }
 
