@@ -32,6 +32,7 @@
 mod config;
 mod errors;
 mod logging;
+pub mod time;
 
 // The generated bindings. `pub_export_macro` makes `export!` usable from the
 // connector crate, and `default_bindings_module` points that macro back at

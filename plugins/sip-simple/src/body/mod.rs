@@ -15,7 +15,6 @@
 //! read as UTF-8 (invalid sequences become U+FFFD) because every server we
 //! target sends UTF-8 or ASCII in practice; a leading UTF-8 BOM is skipped.
 
-mod datetime;
 pub mod dialog_info;
 pub mod feature_event;
 pub mod multipart;

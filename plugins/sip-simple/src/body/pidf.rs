@@ -52,9 +52,9 @@
 
 use presence_connector_sdk::{Activity, Availability, PresenceIntent, RichPresence, VendorValue};
 
-use super::datetime::{format_xs_datetime, parse_xs_datetime};
 use super::xml::{Element, escape, ns, parse_document};
 use super::{BodyError, clip};
+use presence_connector_sdk::time::{MissingZone, format_datetime, parse_datetime};
 
 /// Longest note kept, in characters.
 pub const MAX_NOTE_CHARS: usize = 1024;
@@ -344,7 +344,7 @@ pub fn parse_pidf(xml: &[u8]) -> Result<Pidf, BodyError> {
     for el in tuples.iter().chain(persons.iter()) {
         if let Some(ts) = el
             .child_any_ns("timestamp")
-            .and_then(|t| parse_xs_datetime(&t.text))
+            .and_then(|t| parse_datetime(&t.text, MissingZone::Utc))
         {
             observed_at_ms = Some(observed_at_ms.map_or(ts, |cur| cur.max(ts)));
         }
@@ -549,7 +549,7 @@ pub fn build_pidf(entity: &str, tuple_id: &str, intent: &PresenceIntent, now_ms:
     out.push_str("</status>\n");
     out.push_str(&format!(
         "  <timestamp>{}</timestamp>\n </tuple>\n",
-        format_xs_datetime(now_ms)
+        format_datetime(now_ms)
     ));
     out.push_str(&format!(" <dm:person id=\"{person_id}\">\n"));
     if !tokens.is_empty() {

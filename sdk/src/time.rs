@@ -1,16 +1,27 @@
-//! xs:dateTime ⇄ Unix milliseconds, just enough for PIDF timestamps.
+//! Date-times as protocols write them (xs:dateTime in PIDF, RFC 3339 in
+//! Graph and most JSON APIs) to and from Unix milliseconds.
 //!
 //! Written by hand because a date crate would be the largest dependency of
-//! the connector for two functions.
+//! a connector for these few functions.
+
+/// What a date-time without a zone means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingZone {
+    /// Read it as UTC (xs:dateTime leaves it undefined; lenient readers
+    /// such as PIDF's take UTC).
+    Utc,
+    /// Refuse it: a local time of an unknown zone is not to be guessed.
+    Reject,
+}
 
 /// Parses `YYYY-MM-DDThh:mm:ss[.fraction][Z|±hh:mm]` into Unix milliseconds.
 ///
 /// Lenient where servers are: `t`/space separators, lowercase `z`, offsets
 /// written `±hhmm` or `±hh`, any number of fraction digits (truncated to
-/// milliseconds), a leap second `60` (read as `59.999`). A missing zone is
-/// read as UTC (xs:dateTime leaves it undefined; every server we know sends
-/// a zone). Dates before 1970 or after 9999 give `None`.
-pub(crate) fn parse_xs_datetime(text: &str) -> Option<u64> {
+/// milliseconds; Graph writes seven), a leap second `60` (read as `59.999`).
+/// A missing zone is read as `missing` says. Dates before 1970 or after 9999
+/// give `None`.
+pub fn parse_datetime(text: &str, missing: MissingZone) -> Option<u64> {
     let s = text.trim().as_bytes();
     let year = digits(s, 0, 4)?;
     expect(s, 4, b'-')?;
@@ -44,7 +55,8 @@ pub(crate) fn parse_xs_datetime(text: &str) -> Option<u64> {
         }
     }
     let offset_minutes: i64 = match s.get(pos) {
-        None => 0,
+        None if missing == MissingZone::Utc => 0,
+        None => return None,
         Some(b'Z' | b'z') if pos + 1 == s.len() => 0,
         Some(&sign @ (b'+' | b'-')) => {
             let hh = digits(s, pos + 1, 2)?;
@@ -83,8 +95,9 @@ pub(crate) fn parse_xs_datetime(text: &str) -> Option<u64> {
     u64::try_from(ms).ok()
 }
 
-/// Formats Unix milliseconds as `YYYY-MM-DDThh:mm:ss.sssZ`.
-pub(crate) fn format_xs_datetime(ms: u64) -> String {
+/// Formats Unix milliseconds as `YYYY-MM-DDThh:mm:ss.sssZ` (valid
+/// xs:dateTime and RFC 3339).
+pub fn format_datetime(ms: u64) -> String {
     let secs = (ms / 1000) as i64;
     let millis = ms % 1000;
     let days = secs.div_euclid(86_400);
@@ -122,8 +135,9 @@ fn days_in_month(y: u32, m: u32) -> u32 {
     }
 }
 
-/// Days since 1970-01-01 (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -154,37 +168,44 @@ mod tests {
 
     #[test]
     fn parses_zones_and_fractions() {
-        assert_eq!(parse_xs_datetime("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(
-            parse_xs_datetime("2026-01-01T10:00:00Z"),
+            parse_datetime("1970-01-01T00:00:00Z", MissingZone::Utc),
+            Some(0)
+        );
+        assert_eq!(
+            parse_datetime("2026-01-01T10:00:00Z", MissingZone::Utc),
             Some(1_767_261_600_000)
         );
         assert_eq!(
-            parse_xs_datetime("2026-01-01T11:30:00+01:30"),
+            parse_datetime("2026-01-01T11:30:00+01:30", MissingZone::Utc),
             Some(1_767_261_600_000)
         );
         assert_eq!(
-            parse_xs_datetime("2026-01-01T05:00:00.25-05:00"),
+            parse_datetime("2026-01-01T05:00:00.25-05:00", MissingZone::Utc),
             Some(1_767_261_600_250)
         );
         assert_eq!(
-            parse_xs_datetime(" 2026-01-01t10:00:00.123456789z "),
+            parse_datetime(" 2026-01-01t10:00:00.123456789z ", MissingZone::Utc),
             Some(1_767_261_600_123)
         );
         assert_eq!(
-            parse_xs_datetime("2026-01-01T12:00:00+0200"),
+            parse_datetime("2026-01-01T12:00:00+0200", MissingZone::Utc),
             Some(1_767_261_600_000)
         );
         assert_eq!(
-            parse_xs_datetime("2026-01-01T10:00:00"),
+            parse_datetime("2026-01-01T10:00:00", MissingZone::Utc),
             Some(1_767_261_600_000)
         );
         assert_eq!(
-            parse_xs_datetime("2024-02-29T00:00:00Z"),
+            parse_datetime("2026-01-01T10:00:00", MissingZone::Reject),
+            None
+        );
+        assert_eq!(
+            parse_datetime("2024-02-29T00:00:00Z", MissingZone::Utc),
             Some(1_709_164_800_000)
         );
         assert_eq!(
-            parse_xs_datetime("2016-12-31T23:59:60Z"),
+            parse_datetime("2016-12-31T23:59:60Z", MissingZone::Utc),
             Some(1_483_228_799_999)
         );
     }
@@ -206,19 +227,22 @@ mod tests {
             "２026-01-01T00:00:00Z",
             "-2026-01-01T00:00:00Z",
         ] {
-            assert_eq!(parse_xs_datetime(bad), None, "{bad}");
+            assert_eq!(parse_datetime(bad, MissingZone::Utc), None, "{bad}");
         }
     }
 
     #[test]
     fn format_round_trips() {
         // Far-future values must format without overflow even if unparsable.
-        assert!(format_xs_datetime(u64::MAX).ends_with('Z'));
+        assert!(format_datetime(u64::MAX).ends_with('Z'));
         for ms in [0, 1_767_261_600_123, 1_709_164_800_000, 253_402_300_799_999] {
-            assert_eq!(parse_xs_datetime(&format_xs_datetime(ms)), Some(ms));
+            assert_eq!(
+                parse_datetime(&format_datetime(ms), MissingZone::Reject),
+                Some(ms)
+            );
         }
         assert_eq!(
-            format_xs_datetime(1_767_261_600_123),
+            format_datetime(1_767_261_600_123),
             "2026-01-01T10:00:00.123Z"
         );
     }
