@@ -115,7 +115,6 @@ pub struct Subscription {
     pub snapshot: Option<Vec<UserPresence>>,
     /// Changes after the client's `since`, when it could resume.
     pub replay: Vec<Arc<FeedEvent>>,
-    pub names: Option<BTreeSet<String>>,
     source: Source,
 }
 
@@ -140,23 +139,21 @@ impl Subscription {
             seq,
             snapshot,
             replay,
-            names: None,
             source: Source::All(rx),
         }
     }
 
-    /// A subscription to the events of `names`, and the route to give each
-    /// of them (one per name, in the set's order).
+    /// A subscription to the events of `users` named users, and the route to
+    /// give each of them.
     pub fn named(
         seq: u64,
         snapshot: Option<Vec<UserPresence>>,
         replay: Vec<Arc<FeedEvent>>,
-        names: BTreeSet<String>,
+        users: usize,
     ) -> (Self, Vec<Route>) {
         let (tx, rx) = mpsc::channel(CLIENT_BACKLOG);
         let lagged = Arc::new(AtomicBool::new(false));
-        let routes = names
-            .iter()
+        let routes = (0..users)
             .map(|_| Route {
                 tx: tx.clone(),
                 lagged: lagged.clone(),
@@ -166,7 +163,6 @@ impl Subscription {
             seq,
             snapshot,
             replay,
-            names: Some(names),
             source: Source::Named {
                 rx,
                 lagged,

@@ -603,7 +603,7 @@ impl Presence {
         let Some(names) = names else {
             return Subscription::all(seq, snapshot, replay, self.feed.subscribe());
         };
-        let (sub, routes) = Subscription::named(seq, snapshot, replay, names.clone());
+        let (sub, routes) = Subscription::named(seq, snapshot, replay, names.len());
         for (name, route) in names.into_iter().zip(routes) {
             let list = inner.routes.entry(name).or_default();
             // Forget clients that left since this user last changed.

@@ -480,6 +480,20 @@ impl Core {
         self.upn_cache.get(&endpoint.to_ascii_lowercase()).cloned()
     }
 
+    /// Put every endpoint of these Graph user ids in `state`, saying why.
+    fn ids_state(&mut self, ids: &[String], state: EndpointState, why: &str) {
+        for id in ids {
+            let endpoints = self
+                .ids
+                .get(id)
+                .map(|i| i.endpoints.clone())
+                .unwrap_or_default();
+            for ep in endpoints {
+                self.endpoint_state(&ep, state, Some(why.to_string()));
+            }
+        }
+    }
+
     fn endpoint_state(&mut self, ep: &str, state: EndpointState, detail: Option<String>) {
         if let Some(e) = self.endpoints.get_mut(ep) {
             if e.state == Some(state) && state == EndpointState::Active {
@@ -1077,30 +1091,12 @@ impl Core {
             }
             Outcome::Forbidden(m) => {
                 self.forbid(OpClass::Read, "read presence", &m);
-                for id in &ids {
-                    for ep in self
-                        .ids
-                        .get(id)
-                        .map(|i| i.endpoints.clone())
-                        .unwrap_or_default()
-                    {
-                        self.endpoint_state(&ep, EndpointState::AccessDenied, Some(m.clone()));
-                    }
-                }
+                self.ids_state(&ids, EndpointState::AccessDenied, &m);
                 self.read_failed.extend(ids);
             }
             Outcome::NotFound(m) | Outcome::Rejected(m) => {
                 self.log(Level::Error, format!("presence read refused: {m}"));
-                for id in &ids {
-                    for ep in self
-                        .ids
-                        .get(id)
-                        .map(|i| i.endpoints.clone())
-                        .unwrap_or_default()
-                    {
-                        self.endpoint_state(&ep, EndpointState::Error, Some(m.clone()));
-                    }
-                }
+                self.ids_state(&ids, EndpointState::Error, &m);
                 self.read_failed.extend(ids);
             }
             Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(_) => {}
