@@ -1,5 +1,5 @@
 //! SDK for presence connectors: WebAssembly components that target the
-//! `presence:connector@0.1.0` contract (world `connector-plugin`) and run
+//! `presence:connector@0.2.0` contract (world `connector-plugin`) and run
 //! inside the presence hub.
 //!
 //! A connector implements [`Guest`] and exports it with [`export!`]:
@@ -38,7 +38,7 @@ pub mod time;
 // connector crate, and `default_bindings_module` points that macro back at
 // this crate so a connector needs no wit-bindgen setup of its own.
 wit_bindgen::generate!({
-    path: "../wit",
+    path: "../wit/since_v0.2.0",
     world: "connector-plugin",
     pub_export_macro: true,
     default_bindings_module: "presence_connector_sdk",
@@ -50,27 +50,31 @@ pub use config::{Config, config_field};
 pub use errors::{invalid_config, render_host_error};
 
 /// The host interfaces a connector imports.
-pub use presence::connector::{http, kv, log, net, report, timers, types, websocket};
+pub use presence::connector::{http, instance, kv, log, net, report, timers, types, websocket};
 
 /// The interface a connector exports, and the records its functions take.
 pub use exports::presence::connector::connector::{
-    Closed, Datagram, Event, Guest, HttpResult, StreamData, StreamInfo, WebhookRequest,
-    WebhookResponse, WsMessage, WsPayload,
+    Datagram, Event, Guest, HttpResult, StreamClosed, StreamData, StreamInfo, WebhookRequest,
+    WebhookResponse, WebsocketClosed, WebsocketOpen, WsMessage, WsPayload,
 };
 
 /// The shared types every connector uses.
 pub use types::{
-    Activity, Availability, ConfigEntry, ConfigField, ConfigValue, ConnectorError, ConnectorStatus,
-    DirectoryEntry, EndpointId, EndpointState, FieldError, FieldKind, ForwardTarget, Handle,
-    Header, HostError, LineState, LoginStep, PluginInfo, PresenceIntent, PresenceUpdate,
-    PresenceWrite, RichPresence, SocketAddress, TelephonyPresence, TelephonySource, TimestampMs,
-    VendorValue,
+    Activity, Availability, CalendarItem, CalendarPresence, Capabilities, Channels, CloseInfo,
+    ConfigEntry, ConfigField, ConfigValue, ConnectorError, ConnectorStatus, DirectoryEntry,
+    DndScope, EndpointId, EndpointKind, EndpointState, Failure, FieldError, FieldKind,
+    ForwardTarget, Header, HostError, LineState, LoginStep, Ordering, OutOfOffice, PluginInfo,
+    PresenceIntent, PresenceUpdate, RefusedUpgrade, RequestId, RichPresence, ShowAs,
+    SocketAddress, SocketId, TelephonyPresence, TelephonySource, TimerId, TimestampMs,
+    UpdateOrigin, VendorValue, WebsocketId, WriteAction, WriteFailure, WriteId, WriteOutcome,
+    WriteRequest,
 };
 
 /// The contract version these bindings implement: the version of the WIT
-/// package `presence:connector`. Return it as `api-version` from `describe`;
-/// the host refuses components built against another version.
-pub const API_VERSION: &str = "0.1.0";
+/// package `presence:connector`. Write it as `api-version` in `plugin.toml`;
+/// the host reads the version from the component's export name and refuses
+/// a manifest that says otherwise.
+pub const API_VERSION: &str = "0.2.0";
 
 #[cfg(test)]
 mod tests {
@@ -78,7 +82,7 @@ mod tests {
 
     #[test]
     fn api_version_matches_the_wit_package() {
-        let wit = include_str!("../../wit/connector.wit");
+        let wit = include_str!("../../wit/since_v0.2.0/connector.wit");
         let package = format!("package presence:connector@{API_VERSION};");
         assert!(wit.contains(&package), "WIT does not declare {package}");
     }
