@@ -24,6 +24,11 @@ pub struct HubConfig {
     /// Admin bearer token. When unset, one is generated at first start and
     /// printed once.
     pub admin_token: Option<String>,
+    /// The address senders of webhooks reach this hub at
+    /// (`https://hub.example.com`, behind whatever proxy). Plugins learn
+    /// their webhook base URL (`{public_url}/hooks/{instance}`) from it;
+    /// unset, they are told none and operators type it into the connector.
+    pub public_url: Option<String>,
     /// Limits applied where a plugin manifest asks for more or says nothing.
     pub limits: Limits,
 }
@@ -69,6 +74,7 @@ impl Default for HubConfig {
             log_format: LogFormat::Text,
             log_filter: "info".into(),
             admin_token: None,
+            public_url: None,
             limits: Limits::default(),
         }
     }
@@ -162,6 +168,7 @@ impl HubConfig {
             }
             "HUB_LOG" => self.log_filter = value.into(),
             "HUB_ADMIN_TOKEN" => self.admin_token = Some(value.into()),
+            "HUB_PUBLIC_URL" => self.public_url = Some(value.into()),
             "HUB_MAX_MEMORY_MIB" => l.max_memory_mib = parse(var, value)?,
             "HUB_CALL_TIMEOUT_MS" => l.call_timeout_ms = parse(var, value)?,
             "HUB_QUEUE" => l.queue = parse(var, value)?,

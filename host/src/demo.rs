@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::engine::merge::Rules;
-use crate::engine::users::{Field, User};
+use crate::engine::users::User;
 use crate::presence::Presence;
 use crate::runtime::{NewConnector, Runtime};
 
@@ -47,11 +47,7 @@ pub async fn start(
                     email: Some(format!("{name}@demo.example")),
                     extension: Some(format!("{}", 9001 + i)),
                     voicemail_number: Some("9999".into()),
-                    sip_uri_rich: None,
-                    sip_uri_telephony: None,
-                    teams_upn: None,
-                    lync_uri: None,
-                    endpoints: Default::default(),
+                    ..User::default()
                 },
                 true,
             )?;
@@ -60,10 +56,10 @@ pub async fn start(
     let mut rules: Rules = presence.rules();
     rules
         .instance_fields
-        .insert("demo-tapi".into(), Field::Extension);
+        .insert("demo-tapi".into(), "extension".into());
     rules
         .instance_fields
-        .insert("demo-rich".into(), Field::Username);
+        .insert("demo-rich".into(), "username".into());
     rules.voicemail_pilot.get_or_insert_with(|| "9999".into());
     presence.set_rules(rules)?;
     let existing: Vec<String> = runtime

@@ -15,7 +15,8 @@ use crate::api::{self, AdminAuth, AppState};
 use crate::config::HubConfig;
 use crate::engine::Board;
 use crate::presence::{Connectors, Presence};
-use crate::runtime::{Runtime, Services};
+use crate::engine::users::Channel;
+use crate::runtime::{ChannelName, Runtime, Services};
 use crate::store::{SqliteStore, Store};
 use crate::telemetry::Metrics;
 
@@ -43,12 +44,17 @@ impl Hub {
             board,
             metrics: Arc::new(Metrics::default()),
             observer: presence.clone(),
+            writes: Arc::default(),
         };
         let runtime = Runtime::new(
             services.clone(),
             config.limits.clone(),
             config.plugins_dir.clone(),
             config.data_dir.join("cache"),
+            config
+                .public_url
+                .as_deref()
+                .map(|u| format!("{}/hooks", u.trim_end_matches('/'))),
         )?;
         runtime.boot().await?;
         presence.attach(Arc::new(RuntimeLink::start(&runtime)));
@@ -176,5 +182,26 @@ impl Connectors for RuntimeLink {
 
     fn set_derived_watches(&self, instance: &str, endpoints: BTreeSet<String>) {
         let _ = self.watches.send((instance.to_string(), endpoints));
+    }
+
+    fn endpoint_kinds(&self, instance: &str) -> Vec<(String, Channel)> {
+        let Some(runtime) = self.runtime.upgrade() else {
+            return Vec::new();
+        };
+        runtime
+            .endpoint_kinds(instance)
+            .into_iter()
+            .map(|k| {
+                let rich = k.feeds.contains(&ChannelName::Rich)
+                    || k.feeds.contains(&ChannelName::Calendar);
+                let telephony = k.feeds.contains(&ChannelName::Telephony);
+                let channel = match (rich, telephony) {
+                    (true, true) => Channel::Both,
+                    (false, true) => Channel::Telephony,
+                    _ => Channel::Rich,
+                };
+                (k.attribute, channel)
+            })
+            .collect()
     }
 }

@@ -33,6 +33,8 @@ pub struct Metrics {
     registry: Registry,
     /// Events delivered to a connector (datagrams, stream data, timers, ...).
     pub events_in: Family<ConnectorLabels, Counter>,
+    /// Calls that handed events to a connector (one per batch).
+    pub event_batches: Family<ConnectorLabels, Counter>,
     /// Events dropped because the connector's queue was full.
     pub events_dropped: Family<ConnectorLabels, Counter>,
     /// Reports (presence, endpoint states, status) a connector made.
@@ -54,6 +56,7 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("presence_hub");
         let m = Self {
             events_in: Family::default(),
+            event_batches: Family::default(),
             events_dropped: Family::default(),
             reports_out: Family::default(),
             errors: Family::default(),
@@ -67,6 +70,11 @@ impl Default for Metrics {
             "connector_events_in",
             "Events delivered to a connector",
             m.events_in.clone(),
+        );
+        registry.register(
+            "connector_event_calls",
+            "Calls that handed events to a connector (several events each when batched)",
+            m.event_batches.clone(),
         );
         registry.register(
             "connector_events_dropped",

@@ -144,6 +144,31 @@ pub async fn set_presence(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let write: PresenceWrite = parse_json(&body)?;
-    s.runtime.set_presence(&id, &endpoint, write).await?;
-    Ok(StatusCode::ACCEPTED)
+    let record = s.runtime.set_presence(&id, &endpoint, write).await?;
+    let location = format!("/api/v1/writes/{}", record.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(axum::http::header::LOCATION, location)],
+        Json(record),
+    ))
+}
+
+/// One write-back and its outcome.
+pub async fn write(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id: u64 = id.parse().map_err(|_| {
+        ApiError::field(StatusCode::BAD_REQUEST, "id", "a write id is a whole number")
+    })?;
+    Ok(Json(s.runtime.write(id)?))
+}
+
+/// An instance's recent write-backs, newest first.
+pub async fn writes(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    s.runtime.connector(&id).await?;
+    Ok(Json(json!({ "writes": s.runtime.writes_of(&id, 200) })))
 }

@@ -63,6 +63,8 @@ pub const ROUTES: &[(&str, &str)] = &[
         "post",
         "/api/v1/connectors/{id}/endpoints/{endpoint}/presence",
     ),
+    ("get", "/api/v1/connectors/{id}/writes"),
+    ("get", "/api/v1/writes/{id}"),
     ("get", "/api/v1/users"),
     ("post", "/api/v1/users"),
     ("post", "/api/v1/users/import"),
@@ -122,6 +124,8 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
             "/api/v1/connectors/{id}/endpoints/{endpoint}/presence",
             post(connectors::set_presence),
         )
+        .route("/api/v1/connectors/{id}/writes", get(connectors::writes))
+        .route("/api/v1/writes/{id}", get(connectors::write))
         .route("/api/v1/users", get(users::list).post(users::create))
         .route("/api/v1/users/import", post(users::import))
         .route(

@@ -8,14 +8,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::model::*;
-use super::users::Field;
 
 /// Operator-set rules, applied at once when changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Rules {
     /// Rich presence priority by technology (plugin id), first wins
-    /// ("winning technology"; the seeds' default is SIP/SIMPLE).
+    /// ("winning technology"). Empty by default: every source ranks alike
+    /// and the most recent report wins, whoever wrote the plugin; operators
+    /// list the technologies they prefer.
     pub winning_technology: Vec<String>,
     /// Among several connectors of the same technology, this instance wins
     /// ("preferred presence server").
@@ -26,10 +27,11 @@ pub struct Rules {
     pub forward_visible_digits: Option<u8>,
     /// A source silent for longer than this is aged out to unknown.
     pub stale_after_seconds: u64,
-    /// Which user attribute each connector instance watches (default by its
-    /// technology: SIP URI for SIP/SIMPLE, UPN for Teams, extension for
-    /// RingCentral and http-push).
-    pub instance_fields: BTreeMap<String, Field>,
+    /// Which user attribute each connector instance watches, by attribute
+    /// name (`sip-uri`, `extension`, `teams-upn`, a plugin's own); an
+    /// instance not listed watches the first endpoint kind its plugin
+    /// declares.
+    pub instance_fields: BTreeMap<String, String>,
     /// How long the event log keeps entries.
     pub event_retention_days: u32,
 }
@@ -37,15 +39,7 @@ pub struct Rules {
 impl Default for Rules {
     fn default() -> Self {
         Self {
-            winning_technology: [
-                "sip-simple",
-                "teams-graph",
-                "skype-ucma",
-                "ringcentral",
-                "http-push",
-            ]
-            .map(String::from)
-            .to_vec(),
+            winning_technology: Vec::new(),
             preferred_instance: None,
             voicemail_pilot: None,
             forward_visible_digits: None,

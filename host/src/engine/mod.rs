@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use model::*;
+pub use users::valid_attribute_name;
 
 /// The latest observations of every instance.
 #[derive(Default)]
@@ -42,8 +43,11 @@ impl Board {
             .endpoints
             .entry(report.endpoint.clone())
             .or_default();
-        if let (Some(new), Some(old)) = (report.sequence, ep.sequence)
-            && new < old
+        // Sequences compare only within one epoch; a new epoch (a new
+        // subscription) starts a new order.
+        if let (Some(new), Some(old)) = (&report.ordering, &ep.ordering)
+            && new.epoch == old.epoch
+            && new.sequence < old.sequence
         {
             return false;
         }
@@ -53,7 +57,11 @@ impl Board {
         if report.rich.is_some() {
             ep.rich = report.rich;
         }
-        ep.sequence = report.sequence.or(ep.sequence);
+        if let Some(c) = report.calendar {
+            ep.calendar = Some(c.masked());
+        }
+        ep.ordering = report.ordering.or(ep.ordering.take());
+        ep.origin = report.origin;
         ep.observed_at_ms = Some(report.observed_at_ms.unwrap_or(now_ms));
         ep.received_at_ms = Some(now_ms);
         ep.raw = report.raw;
@@ -155,10 +163,24 @@ mod tests {
     use super::*;
 
     fn report(ep: &str, seq: Option<u64>, rich: Option<Availability>) -> PresenceReport {
+        in_epoch("e1", ep, seq, rich)
+    }
+
+    fn in_epoch(
+        epoch: &str,
+        ep: &str,
+        seq: Option<u64>,
+        rich: Option<Availability>,
+    ) -> PresenceReport {
         PresenceReport {
             endpoint: ep.into(),
             observed_at_ms: None,
-            sequence: seq,
+            ordering: seq.map(|sequence| ReportOrdering {
+                epoch: epoch.into(),
+                sequence,
+            }),
+            origin: UpdateOrigin::Platform,
+            calendar: None,
             telephony: None,
             rich: rich.map(|availability| RichPresence {
                 availability,
@@ -188,6 +210,43 @@ mod tests {
         assert_eq!(ep.rich.as_ref().unwrap().availability, Availability::Busy);
         assert_eq!(ep.telephony.as_ref().unwrap().line, LineState::InCall);
         assert_eq!(ep.received_at_ms, Some(11));
+    }
+
+    #[test]
+    fn sequences_compare_only_within_an_epoch() {
+        let b = Board::default();
+        assert!(b.presence("i", in_epoch("sub-1", "a", Some(7), Some(Availability::Busy)), 1));
+        // A new subscription restarts its versions at 0: not stale.
+        assert!(b.presence("i", in_epoch("sub-2", "a", Some(0), Some(Availability::Available)), 2));
+        assert!(b.presence("i", in_epoch("sub-2", "a", Some(5), Some(Availability::Available)), 3));
+        // Within the epoch an older version is stale.
+        assert!(!b.presence("i", in_epoch("sub-2", "a", Some(3), Some(Availability::Away)), 4));
+        let ep = &b.instance("i").endpoints["a"];
+        assert_eq!(ep.rich.as_ref().unwrap().availability, Availability::Available);
+    }
+
+    #[test]
+    fn private_calendar_items_lose_subject_and_location() {
+        let b = Board::default();
+        let item = |private| CalendarItem {
+            start_ms: 1,
+            end_ms: 2,
+            show_as: ShowAs::Busy,
+            subject: Some("Board meeting".into()),
+            location: Some("Room 4".into()),
+            private,
+        };
+        let r = PresenceReport {
+            calendar: Some(CalendarPresence {
+                items: vec![item(true), item(false)],
+                out_of_office: None,
+            }),
+            ..report("a", None, None)
+        };
+        assert!(b.presence("i", r, 1));
+        let cal = b.instance("i").endpoints["a"].calendar.clone().unwrap();
+        assert_eq!((cal.items[0].subject.as_deref(), cal.items[0].location.as_deref()), (None, None));
+        assert_eq!(cal.items[1].subject.as_deref(), Some("Board meeting"));
     }
 
     #[test]

@@ -74,14 +74,90 @@ pub struct RichPresence {
     pub note: Option<String>,
 }
 
+/// The source's order of its updates: `sequence` is compared only within
+/// one `epoch` (a SIP subscription, a Graph subscription).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportOrdering {
+    pub epoch: String,
+    pub sequence: u64,
+}
+
+/// Why an update happened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum UpdateOrigin {
+    /// The platform's own change.
+    #[default]
+    Platform,
+    /// The echo of the hub's write with this id.
+    HubWrite { write_id: u64 },
+    /// A rule of the connector itself, named.
+    ConnectorRule { rule: String },
+}
+
+/// How a calendar item shows the person's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ShowAs {
+    Free,
+    Tentative,
+    Busy,
+    OutOfOffice,
+    WorkingElsewhere,
+    Unknown,
+}
+
+/// One calendar item; a private one never carries subject or location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CalendarItem {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub show_as: ShowAs,
+    pub subject: Option<String>,
+    pub location: Option<String>,
+    pub private: bool,
+}
+
+/// An automatic out-of-office reply in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutOfOffice {
+    pub message: Option<String>,
+    pub start_ms: Option<u64>,
+    pub end_ms: Option<u64>,
+}
+
+/// A person's calendar: today's and the next working day's items, and any
+/// out-of-office reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CalendarPresence {
+    pub items: Vec<CalendarItem>,
+    pub out_of_office: Option<OutOfOffice>,
+}
+
+impl CalendarPresence {
+    /// Privacy by default: whatever a connector sent, a private item keeps
+    /// only its times and show-as.
+    pub fn masked(mut self) -> Self {
+        for i in &mut self.items {
+            if i.private {
+                i.subject = None;
+                i.location = None;
+            }
+        }
+        self
+    }
+}
+
 /// One report from one connector about one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresenceReport {
     pub endpoint: String,
     pub observed_at_ms: Option<u64>,
-    pub sequence: Option<u64>,
+    pub ordering: Option<ReportOrdering>,
+    pub origin: UpdateOrigin,
     pub telephony: Option<TelephonyPresence>,
     pub rich: Option<RichPresence>,
+    pub calendar: Option<CalendarPresence>,
     /// Vendor values, for diagnostics only.
     pub raw: Vec<(String, String)>,
 }
@@ -137,7 +213,10 @@ pub struct EndpointView {
     pub state_at_ms: Option<u64>,
     pub telephony: Option<TelephonyPresence>,
     pub rich: Option<RichPresence>,
-    pub sequence: Option<u64>,
+    pub calendar: Option<CalendarPresence>,
+    pub ordering: Option<ReportOrdering>,
+    /// Why the last update happened (an echo of a hub write, a rule).
+    pub origin: UpdateOrigin,
     pub observed_at_ms: Option<u64>,
     pub received_at_ms: Option<u64>,
     pub raw: Vec<(String, String)>,

@@ -34,19 +34,45 @@ pub struct User {
     /// Per connector instance, an explicit endpoint (manual override).
     #[serde(default)]
     pub endpoints: BTreeMap<String, String>,
+    /// Attributes beyond the well-known ones above, by the names plugins
+    /// declare in their endpoint kinds (`genesys-user-id`, `acme-badge`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
 }
 
-/// Which user attribute gives a connector instance its endpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Field {
-    Username,
-    Email,
-    Extension,
-    SipUriRich,
-    SipUriTelephony,
-    TeamsUpn,
-    LyncUri,
+/// The well-known user attributes, as plugins name them in their endpoint
+/// kinds, and the user field each reads. Any other name is read from
+/// [`User::attributes`].
+pub const WELL_KNOWN_ATTRIBUTES: [&str; 7] = [
+    "username",
+    "email",
+    "extension",
+    "sip-uri",
+    "telephony-sip-uri",
+    "teams-upn",
+    "lync-uri",
+];
+
+/// An attribute name as plugins and rules write it: 1-64 lowercase ASCII
+/// letters, digits and '-', starting with a letter.
+pub fn valid_attribute_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// The attribute name for a name operators may have stored in rules before
+/// attributes were named by plugins (`sip_uri_rich`).
+pub fn canonical_attribute(name: &str) -> String {
+    match name {
+        "sip_uri_rich" => "sip-uri".into(),
+        "sip_uri_telephony" => "telephony-sip-uri".into(),
+        "teams_upn" => "teams-upn".into(),
+        "lync_uri" => "lync-uri".into(),
+        other => other.to_owned(),
+    }
 }
 
 /// The presence channel an endpoint feeds.
@@ -57,36 +83,14 @@ pub enum Channel {
     Both,
 }
 
-impl Field {
-    /// The default field for a technology (plugin id).
-    pub fn default_for(technology: &str) -> Field {
-        match technology {
-            "sip-simple" => Field::SipUriRich,
-            "teams-graph" => Field::TeamsUpn,
-            "skype-ucma" => Field::LyncUri,
-            "ringcentral" | "http-push" => Field::Extension,
-            _ => Field::Username,
-        }
-    }
-
-    pub fn channel(self) -> Channel {
-        match self {
-            Field::Extension | Field::SipUriTelephony => Channel::Telephony,
+impl Channel {
+    /// The channel of a well-known attribute an operator picked although
+    /// the plugin did not declare it: numbers are lines, the rest people.
+    pub fn of_well_known(attribute: &str) -> Channel {
+        match attribute {
+            "extension" | "telephony-sip-uri" => Channel::Telephony,
             _ => Channel::Rich,
         }
-    }
-
-    fn value(self, u: &User) -> Option<&str> {
-        match self {
-            Field::Username => Some(u.username.as_str()),
-            Field::Email => u.email.as_deref(),
-            Field::Extension => u.extension.as_deref(),
-            Field::SipUriRich => u.sip_uri_rich.as_deref(),
-            Field::SipUriTelephony => u.sip_uri_telephony.as_deref(),
-            Field::TeamsUpn => u.teams_upn.as_deref(),
-            Field::LyncUri => u.lync_uri.as_deref(),
-        }
-        .filter(|v| !v.trim().is_empty())
     }
 }
 
@@ -164,7 +168,37 @@ impl User {
                 return Err(err(&format!("endpoints.{i}"), "1-512 characters"));
             }
         }
+        for (name, v) in &self.attributes {
+            let field = format!("attributes.{name}");
+            if !valid_attribute_name(name) {
+                return Err(err(
+                    &field,
+                    "attribute names are 1-64 lowercase letters, digits and '-', starting with a letter",
+                ));
+            }
+            if WELL_KNOWN_ATTRIBUTES.contains(&name.as_str()) {
+                return Err(err(&field, "a well-known attribute: set its own field instead"));
+            }
+            if v.trim().is_empty() || v.len() > 512 {
+                return Err(err(&field, "1-512 characters"));
+            }
+        }
         Ok(())
+    }
+
+    /// The value of an attribute (well-known or the plugin's own), if set.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        match name {
+            "username" => Some(self.username.as_str()),
+            "email" => self.email.as_deref(),
+            "extension" => self.extension.as_deref(),
+            "sip-uri" => self.sip_uri_rich.as_deref(),
+            "telephony-sip-uri" => self.sip_uri_telephony.as_deref(),
+            "teams-upn" => self.teams_upn.as_deref(),
+            "lync-uri" => self.lync_uri.as_deref(),
+            other => self.attributes.get(other).map(String::as_str),
+        }
+        .filter(|v| !v.trim().is_empty())
     }
 
     /// The endpoint instance `instance` watches for this user, and the
@@ -173,7 +207,8 @@ impl User {
     pub fn endpoint_for(
         &self,
         instance: &str,
-        field: Field,
+        attribute: &str,
+        channel: Channel,
         directory_by_email: impl Fn(&str) -> Option<String>,
     ) -> Option<(String, Channel)> {
         if let Some(e) = self.endpoints.get(instance) {
@@ -182,9 +217,9 @@ impl User {
         if let Some(email) = &self.email
             && let Some(e) = directory_by_email(&email.to_ascii_lowercase())
         {
-            return Some((e, field.channel()));
+            return Some((e, channel));
         }
-        field.value(self).map(|v| (v.to_string(), field.channel()))
+        self.attribute(attribute).map(|v| (v.to_string(), channel))
     }
 }
 
@@ -205,6 +240,7 @@ mod tests {
             teams_upn: None,
             lync_uri: None,
             endpoints: BTreeMap::new(),
+            attributes: BTreeMap::new(),
         }
     }
 
@@ -213,24 +249,33 @@ mod tests {
         let mut u = user();
         let none = |_: &str| None;
         assert_eq!(
-            u.endpoint_for("pbx", Field::SipUriRich, none),
+            u.endpoint_for("pbx", "sip-uri", Channel::Rich, none),
             Some(("sip:alice@example.com".into(), Channel::Rich))
         );
         assert_eq!(
-            u.endpoint_for("tapi", Field::Extension, none),
+            u.endpoint_for("tapi", "extension", Channel::Telephony, none),
             Some(("2001".into(), Channel::Telephony))
         );
-        assert_eq!(u.endpoint_for("t", Field::TeamsUpn, none), None);
+        assert_eq!(u.endpoint_for("t", "teams-upn", Channel::Rich, none), None);
         let dir = |e: &str| (e == "alice@example.com").then(|| "obj-1".to_string());
         assert_eq!(
-            u.endpoint_for("t", Field::TeamsUpn, dir),
+            u.endpoint_for("t", "teams-upn", Channel::Rich, dir),
             Some(("obj-1".into(), Channel::Rich))
         );
         u.endpoints.insert("t".into(), "manual".into());
         assert_eq!(
-            u.endpoint_for("t", Field::TeamsUpn, dir),
+            u.endpoint_for("t", "teams-upn", Channel::Rich, dir),
             Some(("manual".into(), Channel::Both))
         );
+        // A plugin's own attribute, by the name it declared.
+        u.attributes.insert("acme-badge".into(), "B-17".into());
+        assert_eq!(
+            u.endpoint_for("acme", "acme-badge", Channel::Rich, none),
+            Some(("B-17".into(), Channel::Rich))
+        );
+        assert!(u.validate().is_ok());
+        u.attributes.insert("Bad Name".into(), "x".into());
+        assert_eq!(u.validate().unwrap_err().field, "attributes.Bad Name");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use super::failure::{self, Failure};
 use super::{EventSink, IoError, IoEvent};
 
 /// Largest response body handed to a guest.
@@ -74,7 +75,7 @@ pub(super) fn spawn(
 async fn perform(
     client: &reqwest::Client,
     request: reqwest::Request,
-) -> Result<HttpResponse, String> {
+) -> Result<HttpResponse, Failure> {
     let mut resp = client.execute(request).await.map_err(describe)?;
     let status = resp.status().as_u16();
     let headers = resp
@@ -90,7 +91,9 @@ async fn perform(
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(describe)? {
         if body.len() + chunk.len() > MAX_BODY {
-            return Err(format!("response body exceeds {MAX_BODY} bytes"));
+            return Err(Failure::Protocol(format!(
+                "response body exceeds {MAX_BODY} bytes"
+            )));
         }
         body.extend_from_slice(&chunk);
     }
@@ -101,15 +104,15 @@ async fn perform(
     })
 }
 
-/// The whole error chain: reqwest's top-level message alone hides the cause
-/// (refused, certificate, timeout).
-fn describe(e: reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
+/// A failed request, classified: reqwest's top-level message alone hides the
+/// cause (refused, certificate, timeout), so look down its chain.
+fn describe(e: reqwest::Error) -> Failure {
+    if e.is_timeout() {
+        return Failure::Timeout;
     }
-    msg
+    match failure::classify(&e) {
+        // A resolver failure surfaces as an opaque connect error.
+        Failure::Other(m) if e.is_connect() && m.contains("dns error") => Failure::Dns(m),
+        f => f,
+    }
 }

@@ -9,6 +9,7 @@
 //!
 //! Grants are checked by the caller (the runtime) before anything here runs.
 
+pub mod failure;
 mod http;
 mod stream;
 pub mod tls;
@@ -24,10 +25,15 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+pub use failure::{CloseInfo, Failure};
 pub use http::{HttpRequest, HttpResponse};
+pub use websocket::WsOptions;
 
 /// Most open handles (sockets, streams, requests, timers) per instance run.
 pub const MAX_HANDLES: usize = 1024;
+/// How long a stream may take to connect (and finish its TLS handshake)
+/// unless the plugin says otherwise.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Something that happened on an instance's I/O.
 #[derive(Debug)]
@@ -48,14 +54,16 @@ pub enum IoEvent {
     },
     StreamClosed {
         stream: u32,
-        error: Option<String>,
+        close: CloseInfo,
     },
     HttpResponse {
         request: u32,
-        outcome: Result<HttpResponse, String>,
+        outcome: Result<HttpResponse, Failure>,
     },
     WsOpened {
         socket: u32,
+        headers: Vec<(String, String)>,
+        subprotocol: Option<String>,
     },
     WsMessage {
         socket: u32,
@@ -63,7 +71,7 @@ pub enum IoEvent {
     },
     WsClosed {
         socket: u32,
-        error: Option<String>,
+        close: CloseInfo,
     },
     Timer {
         timer: u32,
@@ -154,16 +162,38 @@ enum Resource {
     Udp(Arc<tokio::net::UdpSocket>, JoinHandle<()>),
     Stream(mpsc::UnboundedSender<Vec<u8>>, JoinHandle<()>),
     WebSocket(mpsc::UnboundedSender<websocket::Outgoing>, JoinHandle<()>),
-    Task(JoinHandle<()>),
+    Request(JoinHandle<()>),
+    Timer(JoinHandle<()>),
+}
+
+/// The kinds of handle, each its own space for the calls that end one: a
+/// stale timer number can never close a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandleKind {
+    /// UDP sockets and streams.
+    Socket,
+    Request,
+    WebSocket,
+    Timer,
 }
 
 impl Resource {
+    fn kind(&self) -> HandleKind {
+        match self {
+            Resource::Udp(..) | Resource::Stream(..) => HandleKind::Socket,
+            Resource::WebSocket(..) => HandleKind::WebSocket,
+            Resource::Request(_) => HandleKind::Request,
+            Resource::Timer(_) => HandleKind::Timer,
+        }
+    }
+
     fn abort(&self) {
         match self {
             Resource::Udp(_, t)
             | Resource::Stream(_, t)
             | Resource::WebSocket(_, t)
-            | Resource::Task(t) => t.abort(),
+            | Resource::Request(t)
+            | Resource::Timer(t) => t.abort(),
         }
     }
 }
@@ -256,10 +286,18 @@ impl IoContext {
     }
 
     /// Start connecting a stream; events follow.
-    pub fn stream_connect(&mut self, host: &str, port: u16, tls: bool) -> Result<u32, IoError> {
+    pub fn stream_connect(
+        &mut self,
+        host: &str,
+        port: u16,
+        tls: bool,
+        connect_timeout: Option<Duration>,
+    ) -> Result<u32, IoError> {
         let h = self.alloc()?;
         let tls = tls.then(|| self.tls.clone());
-        let (tx, task) = stream::connect(host.to_owned(), port, tls, h, self.sink.clone());
+        let timeout = connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let (tx, task) =
+            stream::connect(host.to_owned(), port, tls, timeout, h, self.sink.clone());
         self.resources.insert(h, Resource::Stream(tx, task));
         Ok(h)
     }
@@ -278,20 +316,16 @@ impl IoContext {
     pub fn http_send(&mut self, req: HttpRequest) -> Result<u32, IoError> {
         let h = self.alloc()?;
         let task = http::spawn(self.http.clone(), req, h, self.sink.clone())?;
-        self.resources.insert(h, Resource::Task(task));
+        self.resources.insert(h, Resource::Request(task));
         Ok(h)
     }
 
     /// Start a WebSocket connection; events follow.
-    pub fn ws_connect(
-        &mut self,
-        url: &str,
-        headers: Vec<(String, String)>,
-    ) -> Result<u32, IoError> {
+    pub fn ws_connect(&mut self, url: &str, options: WsOptions) -> Result<u32, IoError> {
         let h = self.alloc()?;
         let (tx, task) = websocket::connect(
             url.to_owned(),
-            headers,
+            options,
             self.tls.clone(),
             h,
             self.sink.clone(),
@@ -318,12 +352,16 @@ impl IoContext {
             tokio::time::sleep(after).await;
             sink.send(IoEvent::Timer { timer: h }).await;
         });
-        self.resources.insert(h, Resource::Task(task));
+        self.resources.insert(h, Resource::Timer(task));
         Ok(h)
     }
 
-    /// Close or cancel whatever `h` is. Unknown handles are ignored.
-    pub fn close(&mut self, h: u32) {
+    /// Close or cancel `h` if it is a handle of `kind`; anything else, and
+    /// unknown handles, are ignored.
+    pub fn close(&mut self, kind: HandleKind, h: u32) {
+        if self.resources.get(&h).map(Resource::kind) != Some(kind) {
+            return;
+        }
         if let Some(r) = self.resources.remove(&h) {
             match r {
                 // Let the writer flush and close gracefully.

@@ -7,25 +7,29 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::failure::{self, CloseInfo, Failure};
 use super::{EventSink, IoEvent};
 
 const READ_CHUNK: usize = 64 * 1024;
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Connect (optionally over TLS) on a task; returns the writer side at once.
 pub(super) fn connect(
     host: String,
     port: u16,
     tls: Option<Arc<rustls::ClientConfig>>,
+    connect_timeout: std::time::Duration,
     handle: u32,
     sink: EventSink,
 ) -> (mpsc::UnboundedSender<Vec<u8>>, JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
-        let error = run(&host, port, tls, handle, &sink, rx).await.err();
+        let close = match run(&host, port, tls, connect_timeout, handle, &sink, rx).await {
+            Ok(()) => CloseInfo::default(),
+            Err(f) => CloseInfo::failed(f),
+        };
         sink.send(IoEvent::StreamClosed {
             stream: handle,
-            error,
+            close,
         })
         .await;
     });
@@ -36,17 +40,27 @@ async fn run(
     host: &str,
     port: u16,
     tls: Option<Arc<rustls::ClientConfig>>,
+    connect_timeout: std::time::Duration,
     handle: u32,
     sink: &EventSink,
     rx: mpsc::UnboundedReceiver<Vec<u8>>,
-) -> Result<(), String> {
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
+) -> Result<(), Failure> {
+    let deadline = tokio::time::Instant::now() + connect_timeout;
+    // Resolve apart from connecting, so that a name that does not resolve
+    // is reported as DNS, not as a refused connection.
+    let addrs: Vec<std::net::SocketAddr> =
+        tokio::time::timeout_at(deadline, tokio::net::lookup_host((host, port)))
+            .await
+            .map_err(|_| Failure::Timeout)?
+            .map_err(|e| failure::dns(host, &e))?
+            .collect();
+    let tcp = tokio::time::timeout_at(deadline, TcpStream::connect(&addrs[..]))
         .await
-        .map_err(|_| format!("connect to {host}:{port} timed out"))?
-        .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
+        .map_err(|_| Failure::Timeout)?
+        .map_err(|e| failure::io(&e))?;
     let _ = tcp.set_nodelay(true);
-    let local = tcp.local_addr().map_err(|e| e.to_string())?;
-    let remote = tcp.peer_addr().map_err(|e| e.to_string())?;
+    let local = tcp.local_addr().map_err(|e| failure::io(&e))?;
+    let remote = tcp.peer_addr().map_err(|e| failure::io(&e))?;
     match tls {
         None => {
             sink.send(IoEvent::StreamConnected {
@@ -59,11 +73,12 @@ async fn run(
         }
         Some(cfg) => {
             let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-                .map_err(|e| format!("invalid TLS server name {host}: {e}"))?;
-            let stream = tokio_rustls::TlsConnector::from(cfg)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS handshake with {host}:{port}: {e}"))?;
+                .map_err(|e| Failure::Tls(format!("invalid TLS server name {host}: {e}")))?;
+            let stream =
+                tokio::time::timeout_at(deadline, tokio_rustls::TlsConnector::from(cfg).connect(name, tcp))
+                    .await
+                    .map_err(|_| Failure::Timeout)?
+                    .map_err(|e| failure::io(&e))?;
             sink.send(IoEvent::StreamConnected {
                 stream: handle,
                 local,
@@ -80,7 +95,7 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
     handle: u32,
     sink: &EventSink,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
@@ -92,10 +107,10 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
                         return Ok(());
                     }
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(failure::io(&e)),
             },
             out = rx.recv() => match out {
-                Some(data) => wr.write_all(&data).await.map_err(|e| e.to_string())?,
+                Some(data) => wr.write_all(&data).await.map_err(|e| failure::io(&e))?,
                 None => {
                     let _ = wr.shutdown().await;
                     return Ok(());

@@ -17,7 +17,7 @@ pub use feed::{FeedEvent, FeedKind, Next, Route, Subscription};
 pub use log::EventLog;
 
 use crate::engine::merge::{self, Merged, RichOut, Rules, SourceView, TelephonyOut};
-use crate::engine::users::{Channel, Field, User, UserError};
+use crate::engine::users::{Channel, User, UserError};
 use crate::engine::{Board, EndpointView};
 use crate::store::{EventRecord, Store, StoreError, now_ms};
 
@@ -27,11 +27,20 @@ pub trait Connectors: Send + Sync {
     fn instances(&self) -> Vec<(String, String, bool)>;
     /// Replace the endpoints an instance watches for users.
     fn set_derived_watches(&self, instance: &str, endpoints: BTreeSet<String>);
+    /// The user attributes an instance's plugin can watch, and the channel
+    /// each feeds; the first is its default.
+    fn endpoint_kinds(&self, _instance: &str) -> Vec<(String, Channel)> {
+        Vec::new()
+    }
 }
 
 /// Called by the runtime for every report a connector makes.
 pub trait ReportObserver: Send + Sync {
+    /// A report about `endpoint` changed what the board holds.
     fn observed(&self, instance: &str, endpoint: &str, detail: String);
+    /// A decision or outcome worth the event log that changes no presence
+    /// (a write's outcome); `kind` is the event log's kind.
+    fn decision(&self, instance: &str, endpoint: Option<&str>, kind: &str, detail: String);
 }
 
 /// An operator's note on a user.
@@ -226,12 +235,32 @@ impl Presence {
 
     // ---- mapping -------------------------------------------------------
 
-    fn field_for(rules: &Rules, instance: &str, technology: &str) -> Field {
-        rules
+    /// The attribute an instance watches and the channel it feeds: the
+    /// operator's pick, else the first kind the plugin declares, else
+    /// `username`. No plugin is known here by name.
+    fn attribute_for(
+        rules: &Rules,
+        instance: &str,
+        kinds: &[(String, Channel)],
+    ) -> (String, Channel) {
+        let picked = rules
             .instance_fields
             .get(instance)
-            .copied()
-            .unwrap_or_else(|| Field::default_for(technology))
+            .map(|a| crate::engine::users::canonical_attribute(a));
+        match picked {
+            Some(a) => {
+                let channel = kinds
+                    .iter()
+                    .find(|(k, _)| *k == a)
+                    .map(|(_, c)| *c)
+                    .unwrap_or_else(|| Channel::of_well_known(&a));
+                (a, channel)
+            }
+            None => kinds
+                .first()
+                .cloned()
+                .unwrap_or_else(|| ("username".into(), Channel::Rich)),
+        }
     }
 
     /// Take the instances from the runtime; `true` when the set of
@@ -271,14 +300,27 @@ impl Presence {
             .keys()
             .map(|i| (i.clone(), self.board.directory_by_email(i)))
             .collect();
+        let kinds: HashMap<String, Vec<(String, Channel)>> = inner
+            .instances
+            .keys()
+            .map(|i| {
+                let k = self
+                    .connectors
+                    .get()
+                    .map(|c| c.endpoint_kinds(i))
+                    .unwrap_or_default();
+                (i.clone(), k)
+            })
+            .collect();
         for (name, user) in &inner.users {
             let mut srcs = Vec::new();
-            for (instance, (tech, _)) in &inner.instances {
-                let field = Self::field_for(&inner.rules, instance, tech);
+            for instance in inner.instances.keys() {
+                let (attribute, channel) =
+                    Self::attribute_for(&inner.rules, instance, &kinds[instance]);
                 let dir = &dirs[instance];
-                if let Some((ep, ch)) =
-                    user.endpoint_for(instance, field, |email| dir.get(email).cloned())
-                {
+                if let Some((ep, ch)) = user.endpoint_for(instance, &attribute, channel, |email| {
+                    dir.get(email).cloned()
+                }) {
                     inner
                         .index
                         .entry((instance.clone(), ep.clone()))
@@ -847,6 +889,22 @@ impl ReportObserver for Presence {
         for u in users {
             self.recompute(&mut inner, &u, now);
         }
+    }
+
+    fn decision(&self, instance: &str, endpoint: Option<&str>, kind: &str, detail: String) {
+        let username = endpoint.and_then(|e| {
+            self.lock()
+                .index
+                .get(&(instance.to_string(), e.to_string()))
+                .and_then(|u| u.first().cloned())
+        });
+        self.log.record(EventRecord {
+            at_ms: now_ms(),
+            kind: kind.into(),
+            username,
+            instance: Some(instance.to_string()),
+            detail,
+        });
     }
 }
 

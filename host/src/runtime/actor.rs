@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 use wasmtime::Store;
 
-use super::bindings::{ConnectorPlugin, guest, types};
 use super::convert;
+use super::wit::{self, WriteAccepted, guest, types};
 use super::grants::Grants;
 use super::instance::{Identity, InstanceState, Services};
 use super::plugin::LoadedPlugin;
@@ -32,6 +32,9 @@ use crate::telemetry::ConnectorLabels;
 
 /// Most endpoints handed to one `watch` or `unwatch` call.
 const WATCH_PAGE: usize = 256;
+/// Most queued events handed to one `handle-events` call, for plugins that
+/// take batches.
+const EVENT_BATCH: usize = 64;
 
 /// What a run needs besides the plugin: validated configuration, grants
 /// (manifest plus configured addresses) and TLS trust.
@@ -65,10 +68,10 @@ pub enum Control {
     Configure(RunSpec, oneshot::Sender<Result<(), String>>),
     Watch(Vec<String>),
     Unwatch(Vec<String>),
-    SetPresence {
-        endpoint: String,
-        write: types::PresenceWrite,
-        reply: oneshot::Sender<Result<(), CallError>>,
+    /// Start a write-back; the reply says whether the plugin took it.
+    Write {
+        request: types::WriteRequest,
+        reply: oneshot::Sender<Result<WriteAccepted, CallError>>,
     },
     /// Move to another build of the plugin (hot reload).
     Reload(Arc<LoadedPlugin>, RunSpec, oneshot::Sender<()>),
@@ -84,9 +87,10 @@ pub struct ActorHandle {
     pub status: Arc<StatusCell>,
 }
 
+/// A run: the instance's store and the plugin's exports in it.
 struct Guest {
     store: Store<InstanceState>,
-    bindings: ConnectorPlugin,
+    exports: wit::Guest,
 }
 
 struct Actor {
@@ -106,6 +110,7 @@ struct Actor {
     guest: Option<Guest>,
     crashes: VecDeque<Instant>,
     restart_at: Option<tokio::time::Instant>,
+    hooks_base_url: Option<String>,
 }
 
 /// Everything needed to spawn an actor.
@@ -118,6 +123,8 @@ pub struct ActorInit {
     pub wasm: Arc<WasmHost>,
     pub services: Services,
     pub policy: Limits,
+    /// The public base URL of webhooks (`https://hub.example.com/hooks`).
+    pub hooks_base_url: Option<String>,
 }
 
 /// Start an actor task for an instance.
@@ -149,6 +156,7 @@ pub fn spawn(init: ActorInit) -> ActorHandle {
         guest: None,
         crashes: VecDeque::new(),
         restart_at: None,
+        hooks_base_url: init.hooks_base_url,
     };
     let run = actor.run(control_rx).instrument(span);
     // Each instance runs on a thread of its own, with its own single-thread
@@ -263,12 +271,8 @@ impl Actor {
                     self.call_watch(gone, false).await;
                 }
             }
-            Control::SetPresence {
-                endpoint,
-                write,
-                reply,
-            } => {
-                let outcome = self.set_presence(endpoint, write).await;
+            Control::Write { request, reply } => {
+                let outcome = self.write(request).await;
                 let _ = reply.send(outcome);
             }
             Control::Reload(plugin, spec, reply) => {
@@ -336,6 +340,11 @@ impl Actor {
             grants: self.spec.grants.clone(),
             kv_enabled: self.plugin.manifest.grants.kv,
             kv_max_bytes: limits.kv_max_bytes,
+            webhook_base_url: self
+                .hooks_base_url
+                .as_ref()
+                .filter(|_| self.plugin.manifest.grants.webhooks)
+                .map(|base| format!("{}/{}", base.trim_end_matches('/'), self.instance)),
         };
         let state = InstanceState::new(
             id,
@@ -348,8 +357,8 @@ impl Actor {
         store.limiter(|s| &mut s.memory);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(WasmHost::deadline_ticks(limits.call_timeout_ms));
-        match self.plugin.pre.instantiate_async(&mut store).await {
-            Ok(bindings) => self.guest = Some(Guest { store, bindings }),
+        match self.plugin.pre.instantiate(&mut store).await {
+            Ok(exports) => self.guest = Some(Guest { store, exports }),
             Err(e) => {
                 let reason = explain("instantiate", &e, store.data(), limits.call_timeout_ms);
                 self.crashed(reason);
@@ -360,10 +369,7 @@ impl Actor {
         let entries = self.spec.entries.clone();
         let configured = self
             .invoke("configure", async |g: &mut Guest| {
-                g.bindings
-                    .presence_connector_connector()
-                    .call_configure(&mut g.store, &entries)
-                    .await
+                g.exports.configure(&mut g.store, &entries).await
             })
             .await;
         match configured {
@@ -392,9 +398,8 @@ impl Actor {
         if self.guest.is_some() {
             let _ = self
                 .invoke("shutdown", async |g: &mut Guest| {
-                    g.bindings
-                        .presence_connector_connector()
-                        .call_handle_event(&mut g.store, &guest::Event::Shutdown)
+                    g.exports
+                        .handle_events(&mut g.store, &[guest::Event::Shutdown])
                         .await
                 })
                 .await;
@@ -482,14 +487,7 @@ impl Actor {
             let outcome = self
                 .invoke(
                     if watch { "watch" } else { "unwatch" },
-                    async |g: &mut Guest| {
-                        let c = g.bindings.presence_connector_connector();
-                        if watch {
-                            c.call_watch(&mut g.store, page).await
-                        } else {
-                            c.call_unwatch(&mut g.store, page).await
-                        }
-                    },
+                    async |g: &mut Guest| g.exports.watch(&mut g.store, page, watch).await,
                 )
                 .await;
             match outcome {
@@ -524,24 +522,17 @@ impl Actor {
         self.status.error(msg);
     }
 
-    async fn set_presence(
-        &mut self,
-        endpoint: String,
-        write: types::PresenceWrite,
-    ) -> Result<(), CallError> {
+    async fn write(&mut self, request: types::WriteRequest) -> Result<WriteAccepted, CallError> {
         if self.guest.is_none() {
             return Err(CallError::NotRunning(self.status.get().run_state));
         }
         let outcome = self
-            .invoke("set-presence", async |g: &mut Guest| {
-                g.bindings
-                    .presence_connector_connector()
-                    .call_set_presence(&mut g.store, &endpoint, &write)
-                    .await
+            .invoke("write-presence", async |g: &mut Guest| {
+                g.exports.write_presence(&mut g.store, &request).await
             })
             .await;
         match outcome {
-            Some(Ok(())) => Ok(()),
+            Some(Ok(accepted)) => Ok(accepted),
             Some(Err(e)) => Err(CallError::Connector(convert::connector_error(&e))),
             None => Err(CallError::Crashed(
                 self.status
@@ -573,24 +564,52 @@ impl Actor {
         });
     }
 
+    /// Hand an event to the plugin, with whatever else has queued up behind
+    /// it when the plugin takes batches (in queue order, so each handle's
+    /// order is kept). A webhook met in the queue ends the batch and is
+    /// answered right after it.
     async fn io_event(&mut self, msg: IoMsg) {
-        // Events of an earlier run belong to sockets that no longer exist.
-        if msg.generation != self.generation {
-            return;
-        }
+        let batched = self.plugin.info.capabilities.batched_events;
+        let generation = self.generation;
         let Some(g) = self.guest.as_mut() else { return };
-        let event = to_wit(msg.event, &mut g.store.data_mut().io);
-        self.count_event();
-        let outcome = self
-            .invoke("handle-event", async |g: &mut Guest| {
-                g.bindings
-                    .presence_connector_connector()
-                    .call_handle_event(&mut g.store, &event)
-                    .await
-            })
-            .await;
-        if let Some(Err(e)) = outcome {
-            self.guest_error(&e);
+        let io = &mut g.store.data_mut().io;
+        let mut events = Vec::new();
+        // Events of an earlier run belong to sockets that no longer exist.
+        if msg.generation == generation {
+            events.push(to_wit(msg.event, io));
+        }
+        let mut webhook = None;
+        while batched && events.len() < EVENT_BATCH {
+            match self.work_rx.try_recv() {
+                Ok(Work::Io(m)) if m.generation == generation => events.push(to_wit(m.event, io)),
+                Ok(Work::Io(_)) => {}
+                Ok(Work::Webhook(call)) => {
+                    webhook = Some(call);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if !events.is_empty() {
+            for _ in &events {
+                self.count_event();
+            }
+            self.services
+                .metrics
+                .event_batches
+                .get_or_create(&self.labels())
+                .inc();
+            let outcome = self
+                .invoke("handle-events", async |g: &mut Guest| {
+                    g.exports.handle_events(&mut g.store, &events).await
+                })
+                .await;
+            if let Some(Err(e)) = outcome {
+                self.guest_error(&e);
+            }
+        }
+        if let Some(call) = webhook {
+            self.webhook(call).await;
         }
     }
 
@@ -607,10 +626,7 @@ impl Actor {
         let request = call.request;
         let outcome = self
             .invoke("handle-webhook", async |g: &mut Guest| {
-                g.bindings
-                    .presence_connector_connector()
-                    .call_handle_webhook(&mut g.store, &request)
-                    .await
+                g.exports.handle_webhook(&mut g.store, &request).await
             })
             .await;
         let response = outcome.unwrap_or_else(|| {
@@ -653,36 +669,43 @@ pub(super) fn to_wit(event: IoEvent, io: &mut IoContext) -> guest::Event {
             local,
             remote,
         } => guest::Event::StreamConnected(guest::StreamInfo {
-            stream,
+            socket: stream,
             local: addr(local),
             remote: addr(remote),
         }),
-        IoEvent::StreamData { stream, data } => {
-            guest::Event::StreamData(guest::StreamData { stream, data })
-        }
-        IoEvent::StreamClosed { stream, error } => {
+        IoEvent::StreamData { stream, data } => guest::Event::StreamData(guest::StreamData {
+            socket: stream,
+            data,
+        }),
+        IoEvent::StreamClosed { stream, close } => {
             io.finished(stream);
-            guest::Event::StreamClosed(guest::Closed {
-                handle: stream,
-                error,
+            guest::Event::StreamClosed(guest::StreamClosed {
+                socket: stream,
+                close: convert::close_info(close),
             })
         }
         IoEvent::HttpResponse { request, outcome } => {
             io.finished(request);
             guest::Event::HttpResponse(guest::HttpResult {
                 request,
-                outcome: outcome.map(|r| guest::Response {
-                    status: r.status,
-                    headers: r
-                        .headers
-                        .into_iter()
-                        .map(|(name, value)| types::Header { name, value })
-                        .collect(),
-                    body: r.body,
-                }),
+                outcome: outcome
+                    .map(|r| guest::Response {
+                        status: r.status,
+                        headers: convert::header_list(r.headers),
+                        body: r.body,
+                    })
+                    .map_err(convert::failure),
             })
         }
-        IoEvent::WsOpened { socket } => guest::Event::WebsocketOpened(socket),
+        IoEvent::WsOpened {
+            socket,
+            headers,
+            subprotocol,
+        } => guest::Event::WebsocketOpened(guest::WebsocketOpen {
+            socket,
+            headers: convert::header_list(headers),
+            subprotocol,
+        }),
         IoEvent::WsMessage { socket, payload } => {
             guest::Event::WebsocketMessage(guest::WsMessage {
                 socket,
@@ -692,11 +715,11 @@ pub(super) fn to_wit(event: IoEvent, io: &mut IoContext) -> guest::Event {
                 },
             })
         }
-        IoEvent::WsClosed { socket, error } => {
+        IoEvent::WsClosed { socket, close } => {
             io.finished(socket);
-            guest::Event::WebsocketClosed(guest::Closed {
-                handle: socket,
-                error,
+            guest::Event::WebsocketClosed(guest::WebsocketClosed {
+                socket,
+                close: convert::close_info(close),
             })
         }
         IoEvent::Timer { timer } => {

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::bindings::types as wit;
+use super::wit::ContractVersion;
+use super::wit::types as wit;
 use super::grants::{Grant, parse_url_authority, split_host_port};
 
 /// A plugin's self-description.
@@ -14,9 +15,55 @@ use super::grants::{Grant, parse_url_authority, split_host_port};
 pub struct PluginInfo {
     pub name: String,
     pub version: String,
-    pub api_version: String,
+    /// The contract version, read from the component's export name.
+    pub api_version: ContractVersion,
     pub description: String,
     pub config_fields: Vec<FieldSpec>,
+    /// The user attributes it can watch; the first is the default.
+    pub endpoint_kinds: Vec<EndpointKindSpec>,
+    pub capabilities: CapabilitiesSpec,
+}
+
+/// A user attribute a plugin can watch, and the channels it feeds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EndpointKindSpec {
+    pub attribute: String,
+    pub label: String,
+    pub feeds: Vec<ChannelName>,
+}
+
+/// A presence channel, as the API names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChannelName {
+    Rich,
+    Telephony,
+    Calendar,
+}
+
+/// What a plugin can do beyond reading.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CapabilitiesSpec {
+    pub writes: Vec<ChannelName>,
+    pub dnd_scopes: Vec<String>,
+    pub restore: bool,
+    pub expiry: bool,
+    pub webhooks: bool,
+    pub batched_events: bool,
+}
+
+fn channel_names(c: wit::Channels) -> Vec<ChannelName> {
+    let mut v = Vec::new();
+    if c.contains(wit::Channels::RICH) {
+        v.push(ChannelName::Rich);
+    }
+    if c.contains(wit::Channels::TELEPHONY) {
+        v.push(ChannelName::Telephony);
+    }
+    if c.contains(wit::Channels::CALENDAR) {
+        v.push(ChannelName::Calendar);
+    }
+    v
 }
 
 /// One configuration field.
@@ -43,13 +90,40 @@ pub enum FieldKind {
     Url,
 }
 
-impl From<wit::PluginInfo> for PluginInfo {
-    fn from(i: wit::PluginInfo) -> Self {
+impl PluginInfo {
+    /// A description in the newest contract's terms, from a component built
+    /// against `api_version`.
+    pub fn from_wit(i: wit::PluginInfo, api_version: ContractVersion) -> Self {
         Self {
             name: i.name,
             version: i.version,
-            api_version: i.api_version,
+            api_version,
             description: i.description,
+            endpoint_kinds: i
+                .endpoint_kinds
+                .into_iter()
+                .map(|k| EndpointKindSpec {
+                    attribute: k.attribute,
+                    label: k.label,
+                    feeds: channel_names(k.feeds),
+                })
+                .collect(),
+            capabilities: CapabilitiesSpec {
+                writes: channel_names(i.capabilities.writes),
+                dnd_scopes: i
+                    .capabilities
+                    .dnd_scopes
+                    .iter()
+                    .map(|s| match s {
+                        wit::DndScope::AllCalls => "all-calls".to_string(),
+                        wit::DndScope::QueueCalls => "queue-calls".to_string(),
+                    })
+                    .collect(),
+                restore: i.capabilities.restore,
+                expiry: i.capabilities.expiry,
+                webhooks: i.capabilities.webhooks,
+                batched_events: i.capabilities.batched_events,
+            },
             config_fields: i
                 .config_fields
                 .into_iter()
@@ -109,6 +183,21 @@ impl PluginInfo {
             }
             if let Some(d) = &f.default {
                 parse_text(f, d).map_err(|e| format!("default of {}: {}", f.name, e.message))?;
+            }
+        }
+        let mut kinds = std::collections::HashSet::new();
+        for k in &self.endpoint_kinds {
+            if !crate::engine::valid_attribute_name(&k.attribute) || !kinds.insert(&k.attribute) {
+                return Err(format!(
+                    "endpoint kind attribute {:?} is repeated or not 1-64 lowercase letters, digits and '-'",
+                    k.attribute
+                ));
+            }
+            if k.feeds.is_empty() {
+                return Err(format!(
+                    "endpoint kind {:?} feeds no channel",
+                    k.attribute
+                ));
             }
         }
         Ok(())

@@ -1,13 +1,23 @@
 //! Conversions between the WIT contract's types and the host's own.
 
-use super::bindings::types as wit;
+use super::wit::types as wit;
 use crate::engine as model;
+use crate::io;
 
 pub fn presence(u: wit::PresenceUpdate) -> model::PresenceReport {
     model::PresenceReport {
         endpoint: u.endpoint,
         observed_at_ms: u.observed_at,
-        sequence: u.sequence,
+        ordering: u.ordering.map(|o| model::ReportOrdering {
+            epoch: o.epoch,
+            sequence: o.sequence,
+        }),
+        origin: match u.origin {
+            wit::UpdateOrigin::Platform => model::UpdateOrigin::Platform,
+            wit::UpdateOrigin::HubWrite(write_id) => model::UpdateOrigin::HubWrite { write_id },
+            wit::UpdateOrigin::ConnectorRule(rule) => model::UpdateOrigin::ConnectorRule { rule },
+        },
+        calendar: u.calendar.map(calendar),
         telephony: u.telephony.map(|t| model::TelephonyPresence {
             line: line(t.line),
             do_not_disturb: t.do_not_disturb,
@@ -26,6 +36,35 @@ pub fn presence(u: wit::PresenceUpdate) -> model::PresenceReport {
             note: r.note,
         }),
         raw: u.raw.into_iter().map(|v| (v.name, v.value)).collect(),
+    }
+}
+
+fn calendar(c: wit::CalendarPresence) -> model::CalendarPresence {
+    model::CalendarPresence {
+        items: c
+            .items
+            .into_iter()
+            .map(|i| model::CalendarItem {
+                start_ms: i.start,
+                end_ms: i.end,
+                show_as: match i.show_as {
+                    wit::ShowAs::Free => model::ShowAs::Free,
+                    wit::ShowAs::Tentative => model::ShowAs::Tentative,
+                    wit::ShowAs::Busy => model::ShowAs::Busy,
+                    wit::ShowAs::OutOfOffice => model::ShowAs::OutOfOffice,
+                    wit::ShowAs::WorkingElsewhere => model::ShowAs::WorkingElsewhere,
+                    wit::ShowAs::Unknown => model::ShowAs::Unknown,
+                },
+                subject: i.subject,
+                location: i.location,
+                private: i.private,
+            })
+            .collect(),
+        out_of_office: c.out_of_office.map(|o| model::OutOfOffice {
+            message: o.message,
+            start_ms: o.start,
+            end_ms: o.end,
+        }),
     }
 }
 
@@ -141,27 +180,98 @@ pub enum PresenceWrite {
         activity: Option<model::Activity>,
         #[serde(default)]
         note: Option<String>,
+        /// `all-calls` or `queue-calls`, for do-not-disturb.
+        #[serde(default)]
+        dnd_scope: Option<DndScope>,
         #[serde(default)]
         expires_in_ms: Option<u64>,
     },
+    /// Put back what the person had before the hub's writes.
+    Restore,
+    /// The 0.1.0 name of `restore`, still accepted.
     Clear,
 }
 
-pub fn presence_write(w: PresenceWrite) -> wit::PresenceWrite {
+/// Which calls a do-not-disturb write holds back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DndScope {
+    AllCalls,
+    QueueCalls,
+}
+
+pub fn write_action(w: PresenceWrite) -> wit::WriteAction {
     match w {
         PresenceWrite::Set {
             availability,
             activity,
             note,
+            dnd_scope,
             expires_in_ms,
-        } => wit::PresenceWrite::Set(wit::PresenceIntent {
+        } => wit::WriteAction::Set(wit::PresenceIntent {
             availability: availability_to_wit(availability),
             activity: activity.map(activity_to_wit),
             note,
+            dnd_scope: dnd_scope.map(|d| match d {
+                DndScope::AllCalls => wit::DndScope::AllCalls,
+                DndScope::QueueCalls => wit::DndScope::QueueCalls,
+            }),
             expires_in_ms,
         }),
-        PresenceWrite::Clear => wit::PresenceWrite::Clear,
+        PresenceWrite::Restore | PresenceWrite::Clear => wit::WriteAction::Restore,
     }
+}
+
+/// A host I/O failure in the contract's terms.
+pub fn failure(f: io::Failure) -> wit::Failure {
+    match f {
+        io::Failure::Dns(m) => wit::Failure::Dns(m),
+        io::Failure::Refused => wit::Failure::Refused,
+        io::Failure::Timeout => wit::Failure::Timeout,
+        io::Failure::Reset => wit::Failure::Reset,
+        io::Failure::TlsCertificate(m) => wit::Failure::TlsCertificate(m),
+        io::Failure::Tls(m) => wit::Failure::Tls(m),
+        io::Failure::UpgradeRefused {
+            status,
+            headers,
+            body,
+        } => wit::Failure::UpgradeRefused(wit::RefusedUpgrade {
+            status,
+            headers: header_list(headers),
+            body,
+        }),
+        io::Failure::Protocol(m) => wit::Failure::Protocol(m),
+        io::Failure::Other(m) => wit::Failure::Other(m),
+    }
+}
+
+/// A failure in words, as 0.1.0 plugins received it.
+pub fn failure_text(f: &wit::Failure) -> String {
+    match f {
+        wit::Failure::Dns(m) => format!("dns: {m}"),
+        wit::Failure::Refused => "connection refused".into(),
+        wit::Failure::Timeout => "timed out".into(),
+        wit::Failure::Reset => "connection reset".into(),
+        wit::Failure::TlsCertificate(m) => format!("TLS certificate refused: {m}"),
+        wit::Failure::Tls(m) => format!("TLS: {m}"),
+        wit::Failure::UpgradeRefused(u) => format!("upgrade refused with HTTP {}", u.status),
+        wit::Failure::Protocol(m) => format!("protocol error: {m}"),
+        wit::Failure::Other(m) => m.clone(),
+    }
+}
+
+pub fn close_info(c: io::CloseInfo) -> wit::CloseInfo {
+    wit::CloseInfo {
+        code: c.code,
+        reason: c.reason,
+        failure: c.failure.map(failure),
+    }
+}
+
+pub fn header_list(h: Vec<(String, String)>) -> Vec<wit::Header> {
+    h.into_iter()
+        .map(|(name, value)| wit::Header { name, value })
+        .collect()
 }
 
 /// A connector's error in words for operators.

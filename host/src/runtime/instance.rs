@@ -8,13 +8,16 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::presence::connector::{http, kv, log, net, report, timers, websocket};
-use super::bindings::types::{self, HostError};
 use super::convert;
+use super::wit::since_v0_2_0::presence::connector::{
+    http, instance, kv, log, net, report, timers, websocket,
+};
+use super::wit::types::{self, HostError};
+use super::writes::{WriteRegistry, WriteState};
 use super::grants::{Grants, Scheme, UrlCheckError};
 use super::status::StatusCell;
 use crate::engine::Board;
-use crate::io::{HttpRequest, IoContext, IoError, WsOutgoing};
+use crate::io::{HandleKind, HttpRequest, IoContext, IoError, WsOptions, WsOutgoing};
 use crate::presence::ReportObserver;
 use crate::store::{Store, StoreError, now_ms};
 use crate::telemetry::{ConnectorLabels, Metrics};
@@ -34,6 +37,8 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// Told of every presence and endpoint report (the presence engine).
     pub observer: Arc<dyn ReportObserver>,
+    /// Write-backs and their outcomes.
+    pub writes: Arc<WriteRegistry>,
 }
 
 /// An observer that ignores everything (plugin description probes).
@@ -41,6 +46,7 @@ pub struct NoObserver;
 
 impl ReportObserver for NoObserver {
     fn observed(&self, _: &str, _: &str, _: String) {}
+    fn decision(&self, _: &str, _: Option<&str>, _: &str, _: String) {}
 }
 
 /// Who the guest is and what it may do.
@@ -50,6 +56,9 @@ pub struct Identity {
     pub grants: Grants,
     pub kv_enabled: bool,
     pub kv_max_bytes: u64,
+    /// `https://hub.example.com/hooks/{instance}`, where the hub knows its
+    /// public address.
+    pub webhook_base_url: Option<String>,
 }
 
 /// Caps linear memory; remembers a refusal so a crash can be explained, and
@@ -254,8 +263,8 @@ impl net::Host for InstanceState {
         Ok(self
             .io
             .udp_bind(&toward.host, toward.port)
-            .map(|(handle, local)| net::UdpSocket {
-                handle,
+            .map(|(socket, local)| net::UdpSocket {
+                socket,
                 local: sockaddr(local),
             })
             .map_err(io_err))
@@ -279,16 +288,19 @@ impl net::Host for InstanceState {
     fn stream_connect(
         &mut self,
         to: types::SocketAddress,
-        security: net::StreamSecurity,
+        options: net::StreamOptions,
     ) -> wasmtime::Result<Result<u32, HostError>> {
-        let tls = matches!(security, net::StreamSecurity::Tls);
+        let tls = matches!(options.security, net::StreamSecurity::Tls);
         let scheme = if tls { Scheme::Tls } else { Scheme::Tcp };
         if let Err(e) = self.check(scheme, &to.host, to.port) {
             return Ok(Err(e));
         }
+        let timeout = options
+            .connect_timeout_ms
+            .map(|ms| Duration::from_millis(ms.into()));
         Ok(self
             .io
-            .stream_connect(&to.host, to.port, tls)
+            .stream_connect(&to.host, to.port, tls, timeout)
             .map_err(io_err))
     }
 
@@ -300,8 +312,8 @@ impl net::Host for InstanceState {
         Ok(self.io.stream_send(stream, data).map_err(io_err))
     }
 
-    fn close(&mut self, handle: u32) -> wasmtime::Result<()> {
-        self.io.close(handle);
+    fn close(&mut self, socket: u32) -> wasmtime::Result<()> {
+        self.io.close(HandleKind::Socket, socket);
         Ok(())
     }
 }
@@ -326,13 +338,18 @@ impl http::Host for InstanceState {
         };
         Ok(self.io.http_send(req).map_err(io_err))
     }
+
+    fn cancel(&mut self, request: u32) -> wasmtime::Result<()> {
+        self.io.close(HandleKind::Request, request);
+        Ok(())
+    }
 }
 
 impl websocket::Host for InstanceState {
     fn connect(
         &mut self,
         url: String,
-        headers: Vec<types::Header>,
+        options: websocket::ConnectOptions,
     ) -> wasmtime::Result<Result<u32, HostError>> {
         if !url.starts_with("ws://") && !url.starts_with("wss://") {
             return Ok(Err(HostError::InvalidArgument(format!(
@@ -342,8 +359,19 @@ impl websocket::Host for InstanceState {
         if let Err(e) = self.check_url(&url) {
             return Ok(Err(e));
         }
-        let headers = headers.into_iter().map(|h| (h.name, h.value)).collect();
-        Ok(self.io.ws_connect(&url, headers).map_err(io_err))
+        let ms = |v: Option<u32>| v.map(|ms| Duration::from_millis(ms.into()));
+        let options = WsOptions {
+            headers: options
+                .headers
+                .into_iter()
+                .map(|h| (h.name, h.value))
+                .collect(),
+            subprotocols: options.subprotocols,
+            connect_timeout: ms(options.connect_timeout_ms),
+            ping_interval: ms(options.ping_interval_ms).filter(|d| !d.is_zero()),
+            pong_timeout: ms(options.pong_timeout_ms),
+        };
+        Ok(self.io.ws_connect(&url, options).map_err(io_err))
     }
 
     fn send_text(&mut self, socket: u32, text: String) -> wasmtime::Result<Result<(), HostError>> {
@@ -380,12 +408,32 @@ impl timers::Host for InstanceState {
     }
 
     fn cancel(&mut self, timer: u32) -> wasmtime::Result<()> {
-        self.io.close(timer);
+        self.io.close(HandleKind::Timer, timer);
         Ok(())
     }
 
     fn now(&mut self) -> wasmtime::Result<u64> {
         Ok(now_ms())
+    }
+}
+
+/// Most random bytes one call hands out.
+const MAX_RANDOM: u32 = 4096;
+
+impl instance::Host for InstanceState {
+    fn info(&mut self) -> wasmtime::Result<instance::InstanceInfo> {
+        Ok(instance::InstanceInfo {
+            id: self.id.instance.clone(),
+            webhook_base_url: self.id.webhook_base_url.clone(),
+            hub_version: env!("CARGO_PKG_VERSION").into(),
+        })
+    }
+
+    fn random_bytes(&mut self, len: u32) -> wasmtime::Result<Vec<u8>> {
+        use rand::RngCore;
+        let mut buf = vec![0u8; len.min(MAX_RANDOM) as usize];
+        rand::rng().fill_bytes(&mut buf);
+        Ok(buf)
     }
 }
 
@@ -450,6 +498,24 @@ impl report::Host for InstanceState {
     fn presence(&mut self, update: types::PresenceUpdate) -> wasmtime::Result<()> {
         self.reported();
         let report = convert::presence(update);
+        // An echo must name a write of this instance; anything else is the
+        // plugin's mistake, taken as the platform's own change.
+        let report = match report.origin {
+            crate::engine::UpdateOrigin::HubWrite { write_id }
+                if self
+                    .services
+                    .writes
+                    .get(write_id)
+                    .is_none_or(|w| w.instance != self.id.instance) =>
+            {
+                tracing::warn!(write_id, "presence update names a write this instance never had; taken as the platform's");
+                crate::engine::PresenceReport {
+                    origin: crate::engine::UpdateOrigin::Platform,
+                    ..report
+                }
+            }
+            _ => report,
+        };
         let endpoint = report.endpoint.clone();
         let detail = describe_report(&report);
         // Reports older than the last one (by source sequence) change nothing.
@@ -535,11 +601,59 @@ impl report::Host for InstanceState {
         );
         Ok(())
     }
+
+    fn write_outcome(&mut self, write: u64, outcome: types::WriteOutcome) -> wasmtime::Result<()> {
+        self.reported();
+        let Some(record) = self
+            .services
+            .writes
+            .outcome(&self.id.instance, write, outcome)
+        else {
+            tracing::warn!(write, "outcome for an unknown or already settled write ignored");
+            return Ok(());
+        };
+        if record.state.is_failure() {
+            tracing::warn!(write, "{}", record.summary());
+        } else {
+            tracing::info!(write, "{}", record.summary());
+        }
+        self.status.update(|s| {
+            if record.state.is_failure() {
+                s.writes_failed += 1;
+            } else if record.state != WriteState::Superseded {
+                s.writes_applied += 1;
+            }
+            s.last_write = Some(record.clone());
+        });
+        self.services.observer.decision(
+            &self.id.instance,
+            Some(&record.endpoint),
+            "write",
+            record.summary(),
+        );
+        Ok(())
+    }
 }
 
 /// A report in one line for the event log.
 fn describe_report(r: &crate::engine::PresenceReport) -> String {
     let mut parts = Vec::new();
+    match &r.origin {
+        crate::engine::UpdateOrigin::Platform => {}
+        crate::engine::UpdateOrigin::HubWrite { write_id } => {
+            parts.push(format!("echo of hub write {write_id}"))
+        }
+        crate::engine::UpdateOrigin::ConnectorRule { rule } => {
+            parts.push(format!("caused by the connector's rule {rule:?}"))
+        }
+    }
+    if let Some(c) = &r.calendar {
+        parts.push(format!(
+            "calendar {} items{}",
+            c.items.len(),
+            if c.out_of_office.is_some() { ", out of office" } else { "" }
+        ));
+    }
     if let Some(t) = &r.telephony {
         parts.push(format!(
             "telephony {:?}{}{}",

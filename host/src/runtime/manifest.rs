@@ -6,8 +6,7 @@ use serde::Deserialize;
 use super::grants::{Grant, GrantParseError};
 use crate::config::Limits;
 
-/// The contract version this hub implements.
-pub const HOST_API_VERSION: &str = "0.1.0";
+use super::wit::ContractVersion;
 
 /// A parsed, validated manifest.
 #[derive(Debug, Clone, Deserialize)]
@@ -88,16 +87,6 @@ fn field_err(field: &str, message: impl Into<String>) -> ManifestError {
     }
 }
 
-/// Whether a plugin built for `api` runs on this host: same major, and for
-/// 0.x the same minor (semver's caret rule).
-pub fn api_compatible(api: &semver::Version) -> bool {
-    let host = semver::Version::parse(HOST_API_VERSION).expect("valid host version");
-    semver::VersionReq::parse(&format!("^{}.{}", host.major, host.minor))
-        .expect("valid requirement")
-        .matches(api)
-        && api.minor <= host.minor
-}
-
 impl Manifest {
     /// Parse and validate.
     pub fn parse(text: &str) -> Result<Self, ManifestError> {
@@ -124,13 +113,13 @@ impl Manifest {
         }
         semver::Version::parse(&self.version)
             .map_err(|e| field_err("version", format!("not a semantic version: {e}")))?;
-        let api = semver::Version::parse(&self.api_version)
-            .map_err(|e| field_err("api-version", format!("not a semantic version: {e}")))?;
-        if !api_compatible(&api) {
+        if ContractVersion::parse(&self.api_version).is_none() {
             return Err(field_err(
                 "api-version",
                 format!(
-                    "plugin targets presence:connector@{api}; this hub implements @{HOST_API_VERSION}. Rebuild the plugin against wit/ of this hub"
+                    "plugin targets presence:connector@{}; this hub loads {}. Rebuild the plugin against one of them (wit/since_v*/ of this hub)",
+                    self.api_version,
+                    ContractVersion::supported_list()
                 ),
             ));
         }
@@ -235,7 +224,7 @@ memory-mib = 32
             (GOOD.replace("sip-simple", "Sip Simple"), "id"),
             (GOOD.replace("1.2.3", "one"), "version"),
             (
-                GOOD.replace("api-version = \"0.1.0\"", "api-version = \"0.2.0\""),
+                GOOD.replace("api-version = \"0.1.0\"", "api-version = \"0.9.0\""),
                 "api-version",
             ),
             (
@@ -266,12 +255,12 @@ memory-mib = 32
     }
 
     #[test]
-    fn api_compatibility() {
-        let v = |s| semver::Version::parse(s).unwrap();
-        assert!(api_compatible(&v("0.1.0")));
-        assert!(api_compatible(&v("0.1.7")));
-        assert!(!api_compatible(&v("0.2.0")));
-        assert!(!api_compatible(&v("0.0.9")));
-        assert!(!api_compatible(&v("1.0.0")));
+    fn api_versions_are_the_released_ones() {
+        for v in ["0.1.0", "0.2.0"] {
+            assert_eq!(ContractVersion::parse(v).map(|c| c.as_str()), Some(v));
+        }
+        for v in ["0.1.7", "0.3.0", "1.0.0", "0.2"] {
+            assert!(ContractVersion::parse(v).is_none(), "{v}");
+        }
     }
 }

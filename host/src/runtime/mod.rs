@@ -2,7 +2,6 @@
 //! supervised actor per connector instance.
 
 mod actor;
-mod bindings;
 pub mod config_schema;
 mod convert;
 pub mod grants;
@@ -12,6 +11,8 @@ mod plugin;
 pub mod probe;
 mod status;
 mod wasm;
+pub mod wit;
+pub mod writes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -22,10 +23,12 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 pub use actor::{CallError, WebhookCall};
-pub use bindings::guest::{WebhookRequest, WebhookResponse};
-pub use bindings::types::Header;
-pub use config_schema::{FieldSpec, PluginInfo};
+pub use config_schema::{CapabilitiesSpec, ChannelName, EndpointKindSpec, FieldSpec, PluginInfo};
 pub use convert::PresenceWrite;
+pub use wit::guest::{WebhookRequest, WebhookResponse};
+pub use wit::types::Header;
+pub use wit::{ContractVersion, WriteAccepted};
+pub use writes::{WriteRecord, WriteRegistry, WriteState};
 pub use instance::{NoObserver, Services};
 pub use plugin::{LoadError, PluginOrigin, sha256_hex};
 pub use status::{InstanceStatus, RunState};
@@ -191,6 +194,8 @@ type RegistryEntry = (String, Option<Arc<status::StatusCell>>, bool);
 
 /// The runtime.
 pub struct Runtime {
+    /// `{public_url}/hooks`, where the hub knows its public address.
+    hooks_base_url: Option<String>,
     wasm: Arc<WasmHost>,
     services: Services,
     limits: Limits,
@@ -222,9 +227,11 @@ impl Runtime {
         limits: Limits,
         plugins_dir: PathBuf,
         cache_dir: PathBuf,
+        hooks_base_url: Option<String>,
     ) -> anyhow::Result<Arc<Self>> {
         let wasm = WasmHost::new(cache_dir).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         Ok(Arc::new(Self {
+            hooks_base_url,
             wasm: Arc::new(wasm),
             services,
             limits,
@@ -410,6 +417,21 @@ impl Runtime {
     }
 
     /// Instances for the presence engine: id, plugin, running.
+    /// The endpoint kinds an instance's plugin declares (none when the
+    /// instance or its plugin is unknown).
+    pub fn endpoint_kinds(&self, instance: &str) -> Vec<EndpointKindSpec> {
+        let plugin = self
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(instance)
+            .map(|(plugin, _, _)| plugin.clone());
+        plugin
+            .and_then(|p| self.plugin_arc(&p))
+            .map(|p| p.info.endpoint_kinds.clone())
+            .unwrap_or_default()
+    }
+
     pub fn instance_list(&self) -> Vec<(String, String, bool)> {
         self.registry
             .read()
@@ -469,6 +491,7 @@ impl Runtime {
             wasm: self.wasm.clone(),
             services: self.services.clone(),
             policy: self.limits.clone(),
+            hooks_base_url: self.hooks_base_url.clone(),
         });
         if plugin.manifest.grants.webhooks {
             self.hooks
@@ -903,13 +926,15 @@ impl Runtime {
         Ok(())
     }
 
-    /// Ask a connector to write presence back to its platform.
+    /// Ask a connector to write presence back to its platform. The write
+    /// gets an id at once; the record says whether the plugin took it, and
+    /// its outcome arrives later (see [`Runtime::write`]).
     pub async fn set_presence(
         &self,
         id: &str,
         endpoint: &str,
         write: PresenceWrite,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<WriteRecord, RuntimeError> {
         let control = {
             let connectors = self.connectors.lock().await;
             let c = connectors.get(id).ok_or_else(|| not_found(id))?;
@@ -918,18 +943,65 @@ impl Runtime {
                 .map(|a| a.control.clone())
                 .ok_or_else(|| RuntimeError::Unavailable(c.problem.clone().unwrap_or_default()))?
         };
+        let action = convert::write_action(write);
+        let writes = &self.services.writes;
+        let write_id = writes.open(id, endpoint, &action);
         let (tx, rx) = oneshot::channel();
-        control
-            .send(Control::SetPresence {
-                endpoint: endpoint.to_owned(),
-                write: convert::presence_write(write),
-                reply: tx,
+        let request = wit::types::WriteRequest {
+            id: write_id,
+            endpoint: endpoint.to_owned(),
+            action,
+        };
+        let sent = control.send(Control::Write { request, reply: tx }).await;
+        let answer = match sent {
+            Ok(()) => rx.await.ok(),
+            Err(_) => None,
+        };
+        let settle = |state, detail: String| {
+            let record = writes.settle(id, write_id, state, Some(detail), None);
+            if let Some(r) = &record {
+                self.services
+                    .observer
+                    .decision(id, Some(endpoint), "write", r.summary());
+            }
+            record
+        };
+        match answer {
+            Some(Ok(WriteAccepted::OutcomeFollows)) => {}
+            Some(Ok(WriteAccepted::NoOutcome)) => {
+                settle(
+                    WriteState::Accepted,
+                    "accepted; the plugin is on contract 0.1.0, which reports no outcome".into(),
+                );
+            }
+            Some(Err(e)) => {
+                settle(WriteState::Refused, e.to_string());
+                return Err(e.into());
+            }
+            None => {
+                settle(WriteState::Refused, "the connector stopped".into());
+                return Err(RuntimeError::Unavailable("connector stopped".into()));
+            }
+        }
+        writes
+            .get(write_id)
+            .ok_or_else(|| RuntimeError::Unavailable("the write was forgotten".into()))
+    }
+
+    /// A write-back by id.
+    pub fn write(&self, write_id: u64) -> Result<WriteRecord, RuntimeError> {
+        self.services
+            .writes
+            .get(write_id)
+            .ok_or_else(|| RuntimeError::NotFound {
+                kind: "write",
+                id: write_id.to_string(),
             })
-            .await
-            .map_err(|_| RuntimeError::Unavailable("connector stopped".into()))?;
-        rx.await
-            .map_err(|_| RuntimeError::Unavailable("connector stopped".into()))??;
-        Ok(())
+    }
+
+    /// An instance's recent write-backs, newest first.
+    pub fn writes_of(&self, instance: &str, limit: usize) -> Vec<WriteRecord> {
+        self.services.writes.of_instance(instance, limit)
     }
 
     /// Hand an inbound webhook to its instance and wait for the answer.

@@ -10,13 +10,13 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use wasmtime::Store;
 
-use super::bindings::ConnectorPluginPre;
 use super::config_schema::PluginInfo;
 use super::grants::Grants;
 use super::instance::{Identity, InstanceState, Services};
-use super::manifest::{EffectiveLimits, HOST_API_VERSION, Manifest, ManifestError, api_compatible};
+use super::manifest::{EffectiveLimits, Manifest, ManifestError};
 use super::status::StatusCell;
 use super::wasm::{CompileSource, WasmHost};
+use super::wit::{ContractVersion, GuestPre, VersionError};
 use crate::io::{EventSink, IoContext};
 use crate::telemetry::ConnectorLabels;
 
@@ -41,7 +41,7 @@ pub struct LoadedPlugin {
     pub loaded_at_ms: u64,
     pub load_ms: f64,
     pub compile_source: CompileSource,
-    pub pre: ConnectorPluginPre<InstanceState>,
+    pub pre: GuestPre,
 }
 
 /// Why a plugin was refused.
@@ -62,10 +62,10 @@ pub enum LoadError {
     MissingChecksum,
     #[error("not a valid WebAssembly component: {0}")]
     Compile(String),
-    #[error(
-        "the component does not fit presence:connector@{HOST_API_VERSION} (built against another contract version?): {0}"
-    )]
-    Link(String),
+    #[error("the component does not fit presence:connector@{0}: {1}")]
+    Link(ContractVersion, String),
+    #[error(transparent)]
+    Version(#[from] VersionError),
     #[error("the plugin's describe call failed: {0}")]
     Describe(String),
     #[error("the plugin describes itself as {field} {found:?} but the manifest says {expected:?}")]
@@ -74,10 +74,6 @@ pub enum LoadError {
         found: String,
         expected: String,
     },
-    #[error(
-        "the plugin was built against presence:connector@{0}; this hub implements @{HOST_API_VERSION}. Rebuild it against this hub's wit/"
-    )]
-    ApiVersion(String),
     #[error("the plugin's configuration fields are invalid: {0}")]
     BadDescription(String),
 }
@@ -89,7 +85,7 @@ impl LoadError {
             LoadError::Manifest(m) => m.field().map(|_| "manifest").unwrap_or("manifest"),
             LoadError::Checksum { .. } | LoadError::MissingChecksum => "manifest.sha256",
             LoadError::Mismatch { field, .. } => field,
-            LoadError::ApiVersion(_) => "manifest.api-version",
+            LoadError::Version(_) => "component",
             _ => "component",
         }
     }
@@ -126,25 +122,23 @@ pub async fn load(
     let (component_c, compile_source) = wasm
         .compile(component, &actual)
         .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-    let pre = wasm
-        .linker
-        .instantiate_pre(&component_c)
-        .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-    let pre = ConnectorPluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
-    let limits = manifest.effective_limits(hub_limits);
-    let info = describe(wasm, services, &manifest, &limits, &pre).await?;
-    let api = semver::Version::parse(&info.api_version)
-        .map_err(|_| LoadError::ApiVersion(info.api_version.clone()))?;
-    if !api_compatible(&api) {
-        return Err(LoadError::ApiVersion(info.api_version.clone()));
-    }
-    if info.api_version != manifest.api_version {
+    // The contract version is read from the component itself, before
+    // anything runs; the manifest must agree with it.
+    let version = ContractVersion::of_component(&component_c)?;
+    if version.as_str() != manifest.api_version {
         return Err(LoadError::Mismatch {
             field: "api-version",
-            found: info.api_version.clone(),
+            found: version.as_str().to_owned(),
             expected: manifest.api_version.clone(),
         });
     }
+    let pre = wasm
+        .linker
+        .instantiate_pre(&component_c)
+        .map_err(|e| LoadError::Link(version, format!("{e:#}")))?;
+    let pre = GuestPre::new(version, pre).map_err(|e| LoadError::Link(version, format!("{e:#}")))?;
+    let limits = manifest.effective_limits(hub_limits);
+    let info = describe(wasm, services, &manifest, &limits, &pre).await?;
     if info.version != manifest.version {
         return Err(LoadError::Mismatch {
             field: "version",
@@ -174,7 +168,7 @@ async fn describe(
     services: &Services,
     manifest: &Manifest,
     limits: &EffectiveLimits,
-    pre: &ConnectorPluginPre<InstanceState>,
+    pre: &GuestPre,
 ) -> Result<PluginInfo, LoadError> {
     let (tx, _rx) = mpsc::channel(1);
     let sink = EventSink::new(tx, 0, Default::default());
@@ -190,6 +184,7 @@ async fn describe(
         grants: Grants::default(),
         kv_enabled: false,
         kv_max_bytes: 0,
+        webhook_base_url: None,
     };
     let probe_services = Services {
         board: Arc::default(),
@@ -207,17 +202,16 @@ async fn describe(
     store.limiter(|s| &mut s.memory);
     store.epoch_deadline_trap();
     store.set_epoch_deadline(WasmHost::deadline_ticks(limits.call_timeout_ms));
-    let bindings = pre
-        .instantiate_async(&mut store)
+    let guest = pre
+        .instantiate(&mut store)
         .await
         .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
     store.set_epoch_deadline(WasmHost::deadline_ticks(limits.call_timeout_ms));
-    let info = bindings
-        .presence_connector_connector()
-        .call_describe(&mut store)
+    let info = guest
+        .describe(&mut store)
         .await
         .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
-    Ok(info.into())
+    Ok(PluginInfo::from_wit(info, guest.version()))
 }
 
 /// Read `plugin.toml` and its component from a plugin folder.

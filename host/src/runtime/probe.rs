@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use wasmtime::Store;
 
 use super::actor::to_wit;
-use super::bindings::{ConnectorPlugin, guest, types};
+use super::wit::{self, guest, types};
 use super::instance::{Identity, InstanceState, Services};
 use super::plugin::{self, LoadedPlugin, PluginOrigin};
 use super::status::StatusCell;
@@ -58,7 +58,7 @@ pub struct Probe {
     /// The engine (its epoch ticker runs while this lives).
     _wasm: WasmHost,
     store: Store<InstanceState>,
-    bindings: ConnectorPlugin,
+    bindings: wit::Guest,
     events: mpsc::Receiver<Work>,
     timeout_ms: u32,
 }
@@ -118,6 +118,7 @@ impl Probe {
             grants: spec.grants.clone(),
             kv_enabled: p.manifest.grants.kv,
             kv_max_bytes: p.limits.kv_max_bytes,
+            webhook_base_url: None,
         };
         let state = InstanceState::new(
             id,
@@ -132,7 +133,7 @@ impl Probe {
         store.set_epoch_deadline(WasmHost::deadline_ticks(p.limits.call_timeout_ms));
         let bindings = p
             .pre
-            .instantiate_async(&mut store)
+            .instantiate(&mut store)
             .await
             .map_err(|e| anyhow!("instantiate: {e:#}"))?;
         let instantiate = t.elapsed();
@@ -147,8 +148,7 @@ impl Probe {
         probe.deadline();
         let r = probe
             .bindings
-            .presence_connector_connector()
-            .call_configure(&mut probe.store, &spec.entries)
+            .configure(&mut probe.store, &spec.entries)
             .await?;
         r.map_err(|e| anyhow!("configure: {}", convert::connector_error(&e)))?;
         let configure = t.elapsed();
@@ -172,8 +172,7 @@ impl Probe {
     pub async fn watch(&mut self, endpoints: &[String]) -> anyhow::Result<()> {
         self.deadline();
         self.bindings
-            .presence_connector_connector()
-            .call_watch(&mut self.store, endpoints)
+            .watch(&mut self.store, endpoints, true)
             .await?
             .map_err(|e| anyhow!("watch: {}", convert::connector_error(&e)))
     }
@@ -220,10 +219,9 @@ impl Probe {
     async fn call(&mut self, event: &guest::Event) -> anyhow::Result<()> {
         self.deadline();
         self.bindings
-            .presence_connector_connector()
-            .call_handle_event(&mut self.store, event)
+            .handle_events(&mut self.store, std::slice::from_ref(event))
             .await?
-            .map_err(|e| anyhow!("handle-event: {}", convert::connector_error(&e)))
+            .map_err(|e| anyhow!("handle-events: {}", convert::connector_error(&e)))
     }
 
     /// Bytes of linear memory the instance has now.

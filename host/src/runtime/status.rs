@@ -41,6 +41,12 @@ pub struct InstanceStatus {
     pub login_step: Option<LoginStep>,
     pub plugin_version: String,
     pub events_dropped: u64,
+    /// Write-backs that landed (applied, restored, left as the user set).
+    pub writes_applied: u64,
+    /// Write-backs that failed, were refused or are unsupported.
+    pub writes_failed: u64,
+    /// The last write-back whose outcome came.
+    pub last_write: Option<super::writes::WriteRecord>,
 }
 
 /// The shared, lock-protected status.
@@ -59,6 +65,9 @@ impl StatusCell {
             login_step: None,
             plugin_version: plugin_version.into(),
             events_dropped: 0,
+            writes_applied: 0,
+            writes_failed: 0,
+            last_write: None,
         }))
     }
 

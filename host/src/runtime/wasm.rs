@@ -7,10 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
-use super::bindings::ConnectorPlugin;
 use super::instance::InstanceState;
 
 /// How often the epoch advances; CPU deadlines are counted in these ticks.
@@ -52,7 +51,7 @@ impl WasmHost {
         let engine = Engine::new(&cfg)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        ConnectorPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        super::wit::add_to_linker(&mut linker)?;
         std::fs::create_dir_all(&cache_dir)?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let (e, stop) = (engine.clone(), ticker_stop.clone());

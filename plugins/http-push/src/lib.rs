@@ -15,8 +15,9 @@ mod signature;
 use std::cell::RefCell;
 
 use presence_connector_sdk::{
-    self as sdk, API_VERSION, Config, ConfigEntry, ConnectorError, ConnectorStatus, EndpointId,
-    Event, Guest, PluginInfo, PresenceWrite, WebhookRequest, WebhookResponse, report, timers,
+    self as sdk, Capabilities, Channels, Config, ConfigEntry, ConnectorError, ConnectorStatus,
+    EndpointId, EndpointKind, Event, Guest, PluginInfo, WebhookRequest, WebhookResponse,
+    WriteRequest, report, timers,
 };
 
 use receiver::{Receiver, Report};
@@ -35,9 +36,17 @@ impl Guest for HttpPush {
         PluginInfo {
             name: "http-push".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            api_version: API_VERSION.into(),
             description: "Presence pushed by any system over an HMAC-signed webhook".into(),
             config_fields: settings::config_fields(),
+            endpoint_kinds: endpoint_kinds(),
+            capabilities: Capabilities {
+                writes: Channels::empty(),
+                dnd_scopes: Vec::new(),
+                restore: false,
+                expiry: false,
+                webhooks: true,
+                batched_events: false,
+            },
         }
     }
 
@@ -62,7 +71,7 @@ impl Guest for HttpPush {
         }
     }
 
-    fn handle_event(_event: Event) -> Result<(), ConnectorError> {
+    fn handle_events(_events: Vec<Event>) -> Result<(), ConnectorError> {
         // Nothing is ever opened, so no event concerns this connector.
         Ok(())
     }
@@ -88,11 +97,34 @@ impl Guest for HttpPush {
         Ok(())
     }
 
-    fn set_presence(_endpoint: EndpointId, _write: PresenceWrite) -> Result<(), ConnectorError> {
+    fn write_presence(_request: WriteRequest) -> Result<(), ConnectorError> {
+        // Refusing the call means no write outcome follows, as the contract
+        // asks of a refused write.
         Err(ConnectorError::Unsupported(
             "http-push receives presence only; it cannot write back".into(),
         ))
     }
+}
+
+/// The user attributes a sender may key its pushes by. The sender picks the
+/// endpoint id, so the connector cannot tell one kind from another: both
+/// kinds feed whatever channel a push carries. Extension comes first (the
+/// default) because the typical sender is a CTI/TAPI bridge or PBX script
+/// that knows lines by extension number.
+fn endpoint_kinds() -> Vec<EndpointKind> {
+    let pushed = Channels::TELEPHONY | Channels::RICH;
+    vec![
+        EndpointKind {
+            attribute: "extension".into(),
+            label: "Extension number".into(),
+            feeds: pushed,
+        },
+        EndpointKind {
+            attribute: "username".into(),
+            label: "Username".into(),
+            feeds: pushed,
+        },
+    ]
 }
 
 /// Carries out the receiver's reports through the `report` import.
@@ -110,3 +142,24 @@ fn send(reports: Vec<Report>) {
 }
 
 sdk::export!(HttpPush);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_two_kinds_and_no_writes() {
+        let info = HttpPush::describe();
+        let kinds: Vec<_> = info
+            .endpoint_kinds
+            .iter()
+            .map(|kind| (kind.attribute.as_str(), kind.feeds))
+            .collect();
+        let both = Channels::TELEPHONY | Channels::RICH;
+        assert_eq!(kinds, [("extension", both), ("username", both)]);
+        let capabilities = info.capabilities;
+        assert!(capabilities.webhooks);
+        assert!(capabilities.writes.is_empty());
+        assert!(!capabilities.restore && !capabilities.expiry);
+    }
+}

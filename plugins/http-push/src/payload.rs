@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use presence_connector_sdk::{
-    Activity, Availability, ForwardTarget, LineState, PresenceUpdate, RichPresence,
-    TelephonyPresence, TelephonySource, VendorValue,
+    Activity, Availability, ForwardTarget, LineState, Ordering, PresenceUpdate, RichPresence,
+    TelephonyPresence, TelephonySource, UpdateOrigin, VendorValue,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -22,6 +22,12 @@ pub const MAX_UPDATES: usize = 1000;
 pub const MAX_ENDPOINT_CHARS: usize = 256;
 /// Longest note, in characters.
 pub const MAX_NOTE_CHARS: usize = 1024;
+
+/// The ordering epoch of every pushed `sequence`. The payload has no epoch,
+/// so a sender's sequence numbers form one order per endpoint for good, as
+/// they did under contract 0.1.0 (whose sequences the host places in this
+/// same empty epoch).
+const SEQUENCE_EPOCH: &str = "";
 
 /// Why a body was refused (400).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,9 +225,16 @@ impl UpdateIn {
         Ok(PresenceUpdate {
             endpoint: self.endpoint,
             observed_at: self.observed_at,
-            sequence: self.sequence,
+            ordering: self.sequence.map(|sequence| Ordering {
+                epoch: SEQUENCE_EPOCH.into(),
+                sequence,
+            }),
+            // A sender pushes what its platform observed; the hub never
+            // writes through this connector, so nothing is an echo.
+            origin: UpdateOrigin::Platform,
             telephony,
             rich,
+            calendar: None,
             raw: self
                 .raw
                 .unwrap_or_default()
@@ -366,7 +379,11 @@ mod tests {
             vec![PresenceUpdate {
                 endpoint: "1001".into(),
                 observed_at: Some(1_700_000_000_123),
-                sequence: Some(42),
+                ordering: Some(Ordering {
+                    epoch: String::new(),
+                    sequence: 42,
+                }),
+                origin: UpdateOrigin::Platform,
                 telephony: Some(TelephonyPresence {
                     line: LineState::InCall,
                     do_not_disturb: true,
@@ -378,6 +395,7 @@ mod tests {
                     activity: Some(Activity::InAMeeting),
                     note: Some("back at 3".into()),
                 }),
+                calendar: None,
                 raw: vec![
                     VendorValue {
                         name: "a".into(),

@@ -13,22 +13,24 @@ mod auth;
 mod subs;
 #[cfg(test)]
 mod tests;
+mod writes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use presence_connector_sdk::{
-    ConnectorError, ConnectorStatus, EndpointState, LoginStep, PresenceUpdate, PresenceWrite,
-    VendorValue,
+    ConnectorStatus, EndpointState, LoginStep, PresenceUpdate, UpdateOrigin, VendorValue,
+    WriteFailure, WriteId, WriteOutcome,
 };
 use serde_json::json;
 
-use crate::mapping::{self, Pair};
-use crate::settings::{Settings, WriteMode};
+use crate::mapping;
+use crate::settings::Settings;
 use crate::wire::{self, Collection, Presence, User};
 
 pub use auth::Slot;
 use auth::{Grant, Login, TokenSlot};
 use subs::{Sub, SubPhase};
+use writes::{Echo, Pending, Standing};
 
 /// Identifies a request the core asked for.
 pub type ReqId = u64;
@@ -43,6 +45,9 @@ pub mod keys {
     pub const SUBS: &str = "subs";
     /// The UPN -> object id cache, one JSON object.
     pub const USERS: &str = "users";
+    /// The hub's writes that stand on Graph, so a restore after a restart
+    /// still clears them.
+    pub const WRITES: &str = "writes";
 }
 
 /// Presence reads per 30 s the connector allows itself. Graph allows 1,500
@@ -149,6 +154,8 @@ pub enum TimerKey {
     Reconcile,
     /// Renew a standing write-back before Graph lets it lapse.
     KeepAlive(String),
+    /// A hub write for this endpoint has waited too long to be sent.
+    WriteDeadline(String),
 }
 
 /// What the core wants done.
@@ -163,6 +170,7 @@ pub enum Action {
     EndpointState(String, EndpointState, Option<String>),
     Status(ConnectorStatus, Option<String>),
     LoginStep(Option<LoginStep>),
+    WriteOutcome(WriteId, WriteOutcome),
     Log(Level, String),
 }
 
@@ -173,22 +181,7 @@ pub struct Stored {
     pub app: Option<Vec<u8>>,
     pub subs: Option<Vec<u8>>,
     pub users: Option<Vec<u8>>,
-}
-
-/// A write-back as Graph gets it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum WriteOp {
-    SetSession {
-        pair: Pair,
-        duration_ms: u64,
-        keep: bool,
-    },
-    ClearSession,
-    SetPreferred {
-        pair: Pair,
-        duration_ms: Option<u64>,
-    },
-    ClearPreferred,
+    pub writes: Option<Vec<u8>>,
 }
 
 /// Why a request was sent.
@@ -202,7 +195,7 @@ enum Purpose {
     RenewSub(u64),
     Reauthorize(u64),
     DeleteSub(String),
-    Write(String, WriteOp),
+    Write(String, Pending),
 }
 
 /// Classes of Graph calls, for permission problems.
@@ -222,10 +215,10 @@ enum Outcome {
     NotFound(String),
     /// 429 or 503; the wait Graph asked for, if it did.
     Throttled(u16, Option<u64>),
-    /// Unreachable, or a server error worth retrying.
-    Transient(String),
+    /// Unreachable (no status), or a server error worth retrying.
+    Transient(Option<u16>, String),
     /// Another 4xx: retrying the same request will not help.
-    Rejected(String),
+    Rejected(u16, String),
 }
 
 /// Why Graph requests are held back.
@@ -252,10 +245,13 @@ struct IdInfo {
     missing: bool,
 }
 
+/// Random bytes from the host's cryptographic generator.
+pub type Entropy = Box<dyn FnMut(u32) -> Vec<u8>>;
+
 /// The engine.
 pub struct Core {
     s: Settings,
-    rng: u64,
+    entropy: Entropy,
     next_req: ReqId,
     out: Vec<Action>,
     inflight: HashMap<ReqId, Purpose>,
@@ -278,9 +274,14 @@ pub struct Core {
     /// Subscriptions refused: not before this time, and why.
     sub_block: Option<(u64, String)>,
     to_delete: Vec<String>,
-    writes: BTreeMap<String, WriteOp>,
+    /// Writes waiting to be sent, one per endpoint.
+    writes: BTreeMap<String, Pending>,
+    /// Endpoints with a write in flight.
     writing: BTreeSet<String>,
-    kept: BTreeMap<String, WriteOp>,
+    /// Endpoints whose state the hub's writes set on Graph.
+    standing: BTreeMap<String, Standing>,
+    /// Updates writes should cause, per endpoint.
+    echoes: BTreeMap<String, Echo>,
     gate: Option<Gate>,
     gate_until: u64,
     failures: u32,
@@ -296,13 +297,13 @@ fn norm_id(id: &str) -> String {
 
 impl Core {
     /// A core for `s`, resuming from what the key-value store held.
-    pub fn new(s: Settings, stored: Stored, now: u64, seed: u64) -> Core {
+    pub fn new(s: Settings, stored: Stored, now: u64, entropy: Entropy) -> Core {
         let fingerprint = s.fingerprint();
         let primary = TokenSlot::load(Slot::Primary, stored.primary.as_deref(), &fingerprint, &s);
         let app = (s.flow.delegated() && s.client_secret.is_some())
             .then(|| TokenSlot::load(Slot::App, stored.app.as_deref(), &fingerprint, &s));
         let mut core = Core {
-            rng: seed | 1,
+            entropy,
             next_req: 1,
             out: Vec::new(),
             inflight: HashMap::new(),
@@ -328,7 +329,8 @@ impl Core {
             to_delete: Vec::new(),
             writes: BTreeMap::new(),
             writing: BTreeSet::new(),
-            kept: BTreeMap::new(),
+            standing: BTreeMap::new(),
+            echoes: BTreeMap::new(),
             gate: None,
             gate_until: 0,
             failures: 0,
@@ -338,6 +340,7 @@ impl Core {
             s,
         };
         core.adopt_subs(stored.subs.as_deref(), now);
+        core.adopt_writes(stored.writes.as_deref(), now);
         core
     }
 
@@ -379,21 +382,13 @@ impl Core {
 
     // ---- small helpers ---------------------------------------------------
 
+    /// A fresh secret (clientState, OAuth state): 128 bits from the host's
+    /// cryptographic generator, as hex.
     fn random(&mut self) -> String {
-        // xorshift64*, mixed from a seed drawn from wasi:random: secrets
-        // (clientState, OAuth state) need unpredictability, which the seed
-        // gives, and no more than 128 bits.
-        let mut out = String::new();
-        for _ in 0..2 {
-            self.rng ^= self.rng >> 12;
-            self.rng ^= self.rng << 25;
-            self.rng ^= self.rng >> 27;
-            out.push_str(&format!(
-                "{:016x}",
-                self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
-            ));
-        }
-        out
+        (self.entropy)(16)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     fn log(&mut self, level: Level, msg: impl Into<String>) {
@@ -559,7 +554,7 @@ impl Core {
         if let Some(last) = info.last.clone() {
             // Another endpoint names the same user: it knows the state already.
             let seq = info.sequence.clone();
-            self.report(ep, id, &last, seq.as_deref());
+            self.report(ep, id, &last, seq.as_deref(), UpdateOrigin::Platform);
         } else {
             self.to_read.insert(id.to_string());
             self.schedule_read();
@@ -567,51 +562,12 @@ impl Core {
         self.schedule_reconcile();
     }
 
-    /// Write presence back (DND while on a PBX call, and its clearing).
-    pub fn set_presence(
-        &mut self,
-        endpoint: &str,
-        write: PresenceWrite,
-        now: u64,
-    ) -> Result<(), ConnectorError> {
-        let op = match (self.s.write_mode, write) {
-            (WriteMode::Session, PresenceWrite::Set(intent)) => WriteOp::SetSession {
-                pair: mapping::session_pair(&intent)
-                    .map_err(|e| ConnectorError::Unsupported(e.0))?,
-                duration_ms: intent
-                    .expires_in_ms
-                    .unwrap_or(self.s.write_expiration_ms)
-                    .clamp(5 * 60_000, 4 * 3_600_000),
-                keep: intent.expires_in_ms.is_none(),
-            },
-            (WriteMode::Session, PresenceWrite::Clear) => WriteOp::ClearSession,
-            (WriteMode::Preferred, PresenceWrite::Set(intent)) => WriteOp::SetPreferred {
-                pair: mapping::preferred_pair(&intent)
-                    .map_err(|e| ConnectorError::Unsupported(e.0))?,
-                duration_ms: intent.expires_in_ms.map(|ms| ms.max(5 * 60_000)),
-            },
-            (WriteMode::Preferred, PresenceWrite::Clear) => WriteOp::ClearPreferred,
-        };
-        if endpoint.trim().is_empty() {
-            return Err(ConnectorError::UnknownEndpoint(endpoint.to_string()));
-        }
-        if !matches!(op, WriteOp::SetSession { keep: true, .. }) {
-            self.kept.remove(endpoint);
-            self.cancel_timer(TimerKey::KeepAlive(endpoint.to_string()));
-        }
-        self.writes.insert(endpoint.to_string(), op);
-        if self.id_of(endpoint).is_none() && !self.resolving.contains(endpoint) {
-            self.to_resolve.insert(endpoint.to_string());
-        }
-        self.pump(now);
-        self.update_status(now);
-        Ok(())
-    }
-
-    /// The instance stops. Subscriptions are left to run out: a restarted
-    /// instance adopts them from the key-value store.
+    /// The instance stops (or makes way for a new configuration). Writes
+    /// not yet answered fail, retryable. Subscriptions are left to run out:
+    /// a restarted instance adopts them from the key-value store.
     pub fn shutdown(&mut self) {
         self.log(Level::Info, "stopping");
+        self.abandon_writes();
     }
 
     // ---- timers --------------------------------------------------------------
@@ -635,11 +591,8 @@ impl Core {
             TimerKey::ReadSoon => {}
             TimerKey::Renew(local) => self.renew_due(local, now),
             TimerKey::Reconcile => self.reconcile(now),
-            TimerKey::KeepAlive(ep) => {
-                if let Some(op) = self.kept.get(&ep).cloned() {
-                    self.writes.entry(ep).or_insert(op);
-                }
-            }
+            TimerKey::KeepAlive(ep) => self.keep_alive_due(ep),
+            TimerKey::WriteDeadline(ep) => self.write_overdue(ep, now),
         }
         self.pump(now);
         self.update_status(now);
@@ -699,6 +652,7 @@ impl Core {
 
     /// Send whatever may go now.
     fn pump(&mut self, now: u64) {
+        self.settle_idle_restores(now);
         self.ensure_token(Slot::Primary, now);
         if !self.writes.is_empty() && self.write_slot() == Slot::App {
             self.ensure_token(Slot::App, now);
@@ -780,56 +734,6 @@ impl Core {
         }
     }
 
-    fn pump_writes(&mut self, token: &str) {
-        let ready: Vec<(String, String)> = self
-            .writes
-            .keys()
-            .filter(|ep| !self.writing.contains(*ep))
-            .filter_map(|ep| self.id_of(ep).map(|id| (ep.clone(), id)))
-            .take(MAX_INFLIGHT.saturating_sub(self.writing.len()))
-            .collect();
-        for (ep, id) in ready {
-            let Some(op) = self.writes.remove(&ep) else {
-                continue;
-            };
-            let session = &self.s.client_id;
-            let (action, body) = match &op {
-                WriteOp::SetSession {
-                    pair, duration_ms, ..
-                } => (
-                    "setPresence",
-                    Some(json!({
-                        "sessionId": session,
-                        "availability": pair.availability,
-                        "activity": pair.activity,
-                        "expirationDuration": crate::time::iso_minutes(*duration_ms),
-                    })),
-                ),
-                WriteOp::ClearSession => ("clearPresence", Some(json!({ "sessionId": session }))),
-                WriteOp::SetPreferred { pair, duration_ms } => {
-                    let mut b = json!({
-                        "availability": pair.availability,
-                        "activity": pair.activity,
-                    });
-                    if let Some(ms) = duration_ms {
-                        b["expirationDuration"] = json!(crate::time::iso_minutes(*ms));
-                    }
-                    ("setUserPreferredPresence", Some(b))
-                }
-                // The action takes no parameters: no body at all.
-                WriteOp::ClearPreferred => ("clearUserPreferredPresence", None),
-            };
-            let req = self.graph_request(
-                "POST",
-                &format!("/users/{id}/presence/{action}"),
-                body,
-                token,
-            );
-            self.writing.insert(ep.clone());
-            self.send(Purpose::Write(ep, op), req);
-        }
-    }
-
     // ---- answers ---------------------------------------------------------------
 
     /// An HTTP answer (or transport failure) arrived.
@@ -852,11 +756,23 @@ impl Core {
                     }
                     Outcome::Throttled(status, wait) => {
                         self.throttled(status, wait, now);
-                        self.requeue(graph);
+                        let why = WriteFailure {
+                            message: format!("Graph is throttling (HTTP {status})"),
+                            retryable: true,
+                            retry_after_ms: wait,
+                            status: Some(status),
+                        };
+                        self.retry_or_fail(graph, why);
                     }
-                    Outcome::Transient(msg) => {
+                    Outcome::Transient(status, msg) => {
+                        let why = WriteFailure {
+                            message: format!("Graph did not take the write: {msg}"),
+                            retryable: true,
+                            retry_after_ms: None,
+                            status,
+                        };
                         self.unreachable(msg, now);
-                        self.requeue(graph);
+                        self.retry_or_fail(graph, why);
                     }
                     outcome => {
                         self.graph_answered(slot);
@@ -918,6 +834,15 @@ impl Core {
         self.close_gate(Gate::Unreachable(detail), wait, now);
     }
 
+    /// Graph throttled or could not be reached: a hub write fails with
+    /// `why`, any other work is done again after the back-off.
+    fn retry_or_fail(&mut self, purpose: Purpose, why: WriteFailure) {
+        match purpose {
+            Purpose::Write(ep, p) => self.write_not_taken(ep, p, why),
+            other => self.requeue(other),
+        }
+    }
+
     /// Put the work of a request that did not go through back into the wants.
     fn requeue(&mut self, purpose: Purpose) {
         match purpose {
@@ -936,11 +861,7 @@ impl Core {
             Purpose::RenewSub(local) => self.sub_phase(local, SubPhase::NeedRenew),
             Purpose::Reauthorize(local) => self.sub_phase(local, SubPhase::NeedReauth),
             Purpose::DeleteSub(gid) => self.to_delete.push(gid),
-            Purpose::Write(ep, op) => {
-                self.writing.remove(&ep);
-                // A newer write for the endpoint supersedes this one.
-                self.writes.entry(ep).or_insert(op);
-            }
+            Purpose::Write(ep, p) => self.requeue_write(ep, p),
             Purpose::Token(..) | Purpose::DeviceCode => {}
         }
     }
@@ -949,18 +870,18 @@ impl Core {
         match purpose {
             Purpose::Resolve(ep) => self.on_resolve(ep, outcome),
             Purpose::Read(ids) => {
-                self.on_read(ids, outcome);
+                self.on_read(ids, outcome, now);
                 self.flush_users();
             }
             Purpose::CreateSub(local) => self.on_sub_created(local, outcome, now),
             Purpose::RenewSub(local) => self.on_sub_renewed(local, outcome, now),
             Purpose::Reauthorize(local) => self.on_reauthorized(local, outcome),
             Purpose::DeleteSub(gid) => {
-                if let Outcome::Rejected(m) | Outcome::Forbidden(m) = outcome {
+                if let Outcome::Rejected(_, m) | Outcome::Forbidden(m) = outcome {
                     self.log(Level::Warn, format!("deleting subscription {gid}: {m}"));
                 }
             }
-            Purpose::Write(ep, op) => self.on_write(ep, op, outcome),
+            Purpose::Write(ep, p) => self.on_write(ep, p, outcome, now),
             Purpose::Token(..) | Purpose::DeviceCode => {}
         }
     }
@@ -978,7 +899,9 @@ impl Core {
         }
     }
 
-    fn forbid(&mut self, class: OpClass, what: &str, msg: &str) {
+    /// Record that Graph refused a class of calls; returns the text naming
+    /// the permission to grant.
+    fn forbid(&mut self, class: OpClass, what: &str, msg: &str) -> String {
         let text = format!(
             "Graph refused to {what} ({msg}): the app registration needs the permission {} with admin consent",
             self.permission(class)
@@ -986,7 +909,8 @@ impl Core {
         if self.forbidden.get(&class) != Some(&text) {
             self.log(Level::Warn, text.clone());
         }
-        self.forbidden.insert(class, text);
+        self.forbidden.insert(class, text.clone());
+        text
     }
 
     /// Store the UPN cache once a round of look-ups is over (or has grown a
@@ -1027,30 +951,43 @@ impl Core {
                     self.endpoint_state(&ep, EndpointState::Error, Some(e.to_string()));
                 }
             },
-            Outcome::NotFound(m) | Outcome::Rejected(m) => {
-                self.forbidden.remove(&OpClass::Users);
-                self.endpoint_state(
-                    &ep,
-                    EndpointState::NotFound,
-                    Some(format!("no such user in the tenant ({m})")),
-                );
-                if self.writes.remove(&ep).is_some() {
-                    self.log(
-                        Level::Warn,
-                        format!("write-back to {ep} dropped: no such user ({m})"),
-                    );
-                }
-            }
+            Outcome::NotFound(m) => self.no_such_user(&ep, 404, m),
+            Outcome::Rejected(status, m) => self.no_such_user(&ep, status, m),
             Outcome::Forbidden(m) => {
-                self.forbid(OpClass::Users, "look up users", &m);
+                let text = self.forbid(OpClass::Users, "look up users", &m);
                 self.endpoint_state(&ep, EndpointState::AccessDenied, Some(m));
+                self.fail_queued_write(
+                    &ep,
+                    WriteFailure {
+                        message: text,
+                        retryable: false,
+                        retry_after_ms: None,
+                        status: Some(403),
+                    },
+                );
             }
             // Handled before; kept for completeness of the match.
-            Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(_) => {}
+            Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(..) => {}
         }
     }
 
-    fn on_read(&mut self, ids: Vec<String>, outcome: Outcome) {
+    /// Graph knows no user by this name (or refuses the name).
+    fn no_such_user(&mut self, ep: &str, status: u16, m: String) {
+        self.forbidden.remove(&OpClass::Users);
+        let why = format!("no such user in the tenant ({m})");
+        self.endpoint_state(ep, EndpointState::NotFound, Some(why.clone()));
+        self.fail_queued_write(
+            ep,
+            WriteFailure {
+                message: why,
+                retryable: false,
+                retry_after_ms: None,
+                status: Some(status),
+            },
+        );
+    }
+
+    fn on_read(&mut self, ids: Vec<String>, outcome: Outcome, now: u64) {
         match outcome {
             Outcome::Ok(resp) => {
                 self.forbidden.remove(&OpClass::Read);
@@ -1065,7 +1002,7 @@ impl Core {
                 let mut seen = BTreeSet::new();
                 for p in list {
                     seen.insert(norm_id(&p.id));
-                    self.on_presence(p);
+                    self.on_presence(p, now);
                 }
                 for id in ids.iter().filter(|i| !seen.contains(*i)) {
                     let Some(info) = self.ids.get_mut(id) else {
@@ -1094,17 +1031,17 @@ impl Core {
                 self.ids_state(&ids, EndpointState::AccessDenied, &m);
                 self.read_failed.extend(ids);
             }
-            Outcome::NotFound(m) | Outcome::Rejected(m) => {
+            Outcome::NotFound(m) | Outcome::Rejected(_, m) => {
                 self.log(Level::Error, format!("presence read refused: {m}"));
                 self.ids_state(&ids, EndpointState::Error, &m);
                 self.read_failed.extend(ids);
             }
-            Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(_) => {}
+            Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(..) => {}
         }
     }
 
     /// One presence from a read.
-    fn on_presence(&mut self, p: Presence) {
+    fn on_presence(&mut self, p: Presence, now: u64) {
         let id = norm_id(&p.id);
         let Some(info) = self.ids.get_mut(&id) else {
             return;
@@ -1130,8 +1067,9 @@ impl Core {
         for ep in eps {
             let was_active =
                 self.endpoints.get(&ep).and_then(|e| e.state) == Some(EndpointState::Active);
+            let origin = self.echo_origin(&ep, &snapshot.0, &snapshot.1, now);
             if changed || !was_active {
-                self.report(&ep, &id, &snapshot, p.sequence_number.as_deref());
+                self.report(&ep, &id, &snapshot, p.sequence_number.as_deref(), origin);
             }
         }
     }
@@ -1142,6 +1080,7 @@ impl Core {
         id: &str,
         snap: &(String, String, bool, Option<String>),
         sequence: Option<&str>,
+        origin: UpdateOrigin,
     ) {
         let (availability, activity, oof, note) = snap;
         let mut raw = vec![
@@ -1173,46 +1112,18 @@ impl Core {
         self.out.push(Action::Presence(PresenceUpdate {
             endpoint: ep.to_string(),
             observed_at: None,
-            // Graph's stamp is a string; only an all-digit one is a number
-            // the hub can order by. The connector orders by the string.
-            sequence: sequence.and_then(|s| s.parse().ok()),
+            // Graph's sequenceNumber is an opaque, lexicographically sortable
+            // string, not a number the hub could compare: the connector
+            // drops reads that are older by it (on_presence), so updates
+            // reach the hub in order without an ordering of their own.
+            ordering: None,
+            origin,
             telephony: None,
             rich: Some(mapping::to_rich(availability, activity, *oof, note.clone())),
+            calendar: None,
             raw,
         }));
         self.endpoint_state(ep, EndpointState::Active, None);
-    }
-
-    fn on_write(&mut self, ep: String, op: WriteOp, outcome: Outcome) {
-        self.writing.remove(&ep);
-        match outcome {
-            Outcome::Ok(_) => {
-                self.forbidden.remove(&OpClass::Write);
-                self.log(Level::Info, format!("wrote {op:?} for {ep}"));
-                if let WriteOp::SetSession {
-                    duration_ms,
-                    keep: true,
-                    ..
-                } = &op
-                {
-                    // Renew ahead of expiry so the state stands until the hub
-                    // clears it; if the hub dies, Graph drops it on its own.
-                    let lead = (duration_ms / 5).max(60_000);
-                    let at = duration_ms.saturating_sub(lead).max(1_000);
-                    self.set_timer(TimerKey::KeepAlive(ep.clone()), at);
-                    self.kept.insert(ep, op);
-                } else if matches!(op, WriteOp::ClearSession | WriteOp::ClearPreferred) {
-                    self.kept.remove(&ep);
-                }
-            }
-            Outcome::Forbidden(m) => {
-                self.forbid(OpClass::Write, "write presence", &m);
-            }
-            Outcome::NotFound(m) | Outcome::Rejected(m) => {
-                self.log(Level::Error, format!("write-back to {ep} refused: {m}"));
-            }
-            Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(_) => {}
-        }
     }
 
     // ---- webhooks --------------------------------------------------------------
@@ -1322,7 +1233,7 @@ impl Core {
 fn classify(result: Result<Response, String>, now: u64) -> Outcome {
     let resp = match result {
         Ok(r) => r,
-        Err(e) => return Outcome::Transient(e),
+        Err(e) => return Outcome::Transient(None, e),
     };
     let text = || wire::graph_error_text(resp.status, &resp.body);
     match resp.status {
@@ -1334,7 +1245,7 @@ fn classify(result: Result<Response, String>, now: u64) -> Outcome {
             let wait = wire::retry_after_ms(&resp.headers, now);
             Outcome::Throttled(resp.status, wait)
         }
-        500..=599 => Outcome::Transient(text()),
-        _ => Outcome::Rejected(text()),
+        500..=599 => Outcome::Transient(Some(resp.status), text()),
+        _ => Outcome::Rejected(resp.status, text()),
     }
 }

@@ -407,14 +407,14 @@ impl Core {
                     now,
                 );
             }
-            Outcome::NotFound(m) | Outcome::Rejected(m) => {
+            Outcome::NotFound(m) | Outcome::Rejected(_, m) => {
                 self.sub_failed(
                     local,
                     format!("Graph did not create the presence subscription ({m}); check that the notification URL reaches this hub: polling meanwhile"),
                     now,
                 );
             }
-            Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(_) => {}
+            Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(..) => {}
         }
     }
 
@@ -438,7 +438,7 @@ impl Core {
                 let sub = serde_json::from_slice::<Subscription>(&resp.body).ok();
                 self.granted(local, sub, now);
             }
-            Outcome::NotFound(m) | Outcome::Forbidden(m) | Outcome::Rejected(m) => {
+            Outcome::NotFound(m) | Outcome::Forbidden(m) | Outcome::Rejected(_, m) => {
                 // Expired or removed on Graph's side: a new one is needed,
                 // and whatever changed meanwhile is read after it exists.
                 self.log(
@@ -447,7 +447,7 @@ impl Core {
                 );
                 self.recreate(local);
             }
-            Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(_) => {}
+            Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(..) => {}
         }
     }
 
@@ -468,22 +468,26 @@ impl Core {
                     self.schedule_read();
                 }
             }
-            Outcome::NotFound(m) | Outcome::Forbidden(m) | Outcome::Rejected(m) => {
+            Outcome::NotFound(m) | Outcome::Forbidden(m) | Outcome::Rejected(_, m) => {
                 self.log(
                     Level::Warn,
                     format!("reauthorization failed ({m}); creating a new subscription"),
                 );
                 self.recreate(local);
             }
-            Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(_) => {}
+            Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(..) => {}
         }
     }
 
+    /// Create a subscription again, under a new clientState: the old one
+    /// may have leaked with the subscription Graph removed.
     fn recreate(&mut self, local: u64) {
         self.cancel_timer(TimerKey::Renew(local));
+        let client_state = self.random();
         if let Some(s) = self.subs.iter_mut().find(|s| s.local == local) {
             s.graph_id = None;
             s.phase = SubPhase::NeedCreate;
+            s.client_state = client_state;
         }
         self.persist_subs();
     }

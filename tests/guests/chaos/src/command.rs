@@ -15,8 +15,8 @@ pub enum Command {
     Connect(SocketAddress),
     /// `tls:HOST:PORT`: open a TLS stream (certificate checked by the host).
     Tls(SocketAddress),
-    /// `ws:URL` (ws:// or wss://): open a WebSocket, send "hello", report
-    /// what comes back.
+    /// `ws:URL` (ws:// or wss://): open a WebSocket offering subprotocol
+    /// `chaos.v1` with pings, send "hello", report what comes back.
     WebSocket(String),
     /// `udp:HOST:PORT`: bind a UDP socket toward the address and send "ping".
     Udp(SocketAddress),
@@ -26,6 +26,10 @@ pub enum Command {
     KvSet { key: String, value: String },
     /// `kvget:KEY`: report a stored value.
     KvGet(String),
+    /// `info`: report what `instance::info` says.
+    Info,
+    /// `random`: report 16 bytes from `instance::random-bytes`, in hex.
+    Random,
     /// Anything else: report the endpoint available.
     Echo,
 }
@@ -38,6 +42,8 @@ impl Command {
             "loop" => Command::Loop,
             "bomb" => Command::Bomb,
             "panic" => Command::Panic,
+            "info" => Command::Info,
+            "random" => Command::Random,
             _ => match endpoint.split_once(':') {
                 Some(("connect", address)) => Command::Connect(socket_address(address)?),
                 Some(("udp", address)) => Command::Udp(socket_address(address)?),
@@ -116,6 +122,8 @@ mod tests {
                 },
             ),
             ("kvget:token", Command::KvGet("token".into())),
+            ("info", Command::Info),
+            ("random", Command::Random),
             ("tls:localhost:443", Command::Tls(address("localhost", 443))),
             ("ws:wss://h/x", Command::WebSocket("wss://h/x".into())),
             ("alice@example.com", Command::Echo),

@@ -1,7 +1,8 @@
-//! Host bindings generated from the one WIT source of truth in `wit/`.
+//! Bindings of `presence:connector@0.2.0`, the newest contract. The host
+//! works in these types; older versions convert to and from them.
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../wit/since_v0.2.0",
     world: "connector-plugin",
     // Host functions never block: I/O is started here and completes as events.
     // They may trap (a guest abusing a handle is a guest bug worth ending).
