@@ -64,10 +64,9 @@ pub use types::{
     ConfigEntry, ConfigField, ConfigValue, ConnectorError, ConnectorStatus, DirectoryEntry,
     DndScope, EndpointId, EndpointKind, EndpointState, Failure, FieldError, FieldKind,
     ForwardTarget, Header, HostError, LineState, LoginStep, Ordering, OutOfOffice, PluginInfo,
-    PresenceIntent, PresenceUpdate, RefusedUpgrade, RequestId, RichPresence, ShowAs,
-    SocketAddress, SocketId, TelephonyPresence, TelephonySource, TimerId, TimestampMs,
-    UpdateOrigin, VendorValue, WebsocketId, WriteAction, WriteFailure, WriteId, WriteOutcome,
-    WriteRequest,
+    PresenceIntent, PresenceUpdate, RefusedUpgrade, RequestId, RichPresence, ShowAs, SocketAddress,
+    SocketId, TelephonyPresence, TelephonySource, TimerId, TimestampMs, UpdateOrigin, VendorValue,
+    WebsocketId, WriteAction, WriteFailure, WriteId, WriteOutcome, WriteRequest,
 };
 
 /// The contract version these bindings implement: the version of the WIT

@@ -339,7 +339,7 @@ async fn bad_plugins_are_refused_and_the_hub_keeps_serving() {
     let plugins = hub.get("/api/v1/plugins").await;
     let errors = plugins["folder_errors"].to_string();
     assert!(
-        errors.contains("chaos-wrong-api") && errors.contains("0.2.0"),
+        errors.contains("chaos-wrong-api") && errors.contains("0.9.0"),
         "{errors}"
     );
     assert!(
@@ -353,7 +353,29 @@ async fn bad_plugins_are_refused_and_the_hub_keeps_serving() {
     let (s, v) = hub.upload(&wrong).await;
     assert_eq!(s, 422, "{v}");
     assert_eq!(v["field"], "manifest", "{v}");
-    assert!(v["error"].as_str().unwrap().contains("0.2.0"), "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(e.contains("0.9.0") && e.contains("0.1.0, 0.2.0"), "{v}");
+    // The version is read from the component, not from what the manifest
+    // (or the plugin) claims: the same component under a manifest that says
+    // 0.2.0 is refused too, naming the versions the hub loads.
+    let manifest = std::fs::read_to_string(wrong.join("plugin.toml"))
+        .unwrap()
+        .replace("api-version = \"0.9.0\"", "api-version = \"0.2.0\"");
+    let component_file = std::fs::read_dir(&wrong)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .unwrap();
+    let (s, v) = hub
+        .upload_raw(manifest, std::fs::read(component_file).unwrap())
+        .await;
+    assert_eq!(s, 422, "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.contains("presence:connector@0.9.0") && e.contains("0.1.0, 0.2.0"),
+        "{v}"
+    );
     let component = std::fs::read(dist("test-plugins/chaos").join("chaos.wasm")).unwrap();
     let (s, v) = hub.upload_raw("id = 5".into(), component.clone()).await;
     assert_eq!(s, 422, "{v}");

@@ -60,15 +60,37 @@ const BUILDS: &[Build] = &[
         api_version: None,
         dest: "test-plugins/chaos-next",
     },
-    // Built for another contract version: the hub must refuse it.
+    // Built against presence:connector@0.9.0, which no hub knows: the hub
+    // must refuse it. Its manifest says 0.9.0 too; the id is the one the
+    // host's tests have always loaded it by.
     Build {
-        package: "chaos-guest",
-        features: "wrong-api",
-        source: "tests/guests/chaos",
+        package: "unknown-version-guest",
+        features: "",
+        source: "tests/guests/unknown-version",
         id: "chaos-wrong-api",
         version: None,
-        api_version: Some("0.2.0"),
+        api_version: None,
         dest: "test-plugins/chaos-wrong-api",
+    },
+    // Built against the frozen contract 0.1.0, for compatibility tests.
+    Build {
+        package: "legacy-guest",
+        features: "",
+        source: "tests/guests/legacy-v0_1",
+        id: "legacy",
+        version: None,
+        api_version: None,
+        dest: "test-plugins/legacy",
+    },
+    // A third-party connector with an endpoint kind of its own.
+    Build {
+        package: "acme-guest",
+        features: "",
+        source: "tests/guests/acme",
+        id: "acme-presence",
+        version: None,
+        api_version: None,
+        dest: "test-plugins/acme",
     },
     Build {
         package: "teams-graph",

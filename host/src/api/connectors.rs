@@ -159,7 +159,11 @@ pub async fn write(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: u64 = id.parse().map_err(|_| {
-        ApiError::field(StatusCode::BAD_REQUEST, "id", "a write id is a whole number")
+        ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "id",
+            "a write id is a whole number",
+        )
     })?;
     Ok(Json(s.runtime.write(id)?))
 }

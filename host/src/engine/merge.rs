@@ -245,6 +245,11 @@ pub fn merge(
                     .collect();
                 let why = if rules.preferred_instance.as_deref() == Some(w.instance) {
                     "preferred presence server".to_string()
+                } else if live
+                    .iter()
+                    .all(|s| tech_rank(rules, s.technology) == tech_rank(rules, w.technology))
+                {
+                    "most recent report; no winning technology set between them".to_string()
                 } else {
                     format!("winning technology {}", w.technology)
                 };
@@ -449,6 +454,16 @@ mod tests {
             src("m365", "teams-graph", Some(&teams)),
         ];
         let mut rules = Rules::default();
+        // No order by default: no plugin is favoured for its name; the most
+        // recent report wins.
+        let m = merge(&s, &[], None, &rules, NOW);
+        assert_eq!(m.rich.source.as_deref(), Some("m365"));
+        assert!(
+            m.reasons[0].contains("most recent report"),
+            "{:?}",
+            m.reasons
+        );
+        rules.winning_technology = vec!["sip-simple".into(), "teams-graph".into()];
         let m = merge(&s, &[], None, &rules, NOW);
         assert_eq!(m.rich.state, ChannelState::Busy);
         assert_eq!(m.rich.source.as_deref(), Some("pbx"));

@@ -215,14 +215,33 @@ mod tests {
     #[test]
     fn sequences_compare_only_within_an_epoch() {
         let b = Board::default();
-        assert!(b.presence("i", in_epoch("sub-1", "a", Some(7), Some(Availability::Busy)), 1));
+        assert!(b.presence(
+            "i",
+            in_epoch("sub-1", "a", Some(7), Some(Availability::Busy)),
+            1
+        ));
         // A new subscription restarts its versions at 0: not stale.
-        assert!(b.presence("i", in_epoch("sub-2", "a", Some(0), Some(Availability::Available)), 2));
-        assert!(b.presence("i", in_epoch("sub-2", "a", Some(5), Some(Availability::Available)), 3));
+        assert!(b.presence(
+            "i",
+            in_epoch("sub-2", "a", Some(0), Some(Availability::Available)),
+            2
+        ));
+        assert!(b.presence(
+            "i",
+            in_epoch("sub-2", "a", Some(5), Some(Availability::Available)),
+            3
+        ));
         // Within the epoch an older version is stale.
-        assert!(!b.presence("i", in_epoch("sub-2", "a", Some(3), Some(Availability::Away)), 4));
+        assert!(!b.presence(
+            "i",
+            in_epoch("sub-2", "a", Some(3), Some(Availability::Away)),
+            4
+        ));
         let ep = &b.instance("i").endpoints["a"];
-        assert_eq!(ep.rich.as_ref().unwrap().availability, Availability::Available);
+        assert_eq!(
+            ep.rich.as_ref().unwrap().availability,
+            Availability::Available
+        );
     }
 
     #[test]
@@ -245,7 +264,13 @@ mod tests {
         };
         assert!(b.presence("i", r, 1));
         let cal = b.instance("i").endpoints["a"].calendar.clone().unwrap();
-        assert_eq!((cal.items[0].subject.as_deref(), cal.items[0].location.as_deref()), (None, None));
+        assert_eq!(
+            (
+                cal.items[0].subject.as_deref(),
+                cal.items[0].location.as_deref()
+            ),
+            (None, None)
+        );
         assert_eq!(cal.items[1].subject.as_deref(), Some("Board meeting"));
     }
 

@@ -177,7 +177,10 @@ impl User {
                 ));
             }
             if WELL_KNOWN_ATTRIBUTES.contains(&name.as_str()) {
-                return Err(err(&field, "a well-known attribute: set its own field instead"));
+                return Err(err(
+                    &field,
+                    "a well-known attribute: set its own field instead",
+                ));
             }
             if v.trim().is_empty() || v.len() > 512 {
                 return Err(err(&field, "1-512 characters"));

@@ -296,8 +296,7 @@ impl IoContext {
         let h = self.alloc()?;
         let tls = tls.then(|| self.tls.clone());
         let timeout = connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        let (tx, task) =
-            stream::connect(host.to_owned(), port, tls, timeout, h, self.sink.clone());
+        let (tx, task) = stream::connect(host.to_owned(), port, tls, timeout, h, self.sink.clone());
         self.resources.insert(h, Resource::Stream(tx, task));
         Ok(h)
     }

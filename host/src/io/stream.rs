@@ -74,11 +74,13 @@ async fn run(
         Some(cfg) => {
             let name = rustls::pki_types::ServerName::try_from(host.to_owned())
                 .map_err(|e| Failure::Tls(format!("invalid TLS server name {host}: {e}")))?;
-            let stream =
-                tokio::time::timeout_at(deadline, tokio_rustls::TlsConnector::from(cfg).connect(name, tcp))
-                    .await
-                    .map_err(|_| Failure::Timeout)?
-                    .map_err(|e| failure::io(&e))?;
+            let stream = tokio::time::timeout_at(
+                deadline,
+                tokio_rustls::TlsConnector::from(cfg).connect(name, tcp),
+            )
+            .await
+            .map_err(|_| Failure::Timeout)?
+            .map_err(|e| failure::io(&e))?;
             sink.send(IoEvent::StreamConnected {
                 stream: handle,
                 local,

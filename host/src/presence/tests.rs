@@ -50,7 +50,9 @@ fn report(p: &Presence, board: &Board, name: &str, availability: Availability, a
     let report = PresenceReport {
         endpoint: endpoint.clone(),
         observed_at_ms: None,
-        sequence: None,
+        ordering: None,
+        origin: crate::engine::UpdateOrigin::Platform,
+        calendar: None,
         telephony: None,
         rich: Some(rich),
         raw: vec![],

@@ -18,12 +18,12 @@ use tracing::Instrument;
 use wasmtime::Store;
 
 use super::convert;
-use super::wit::{self, WriteAccepted, guest, types};
 use super::grants::Grants;
 use super::instance::{Identity, InstanceState, Services};
 use super::plugin::LoadedPlugin;
 use super::status::{RunState, StatusCell};
 use super::wasm::WasmHost;
+use super::wit::{self, WriteAccepted, guest, types};
 use crate::config::Limits;
 use crate::engine::ConnectorStatus;
 use crate::io::{EventSink, IoContext, IoEvent, IoMsg, Work, WsPayload};

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::grants::{Grant, parse_url_authority, split_host_port};
 use super::wit::ContractVersion;
 use super::wit::types as wit;
-use super::grants::{Grant, parse_url_authority, split_host_port};
 
 /// A plugin's self-description.
 #[derive(Debug, Clone, Serialize)]
@@ -194,10 +194,7 @@ impl PluginInfo {
                 ));
             }
             if k.feeds.is_empty() {
-                return Err(format!(
-                    "endpoint kind {:?} feeds no channel",
-                    k.attribute
-                ));
+                return Err(format!("endpoint kind {:?} feeds no channel", k.attribute));
             }
         }
         Ok(())
@@ -383,8 +380,10 @@ mod tests {
         PluginInfo {
             name: "t".into(),
             version: "1.0.0".into(),
-            api_version: "0.1.0".into(),
+            api_version: ContractVersion::V0_2_0,
             description: String::new(),
+            endpoint_kinds: Vec::new(),
+            capabilities: CapabilitiesSpec::default(),
             config_fields: vec![
                 field(
                     "server",

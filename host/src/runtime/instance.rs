@@ -9,13 +9,13 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::convert;
+use super::grants::{Grants, Scheme, UrlCheckError};
+use super::status::StatusCell;
 use super::wit::since_v0_2_0::presence::connector::{
     http, instance, kv, log, net, report, timers, websocket,
 };
 use super::wit::types::{self, HostError};
 use super::writes::{WriteRegistry, WriteState};
-use super::grants::{Grants, Scheme, UrlCheckError};
-use super::status::StatusCell;
 use crate::engine::Board;
 use crate::io::{HandleKind, HttpRequest, IoContext, IoError, WsOptions, WsOutgoing};
 use crate::presence::ReportObserver;
@@ -508,7 +508,10 @@ impl report::Host for InstanceState {
                     .get(write_id)
                     .is_none_or(|w| w.instance != self.id.instance) =>
             {
-                tracing::warn!(write_id, "presence update names a write this instance never had; taken as the platform's");
+                tracing::warn!(
+                    write_id,
+                    "presence update names a write this instance never had; taken as the platform's"
+                );
                 crate::engine::PresenceReport {
                     origin: crate::engine::UpdateOrigin::Platform,
                     ..report
@@ -609,7 +612,10 @@ impl report::Host for InstanceState {
             .writes
             .outcome(&self.id.instance, write, outcome)
         else {
-            tracing::warn!(write, "outcome for an unknown or already settled write ignored");
+            tracing::warn!(
+                write,
+                "outcome for an unknown or already settled write ignored"
+            );
             return Ok(());
         };
         if record.state.is_failure() {
@@ -651,7 +657,11 @@ fn describe_report(r: &crate::engine::PresenceReport) -> String {
         parts.push(format!(
             "calendar {} items{}",
             c.items.len(),
-            if c.out_of_office.is_some() { ", out of office" } else { "" }
+            if c.out_of_office.is_some() {
+                ", out of office"
+            } else {
+                ""
+            }
         ));
     }
     if let Some(t) = &r.telephony {

@@ -25,14 +25,14 @@ use tokio::sync::oneshot;
 pub use actor::{CallError, WebhookCall};
 pub use config_schema::{CapabilitiesSpec, ChannelName, EndpointKindSpec, FieldSpec, PluginInfo};
 pub use convert::PresenceWrite;
-pub use wit::guest::{WebhookRequest, WebhookResponse};
-pub use wit::types::Header;
-pub use wit::{ContractVersion, WriteAccepted};
-pub use writes::{WriteRecord, WriteRegistry, WriteState};
 pub use instance::{NoObserver, Services};
 pub use plugin::{LoadError, PluginOrigin, sha256_hex};
 pub use status::{InstanceStatus, RunState};
 pub use wasm::CompileSource;
+pub use wit::guest::{WebhookRequest, WebhookResponse};
+pub use wit::types::Header;
+pub use wit::{ContractVersion, WriteAccepted};
+pub use writes::{WriteRecord, WriteRegistry, WriteState};
 
 use actor::{ActorHandle, ActorInit, Control, RunSpec};
 use grants::Grants;

@@ -136,7 +136,8 @@ pub async fn load(
         .linker
         .instantiate_pre(&component_c)
         .map_err(|e| LoadError::Link(version, format!("{e:#}")))?;
-    let pre = GuestPre::new(version, pre).map_err(|e| LoadError::Link(version, format!("{e:#}")))?;
+    let pre =
+        GuestPre::new(version, pre).map_err(|e| LoadError::Link(version, format!("{e:#}")))?;
     let limits = manifest.effective_limits(hub_limits);
     let info = describe(wasm, services, &manifest, &limits, &pre).await?;
     if info.version != manifest.version {

@@ -19,11 +19,11 @@ use tokio::sync::mpsc;
 use wasmtime::Store;
 
 use super::actor::to_wit;
-use super::wit::{self, guest, types};
 use super::instance::{Identity, InstanceState, Services};
 use super::plugin::{self, LoadedPlugin, PluginOrigin};
 use super::status::StatusCell;
 use super::wasm::{CompileSource, WasmHost};
+use super::wit::{self, guest, types};
 use super::{Runtime, convert};
 use crate::config::Limits;
 use crate::io::{EventSink, IoContext, IoEvent, Work};

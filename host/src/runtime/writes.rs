@@ -37,7 +37,10 @@ pub enum WriteState {
 impl WriteState {
     /// Whether the write ended in failure (for the connector status).
     pub fn is_failure(self) -> bool {
-        matches!(self, WriteState::Failed | WriteState::Refused | WriteState::Unsupported)
+        matches!(
+            self,
+            WriteState::Failed | WriteState::Refused | WriteState::Unsupported
+        )
     }
 }
 
@@ -165,10 +168,19 @@ impl WriteRegistry {
     }
 
     /// Settle from a plugin's reported outcome.
-    pub fn outcome(&self, instance: &str, id: u64, outcome: wit::WriteOutcome) -> Option<WriteRecord> {
+    pub fn outcome(
+        &self,
+        instance: &str,
+        id: u64,
+        outcome: wit::WriteOutcome,
+    ) -> Option<WriteRecord> {
         match outcome {
-            wit::WriteOutcome::Applied => self.settle(instance, id, WriteState::Applied, None, None),
-            wit::WriteOutcome::Restored => self.settle(instance, id, WriteState::Restored, None, None),
+            wit::WriteOutcome::Applied => {
+                self.settle(instance, id, WriteState::Applied, None, None)
+            }
+            wit::WriteOutcome::Restored => {
+                self.settle(instance, id, WriteState::Restored, None, None)
+            }
             wit::WriteOutcome::UserChanged => {
                 self.settle(instance, id, WriteState::UserChanged, None, None)
             }
@@ -178,9 +190,13 @@ impl WriteRegistry {
             wit::WriteOutcome::Unsupported(m) => {
                 self.settle(instance, id, WriteState::Unsupported, Some(m), None)
             }
-            wit::WriteOutcome::Failed(f) => {
-                self.settle(instance, id, WriteState::Failed, Some(f.message.clone()), Some(&f))
-            }
+            wit::WriteOutcome::Failed(f) => self.settle(
+                instance,
+                id,
+                WriteState::Failed,
+                Some(f.message.clone()),
+                Some(&f),
+            ),
         }
     }
 
@@ -209,7 +225,10 @@ impl WriteRecord {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        let mut s = format!("write {} to {}: {} -> {state}", self.id, self.endpoint, self.action);
+        let mut s = format!(
+            "write {} to {}: {} -> {state}",
+            self.id, self.endpoint, self.action
+        );
         if let Some(code) = self.platform_status {
             s.push_str(&format!(" (status {code})"));
         }
@@ -242,7 +261,10 @@ mod tests {
             status: Some(403),
         };
         let r = w.outcome("a", id2, wit::WriteOutcome::Failed(f)).unwrap();
-        assert_eq!((r.state, r.platform_status), (WriteState::Failed, Some(403)));
+        assert_eq!(
+            (r.state, r.platform_status),
+            (WriteState::Failed, Some(403))
+        );
         assert_eq!(w.of_instance("a", 10).len(), 2);
     }
 }

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use presence_connector_sdk::{
-    self as sdk, API_VERSION, Config, ConfigEntry, ConnectorError, ConnectorStatus, EndpointId,
-    Event, Guest, PluginInfo, PresenceWrite, SocketAddress, WebhookRequest, WebhookResponse, net,
-    report, timers,
+    self as sdk, Config, ConfigEntry, ConnectorError, ConnectorStatus, EndpointId, Event, Guest,
+    PluginInfo, SocketAddress, SocketId, TimerId, WebhookRequest, WebhookResponse, WriteRequest,
+    instance, net, report, timers,
 };
 
 use crate::core::{Action, Core, TimerKey};
@@ -15,7 +15,7 @@ use crate::settings::{Settings, Transport};
 use crate::sip::framing::{Frame, Framer};
 use crate::sip::request::Local;
 
-/// What a host timer handle stands for.
+/// What a core or component timer stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Timer {
     Core(TimerKey),
@@ -24,8 +24,8 @@ enum Timer {
 
 #[derive(Default)]
 struct Link {
-    udp: Option<u32>,
-    stream: Option<u32>,
+    udp: Option<SocketId>,
+    stream: Option<SocketId>,
     framer: Framer,
     reconnect_failures: u32,
 }
@@ -44,7 +44,7 @@ struct Timers {
     queue: BTreeMap<(Instant, u64), Timer>,
     serial: u64,
     /// The host timer that is set, and when it fires.
-    armed: Option<(u32, Instant)>,
+    armed: Option<(TimerId, Instant)>,
 }
 
 impl Timers {
@@ -83,7 +83,7 @@ impl Timers {
     }
 
     /// The host timer `h` fired: the timers now due, in order.
-    fn fired(&mut self, h: u32) -> Vec<Timer> {
+    fn fired(&mut self, h: TimerId) -> Vec<Timer> {
         if self.armed.is_some_and(|(a, _)| a == h) {
             self.armed = None;
         }
@@ -111,14 +111,6 @@ struct State {
 thread_local! {
     // A component instance is single-threaded; the host serialises calls.
     static STATE: RefCell<State> = RefCell::new(State::default());
-}
-
-fn seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState draws from wasi:random; mix in the clock for good measure.
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(timers::now());
-    h.finish()
 }
 
 impl State {
@@ -166,6 +158,7 @@ impl State {
                     report::endpoint_state(&ep, st, detail.as_deref())
                 }
                 Action::Status(st, detail) => report::status(st, detail.as_deref()),
+                Action::Outcome(id, outcome) => report::write_outcome(id, &outcome),
                 Action::Warn(m) => sdk::warn!("{m}"),
                 Action::Info(m) => sdk::info!("{m}"),
             }
@@ -179,7 +172,7 @@ impl State {
         match transport {
             Some(Transport::Udp) => match net::udp_bind(&server) {
                 Ok(sock) => {
-                    self.link.udp = Some(sock.handle);
+                    self.link.udp = Some(sock.socket);
                     let local = Local {
                         transport: "UDP",
                         host: sock.local.host,
@@ -197,7 +190,11 @@ impl State {
                 } else {
                     net::StreamSecurity::Plain
                 };
-                match net::stream_connect(&server, security) {
+                let options = net::StreamOptions {
+                    security,
+                    connect_timeout_ms: None,
+                };
+                match net::stream_connect(&server, options) {
                     Ok(h) => self.link.stream = Some(h),
                     Err(e) => self.link_failed(&sdk::render_host_error(&e)),
                 }
@@ -232,7 +229,7 @@ impl State {
                     c.on_message(&d.data);
                 }
             }
-            Event::StreamConnected(info) if Some(info.stream) == self.link.stream => {
+            Event::StreamConnected(info) if Some(info.socket) == self.link.stream => {
                 self.link.reconnect_failures = 0;
                 let transport = match self.core.as_ref().map(|c| c.settings().transport) {
                     Some(Transport::Tls) => "TLS",
@@ -247,7 +244,7 @@ impl State {
                     c.transport_up(local);
                 }
             }
-            Event::StreamData(d) if Some(d.stream) == self.link.stream => {
+            Event::StreamData(d) if Some(d.socket) == self.link.stream => {
                 for frame in self.link.framer.push(&d.data) {
                     match frame {
                         Frame::Message(m) => {
@@ -264,12 +261,11 @@ impl State {
                     }
                 }
             }
-            Event::StreamClosed(c) if Some(c.handle) == self.link.stream => {
+            Event::StreamClosed(c) if Some(c.socket) == self.link.stream => {
                 self.link.stream = None;
                 self.link.framer.clear();
-                let why = c
-                    .error
-                    .unwrap_or_else(|| "the server closed the connection".into());
+                let why = crate::close::describe(&c.close);
+                sdk::warn!("stream to the server closed: {why}");
                 self.link_failed(&why);
             }
             Event::Timer(h) => {
@@ -289,7 +285,7 @@ impl State {
             }
             Event::Shutdown => {
                 if let Some(c) = self.core.as_mut() {
-                    c.shutdown(timers::now());
+                    c.shutdown();
                 }
                 self.run();
                 self.close_link();
@@ -305,20 +301,14 @@ struct SipSimple;
 
 impl Guest for SipSimple {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "SIP/SIMPLE".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            api_version: API_VERSION.into(),
-            description: "Presence and busy lamp field from SIP/SIMPLE presence servers and IP-PBXs (SUBSCRIBE/NOTIFY, PIDF/RPID, dialog-info, RLS), write-back by PUBLISH".into(),
-            config_fields: crate::settings::fields(),
-        }
+        crate::info::plugin_info()
     }
 
     fn configure(entries: Vec<ConfigEntry>) -> Result<(), ConnectorError> {
         let settings = Settings::from_config(&Config::new(entries))?;
         STATE.with_borrow_mut(|st| {
             if let Some(c) = st.core.as_mut() {
-                c.shutdown(timers::now());
+                c.shutdown();
                 st.run();
             }
             st.close_link();
@@ -329,7 +319,7 @@ impl Guest for SipSimple {
                 settings.transport,
                 settings.aor()
             );
-            st.core = Some(Core::new(settings, seed()));
+            st.core = Some(Core::new(settings, Box::new(instance::random_bytes)));
             report::status(ConnectorStatus::ConnectionError, Some("connecting"));
             st.connect();
             st.run();
@@ -337,8 +327,10 @@ impl Guest for SipSimple {
         Ok(())
     }
 
-    fn handle_event(event: Event) -> Result<(), ConnectorError> {
-        STATE.with_borrow_mut(|st| st.event(event));
+    fn handle_events(events: Vec<Event>) -> Result<(), ConnectorError> {
+        // A backed-up host queue hands over several datagrams at once;
+        // each is handled (and its actions carried out) before the next.
+        STATE.with_borrow_mut(|st| events.into_iter().for_each(|e| st.event(e)));
         Ok(())
     }
 
@@ -368,10 +360,10 @@ impl Guest for SipSimple {
         })
     }
 
-    fn set_presence(endpoint: EndpointId, write: PresenceWrite) -> Result<(), ConnectorError> {
+    fn write_presence(request: WriteRequest) -> Result<(), ConnectorError> {
         STATE.with_borrow_mut(|st| {
             let core = st.core.as_mut().ok_or(ConnectorError::NotConfigured)?;
-            let r = core.publish(&endpoint, write, timers::now());
+            let r = core.write(request, timers::now());
             st.run();
             r
         })

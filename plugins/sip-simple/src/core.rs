@@ -6,17 +6,21 @@
 //! retransmissions over UDP, Timer F), subscriptions (RFC 6665: refresh,
 //! Expires as granted, 423/Min-Expires, Subscription-State with every reason,
 //! 481/489, Timer N, unsubscribe), publications (RFC 3903: SIP-ETag,
-//! SIP-If-Match, refresh, remove, 412), digest authentication on 401/407, and
-//! an OPTIONS keep-alive that notices a lost or restarted server.
+//! SIP-If-Match, refresh, remove, 412; one PUBLISH in flight per endpoint,
+//! see `publication.rs`), digest authentication on 401/407, and an OPTIONS
+//! keep-alive that notices a lost or restarted server.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use presence_connector_sdk::{
-    ConnectorError, ConnectorStatus, EndpointState, LineState, PresenceUpdate, PresenceWrite,
-    RichPresence, TelephonyPresence, TelephonySource, VendorValue,
+    ConnectorError, ConnectorStatus, DndScope, EndpointState, LineState, Ordering, PresenceUpdate,
+    RichPresence, TelephonyPresence, TelephonySource, UpdateOrigin, VendorValue, WriteAction,
+    WriteId, WriteOutcome, WriteRequest,
 };
 
 use crate::body;
+use crate::echo::Echoes;
+use crate::publication::{self, Publication, Publish, State};
 use crate::settings::{Settings, Transport};
 use crate::sip::auth::Challenge;
 use crate::sip::message::{Message, param, uri_of};
@@ -89,9 +93,15 @@ pub enum Action {
     Presence(PresenceUpdate),
     EndpointState(String, EndpointState, Option<String>),
     Status(ConnectorStatus, Option<String>),
+    /// What became of a write the core accepted (exactly one per write).
+    Outcome(WriteId, WriteOutcome),
     Warn(String),
     Info(String),
 }
+
+/// `len` random bytes for identifiers (Call-ID, tags, branches, cnonces):
+/// the host's cryptographic generator in the component.
+pub type RandomBytes = Box<dyn FnMut(u32) -> Vec<u8>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SubPhase {
@@ -126,14 +136,6 @@ struct Sub {
     queued: bool,
 }
 
-struct Publication {
-    target: String,
-    etag: Option<String>,
-    body: Option<Vec<u8>>,
-    expires: u32,
-    clearing: bool,
-}
-
 #[derive(Debug, Clone)]
 enum Purpose {
     Subscribe(SubKey),
@@ -155,7 +157,7 @@ struct Tx {
 pub struct Core {
     s: Settings,
     local: Option<Local>,
-    rng: u64,
+    random: RandomBytes,
     txs: HashMap<String, Tx>,
     subs: BTreeMap<SubKey, Sub>,
     /// The subscription of each dialog, by Call-ID: a NOTIFY finds its
@@ -165,7 +167,11 @@ pub struct Core {
     subscribing: usize,
     /// New dialogs waiting for fewer SUBSCRIBEs in flight.
     backlog: VecDeque<SubKey>,
+    /// Our publications, by endpoint, while something of ours is at the
+    /// server or on its way.
     pubs: BTreeMap<String, Publication>,
+    /// What our writes published, to mark their echoes.
+    echoes: Echoes,
     /// Endpoints watched, for lists and for replay after a server restart.
     watched: BTreeMap<String, ()>,
     /// Last challenge per realm and its nonce count, for the next request.
@@ -175,22 +181,19 @@ pub struct Core {
     out: Vec<Action>,
 }
 
-fn now_secs_fmt(n: u64) -> String {
-    format!("{n:016x}")
-}
-
 impl Core {
-    pub fn new(s: Settings, seed: u64) -> Core {
+    pub fn new(s: Settings, random: RandomBytes) -> Core {
         Core {
             s,
             local: None,
-            rng: seed | 1,
+            random,
             txs: HashMap::new(),
             subs: BTreeMap::new(),
             dialogs: HashMap::new(),
             subscribing: 0,
             backlog: VecDeque::new(),
             pubs: BTreeMap::new(),
+            echoes: Echoes::default(),
             watched: BTreeMap::new(),
             nc: HashMap::new(),
             server_up: None,
@@ -208,12 +211,10 @@ impl Core {
         std::mem::take(&mut self.out)
     }
 
+    /// 64 random bits in hex: unguessable tags and Call-IDs keep other
+    /// parties from forging in-dialog requests (RFC 3261 §19.3).
     fn random(&mut self) -> String {
-        // xorshift64*: identifiers need uniqueness, not secrecy.
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        now_secs_fmt(self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D))
+        hex::encode((self.random)(8))
     }
 
     fn status(&mut self, st: ConnectorStatus, detail: Option<String>) {
@@ -257,12 +258,22 @@ impl Core {
         self.send_backlog();
     }
 
-    /// The transport is gone (stream closed): everything waits for it.
+    /// The transport is gone (stream closed): everything waits for it,
+    /// except writes, which fail (the hub may write again).
     pub fn transport_down(&mut self, why: &str) {
         self.local = None;
         let branches: Vec<String> = self.txs.keys().cloned().collect();
         for b in branches {
             self.end_tx(&b);
+        }
+        let eps: Vec<String> = self.pubs.keys().cloned().collect();
+        for ep in eps {
+            if let Some(p) = self.pubs.get_mut(&ep) {
+                p.abandon(publication::unanswered(format!(
+                    "connection to the server lost: {why}"
+                )));
+            }
+            self.pump(&ep);
         }
         self.server_lost(why);
     }
@@ -415,7 +426,7 @@ impl Core {
                     self.restart_sub(&key);
                 }
             }
-            TimerKey::PublishRefresh(ep) => self.publish_refresh(&ep),
+            TimerKey::PublishRefresh(ep) => self.publish_timer(&ep),
             TimerKey::Keepalive => self.keepalive(),
         }
         self.send_backlog();
@@ -434,6 +445,10 @@ impl Core {
             Purpose::Publish(ep) => {
                 self.out
                     .push(Action::Warn(format!("PUBLISH for {ep} timed out")));
+                self.publish_failed(
+                    &ep,
+                    publication::unanswered("no answer to PUBLISH (Timer F)"),
+                );
             }
         }
     }
@@ -494,7 +509,7 @@ impl Core {
                     .push(Action::SetTimer(TimerKey::Keepalive, self.s.keepalive_ms));
             }
             Purpose::Subscribe(key) => self.subscribe_response(key, tx, &msg, code),
-            Purpose::Publish(ep) => self.publish_response(ep, tx, &msg, code),
+            Purpose::Publish(ep) => self.publish_response(ep, &msg, code),
         }
     }
 
@@ -580,9 +595,18 @@ impl Core {
                 self.ep_state(&key, EndpointState::AccessDenied, Some(detail));
                 self.wait_retry(&key, 300_000);
             }
-            Purpose::Publish(ep) => self
-                .out
-                .push(Action::Warn(format!("PUBLISH for {ep}: {detail}"))),
+            Purpose::Publish(ep) => {
+                self.out
+                    .push(Action::Warn(format!("PUBLISH for {ep}: {detail}")));
+                // Retrying cannot help until the credentials change.
+                let failure = presence_connector_sdk::WriteFailure {
+                    message: detail,
+                    retryable: false,
+                    retry_after_ms: None,
+                    status: msg.code(),
+                };
+                self.publish_failed(&ep, failure);
+            }
             Purpose::Keepalive => self
                 .out
                 .push(Action::SetTimer(TimerKey::Keepalive, self.s.keepalive_ms)),
@@ -662,15 +686,23 @@ impl Core {
         }
     }
 
-    /// Unsubscribe everything and remove publications (the instance stops).
-    pub fn shutdown(&mut self, now_ms: u64) {
+    /// Unsubscribe everything and remove our publications (the instance
+    /// stops: nobody would refresh them). Writes still waiting for an
+    /// answer fail, as none will be delivered.
+    pub fn shutdown(&mut self) {
         let keys: Vec<SubKey> = self.subs.keys().cloned().collect();
         for k in keys {
             self.end_sub(&k);
         }
         let eps: Vec<String> = self.pubs.keys().cloned().collect();
         for ep in eps {
-            let _ = self.publish(&ep, PresenceWrite::Clear, now_ms);
+            if let Some(p) = self.pubs.get_mut(&ep) {
+                p.abandon(publication::unanswered(
+                    "the connector stopped before the server answered",
+                ));
+                p.withdraw();
+            }
+            self.pump(&ep);
         }
     }
 
@@ -977,7 +1009,7 @@ impl Core {
                 }
             }
             _ => {
-                let retry_after = msg.int_header("retry-after").map(|s| u64::from(s) * 1000);
+                let retry_after = msg.retry_after_secs().map(|s| u64::from(s) * 1000);
                 let why = format!("SUBSCRIBE answered {code} {}", reason(msg));
                 self.sub_failed(&key, &why, true);
                 if let Some(ms) = retry_after {
@@ -1145,15 +1177,24 @@ impl Core {
 
     fn notify_body(&mut self, key: &SubKey, msg: &Message) {
         let ctype = msg.header("content-type").unwrap_or("").to_string();
+        // Reports are ordered within the subscription's dialog: by the
+        // NOTIFY's CSeq (RFC 3261 §12.2.1.1), dialog-info by its version
+        // (RFC 4235 §4.1). Both start again in a new dialog, so the
+        // dialog's Call-ID is the epoch.
+        let epoch = msg.header("call-id").unwrap_or("").to_string();
+        let by_cseq = msg.cseq().map(|(n, _)| Ordering {
+            epoch: epoch.clone(),
+            sequence: u64::from(n),
+        });
         match key.0 {
-            Kind::Presence => self.presence_body(key.1.clone(), &msg.body),
-            Kind::List => self.list_body(&ctype, &msg.body),
-            Kind::Dialog => self.dialog_body(key, &msg.body),
-            Kind::Features => self.features_body(key, &ctype, &msg.body),
+            Kind::Presence => self.presence_body(key.1.clone(), &msg.body, by_cseq),
+            Kind::List => self.list_body(&ctype, &msg.body, by_cseq),
+            Kind::Dialog => self.dialog_body(key, &msg.body, epoch),
+            Kind::Features => self.features_body(key, &ctype, &msg.body, by_cseq),
         }
     }
 
-    fn presence_body(&mut self, endpoint: String, body: &[u8]) {
+    fn presence_body(&mut self, endpoint: String, body: &[u8], ordering: Option<Ordering>) {
         if body.iter().all(|b| b.is_ascii_whitespace()) {
             // Nothing published for this user yet.
             self.out.push(Action::EndpointState(
@@ -1164,13 +1205,15 @@ impl Core {
             self.out.push(Action::Presence(PresenceUpdate {
                 endpoint,
                 observed_at: None,
-                sequence: None,
+                ordering,
+                origin: UpdateOrigin::Platform,
                 telephony: None,
                 rich: Some(RichPresence {
                     availability: presence_connector_sdk::Availability::Unknown,
                     activity: None,
                     note: None,
                 }),
+                calendar: None,
                 raw: vec![VendorValue {
                     name: "body".into(),
                     value: "empty".into(),
@@ -1179,7 +1222,7 @@ impl Core {
             return;
         }
         match body::parse_pidf(body) {
-            Ok(p) => self.report_pidf(endpoint, p),
+            Ok(p) => self.report_pidf(endpoint, p, ordering),
             Err(e) => {
                 self.out
                     .push(Action::Warn(format!("unreadable PIDF for {endpoint}: {e}")));
@@ -1192,7 +1235,8 @@ impl Core {
         }
     }
 
-    fn report_pidf(&mut self, endpoint: String, p: body::Pidf) {
+    fn report_pidf(&mut self, endpoint: String, p: body::Pidf, ordering: Option<Ordering>) {
+        let origin = self.echoes.origin(&endpoint, &p);
         self.out.push(Action::EndpointState(
             endpoint.clone(),
             EndpointState::Active,
@@ -1201,14 +1245,16 @@ impl Core {
         self.out.push(Action::Presence(PresenceUpdate {
             endpoint,
             observed_at: p.observed_at_ms,
-            sequence: None,
+            ordering,
+            origin,
             telephony: None,
             rich: Some(p.rich),
+            calendar: None,
             raw: p.raw,
         }));
     }
 
-    fn list_body(&mut self, ctype: &str, body: &[u8]) {
+    fn list_body(&mut self, ctype: &str, body: &[u8], ordering: Option<Ordering>) {
         let notify = match body::parse_rls_notify(ctype, body) {
             Ok(n) => n,
             Err(e) => {
@@ -1228,7 +1274,7 @@ impl Core {
                 continue;
             };
             match rb {
-                body::ResourceBody::Pidf(p) => self.report_pidf(ep, p),
+                body::ResourceBody::Pidf(p) => self.report_pidf(ep, p, ordering.clone()),
                 body::ResourceBody::Terminated { reason } => {
                     let st = if reason.as_deref() == Some("noresource") {
                         EndpointState::NotFound
@@ -1244,7 +1290,7 @@ impl Core {
                     EndpointState::Requesting,
                     Some("pending at the server".into()),
                 )),
-                body::ResourceBody::Empty => self.presence_body(ep, b""),
+                body::ResourceBody::Empty => self.presence_body(ep, b"", ordering.clone()),
                 body::ResourceBody::Error(e) => self.out.push(Action::EndpointState(
                     ep,
                     EndpointState::Error,
@@ -1272,7 +1318,7 @@ impl Core {
         }
     }
 
-    fn dialog_body(&mut self, key: &SubKey, body: &[u8]) {
+    fn dialog_body(&mut self, key: &SubKey, body: &[u8], epoch: String) {
         if body.iter().all(|b| b.is_ascii_whitespace()) {
             self.out.push(Action::EndpointState(
                 key.1.clone(),
@@ -1314,22 +1360,28 @@ impl Core {
         self.out.push(Action::Presence(PresenceUpdate {
             endpoint: key.1.clone(),
             observed_at: None,
-            // Versions count within one subscription (RFC 4235 §4.1): a
-            // new dialog starts again from 0, so they cannot order reports
-            // across dialogs (the hub would then ignore every report of a
-            // new dialog until its versions caught up). The tracker above
-            // orders the documents of a dialog.
-            sequence: None,
+            ordering: Some(Ordering {
+                epoch,
+                sequence: version,
+            }),
+            origin: UpdateOrigin::Platform,
             raw: vec![VendorValue {
                 name: "dialog-info".into(),
                 value: format!("version {version}, line {:?}", telephony.line),
             }],
             telephony: Some(telephony),
             rich: None,
+            calendar: None,
         }));
     }
 
-    fn features_body(&mut self, key: &SubKey, ctype: &str, body: &[u8]) {
+    fn features_body(
+        &mut self,
+        key: &SubKey,
+        ctype: &str,
+        body: &[u8],
+        ordering: Option<Ordering>,
+    ) {
         if body.is_empty() {
             return;
         }
@@ -1353,7 +1405,9 @@ impl Core {
         self.out.push(Action::Presence(PresenceUpdate {
             endpoint: key.1.clone(),
             observed_at: None,
-            sequence: None,
+            ordering,
+            origin: UpdateOrigin::Platform,
+            calendar: None,
             raw: vec![VendorValue {
                 name: "as-feature-event".into(),
                 value: format!(
@@ -1368,161 +1422,175 @@ impl Core {
 
     // ---- publications ----------------------------------------------------
 
-    /// Write presence for `endpoint` with PUBLISH (or remove it).
-    pub fn publish(
-        &mut self,
-        endpoint: &str,
-        write: PresenceWrite,
-        now_ms: u64,
-    ) -> Result<(), ConnectorError> {
-        if self.local.is_none() {
-            return Err(ConnectorError::Other(
-                "not connected to the server yet; try again shortly".into(),
-            ));
-        }
-        let target = self.s.target_uri(endpoint);
-        match write {
-            PresenceWrite::Set(intent) => {
-                let tuple = format!("hub-{}", short_hash(&target));
+    /// Start the hub's write: PUBLISH a state, or remove ours for a
+    /// restore. `Ok` means accepted; one [`Action::Outcome`] follows,
+    /// possibly at once.
+    pub fn write(&mut self, request: WriteRequest, now_ms: u64) -> Result<(), ConnectorError> {
+        let WriteRequest {
+            id,
+            endpoint,
+            action,
+        } = request;
+        match action {
+            WriteAction::Set(intent) => {
+                if intent.dnd_scope == Some(DndScope::QueueCalls) {
+                    return Err(ConnectorError::Unsupported(
+                        "SIP presence has no do-not-disturb for queue calls only".into(),
+                    ));
+                }
+                if self.local.is_none() {
+                    return Err(not_connected());
+                }
+                let target = self.s.target_uri(&endpoint);
+                let tuple = hub_tuple(&target);
                 let body = body::build_pidf(&target, &tuple, &intent, now_ms).into_bytes();
-                let p = self
-                    .pubs
-                    .entry(endpoint.to_string())
-                    .or_insert(Publication {
-                        target,
-                        etag: None,
-                        body: None,
-                        expires: 0,
-                        clearing: false,
-                    });
-                p.body = Some(body);
-                p.clearing = false;
-                p.expires = intent
-                    .expires_in_ms
-                    .map(|ms| (ms / 1000).clamp(60, 86_400) as u32)
-                    .unwrap_or(self.s.publish_expires);
-                self.send_publish(endpoint, true);
+                // What the document reads as on its own: a NOTIFY that
+                // reads so with our tuple in it is this write's echo.
+                let shows = body::parse_pidf(&body)
+                    .map_err(|e| ConnectorError::Other(format!("unreadable own PIDF: {e}")))?
+                    .rich;
+                self.echoes.record(&endpoint, &tuple, id, shows);
+                let state = State::new(id, body, intent.expires_in_ms, self.s.publish_expires);
+                self.pubs
+                    .entry(endpoint.clone())
+                    .or_insert_with(|| Publication::new(target))
+                    .set(state);
             }
-            PresenceWrite::Clear => {
-                let Some(p) = self.pubs.get_mut(endpoint) else {
-                    return Ok(()); // nothing of ours is published
-                };
-                p.clearing = true;
-                p.body = None;
-                self.out.push(Action::CancelTimer(TimerKey::PublishRefresh(
-                    endpoint.to_string(),
-                )));
-                if p.etag.is_some() {
-                    self.send_publish(endpoint, false);
-                } else {
-                    self.pubs.remove(endpoint);
+            WriteAction::Restore => {
+                let connected = self.local.is_some();
+                match self.pubs.get_mut(&endpoint) {
+                    // Nothing of ours at the server: the person's own state shows.
+                    None => self.out.push(Action::Outcome(id, WriteOutcome::Restored)),
+                    Some(_) if !connected => return Err(not_connected()),
+                    Some(p) => {
+                        p.restore(id);
+                        self.out.push(Action::CancelTimer(TimerKey::PublishRefresh(
+                            endpoint.clone(),
+                        )));
+                    }
                 }
             }
         }
+        self.pump(&endpoint);
         Ok(())
     }
 
-    fn send_publish(&mut self, endpoint: &str, with_body: bool) {
-        let aor = self.s.aor();
+    /// After every change to `endpoint`'s publication: send what it has to
+    /// send, report the outcomes it decided, and forget it once idle.
+    fn pump(&mut self, endpoint: &str) {
+        while let Some(p) = self.pubs.get_mut(endpoint) {
+            let next = p.next();
+            let target = p.target.clone();
+            for (id, outcome) in p.take_outcomes() {
+                self.out.push(Action::Outcome(id, outcome));
+            }
+            let Some(publish) = next else {
+                if p.is_idle() {
+                    self.pubs.remove(endpoint);
+                }
+                return;
+            };
+            if self.send_publish(endpoint, target, publish) {
+                return;
+            }
+            if let Some(p) = self.pubs.get_mut(endpoint) {
+                p.failed(publication::unanswered("not connected to the server"));
+            }
+        }
+    }
+
+    /// Send a PUBLISH; `false` without a transport.
+    fn send_publish(&mut self, endpoint: &str, target: String, publish: Publish) -> bool {
         let tag = self.random();
         let call_id = format!("{}@hub", self.random());
-        let Some(p) = self.pubs.get(endpoint) else {
-            return;
-        };
         let mut headers = vec![
             ("Event".to_string(), "presence".to_string()),
-            (
-                "Expires".to_string(),
-                if p.clearing { 0 } else { p.expires }.to_string(),
-            ),
+            ("Expires".to_string(), publish.expires.to_string()),
         ];
-        if let Some(etag) = &p.etag {
-            headers.push(("SIP-If-Match".into(), etag.clone()));
+        if let Some(etag) = publish.etag {
+            headers.push(("SIP-If-Match".into(), etag));
         }
-        let body = if with_body && !p.clearing {
-            p.body
-                .clone()
-                .map(|b| ("application/pidf+xml".to_string(), b))
-        } else {
-            None
-        };
         let t = Template {
             method: "PUBLISH",
-            request_uri: p.target.clone(),
-            from: format!("<{aor}>;tag={tag}"),
-            to: format!("<{}>", p.target),
+            request_uri: target.clone(),
+            from: format!("<{}>;tag={tag}", self.s.aor()),
+            to: format!("<{target}>"),
             call_id,
             cseq: 1,
             routes: vec![],
             headers,
-            body,
+            body: publish
+                .body
+                .map(|b| ("application/pidf+xml".to_string(), b)),
         };
-        let _ = self.start_tx(Purpose::Publish(endpoint.to_string()), t);
+        self.start_tx(Purpose::Publish(endpoint.to_string()), t)
+            .is_some()
     }
 
-    fn publish_refresh(&mut self, endpoint: &str) {
-        if self.pubs.get(endpoint).is_some_and(|p| !p.clearing) {
-            self.send_publish(endpoint, false);
+    fn publish_timer(&mut self, endpoint: &str) {
+        if let Some(p) = self.pubs.get_mut(endpoint) {
+            p.timer_fired();
         }
+        self.pump(endpoint);
     }
 
-    fn publish_response(&mut self, endpoint: String, tx: Tx, msg: &Message, code: u16) {
+    fn publish_failed(&mut self, endpoint: &str, failure: presence_connector_sdk::WriteFailure) {
+        if let Some(p) = self.pubs.get_mut(endpoint) {
+            p.failed(failure);
+        }
+        self.pump(endpoint);
+    }
+
+    fn publish_response(&mut self, endpoint: String, msg: &Message, code: u16) {
         let Some(p) = self.pubs.get_mut(&endpoint) else {
             return;
         };
         match code {
             200..=299 => {
-                if p.clearing {
-                    self.pubs.remove(&endpoint);
-                    self.out
-                        .push(Action::Info(format!("publication for {endpoint} removed")));
-                    return;
+                let etag = msg.header("sip-etag").map(str::to_string);
+                let granted = msg.int_header("expires");
+                if let Some(ms) = p.succeeded(etag, granted) {
+                    self.out.push(Action::SetTimer(
+                        TimerKey::PublishRefresh(endpoint.clone()),
+                        ms,
+                    ));
                 }
-                p.etag = msg.header("sip-etag").map(str::to_string).or(p.etag.take());
-                let granted = msg.int_header("expires").unwrap_or(p.expires).max(1);
-                let secs = u64::from(granted);
-                let ms = if secs > 64 {
-                    (secs - 32) * 1000
-                } else {
-                    secs * 900
-                };
-                self.out.push(Action::SetTimer(
-                    TimerKey::PublishRefresh(endpoint.clone()),
-                    ms,
-                ));
                 self.out.push(Action::Info(format!(
-                    "published presence for {endpoint} (etag {:?}, {granted} s)",
-                    p.etag
+                    "PUBLISH for {endpoint} answered {code} {}",
+                    reason(msg)
                 )));
             }
-            412 => {
-                // Our entity tag expired at the server: publish afresh.
-                p.etag = None;
-                if p.clearing {
-                    self.pubs.remove(&endpoint);
-                } else if p.body.is_some() {
-                    self.send_publish(&endpoint, true);
-                }
-            }
-            423 => {
-                p.expires = msg
-                    .int_header("min-expires")
-                    .unwrap_or(p.expires * 2)
-                    .min(86_400);
-                let with_body = tx.template.body.is_some();
-                self.send_publish(&endpoint, with_body);
-            }
+            // Our entity tag expired at the server: publish afresh.
+            412 => p.etag_unknown(),
+            423 => p.too_brief(msg.int_header("min-expires")),
             _ => {
                 self.out.push(Action::Warn(format!(
                     "PUBLISH for {endpoint} answered {code} {}",
                     reason(msg)
                 )));
-                if p.clearing {
-                    self.pubs.remove(&endpoint);
-                }
+                p.failed(publication::refused(
+                    code,
+                    &reason(msg),
+                    msg.retry_after_secs(),
+                ));
             }
         }
+        self.pump(&endpoint);
     }
+}
+
+fn not_connected() -> ConnectorError {
+    ConnectorError::Other("not connected to the server yet; try again shortly".into())
+}
+
+/// The id of the hub's tuple in what it publishes for `target`: stable
+/// per endpoint, so a NOTIFY shows whether it holds ours.
+fn hub_tuple(target: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!(
+        "hub-{}",
+        hex::encode(&Sha256::digest(target.as_bytes())[..6])
+    )
 }
 
 fn reason(msg: &Message) -> String {
@@ -1553,16 +1621,11 @@ fn same_uri(u: &str) -> String {
     }
 }
 
-fn short_hash(s: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(&Sha256::digest(s.as_bytes())[..6])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::settings::Events;
-    use presence_connector_sdk::{Availability, PresenceIntent};
+    use presence_connector_sdk::{Availability, PresenceIntent, WriteFailure};
 
     fn settings() -> Settings {
         Settings {
@@ -1586,8 +1649,19 @@ mod tests {
         }
     }
 
+    /// Distinct counter bytes: identifiers only need to differ.
+    fn counter() -> RandomBytes {
+        let mut n = 0u64;
+        Box::new(move |len| {
+            n += 1;
+            let mut bytes = n.to_be_bytes().to_vec();
+            bytes.resize(len as usize, 0);
+            bytes
+        })
+    }
+
     fn up(s: Settings) -> Core {
-        let mut c = Core::new(s, 42);
+        let mut c = Core::new(s, counter());
         c.transport_up(Local {
             transport: "UDP",
             host: "127.0.0.1".into(),

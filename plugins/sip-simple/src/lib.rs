@@ -17,10 +17,14 @@
 static ALLOC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
 pub mod body;
+mod close;
 // The component's glue; compiled (and type-checked) natively too, where
 // nothing calls it.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod component;
 pub mod core;
+mod echo;
+mod info;
+mod publication;
 pub mod settings;
 pub mod sip;

@@ -5,8 +5,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use presence_connector_sdk::{
-    self as sdk, API_VERSION, Config, ConfigEntry, ConnectorError, EndpointId, Event, Guest,
-    Header, PluginInfo, PresenceWrite, WebhookRequest, WebhookResponse, http, kv, report, timers,
+    self as sdk, Capabilities, Channels, Config, ConfigEntry, ConnectorError, EndpointId,
+    EndpointKind, Event, Failure, Guest, Header, PluginInfo, RequestId, TimerId, WebhookRequest,
+    WebhookResponse, WriteRequest, http, instance, kv, report, timers,
 };
 
 use crate::core::{Action, Core, Hook, Level, ReqId, Response, Stored, TimerKey, keys};
@@ -16,9 +17,9 @@ use crate::settings::Settings;
 struct State {
     core: Option<Core>,
     /// Host request handle -> the core's request id.
-    requests: HashMap<u32, ReqId>,
-    timers: HashMap<TimerKey, u32>,
-    handles: HashMap<u32, TimerKey>,
+    requests: HashMap<RequestId, ReqId>,
+    timers: HashMap<TimerKey, TimerId>,
+    handles: HashMap<TimerId, TimerKey>,
 }
 
 thread_local! {
@@ -26,12 +27,19 @@ thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::default());
 }
 
-fn seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState draws its keys from wasi:random.
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(timers::now());
-    h.finish()
+/// A transport failure in words for logs, statuses and write outcomes.
+fn render_failure(f: &Failure) -> String {
+    match f {
+        Failure::Dns(d) => format!("name not resolved: {d}"),
+        Failure::Refused => "connection refused".into(),
+        Failure::Timeout => "timed out".into(),
+        Failure::Reset => "connection reset".into(),
+        Failure::TlsCertificate(d) => format!("certificate refused: {d}"),
+        Failure::Tls(d) => format!("TLS failed: {d}"),
+        Failure::UpgradeRefused(r) => format!("upgrade refused with HTTP {}", r.status),
+        Failure::Protocol(d) => format!("protocol error: {d}"),
+        Failure::Other(d) => d.clone(),
+    }
 }
 
 /// What the key-value store holds for this instance.
@@ -42,6 +50,7 @@ fn load_stored() -> Stored {
         app: get(keys::TOKEN_APP),
         subs: get(keys::SUBS),
         users: get(keys::USERS),
+        writes: get(keys::WRITES),
     }
 }
 
@@ -60,13 +69,20 @@ impl State {
         }
     }
 
-    fn reset(&mut self) {
+    /// Stop the running core: it settles what it owes the hub, then its
+    /// timers and requests are abandoned.
+    fn stop(&mut self) {
+        if let Some(core) = self.core.as_mut() {
+            core.shutdown();
+            self.run();
+        }
         for (_, h) in self.timers.drain() {
             timers::cancel(h);
         }
         self.handles.clear();
-        // Answers to the old core's requests are ignored from now on.
-        self.requests.clear();
+        for (h, _) in self.requests.drain() {
+            http::cancel(h);
+        }
     }
 
     /// Carry out what the core asked for. A request the host refuses at once
@@ -122,6 +138,7 @@ impl State {
                     }
                     Action::Status(st, detail) => report::status(st, detail.as_deref()),
                     Action::LoginStep(step) => report::login_step(step.as_ref()),
+                    Action::WriteOutcome(id, outcome) => report::write_outcome(id, &outcome),
                     Action::Log(level, m) => match level {
                         Level::Debug => sdk::debug!("{m}"),
                         Level::Info => sdk::info!("{m}"),
@@ -146,15 +163,18 @@ impl State {
                 let Some(id) = self.requests.remove(&r.request) else {
                     return;
                 };
-                let result = r.outcome.map(|resp| Response {
-                    status: resp.status,
-                    headers: resp
-                        .headers
-                        .into_iter()
-                        .map(|h| (h.name, h.value))
-                        .collect(),
-                    body: resp.body,
-                });
+                let result = r
+                    .outcome
+                    .map(|resp| Response {
+                        status: resp.status,
+                        headers: resp
+                            .headers
+                            .into_iter()
+                            .map(|h| (h.name, h.value))
+                            .collect(),
+                        body: resp.body,
+                    })
+                    .map_err(|f| render_failure(&f));
                 if let Some(c) = self.core.as_mut() {
                     c.on_http(id, result, now);
                 }
@@ -169,9 +189,8 @@ impl State {
                 }
             }
             Event::Shutdown => {
-                if let Some(c) = self.core.as_mut() {
-                    c.shutdown();
-                }
+                self.stop();
+                return;
             }
             _ => {}
         }
@@ -186,18 +205,41 @@ impl Guest for TeamsGraph {
         PluginInfo {
             name: "Microsoft Teams (Graph)".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            api_version: API_VERSION.into(),
             description: "Teams presence through Microsoft Graph: getPresencesByUserId batches, change notifications or polling, setPresence / setUserPreferredPresence write-back, OAuth 2.0 with refresh tokens".into(),
             config_fields: crate::settings::fields(),
+            endpoint_kinds: vec![
+                EndpointKind {
+                    attribute: "teams-upn".into(),
+                    label: "Teams UPN or object id".into(),
+                    feeds: Channels::RICH,
+                },
+                EndpointKind {
+                    attribute: "email".into(),
+                    label: "Email (looked up as a UPN)".into(),
+                    feeds: Channels::RICH,
+                },
+            ],
+            capabilities: Capabilities {
+                writes: Channels::RICH,
+                dnd_scopes: vec![],
+                restore: true,
+                expiry: true,
+                webhooks: true,
+                // Each event is handled on its own, in order.
+                batched_events: true,
+            },
         }
     }
 
     fn configure(entries: Vec<ConfigEntry>) -> Result<(), ConnectorError> {
-        let settings = Settings::from_config(&Config::new(entries))?;
+        let hub = instance::info();
+        let settings =
+            Settings::from_config(&Config::new(entries), hub.webhook_base_url.as_deref())?;
         STATE.with_borrow_mut(|st| {
-            st.reset();
+            st.stop();
             let now = timers::now();
-            let mut core = Core::new(settings, load_stored(), now, seed());
+            let entropy = Box::new(instance::random_bytes);
+            let mut core = Core::new(settings, load_stored(), now, entropy);
             core.start(now);
             st.core = Some(core);
             st.run();
@@ -205,8 +247,12 @@ impl Guest for TeamsGraph {
         Ok(())
     }
 
-    fn handle_event(event: Event) -> Result<(), ConnectorError> {
-        STATE.with_borrow_mut(|st| st.event(event));
+    fn handle_events(events: Vec<Event>) -> Result<(), ConnectorError> {
+        STATE.with_borrow_mut(|st| {
+            for event in events {
+                st.event(event);
+            }
+        });
         Ok(())
     }
 
@@ -256,10 +302,10 @@ impl Guest for TeamsGraph {
         })
     }
 
-    fn set_presence(endpoint: EndpointId, write: PresenceWrite) -> Result<(), ConnectorError> {
+    fn write_presence(request: WriteRequest) -> Result<(), ConnectorError> {
         STATE.with_borrow_mut(|st| {
             let core = st.core.as_mut().ok_or(ConnectorError::NotConfigured)?;
-            let r = core.set_presence(&endpoint, write, timers::now());
+            let r = core.write_presence(request, timers::now());
             st.run();
             r
         })

@@ -273,6 +273,7 @@ mod tests {
             availability,
             activity,
             note: None,
+            dnd_scope: None,
             expires_in_ms: None,
         }
     }

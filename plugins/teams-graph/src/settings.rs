@@ -56,9 +56,11 @@ pub struct Settings {
     pub graph_base: String,
     /// Scopes asked for by the primary (read) token.
     pub scopes: Vec<String>,
-    /// Public URL the operator maps to `/hooks/{instance}/notify`.
+    /// Public URL of `/hooks/{instance}/notify`: the operator's, else the
+    /// hub's own.
     pub notification_url: Option<String>,
-    /// Public URL the operator maps to `/hooks/{instance}/auth/callback`.
+    /// Public URL of `/hooks/{instance}/auth/callback`: the operator's, else
+    /// the hub's own.
     pub redirect_url: Option<String>,
     pub write_mode: WriteMode,
     pub poll_ms: u64,
@@ -164,7 +166,7 @@ pub fn fields() -> Vec<ConfigField> {
         f(
             "notification_url",
             "Notification URL",
-            "Public https URL that reaches /hooks/{instance}/notify on this hub; empty: poll instead of change notifications",
+            "Public https URL that reaches /hooks/{instance}/notify on this hub; empty: the hub's public webhook URL, or polling when the hub has none",
             FieldKind::Url,
             None,
             false,
@@ -173,7 +175,7 @@ pub fn fields() -> Vec<ConfigField> {
         f(
             "redirect_url",
             "Redirect URL",
-            "Public URL that reaches /hooks/{instance}/auth/callback on this hub (authorization-code flow)",
+            "Public URL that reaches /hooks/{instance}/auth/callback on this hub (authorization-code flow); empty: the hub's public webhook URL",
             FieldKind::Url,
             None,
             false,
@@ -210,8 +212,10 @@ pub fn fields() -> Vec<ConfigField> {
 }
 
 impl Settings {
-    /// Validate the configuration `configure` received.
-    pub fn from_config(c: &Config) -> Result<Settings, ConnectorError> {
+    /// Validate the configuration `configure` received. `webhook_base` is
+    /// the hub's public URL of this instance's webhooks, where it knows one:
+    /// the notification and redirect URLs default to routes below it.
+    pub fn from_config(c: &Config, webhook_base: Option<&str>) -> Result<Settings, ConnectorError> {
         let tenant_id = c.text("tenant_id")?.trim().to_string();
         if !tenant_id
             .chars()
@@ -259,12 +263,15 @@ impl Settings {
         if scopes.is_empty() {
             return Err(invalid_config("scopes", "name at least one scope"));
         }
-        let notification_url = opt_http_url(c, "notification_url")?;
-        let redirect_url = opt_http_url(c, "redirect_url")?;
+        let below_hub =
+            |route: &str| webhook_base.map(|base| format!("{}{route}", base.trim_end_matches('/')));
+        let notification_url =
+            opt_http_url(c, "notification_url")?.or_else(|| below_hub("/notify"));
+        let redirect_url = opt_http_url(c, "redirect_url")?.or_else(|| below_hub("/auth/callback"));
         if flow == AuthFlow::AuthorizationCode && redirect_url.is_none() {
             return Err(invalid_config(
                 "redirect_url",
-                "is required for the authorization-code flow",
+                "is required for the authorization-code flow: the hub has no public webhook URL to derive it from",
             ));
         }
         let write_mode = match c.opt_text("write_mode")?.unwrap_or("session") {
@@ -406,11 +413,14 @@ mod tests {
 
     #[test]
     fn client_credentials_defaults() {
-        let s = Settings::from_config(&config(&[
-            ("tenant_id", "contoso.onmicrosoft.com"),
-            ("client_id", "22553876-f5ab-4529-bffb-cfe50aa89f87"),
-            ("client_secret", "s3cret"),
-        ]))
+        let s = Settings::from_config(
+            &config(&[
+                ("tenant_id", "contoso.onmicrosoft.com"),
+                ("client_id", "22553876-f5ab-4529-bffb-cfe50aa89f87"),
+                ("client_secret", "s3cret"),
+            ]),
+            None,
+        )
         .unwrap();
         assert_eq!(s.flow, AuthFlow::ClientCredentials);
         assert_eq!(s.scopes, vec!["https://graph.microsoft.com/.default"]);
@@ -425,16 +435,19 @@ mod tests {
 
     #[test]
     fn delegated_scopes_follow_the_cloud() {
-        let s = Settings::from_config(&config(&[
-            ("tenant_id", "t"),
-            ("client_id", "c"),
-            ("auth_flow", "device-code"),
-            ("graph_base", "https://graph.microsoft.us/v1.0/"),
-            (
-                "notification_url",
-                "https://hub.example.com/hooks/teams/notify",
-            ),
-        ]))
+        let s = Settings::from_config(
+            &config(&[
+                ("tenant_id", "t"),
+                ("client_id", "c"),
+                ("auth_flow", "device-code"),
+                ("graph_base", "https://graph.microsoft.us/v1.0/"),
+                (
+                    "notification_url",
+                    "https://hub.example.com/hooks/teams/notify",
+                ),
+            ]),
+            None,
+        )
         .unwrap();
         assert_eq!(s.graph_base, "https://graph.microsoft.us/v1.0");
         assert_eq!(s.scopes[0], "offline_access");
@@ -448,16 +461,80 @@ mod tests {
 
     #[test]
     fn required_fields_per_flow() {
-        let e = Settings::from_config(&config(&[("tenant_id", "t"), ("client_id", "c")]));
+        let e = Settings::from_config(&config(&[("tenant_id", "t"), ("client_id", "c")]), None);
         assert!(matches!(e, Err(ConnectorError::InvalidConfig(f)) if f.field == "client_secret"));
-        let e = Settings::from_config(&config(&[
-            ("tenant_id", "t"),
-            ("client_id", "c"),
-            ("auth_flow", "authorization-code"),
-        ]));
+        let e = Settings::from_config(
+            &config(&[
+                ("tenant_id", "t"),
+                ("client_id", "c"),
+                ("auth_flow", "authorization-code"),
+            ]),
+            None,
+        );
         assert!(matches!(e, Err(ConnectorError::InvalidConfig(f)) if f.field == "redirect_url"));
-        let e = Settings::from_config(&config(&[("tenant_id", "t/../x"), ("client_id", "c")]));
+        let e = Settings::from_config(
+            &config(&[("tenant_id", "t/../x"), ("client_id", "c")]),
+            None,
+        );
         assert!(matches!(e, Err(ConnectorError::InvalidConfig(f)) if f.field == "tenant_id"));
+    }
+
+    #[test]
+    fn webhook_urls_default_below_the_hubs_public_url() {
+        let base = Some("https://hub.example.com/hooks/teams/");
+        let s = Settings::from_config(
+            &config(&[
+                ("tenant_id", "t"),
+                ("client_id", "c"),
+                ("auth_flow", "authorization-code"),
+            ]),
+            base,
+        )
+        .unwrap();
+        assert_eq!(
+            s.notifications_possible(),
+            Ok("https://hub.example.com/hooks/teams/notify")
+        );
+        assert_eq!(
+            s.redirect_url.as_deref(),
+            Some("https://hub.example.com/hooks/teams/auth/callback")
+        );
+        // The operator's URLs win.
+        let s = Settings::from_config(
+            &config(&[
+                ("tenant_id", "t"),
+                ("client_id", "c"),
+                ("auth_flow", "device-code"),
+                ("notification_url", "https://proxy.example.com/graph/notify"),
+            ]),
+            base,
+        )
+        .unwrap();
+        assert_eq!(
+            s.notifications_possible(),
+            Ok("https://proxy.example.com/graph/notify")
+        );
+        // Neither: notifications give way to polling, and the
+        // authorization-code flow is refused naming the field.
+        let s = Settings::from_config(
+            &config(&[
+                ("tenant_id", "t"),
+                ("client_id", "c"),
+                ("auth_flow", "device-code"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert!(s.notifications_possible().is_err());
+        let e = Settings::from_config(
+            &config(&[
+                ("tenant_id", "t"),
+                ("client_id", "c"),
+                ("auth_flow", "authorization-code"),
+            ]),
+            None,
+        );
+        assert!(matches!(e, Err(ConnectorError::InvalidConfig(f)) if f.field == "redirect_url"));
     }
 
     #[test]

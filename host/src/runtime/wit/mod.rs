@@ -113,12 +113,8 @@ impl GuestPre {
         pre: InstancePre<InstanceState>,
     ) -> wasmtime::Result<Self> {
         Ok(match version {
-            ContractVersion::V0_1_0 => {
-                Self::V0_1_0(since_v0_1_0::ConnectorPluginPre::new(pre)?)
-            }
-            ContractVersion::V0_2_0 => {
-                Self::V0_2_0(since_v0_2_0::ConnectorPluginPre::new(pre)?)
-            }
+            ContractVersion::V0_1_0 => Self::V0_1_0(since_v0_1_0::ConnectorPluginPre::new(pre)?),
+            ContractVersion::V0_2_0 => Self::V0_2_0(since_v0_2_0::ConnectorPluginPre::new(pre)?),
         })
     }
 
@@ -156,10 +152,16 @@ impl Guest {
         }
     }
 
-    pub async fn describe(&self, store: &mut Store<InstanceState>) -> wasmtime::Result<types::PluginInfo> {
+    pub async fn describe(
+        &self,
+        store: &mut Store<InstanceState>,
+    ) -> wasmtime::Result<types::PluginInfo> {
         match self {
             Self::V0_1_0(g) => {
-                let info = g.presence_connector_connector().call_describe(store).await?;
+                let info = g
+                    .presence_connector_connector()
+                    .call_describe(store)
+                    .await?;
                 Ok(since_v0_1_0::plugin_info(info))
             }
             Self::V0_2_0(g) => g.presence_connector_connector().call_describe(store).await,
@@ -173,11 +175,22 @@ impl Guest {
     ) -> Call<()> {
         match self {
             Self::V0_1_0(g) => {
-                let entries: Vec<_> = entries.iter().cloned().map(since_v0_1_0::config_entry).collect();
-                let r = g.presence_connector_connector().call_configure(store, &entries).await?;
+                let entries: Vec<_> = entries
+                    .iter()
+                    .cloned()
+                    .map(since_v0_1_0::config_entry)
+                    .collect();
+                let r = g
+                    .presence_connector_connector()
+                    .call_configure(store, &entries)
+                    .await?;
                 Ok(r.map_err(since_v0_1_0::connector_error))
             }
-            Self::V0_2_0(g) => g.presence_connector_connector().call_configure(store, entries).await,
+            Self::V0_2_0(g) => {
+                g.presence_connector_connector()
+                    .call_configure(store, entries)
+                    .await
+            }
         }
     }
 
@@ -199,7 +212,11 @@ impl Guest {
                 }
                 Ok(outcome)
             }
-            Self::V0_2_0(g) => g.presence_connector_connector().call_handle_events(store, events).await,
+            Self::V0_2_0(g) => {
+                g.presence_connector_connector()
+                    .call_handle_events(store, events)
+                    .await
+            }
         }
     }
 
@@ -211,10 +228,17 @@ impl Guest {
         match self {
             Self::V0_1_0(g) => {
                 let r = since_v0_1_0::webhook_request(request.clone());
-                let resp = g.presence_connector_connector().call_handle_webhook(store, &r).await?;
+                let resp = g
+                    .presence_connector_connector()
+                    .call_handle_webhook(store, &r)
+                    .await?;
                 Ok(since_v0_1_0::webhook_response(resp))
             }
-            Self::V0_2_0(g) => g.presence_connector_connector().call_handle_webhook(store, request).await,
+            Self::V0_2_0(g) => {
+                g.presence_connector_connector()
+                    .call_handle_webhook(store, request)
+                    .await
+            }
         }
     }
 

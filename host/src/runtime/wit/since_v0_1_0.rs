@@ -189,10 +189,12 @@ pub fn plugin_info(i: old::PluginInfo) -> new::PluginInfo {
 
 pub fn connector_error(e: old::ConnectorError) -> new::ConnectorError {
     match e {
-        old::ConnectorError::InvalidConfig(f) => new::ConnectorError::InvalidConfig(new::FieldError {
-            field: f.field,
-            message: f.message,
-        }),
+        old::ConnectorError::InvalidConfig(f) => {
+            new::ConnectorError::InvalidConfig(new::FieldError {
+                field: f.field,
+                message: f.message,
+            })
+        }
         old::ConnectorError::NotConfigured => new::ConnectorError::NotConfigured,
         old::ConnectorError::UnknownEndpoint(e) => new::ConnectorError::UnknownEndpoint(e),
         old::ConnectorError::Unsupported(m) => new::ConnectorError::Unsupported(m),
@@ -367,7 +369,10 @@ impl log::Host for InstanceState {
 }
 
 impl net::Host for InstanceState {
-    fn udp_bind(&mut self, toward: old::SocketAddress) -> R<Result<net::UdpSocket, old::HostError>> {
+    fn udp_bind(
+        &mut self,
+        toward: old::SocketAddress,
+    ) -> R<Result<net::UdpSocket, old::HostError>> {
         use latest::presence::connector::net::Host;
         Ok(Host::udp_bind(self, addr(toward))?
             .map(|s| net::UdpSocket {
@@ -429,11 +434,7 @@ impl http::Host for InstanceState {
 }
 
 impl websocket::Host for InstanceState {
-    fn connect(
-        &mut self,
-        url: String,
-        hdrs: Vec<old::Header>,
-    ) -> R<Result<u32, old::HostError>> {
+    fn connect(&mut self, url: String, hdrs: Vec<old::Header>) -> R<Result<u32, old::HostError>> {
         use latest::presence::connector::websocket::{ConnectOptions, Host};
         let options = ConnectOptions {
             headers: headers(hdrs),

@@ -59,6 +59,9 @@ use presence_connector_sdk::time::{MissingZone, format_datetime, parse_datetime}
 /// Longest note kept, in characters.
 pub const MAX_NOTE_CHARS: usize = 1024;
 
+/// Longest tuple id kept, in characters; the hub's own are far shorter.
+const MAX_TUPLE_ID_CHARS: usize = 64;
+
 /// Most diagnostic values kept per document.
 const MAX_RAW: usize = 32;
 
@@ -71,6 +74,9 @@ pub struct Pidf {
     /// The `entity` attribute of `<presence>` (empty when absent: the
     /// subscriber knows whom it subscribed to).
     pub entity: String,
+    /// The `id` of every `<tuple>`, in document order: a composed document
+    /// shows whose publications it holds (the hub finds its own by it).
+    pub tuple_ids: Vec<String>,
     /// Availability, activity and note (see the module documentation).
     pub rich: RichPresence,
     /// An `on-the-phone` activity was present: telephony presence can be
@@ -424,8 +430,15 @@ pub fn parse_pidf(xml: &[u8]) -> Result<Pidf, BodyError> {
         push_raw(&mut raw, "note", n);
     }
 
+    let tuple_ids = tuples
+        .iter()
+        .filter_map(|t| t.attr("id"))
+        .map(|id| clip(id, MAX_TUPLE_ID_CHARS))
+        .collect();
+
     Ok(Pidf {
         entity,
+        tuple_ids,
         rich: RichPresence {
             availability,
             activity,
@@ -625,6 +638,7 @@ mod tests {
         );
         assert!(!p.on_the_phone);
         assert_eq!(raw_value(&p, "digium_presence"), Some("dnd"));
+        assert_eq!(p.tuple_ids, ["2001", "digium-presence"]);
         assert_eq!(raw_value(&p, "digium_presence.subtype"), Some("meeting"));
     }
 
@@ -887,6 +901,7 @@ mod tests {
             availability: a,
             activity: act,
             note: note.map(str::to_string),
+            dnd_scope: None,
             expires_in_ms: None,
         }
     }
@@ -954,6 +969,7 @@ mod tests {
             Some("x\u{7}y"),
         );
         let xml = build_pidf("sip:a&b@example.com", "2001", &i, 1_767_261_600_000);
+        assert_eq!(parse_pidf(xml.as_bytes()).unwrap().tuple_ids, ["t2001"]);
         assert!(xml.contains("entity=\"sip:a&amp;b@example.com\""));
         assert!(xml.contains("<tuple id=\"t2001\">"));
         assert!(xml.contains("<basic>open</basic>"));

@@ -144,6 +144,14 @@ impl Message {
         self.header(name)?.trim().parse().ok()
     }
 
+    /// Retry-After in seconds (RFC 3261 §20.33): the delta-seconds before
+    /// any comment ("120 (maintenance)") or parameter (";duration=60").
+    pub fn retry_after_secs(&self) -> Option<u32> {
+        let v = self.header("retry-after")?.trim_start();
+        let end = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+        v[..end].parse().ok()
+    }
+
     /// The media type of the body, lowercased, without parameters.
     pub fn content_type(&self) -> Option<String> {
         self.header("content-type").map(|v| {
@@ -241,6 +249,20 @@ Content-Length: 5\r\n\r\nhello";
             param(m.header("subscription-state").unwrap(), "expires").as_deref(),
             Some("600")
         );
+    }
+
+    #[test]
+    fn retry_after_with_comment_and_parameters() {
+        let with = |v: &str| {
+            let text = format!(
+                "SIP/2.0 503 Busy\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKa\r\nCall-ID: c\r\nCSeq: 1 PUBLISH\r\nRetry-After: {v}\r\nContent-Length: 0\r\n\r\n"
+            );
+            Message::parse(text.as_bytes()).unwrap().retry_after_secs()
+        };
+        assert_eq!(with("120"), Some(120));
+        assert_eq!(with("18000;duration=3600"), Some(18000));
+        assert_eq!(with("120 (I'm in a meeting)"), Some(120));
+        assert_eq!(with("soon"), None);
     }
 
     #[test]

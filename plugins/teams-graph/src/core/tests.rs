@@ -2,7 +2,8 @@
 
 use presence_connector_sdk::{
     Activity, Availability, Config, ConfigEntry, ConfigValue, ConnectorError, ConnectorStatus,
-    EndpointState, PresenceIntent, PresenceWrite,
+    EndpointState, PresenceIntent, UpdateOrigin, WriteAction, WriteFailure, WriteOutcome,
+    WriteRequest,
 };
 use serde_json::{Value, json};
 
@@ -32,7 +33,16 @@ fn settings(extra: &[(&str, &str)]) -> Settings {
             },
         })
         .collect();
-    Settings::from_config(&Config::new(entries)).unwrap()
+    Settings::from_config(&Config::new(entries), None).unwrap()
+}
+
+/// Distinct, predictable "random" bytes.
+fn entropy() -> Entropy {
+    let mut n = 0u8;
+    Box::new(move |len| {
+        n = n.wrapping_add(1);
+        vec![n; len as usize]
+    })
 }
 
 fn guid(n: usize) -> String {
@@ -60,7 +70,7 @@ struct H {
 
 impl H {
     fn new(s: Settings, stored: Stored) -> H {
-        let mut core = Core::new(s, stored, T0, 7);
+        let mut core = Core::new(s, stored, T0, entropy());
         core.start(T0);
         H {
             core,
@@ -120,6 +130,38 @@ impl H {
 
     fn last_status(&mut self) -> (ConnectorStatus, Option<String>) {
         self.statuses().last().cloned().expect("a status")
+    }
+
+    /// Every write outcome reported so far, in order.
+    fn outcomes(&mut self) -> Vec<(WriteId, WriteOutcome)> {
+        self.take();
+        self.log
+            .iter()
+            .filter_map(|a| match a {
+                Action::WriteOutcome(id, o) => Some((*id, o.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The presence updates reported since the last look.
+    fn updates(&mut self) -> Vec<PresenceUpdate> {
+        self.take()
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Presence(u) => Some(u),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn write(&mut self, id: WriteId, endpoint: &str, action: WriteAction) {
+        let req = WriteRequest {
+            id,
+            endpoint: endpoint.into(),
+            action,
+        };
+        self.core.write_presence(req, self.now).unwrap();
     }
 }
 
@@ -204,7 +246,9 @@ fn first_state_reads_in_batches_of_650_and_maps() {
     let rich = update.rich.unwrap();
     assert_eq!(rich.availability, Availability::Busy);
     assert_eq!(rich.activity, Some(Activity::InACall));
-    assert_eq!(update.sequence, Some(7));
+    // Graph's sequenceNumber orders reads inside the connector only.
+    assert_eq!(update.ordering, None);
+    assert_eq!(update.origin, UpdateOrigin::Platform);
     assert!(
         update
             .raw
@@ -642,6 +686,25 @@ fn reauthorization_required_refreshes_then_reauthorizes() {
 }
 
 #[test]
+fn a_removed_subscription_comes_back_with_a_new_client_state() {
+    let (mut h, sub, cs) = subscribed();
+    h.take();
+    let n = serde_json::to_vec(&json!({"value": [{
+        "subscriptionId": sub, "clientState": cs, "lifecycleEvent": "subscriptionRemoved"
+    }]}))
+    .unwrap();
+    assert_eq!(h.core.on_webhook(&hook("", &n), h.now).status, 202);
+    let reqs = h.requests();
+    let create = reqs
+        .iter()
+        .find(|(_, r)| r.method == "POST" && r.url.ends_with("/subscriptions"))
+        .expect("a new subscription");
+    let fresh = body(&create.1)["clientState"].as_str().unwrap().to_string();
+    assert_eq!(fresh.len(), 32);
+    assert_ne!(fresh, cs);
+}
+
+#[test]
 fn client_credentials_poll_and_say_why() {
     let s = settings(&[("notification_url", NOTIFY)]);
     let mut h = H::new(s, Stored::default());
@@ -655,17 +718,40 @@ fn client_credentials_poll_and_say_why() {
     assert!(detail.unwrap().contains("need a delegated sign-in"));
 }
 
+fn intent(availability: Availability, activity: Option<Activity>) -> WriteAction {
+    WriteAction::Set(PresenceIntent {
+        availability,
+        activity,
+        note: None,
+        dnd_scope: None,
+        expires_in_ms: None,
+    })
+}
+
+fn dnd() -> WriteAction {
+    intent(Availability::DoNotDisturb, Some(Activity::InACall))
+}
+
+fn failed(outcome: &WriteOutcome) -> &WriteFailure {
+    match outcome {
+        WriteOutcome::Failed(f) => f,
+        other => panic!("not a failure: {other:?}"),
+    }
+}
+
+/// The write requests among `reqs`.
+fn writes(reqs: &[(ReqId, Request)]) -> Vec<(ReqId, Request)> {
+    reqs.iter()
+        .filter(|(_, r)| r.url.contains("/presence/"))
+        .cloned()
+        .collect()
+}
+
 #[test]
 fn write_back_pairs_session_id_and_keep_alive() {
     let mut h = app_with_users(&[guid(1)]);
     h.take();
-    let dnd = PresenceWrite::Set(PresenceIntent {
-        availability: Availability::DoNotDisturb,
-        activity: Some(Activity::InACall),
-        note: None,
-        expires_in_ms: None,
-    });
-    h.core.set_presence(&guid(1), dnd, h.now).unwrap();
+    h.write(1, &guid(1), dnd());
     let reqs = h.requests();
     let (id, r) = &reqs[0];
     assert_eq!(
@@ -678,59 +764,402 @@ fn write_back_pairs_session_id_and_keep_alive() {
     );
     h.answer(*id, resp(200, Value::Null));
     let key = TimerKey::KeepAlive(guid(1));
+    let actions = h.take();
+    assert!(actions.contains(&Action::SetTimer(key.clone(), 24 * 60_000)));
     assert!(
-        h.take()
-            .contains(&Action::SetTimer(key.clone(), 24 * 60_000))
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::KvSet(k, _) if k == keys::WRITES)),
+        "what stands is stored"
     );
+    assert_eq!(h.outcomes(), vec![(1, WriteOutcome::Applied)]);
     h.timer(key);
     let reqs = h.requests();
     assert!(reqs[0].1.url.ends_with("/setPresence"), "renewed");
     h.answer(reqs[0].0, resp(200, Value::Null));
-    h.core
-        .set_presence(&guid(1), PresenceWrite::Clear, h.now)
-        .unwrap();
-    let reqs = h.requests();
-    let clear = reqs
-        .iter()
-        .find(|(_, r)| r.url.ends_with("/clearPresence"))
-        .unwrap();
-    assert_eq!(body(&clear.1), json!({"sessionId": CLIENT}));
-    let offline = PresenceWrite::Set(PresenceIntent {
-        availability: Availability::Offline,
-        activity: None,
-        note: None,
-        expires_in_ms: None,
-    });
-    assert!(matches!(
-        h.core.set_presence(&guid(1), offline, h.now),
-        Err(ConnectorError::Unsupported(_))
-    ));
+    assert_eq!(h.outcomes().len(), 1, "a renewal owes the hub no outcome");
+    let offline = intent(Availability::Offline, None);
+    let refused = h.core.write_presence(
+        WriteRequest {
+            id: 2,
+            endpoint: guid(1),
+            action: offline,
+        },
+        h.now,
+    );
+    assert!(matches!(refused, Err(ConnectorError::Unsupported(_))));
+    assert_eq!(h.outcomes().len(), 1, "a refused write has no outcome");
 }
 
 #[test]
-fn preferred_write_back_and_clear_without_body() {
+fn expiry_maps_to_the_duration_graph_allows() {
+    let mut h = app_with_users(&[guid(1)]);
+    h.take();
+    let mut sent = Vec::new();
+    for (n, ms) in [(1, 90 * 60_000), (2, 60_000), (3, 24 * 3_600_000)] {
+        h.write(
+            n,
+            &guid(1),
+            WriteAction::Set(PresenceIntent {
+                availability: Availability::Busy,
+                activity: None,
+                note: None,
+                dnd_scope: None,
+                expires_in_ms: Some(ms),
+            }),
+        );
+        let reqs = h.requests();
+        sent.push(body(&reqs[0].1)["expirationDuration"].clone());
+        h.answer(reqs[0].0, resp(200, Value::Null));
+        assert!(
+            !h.take()
+                .iter()
+                .any(|a| matches!(a, Action::SetTimer(TimerKey::KeepAlive(_), _))),
+            "a write with its own expiry is not kept alive"
+        );
+    }
+    assert_eq!(sent, vec![json!("PT90M"), json!("PT5M"), json!("PT240M")]);
+}
+
+#[test]
+fn set_presence_200_is_applied() {
+    let mut h = app_with_users(&[guid(1)]);
+    h.take();
+    h.write(7, &guid(1), intent(Availability::Busy, None));
+    let reqs = writes(&h.requests());
+    assert_eq!(body(&reqs[0].1)["activity"], "InACall");
+    assert!(h.outcomes().is_empty(), "no outcome before Graph answers");
+    h.answer(reqs[0].0, resp(200, Value::Null));
+    assert_eq!(h.outcomes(), vec![(7, WriteOutcome::Applied)]);
+}
+
+#[test]
+fn set_presence_403_fails_naming_the_permission() {
+    let mut h = app_with_users(&[guid(1)]);
+    h.take();
+    h.write(1, &guid(1), dnd());
+    let reqs = writes(&h.requests());
+    h.answer(
+        reqs[0].0,
+        resp(403, json!({"error": {"code": "Forbidden", "message": "Insufficient privileges to complete the operation."}})),
+    );
+    let outcomes = h.outcomes();
+    assert_eq!(outcomes.len(), 1);
+    let f = failed(&outcomes[0].1);
+    assert!(!f.retryable);
+    assert_eq!(f.status, Some(403));
+    assert!(
+        f.message.contains("Presence.ReadWrite.All"),
+        "{}",
+        f.message
+    );
+    assert_eq!(h.last_status().0, ConnectorStatus::Forbidden);
+    assert!(writes(&h.requests()).is_empty(), "not sent again");
+}
+
+#[test]
+fn set_presence_429_fails_retryable_with_retry_after() {
+    let mut h = app_with_users(&[guid(1)]);
+    h.take();
+    h.write(1, &guid(1), dnd());
+    let reqs = writes(&h.requests());
+    h.answer(
+        reqs[0].0,
+        Ok(Response {
+            status: 429,
+            headers: vec![("Retry-After".into(), "7".into())],
+            body: vec![],
+        }),
+    );
+    let outcomes = h.outcomes();
+    assert_eq!(outcomes.len(), 1);
+    let f = failed(&outcomes[0].1);
+    assert!(f.retryable);
+    assert_eq!(f.retry_after_ms, Some(7000));
+    assert_eq!(f.status, Some(429));
+    // The host retries, not the connector.
+    h.now += 7000;
+    h.timer(TimerKey::Gate);
+    assert!(writes(&h.requests()).is_empty());
+}
+
+#[test]
+fn unreachable_graph_fails_a_write_retryable_without_status() {
+    let mut h = app_with_users(&[guid(1)]);
+    h.take();
+    h.write(1, &guid(1), dnd());
+    let reqs = writes(&h.requests());
+    h.answer(reqs[0].0, Err("connection reset".into()));
+    let outcomes = h.outcomes();
+    let f = failed(&outcomes[0].1);
+    assert!(f.retryable);
+    assert_eq!(f.status, None);
+    assert!(f.message.contains("connection reset"), "{}", f.message);
+}
+
+#[test]
+fn a_write_to_an_unknown_user_fails_for_good() {
+    let mut h = H::new(settings(&[]), Stored::default());
+    let reqs = h.requests();
+    h.token(&reqs, 3600, None);
+    h.write(1, "ghost@contoso.com", dnd());
+    let reqs = h.requests();
+    assert!(reqs[0].1.url.contains("/users/ghost@contoso.com?"));
+    h.answer(
+        reqs[0].0,
+        resp(
+            404,
+            json!({"error": {"code": "Request_ResourceNotFound", "message": "no"}}),
+        ),
+    );
+    let outcomes = h.outcomes();
+    let f = failed(&outcomes[0].1);
+    assert!(!f.retryable);
+    assert_eq!(f.status, Some(404));
+}
+
+#[test]
+fn restore_clears_the_session_and_is_restored() {
+    let mut h = app_with_users(&[guid(1)]);
+    h.take();
+    h.write(1, &guid(1), dnd());
+    let reqs = writes(&h.requests());
+    h.answer(reqs[0].0, resp(200, Value::Null));
+    h.write(2, &guid(1), WriteAction::Restore);
+    let reqs = writes(&h.requests());
+    assert_eq!(
+        reqs[0].1.url,
+        format!("{GRAPH}/users/{}/presence/clearPresence", guid(1))
+    );
+    assert_eq!(body(&reqs[0].1), json!({"sessionId": CLIENT}));
+    h.answer(reqs[0].0, resp(200, Value::Null));
+    assert_eq!(
+        h.outcomes(),
+        vec![(1, WriteOutcome::Applied), (2, WriteOutcome::Restored)]
+    );
+    assert!(
+        h.log
+            .contains(&Action::CancelTimer(TimerKey::KeepAlive(guid(1)))),
+        "no more renewals"
+    );
+    // Nothing stands any more: a second restore is done at once.
+    h.write(3, &guid(1), WriteAction::Restore);
+    assert!(writes(&h.requests()).is_empty());
+    assert_eq!(h.outcomes()[2], (3, WriteOutcome::Restored));
+}
+
+#[test]
+fn restore_where_the_hub_never_wrote_is_restored_at_once() {
+    let mut h = app_with_users(&[guid(1)]);
+    h.take();
+    h.write(1, &guid(1), WriteAction::Restore);
+    assert!(writes(&h.requests()).is_empty(), "nothing to clear");
+    assert_eq!(h.outcomes(), vec![(1, WriteOutcome::Restored)]);
+}
+
+#[test]
+fn a_newer_write_supersedes_one_not_yet_sent() {
+    let mut h = app_with_users(&[guid(1)]);
+    h.take();
+    h.write(1, &guid(1), dnd());
+    let first = writes(&h.requests());
+    // While the first is in flight, two more come: the second never goes.
+    h.write(2, &guid(1), intent(Availability::Away, None));
+    h.write(3, &guid(1), intent(Availability::Busy, None));
+    assert!(
+        writes(&h.requests()).is_empty(),
+        "one write in flight per user"
+    );
+    assert_eq!(h.outcomes(), vec![(2, WriteOutcome::Superseded)]);
+    h.answer(first[0].0, resp(200, Value::Null));
+    let third = writes(&h.requests());
+    assert_eq!(body(&third[0].1)["availability"], "Busy");
+    h.answer(third[0].0, resp(200, Value::Null));
+    assert_eq!(
+        h.outcomes(),
+        vec![
+            (2, WriteOutcome::Superseded),
+            (1, WriteOutcome::Applied),
+            (3, WriteOutcome::Applied),
+        ]
+    );
+}
+
+#[test]
+fn a_write_refused_for_its_token_goes_again_with_a_new_one() {
+    let mut h = app_with_users(&[guid(1)]);
+    h.take();
+    h.write(1, &guid(1), dnd());
+    let reqs = writes(&h.requests());
+    h.answer(
+        reqs[0].0,
+        resp(
+            401,
+            json!({"error": {"code": "InvalidAuthenticationToken", "message": "expired"}}),
+        ),
+    );
+    let reqs = h.requests();
+    assert!(h.outcomes().is_empty());
+    h.token(&reqs, 3600, None);
+    let reqs = writes(&h.requests());
+    assert_eq!(reqs.len(), 1, "sent again");
+    h.answer(reqs[0].0, resp(200, Value::Null));
+    assert_eq!(h.outcomes(), vec![(1, WriteOutcome::Applied)]);
+}
+
+#[test]
+fn a_write_that_cannot_be_sent_fails_after_the_deadline() {
+    // No token yet: the write waits, then fails so the host hears of it.
+    let mut h = H::new(settings(&[]), Stored::default());
+    h.take();
+    h.write(1, &guid(1), dnd());
+    assert!(
+        h.take()
+            .contains(&Action::SetTimer(TimerKey::WriteDeadline(guid(1)), 60_000))
+    );
+    h.now += 60_000;
+    h.timer(TimerKey::WriteDeadline(guid(1)));
+    let outcomes = h.outcomes();
+    assert_eq!(outcomes.len(), 1);
+    let f = failed(&outcomes[0].1);
+    assert!(f.retryable);
+    assert!(f.message.contains("not signed in"), "{}", f.message);
+}
+
+#[test]
+fn shutdown_fails_writes_not_yet_answered() {
+    let mut h = app_with_users(&[guid(1), guid(2)]);
+    h.take();
+    h.write(1, &guid(1), dnd());
+    h.write(2, &guid(1), intent(Availability::Away, None));
+    h.requests();
+    h.core.shutdown();
+    let outcomes = h.outcomes();
+    assert_eq!(outcomes.len(), 2);
+    assert!(outcomes.iter().all(|(_, o)| failed(o).retryable));
+}
+
+#[test]
+fn the_update_a_write_caused_carries_its_id() {
+    let mut h = app_with_users(&[guid(1)]);
+    let reqs = h.requests();
+    let read = |a: &str, act: &str| json!({"value": [{"id": guid(1), "availability": a, "activity": act}]});
+    h.answer(reqs[0].0, resp(200, read("Available", "Available")));
+    h.take();
+    h.write(42, &guid(1), dnd());
+    let reqs = writes(&h.requests());
+    h.answer(reqs[0].0, resp(200, Value::Null));
+    h.take();
+    // A change that is not the written pair is the platform's.
+    let read_now = |h: &mut H, a: &str, act: &str| {
+        h.core.to_read.insert(guid(1));
+        h.core.pump(h.now);
+        let reqs = h.requests();
+        h.answer(reqs[0].0, resp(200, read(a, act)));
+        h.updates()
+    };
+    let u = read_now(&mut h, "Busy", "InAMeeting");
+    assert_eq!(u[0].origin, UpdateOrigin::Platform);
+    h.now += 5_000;
+    let u = read_now(&mut h, "DoNotDisturb", "Presenting");
+    assert_eq!(u[0].origin, UpdateOrigin::HubWrite(42));
+    // One update per write: the next change is the person's again.
+    h.now += 5_000;
+    let u = read_now(&mut h, "Available", "Available");
+    assert_eq!(u[0].origin, UpdateOrigin::Platform);
+    let u = read_now(&mut h, "DoNotDisturb", "Presenting");
+    assert_eq!(u[0].origin, UpdateOrigin::Platform);
+}
+
+#[test]
+fn an_echo_too_late_is_the_platforms() {
+    let mut h = app_with_users(&[guid(1)]);
+    let reqs = h.requests();
+    h.answer(
+        reqs[0].0,
+        resp(
+            200,
+            json!({"value": [{"id": guid(1), "availability": "Available", "activity": "Available"}]}),
+        ),
+    );
+    h.write(5, &guid(1), dnd());
+    let reqs = writes(&h.requests());
+    h.answer(reqs[0].0, resp(200, Value::Null));
+    h.now += 61_000;
+    h.core.to_read.insert(guid(1));
+    h.core.pump(h.now);
+    let reqs = h.requests();
+    h.answer(
+        reqs[0].0,
+        resp(
+            200,
+            json!({"value": [{"id": guid(1), "availability": "DoNotDisturb", "activity": "Presenting"}]}),
+        ),
+    );
+    assert_eq!(h.updates()[0].origin, UpdateOrigin::Platform);
+}
+
+#[test]
+fn preferred_write_back_and_restore_without_body() {
     let mut h = H::new(settings(&[("write_mode", "preferred")]), Stored::default());
     let reqs = h.requests();
     h.token(&reqs, 3600, None);
-    let brb = PresenceWrite::Set(PresenceIntent {
+    let brb = WriteAction::Set(PresenceIntent {
         availability: Availability::Away,
         activity: Some(Activity::BeRightBack),
         note: None,
+        dnd_scope: None,
         expires_in_ms: Some(3_600_000),
     });
-    h.core.set_presence(&guid(2), brb, h.now).unwrap();
+    h.write(1, &guid(2), brb);
     let reqs = h.requests();
+    assert!(reqs[0].1.url.ends_with("/setUserPreferredPresence"));
     assert_eq!(
         body(&reqs[0].1),
         json!({"availability": "BeRightBack", "activity": "BeRightBack", "expirationDuration": "PT60M"})
     );
     h.answer(reqs[0].0, resp(200, Value::Null));
-    h.core
-        .set_presence(&guid(2), PresenceWrite::Clear, h.now)
-        .unwrap();
+    h.write(2, &guid(2), WriteAction::Restore);
     let reqs = h.requests();
     assert!(reqs[0].1.url.ends_with("/clearUserPreferredPresence"));
     assert!(reqs[0].1.body.is_empty());
+    h.answer(reqs[0].0, resp(200, Value::Null));
+    assert_eq!(
+        h.outcomes(),
+        vec![(1, WriteOutcome::Applied), (2, WriteOutcome::Restored)]
+    );
+}
+
+#[test]
+fn a_restore_after_a_restart_clears_what_the_last_run_wrote() {
+    let mut h = H::new(settings(&[("write_mode", "preferred")]), Stored::default());
+    let reqs = h.requests();
+    h.token(&reqs, 3600, None);
+    h.write(1, &guid(2), intent(Availability::DoNotDisturb, None));
+    let reqs = h.requests();
+    h.answer(reqs[0].0, resp(200, Value::Null));
+    let stored = h.take().into_iter().find_map(|a| match a {
+        Action::KvSet(k, v) if k == keys::WRITES => Some(v),
+        _ => None,
+    });
+    // Restarted in session mode: the clear still matches how it was set.
+    let mut h = H::new(
+        settings(&[]),
+        Stored {
+            writes: stored,
+            ..Stored::default()
+        },
+    );
+    let reqs = h.requests();
+    h.token(&reqs, 3600, None);
+    h.write(9, &guid(2), WriteAction::Restore);
+    let reqs = h.requests();
+    assert!(
+        reqs[0].1.url.ends_with("/clearUserPreferredPresence"),
+        "{reqs:?}"
+    );
+    h.answer(reqs[0].0, resp(200, Value::Null));
+    assert_eq!(h.outcomes(), vec![(9, WriteOutcome::Restored)]);
 }
 
 #[test]

@@ -109,7 +109,12 @@ pub(super) struct Echo {
     until: Option<u64>,
 }
 
-fn failure(message: String, retryable: bool, retry_after_ms: Option<u64>, status: Option<u16>) -> WriteFailure {
+fn failure(
+    message: String,
+    retryable: bool,
+    retry_after_ms: Option<u64>,
+    status: Option<u16>,
+) -> WriteFailure {
     WriteFailure {
         message,
         retryable,
@@ -125,7 +130,11 @@ impl Core {
             return;
         };
         if st.fingerprint == self.s.fingerprint() {
-            self.standing = st.writes.into_iter().filter(|(_, w)| !w.lapsed(now)).collect();
+            self.standing = st
+                .writes
+                .into_iter()
+                .filter(|(_, w)| !w.lapsed(now))
+                .collect();
         }
     }
 
@@ -355,9 +364,12 @@ impl Core {
                 None,
                 Some(404),
             )),
-            Outcome::Rejected(status, m) => {
-                Err(failure(format!("Graph refused the write: {m}"), false, None, Some(status)))
-            }
+            Outcome::Rejected(status, m) => Err(failure(
+                format!("Graph refused the write: {m}"),
+                false,
+                None,
+                Some(status),
+            )),
             // Handled before; kept for completeness of the match.
             Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(..) => return,
         };
@@ -433,9 +445,7 @@ impl Core {
             return;
         };
         // A hub write already waiting replaces the renewal.
-        self.writes
-            .entry(ep)
-            .or_insert(Pending { id: None, op });
+        self.writes.entry(ep).or_insert(Pending { id: None, op });
     }
 
     /// A write waited too long to be sent: fail it, saying what held it.
@@ -548,6 +558,7 @@ impl Core {
             );
         }
         self.writing.clear();
-        self.inflight.retain(|_, p| !matches!(p, Purpose::Write(..)));
+        self.inflight
+            .retain(|_, p| !matches!(p, Purpose::Write(..)));
     }
 }

@@ -55,9 +55,9 @@ use presence_connector_sdk::{
     self as sdk, Availability, Capabilities, Channels, Config, ConfigEntry, ConfigField,
     ConnectorError, ConnectorStatus, DndScope, EndpointId, EndpointKind, EndpointState, Event,
     FieldKind, Guest, Header, HostError, PluginInfo, PresenceUpdate, RequestId, RichPresence,
-    SocketId, UpdateOrigin, VendorValue, WebhookRequest, WebhookResponse, WebsocketId,
-    WriteAction, WriteOutcome, WriteRequest, WsPayload, http, instance, kv, net,
-    render_host_error, report, websocket,
+    SocketId, UpdateOrigin, VendorValue, WebhookRequest, WebhookResponse, WebsocketId, WriteAction,
+    WriteOutcome, WriteRequest, WsPayload, http, instance, kv, net, render_host_error, report,
+    websocket,
 };
 
 use command::Command;
@@ -282,10 +282,9 @@ fn handle_event(event: Event) {
             }
         }
         Event::WebsocketMessage(message) => {
-            if let (Some(endpoint), WsPayload::Text(text)) = (
-                pending(Handle::WebSocket(message.socket)),
-                &message.payload,
-            ) {
+            if let (Some(endpoint), WsPayload::Text(text)) =
+                (pending(Handle::WebSocket(message.socket)), &message.payload)
+            {
                 report_note(&endpoint, text);
             }
         }

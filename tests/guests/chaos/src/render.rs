@@ -70,7 +70,10 @@ mod tests {
                 Failure::TlsCertificate("unknown issuer".into()),
                 "tls-certificate: unknown issuer",
             ),
-            (Failure::Tls("no common cipher".into()), "tls: no common cipher"),
+            (
+                Failure::Tls("no common cipher".into()),
+                "tls: no common cipher",
+            ),
             (
                 Failure::UpgradeRefused(RefusedUpgrade {
                     status: 403,
