@@ -670,6 +670,14 @@ async fn dnd_written_back_and_cleared() {
         rich(v, upn)["availability"] == "do-not-disturb"
     })
     .await;
+    // Graph's 200 comes back as the write's outcome, by the write's id.
+    let write_id = v["id"].as_u64().expect("the write's id");
+    let outcome = hub
+        .wait_for(&format!("/api/v1/writes/{write_id}"), "outcome", |w| {
+            w["state"] != "pending"
+        })
+        .await;
+    assert_eq!(outcome["state"], "applied", "{outcome}");
     // An explicit expiry is passed on.
     let (s, _) = write(
         ID,

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use presence_connector_sdk::{
     ConnectorError, ConnectorStatus, DndScope, EndpointState, LineState, Ordering, PresenceUpdate,
     RichPresence, TelephonyPresence, TelephonySource, UpdateOrigin, VendorValue, WriteAction,
-    WriteId, WriteOutcome, WriteRequest,
+    WriteFailure, WriteId, WriteOutcome, WriteRequest,
 };
 
 use crate::body;
@@ -85,6 +85,10 @@ pub enum TimerKey {
 }
 
 /// What the core wants done.
+// Presence reports are the large variant and the common one (one per
+// NOTIFY); actions are drained at once, so boxing them would only add an
+// allocation per report.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Send(Vec<u8>),
@@ -599,7 +603,7 @@ impl Core {
                 self.out
                     .push(Action::Warn(format!("PUBLISH for {ep}: {detail}")));
                 // Retrying cannot help until the credentials change.
-                let failure = presence_connector_sdk::WriteFailure {
+                let failure = WriteFailure {
                     message: detail,
                     retryable: false,
                     retry_after_ms: None,
@@ -1534,7 +1538,7 @@ impl Core {
         self.pump(endpoint);
     }
 
-    fn publish_failed(&mut self, endpoint: &str, failure: presence_connector_sdk::WriteFailure) {
+    fn publish_failed(&mut self, endpoint: &str, failure: WriteFailure) {
         if let Some(p) = self.pubs.get_mut(endpoint) {
             p.failed(failure);
         }
@@ -1625,7 +1629,7 @@ fn same_uri(u: &str) -> String {
 mod tests {
     use super::*;
     use crate::settings::Events;
-    use presence_connector_sdk::{Availability, PresenceIntent, WriteFailure};
+    use presence_connector_sdk::{Availability, PresenceIntent};
 
     fn settings() -> Settings {
         Settings {
@@ -1784,6 +1788,15 @@ Subscription-State: {state}\r\nContact: <sip:127.0.0.1:5060>\r\nContent-Type: {c
             })
             .unwrap();
         assert_eq!(p.endpoint, "alice");
+        // Ordered by the NOTIFY's CSeq within the dialog; not our write.
+        assert_eq!(
+            p.ordering,
+            Some(Ordering {
+                epoch: sub.header("call-id").unwrap().into(),
+                sequence: 1
+            })
+        );
+        assert_eq!(p.origin, UpdateOrigin::Platform);
         let rich = p.rich.unwrap();
         assert_eq!(rich.availability, Availability::Away);
         assert_eq!(rich.note.as_deref(), Some("lunch"));
@@ -2013,8 +2026,18 @@ Subscription-State: {state}\r\nContact: <sip:127.0.0.1:5060>\r\nContent-Type: {c
         );
     }
 
+    fn reports(actions: &[Action]) -> Vec<PresenceUpdate> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Presence(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
-    fn dialog_versions_do_not_order_reports_across_dialogs() {
+    fn dialog_versions_are_ordered_within_their_dialog() {
         let mut s = settings();
         s.events = Events {
             presence: false,
@@ -2027,19 +2050,50 @@ Subscription-State: {state}\r\nContact: <sip:127.0.0.1:5060>\r\nContent-Type: {c
         let dl = requests(&c.take_actions(), "SUBSCRIBE").remove(0);
         c.on_message(&reply(&dl, 200, "Expires: 600\r\n"));
         c.take_actions();
-        let doc = r#"<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="7" state="full" entity="sip:2001@example.com"/>"#;
-        c.on_message(&notify(&dl, "active", "application/dialog-info+xml", doc));
-        let p = c
-            .take_actions()
-            .into_iter()
-            .find_map(|a| match a {
-                Action::Presence(p) => Some(p),
-                _ => None,
+        let doc = |v: u64| {
+            format!(
+                r#"<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="{v}" state="full" entity="sip:2001@example.com"/>"#
+            )
+        };
+        c.on_message(&notify(
+            &dl,
+            "active",
+            "application/dialog-info+xml",
+            &doc(7),
+        ));
+        let p = reports(&c.take_actions()).remove(0);
+        let first = dl.header("call-id").unwrap().to_string();
+        assert_eq!(
+            p.ordering,
+            Some(Ordering {
+                epoch: first.clone(),
+                sequence: 7
             })
-            .unwrap();
-        // A new dialog counts from 0 again: the version is no sequence.
-        assert_eq!(p.sequence, None);
-        assert!(p.raw.iter().any(|v| v.value.starts_with("version 7")));
+        );
+        assert_eq!(p.origin, UpdateOrigin::Platform);
+        // The server forgets the dialog: a new one counts from 0 again,
+        // in an order of its own.
+        c.on_timer(TimerKey::Refresh((Kind::Dialog, "2001".into())));
+        let refresh = requests(&c.take_actions(), "SUBSCRIBE").remove(0);
+        c.on_message(&reply(&refresh, 481, ""));
+        let fresh = requests(&c.take_actions(), "SUBSCRIBE").remove(0);
+        c.on_message(&reply(&fresh, 200, "Expires: 600\r\n"));
+        c.on_message(&notify(
+            &fresh,
+            "active",
+            "application/dialog-info+xml",
+            &doc(0),
+        ));
+        let p = reports(&c.take_actions()).remove(0);
+        let second = fresh.header("call-id").unwrap().to_string();
+        assert_ne!(second, first);
+        assert_eq!(
+            p.ordering,
+            Some(Ordering {
+                epoch: second,
+                sequence: 0
+            })
+        );
     }
 
     fn sent_code(actions: &[Action]) -> Option<u16> {
@@ -2105,18 +2159,56 @@ Subscription-State: {state}\r\nContact: <sip:127.0.0.1:5060>\r\nContent-Type: {c
         assert_ne!(fresh.header("call-id"), sub.header("call-id"));
     }
 
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn set(
+        id: WriteId,
+        endpoint: &str,
+        a: Availability,
+        expires_in_ms: Option<u64>,
+    ) -> WriteRequest {
+        WriteRequest {
+            id,
+            endpoint: endpoint.into(),
+            action: WriteAction::Set(PresenceIntent {
+                availability: a,
+                activity: None,
+                note: None,
+                dnd_scope: None,
+                expires_in_ms,
+            }),
+        }
+    }
+
+    fn restore(id: WriteId, endpoint: &str) -> WriteRequest {
+        WriteRequest {
+            id,
+            endpoint: endpoint.into(),
+            action: WriteAction::Restore,
+        }
+    }
+
+    fn outcomes(actions: &[Action]) -> Vec<(WriteId, WriteOutcome)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Outcome(id, o) => Some((*id, o.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Write `id` for alice and return its PUBLISH.
+    fn publishing(c: &mut Core, id: WriteId, a: Availability) -> Message {
+        c.write(set(id, "alice", a, None), NOW).unwrap();
+        requests(&c.take_actions(), "PUBLISH").remove(0)
+    }
+
     #[test]
     fn publish_etag_refresh_modify_remove_and_412() {
         let mut c = up(settings());
         c.take_actions();
-        let dnd = PresenceWrite::Set(PresenceIntent {
-            availability: Availability::DoNotDisturb,
-            activity: None,
-            note: Some("in a call".into()),
-            expires_in_ms: None,
-        });
-        c.publish("alice", dnd.clone(), 1_700_000_000_000).unwrap();
-        let p = requests(&c.take_actions(), "PUBLISH").remove(0);
+        let p = publishing(&mut c, 1, Availability::DoNotDisturb);
         assert_eq!(p.header("event"), Some("presence"));
         assert!(p.header("sip-if-match").is_none());
         assert!(String::from_utf8_lossy(&p.body).contains("do-not-disturb"));
@@ -2126,6 +2218,7 @@ Subscription-State: {state}\r\nContact: <sip:127.0.0.1:5060>\r\nContent-Type: {c
             TimerKey::PublishRefresh("alice".into()),
             88_000
         )));
+        assert_eq!(outcomes(&a), [(1, WriteOutcome::Applied)]);
         c.on_timer(TimerKey::PublishRefresh("alice".into()));
         let r = requests(&c.take_actions(), "PUBLISH").remove(0);
         assert_eq!(r.header("sip-if-match"), Some("e1"));
@@ -2135,20 +2228,237 @@ Subscription-State: {state}\r\nContact: <sip:127.0.0.1:5060>\r\nContent-Type: {c
         let fresh = requests(&c.take_actions(), "PUBLISH").remove(0);
         assert!(fresh.header("sip-if-match").is_none() && !fresh.body.is_empty());
         c.on_message(&reply(&fresh, 200, "SIP-ETag: e2\r\nExpires: 120\r\n"));
-        c.take_actions();
-        c.publish("alice", dnd, 1_700_000_000_000).unwrap();
-        let modify = requests(&c.take_actions(), "PUBLISH").remove(0);
+        assert!(outcomes(&c.take_actions()).is_empty());
+        let modify = publishing(&mut c, 2, Availability::Away);
         assert_eq!(modify.header("sip-if-match"), Some("e2"));
         assert!(!modify.body.is_empty());
         c.on_message(&reply(&modify, 200, "SIP-ETag: e3\r\nExpires: 120\r\n"));
-        c.take_actions();
-        c.publish("alice", PresenceWrite::Clear, 0).unwrap();
-        let rm = requests(&c.take_actions(), "PUBLISH").remove(0);
+        assert_eq!(outcomes(&c.take_actions()), [(2, WriteOutcome::Applied)]);
+        c.write(restore(3, "alice"), NOW).unwrap();
+        let a = c.take_actions();
+        assert!(a.contains(&Action::CancelTimer(TimerKey::PublishRefresh(
+            "alice".into()
+        ))));
+        let rm = requests(&a, "PUBLISH").remove(0);
         assert_eq!(rm.header("expires"), Some("0"));
         assert_eq!(rm.header("sip-if-match"), Some("e3"));
         c.on_message(&reply(&rm, 200, ""));
-        c.take_actions();
+        assert_eq!(outcomes(&c.take_actions()), [(3, WriteOutcome::Restored)]);
         assert!(c.pubs.is_empty());
+        // Nothing of ours left: restored at once.
+        c.write(restore(4, "alice"), NOW).unwrap();
+        let a = c.take_actions();
+        assert_eq!(outcomes(&a), [(4, WriteOutcome::Restored)]);
+        assert!(requests(&a, "PUBLISH").is_empty());
+    }
+
+    #[test]
+    fn a_modify_that_hits_412_reports_after_the_fresh_publish() {
+        let mut c = up(settings());
+        c.take_actions();
+        let p = publishing(&mut c, 1, Availability::Busy);
+        c.on_message(&reply(&p, 200, "SIP-ETag: e1\r\n"));
+        c.take_actions();
+        let modify = publishing(&mut c, 2, Availability::Away);
+        c.on_message(&reply(&modify, 412, ""));
+        let a = c.take_actions();
+        assert!(outcomes(&a).is_empty());
+        let fresh = requests(&a, "PUBLISH").remove(0);
+        assert!(fresh.header("sip-if-match").is_none());
+        assert!(String::from_utf8_lossy(&fresh.body).contains("rpid:away"));
+        c.on_message(&reply(&fresh, 200, "SIP-ETag: e2\r\n"));
+        assert_eq!(outcomes(&c.take_actions()), [(2, WriteOutcome::Applied)]);
+    }
+
+    #[test]
+    fn final_refusals_fail_the_write() {
+        for (code, extra, retryable, retry_after_ms) in [
+            (403, "", false, None),
+            (
+                503,
+                "Retry-After: 120 (maintenance)\r\n",
+                true,
+                Some(120_000),
+            ),
+            (500, "", true, None),
+            (603, "", false, None),
+        ] {
+            let mut c = up(settings());
+            c.take_actions();
+            let p = publishing(&mut c, 7, Availability::Busy);
+            c.on_message(&reply(&p, code, extra));
+            let a = c.take_actions();
+            let [(7, WriteOutcome::Failed(f))] = &outcomes(&a)[..] else {
+                panic!("{code}: {a:?}");
+            };
+            assert_eq!(
+                (f.retryable, f.retry_after_ms, f.status),
+                (retryable, retry_after_ms, Some(code)),
+                "{code}"
+            );
+            assert!(f.message.contains(&code.to_string()), "{}", f.message);
+            // Nothing of ours went up: nothing to keep.
+            assert!(c.pubs.is_empty());
+        }
+    }
+
+    #[test]
+    fn challenges_are_answered_not_reported() {
+        let mut c = up(settings());
+        c.take_actions();
+        let p = publishing(&mut c, 1, Availability::Busy);
+        let challenge = "Proxy-Authenticate: Digest realm=\"r\", nonce=\"n1\"\r\n";
+        c.on_message(&reply(&p, 407, challenge));
+        let a = c.take_actions();
+        assert!(outcomes(&a).is_empty());
+        let answered = requests(&a, "PUBLISH").remove(0);
+        assert!(answered.header("proxy-authorization").is_some());
+        c.on_message(&reply(&answered, 200, "SIP-ETag: e1\r\n"));
+        assert_eq!(outcomes(&c.take_actions()), [(1, WriteOutcome::Applied)]);
+        // Wrong credentials: a fresh challenge to our answer.
+        let p = publishing(&mut c, 2, Availability::Away);
+        c.on_message(&reply(&p, 407, challenge));
+        let answered = requests(&c.take_actions(), "PUBLISH").remove(0);
+        c.on_message(&reply(
+            &answered,
+            407,
+            "Proxy-Authenticate: Digest realm=\"r\", nonce=\"n2\"\r\n",
+        ));
+        let a = c.take_actions();
+        let [(2, WriteOutcome::Failed(f))] = &outcomes(&a)[..] else {
+            panic!("{a:?}");
+        };
+        assert_eq!((f.retryable, f.status), (false, Some(407)));
+    }
+
+    #[test]
+    fn a_newer_write_supersedes_the_one_in_flight() {
+        let mut c = up(settings());
+        c.take_actions();
+        let first = publishing(&mut c, 1, Availability::Busy);
+        c.write(set(2, "alice", Availability::Away, None), NOW)
+            .unwrap();
+        let a = c.take_actions();
+        assert_eq!(outcomes(&a), [(1, WriteOutcome::Superseded)]);
+        // RFC 3903 §4.1: one PUBLISH in flight; 2 needs 1's entity tag.
+        assert!(requests(&a, "PUBLISH").is_empty());
+        c.on_message(&reply(&first, 200, "SIP-ETag: e1\r\n"));
+        let a = c.take_actions();
+        assert!(outcomes(&a).is_empty());
+        let second = requests(&a, "PUBLISH").remove(0);
+        assert_eq!(second.header("sip-if-match"), Some("e1"));
+        assert!(String::from_utf8_lossy(&second.body).contains("rpid:away"));
+        c.on_message(&reply(&second, 200, "SIP-ETag: e2\r\n"));
+        assert_eq!(outcomes(&c.take_actions()), [(2, WriteOutcome::Applied)]);
+    }
+
+    #[test]
+    fn unanswered_writes_fail_retryable_and_unconnected_ones_are_refused() {
+        let mut c = up(settings());
+        c.take_actions();
+        let p = publishing(&mut c, 1, Availability::Busy);
+        c.on_timer(TimerKey::TxTimeout(p.branch().unwrap()));
+        let a = c.take_actions();
+        let [(1, WriteOutcome::Failed(f))] = &outcomes(&a)[..] else {
+            panic!("{a:?}");
+        };
+        assert!(f.retryable && f.status.is_none() && f.message.contains("Timer F"));
+        publishing(&mut c, 2, Availability::Busy);
+        c.transport_down("connection reset");
+        let a = c.take_actions();
+        let [(2, WriteOutcome::Failed(f))] = &outcomes(&a)[..] else {
+            panic!("{a:?}");
+        };
+        assert!(f.retryable && f.message.contains("connection reset"));
+        assert!(
+            c.write(set(3, "alice", Availability::Away, None), NOW)
+                .is_err()
+        );
+        assert!(outcomes(&c.take_actions()).is_empty());
+    }
+
+    #[test]
+    fn an_expiring_write_lasts_its_expiry_and_is_not_refreshed() {
+        let mut c = up(settings());
+        c.take_actions();
+        c.write(set(1, "alice", Availability::Busy, Some(90_000)), NOW)
+            .unwrap();
+        let p = requests(&c.take_actions(), "PUBLISH").remove(0);
+        assert_eq!(p.header("expires"), Some("90"));
+        c.on_message(&reply(&p, 200, "SIP-ETag: e1\r\nExpires: 90\r\n"));
+        let a = c.take_actions();
+        assert_eq!(outcomes(&a), [(1, WriteOutcome::Applied)]);
+        assert!(a.contains(&Action::SetTimer(
+            TimerKey::PublishRefresh("alice".into()),
+            90_000
+        )));
+        // The server dropped it as the write lapsed: nothing to send.
+        c.on_timer(TimerKey::PublishRefresh("alice".into()));
+        assert!(requests(&c.take_actions(), "PUBLISH").is_empty());
+        assert!(c.pubs.is_empty());
+        c.write(restore(2, "alice"), NOW).unwrap();
+        assert_eq!(outcomes(&c.take_actions()), [(2, WriteOutcome::Restored)]);
+    }
+
+    #[test]
+    fn shutdown_fails_writes_in_flight_and_removes_ours() {
+        let mut c = up(settings());
+        c.take_actions();
+        let p = publishing(&mut c, 1, Availability::Busy);
+        c.on_message(&reply(&p, 200, "SIP-ETag: e1\r\n"));
+        c.take_actions();
+        publishing(&mut c, 2, Availability::Away);
+        c.shutdown();
+        let a = c.take_actions();
+        assert!(matches!(
+            &outcomes(&a)[..],
+            [(2, WriteOutcome::Failed(f))] if f.retryable
+        ));
+        let rm = requests(&a, "PUBLISH").remove(0);
+        assert_eq!(
+            (rm.header("expires"), rm.header("sip-if-match")),
+            (Some("0"), Some("e1"))
+        );
+    }
+
+    #[test]
+    fn queue_calls_dnd_is_refused() {
+        let mut c = up(settings());
+        c.take_actions();
+        let mut w = set(1, "alice", Availability::DoNotDisturb, None);
+        if let WriteAction::Set(i) = &mut w.action {
+            i.dnd_scope = Some(DndScope::QueueCalls);
+        }
+        assert!(matches!(
+            c.write(w, NOW),
+            Err(ConnectorError::Unsupported(_))
+        ));
+        assert!(c.take_actions().is_empty());
+    }
+
+    #[test]
+    fn a_notify_showing_our_write_is_its_echo() {
+        let mut c = up(settings());
+        let sub = subscribed(&mut c);
+        let p = publishing(&mut c, 5, Availability::DoNotDisturb);
+        let ours = String::from_utf8(p.body).unwrap();
+        let shown = |c: &mut Core, doc: &str| {
+            c.on_message(&notify(&sub, "active", "application/pidf+xml", doc));
+            reports(&c.take_actions()).remove(0)
+        };
+        let echo = shown(&mut c, &ours);
+        assert_eq!(echo.origin, UpdateOrigin::HubWrite(5));
+        assert_eq!(echo.rich.unwrap().availability, Availability::DoNotDisturb);
+        // Composed with the person's idle phone, it still reads as ours.
+        let phone = r#"<tuple id="phone"><status><basic>open</basic></status></tuple>"#;
+        let composed = ours.replace("</presence>", &format!("{phone}</presence>"));
+        assert_eq!(shown(&mut c, &composed).origin, UpdateOrigin::HubWrite(5));
+        // The phone goes on a call: the person's change, though ours is in it.
+        let call = r#"<dm:person id="pp"><rpid:activities><rpid:on-the-phone/></rpid:activities></dm:person>"#;
+        let calling = composed.replace("</presence>", &format!("{call}</presence>"));
+        assert_eq!(shown(&mut c, &calling).origin, UpdateOrigin::Platform);
+        // Not ours at all.
+        assert_eq!(shown(&mut c, PIDF).origin, UpdateOrigin::Platform);
     }
 
     #[test]

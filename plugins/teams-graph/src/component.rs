@@ -69,13 +69,14 @@ impl State {
         }
     }
 
-    /// Stop the running core: it settles what it owes the hub, then its
-    /// timers and requests are abandoned.
+    /// Stop the running core: it settles what it owes the hub, then it is
+    /// dropped and its timers and requests are abandoned.
     fn stop(&mut self) {
         if let Some(core) = self.core.as_mut() {
             core.shutdown();
             self.run();
         }
+        self.core = None;
         for (_, h) in self.timers.drain() {
             timers::cancel(h);
         }

@@ -341,6 +341,13 @@ impl Settings {
         }
     }
 
+    /// What identifies the presence session the connector's writes set: the
+    /// cloud, the tenant and the app (whose client id is the session id).
+    /// Unlike [`Settings::fingerprint`] it survives a change of sign-in flow.
+    pub fn session_identity(&self) -> String {
+        format!("{}|{}|{}", self.graph_base, self.tenant_id, self.client_id)
+    }
+
     /// What identifies stored tokens and subscriptions as belonging to this
     /// configuration: a change of tenant, app, cloud or flow invalidates them.
     pub fn fingerprint(&self) -> String {

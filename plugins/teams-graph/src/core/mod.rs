@@ -30,7 +30,7 @@ use crate::wire::{self, Collection, Presence, User};
 pub use auth::Slot;
 use auth::{Grant, Login, TokenSlot};
 use subs::{Sub, SubPhase};
-use writes::{Echo, Pending, Standing};
+use writes::{Echo, Pending, Standing, failure};
 
 /// Identifies a request the core asked for.
 pub type ReqId = u64;
@@ -756,23 +756,13 @@ impl Core {
                     }
                     Outcome::Throttled(status, wait) => {
                         self.throttled(status, wait, now);
-                        let why = WriteFailure {
-                            message: format!("Graph is throttling (HTTP {status})"),
-                            retryable: true,
-                            retry_after_ms: wait,
-                            status: Some(status),
-                        };
-                        self.retry_or_fail(graph, why);
+                        let why = format!("Graph is throttling (HTTP {status})");
+                        self.retry_or_fail(graph, failure(why, true, wait, Some(status)));
                     }
                     Outcome::Transient(status, msg) => {
-                        let why = WriteFailure {
-                            message: format!("Graph did not take the write: {msg}"),
-                            retryable: true,
-                            retry_after_ms: None,
-                            status,
-                        };
+                        let why = format!("Graph failed or could not be reached: {msg}");
                         self.unreachable(msg, now);
-                        self.retry_or_fail(graph, why);
+                        self.retry_or_fail(graph, failure(why, true, None, status));
                     }
                     outcome => {
                         self.graph_answered(slot);
@@ -956,15 +946,7 @@ impl Core {
             Outcome::Forbidden(m) => {
                 let text = self.forbid(OpClass::Users, "look up users", &m);
                 self.endpoint_state(&ep, EndpointState::AccessDenied, Some(m));
-                self.fail_queued_write(
-                    &ep,
-                    WriteFailure {
-                        message: text,
-                        retryable: false,
-                        retry_after_ms: None,
-                        status: Some(403),
-                    },
-                );
+                self.fail_queued_write(&ep, failure(text, false, None, Some(403)));
             }
             // Handled before; kept for completeness of the match.
             Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(..) => {}
@@ -976,15 +958,7 @@ impl Core {
         self.forbidden.remove(&OpClass::Users);
         let why = format!("no such user in the tenant ({m})");
         self.endpoint_state(ep, EndpointState::NotFound, Some(why.clone()));
-        self.fail_queued_write(
-            ep,
-            WriteFailure {
-                message: why,
-                retryable: false,
-                retry_after_ms: None,
-                status: Some(status),
-            },
-        );
+        self.fail_queued_write(ep, failure(why, false, None, Some(status)));
     }
 
     fn on_read(&mut self, ids: Vec<String>, outcome: Outcome, now: u64) {

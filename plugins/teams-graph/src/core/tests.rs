@@ -954,7 +954,58 @@ fn restore_where_the_hub_never_wrote_is_restored_at_once() {
     h.take();
     h.write(1, &guid(1), WriteAction::Restore);
     assert!(writes(&h.requests()).is_empty(), "nothing to clear");
-    assert_eq!(h.outcomes(), vec![(1, WriteOutcome::Restored)]);
+    // Not even a look-up for a user never written to.
+    h.write(2, "carol@contoso.com", WriteAction::Restore);
+    assert!(h.requests().is_empty());
+    assert_eq!(
+        h.outcomes(),
+        vec![(1, WriteOutcome::Restored), (2, WriteOutcome::Restored)]
+    );
+}
+
+#[test]
+fn restore_after_the_write_lapsed_is_restored_at_once() {
+    let mut h = app_with_users(&[guid(1)]);
+    h.take();
+    let brief = WriteAction::Set(PresenceIntent {
+        availability: Availability::Busy,
+        activity: None,
+        note: None,
+        dnd_scope: None,
+        expires_in_ms: Some(10 * 60_000),
+    });
+    h.write(1, &guid(1), brief);
+    let reqs = writes(&h.requests());
+    h.answer(reqs[0].0, resp(200, Value::Null));
+    h.now += 10 * 60_000;
+    h.write(2, &guid(1), WriteAction::Restore);
+    assert!(writes(&h.requests()).is_empty(), "Graph dropped it already");
+    assert_eq!(
+        h.outcomes(),
+        vec![(1, WriteOutcome::Applied), (2, WriteOutcome::Restored)]
+    );
+}
+
+#[test]
+fn do_not_disturb_for_queue_calls_only_is_refused() {
+    let mut h = app_with_users(&[guid(1)]);
+    let queue_only = WriteAction::Set(PresenceIntent {
+        availability: Availability::DoNotDisturb,
+        activity: None,
+        note: None,
+        dnd_scope: Some(presence_connector_sdk::DndScope::QueueCalls),
+        expires_in_ms: None,
+    });
+    let r = h.core.write_presence(
+        WriteRequest {
+            id: 1,
+            endpoint: guid(1),
+            action: queue_only,
+        },
+        h.now,
+    );
+    assert!(matches!(r, Err(ConnectorError::Unsupported(_))));
+    assert!(h.outcomes().is_empty());
 }
 
 #[test]

@@ -19,7 +19,7 @@ use presence_connector_sdk::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Action, Core, Level, MAX_INFLIGHT, OpClass, Outcome, Purpose, TimerKey, keys};
+use super::{Action, Core, Gate, Level, MAX_INFLIGHT, OpClass, Outcome, Purpose, TimerKey, keys};
 use crate::mapping::{self, Pair};
 use crate::settings::WriteMode;
 use crate::time;
@@ -96,8 +96,16 @@ impl Standing {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct StoredWrites {
-    fingerprint: String,
+    /// [`Settings::session_identity`](crate::settings::Settings::session_identity).
+    session: String,
     writes: BTreeMap<String, Standing>,
+}
+
+/// When a write of `duration_ms` that Graph took by `now` lapses at the
+/// latest: Graph gets the duration in whole minutes, rounded up, and counts
+/// from before its answer.
+fn lapses_at(now: u64, duration_ms: u64) -> u64 {
+    now + duration_ms.div_ceil(60_000) * 60_000
 }
 
 /// An update a write should cause: the pair it wrote, watched for from the
@@ -109,7 +117,8 @@ pub(super) struct Echo {
     until: Option<u64>,
 }
 
-fn failure(
+/// A failed write's outcome detail.
+pub(super) fn failure(
     message: String,
     retryable: bool,
     retry_after_ms: Option<u64>,
@@ -129,7 +138,7 @@ impl Core {
         let Some(st) = stored.and_then(|b| serde_json::from_slice::<StoredWrites>(b).ok()) else {
             return;
         };
-        if st.fingerprint == self.s.fingerprint() {
+        if st.session == self.s.session_identity() {
             self.standing = st
                 .writes
                 .into_iter()
@@ -140,7 +149,7 @@ impl Core {
 
     fn persist_writes(&mut self) {
         let st = StoredWrites {
-            fingerprint: self.s.fingerprint(),
+            session: self.s.session_identity(),
             writes: self.standing.clone(),
         };
         if let Ok(bytes) = serde_json::to_vec(&st) {
@@ -165,7 +174,11 @@ impl Core {
             WriteAction::Restore => WriteOp::Restore,
         };
         self.queue_write(endpoint.clone(), Pending { id: Some(id), op });
-        if self.id_of(&endpoint).is_none() && !self.resolving.contains(&endpoint) {
+        self.settle_idle_restores(now);
+        if self.writes.contains_key(&endpoint)
+            && self.id_of(&endpoint).is_none()
+            && !self.resolving.contains(&endpoint)
+        {
             self.to_resolve.insert(endpoint.clone());
         }
         self.pump(now);
@@ -399,9 +412,6 @@ impl Core {
             WriteOp::SetSession {
                 duration_ms, keep, ..
             } => {
-                // Graph counts the duration in whole minutes from before
-                // its answer: the state lapses no later than this.
-                let lapses_at = now + duration_ms.div_ceil(60_000) * 60_000;
                 if *keep {
                     // Renew ahead of expiry so the state stands until the hub
                     // restores; if the hub dies, Graph drops it on its own.
@@ -413,7 +423,7 @@ impl Core {
                 }
                 let standing = Standing {
                     preferred: false,
-                    lapses_at: Some(lapses_at),
+                    lapses_at: Some(lapses_at(now, *duration_ms)),
                     keep: keep.then(|| p.op.clone()),
                 };
                 self.standing.insert(ep.to_string(), standing);
@@ -423,7 +433,7 @@ impl Core {
                 self.cancel_timer(keep_key);
                 let standing = Standing {
                     preferred: true,
-                    lapses_at: duration_ms.map(|ms| now + ms),
+                    lapses_at: duration_ms.map(|ms| lapses_at(now, ms)),
                     keep: None,
                 };
                 self.standing.insert(ep.to_string(), standing);
@@ -456,7 +466,7 @@ impl Core {
         let slot = self.write_slot();
         let (message, retry_after) = if now < self.gate_until {
             let why = match &self.gate {
-                Some(super::Gate::Throttled(d) | super::Gate::Unreachable(d)) => d.clone(),
+                Some(Gate::Throttled(d) | Gate::Unreachable(d)) => d.clone(),
                 None => "Graph asked to wait".into(),
             };
             (why, Some(self.gate_until - now))
