@@ -160,7 +160,9 @@ fn sip_simple_update(
     presence_connector_sdk::PresenceUpdate {
         endpoint: endpoint.to_string(),
         observed_at: p.observed_at_ms,
-        sequence: None,
+        ordering: None,
+        origin: presence_connector_sdk::UpdateOrigin::Platform,
+        calendar: None,
         telephony: None,
         rich: Some(p.rich.clone()),
         raw: p.raw.clone(),

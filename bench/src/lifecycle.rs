@@ -120,6 +120,7 @@ pub async fn run(r: &mut Report, p: &Params, root: &std::path::Path) -> anyhow::
             board: Arc::new(Board::default()),
             metrics: Arc::new(Metrics::default()),
             observer: Arc::new(NoObserver),
+            writes: Arc::default(),
         };
         let Value::Object(config) = serde_json::json!({
             "server": server.addr.to_string(),

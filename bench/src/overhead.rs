@@ -103,6 +103,7 @@ pub async fn run(r: &mut Report, p: &Params, root: &Path) -> anyhow::Result<Cost
         board: Arc::new(Board::default()),
         metrics: Arc::new(Metrics::default()),
         observer: Arc::new(NoObserver),
+        writes: Arc::default(),
     };
     let config = serde_json::json!({
         "server": server.addr.to_string(),
@@ -273,7 +274,7 @@ async fn drain(probe: &mut Probe) -> anyhow::Result<()> {
 /// The time of a native call that does nothing (the no-op counterpart of
 /// an ignored event), per call.
 fn native_noop_call(n: usize) -> f64 {
-    let mut core = Core::new(settings(SocketAddr::from(([127, 0, 0, 1], 9))), 1);
+    let mut core = Core::new(settings(SocketAddr::from(([127, 0, 0, 1], 9))), random(1));
     let t = Instant::now();
     for _ in 0..n {
         std::hint::black_box(core.take_actions());
@@ -320,7 +321,7 @@ impl NativePlugin {
         let sock = big_socket()?;
         sock.set_read_timeout(Some(Duration::from_millis(20)))?;
         let local = sock.local_addr()?;
-        let mut core = Core::new(settings(server), 7);
+        let mut core = Core::new(settings(server), random(7));
         core.transport_up(Local {
             transport: "UDP",
             host: local.ip().to_string(),
@@ -391,7 +392,7 @@ impl NativePlugin {
                     self.board
                         .endpoint_state("native", &ep, endpoint_state(st), detail, 0);
                 }
-                Action::Status(..) | Action::Warn(_) | Action::Info(_) => {}
+                Action::Status(..) | Action::Warn(_) | Action::Info(_) | Action::Outcome(..) => {}
             }
         }
     }
@@ -415,13 +416,35 @@ impl NativePlugin {
     }
 }
 
+/// Random bytes for the native core (the component asks the host): a
+/// splitmix64 stream, distinct per seed, so Call-IDs and tags never collide.
+fn random(seed: u64) -> sip_simple::core::RandomBytes {
+    let mut state = seed;
+    Box::new(move |n| {
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                (z ^ (z >> 31)) as u8
+            })
+            .collect()
+    })
+}
+
 /// sip-simple's update as the host's report (what the host's conversion
 /// does).
 pub fn presence(u: sdk::PresenceUpdate) -> model::PresenceReport {
     model::PresenceReport {
         endpoint: u.endpoint,
         observed_at_ms: u.observed_at,
-        sequence: u.sequence,
+        ordering: u.ordering.map(|o| model::ReportOrdering {
+            epoch: o.epoch,
+            sequence: o.sequence,
+        }),
+        origin: model::UpdateOrigin::Platform,
+        calendar: None,
         telephony: u.telephony.map(|t| model::TelephonyPresence {
             line: match t.line {
                 sdk::LineState::Idle => model::LineState::Idle,
