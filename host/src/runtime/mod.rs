@@ -74,7 +74,8 @@ fn invalid(field: &str, message: impl Into<String>) -> RuntimeError {
 pub struct PluginView {
     pub id: String,
     pub version: String,
-    pub api_version: String,
+    /// The contract version, read from the component.
+    pub api_version: ContractVersion,
     pub name: String,
     pub description: String,
     pub sha256: String,
@@ -83,6 +84,9 @@ pub struct PluginView {
     pub grants: GrantsView,
     pub limits: LimitsView,
     pub config_fields: Vec<FieldSpec>,
+    /// The user attributes its instances can watch; the first is the default.
+    pub endpoint_kinds: Vec<EndpointKindSpec>,
+    pub capabilities: CapabilitiesSpec,
     pub loaded_at_ms: u64,
     pub load_ms: f64,
     pub compile_source: CompileSource,
@@ -521,7 +525,7 @@ impl Runtime {
         PluginView {
             id: p.manifest.id.clone(),
             version: p.manifest.version.clone(),
-            api_version: p.manifest.api_version.clone(),
+            api_version: p.info.api_version,
             name: p.info.name.clone(),
             description: if p.manifest.description.is_empty() {
                 p.info.description.clone()
@@ -543,6 +547,8 @@ impl Runtime {
                 kv_max_bytes: p.limits.kv_max_bytes,
             },
             config_fields: p.info.config_fields.clone(),
+            endpoint_kinds: p.info.endpoint_kinds.clone(),
+            capabilities: p.info.capabilities.clone(),
             loaded_at_ms: p.loaded_at_ms,
             load_ms: p.load_ms,
             compile_source: p.compile_source,
