@@ -75,6 +75,10 @@ pub struct SimConfig {
     pub require_https_notification_url: bool,
     /// The service account that signs in for delegated flows.
     pub operator_upn: String,
+    /// Application permissions an administrator consented to (all of
+    /// [`APP_ROLES`] by default); leave out `Presence.ReadWrite.All` for a
+    /// tenant that lets the hub read presence but not write it.
+    pub app_roles: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -88,6 +92,7 @@ impl Default for SimConfig {
             device_poll_interval: 1,
             require_https_notification_url: false,
             operator_upn: "presence-svc@contoso.onmicrosoft.com".into(),
+            app_roles: APP_ROLES.iter().map(|r| r.to_string()).collect(),
         }
     }
 }
@@ -216,6 +221,8 @@ struct Throttle {
     remaining: u32,
     status: u16,
     retry_after: Option<u64>,
+    /// Only requests whose path contains this are throttled.
+    path_part: Option<String>,
 }
 
 struct Sim {
@@ -617,6 +624,24 @@ impl GraphSim {
             remaining: n,
             status,
             retry_after,
+            path_part: None,
+        });
+    }
+
+    /// As [`GraphSim::throttle_next`], for requests whose path contains
+    /// `path_part` only (`/presence/setPresence`).
+    pub fn throttle_next_matching(
+        &self,
+        path_part: &str,
+        n: u32,
+        status: u16,
+        retry_after: Option<u64>,
+    ) {
+        self.lock().throttle = Some(Throttle {
+            remaining: n,
+            status,
+            retry_after,
+            path_part: Some(path_part.into()),
         });
     }
 
@@ -856,7 +881,13 @@ async fn handle(
     let answer = {
         let is_graph = req.path.starts_with("/v1.0/");
         let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
-        let knob = s.throttle.as_mut().filter(|t| is_graph && t.remaining > 0);
+        let knob = s.throttle.as_mut().filter(|t| {
+            is_graph
+                && t.remaining > 0
+                && t.path_part
+                    .as_ref()
+                    .is_none_or(|p| req.path.contains(p.as_str()))
+        });
         if let Some(t) = knob {
             t.remaining -= 1;
             throttled = true;
@@ -977,7 +1008,13 @@ fn issue(
             .cloned()
             .collect(),
         // Application tokens carry the app's consented roles.
-        None => APP_ROLES.iter().map(|x| x.to_string()).collect(),
+        None => s
+            .cfg
+            .app_roles
+            .iter()
+            .filter(|r| APP_ROLES.contains(&r.as_str()))
+            .cloned()
+            .collect(),
     };
     let mut body = json!({
         "token_type": "Bearer",

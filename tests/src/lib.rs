@@ -206,6 +206,26 @@ impl Hub {
         }
     }
 
+    /// Repeat a call until it answers `want` (a connector refuses some
+    /// calls while it is still connecting), or fail with the last answer.
+    /// Returns the answer's body.
+    pub async fn wait_for_call(&self, method: &str, path: &str, body: Value, want: u16) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (s, v) = self.call(method, path, Some(body.clone())).await;
+            if s == want {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{method} {path} never answered {want}; last: {s} {v:#}\nlog tail:\n{}",
+                    tail(&self.log())
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Upload a plugin folder (manifest + component) through the API.
     pub async fn upload(&self, folder: &Path) -> (u16, Value) {
         let manifest = std::fs::read_to_string(folder.join("plugin.toml")).unwrap();

@@ -142,6 +142,9 @@ async fn merge_priority_notes_feed_and_persistence() {
         "/api/v1/settings/rules",
         Some(json!({
             "voicemail_pilot": "8000", "forward_visible_digits": 4,
+            // The seeds' choice: SIP/SIMPLE wins rich presence. The hub
+            // favours no plugin by name unless the operator says so.
+            "winning_technology": ["sip-simple"],
             "instance_fields": {"cti": "username", "tapi": "extension"}
         })),
     )
@@ -192,8 +195,8 @@ async fn merge_priority_notes_feed_and_persistence() {
     let pbx = hub.get("/api/v1/connectors/pbx").await;
     assert!(pbx["watches"].as_array().unwrap().is_empty(), "{pbx}");
 
-    // A second rich source disagrees: the winning technology (SIP/SIMPLE by
-    // default) decides, then the operator changes the priority at run time.
+    // A second rich source disagrees: the winning technology (SIP/SIMPLE,
+    // set above) decides, then the operator changes the priority at run time.
     push(
         &hub,
         "cti",

@@ -291,7 +291,17 @@ async fn server_killed_and_restarted_then_recovered() {
 async fn write_back_by_publish_is_seen_by_another_watcher() {
     let k = Kamailio::start(AuthMode::Www);
     let hub = Hub::start(&["plugins/sip-simple"], &[]);
-    sip_connector(&hub, "writer", &k, "udp", "presence", &password("hub"), &[]).await;
+    // The writer watches carol too, so it sees its own write come back.
+    sip_connector(
+        &hub,
+        "writer",
+        &k,
+        "udp",
+        "presence",
+        &password("hub"),
+        &["carol"],
+    )
+    .await;
     sip_connector(
         &hub,
         "watcher",
@@ -316,14 +326,45 @@ async fn write_back_by_publish_is_seen_by_another_watcher() {
         )
         .await;
     assert_eq!(s, 202, "{v}");
+    let set_id = v["id"].as_u64().expect("write id");
     let v = hub
         .wait_for(&endpoints("watcher"), "carol DND", |v| {
             rich(v, "carol")["availability"] == "do-not-disturb"
         })
         .await;
     assert_eq!(rich(&v, "carol")["note"], "in a PBX call");
-    // Clearing removes the publication.
-    let (s, _) = hub
+    // Kamailio's 200 is the write's outcome, by its id.
+    let w = hub
+        .wait_for(&format!("/api/v1/writes/{set_id}"), "outcome", |w| {
+            w["state"] != "pending"
+        })
+        .await;
+    assert_eq!(w["state"], "applied", "{w}");
+    // The writer's own NOTIFY carrying the hub's tuple is the echo of the
+    // write; the other watcher's is the platform's.
+    let ep = hub
+        .wait_for(&endpoints("writer"), "echo at the writer", |v| {
+            rich(v, "carol")["availability"] == "do-not-disturb"
+        })
+        .await;
+    assert_eq!(
+        ep["endpoints"]["carol"]["origin"],
+        json!({"kind": "hub-write", "write_id": set_id}),
+        "{ep}"
+    );
+    let log = hub
+        .wait_for(
+            "/api/v1/events?connector=writer&limit=200",
+            "echo logged",
+            |v| {
+                v.to_string()
+                    .contains(&format!("echo of hub write {set_id}"))
+            },
+        )
+        .await;
+    assert!(log.to_string().contains("-> applied"), "{log}");
+    // Restoring removes the publication (`clear`, the 0.1.0 word, still works).
+    let (s, v) = hub
         .call(
             "POST",
             "/api/v1/connectors/writer/endpoints/carol/presence",
@@ -331,10 +372,69 @@ async fn write_back_by_publish_is_seen_by_another_watcher() {
         )
         .await;
     assert_eq!(s, 202);
+    let restore_id = v["id"].as_u64().unwrap();
     hub.wait_for(&endpoints("watcher"), "carol cleared", |v| {
         rich(v, "carol")["availability"] != "do-not-disturb"
     })
     .await;
+    let w = hub
+        .wait_for(&format!("/api/v1/writes/{restore_id}"), "restored", |w| {
+            w["state"] != "pending"
+        })
+        .await;
+    assert_eq!(w["state"], "restored", "{w}");
+}
+
+/// A PUBLISH the server refuses (403: the credentials are another user's)
+/// comes back as the write's outcome, not retryable, with the status.
+#[tokio::test]
+async fn write_back_refused_by_the_server_is_reported_by_id() {
+    let k = Kamailio::start(AuthMode::Www);
+    let hub = Hub::start(&["plugins/sip-simple"], &[]);
+    let (s, v) = hub
+        .call(
+            "POST",
+            "/api/v1/connectors",
+            Some(json!({
+                "id": "impostor",
+                "plugin": "sip-simple",
+                "config": {
+                    "server": format!("127.0.0.1:{}", k.port),
+                    "transport": "udp",
+                    "uri": "hub@127.0.0.1",
+                    // Alice's valid credentials under the hub's name:
+                    // Kamailio answers 403 Forbidden auth ID.
+                    "auth_id": "alice",
+                    "password": password("alice"),
+                    "subscribe": "presence",
+                    "expires": 60,
+                    "keepalive_seconds": 1,
+                },
+            })),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let path = "/api/v1/connectors/impostor/endpoints/carol/presence";
+    let id = hub
+        .wait_for_call(
+            "POST",
+            path,
+            json!({"action": "set", "availability": "busy"}),
+            202,
+        )
+        .await["id"]
+        .as_u64()
+        .expect("write id");
+    let w = hub
+        .wait_for(&format!("/api/v1/writes/{id}"), "outcome", |w| {
+            w["state"] != "pending"
+        })
+        .await;
+    assert_eq!(w["state"], "failed", "{w}");
+    assert_eq!(w["platform_status"], 403, "{w}");
+    assert_eq!(w["retryable"], false, "{w}");
+    let st = hub.get("/api/v1/connectors/impostor/status").await;
+    assert_eq!(st["status"]["writes_failed"], 1, "{st}");
 }
 
 #[tokio::test]

@@ -1148,3 +1148,86 @@ async fn simulator_refuses_what_graph_refuses() {
     assert_eq!(r.status().as_u16(), 401);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client");
 }
+
+/// Write outcomes by write id: a tenant that consented to reading presence
+/// only answers setPresence with 403 (named, not retryable); a throttled
+/// setPresence answers 429 with Retry-After (retryable, with the wait).
+/// Reads keep flowing meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_outcomes_name_refusals_and_throttling() {
+    let read_only = GraphSim::start(SimConfig {
+        app_roles: vec!["Presence.Read.All".into(), "User.Read.All".into()],
+        ..SimConfig::default()
+    })
+    .await;
+    let sim = GraphSim::start(SimConfig::default()).await;
+    let upn = "alice@contoso.onmicrosoft.com";
+    for s in [&read_only, &sim] {
+        let alice = s.add_user(upn);
+        s.set_presence(&alice, "Available", "Available");
+    }
+    let hub = hub();
+    create(&hub, "ro", config(&read_only, json!({})), &[upn.into()]).await;
+    create(&hub, ID, config(&sim, json!({})), &[upn.into()]).await;
+    for id in ["ro", ID] {
+        hub.wait_for(&endpoints_path(id), "alice active", |v| {
+            v["endpoints"][upn]["state"] == "active"
+        })
+        .await;
+    }
+    let write = |id: &str| {
+        let hub = &hub;
+        let path = format!("/api/v1/connectors/{id}/endpoints/{upn}/presence");
+        async move {
+            let (s, v) = hub
+                .call(
+                    "POST",
+                    &path,
+                    Some(json!({"action": "set", "availability": "do-not-disturb"})),
+                )
+                .await;
+            assert_eq!(s, 202, "{v}");
+            v["id"].as_u64().expect("write id")
+        }
+    };
+    let settled = |id: u64| {
+        let hub = &hub;
+        async move {
+            hub.wait_for(&format!("/api/v1/writes/{id}"), "outcome", |w| {
+                w["state"] != "pending"
+            })
+            .await
+        }
+    };
+
+    let refused = settled(write("ro").await).await;
+    assert_eq!(refused["state"], "failed", "{refused}");
+    assert_eq!(refused["platform_status"], 403, "{refused}");
+    assert_eq!(refused["retryable"], false, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Presence.ReadWrite.All"),
+        "{refused}"
+    );
+    let st = hub.get(&status_path("ro")).await;
+    assert_eq!(st["status"]["writes_failed"], 1, "{st}");
+    assert_eq!(st["status"]["last_write"]["state"], "failed", "{st}");
+
+    sim.throttle_next_matching("/presence/setPresence", 1, 429, Some(2));
+    let throttled = settled(write(ID).await).await;
+    assert_eq!(throttled["state"], "failed", "{throttled}");
+    assert_eq!(throttled["platform_status"], 429, "{throttled}");
+    assert_eq!(throttled["retryable"], true, "{throttled}");
+    assert_eq!(throttled["retry_after_ms"], 2000, "{throttled}");
+    // The same write again, once the wait is over, lands.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let applied = settled(write(ID).await).await;
+    assert_eq!(applied["state"], "applied", "{applied}");
+    let log = hub
+        .get(&format!("/api/v1/events?connector={ID}&limit=200"))
+        .await
+        .to_string();
+    assert!(log.contains("-> failed (status 429)"), "{log}");
+}
