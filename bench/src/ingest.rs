@@ -177,6 +177,10 @@ pub async fn run(r: &mut Report, p: &Params, costs: Option<Costs>) -> anyhow::Re
         .await?;
     }
     wait_until(Duration::from_secs(3), || server.outstanding() == 0).await;
+    let (ev0, calls0) = (
+        hub.metric("presence_hub_connector_events_in_total").await?,
+        hub.metric("presence_hub_connector_event_calls_total").await?,
+    );
     let (a0, c0, t0) = (acked(), hub.cpu_seconds(), Instant::now());
     {
         let (server, stream, window, secs) =
@@ -188,6 +192,8 @@ pub async fn run(r: &mut Report, p: &Params, costs: Option<Costs>) -> anyhow::Re
     }
     let closed_rate = (acked() - a0) as f64 / t0.elapsed().as_secs_f64();
     let closed_cpu = (hub.cpu_seconds() - c0) / (acked() - a0).max(1) as f64;
+    let events = hub.metric("presence_hub_connector_events_in_total").await? - ev0;
+    let calls = hub.metric("presence_hub_connector_event_calls_total").await? - calls0;
     wait_until(Duration::from_secs(3), || server.outstanding() == 0).await;
     wait_until(Duration::from_secs(5), || {
         sink.events.load(Ordering::Relaxed) >= server.stats.updates_acked.load(Ordering::Relaxed)
@@ -205,6 +211,24 @@ pub async fn run(r: &mut Report, p: &Params, costs: Option<Costs>) -> anyhow::Re
         .baseline(
             format!("hub CPU {} per update", report::secs(closed_cpu)),
             None,
+        ),
+    );
+
+    // Batched delivery (contract 0.2.0): how many queued events each
+    // handle-events call took while the queue was backed up.
+    r.push(
+        Row::info(
+            "1",
+            "Batched delivery in the closed loop: events handed over per handle-events call (sip-simple takes batches of up to 64)",
+            format!("{:.2} events per call", events / calls.max(1.0)),
+        )
+        .baseline(
+            format!(
+                "one event per call without batching; {} events in {} calls",
+                report::count(events),
+                report::count(calls)
+            ),
+            Some(events / calls.max(1.0)),
         ),
     );
 

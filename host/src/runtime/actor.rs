@@ -406,6 +406,24 @@ impl Actor {
         }
         // Dropping the store drops its IoContext: sockets close, timers stop.
         self.guest = None;
+        self.abandon_writes("the connector stopped before reporting the outcome");
+    }
+
+    /// Writes the ended run accepted but never settled fail, retryable: no
+    /// write waits for an outcome that cannot come.
+    fn abandon_writes(&self, why: &str) {
+        for record in self.services.writes.abandon(&self.instance, why) {
+            self.status.update(|s| {
+                s.writes_failed += 1;
+                s.last_write = Some(record.clone());
+            });
+            self.services.observer.decision(
+                &self.instance,
+                Some(&record.endpoint),
+                "write",
+                record.summary(),
+            );
+        }
     }
 
     /// Run one guest call under the CPU deadline. `None` means it trapped
@@ -432,6 +450,7 @@ impl Actor {
     }
 
     fn crashed(&mut self, reason: String) {
+        self.abandon_writes(&format!("the connector crashed: {reason}"));
         let labels = self.labels();
         tracing::error!(%reason, "connector crashed");
         self.services.metrics.errors.get_or_create(&labels).inc();

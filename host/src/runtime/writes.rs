@@ -200,6 +200,31 @@ impl WriteRegistry {
         }
     }
 
+    /// Settle every write of `instance` still pending when its run ended
+    /// (crash, restart, stop): the plugin can no longer report them, so they
+    /// fail, retryable, saying why.
+    pub fn abandon(&self, instance: &str, why: &str) -> Vec<WriteRecord> {
+        let pending: Vec<u64> = {
+            let g = self.records.lock().unwrap_or_else(|p| p.into_inner());
+            g.0.values()
+                .filter(|r| r.instance == instance && r.state == WriteState::Pending)
+                .map(|r| r.id)
+                .collect()
+        };
+        let failure = wit::WriteFailure {
+            message: why.to_owned(),
+            retryable: true,
+            retry_after_ms: None,
+            status: None,
+        };
+        pending
+            .into_iter()
+            .filter_map(|id| {
+                self.settle(instance, id, WriteState::Failed, Some(why.to_owned()), Some(&failure))
+            })
+            .collect()
+    }
+
     pub fn get(&self, id: u64) -> Option<WriteRecord> {
         let g = self.records.lock().unwrap_or_else(|p| p.into_inner());
         g.0.get(&id).cloned()
@@ -266,5 +291,9 @@ mod tests {
             (WriteState::Failed, Some(403))
         );
         assert_eq!(w.of_instance("a", 10).len(), 2);
+        let id3 = w.open("a", "carol", &wit::WriteAction::Restore);
+        let gone = w.abandon("a", "the connector crashed");
+        assert_eq!(gone.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id3]);
+        assert_eq!(w.get(id3).unwrap().retryable, Some(true));
     }
 }
