@@ -179,7 +179,8 @@ pub async fn run(r: &mut Report, p: &Params, costs: Option<Costs>) -> anyhow::Re
     wait_until(Duration::from_secs(3), || server.outstanding() == 0).await;
     let (ev0, calls0) = (
         hub.metric("presence_hub_connector_events_in_total").await?,
-        hub.metric("presence_hub_connector_event_calls_total").await?,
+        hub.metric("presence_hub_connector_event_calls_total")
+            .await?,
     );
     let (a0, c0, t0) = (acked(), hub.cpu_seconds(), Instant::now());
     {
@@ -193,7 +194,10 @@ pub async fn run(r: &mut Report, p: &Params, costs: Option<Costs>) -> anyhow::Re
     let closed_rate = (acked() - a0) as f64 / t0.elapsed().as_secs_f64();
     let closed_cpu = (hub.cpu_seconds() - c0) / (acked() - a0).max(1) as f64;
     let events = hub.metric("presence_hub_connector_events_in_total").await? - ev0;
-    let calls = hub.metric("presence_hub_connector_event_calls_total").await? - calls0;
+    let calls = hub
+        .metric("presence_hub_connector_event_calls_total")
+        .await?
+        - calls0;
     wait_until(Duration::from_secs(3), || server.outstanding() == 0).await;
     wait_until(Duration::from_secs(5), || {
         sink.events.load(Ordering::Relaxed) >= server.stats.updates_acked.load(Ordering::Relaxed)

@@ -1,6 +1,6 @@
 //! Building and rendering the contract's error types.
 
-use crate::types::{ConnectorError, FieldError, HostError};
+use crate::types::{ConnectorError, Failure, FieldError, HostError};
 
 /// A [`ConnectorError::InvalidConfig`] naming `field`, the error `configure`
 /// returns for a value it cannot use.
@@ -27,6 +27,26 @@ pub fn render_host_error(error: &HostError) -> String {
     }
 }
 
+/// Renders a connection or request failure (contract `failure`) in
+/// operators' words for statuses, logs and write outcomes, e.g.
+/// `TLS certificate refused: unknown issuer`, `connection refused`.
+/// Certificate problems say so: the operator fixes those (CA, name, expiry).
+pub fn render_failure(failure: &Failure) -> String {
+    match failure {
+        Failure::Dns(detail) => format!("name did not resolve: {detail}"),
+        Failure::Refused => "connection refused".into(),
+        Failure::Timeout => "timed out".into(),
+        Failure::Reset => "connection reset".into(),
+        Failure::TlsCertificate(detail) => format!("TLS certificate refused: {detail}"),
+        Failure::Tls(detail) => format!("TLS failed: {detail}"),
+        Failure::UpgradeRefused(answer) => {
+            format!("upgrade refused with HTTP {}", answer.status)
+        }
+        Failure::Protocol(detail) => format!("protocol error: {detail}"),
+        Failure::Other(detail) => detail.clone(),
+    }
+}
+
 /// Lets a connector pass a host failure on with `?`; the host error becomes
 /// [`ConnectorError::Other`] with its rendered text.
 impl From<HostError> for ConnectorError {
@@ -50,6 +70,15 @@ mod tests {
             ConnectorError::from(HostError::UnknownHandle(7)),
             ConnectorError::Other("unknown-handle: 7".into())
         );
+    }
+
+    #[test]
+    fn renders_failures_naming_certificate_problems() {
+        assert_eq!(
+            render_failure(&Failure::TlsCertificate("expired".into())),
+            "TLS certificate refused: expired"
+        );
+        assert_eq!(render_failure(&Failure::Refused), "connection refused");
     }
 
     #[test]

@@ -47,7 +47,7 @@ wit_bindgen::generate!({
 });
 
 pub use config::{Config, config_field};
-pub use errors::{invalid_config, render_host_error};
+pub use errors::{invalid_config, render_failure, render_host_error};
 
 /// The host interfaces a connector imports.
 pub use presence::connector::{http, instance, kv, log, net, report, timers, types, websocket};

@@ -298,3 +298,21 @@ pub fn unix_now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+/// For test WebSocket servers (`accept_hdr_async`): select the subprotocol
+/// the chaos guest offers (`chaos.v1`); a client that offers one refuses a
+/// server that picks none (RFC 6455 §4.1).
+#[allow(clippy::result_large_err)]
+pub fn choose_chaos_v1(
+    _req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+    mut resp: tokio_tungstenite::tungstenite::handshake::server::Response,
+) -> Result<
+    tokio_tungstenite::tungstenite::handshake::server::Response,
+    tokio_tungstenite::tungstenite::handshake::server::ErrorResponse,
+> {
+    resp.headers_mut().insert(
+        "sec-websocket-protocol",
+        tokio_tungstenite::tungstenite::http::HeaderValue::from_static("chaos.v1"),
+    );
+    Ok(resp)
+}

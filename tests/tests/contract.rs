@@ -153,7 +153,8 @@ async fn closing_ws_server() -> u16 {
                 use tokio_tungstenite::tungstenite::protocol::{
                     CloseFrame, frame::coding::CloseCode,
                 };
-                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, choose_chaos_v1).await
+                let Ok(mut ws) =
+                    tokio_tungstenite::accept_hdr_async(tcp, hub_e2e::choose_chaos_v1).await
                 else {
                     return;
                 };
@@ -285,21 +286,4 @@ async fn a_third_party_connector_is_mapped_by_the_attribute_it_declares() {
         v["rich"]["state"] == "busy"
     })
     .await;
-}
-
-/// Select the subprotocol the chaos guest offers (`chaos.v1`): a client that
-/// offers one refuses a server that picks none (RFC 6455 §4.1).
-#[allow(clippy::result_large_err)]
-fn choose_chaos_v1(
-    _req: &tokio_tungstenite::tungstenite::handshake::server::Request,
-    mut resp: tokio_tungstenite::tungstenite::handshake::server::Response,
-) -> Result<
-    tokio_tungstenite::tungstenite::handshake::server::Response,
-    tokio_tungstenite::tungstenite::handshake::server::ErrorResponse,
-> {
-    resp.headers_mut().insert(
-        "sec-websocket-protocol",
-        tokio_tungstenite::tungstenite::http::HeaderValue::from_static("chaos.v1"),
-    );
-    Ok(resp)
 }

@@ -77,7 +77,8 @@ async fn ws_server() -> u16 {
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, choose_chaos_v1).await
+                let Ok(mut ws) =
+                    tokio_tungstenite::accept_hdr_async(tcp, hub_e2e::choose_chaos_v1).await
                 else {
                     return;
                 };
@@ -160,21 +161,4 @@ async fn tls_trusts_the_instance_ca_only_and_websockets_work() {
         .await;
     assert_eq!(s, 422, "{v}");
     assert_eq!(v["field"], "tls_ca_pem");
-}
-
-/// Select the subprotocol the chaos guest offers (`chaos.v1`): a client that
-/// offers one refuses a server that picks none (RFC 6455 §4.1).
-#[allow(clippy::result_large_err)]
-fn choose_chaos_v1(
-    _req: &tokio_tungstenite::tungstenite::handshake::server::Request,
-    mut resp: tokio_tungstenite::tungstenite::handshake::server::Response,
-) -> Result<
-    tokio_tungstenite::tungstenite::handshake::server::Response,
-    tokio_tungstenite::tungstenite::handshake::server::ErrorResponse,
-> {
-    resp.headers_mut().insert(
-        "sec-websocket-protocol",
-        tokio_tungstenite::tungstenite::http::HeaderValue::from_static("chaos.v1"),
-    );
-    Ok(resp)
 }

@@ -220,7 +220,13 @@ impl WriteRegistry {
         pending
             .into_iter()
             .filter_map(|id| {
-                self.settle(instance, id, WriteState::Failed, Some(why.to_owned()), Some(&failure))
+                self.settle(
+                    instance,
+                    id,
+                    WriteState::Failed,
+                    Some(why.to_owned()),
+                    Some(&failure),
+                )
             })
             .collect()
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use presence_connector_sdk::{
     self as sdk, Capabilities, Channels, Config, ConfigEntry, ConnectorError, EndpointId,
-    EndpointKind, Event, Failure, Guest, Header, PluginInfo, RequestId, TimerId, WebhookRequest,
+    EndpointKind, Event, Guest, Header, PluginInfo, RequestId, TimerId, WebhookRequest,
     WebhookResponse, WriteRequest, http, instance, kv, report, timers,
 };
 
@@ -25,21 +25,6 @@ struct State {
 thread_local! {
     // A component instance is single-threaded; the host serialises calls.
     static STATE: RefCell<State> = RefCell::new(State::default());
-}
-
-/// A transport failure in words for logs, statuses and write outcomes.
-fn render_failure(f: &Failure) -> String {
-    match f {
-        Failure::Dns(d) => format!("name not resolved: {d}"),
-        Failure::Refused => "connection refused".into(),
-        Failure::Timeout => "timed out".into(),
-        Failure::Reset => "connection reset".into(),
-        Failure::TlsCertificate(d) => format!("certificate refused: {d}"),
-        Failure::Tls(d) => format!("TLS failed: {d}"),
-        Failure::UpgradeRefused(r) => format!("upgrade refused with HTTP {}", r.status),
-        Failure::Protocol(d) => format!("protocol error: {d}"),
-        Failure::Other(d) => d.clone(),
-    }
 }
 
 /// What the key-value store holds for this instance.
@@ -175,7 +160,7 @@ impl State {
                             .collect(),
                         body: resp.body,
                     })
-                    .map_err(|f| render_failure(&f));
+                    .map_err(|f| sdk::render_failure(&f));
                 if let Some(c) = self.core.as_mut() {
                     c.on_http(id, result, now);
                 }
