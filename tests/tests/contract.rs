@@ -287,3 +287,42 @@ async fn a_third_party_connector_is_mapped_by_the_attribute_it_declares() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_plugin_knows_its_instance_and_gets_randomness_from_the_host() {
+    let hub = Hub::start(
+        &["test-plugins/chaos"],
+        &[("HUB_PUBLIC_URL", "https://hub.example.com/")],
+    );
+    create(&hub, "c1", "chaos", &["info", "random"]).await;
+    create(&hub, "c2", "chaos", &["random"]).await;
+    let v = hub
+        .wait_for("/api/v1/connectors/c1/endpoints", "info and random", |v| {
+            v["endpoints"]["info"]["state"] == "active"
+                && v["endpoints"]["random"]["state"] == "active"
+        })
+        .await;
+    assert_eq!(
+        v["endpoints"]["info"]["rich"]["note"],
+        format!(
+            "id=c1 hooks=https://hub.example.com/hooks/c1 hub={}",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "{v}"
+    );
+    let r1 = v["endpoints"]["random"]["rich"]["note"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(r1.len(), 32, "16 bytes in hex: {r1}");
+    assert!(r1.chars().all(|c| c.is_ascii_hexdigit()), "{r1}");
+    let v = hub
+        .wait_for("/api/v1/connectors/c2/endpoints", "random", |v| {
+            v["endpoints"]["random"]["state"] == "active"
+        })
+        .await;
+    assert_ne!(
+        v["endpoints"]["random"]["rich"]["note"], r1,
+        "two draws differ"
+    );
+}

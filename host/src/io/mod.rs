@@ -385,3 +385,42 @@ impl IoContext {
 }
 
 pub use websocket::Outgoing as WsOutgoing;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> (IoContext, mpsc::Receiver<Work>) {
+        let (tx, rx) = mpsc::channel(16);
+        let sink = EventSink::new(tx, 1, Arc::default());
+        let tls = tls::client_config(None).expect("default TLS");
+        (IoContext::new(sink, tls).expect("context"), rx)
+    }
+
+    #[tokio::test]
+    async fn a_call_for_one_kind_never_ends_a_handle_of_another() {
+        let (mut io, mut rx) = context();
+        let (socket, _) = io.udp_bind("127.0.0.1", 9).expect("bind");
+        let timer = io.set_timer(Duration::from_millis(20)).expect("timer");
+        // Cancelling a "timer" with the socket's number, or closing a
+        // "socket" with the timer's, touches nothing.
+        io.close(HandleKind::Timer, socket);
+        io.close(HandleKind::Socket, timer);
+        io.close(HandleKind::WebSocket, socket);
+        io.close(HandleKind::Request, timer);
+        assert!(io.udp_send(socket, "127.0.0.1", 9, b"x").is_ok());
+        let fired = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .expect("the timer still fires");
+        assert!(matches!(
+            fired,
+            Some(Work::Io(IoMsg { event: IoEvent::Timer { timer: t }, .. })) if t == timer
+        ));
+        // The right kind ends it.
+        io.close(HandleKind::Socket, socket);
+        assert!(matches!(
+            io.udp_send(socket, "127.0.0.1", 9, b"x"),
+            Err(IoError::UnknownHandle(_))
+        ));
+    }
+}
