@@ -445,6 +445,7 @@ pub fn presence(u: sdk::PresenceUpdate) -> model::PresenceReport {
         }),
         origin: model::UpdateOrigin::Platform,
         calendar: None,
+        valid_for_ms: None,
         telephony: u.telephony.map(|t| model::TelephonyPresence {
             line: match t.line {
                 sdk::LineState::Idle => model::LineState::Idle,

@@ -21,6 +21,7 @@ pub mod presence;
 pub mod runtime;
 pub mod store;
 pub mod telemetry;
+pub mod timing;
 
 pub use config::HubConfig;
 pub use hub::Hub;

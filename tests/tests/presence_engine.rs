@@ -586,3 +586,57 @@ async fn demo_mode_shows_presence_changing_live() {
     let list = hub.get("/api/v1/presence").await;
     assert_eq!(list["total"], 6, "{list}");
 }
+
+/// A connector deleted through the API is gone everywhere: no user lists it
+/// as a source any more, and users created afterwards never see it.
+#[tokio::test]
+async fn a_deleted_connector_is_gone_everywhere() {
+    let hub = Hub::start(&["plugins/http-push"], &[]);
+    ok(
+        &hub,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"username": "alice", "display_name": "Alice"})),
+    )
+    .await;
+    ok(
+        &hub,
+        "PUT",
+        "/api/v1/settings/rules",
+        Some(json!({"instance_fields": {"cti": "username"}})),
+    )
+    .await;
+    ok(
+        &hub,
+        "POST",
+        "/api/v1/connectors",
+        Some(json!({"id": "cti", "plugin": "http-push", "config": {"shared_secret": SECRET}})),
+    )
+    .await;
+    push(
+        &hub,
+        "cti",
+        json!({"endpoint": "alice", "rich": {"availability": "busy"}}),
+    )
+    .await;
+    hub.wait_for("/api/v1/presence/alice", "cti reports", |v| {
+        v["rich"]["source"] == "cti"
+    })
+    .await;
+    ok(&hub, "DELETE", "/api/v1/connectors/cti", None).await;
+    let p = hub
+        .wait_for("/api/v1/presence/alice", "cti gone", |v| {
+            v["sources"].as_array().is_some_and(|s| s.is_empty())
+        })
+        .await;
+    assert!(p["rich"]["source"].is_null(), "{p}");
+    ok(
+        &hub,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"username": "bob", "display_name": "Bob"})),
+    )
+    .await;
+    let b = hub.get("/api/v1/presence/bob").await;
+    assert_eq!(b["sources"], json!([]), "{b}");
+}

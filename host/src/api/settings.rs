@@ -24,11 +24,11 @@ pub async fn set_rules(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let r: Rules = parse_json(&body)?;
-    if r.stale_after_seconds == 0 {
+    if r.stale_after_seconds == Some(0) {
         return Err(ApiError::field(
             StatusCode::UNPROCESSABLE_ENTITY,
             "stale_after_seconds",
-            "at least 1",
+            "at least 1 (seconds), or null for no time limit",
         ));
     }
     if r.event_retention_days == 0 || r.event_retention_days > 3650 {

@@ -25,8 +25,13 @@ pub struct Rules {
     pub voicemail_pilot: Option<String>,
     /// Show only the last N digits of a forward target (None: all).
     pub forward_visible_digits: Option<u8>,
-    /// A source silent for longer than this is aged out to unknown.
-    pub stale_after_seconds: u64,
+    /// An operator's time limit on every source: a state not confirmed for
+    /// longer than this is aged out to unknown. None (the default): a state
+    /// counts while its source vouches for it (connector up, endpoint not in
+    /// error) and within the validity the source itself declared, if any;
+    /// SIP servers and Graph notifications send only changes, so silence is
+    /// no sign of a stale state.
+    pub stale_after_seconds: Option<u64>,
     /// Which user attribute each connector instance watches, by attribute
     /// name (`sip-uri`, `extension`, `teams-upn`, a plugin's own); an
     /// instance not listed watches the first endpoint kind its plugin
@@ -43,7 +48,7 @@ impl Default for Rules {
             preferred_instance: None,
             voicemail_pilot: None,
             forward_visible_digits: None,
-            stale_after_seconds: 900,
+            stale_after_seconds: None,
             instance_fields: BTreeMap::new(),
             event_retention_days: 7,
         }
@@ -135,9 +140,22 @@ pub struct Merged {
     pub reasons: Vec<String>,
 }
 
+/// Whether a source still vouches for its last state: its watch is not in
+/// error, the validity it declared has not lapsed, and the operator's time
+/// limit, if any, has not passed.
 fn fresh(v: &EndpointView, rules: &Rules, now_ms: u64) -> bool {
-    v.received_at_ms
-        .is_some_and(|t| now_ms.saturating_sub(t) <= rules.stale_after_seconds * 1000)
+    let vouched = !matches!(
+        v.state,
+        Some(EndpointState::Error | EndpointState::AccessDenied | EndpointState::NotFound)
+    );
+    let valid = v.valid_until_ms.is_none_or(|t| now_ms <= t);
+    let within_limit = match rules.stale_after_seconds {
+        Some(s) => v
+            .received_at_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) <= s * 1000),
+        None => v.received_at_ms.is_some(),
+    };
+    vouched && valid && within_limit
 }
 
 /// Rank of a technology in the winning order (unlisted last).
@@ -278,7 +296,7 @@ pub fn merge(
             let state = service_state(&srcs, rules, now_ms);
             if state == ChannelState::Unknown {
                 reasons.push(
-                    "rich: every source is silent past stale_after_seconds; aged out to unknown"
+                    "rich: no source vouches for its last state any more (lapsed or past stale_after_seconds); unknown"
                         .into(),
                 );
             }
@@ -558,7 +576,7 @@ mod tests {
     #[test]
     fn stale_sources_age_out_and_fresh_ones_win() {
         let rules = Rules {
-            stale_after_seconds: 60,
+            stale_after_seconds: Some(60),
             ..Rules::default()
         };
         let old = rich(Availability::Busy, NOW - 61_000);

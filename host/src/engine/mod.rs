@@ -61,6 +61,7 @@ impl Board {
             ep.calendar = Some(c.masked());
         }
         ep.ordering = report.ordering.or(ep.ordering.take());
+        ep.valid_until_ms = report.valid_for_ms.map(|v| now_ms.saturating_add(v));
         ep.origin = report.origin;
         ep.observed_at_ms = Some(report.observed_at_ms.unwrap_or(now_ms));
         ep.received_at_ms = Some(now_ms);
@@ -129,6 +130,20 @@ impl Board {
         out
     }
 
+    /// Endpoints whose declared validity ends within `[from, to]`.
+    pub fn lapsing_between(&self, from: u64, to: u64) -> Vec<(String, String)> {
+        let all = self.instances.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for (instance, b) in all.iter() {
+            for (endpoint, v) in &b.endpoints {
+                if v.valid_until_ms.is_some_and(|t| t >= from && t <= to) {
+                    out.push((instance.clone(), endpoint.clone()));
+                }
+            }
+        }
+        out
+    }
+
     /// The instance's directory as email (lowercase) to endpoint.
     pub fn directory_by_email(&self, instance: &str) -> std::collections::HashMap<String, String> {
         let all = self.instances.lock().unwrap_or_else(|p| p.into_inner());
@@ -181,6 +196,7 @@ mod tests {
             }),
             origin: UpdateOrigin::Platform,
             calendar: None,
+            valid_for_ms: None,
             telephony: None,
             rich: rich.map(|availability| RichPresence {
                 availability,

@@ -158,6 +158,9 @@ pub struct PresenceReport {
     pub telephony: Option<TelephonyPresence>,
     pub rich: Option<RichPresence>,
     pub calendar: Option<CalendarPresence>,
+    /// How long the state holds without another report, where the source
+    /// declares it (a polling source); none: while the source vouches.
+    pub valid_for_ms: Option<u64>,
     /// Vendor values, for diagnostics only.
     pub raw: Vec<(String, String)>,
 }
@@ -217,6 +220,9 @@ pub struct EndpointView {
     pub ordering: Option<ReportOrdering>,
     /// Why the last update happened (an echo of a hub write, a rule).
     pub origin: UpdateOrigin,
+    /// Until when the last state holds without another report, where the
+    /// source declared a validity (a polling source).
+    pub valid_until_ms: Option<u64>,
     pub observed_at_ms: Option<u64>,
     pub received_at_ms: Option<u64>,
     pub raw: Vec<(String, String)>,

@@ -10,7 +10,6 @@ use super::{EventSink, IoError, IoEvent};
 
 /// Largest response body handed to a guest.
 const MAX_BODY: usize = 16 * 1024 * 1024;
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A request as the guest asked for it (URL already checked against grants).
 #[derive(Debug)]
@@ -36,7 +35,7 @@ pub(super) fn client(tls: &Arc<rustls::ClientConfig>) -> reqwest::Result<reqwest
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .use_preconfigured_tls((**tls).clone())
-        .connect_timeout(Duration::from_secs(10))
+        .connect_timeout(crate::timing::CONNECT_TIMEOUT)
         .build()
 }
 
@@ -50,7 +49,7 @@ pub(super) fn spawn(
         .map_err(|_| IoError::Invalid(format!("invalid HTTP method {:?}", req.method)))?;
     let mut builder = client
         .request(method, &req.url)
-        .timeout(req.timeout.unwrap_or(DEFAULT_TIMEOUT))
+        .timeout(req.timeout.unwrap_or(crate::timing::HTTP_TIMEOUT))
         .body(req.body);
     for (name, value) in &req.headers {
         let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())

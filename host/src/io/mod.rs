@@ -31,9 +31,6 @@ pub use websocket::WsOptions;
 
 /// Most open handles (sockets, streams, requests, timers) per instance run.
 pub const MAX_HANDLES: usize = 1024;
-/// How long a stream may take to connect (and finish its TLS handshake)
-/// unless the plugin says otherwise.
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Something that happened on an instance's I/O.
 #[derive(Debug)]
@@ -295,7 +292,7 @@ impl IoContext {
     ) -> Result<u32, IoError> {
         let h = self.alloc()?;
         let tls = tls.then(|| self.tls.clone());
-        let timeout = connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let timeout = connect_timeout.unwrap_or(crate::timing::CONNECT_TIMEOUT);
         let (tx, task) = stream::connect(host.to_owned(), port, tls, timeout, h, self.sink.clone());
         self.resources.insert(h, Resource::Stream(tx, task));
         Ok(h)
@@ -375,6 +372,14 @@ impl IoContext {
                 r => r.abort(),
             }
         }
+    }
+
+    /// HTTP requests started and not yet answered.
+    pub fn requests_in_flight(&self) -> usize {
+        self.resources
+            .values()
+            .filter(|r| r.kind() == HandleKind::Request)
+            .count()
     }
 
     /// Forget a handle whose work finished by itself (a fired timer, a

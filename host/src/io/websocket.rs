@@ -35,8 +35,6 @@ pub struct WsOptions {
     pub pong_timeout: Option<Duration>,
 }
 
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 pub(super) fn connect(
     url: String,
     options: WsOptions,
@@ -120,7 +118,9 @@ async fn run(
 ) -> Result<CloseInfo, Failure> {
     let connector = tokio_tungstenite::Connector::Rustls(tls);
     let (ws, response) = tokio::time::timeout(
-        options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        options
+            .connect_timeout
+            .unwrap_or(crate::timing::CONNECT_TIMEOUT),
         tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector)),
     )
     .await

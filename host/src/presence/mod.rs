@@ -527,14 +527,18 @@ impl Presence {
             if last == 0 || moved || before != inner.instances {
                 inner.users.keys().cloned().collect()
             } else {
-                // A source is fresh while now - received <= stale: it went
-                // stale since the last tick if received + stale is in
-                // [last, now].
-                let stale = inner.rules.stale_after_seconds * 1000;
-                for key in self
-                    .board
-                    .received_between(last.saturating_sub(stale + 1), now.saturating_sub(stale))
-                {
+                // Under an operator's limit a source is fresh while
+                // now - received <= stale: it went stale since the last tick
+                // if received + stale is in [last, now]. A declared validity
+                // lapses at its own time.
+                let mut keys = self.board.lapsing_between(last, now);
+                if let Some(stale) = inner.rules.stale_after_seconds.map(|s| s * 1000) {
+                    keys.extend(self.board.received_between(
+                        last.saturating_sub(stale + 1),
+                        now.saturating_sub(stale),
+                    ));
+                }
+                for key in keys {
                     if let Some(users) = inner.index.get(&key) {
                         due.extend(users.iter().cloned());
                     }

@@ -53,6 +53,7 @@ fn report(p: &Presence, board: &Board, name: &str, availability: Availability, a
         ordering: None,
         origin: crate::engine::UpdateOrigin::Platform,
         calendar: None,
+        valid_for_ms: None,
         telephony: None,
         rich: Some(rich),
         raw: vec![],
@@ -70,7 +71,7 @@ async fn presence() -> (Arc<Presence>, Arc<Board>, tempfile::TempDir) {
     p.import(vec![(1, Ok(user("ann"))), (2, Ok(user("ben")))])
         .unwrap();
     let mut rules = p.rules();
-    rules.stale_after_seconds = 60;
+    rules.stale_after_seconds = Some(60);
     p.set_rules(rules).unwrap();
     (p, board, dir)
 }

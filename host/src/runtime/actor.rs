@@ -29,6 +29,7 @@ use crate::engine::ConnectorStatus;
 use crate::io::{EventSink, IoContext, IoEvent, IoMsg, Work, WsPayload};
 use crate::store::now_ms;
 use crate::telemetry::ConnectorLabels;
+use crate::timing::{GOODBYE_GRACE, GOODBYE_QUIET};
 
 /// Most endpoints handed to one `watch` or `unwatch` call.
 const WATCH_PAGE: usize = 256;
@@ -393,7 +394,8 @@ impl Actor {
         }
     }
 
-    /// Say goodbye to the running guest (it may unsubscribe) and drop it.
+    /// Say goodbye to the running guest (it may unsubscribe), give its
+    /// goodbyes time to be answered, and drop it.
     async fn stop_guest(&mut self) {
         if self.guest.is_some() {
             let _ = self
@@ -403,10 +405,48 @@ impl Actor {
                         .await
                 })
                 .await;
+            self.goodbye().await;
         }
         // Dropping the store drops its IoContext: sockets close, timers stop.
         self.guest = None;
         self.abandon_writes("the connector stopped before reporting the outcome");
+    }
+
+    /// After `shutdown`: keep delivering the run's I/O events so that its
+    /// goodbyes (un-SUBSCRIBEs and their digest challenges, subscription
+    /// deletes) are sent and answered. Ends after [`GOODBYE_GRACE`], or
+    /// sooner once nothing has arrived for [`GOODBYE_QUIET`] and no HTTP
+    /// request is in flight. Webhooks meanwhile are answered 503.
+    async fn goodbye(&mut self) {
+        let deadline = tokio::time::Instant::now() + GOODBYE_GRACE;
+        loop {
+            let idle = tokio::time::sleep(GOODBYE_QUIET);
+            tokio::select! {
+                w = self.work_rx.recv() => match w {
+                    Some(Work::Io(msg)) => self.io_event(msg).await,
+                    Some(Work::Webhook(call)) => {
+                        let _ = call.reply.send(json_response(
+                            503,
+                            &format!("connector {} is stopping", self.instance),
+                        ));
+                    }
+                    None => return,
+                },
+                _ = idle => {
+                    let in_flight = self
+                        .guest
+                        .as_ref()
+                        .map_or(0, |g| g.store.data().io.requests_in_flight());
+                    if in_flight == 0 {
+                        return;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => return,
+            }
+            if self.guest.is_none() {
+                return;
+            }
+        }
     }
 
     /// Writes the ended run accepted but never settled fail, retryable: no

@@ -928,6 +928,12 @@ impl Runtime {
             let _ = rx.await;
         }
         self.services.store.delete_connector(id)?;
+        // Gone everywhere: the presence service stops listing it as a
+        // source at its next look at the instances.
+        self.registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         self.services.board.remove(id);
         Ok(())
     }
@@ -1043,17 +1049,23 @@ impl Runtime {
         }
     }
 
-    /// Stop every instance gracefully (they may unsubscribe).
+    /// Stop every instance gracefully, all at once: each says goodbye
+    /// (unsubscribes) within its grace, bounded by [`crate::timing::STOP_WAIT`].
     pub async fn shutdown(&self) {
-        let connectors = self.connectors.lock().await;
-        for c in connectors.values() {
-            if let Some(a) = &c.actor {
-                let (tx, rx) = oneshot::channel();
-                if a.control.send(Control::Stop(tx)).await.is_ok() {
-                    let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
-                }
+        let controls: Vec<_> = self
+            .connectors
+            .lock()
+            .await
+            .values()
+            .filter_map(|c| c.actor.as_ref().map(|a| a.control.clone()))
+            .collect();
+        let stops = controls.into_iter().map(|control| async move {
+            let (tx, rx) = oneshot::channel();
+            if control.send(Control::Stop(tx)).await.is_ok() {
+                let _ = tokio::time::timeout(crate::timing::STOP_WAIT, rx).await;
             }
-        }
+        });
+        futures::future::join_all(stops).await;
     }
 
     /// Whether every stored instance could be started (readiness).

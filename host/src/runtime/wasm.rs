@@ -5,15 +5,13 @@ use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
 use super::instance::InstanceState;
 
-/// How often the epoch advances; CPU deadlines are counted in these ticks.
-pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+use crate::timing::EPOCH_TICK;
 
 /// The engine, its linker and the compiled-component cache.
 pub struct WasmHost {

@@ -1,0 +1,29 @@
+//! Every timing constant of the host in one table, so that how long things
+//! may take, and how they relate, can be read in one place.
+
+use std::time::Duration;
+
+/// How often the wasm epoch advances; plugins' CPU deadlines are counted in
+/// these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// A stream or WebSocket connect (with its TLS handshake and upgrade) gives
+/// up after this, unless the plugin asks otherwise.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An outbound HTTP request gives up after this, unless the plugin asks
+/// otherwise.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// After the `shutdown` event a run keeps its I/O for at most this long, so
+/// its goodbyes (SIP un-SUBSCRIBEs with their digest challenges, Graph
+/// subscription deletes) are sent and answered.
+pub const GOODBYE_GRACE: Duration = Duration::from_secs(3);
+
+/// Within the grace, a run with no HTTP request in flight that has received
+/// nothing for this long is done saying goodbye.
+pub const GOODBYE_QUIET: Duration = Duration::from_millis(250);
+
+/// How long the hub waits for each instance to stop when it shuts down
+/// (the goodbye grace included).
+pub const STOP_WAIT: Duration = Duration::from_secs(5);
