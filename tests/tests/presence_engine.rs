@@ -640,3 +640,68 @@ async fn a_deleted_connector_is_gone_everywhere() {
     let b = hub.get("/api/v1/presence/bob").await;
     assert_eq!(b["sources"], json!([]), "{b}");
 }
+
+/// A source that sends only changes keeps its state while it vouches for
+/// it: no time limit by default. An operator's limit, when set, ages it out;
+/// lifting the limit brings the state back at once.
+#[tokio::test]
+async fn a_quiet_source_keeps_its_state_unless_the_operator_sets_a_limit() {
+    let hub = Hub::start(&["plugins/http-push"], &[]);
+    ok(
+        &hub,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"username": "alice", "display_name": "Alice"})),
+    )
+    .await;
+    ok(
+        &hub,
+        "PUT",
+        "/api/v1/settings/rules",
+        Some(json!({"instance_fields": {"cti": "username"}})),
+    )
+    .await;
+    ok(
+        &hub,
+        "POST",
+        "/api/v1/connectors",
+        Some(json!({"id": "cti", "plugin": "http-push", "config": {"shared_secret": SECRET}})),
+    )
+    .await;
+    push(
+        &hub,
+        "cti",
+        json!({"endpoint": "alice", "rich": {"availability": "busy"}}),
+    )
+    .await;
+    hub.wait_for("/api/v1/presence/alice", "busy", |v| {
+        v["rich"]["state"] == "busy"
+    })
+    .await;
+    // Quiet past what a 2 s limit would allow (the tick runs every 2 s).
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let p = hub.get("/api/v1/presence/alice").await;
+    assert_eq!(p["rich"]["state"], "busy", "{p}");
+    ok(
+        &hub,
+        "PUT",
+        "/api/v1/settings/rules",
+        Some(json!({"instance_fields": {"cti": "username"}, "stale_after_seconds": 2})),
+    )
+    .await;
+    hub.wait_for("/api/v1/presence/alice", "aged out", |v| {
+        v["rich"]["state"] == "unknown"
+    })
+    .await;
+    ok(
+        &hub,
+        "PUT",
+        "/api/v1/settings/rules",
+        Some(json!({"instance_fields": {"cti": "username"}, "stale_after_seconds": null})),
+    )
+    .await;
+    hub.wait_for("/api/v1/presence/alice", "busy again", |v| {
+        v["rich"]["state"] == "busy"
+    })
+    .await;
+}

@@ -574,6 +574,77 @@ mod tests {
     }
 
     #[test]
+    fn a_quiet_source_that_still_vouches_keeps_its_state() {
+        // SIP servers send only changes: hours of silence on an active
+        // subscription are no sign of staleness without an operator limit.
+        let rules = Rules::default();
+        let quiet = rich(Availability::Available, NOW - 6 * 3_600_000);
+        let m = merge(
+            &[src("pbx", "sip-simple", Some(&quiet))],
+            &[],
+            None,
+            &rules,
+            NOW,
+        );
+        assert_eq!(m.rich.state, ChannelState::Available);
+        // A declared validity (a polling source) lapses on its own.
+        let polled = EndpointView {
+            valid_until_ms: Some(NOW - 1),
+            ..rich(Availability::Busy, NOW - 10_000)
+        };
+        let m = merge(
+            &[src("t", "teams-graph", Some(&polled))],
+            &[],
+            None,
+            &rules,
+            NOW,
+        );
+        assert_eq!(m.rich.state, ChannelState::Unknown);
+        let still = EndpointView {
+            valid_until_ms: Some(NOW + 1),
+            ..polled
+        };
+        let m = merge(
+            &[src("t", "teams-graph", Some(&still))],
+            &[],
+            None,
+            &rules,
+            NOW,
+        );
+        assert_eq!(m.rich.state, ChannelState::Busy);
+    }
+
+    #[test]
+    fn a_source_in_error_stops_counting_at_once() {
+        let rules = Rules::default();
+        let failed = EndpointView {
+            state: Some(EndpointState::Error),
+            ..rich(Availability::Busy, NOW - 1_000)
+        };
+        let m = merge(
+            &[src("pbx", "sip-simple", Some(&failed))],
+            &[],
+            None,
+            &rules,
+            NOW,
+        );
+        assert_eq!(m.rich.state, ChannelState::Error);
+        // Another source that still vouches wins meanwhile.
+        let teams = rich(Availability::Away, NOW - 60_000);
+        let m = merge(
+            &[
+                src("pbx", "sip-simple", Some(&failed)),
+                src("t", "teams-graph", Some(&teams)),
+            ],
+            &[],
+            None,
+            &rules,
+            NOW,
+        );
+        assert_eq!(m.rich.state, ChannelState::Away);
+    }
+
+    #[test]
     fn stale_sources_age_out_and_fresh_ones_win() {
         let rules = Rules {
             stale_after_seconds: Some(60),
