@@ -11,20 +11,28 @@
 //!   `offline_access` was asked for), with the identity platform's error
 //!   codes for a wrong secret, an unknown app or tenant;
 //! - Graph v1.0: `GET /users/{id|upn}`, `POST
-//!   /communications/getPresencesByUserId` (at most 650 GUIDs), `GET`
-//!   presence, `setPresence` (sessionId = the app's client id, the five
-//!   allowed pairs, expirationDuration PT5M..PT4H), `clearPresence`,
+//!   /communications/getPresencesByUserId` (at most 650 GUIDs; a user whose
+//!   presence the app may not read makes Graph refuse the whole call with
+//!   403), `GET` presence, `setPresence` (sessionId = the app's client id,
+//!   the five allowed pairs, expirationDuration PT5M..PT4H; an Available
+//!   session not set again fades to AvailableInactive after the timeout,
+//!   Away after two, Offline after three), `clearPresence`,
 //!   `setUserPreferredPresence` (its six pairs), `clearUserPreferredPresence`,
 //!   and `/subscriptions` (presence resources with at most 650 ids,
 //!   `changeType` updated, expiry at most one hour ahead, delegated tokens
 //!   only, the validation handshake against the notification URL within
 //!   10 s, renewal by PATCH, `reauthorize`, DELETE);
+//! - JSON batching (`POST /v1.0/$batch`): 1 to 20 requests, each with a
+//!   unique `id`, a `method` and a URL relative to the version; a body needs
+//!   a `Content-Type` header; each answered on its own (`id`, `status`,
+//!   `headers`, `body`) under the batch's token, throttled on its own;
 //! - bearer tokens: missing, unknown, expired (401) and missing permissions
 //!   (403) are refused.
 //!
 //! Tests drive users' presence, and turn knobs: shorter token and
 //! subscription lifetimes (the "clock"), throttling of the next requests,
-//! lifecycle notifications, expiring every token, revoking consent.
+//! lifecycle notifications, expiring every token, revoking consent, refusing
+//! one user's presence, subscriptions that silently stop delivering.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -79,6 +87,9 @@ pub struct SimConfig {
     /// [`APP_ROLES`] by default); leave out `Presence.ReadWrite.All` for a
     /// tenant that lets the hub read presence but not write it.
     pub app_roles: Vec<String>,
+    /// How long an Available application session holds without being set
+    /// again (Graph: five minutes).
+    pub available_timeout: Duration,
 }
 
 impl Default for SimConfig {
@@ -93,6 +104,7 @@ impl Default for SimConfig {
             require_https_notification_url: false,
             operator_upn: "presence-svc@contoso.onmicrosoft.com".into(),
             app_roles: APP_ROLES.iter().map(|r| r.to_string()).collect(),
+            available_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -106,10 +118,14 @@ pub struct Logged {
     pub status: u16,
     /// `grant_type` of token requests.
     pub grant: Option<String>,
-    /// Ids in a getPresencesByUserId body.
+    /// Ids in a getPresencesByUserId body; requests in a JSON batch.
     pub ids: usize,
+    /// The ids of a getPresencesByUserId body.
+    pub user_ids: Vec<String>,
     /// Answered by the throttling knob.
     pub throttled: bool,
+    /// A request inside a JSON batch (the batch is logged too).
+    pub in_batch: bool,
 }
 
 impl Logged {
@@ -186,7 +202,28 @@ struct PState {
 
 struct SessionState {
     state: PState,
+    /// When the application last set it.
+    set: Instant,
     expires: Instant,
+}
+
+impl SessionState {
+    /// What the session shows at `now`: an Available one fades in stages
+    /// unless set again within `timeout` (setPresence, "Timeout,
+    /// expiration, and keep alive").
+    fn shown(&self, now: Instant, timeout: Duration) -> PState {
+        let idle = now.duration_since(self.set);
+        let (a, act) = match self.state.availability.as_str() {
+            "Available" if idle >= timeout * 3 => ("Offline", "Offline"),
+            "Available" if idle >= timeout * 2 => ("Away", "Away"),
+            "Available" if idle >= timeout => ("Available", "AvailableInactive"),
+            _ => return self.state.clone(),
+        };
+        PState {
+            availability: a.into(),
+            activity: act.into(),
+        }
+    }
 }
 
 struct UserRec {
@@ -198,6 +235,8 @@ struct UserRec {
     preferred: Option<(PState, Instant)>,
     sequence: u64,
     effective: (String, String),
+    /// Graph refuses to show this user's presence to the app.
+    presence_refused: bool,
 }
 
 #[derive(Clone)]
@@ -215,6 +254,8 @@ struct SubRec {
     renewals: u32,
     reauthorizations: u32,
     paused: bool,
+    /// Delivers nothing any more, without a word (as reported in the field).
+    muted: bool,
 }
 
 struct Throttle {
@@ -251,11 +292,13 @@ pub struct GraphSim {
     pub base: String,
     state: Arc<Mutex<Sim>>,
     task: tokio::task::JoinHandle<()>,
+    clock: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for GraphSim {
     fn drop(&mut self) {
         self.task.abort();
+        self.clock.abort();
     }
 }
 
@@ -380,7 +423,7 @@ fn rank(availability: &str) -> u8 {
 impl UserRec {
     /// The aggregated presence: a preferred presence (while any session
     /// exists) wins, else the session with the highest availability.
-    fn aggregate(&mut self, now: Instant) -> (String, String) {
+    fn aggregate(&mut self, now: Instant, timeout: Duration) -> (String, String) {
         self.sessions.retain(|_, s| s.expires > now);
         if self.preferred.as_ref().is_some_and(|(_, e)| *e <= now) {
             self.preferred = None;
@@ -391,8 +434,9 @@ impl UserRec {
         }
         let mut best = self.base.clone();
         for s in self.sessions.values() {
-            if rank(&s.state.availability) > rank(&best.availability) {
-                best = s.state.clone();
+            let shown = s.shown(now, timeout);
+            if rank(&shown.availability) > rank(&best.availability) {
+                best = shown;
             }
         }
         (best.availability, best.activity)
@@ -423,7 +467,8 @@ impl Sim {
     /// returns the notifications to deliver.
     fn recompute(&mut self, idx: usize) -> Vec<Outgoing> {
         let now = Instant::now();
-        let eff = self.users[idx].aggregate(now);
+        let timeout = self.cfg.available_timeout;
+        let eff = self.users[idx].aggregate(now, timeout);
         if eff == self.users[idx].effective {
             return Vec::new();
         }
@@ -437,7 +482,7 @@ impl Sim {
         let now_ms = now_ms();
         self.subs
             .values()
-            .filter(|s| !s.paused && s.expires_ms > now_ms && s.ids.contains(&id))
+            .filter(|s| !s.paused && !s.muted && s.expires_ms > now_ms && s.ids.contains(&id))
             .map(|s| Outgoing {
                 url: s.notification_url.clone(),
                 subscription: s.id.clone(),
@@ -504,7 +549,25 @@ impl GraphSim {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        let sim = GraphSim { base, state, task };
+        // Time changes presence too (sessions fade and expire), and Graph
+        // tells subscribers of that as of any change.
+        let st = state.clone();
+        let clock = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let out = {
+                    let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
+                    (0..s.users.len()).flat_map(|i| s.recompute(i)).collect()
+                };
+                deliver(&st, out);
+            }
+        });
+        let sim = GraphSim {
+            base,
+            state,
+            task,
+            clock,
+        };
         sim.add_user(&operator);
         sim
     }
@@ -554,8 +617,28 @@ impl GraphSim {
             preferred: None,
             sequence: 0,
             effective: ("Offline".into(), "OffWork".into()),
+            presence_refused: false,
         });
         id
+    }
+
+    /// Graph refuses (true) or shows again (false) one user's presence to
+    /// the app: a presence read naming the user is refused whole (403), as
+    /// is a subscription covering the user.
+    pub fn refuse_presence(&self, user: &str, refused: bool) {
+        let mut s = self.lock();
+        let i = s.user_index(user).expect("known user");
+        s.users[i].presence_refused = refused;
+    }
+
+    /// Every subscription there is stops delivering, without a word;
+    /// subscriptions created later deliver. Returns how many fell silent.
+    pub fn mute_subscriptions(&self) -> usize {
+        let mut s = self.lock();
+        for x in s.subs.values_mut() {
+            x.muted = true;
+        }
+        s.subs.len()
     }
 
     /// The object id of a user.
@@ -585,7 +668,8 @@ impl GraphSim {
         let mut s = self.lock();
         let i = s.user_index(user).expect("known user");
         let now = Instant::now();
-        s.users[i].aggregate(now)
+        let timeout = s.cfg.available_timeout;
+        s.users[i].aggregate(now, timeout)
     }
 
     /// The user's presence sessions set through setPresence.
@@ -862,6 +946,31 @@ async fn handle(
         headers,
         body,
     };
+    if req.path == "/v1.0/$batch" {
+        return batch(&st, &req).await;
+    }
+    let (answer, throttled) = {
+        let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
+        match throttle_knob(&mut s, &req.path) {
+            Some(r) => (Answer::Ready(r), true),
+            None => (route(&mut s, &req), false),
+        }
+    };
+    let resp = match answer {
+        Answer::Ready(r) => r,
+        Answer::Validate(v) => create_subscription_validated(&st, v).await,
+    };
+    let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
+    let out = std::mem::take(&mut s.outbox);
+    s.log
+        .push(logged(&req, resp.status().as_u16(), throttled, false));
+    drop(s);
+    deliver(&st, out);
+    resp
+}
+
+/// The log entry of an answered request.
+fn logged(req: &Req, status: u16, throttled: bool, in_batch: bool) -> Logged {
     let grant = if req.path.ends_with("/oauth2/v2.0/token") {
         form_urlencoded::parse(&req.body)
             .find(|(k, _)| k == "grant_type")
@@ -869,61 +978,234 @@ async fn handle(
     } else {
         None
     };
-    let ids = if req.path.ends_with("/getPresencesByUserId") {
-        serde_json::from_slice::<Value>(&req.body)
-            .ok()
-            .and_then(|v| v["ids"].as_array().map(Vec::len))
-            .unwrap_or(0)
+    let body = serde_json::from_slice::<Value>(&req.body).unwrap_or(Value::Null);
+    let user_ids: Vec<String> = if req.path.ends_with("/getPresencesByUserId") {
+        body["ids"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
     } else {
-        0
+        Vec::new()
     };
-    let mut throttled = false;
-    let answer = {
-        let is_graph = req.path.starts_with("/v1.0/");
+    let ids = match body["requests"].as_array() {
+        Some(batch) if req.path.ends_with("/$batch") => batch.len(),
+        _ => user_ids.len(),
+    };
+    Logged {
+        at: Instant::now(),
+        method: req.method.to_string(),
+        path: req.path.clone(),
+        status,
+        grant,
+        ids,
+        user_ids,
+        throttled,
+        in_batch,
+    }
+}
+
+/// The throttling knob's answer, if it applies to a Graph request on
+/// `path`.
+fn throttle_knob(s: &mut Sim, path: &str) -> Option<Response> {
+    let t = s.throttle.as_mut().filter(|t| {
+        path.starts_with("/v1.0/")
+            && t.remaining > 0
+            && t.path_part
+                .as_ref()
+                .is_none_or(|p| path.contains(p.as_str()))
+    })?;
+    t.remaining -= 1;
+    let mut r = (
+        StatusCode::from_u16(t.status).unwrap(),
+        axum::Json(json!({"error": {"code": "TooManyRequests", "message": "Too many requests; retry after the time Retry-After gives"}})),
+    )
+        .into_response();
+    if let Some(secs) = t.retry_after {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, secs.to_string().parse().unwrap());
+    }
+    Some(r)
+}
+
+/// Most requests one JSON batch may carry.
+pub const MAX_BATCH: usize = 20;
+
+/// `POST /v1.0/$batch`: checked as a whole (token, shape, at most 20
+/// requests, unique ids, relative URLs, a Content-Type with every body),
+/// then each request answered on its own, in the order given (Graph may
+/// answer in any order; dependencies are not modelled beyond checking that
+/// they name a request of the batch).
+async fn batch(st: &Arc<Mutex<Sim>>, req: &Req) -> Response {
+    let inner = {
         let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
-        let knob = s.throttle.as_mut().filter(|t| {
-            is_graph
-                && t.remaining > 0
-                && t.path_part
-                    .as_ref()
-                    .is_none_or(|p| req.path.contains(p.as_str()))
-        });
-        if let Some(t) = knob {
-            t.remaining -= 1;
-            throttled = true;
-            let mut r = (
-                StatusCode::from_u16(t.status).unwrap(),
-                axum::Json(json!({"error": {"code": "TooManyRequests", "message": "Too many requests; retry after the time Retry-After gives"}})),
-            )
-                .into_response();
-            if let Some(secs) = t.retry_after {
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, secs.to_string().parse().unwrap());
-            }
-            Answer::Ready(r)
-        } else {
-            route(&mut s, &req)
+        let parsed = batch_requests(&s, req);
+        match parsed {
+            Err(e) => Err(e),
+            Ok(list) => Ok(list
+                .into_iter()
+                .map(|(id, r)| {
+                    let (answer, throttled) = match throttle_knob(&mut s, &r.path) {
+                        Some(t) => (t, true),
+                        None => match route(&mut s, &r) {
+                            Answer::Ready(a) => (a, false),
+                            // The validation handshake needs the lock
+                            // released; not offered inside a batch here.
+                            Answer::Validate(_) => (
+                                reply_response(graph_error(
+                                    400,
+                                    "BadRequest",
+                                    "Creating subscriptions inside a JSON batch is not supported by this simulator.",
+                                )),
+                                false,
+                            ),
+                        },
+                    };
+                    s.log
+                        .push(logged(&r, answer.status().as_u16(), throttled, true));
+                    (id, answer)
+                })
+                .collect::<Vec<_>>()),
         }
     };
-    let resp = match answer {
-        Answer::Ready(r) => r,
-        Answer::Validate(v) => create_subscription_validated(&st, v).await,
+    let (status, body) = match inner {
+        Err(e) => e,
+        Ok(answers) => {
+            let mut responses = Vec::new();
+            for (id, a) in answers {
+                let status = a.status().as_u16();
+                let headers: serde_json::Map<String, Value> = a
+                    .headers()
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.to_string(), json!(v.to_str().ok()?))))
+                    .collect();
+                let bytes = axum::body::to_bytes(a.into_body(), usize::MAX)
+                    .await
+                    .unwrap_or_default();
+                let mut item = json!({"id": id, "status": status, "headers": headers});
+                if !bytes.is_empty() {
+                    item["body"] = serde_json::from_slice(&bytes)
+                        .unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes)));
+                }
+                responses.push(item);
+            }
+            (200, json!({ "responses": responses }))
+        }
     };
-    let out = std::mem::take(&mut st.lock().unwrap_or_else(|p| p.into_inner()).outbox);
-    deliver(&st, out);
-    st.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .log
-        .push(Logged {
-            at: Instant::now(),
-            method: req.method.to_string(),
-            path: req.path.clone(),
-            status: resp.status().as_u16(),
-            grant,
-            ids,
-            throttled,
-        });
-    resp
+    let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
+    let out = std::mem::take(&mut s.outbox);
+    s.log.push(logged(req, status, false, false));
+    drop(s);
+    deliver(st, out);
+    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+}
+
+/// The requests of a JSON batch, each as a request of its own carrying the
+/// batch's token; or the 4xx Graph answers for the whole batch.
+fn batch_requests(s: &Sim, req: &Req) -> Result<Vec<(String, Req)>, (u16, Value)> {
+    if req.method != Method::POST {
+        return Err(graph_error(
+            405,
+            "BadRequest",
+            "Specified HTTP method is not allowed for the request target.",
+        ));
+    }
+    // The token is checked for the batch as a whole.
+    bearer(s, req)?;
+    let body = req.json()?;
+    let bad = |m: &str| graph_error(400, "BadRequest", m);
+    let Some(list) = body["requests"].as_array() else {
+        return Err(bad("The batch body must hold a 'requests' array."));
+    };
+    if list.is_empty() {
+        return Err(bad("A batch must hold at least one request."));
+    }
+    if list.len() > MAX_BATCH {
+        return Err(bad(&format!(
+            "Maximum number of requests in a batch is {MAX_BATCH}; got {}.",
+            list.len()
+        )));
+    }
+    let ids: Vec<&str> = list.iter().filter_map(|r| r["id"].as_str()).collect();
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    for r in list {
+        let Some(id) = r["id"].as_str().filter(|i| !i.is_empty()) else {
+            return Err(bad("Every request in a batch needs a string 'id'."));
+        };
+        if !seen.insert(id) {
+            return Err(bad(&format!(
+                "Batch request ids must be unique: '{id}' repeats."
+            )));
+        }
+        let Some(method) = r["method"].as_str().and_then(|m| m.parse::<Method>().ok()) else {
+            return Err(bad(&format!("Request '{id}' needs a 'method'.")));
+        };
+        let Some(url) = r["url"].as_str().filter(|u| !u.is_empty()) else {
+            return Err(bad(&format!("Request '{id}' needs a 'url'.")));
+        };
+        if url.contains("://") {
+            return Err(bad(&format!(
+                "Request '{id}': the url must be relative to the version (/users/...)."
+            )));
+        }
+        if let Some(deps) = r.get("dependsOn") {
+            let named = deps.as_array().is_some_and(|d| {
+                d.iter()
+                    .all(|x| x.as_str().is_some_and(|x| ids.contains(&x)))
+            });
+            if !named {
+                return Err(bad(&format!(
+                    "Request '{id}': dependsOn must name requests of this batch."
+                )));
+            }
+        }
+        let mut headers = HeaderMap::new();
+        if let Some(auth) = req.headers.get(header::AUTHORIZATION) {
+            headers.insert(header::AUTHORIZATION, auth.clone());
+        }
+        if let Some(h) = r.get("headers") {
+            let Some(map) = h.as_object() else {
+                return Err(bad(&format!("Request '{id}': headers must be an object.")));
+            };
+            for (k, v) in map {
+                let (Ok(name), Some(value)) = (
+                    k.parse::<header::HeaderName>(),
+                    v.as_str()
+                        .and_then(|v| v.parse::<header::HeaderValue>().ok()),
+                ) else {
+                    return Err(bad(&format!("Request '{id}': header '{k}' is not valid.")));
+                };
+                headers.insert(name, value);
+            }
+        }
+        let body = match r.get("body") {
+            None | Some(Value::Null) => Bytes::new(),
+            Some(b) => {
+                if !headers.contains_key(header::CONTENT_TYPE) {
+                    return Err(bad(&format!(
+                        "Write request id : {id} does not contain Content-Type header or body."
+                    )));
+                }
+                Bytes::from(serde_json::to_vec(b).unwrap())
+            }
+        };
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        out.push((
+            id.to_string(),
+            Req {
+                method,
+                path: format!("/v1.0/{}", path.trim_start_matches('/')),
+                query: query.to_string(),
+                headers,
+                body,
+            },
+        ));
+    }
+    Ok(out)
 }
 
 enum Answer {
@@ -942,7 +1224,11 @@ struct PendingSub {
 }
 
 fn reply((status, body): (u16, Value)) -> Answer {
-    Answer::Ready((StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response())
+    Answer::Ready(reply_response((status, body)))
+}
+
+fn reply_response((status, body): (u16, Value)) -> Response {
+    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
 }
 
 fn empty(status: u16) -> Answer {
@@ -1429,7 +1715,12 @@ fn graph(s: &mut Sim, req: &Req, rest: &[&str]) -> Answer {
                 }
                 // Unknown ids have no presence: left out of the answer.
                 if let Some(i) = s.users.iter().position(|u| u.id == id) {
-                    s.users[i].aggregate(Instant::now());
+                    // One user the app may not see refuses the whole call.
+                    if s.users[i].presence_refused {
+                        return reply(forbidden("Forbidden"));
+                    }
+                    let out = s.recompute(i);
+                    s.outbox.extend(out);
                     value.push(s.users[i].json());
                 }
             }
@@ -1461,7 +1752,12 @@ fn graph(s: &mut Sim, req: &Req, rest: &[&str]) -> Answer {
                 ));
             }
             match s.user_index(key) {
-                Some(i) => reply((200, s.users[i].json())),
+                Some(i) if s.users[i].presence_refused => reply(forbidden("Forbidden")),
+                Some(i) => {
+                    let out = s.recompute(i);
+                    s.outbox.extend(out);
+                    reply((200, s.users[i].json()))
+                }
                 None => reply(graph_error(404, "NotFound", "The user has no presence.")),
             }
         }
@@ -1605,6 +1901,7 @@ fn write_presence(s: &mut Sim, req: &Req, idx: usize, action: &str, app_id: &str
                         availability: a,
                         activity: act,
                     },
+                    set: now,
                     expires: now + duration,
                 },
             );
@@ -1775,6 +2072,12 @@ fn create_subscription(
         Ok(ids) => ids,
         Err(e) => return reply(graph_error(400, "ValidationError", &e)),
     };
+    if s.users
+        .iter()
+        .any(|u| u.presence_refused && ids.contains(&u.id))
+    {
+        return reply(forbidden("ExtensionError"));
+    }
     let Some(requested_ms) = parse_rfc3339(&expiration) else {
         return reply(graph_error(
             400,
@@ -1839,6 +2142,7 @@ fn create_subscription(
             renewals: 0,
             reauthorizations: 0,
             paused: false,
+            muted: false,
         },
         requested_ms,
         include_resource_data: include,

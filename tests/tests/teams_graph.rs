@@ -181,6 +181,58 @@ async fn first_state_by_batch_read_then_polling() {
             "unknown",
             Value::Null,
         ),
+        // As Microsoft's current pages list them: camelCase, with the
+        // conversation in the availability.
+        (
+            "kim@contoso.onmicrosoft.com",
+            "inACall",
+            "busy",
+            "busy",
+            json!("in-a-call"),
+        ),
+        (
+            "leo@contoso.onmicrosoft.com",
+            "inAMeeting",
+            "inAMeeting",
+            "busy",
+            json!("in-a-meeting"),
+        ),
+        (
+            "mia@contoso.onmicrosoft.com",
+            "presenting",
+            "doNotDisturb",
+            "do-not-disturb",
+            json!("presenting"),
+        ),
+        (
+            "ned@contoso.onmicrosoft.com",
+            "focusing",
+            "focusing",
+            "do-not-disturb",
+            json!({"other": "Focusing"}),
+        ),
+        (
+            "oli@contoso.onmicrosoft.com",
+            "beRightBack",
+            "beRightBack",
+            "away",
+            json!("be-right-back"),
+        ),
+        (
+            "pat@contoso.onmicrosoft.com",
+            "doNotDisturb",
+            "urgentInterruptionsOnly",
+            "do-not-disturb",
+            json!({"other": "UrgentInterruptionsOnly"}),
+        ),
+        // Unknown values stay visible in Graph's words.
+        (
+            "quinn@contoso.onmicrosoft.com",
+            "Sleeping",
+            "",
+            "unknown",
+            json!({"other": "Sleeping"}),
+        ),
     ];
     for (upn, a, act, ..) in &cases {
         sim.add_user(upn);
@@ -192,9 +244,10 @@ async fn first_state_by_batch_read_then_polling() {
     let hub = hub();
     let started = Instant::now();
     create(&hub, ID, config(&sim, json!({})), &watches).await;
+    let known = 700 + cases.len();
     let v = hub
         .wait_for(&endpoints_path(ID), "all users active", |v| {
-            watches[..710]
+            watches[..known]
                 .iter()
                 .all(|w| v["endpoints"][w]["state"] == "active")
         })
@@ -248,6 +301,27 @@ async fn first_state_by_batch_read_then_polling() {
         rich(v, "bob@contoso.onmicrosoft.com")["availability"] == "away"
     })
     .await;
+    // UPNs were looked up in JSON batches of at most 20, never one by one,
+    // and the unknown one only once: a refused look-up waits a minute,
+    // not a poll.
+    let log = sim.requests();
+    assert!(
+        log.iter()
+            .filter(|l| l.path.starts_with("/v1.0/users/"))
+            .all(|l| l.in_batch),
+        "a look-up outside a batch"
+    );
+    let batches: Vec<_> = log.iter().filter(|l| l.path == "/v1.0/$batch").collect();
+    assert!(!batches.is_empty());
+    assert!(
+        batches.iter().all(|l| l.status == 200 && l.ids <= 20),
+        "{batches:?}"
+    );
+    let nobody = log
+        .iter()
+        .filter(|l| l.path.contains("/users/nobody@"))
+        .count();
+    assert_eq!(nobody, 1, "the unknown UPN was looked up again at once");
     eprintln!(
         "first state of {} users in {:?} with {} batch reads",
         watches.len(),
@@ -458,7 +532,8 @@ async fn lifecycle_notifications_reauthorize_reread_and_recreate() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // subscriptionRemoved: a new subscription.
+    // subscriptionRemoved: a new subscription, under a new clientState.
+    let old_state = sim.subscriptions()[0].client_state.clone();
     assert_eq!(sim.lifecycle("subscriptionRemoved"), 1);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -469,6 +544,12 @@ async fn lifecycle_notifications_reauthorize_reread_and_recreate() {
         assert!(Instant::now() < deadline, "not re-created: {subs:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let new_state = sim.subscriptions()[0].client_state.clone();
+    assert!(
+        new_state.as_ref().is_some_and(|c| c.len() == 32),
+        "{new_state:?}"
+    );
+    assert_ne!(new_state, old_state, "the clientState was reused");
     sim.set_presence(&alice, "DoNotDisturb", "DoNotDisturb");
     hub.wait_for(&endpoints_path(ID), "alice dnd", |v| {
         rich(v, &alice)["availability"] == "do-not-disturb"
@@ -974,6 +1055,112 @@ async fn simulator_refuses_what_graph_refuses() {
         .await
         .unwrap();
     assert_eq!(status(r), 401);
+    // One user the app may not see refuses the whole batch read.
+    let bob = sim.add_user("bob@contoso.onmicrosoft.com");
+    sim.refuse_presence(&bob, true);
+    for ids in [json!([alice, bob]), json!([bob])] {
+        let r = http
+            .post(g("/communications/getPresencesByUserId"))
+            .bearer_auth(&bearer)
+            .json(&json!({ "ids": ids }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(r), 403);
+    }
+    let r = http
+        .get(g(&format!("/users/{bob}/presence")))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(r), 403);
+    sim.refuse_presence(&bob, false);
+    let r = http
+        .post(g("/communications/getPresencesByUserId"))
+        .bearer_auth(&bearer)
+        .json(&json!({"ids": [alice, bob]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(r), 200);
+    // JSON batches: at most 20, unique ids, relative URLs, a Content-Type
+    // with a body, the batch's token; each request answered on its own.
+    let batch = |body: Value, token: Option<&str>| {
+        let (http, url) = (&http, g("/$batch"));
+        let token = token.map(str::to_string);
+        async move {
+            let mut r = http.post(url).json(&body);
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            let r = r.send().await.unwrap();
+            let st = r.status().as_u16();
+            (st, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let get = |id: String, url: &str| json!({"id": id, "method": "GET", "url": url});
+    let lookup = "/users/alice@contoso.onmicrosoft.com?$select=id,userPrincipalName";
+    let too_many: Vec<Value> = (1..=21).map(|i| get(i.to_string(), lookup)).collect();
+    assert_eq!(
+        batch(json!({"requests": too_many}), Some(&bearer)).await.0,
+        400
+    );
+    let twenty: Vec<Value> = (1..=20).map(|i| get(i.to_string(), lookup)).collect();
+    assert_eq!(
+        batch(json!({"requests": twenty}), Some(&bearer)).await.0,
+        200
+    );
+    for bad in [
+        json!({"requests": []}),
+        json!({"requests": [get("1".into(), lookup), get("1".into(), lookup)]}),
+        json!({"requests": [get("1".into(), &g(lookup))]}),
+        json!({"requests": [{"id": "1", "url": lookup}]}),
+        json!({"requests": [{"id": "1", "method": "GET"}]}),
+        json!({"requests": [{"method": "GET", "url": lookup}]}),
+        json!({"requests": [{"id": "1", "method": "POST", "url": "/communications/getPresencesByUserId", "body": {"ids": [alice]}}]}),
+        json!({"requests": [{"id": "1", "method": "GET", "url": lookup, "dependsOn": ["9"]}]}),
+        json!({"value": []}),
+    ] {
+        assert_eq!(batch(bad.clone(), Some(&bearer)).await.0, 400, "{bad}");
+    }
+    assert_eq!(
+        batch(json!({"requests": [get("1".into(), lookup)]}), None)
+            .await
+            .0,
+        401
+    );
+    let (st, answer) = batch(
+        json!({"requests": [
+            get("a".into(), lookup),
+            get("b".into(), "users/ghost@contoso.onmicrosoft.com"),
+            {"id": "c", "method": "POST", "url": "/communications/getPresencesByUserId",
+             "headers": {"Content-Type": "application/json"}, "body": {"ids": [alice]}},
+            get("d".into(), "/v1.0/users/alice@contoso.onmicrosoft.com"),
+        ]}),
+        Some(&bearer),
+    )
+    .await;
+    assert_eq!(st, 200, "{answer}");
+    let item = |id: &str| {
+        answer["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(item("a")["status"], 200);
+    assert_eq!(item("a")["body"]["id"], json!(alice));
+    assert_eq!(item("b")["status"], 404);
+    assert_eq!(
+        item("b")["body"]["error"]["code"],
+        "Request_ResourceNotFound"
+    );
+    assert_eq!(item("c")["status"], 200);
+    assert_eq!(item("c")["body"]["value"][0]["id"], json!(alice));
+    assert_eq!(item("d")["status"], 400, "URLs are relative to the version");
     // 651 ids, and ids that are not GUIDs.
     let many: Vec<String> = (0..651)
         .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
@@ -1230,4 +1417,301 @@ async fn write_outcomes_name_refusals_and_throttling() {
         .await
         .to_string();
     assert!(log.contains("-> failed (status 429)"), "{log}");
+}
+
+/// One user whose presence Graph refuses to show makes it refuse every
+/// batch read naming that user. The connector finds the user, reads it
+/// alone with a growing back-off, and keeps everyone else flowing in shared
+/// batches: only that endpoint is access-denied, the connector stays
+/// up-and-running, and the user comes back once Graph shows it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_refused_user_does_not_poison_the_batch() {
+    let sim = GraphSim::start(SimConfig::default()).await;
+    let mut watches = Vec::new();
+    for i in 0..40 {
+        let id = sim.add_user(&format!("user{i}@contoso.onmicrosoft.com"));
+        sim.set_presence(&id, "Available", "Available");
+        watches.push(id);
+    }
+    let refused = watches[23].clone();
+    sim.refuse_presence(&refused, true);
+    let hub = hub();
+    create(&hub, ID, config(&sim, json!({})), &watches).await;
+    let others: Vec<&String> = watches.iter().filter(|w| **w != refused).collect();
+    let v = hub
+        .wait_for(&endpoints_path(ID), "the others active, one refused", |v| {
+            others
+                .iter()
+                .all(|w| v["endpoints"][w.as_str()]["state"] == "active")
+                && v["endpoints"][&refused]["state"] == "access-denied"
+        })
+        .await;
+    assert!(rich(&v, &refused).is_null(), "{v}");
+    // The others' changes keep flowing, poll after poll.
+    let mark = Instant::now();
+    for (n, who) in [watches[0].clone(), watches[39].clone(), watches[22].clone()]
+        .iter()
+        .enumerate()
+    {
+        let (a, act) = [
+            ("Busy", "InACall"),
+            ("Away", "Away"),
+            ("DoNotDisturb", "Presenting"),
+        ][n];
+        sim.set_presence(who, a, act);
+        let want = ["busy", "away", "do-not-disturb"][n];
+        hub.wait_for(&endpoints_path(ID), "a change of another user", |v| {
+            rich(v, who)["availability"] == want
+        })
+        .await;
+        let st = hub.get(&status_path(ID)).await;
+        assert_eq!(st["status"]["status"], "up-and-running", "{st}");
+    }
+    // Hold a while: the refused user is read alone, less and less often,
+    // never again in a shared batch.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let reads: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|l| l.path.ends_with("/getPresencesByUserId") && l.at >= mark)
+        .collect();
+    let with_refused: Vec<_> = reads
+        .iter()
+        .filter(|l| l.user_ids.contains(&refused))
+        .collect();
+    assert!(
+        with_refused
+            .iter()
+            .all(|l| l.user_ids.len() == 1 && l.status == 403),
+        "{with_refused:?}"
+    );
+    // Polled every second for about ten seconds; read alone after 2, 4, 8 s.
+    assert!(
+        with_refused.len() <= 4,
+        "{} refused reads",
+        with_refused.len()
+    );
+    let shared_ok = reads
+        .iter()
+        .filter(|l| l.status == 200 && l.user_ids.len() == 39)
+        .count();
+    assert!(shared_ok >= 6, "{shared_ok} shared reads");
+    let st = hub.get(&status_path(ID)).await;
+    assert_eq!(st["status"]["status"], "up-and-running", "{st}");
+    assert!(
+        st["status"]["status_detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("1 refused by Graph")),
+        "{st}"
+    );
+    // Graph shows the user again: it comes back with the next try.
+    sim.refuse_presence(&refused, false);
+    sim.set_presence(&refused, "Busy", "InAMeeting");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let v = hub.get(&endpoints_path(ID)).await;
+        if v["endpoints"][&refused]["state"] == "active" {
+            assert_eq!(rich(&v, &refused)["activity"], "in-a-meeting");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the user never came back: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Deleting a connector through the API ends its Graph subscription: the
+/// connector deletes it (DELETE /subscriptions/{id}) in the grace period
+/// the host gives after the shutdown event, so Graph stops posting to a
+/// hook that is gone. Disabling it does too, and enabling creates one anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_or_deleting_the_connector_deletes_its_subscription() {
+    let sim = GraphSim::start(SimConfig::default()).await;
+    let alice = sim.add_user("alice@contoso.onmicrosoft.com");
+    sim.set_presence(&alice, "Available", "Available");
+    let hub = hub();
+    let cfg = config(
+        &sim,
+        json!({
+            "auth_flow": "device-code",
+            "notification_url": notify_url(&hub, ID),
+            "poll_seconds": 3600,
+        }),
+    );
+    create(&hub, ID, cfg, std::slice::from_ref(&alice)).await;
+    device_sign_in(&hub, &sim, ID).await;
+    let wait_subs = |n: usize, what: &'static str| {
+        let sim = &sim;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let subs = sim.subscriptions();
+                if subs.len() == n {
+                    return subs;
+                }
+                assert!(Instant::now() < deadline, "{what}: {subs:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let first = wait_subs(1, "no subscription").await[0].id.clone();
+
+    let (s, v) = hub
+        .call("POST", &format!("/api/v1/connectors/{ID}/disable"), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    wait_subs(0, "disabling left the subscription").await;
+    let (s, v) = hub
+        .call("POST", &format!("/api/v1/connectors/{ID}/enable"), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let again = wait_subs(1, "no subscription after enabling").await;
+    assert_ne!(again[0].id, first);
+
+    let (s, v) = hub
+        .call("DELETE", &format!("/api/v1/connectors/{ID}"), None)
+        .await;
+    assert_eq!(s, 204, "{v}");
+    wait_subs(0, "deleting left the subscription").await;
+    let deletes: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|l| l.method == "DELETE" && l.path.starts_with("/v1.0/subscriptions/"))
+        .collect();
+    assert_eq!(deletes.len(), 2, "{deletes:?}");
+    assert!(deletes.iter().all(|l| l.status == 204), "{deletes:?}");
+}
+
+/// Graph stops delivering without a word (the subscription stays "alive"):
+/// the slow re-read of covered users still shows the change, the connector
+/// warns, deletes the silent subscription and creates a new one (with a new
+/// clientState), which delivers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_subscription_is_noticed_and_created_anew() {
+    let sim = GraphSim::start(SimConfig::default()).await;
+    let alice = sim.add_user("alice@contoso.onmicrosoft.com");
+    sim.set_presence(&alice, "Available", "Available");
+    let hub = hub();
+    let cfg = config(
+        &sim,
+        json!({
+            "auth_flow": "device-code",
+            "notification_url": notify_url(&hub, ID),
+            "poll_seconds": 3600,
+            "reread_seconds": 2,
+        }),
+    );
+    create(&hub, ID, cfg, std::slice::from_ref(&alice)).await;
+    device_sign_in(&hub, &sim, ID).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sim.subscriptions().is_empty() {
+        assert!(Instant::now() < deadline, "no subscription");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let silent = sim.subscriptions()[0].clone();
+    hub.wait_for(&endpoints_path(ID), "alice available", |v| {
+        rich(v, &alice)["availability"] == "available"
+    })
+    .await;
+    // Settled: the read that follows a new subscription (it catches what
+    // changed before it existed) is done.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !sim
+        .requests()
+        .iter()
+        .any(|l| l.path.ends_with("/getPresencesByUserId") && l.at > silent.created)
+    {
+        assert!(Instant::now() < deadline, "no read after the subscription");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sim.mute_subscriptions(), 1);
+    sim.set_presence(&alice, "Busy", "InACall");
+    // The re-read shows it although Graph said nothing.
+    hub.wait_for(&endpoints_path(ID), "alice in a call by re-read", |v| {
+        rich(v, &alice)["activity"] == "in-a-call"
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let fresh = loop {
+        let subs = sim.subscriptions();
+        if subs.len() == 1 && subs[0].id != silent.id {
+            break subs[0].clone();
+        }
+        if Instant::now() >= deadline {
+            let log = hub.log();
+            let plugin: Vec<&str> = log.lines().filter(|l| l.contains("plugin")).collect();
+            panic!("not created anew: {subs:?}\n{}", plugin.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_ne!(fresh.client_state, silent.client_state);
+    assert!(hub.log().contains("silent while reads show changes"));
+    // The new one delivers: a change arrives by notification.
+    let delivered = sim.deliveries().len();
+    sim.set_presence(&alice, "DoNotDisturb", "Presenting");
+    hub.wait_for(&endpoints_path(ID), "alice presenting", |v| {
+        rich(v, &alice)["activity"] == "presenting"
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !sim.deliveries()[delivered..]
+        .iter()
+        .any(|d| d.subscription == fresh.id && d.status == Some(202))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the new subscription did not deliver"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The simulator fades an Available application session that is not set
+/// again within the timeout, as Graph does: Available/AvailableInactive,
+/// then Away/Away; other availabilities hold until they expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulator_fades_an_available_session() {
+    let sim = GraphSim::start(SimConfig {
+        available_timeout: Duration::from_secs(1),
+        ..SimConfig::default()
+    })
+    .await;
+    let alice = sim.add_user("alice@contoso.onmicrosoft.com");
+    let bob = sim.add_user("bob@contoso.onmicrosoft.com");
+    let c = sim.config();
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{}/{}/oauth2/v2.0/token", sim.base, c.tenant))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", c.client_id.as_str()),
+            ("client_secret", c.client_secret.as_str()),
+            ("scope", &format!("{}/.default", sim.base)),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = token["access_token"].as_str().unwrap().to_string();
+    for (user, a, act) in [
+        (&alice, "Available", "Available"),
+        (&bob, "Busy", "InACall"),
+    ] {
+        let r = http
+            .post(format!("{}/users/{user}/presence/setPresence", sim.graph_base()))
+            .bearer_auth(&bearer)
+            .json(&json!({"sessionId": c.client_id, "availability": a, "activity": act, "expirationDuration": "PT1H"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let p = |s: &str, a: &str| (s.to_string(), a.to_string());
+    assert_eq!(sim.presence(&alice), p("Available", "Available"));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(sim.presence(&alice), p("Available", "AvailableInactive"));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(sim.presence(&alice), p("Away", "Away"));
+    assert_eq!(sim.presence(&bob), p("Busy", "InACall"));
 }

@@ -54,11 +54,12 @@ impl State {
         }
     }
 
-    /// Stop the running core: it settles what it owes the hub, then it is
-    /// dropped and its timers and requests are abandoned.
-    fn stop(&mut self) {
+    /// A new configuration replaces the running core within this instance:
+    /// it settles what it owes the hub and leaves its subscriptions to the
+    /// new one, then it is dropped and its timers and requests abandoned.
+    fn replace(&mut self) {
         if let Some(core) = self.core.as_mut() {
-            core.shutdown();
+            core.make_way();
             self.run();
         }
         self.core = None;
@@ -174,9 +175,13 @@ impl State {
                     c.on_timer(key, now);
                 }
             }
+            // The instance stops. The core stays: the host keeps delivering
+            // answers for a grace period, in which its subscription deletes
+            // go out and are answered.
             Event::Shutdown => {
-                self.stop();
-                return;
+                if let Some(c) = self.core.as_mut() {
+                    c.shutdown(now);
+                }
             }
             _ => {}
         }
@@ -222,7 +227,7 @@ impl Guest for TeamsGraph {
         let settings =
             Settings::from_config(&Config::new(entries), hub.webhook_base_url.as_deref())?;
         STATE.with_borrow_mut(|st| {
-            st.stop();
+            st.replace();
             let now = timers::now();
             let entropy = Box::new(instance::random_bytes);
             let mut core = Core::new(settings, load_stored(), now, entropy);

@@ -14,6 +14,15 @@ pub struct Pair {
     pub activity: &'static str,
 }
 
+impl Pair {
+    /// Whether Graph times an application's session with this pair out
+    /// unless it is set again within five minutes: only Available ones
+    /// (they fade to AvailableInactive, then Away).
+    pub fn times_out(&self) -> bool {
+        self.availability == "Available"
+    }
+}
+
 const fn pair(availability: &'static str, activity: &'static str) -> Pair {
     Pair {
         availability,
@@ -40,27 +49,45 @@ pub const PREFERRED_PAIRS: [Pair; 6] = [
     pair("Offline", "OffWork"),
 ];
 
-fn is(value: &str, name: &str) -> bool {
-    value.eq_ignore_ascii_case(name)
-}
-
 /// The normalized availability of a Graph availability, and the activity
-/// the availability itself implies (idle, be right back, out of office).
+/// the availability itself implies (idle, be right back, a call).
+///
+/// The presence resource documents `Available`, `AvailableIdle`, `Away`,
+/// `BeRightBack`, `Busy`, `BusyIdle`, `DoNotDisturb`, `Offline` and
+/// `PresenceUnknown`; its newer pages list the availability in camelCase and
+/// add `focusing`, `inACall`, `inAMeeting` and `presenting`, which carry
+/// what the activity used to say.
 fn availability(value: &str) -> (Availability, Option<Activity>) {
     match value.to_ascii_lowercase().as_str() {
         "available" => (Availability::Available, None),
         "availableidle" => (Availability::Available, Some(Activity::Inactive)),
         "busy" => (Availability::Busy, None),
         "busyidle" => (Availability::Busy, Some(Activity::Inactive)),
+        "inacall" => (Availability::Busy, Some(Activity::InACall)),
+        "inaconferencecall" => (Availability::Busy, Some(Activity::InAConference)),
+        "inameeting" => (Availability::Busy, Some(Activity::InAMeeting)),
         "donotdisturb" => (Availability::DoNotDisturb, None),
+        "presenting" => (Availability::DoNotDisturb, Some(Activity::Presenting)),
+        // Teams shows Focusing as do not disturb: notifications are held.
+        "focusing" => (Availability::DoNotDisturb, Some(other(FOCUSING))),
         "berightback" => (Availability::Away, Some(Activity::BeRightBack)),
         "away" => (Availability::Away, None),
         "offline" => (Availability::Offline, None),
+        "offwork" => (Availability::Offline, Some(Activity::OffWork)),
         // Not in the documented availability list, but Teams shows "Out of
         // office" as a state of its own: the person is not reachable.
         "outofoffice" => (Availability::Away, Some(Activity::OutOfOffice)),
-        _ => (Availability::Unknown, None),
+        "presenceunknown" | "" => (Availability::Unknown, None),
+        // Whatever comes next stays visible in Graph's words.
+        _ => (Availability::Unknown, Some(other(value))),
     }
+}
+
+const FOCUSING: &str = "Focusing";
+const URGENT_ONLY: &str = "UrgentInterruptionsOnly";
+
+fn other(value: &str) -> Activity {
+    Activity::Other(value.to_string())
 }
 
 /// The normalized activity of a Graph activity; `None` where the activity
@@ -77,19 +104,14 @@ fn activity(value: &str) -> Option<Activity> {
         "outofoffice" => Activity::OutOfOffice,
         "berightback" => Activity::BeRightBack,
         "offwork" => Activity::OffWork,
-        "inactive" | "availableinactive" => Activity::Inactive,
-        // UrgentInterruptionsOnly, Focusing and whatever comes next: kept in
-        // Teams' words.
-        _ => Activity::Other(value.to_string()),
+        "inactive" | "availableinactive" | "availableidle" | "busyidle" => Activity::Inactive,
+        // Documented without a counterpart in the model: one spelling,
+        // whichever case Graph used.
+        "focusing" => other(FOCUSING),
+        "urgentinterruptionsonly" => other(URGENT_ONLY),
+        // Whatever comes next: kept in Teams' words.
+        _ => other(value),
     })
-}
-
-/// Whether a Graph activity means the person is in a conversation (the sync
-/// rules set DND elsewhere for these, never for plain Busy).
-pub fn in_conversation(activity: &str) -> bool {
-    ["InACall", "InAConferenceCall", "InAMeeting", "Presenting"]
-        .iter()
-        .any(|a| is(activity, a))
 }
 
 /// Graph's presence in the normalized model. The activity wins over what the
@@ -226,17 +248,138 @@ mod tests {
         }
     }
 
+    /// Every documented value, in PascalCase (the v1.0 resource page) and
+    /// camelCase (the newer pages), maps alike.
     #[test]
-    fn case_and_unknown_values_are_tolerated() {
+    fn documented_values_in_either_case() {
+        use Activity as Ac;
+        use Availability as Av;
+        let focusing = || Some(Ac::Other("Focusing".into()));
+        let availabilities = [
+            ("Available", Av::Available, None),
+            ("AvailableIdle", Av::Available, Some(Ac::Inactive)),
+            ("Away", Av::Away, None),
+            ("BeRightBack", Av::Away, Some(Ac::BeRightBack)),
+            ("Busy", Av::Busy, None),
+            ("BusyIdle", Av::Busy, Some(Ac::Inactive)),
+            ("DoNotDisturb", Av::DoNotDisturb, None),
+            ("Offline", Av::Offline, None),
+            ("PresenceUnknown", Av::Unknown, None),
+            ("InACall", Av::Busy, Some(Ac::InACall)),
+            ("InAConferenceCall", Av::Busy, Some(Ac::InAConference)),
+            ("InAMeeting", Av::Busy, Some(Ac::InAMeeting)),
+            ("Presenting", Av::DoNotDisturb, Some(Ac::Presenting)),
+            ("Focusing", Av::DoNotDisturb, focusing()),
+        ];
+        for (value, want, implied) in availabilities {
+            let camel = format!("{}{}", value[..1].to_ascii_lowercase(), &value[1..]);
+            for v in [value.to_string(), camel, value.to_ascii_uppercase()] {
+                // An activity that only repeats the availability says nothing.
+                assert_eq!(rich(&v, ""), (want, implied.clone()), "{v}");
+                assert_eq!(rich(&v, &v), (want, implied.clone()), "{v}/{v}");
+            }
+        }
+        let activities = [
+            ("Available", None),
+            ("Away", None),
+            ("BeRightBack", Some(Ac::BeRightBack)),
+            ("Busy", None),
+            ("DoNotDisturb", None),
+            ("InACall", Some(Ac::InACall)),
+            ("InAConferenceCall", Some(Ac::InAConference)),
+            ("Inactive", Some(Ac::Inactive)),
+            ("InAMeeting", Some(Ac::InAMeeting)),
+            ("Offline", None),
+            ("OffWork", Some(Ac::OffWork)),
+            ("OutOfOffice", Some(Ac::OutOfOffice)),
+            ("PresenceUnknown", None),
+            ("Presenting", Some(Ac::Presenting)),
+            (
+                "UrgentInterruptionsOnly",
+                Some(Ac::Other("UrgentInterruptionsOnly".into())),
+            ),
+            ("Focusing", focusing()),
+        ];
+        for (value, want) in activities {
+            let camel = format!("{}{}", value[..1].to_ascii_lowercase(), &value[1..]);
+            for v in [value.to_string(), camel] {
+                assert_eq!(rich("Busy", &v).1, want, "Busy/{v}");
+            }
+        }
+    }
+
+    /// The values Microsoft's current pages show, as Graph sends them.
+    #[test]
+    fn camel_case_conversations_are_busy_or_do_not_disturb() {
+        use Activity as Ac;
+        use Availability as Av;
+        let cases = [
+            ("inACall", "inACall", Av::Busy, Some(Ac::InACall)),
+            ("inACall", "busy", Av::Busy, Some(Ac::InACall)),
+            ("inAMeeting", "inAMeeting", Av::Busy, Some(Ac::InAMeeting)),
+            ("inAMeeting", "busy", Av::Busy, Some(Ac::InAMeeting)),
+            (
+                "presenting",
+                "presenting",
+                Av::DoNotDisturb,
+                Some(Ac::Presenting),
+            ),
+            (
+                "presenting",
+                "doNotDisturb",
+                Av::DoNotDisturb,
+                Some(Ac::Presenting),
+            ),
+            (
+                "focusing",
+                "focusing",
+                Av::DoNotDisturb,
+                Some(Ac::Other("Focusing".into())),
+            ),
+            (
+                "focusing",
+                "doNotDisturb",
+                Av::DoNotDisturb,
+                Some(Ac::Other("Focusing".into())),
+            ),
+            (
+                "doNotDisturb",
+                "urgentInterruptionsOnly",
+                Av::DoNotDisturb,
+                Some(Ac::Other("UrgentInterruptionsOnly".into())),
+            ),
+            (
+                "beRightBack",
+                "beRightBack",
+                Av::Away,
+                Some(Ac::BeRightBack),
+            ),
+            ("away", "outOfOffice", Av::Away, Some(Ac::OutOfOffice)),
+            ("offline", "offWork", Av::Offline, Some(Ac::OffWork)),
+            (
+                "availableIdle",
+                "available",
+                Av::Available,
+                Some(Ac::Inactive),
+            ),
+            ("busyIdle", "busy", Av::Busy, Some(Ac::Inactive)),
+            ("presenceUnknown", "presenceUnknown", Av::Unknown, None),
+            // The activity, where it says more, wins over what the
+            // availability implies.
+            ("inAMeeting", "presenting", Av::Busy, Some(Ac::Presenting)),
+        ];
+        for (a, act, want, want_act) in cases {
+            assert_eq!(rich(a, act), (want, want_act), "{a}/{act}");
+        }
+    }
+
+    #[test]
+    fn unknown_values_are_kept_raw() {
         assert_eq!(
-            rich("busy", "inACall"),
-            (Availability::Busy, Some(Activity::InACall))
-        );
-        assert_eq!(
-            rich("Available", "Focusing"),
+            rich("Available", "Knitting"),
             (
                 Availability::Available,
-                Some(Activity::Other("Focusing".into()))
+                Some(Activity::Other("Knitting".into()))
             )
         );
         assert_eq!(
@@ -246,17 +389,16 @@ mod tests {
                 Some(Activity::Other("UrgentInterruptionsOnly".into()))
             )
         );
+        // An unknown availability with nothing more specific stays visible.
+        assert_eq!(
+            rich("sleeping", "busy"),
+            (
+                Availability::Unknown,
+                Some(Activity::Other("sleeping".into()))
+            )
+        );
         assert_eq!(rich("", ""), (Availability::Unknown, None));
-    }
-
-    #[test]
-    fn conversations_are_not_plain_busy() {
-        for a in ["InACall", "inaconferencecall", "InAMeeting", "Presenting"] {
-            assert!(in_conversation(a), "{a}");
-        }
-        for a in ["Busy", "DoNotDisturb", "Away", "Available", ""] {
-            assert!(!in_conversation(a), "{a}");
-        }
+        assert_eq!(rich("PresenceUnknown", ""), (Availability::Unknown, None));
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub struct Settings {
     pub redirect_url: Option<String>,
     pub write_mode: WriteMode,
     pub poll_ms: u64,
+    /// How often users followed by change notifications are read anyway, in
+    /// case Graph stops delivering without a word.
+    pub reread_ms: u64,
     /// How long a write-back without its own expiry lasts on Graph before it
     /// is renewed (keep-alive).
     pub write_expiration_ms: u64,
@@ -84,6 +87,7 @@ impl fmt::Debug for Settings {
             .field("redirect_url", &self.redirect_url)
             .field("write_mode", &self.write_mode)
             .field("poll_ms", &self.poll_ms)
+            .field("reread_ms", &self.reread_ms)
             .field("write_expiration_ms", &self.write_expiration_ms)
             .finish()
     }
@@ -200,6 +204,15 @@ pub fn fields() -> Vec<ConfigField> {
             false,
         ),
         f(
+            "reread_seconds",
+            "Re-read interval (s)",
+            "How often users followed by change notifications are read anyway, as a safety net should Graph stop delivering (1-86400; stretched to stay inside Graph's limits)",
+            FieldKind::Integer,
+            Some("300"),
+            false,
+            false,
+        ),
+        f(
             "write_expiration_minutes",
             "Write-back duration (min)",
             "expirationDuration of a write-back that has no expiry of its own (5-240); it is renewed while it stands",
@@ -298,6 +311,7 @@ impl Settings {
             redirect_url,
             write_mode,
             poll_ms: int("poll_seconds", 30, 1, 3600)? * 1000,
+            reread_ms: int("reread_seconds", 300, 1, 86_400)? * 1000,
             write_expiration_ms: int("write_expiration_minutes", 30, 5, 240)? * 60_000,
         })
     }
@@ -436,6 +450,7 @@ mod tests {
             "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
         );
         assert_eq!(s.poll_ms, 30_000);
+        assert_eq!(s.reread_ms, 300_000);
         assert!(s.notifications_possible().is_err());
         assert!(!format!("{s:?}").contains("s3cret"));
     }

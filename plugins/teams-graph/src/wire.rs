@@ -9,6 +9,9 @@ use crate::time;
 /// subscription may name.
 pub const MAX_IDS: usize = 650;
 
+/// Most requests one JSON batch (`POST /$batch`) may carry.
+pub const MAX_BATCH: usize = 20;
+
 /// A presence resource as Graph returns it. Every field but `id` may be
 /// missing; the values are strings without a fixed set.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -191,6 +194,56 @@ impl Lifecycle {
             _ => None,
         }
     }
+}
+
+/// One request inside a JSON batch. Its `url` is relative to the version
+/// (`/users/...`), its `id` unique within the batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchRequest {
+    pub id: String,
+    pub method: &'static str,
+    pub url: String,
+}
+
+/// A JSON batch: `{"requests": [...]}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Batch {
+    pub requests: Vec<BatchRequest>,
+}
+
+/// One answer inside a JSON batch answer, in any order.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BatchResponse {
+    pub id: String,
+    pub status: u16,
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
+}
+
+impl BatchResponse {
+    /// The headers as a plain answer has them.
+    pub fn header_list(&self) -> Vec<(String, String)> {
+        self.headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The body as the bytes a plain answer would carry.
+    pub fn body_bytes(&self) -> Vec<u8> {
+        match &self.body {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(v) => serde_json::to_vec(v).unwrap_or_default(),
+        }
+    }
+}
+
+/// `{"responses": [...]}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BatchAnswer {
+    pub responses: Vec<BatchResponse>,
 }
 
 /// A Graph error body: `{"error":{"code":...,"message":...}}`.
@@ -540,6 +593,35 @@ mod tests {
             Some("tok+x")
         );
         assert_eq!(query_param("a=1", "b"), None);
+    }
+
+    #[test]
+    fn json_batches_both_ways() {
+        let b = Batch {
+            requests: vec![BatchRequest {
+                id: "1".into(),
+                method: "GET",
+                url: "/users/a@contoso.com?$select=id".into(),
+            }],
+        };
+        assert_eq!(
+            serde_json::to_value(&b).unwrap(),
+            serde_json::json!({"requests": [{"id": "1", "method": "GET", "url": "/users/a@contoso.com?$select=id"}]})
+        );
+        let a: BatchAnswer = serde_json::from_str(
+            r#"{"responses": [
+                {"id": "2", "status": 429, "headers": {"Retry-After": "3"}, "body": {"error": {"code": "TooManyRequests", "message": "slow"}}},
+                {"id": "1", "status": 200, "body": {"id": "x"}},
+                {"id": "3", "status": 204}
+            ]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            a.responses[0].header_list(),
+            vec![("Retry-After".to_string(), "3".to_string())]
+        );
+        assert_eq!(a.responses[1].body_bytes(), br#"{"id":"x"}"#);
+        assert!(a.responses[2].body_bytes().is_empty());
     }
 
     #[test]

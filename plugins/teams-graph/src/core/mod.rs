@@ -7,9 +7,12 @@
 //! create or renew, writes to send) rather than as a queue of requests: a
 //! failed or throttled request puts its want back, duplicates merge, and
 //! [`Core::pump`] sends whatever may go now (a valid token, no back-off in
-//! force, the read budget not spent).
+//! force, the read and look-up budgets not spent).
 
 mod auth;
+mod backoff;
+mod lookups;
+mod reads;
 mod subs;
 #[cfg(test)]
 mod tests;
@@ -18,17 +21,19 @@ mod writes;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use presence_connector_sdk::{
-    ConnectorStatus, EndpointState, LoginStep, PresenceUpdate, UpdateOrigin, VendorValue,
-    WriteFailure, WriteId, WriteOutcome,
+    ConnectorStatus, EndpointState, LoginStep, PresenceUpdate, UpdateOrigin, WriteFailure, WriteId,
+    WriteOutcome,
 };
-use serde_json::json;
 
-use crate::mapping;
 use crate::settings::Settings;
-use crate::wire::{self, Collection, Presence, User};
+use crate::wire;
 
 pub use auth::Slot;
 use auth::{Grant, Login, TokenSlot};
+use backoff::Refusal;
+use reads::Snapshot;
+#[cfg(test)]
+use reads::{READ_BUDGET, READ_GATHER_MS, READ_WINDOW_MS};
 use subs::{Sub, SubPhase};
 use writes::{Echo, Pending, Standing, failure};
 
@@ -50,15 +55,6 @@ pub mod keys {
     pub const WRITES: &str = "writes";
 }
 
-/// Presence reads per 30 s the connector allows itself. Graph allows 1,500
-/// requests per 30 s per app and tenant for presence; the rest is left for
-/// writes, subscriptions and other instances of the same app.
-const READ_BUDGET: usize = 1_000;
-const READ_WINDOW_MS: u64 = 30_000;
-/// Requests of one kind (user look-ups, writes) in flight at once.
-const MAX_INFLIGHT: usize = 8;
-/// How long notifications and resolved users gather before one batch read.
-const READ_GATHER_MS: u64 = 50;
 /// Longest pause after failures without a `Retry-After`.
 const MAX_BACKOFF_MS: u64 = 60_000;
 /// A request's timeout.
@@ -146,12 +142,22 @@ pub enum TimerKey {
     Gate,
     /// Read users not covered by change notifications.
     Poll,
-    /// Gathered ids are read now.
+    /// Read users covered by change notifications anyway (safety net).
+    Reread,
+    /// Gathered ids are read now (or the read budget has room again).
     ReadSoon,
+    /// Refused users are due to be read alone again.
+    ReadRetry,
+    /// The look-up budget has room again.
+    LookupBudget,
+    /// Refused look-ups are due again.
+    LookupRetry,
     /// Renew a subscription ahead of expiry.
     Renew(u64),
     /// Bring subscriptions in line with the watched users.
     Reconcile,
+    /// Judge a subscription that was silent while a read showed a change.
+    Silent(u64),
     /// Renew a standing write-back before Graph lets it lapse.
     KeepAlive(String),
     /// A hub write for this endpoint has waited too long to be sent.
@@ -189,7 +195,8 @@ pub struct Stored {
 enum Purpose {
     Token(Slot, Grant),
     DeviceCode,
-    Resolve(String),
+    /// A JSON batch of UPN look-ups, in this order.
+    Lookup(Vec<String>),
     Read(Vec<String>),
     CreateSub(u64),
     RenewSub(u64),
@@ -233,6 +240,8 @@ enum Gate {
 struct Ep {
     id: Option<String>,
     state: Option<EndpointState>,
+    /// Graph refused to look the UPN up.
+    refused: Option<Refusal>,
 }
 
 /// What is known of one user object id.
@@ -240,9 +249,13 @@ struct Ep {
 struct IdInfo {
     endpoints: BTreeSet<String>,
     sequence: Option<String>,
-    last: Option<(String, String, bool, Option<String>)>,
+    last: Option<Snapshot>,
+    /// When a read last answered for this user.
+    read_at: Option<u64>,
     /// Graph returned nothing for this id.
     missing: bool,
+    /// Graph refused to read this user: it is read alone, later each time.
+    refused: Option<Refusal>,
 }
 
 /// Random bytes from the host's cryptographic generator.
@@ -266,7 +279,15 @@ pub struct Core {
     users_dirty: usize,
     to_resolve: BTreeSet<String>,
     resolving: BTreeSet<String>,
+    /// When recent look-ups went out, for the look-up budget.
+    lookup_log: VecDeque<u64>,
     to_read: BTreeSet<String>,
+    /// Batches read as they are, not merged with other ids: the halves of a
+    /// batch Graph refused, batches sent again after throttling, and what
+    /// the read budget held back.
+    kept: VecDeque<Vec<String>>,
+    /// The refused user read on behalf of all while Graph refuses everyone.
+    canary: Option<String>,
     read_failed: BTreeSet<String>,
     read_log: VecDeque<u64>,
     subs: Vec<Sub>,
@@ -288,6 +309,9 @@ pub struct Core {
     forbidden: BTreeMap<OpClass, String>,
     auth_problem: Option<(ConnectorStatus, String)>,
     last_status: Option<(ConnectorStatus, Option<String>)>,
+    /// The instance is stopping: only its goodbyes (subscription deletes)
+    /// still go out.
+    stopping: bool,
 }
 
 /// Ids are compared in lower case: Graph's GUIDs are case-insensitive.
@@ -320,7 +344,10 @@ impl Core {
             users_dirty: 0,
             to_resolve: BTreeSet::new(),
             resolving: BTreeSet::new(),
+            lookup_log: VecDeque::new(),
             to_read: BTreeSet::new(),
+            kept: VecDeque::new(),
+            canary: None,
             read_failed: BTreeSet::new(),
             read_log: VecDeque::new(),
             subs: Vec::new(),
@@ -337,6 +364,7 @@ impl Core {
             forbidden: BTreeMap::new(),
             auth_problem: None,
             last_status: None,
+            stopping: false,
             s,
         };
         core.adopt_subs(stored.subs.as_deref(), now);
@@ -375,6 +403,9 @@ impl Core {
             }
         }
         self.arm_poll();
+        if self.s.notifications_possible().is_ok() {
+            self.arm_reread();
+        }
         self.set_timer(TimerKey::Reconcile, 300);
         self.pump(now);
         self.update_status(now);
@@ -536,6 +567,11 @@ impl Core {
                     self.ids.remove(&id);
                     self.to_read.remove(&id);
                     self.read_failed.remove(&id);
+                    if self.canary.as_ref() == Some(&id) {
+                        // Another refused user stands in for all.
+                        self.canary = None;
+                        self.set_timer(TimerKey::ReadRetry, 0);
+                    }
                 }
             }
         }
@@ -543,7 +579,8 @@ impl Core {
         self.update_status(now);
     }
 
-    /// An endpoint now has a user id: read it and cover it by a subscription.
+    /// An endpoint now has a user id: read it, then cover it by a
+    /// subscription.
     fn bind(&mut self, ep: &str, id: &str) {
         let Some(e) = self.endpoints.get_mut(ep) else {
             return;
@@ -562,12 +599,36 @@ impl Core {
         self.schedule_reconcile();
     }
 
-    /// The instance stops (or makes way for a new configuration). Writes
-    /// not yet answered fail, retryable. Subscriptions are left to run out:
-    /// a restarted instance adopts them from the key-value store.
-    pub fn shutdown(&mut self) {
-        self.log(Level::Info, "stopping");
+    /// The instance stops (deleted, disabled, the hub shutting down, a new
+    /// configuration on the way): writes not yet answered fail, retryable,
+    /// and its subscriptions are deleted, so Graph stops posting to a hook
+    /// that is going away. The host keeps the instance's I/O flowing for a
+    /// short grace period after this: the deletes are sent (after a token
+    /// refresh if need be) and their answers still arrive.
+    pub fn shutdown(&mut self, now: u64) {
+        if self.stopping {
+            return;
+        }
         self.abandon_writes();
+        self.stopping = true;
+        self.to_read.clear();
+        self.kept.clear();
+        self.to_resolve.clear();
+        let ended = self.end_subscriptions();
+        self.log(
+            Level::Info,
+            format!("stopping; deleting {ended} subscription(s)"),
+        );
+        self.pump(now);
+    }
+
+    /// A new configuration replaces this one inside the same instance, with
+    /// no grace period: writes not yet answered fail, retryable, and the
+    /// subscriptions are left for the new configuration to adopt.
+    pub fn make_way(&mut self) {
+        self.log(Level::Info, "making way for a new configuration");
+        self.abandon_writes();
+        self.stopping = true;
     }
 
     // ---- timers --------------------------------------------------------------
@@ -575,83 +636,56 @@ impl Core {
     /// A timer fired.
     pub fn on_timer(&mut self, key: TimerKey, now: u64) {
         self.timers.remove(&key);
-        match key {
-            TimerKey::Token(slot) => {
-                if let Some(t) = self.slot_mut(slot) {
-                    t.retry_at = 0;
-                    t.refresh_due = true;
-                }
+        if self.stopping {
+            // Only what the goodbyes need: a token and the end of a back-off.
+            match key {
+                TimerKey::Token(slot) => self.token_due(slot),
+                TimerKey::Gate => self.gate_until = 0,
+                _ => return,
             }
+            self.pump(now);
+            return;
+        }
+        match key {
+            TimerKey::Token(slot) => self.token_due(slot),
             TimerKey::DevicePoll => self.device_poll(now),
             TimerKey::Gate => self.gate_until = 0,
             TimerKey::Poll => {
                 self.poll_tick();
                 self.arm_poll();
             }
-            TimerKey::ReadSoon => {}
+            TimerKey::Reread => {
+                self.reread_tick();
+                self.arm_reread();
+            }
+            TimerKey::ReadSoon | TimerKey::LookupBudget => {}
+            TimerKey::ReadRetry => self.refusals_due(now),
+            TimerKey::LookupRetry => self.lookups_due(now),
             TimerKey::Renew(local) => self.renew_due(local, now),
             TimerKey::Reconcile => self.reconcile(now),
-            TimerKey::KeepAlive(ep) => self.keep_alive_due(ep),
+            TimerKey::Silent(local) => self.silence_due(local),
+            TimerKey::KeepAlive(ep) => self.keep_alive_due(ep, now),
             TimerKey::WriteDeadline(ep) => self.write_overdue(ep, now),
         }
         self.pump(now);
         self.update_status(now);
     }
 
-    fn schedule_read(&mut self) {
-        if !self.timers.contains(&TimerKey::ReadSoon) {
-            self.set_timer(TimerKey::ReadSoon, READ_GATHER_MS);
+    fn token_due(&mut self, slot: Slot) {
+        if let Some(t) = self.slot_mut(slot) {
+            t.retry_at = 0;
+            t.refresh_due = true;
         }
-    }
-
-    /// The poll interval in force: the configured one, stretched so a full
-    /// round of reads stays inside the read budget.
-    fn poll_interval(&self) -> u64 {
-        let batches = self.ids.len().div_ceil(wire::MAX_IDS) as u64;
-        let floor = batches * READ_WINDOW_MS / READ_BUDGET as u64;
-        self.s.poll_ms.max(floor)
-    }
-
-    fn arm_poll(&mut self) {
-        let ms = self.poll_interval();
-        self.set_timer(TimerKey::Poll, ms);
-    }
-
-    fn poll_tick(&mut self) {
-        // A read still in flight answers for this round too: polling does not
-        // pile requests onto a slow or throttling Graph.
-        let reading: BTreeSet<&String> = self
-            .inflight
-            .values()
-            .filter_map(|p| match p {
-                Purpose::Read(ids) => Some(ids.iter()),
-                _ => None,
-            })
-            .flatten()
-            .collect();
-        let uncovered: Vec<String> = self
-            .ids
-            .keys()
-            .filter(|id| !self.covered(id) && !reading.contains(id))
-            .cloned()
-            .collect();
-        self.to_read.extend(uncovered);
-        self.to_read.extend(std::mem::take(&mut self.read_failed));
-        // Users refused earlier (403) are looked up again: consent may have
-        // been granted since.
-        let retry: Vec<String> = self
-            .endpoints
-            .iter()
-            .filter(|(_, e)| e.id.is_none() && e.state == Some(EndpointState::AccessDenied))
-            .map(|(k, _)| k.clone())
-            .collect();
-        self.to_resolve.extend(retry);
     }
 
     // ---- sending ---------------------------------------------------------------
 
     /// Send whatever may go now.
     fn pump(&mut self, now: u64) {
+        if self.stopping {
+            self.pump_goodbyes(now);
+            return;
+        }
         self.settle_idle_restores(now);
         self.ensure_token(Slot::Primary, now);
         if !self.writes.is_empty() && self.write_slot() == Slot::App {
@@ -661,8 +695,9 @@ impl Core {
             return;
         }
         if let Some(token) = self.primary.usable(now).map(str::to_string) {
-            self.pump_resolves(&token);
+            self.pump_lookups(&token, now);
             self.pump_reads(&token, now);
+            self.pump_deletes(&token);
             self.pump_subs(&token, now);
         }
         if let Some(token) = self
@@ -674,63 +709,26 @@ impl Core {
         }
     }
 
-    fn pump_resolves(&mut self, token: &str) {
-        while self.resolving.len() < MAX_INFLIGHT {
-            let Some(ep) = self.to_resolve.pop_first() else {
-                break;
-            };
-            if let Some(id) = self.id_of(&ep) {
-                self.bind(&ep, &id);
-                continue;
-            }
-            self.resolving.insert(ep.clone());
-            let req = self.graph_request(
-                "GET",
-                &format!(
-                    "/users/{}?$select=id,userPrincipalName",
-                    wire::encode_upn(&ep)
-                ),
-                None,
-                token,
-            );
-            self.send(Purpose::Resolve(ep), req);
-        }
-    }
-
-    fn pump_reads(&mut self, token: &str, now: u64) {
-        if self.to_read.is_empty() || self.timers.contains(&TimerKey::ReadSoon) {
+    /// While stopping: the subscription deletes, with a token refreshed
+    /// first if need be (never a new interactive sign-in).
+    fn pump_goodbyes(&mut self, now: u64) {
+        if self.to_delete.is_empty() {
             return;
         }
-        while self
-            .read_log
-            .front()
-            .is_some_and(|t| now.saturating_sub(*t) >= READ_WINDOW_MS)
-        {
-            self.read_log.pop_front();
+        let silent = !self.s.flow.delegated()
+            || self
+                .primary
+                .tokens
+                .as_ref()
+                .is_some_and(|t| t.refresh.is_some());
+        if silent {
+            self.ensure_token(Slot::Primary, now);
         }
-        let ids: Vec<String> = std::mem::take(&mut self.to_read).into_iter().collect();
-        for (i, batch) in wire::batches(&ids).into_iter().enumerate() {
-            if self.read_log.len() >= READ_BUDGET {
-                // Out of budget: the rest waits until the window frees up.
-                let rest = ids.iter().skip(i * wire::MAX_IDS).cloned();
-                self.to_read.extend(rest);
-                let oldest = self.read_log.front().copied().unwrap_or(now);
-                let wait = (oldest + READ_WINDOW_MS).saturating_sub(now).max(1);
-                self.set_timer(TimerKey::ReadSoon, wait);
-                self.log(
-                    Level::Warn,
-                    format!("presence read budget spent; next read in {wait} ms"),
-                );
-                return;
-            }
-            self.read_log.push_back(now);
-            let req = self.graph_request(
-                "POST",
-                "/communications/getPresencesByUserId",
-                Some(json!({ "ids": batch })),
-                token,
-            );
-            self.send(Purpose::Read(batch), req);
+        if now < self.gate_until {
+            return;
+        }
+        if let Some(token) = self.primary.usable(now).map(str::to_string) {
+            self.pump_deletes(&token);
         }
     }
 
@@ -741,6 +739,15 @@ impl Core {
         let Some(purpose) = self.inflight.remove(&id) else {
             return;
         };
+        if self.stopping
+            && !matches!(
+                purpose,
+                Purpose::Token(..) | Purpose::DeleteSub(_) | Purpose::CreateSub(_)
+            )
+        {
+            // Nobody listens to presence any more.
+            return;
+        }
         match purpose {
             Purpose::Token(slot, grant) => self.on_token(slot, grant, result, now),
             Purpose::DeviceCode => self.on_device_code(result, now),
@@ -772,7 +779,9 @@ impl Core {
             }
         }
         self.pump(now);
-        self.update_status(now);
+        if !self.stopping {
+            self.update_status(now);
+        }
     }
 
     /// Graph answered (whatever it said): it is reachable and not
@@ -836,17 +845,14 @@ impl Core {
     /// Put the work of a request that did not go through back into the wants.
     fn requeue(&mut self, purpose: Purpose) {
         match purpose {
-            Purpose::Resolve(ep) => {
-                self.resolving.remove(&ep);
-                self.to_resolve.insert(ep);
+            Purpose::Lookup(eps) => {
+                for ep in eps {
+                    self.lookup_again(ep);
+                }
             }
-            Purpose::Read(ids) => {
-                let known: Vec<String> = ids
-                    .into_iter()
-                    .filter(|i| self.ids.contains_key(i))
-                    .collect();
-                self.to_read.extend(known);
-            }
+            // The same batch again: merged with others it could take a
+            // refused user back in.
+            Purpose::Read(ids) => self.kept.push_back(ids),
             Purpose::CreateSub(local) => self.sub_phase(local, SubPhase::NeedCreate),
             Purpose::RenewSub(local) => self.sub_phase(local, SubPhase::NeedRenew),
             Purpose::Reauthorize(local) => self.sub_phase(local, SubPhase::NeedReauth),
@@ -858,19 +864,15 @@ impl Core {
 
     fn on_graph(&mut self, purpose: Purpose, outcome: Outcome, now: u64) {
         match purpose {
-            Purpose::Resolve(ep) => self.on_resolve(ep, outcome),
+            Purpose::Lookup(eps) => self.on_lookups(eps, outcome, now),
             Purpose::Read(ids) => {
                 self.on_read(ids, outcome, now);
                 self.flush_users();
             }
             Purpose::CreateSub(local) => self.on_sub_created(local, outcome, now),
             Purpose::RenewSub(local) => self.on_sub_renewed(local, outcome, now),
-            Purpose::Reauthorize(local) => self.on_reauthorized(local, outcome),
-            Purpose::DeleteSub(gid) => {
-                if let Outcome::Rejected(_, m) | Outcome::Forbidden(m) = outcome {
-                    self.log(Level::Warn, format!("deleting subscription {gid}: {m}"));
-                }
-            }
+            Purpose::Reauthorize(local) => self.on_reauthorized(local, outcome, now),
+            Purpose::DeleteSub(gid) => self.on_sub_deleted(gid, outcome),
             Purpose::Write(ep, p) => self.on_write(ep, p, outcome, now),
             Purpose::Token(..) | Purpose::DeviceCode => {}
         }
@@ -889,215 +891,24 @@ impl Core {
         }
     }
 
-    /// Record that Graph refused a class of calls; returns the text naming
-    /// the permission to grant.
-    fn forbid(&mut self, class: OpClass, what: &str, msg: &str) -> String {
-        let text = format!(
+    /// What to tell of Graph refusing a class of calls: the permission to
+    /// grant.
+    fn refusal_text(&self, class: OpClass, what: &str, msg: &str) -> String {
+        format!(
             "Graph refused to {what} ({msg}): the app registration needs the permission {} with admin consent",
             self.permission(class)
-        );
+        )
+    }
+
+    /// Record that Graph refuses a class of calls (the connector is
+    /// `forbidden`); returns the text naming the permission to grant.
+    fn forbid(&mut self, class: OpClass, what: &str, msg: &str) -> String {
+        let text = self.refusal_text(class, what, msg);
         if self.forbidden.get(&class) != Some(&text) {
             self.log(Level::Warn, text.clone());
         }
         self.forbidden.insert(class, text.clone());
         text
-    }
-
-    /// Store the UPN cache once a round of look-ups is over (or has grown a
-    /// lot): one write instead of one per user.
-    fn flush_users(&mut self) {
-        let idle = self.resolving.is_empty() && self.to_resolve.is_empty();
-        if self.users_dirty > 0 && (idle || self.users_dirty >= 500) {
-            self.users_dirty = 0;
-            if let Ok(bytes) = serde_json::to_vec(&self.upn_cache) {
-                self.out.push(Action::KvSet(keys::USERS.into(), bytes));
-            }
-        }
-    }
-
-    fn on_resolve(&mut self, ep: String, outcome: Outcome) {
-        self.resolve_answer(ep, outcome);
-        self.flush_users();
-    }
-
-    fn resolve_answer(&mut self, ep: String, outcome: Outcome) {
-        self.resolving.remove(&ep);
-        match outcome {
-            Outcome::Ok(resp) => match serde_json::from_slice::<User>(&resp.body) {
-                Ok(user) => {
-                    self.forbidden.remove(&OpClass::Users);
-                    let id = norm_id(&user.id);
-                    let key = ep.to_ascii_lowercase();
-                    if self.upn_cache.get(&key) != Some(&id) {
-                        self.upn_cache.insert(key, id.clone());
-                        self.users_dirty += 1;
-                    }
-                    if self.endpoints.contains_key(&ep) {
-                        self.bind(&ep, &id);
-                    }
-                }
-                Err(e) => {
-                    self.log(Level::Error, format!("user {ep}: unreadable answer: {e}"));
-                    self.endpoint_state(&ep, EndpointState::Error, Some(e.to_string()));
-                }
-            },
-            Outcome::NotFound(m) => self.no_such_user(&ep, 404, m),
-            Outcome::Rejected(status, m) => self.no_such_user(&ep, status, m),
-            Outcome::Forbidden(m) => {
-                let text = self.forbid(OpClass::Users, "look up users", &m);
-                self.endpoint_state(&ep, EndpointState::AccessDenied, Some(m));
-                self.fail_queued_write(&ep, failure(text, false, None, Some(403)));
-            }
-            // Handled before; kept for completeness of the match.
-            Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(..) => {}
-        }
-    }
-
-    /// Graph knows no user by this name (or refuses the name).
-    fn no_such_user(&mut self, ep: &str, status: u16, m: String) {
-        self.forbidden.remove(&OpClass::Users);
-        let why = format!("no such user in the tenant ({m})");
-        self.endpoint_state(ep, EndpointState::NotFound, Some(why.clone()));
-        self.fail_queued_write(ep, failure(why, false, None, Some(status)));
-    }
-
-    fn on_read(&mut self, ids: Vec<String>, outcome: Outcome, now: u64) {
-        match outcome {
-            Outcome::Ok(resp) => {
-                self.forbidden.remove(&OpClass::Read);
-                let list = match serde_json::from_slice::<Collection<Presence>>(&resp.body) {
-                    Ok(c) => c.value,
-                    Err(e) => {
-                        self.log(Level::Error, format!("unreadable presence answer: {e}"));
-                        self.read_failed.extend(ids);
-                        return;
-                    }
-                };
-                let mut seen = BTreeSet::new();
-                for p in list {
-                    seen.insert(norm_id(&p.id));
-                    self.on_presence(p, now);
-                }
-                for id in ids.iter().filter(|i| !seen.contains(*i)) {
-                    let Some(info) = self.ids.get_mut(id) else {
-                        continue;
-                    };
-                    info.missing = true;
-                    let eps = info.endpoints.clone();
-                    // A cached UPN may point at a deleted user: look it up
-                    // afresh next time it is watched.
-                    for ep in eps.iter().filter(|e| !wire::is_guid(e)) {
-                        if self.upn_cache.remove(&ep.to_ascii_lowercase()).is_some() {
-                            self.users_dirty += 1;
-                        }
-                    }
-                    for ep in eps {
-                        self.endpoint_state(
-                            &ep,
-                            EndpointState::NotFound,
-                            Some(format!("Graph has no presence for user id {id}")),
-                        );
-                    }
-                }
-            }
-            Outcome::Forbidden(m) => {
-                self.forbid(OpClass::Read, "read presence", &m);
-                self.ids_state(&ids, EndpointState::AccessDenied, &m);
-                self.read_failed.extend(ids);
-            }
-            Outcome::NotFound(m) | Outcome::Rejected(_, m) => {
-                self.log(Level::Error, format!("presence read refused: {m}"));
-                self.ids_state(&ids, EndpointState::Error, &m);
-                self.read_failed.extend(ids);
-            }
-            Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(..) => {}
-        }
-    }
-
-    /// One presence from a read.
-    fn on_presence(&mut self, p: Presence, now: u64) {
-        let id = norm_id(&p.id);
-        let Some(info) = self.ids.get_mut(&id) else {
-            return;
-        };
-        // sequenceNumber is a lexicographically sortable version stamp: an
-        // older one (a read that overtook a newer one) is dropped.
-        if let (Some(new), Some(old)) = (&p.sequence_number, &info.sequence)
-            && new < old
-        {
-            return;
-        }
-        let snapshot = (
-            p.availability.clone().unwrap_or_default(),
-            p.activity.clone().unwrap_or_default(),
-            p.out_of_office(),
-            p.note(),
-        );
-        info.missing = false;
-        info.sequence = p.sequence_number.clone().or(info.sequence.take());
-        let changed = info.last.as_ref() != Some(&snapshot);
-        info.last = Some(snapshot.clone());
-        let eps = info.endpoints.clone();
-        for ep in eps {
-            let was_active =
-                self.endpoints.get(&ep).and_then(|e| e.state) == Some(EndpointState::Active);
-            let origin = self.echo_origin(&ep, &snapshot.0, &snapshot.1, now);
-            if changed || !was_active {
-                self.report(&ep, &id, &snapshot, p.sequence_number.as_deref(), origin);
-            }
-        }
-    }
-
-    fn report(
-        &mut self,
-        ep: &str,
-        id: &str,
-        snap: &(String, String, bool, Option<String>),
-        sequence: Option<&str>,
-        origin: UpdateOrigin,
-    ) {
-        let (availability, activity, oof, note) = snap;
-        let mut raw = vec![
-            VendorValue {
-                name: "availability".into(),
-                value: availability.clone(),
-            },
-            VendorValue {
-                name: "activity".into(),
-                value: activity.clone(),
-            },
-            VendorValue {
-                name: "id".into(),
-                value: id.to_string(),
-            },
-        ];
-        if *oof {
-            raw.push(VendorValue {
-                name: "outOfOffice".into(),
-                value: "true".into(),
-            });
-        }
-        if let Some(seq) = sequence {
-            raw.push(VendorValue {
-                name: "sequenceNumber".into(),
-                value: seq.to_string(),
-            });
-        }
-        self.out.push(Action::Presence(PresenceUpdate {
-            endpoint: ep.to_string(),
-            observed_at: None,
-            // Graph's sequenceNumber is an opaque, lexicographically sortable
-            // string, not a number the hub could compare: the connector
-            // drops reads that are older by it (on_presence), so updates
-            // reach the hub in order without an ordering of their own.
-            ordering: None,
-            origin,
-            telephony: None,
-            rich: Some(mapping::to_rich(availability, activity, *oof, note.clone())),
-            calendar: None,
-            raw,
-        }));
-        self.endpoint_state(ep, EndpointState::Active, None);
     }
 
     // ---- webhooks --------------------------------------------------------------
@@ -1111,7 +922,7 @@ impl Core {
             // as plain text within 10 s.
             HookAnswer::text(200, token)
         } else if hook.method.eq_ignore_ascii_case("POST") {
-            self.on_notifications(hook.body)
+            self.on_notifications(hook.body, now)
         } else {
             HookAnswer::text(405, "POST change notifications here")
         };
@@ -1150,13 +961,19 @@ impl Core {
                 self.poll_interval() / 1000
             )
         };
-        let missing = self
-            .endpoints
-            .values()
-            .filter(|e| e.state == Some(EndpointState::NotFound))
-            .count();
+        let count = |state| {
+            self.endpoints
+                .values()
+                .filter(|e| e.state == Some(state))
+                .count()
+        };
+        let missing = count(EndpointState::NotFound);
         if missing > 0 {
             text.push_str(&format!("; {missing} not found"));
+        }
+        let refused = count(EndpointState::AccessDenied);
+        if refused > 0 {
+            text.push_str(&format!("; {refused} refused by Graph (access denied)"));
         }
         text
     }

@@ -1,7 +1,8 @@
 //! Change-notification subscriptions on `/communications/presences`: at most
 //! 650 users each, created with the validation handshake, renewed before the
-//! one-hour expiry, reauthorized, re-created when Graph removes them, kept in
-//! the key-value store so a restart adopts them instead of duplicating them.
+//! one-hour expiry, reauthorized, re-created when Graph removes them or falls
+//! silent, deleted when the instance stops, kept in the key-value store so a
+//! restart after a crash adopts them instead of duplicating them.
 
 use std::collections::BTreeSet;
 
@@ -18,6 +19,11 @@ const ASK_LIFETIME_MS: u64 = 59 * 60_000;
 /// How long a refused subscription waits before it is tried again.
 const BLOCK_FORBIDDEN_MS: u64 = 10 * 60_000;
 const BLOCK_REJECTED_MS: u64 = 5 * 60_000;
+/// How long a subscription may stay silent about a change a read showed
+/// before it is judged dead: a notification still on its way arrives within
+/// seconds. Never longer than one re-read interval, so a subscription is
+/// judged before the next round.
+const SILENCE_GRACE_MS: u64 = 15_000;
 
 /// Where a subscription stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +51,11 @@ pub struct Sub {
     pub phase: SubPhase,
     /// The subscription this one replaces once it exists.
     pub replaces: Option<u64>,
+    /// When Graph last delivered anything for it (or it came into being).
+    pub last_notice: u64,
+    /// A read showed a change that happened after this time, and the
+    /// subscription has said nothing since.
+    pub silent_since: Option<u64>,
 }
 
 impl Sub {
@@ -82,26 +93,28 @@ struct StoredSubs {
 }
 
 impl Core {
-    /// Take over subscriptions an earlier run created, if they belong to
-    /// this configuration and have not run out. They are renewed at once,
-    /// which also proves they still exist.
+    /// Take over subscriptions an earlier run created (one that crashed or
+    /// was killed before it could delete them), if they belong to this
+    /// configuration and have not run out. They are renewed at once, which
+    /// also proves they still exist. Those of the same sign-in that post
+    /// elsewhere are deleted.
     pub(super) fn adopt_subs(&mut self, stored: Option<&[u8]>, now: u64) {
-        let Ok(url) = self.s.notifications_possible() else {
-            if stored.is_some() {
-                self.out.push(Action::KvDelete(keys::SUBS.into()));
-            }
-            return;
-        };
         let Some(st) = stored.and_then(|b| serde_json::from_slice::<StoredSubs>(b).ok()) else {
             return;
         };
-        if st.fingerprint != self.s.fingerprint() || st.notification_url != url {
+        if st.fingerprint != self.s.fingerprint() {
+            // Another tenant, app or sign-in: this token cannot touch them;
+            // they run out within the hour.
+            self.out.push(Action::KvDelete(keys::SUBS.into()));
             return;
         }
-        for s in st.subs {
-            if s.expires_at <= now + 5_000 {
-                continue;
-            }
+        let live = st.subs.into_iter().filter(|s| s.expires_at > now + 5_000);
+        if self.s.notifications_possible() != Ok(st.notification_url.as_str()) {
+            self.to_delete.extend(live.map(|s| s.graph_id));
+            self.out.push(Action::KvDelete(keys::SUBS.into()));
+            return;
+        }
+        for s in live {
             let local = self.next_sub;
             self.next_sub += 1;
             self.subs.push(Sub {
@@ -113,6 +126,8 @@ impl Core {
                 granted_at: s.granted_at,
                 phase: SubPhase::NeedRenew,
                 replaces: None,
+                last_notice: now,
+                silent_since: None,
             });
         }
     }
@@ -181,10 +196,11 @@ impl Core {
             }
             self.sub_block = None;
         }
+        // Users Graph shows; a subscription is kept while it covers one.
         let wanted: BTreeSet<String> = self
             .ids
             .iter()
-            .filter(|(_, i)| !i.missing)
+            .filter(|(_, i)| !i.missing && i.refused.is_none())
             .map(|(k, _)| k.clone())
             .collect();
         // Retire subscriptions without a wanted user; a replacement in
@@ -200,11 +216,15 @@ impl Core {
         for local in retire {
             self.retire(local);
         }
+        // Users join a subscription once their presence could be read:
+        // Graph would refuse a whole subscription for one user it refuses
+        // to show.
         let mut missing: Vec<String> = {
             let have: BTreeSet<&String> = self.subs.iter().flat_map(|s| s.ids.iter()).collect();
             wanted
                 .iter()
                 .filter(|i| !have.contains(i))
+                .filter(|i| self.ids.get(*i).is_some_and(|x| x.read_at.is_some()))
                 .cloned()
                 .collect()
         };
@@ -259,6 +279,8 @@ impl Core {
             granted_at: 0,
             phase: SubPhase::NeedCreate,
             replaces,
+            last_notice: 0,
+            silent_since: None,
         });
     }
 
@@ -274,15 +296,19 @@ impl Core {
         self.persist_subs();
     }
 
+    /// Send the subscription deletes that are due.
+    pub(super) fn pump_deletes(&mut self, token: &str) {
+        for gid in std::mem::take(&mut self.to_delete) {
+            let req = self.graph_request("DELETE", &format!("/subscriptions/{gid}"), None, token);
+            self.send(Purpose::DeleteSub(gid), req);
+        }
+    }
+
     /// Send subscription requests that are due.
     pub(super) fn pump_subs(&mut self, token: &str, now: u64) {
         let Ok(url) = self.s.notifications_possible().map(str::to_string) else {
             return;
         };
-        for gid in std::mem::take(&mut self.to_delete) {
-            let req = self.graph_request("DELETE", &format!("/subscriptions/{gid}"), None, token);
-            self.send(Purpose::DeleteSub(gid), req);
-        }
         let due: Vec<(u64, SubPhase)> = self
             .subs
             .iter()
@@ -376,6 +402,12 @@ impl Core {
                     self.sub_failed(local, "unreadable subscription answer".into(), now);
                     return;
                 };
+                if self.stopping {
+                    // Created while the instance stops: ended at once.
+                    self.subs.retain(|s| s.local != local);
+                    self.to_delete.push(sub.id);
+                    return;
+                }
                 self.log(
                     Level::Info,
                     format!(
@@ -384,6 +416,10 @@ impl Core {
                     ),
                 );
                 self.granted(local, Some(sub), now);
+                if let Some(s) = self.subs.iter_mut().find(|s| s.local == local) {
+                    s.last_notice = now;
+                    s.silent_since = None;
+                }
                 // Changes between the last read and now came with no
                 // notification: read the subscription's users once.
                 let Some(s) = self.subs.iter().find(|s| s.local == local) else {
@@ -451,12 +487,16 @@ impl Core {
         }
     }
 
-    pub(super) fn on_reauthorized(&mut self, local: u64, outcome: Outcome) {
+    pub(super) fn on_reauthorized(&mut self, local: u64, outcome: Outcome, now: u64) {
         match outcome {
             Outcome::Ok(_) => {
                 self.log(Level::Info, "subscription reauthorized");
                 self.sub_phase(local, SubPhase::Active);
                 // Notifications were paused until now.
+                if let Some(s) = self.subs.iter_mut().find(|s| s.local == local) {
+                    s.last_notice = now;
+                    s.silent_since = None;
+                }
                 if let Some(s) = self.subs.iter().find(|s| s.local == local) {
                     let ids: Vec<String> = s
                         .ids
@@ -506,7 +546,7 @@ impl Core {
     }
 
     /// Change and lifecycle notifications.
-    pub(super) fn on_notifications(&mut self, body: &[u8]) -> HookAnswer {
+    pub(super) fn on_notifications(&mut self, body: &[u8], now: u64) -> HookAnswer {
         let batch = match serde_json::from_slice::<Collection<Notification>>(body) {
             Ok(b) => b.value,
             Err(e) => return HookAnswer::text(400, format!("not a notification collection: {e}")),
@@ -526,6 +566,9 @@ impl Core {
             };
             accepted += 1;
             let local = sub.local;
+            if let Some(s) = self.subs.iter_mut().find(|s| s.local == local) {
+                s.last_notice = now;
+            }
             match n.lifecycle_event.as_deref() {
                 Some(ev) => self.lifecycle(local, ev),
                 None => {
@@ -576,6 +619,89 @@ impl Core {
                     self.schedule_read();
                 }
             }
+        }
+    }
+}
+
+impl Core {
+    /// A read showed a change of `id` that happened after `since` (its
+    /// previous read). A live subscription covering the user that has said
+    /// nothing since then may have stopped delivering: it is judged after a
+    /// grace in which a notification still on its way can arrive.
+    pub(super) fn changed_since(&mut self, id: &str, since: u64) {
+        let grace = SILENCE_GRACE_MS.min(self.s.reread_ms);
+        let Some(s) = self
+            .subs
+            .iter_mut()
+            .find(|s| s.live() && s.ids.contains(id))
+        else {
+            return;
+        };
+        // A notification from the time of that read or before vouches for
+        // nothing newer.
+        if s.last_notice > since || s.silent_since.is_some() {
+            return;
+        }
+        s.silent_since = Some(since);
+        let local = s.local;
+        self.set_timer(TimerKey::Silent(local), grace);
+    }
+
+    /// The grace of a silent subscription is over: if it still has said
+    /// nothing, it is deleted and created again (a new clientState too).
+    pub(super) fn silence_due(&mut self, local: u64) {
+        let Some(s) = self.subs.iter_mut().find(|s| s.local == local) else {
+            return;
+        };
+        let Some(since) = s.silent_since.take() else {
+            return;
+        };
+        if !s.live() || s.last_notice > since {
+            return;
+        }
+        let gid = s.graph_id.clone().unwrap_or_default();
+        let users = s.ids.len();
+        self.log(
+            Level::Warn,
+            format!(
+                "subscription {gid} ({users} users) has been silent while reads show changes; deleting it and creating a new one"
+            ),
+        );
+        self.to_delete.push(gid);
+        self.recreate(local);
+    }
+
+    /// The instance stops: every subscription Graph knows is to be deleted.
+    /// They stay in the key-value store until Graph confirms, so a restart
+    /// after an unfinished goodbye adopts them rather than leaving them to
+    /// post to nobody. Returns how many.
+    pub(super) fn end_subscriptions(&mut self) -> usize {
+        let gids: Vec<String> = self
+            .subs
+            .iter()
+            .filter_map(|s| s.graph_id.clone())
+            .collect();
+        let n = gids.len() + self.to_delete.len();
+        self.to_delete.extend(gids);
+        n
+    }
+
+    /// Graph answered a subscription delete.
+    pub(super) fn on_sub_deleted(&mut self, gid: String, outcome: Outcome) {
+        match outcome {
+            Outcome::Ok(_) => self.log(Level::Info, format!("subscription {gid} deleted")),
+            // Gone already (expired, removed by Graph).
+            Outcome::NotFound(_) => {}
+            Outcome::Rejected(_, m) | Outcome::Forbidden(m) => {
+                self.log(Level::Warn, format!("deleting subscription {gid}: {m}"));
+            }
+            Outcome::Unauthorized(_) | Outcome::Throttled(..) | Outcome::Transient(..) => return,
+        }
+        let before = self.subs.len();
+        self.subs
+            .retain(|s| s.graph_id.as_deref() != Some(gid.as_str()));
+        if self.subs.len() != before {
+            self.persist_subs();
         }
     }
 }

@@ -19,11 +19,13 @@ use presence_connector_sdk::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Action, Core, Gate, Level, MAX_INFLIGHT, OpClass, Outcome, Purpose, TimerKey, keys};
+use super::{Action, Core, Gate, Level, OpClass, Outcome, Purpose, TimerKey, keys};
 use crate::mapping::{self, Pair};
 use crate::settings::WriteMode;
 use crate::time;
 
+/// Writes in flight at once.
+const MAX_INFLIGHT: usize = 8;
 /// The shortest and longest `expirationDuration` `setPresence` accepts.
 const SESSION_MIN_MS: u64 = 5 * 60_000;
 const SESSION_MAX_MS: u64 = 4 * 3_600_000;
@@ -35,6 +37,14 @@ const ECHO_WINDOW_MS: u64 = 60_000;
 /// A write still unsent this long after it came (no token, Graph throttling,
 /// the user still being looked up) is failed so the host hears of it.
 const WRITE_DEADLINE_MS: u64 = 60_000;
+/// An application's Available session times out after five minutes without
+/// a `setPresence` call: it fades to Available/AvailableInactive, five
+/// minutes later to Away/Away (setPresence, "Timeout, expiration, and keep
+/// alive"). Other availabilities hold until `expirationDuration`.
+const AVAILABLE_TIMEOUT_MS: u64 = 5 * 60_000;
+/// How often an Available session is set again: a minute inside the
+/// timeout, for the request's way and timer slack.
+const AVAILABLE_REFRESH_MS: u64 = 4 * 60_000;
 
 /// A write as Graph gets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,10 +92,15 @@ pub(super) struct Standing {
     preferred: bool,
     /// When Graph drops it on its own; none where Graph's default applies.
     lapses_at: Option<u64>,
-    /// The write the keep-alive renews. Not stored: after a restart the
-    /// state lapses at `lapses_at` unless the hub writes again.
+    /// The write the keep-alive sends again. Not stored: after a restart
+    /// the state lapses at `lapses_at` (an Available session fades first)
+    /// unless the hub writes again.
     #[serde(skip)]
     keep: Option<WriteOp>,
+    /// When a session write with an expiry of its own was meant to end;
+    /// none for one that stands until the hub restores.
+    #[serde(skip)]
+    ends_at: Option<u64>,
 }
 
 impl Standing {
@@ -106,6 +121,27 @@ struct StoredWrites {
 /// from before its answer.
 fn lapses_at(now: u64, duration_ms: u64) -> u64 {
     now + duration_ms.div_ceil(60_000) * 60_000
+}
+
+/// In how long a session write that Graph took at `now` is to be sent
+/// again, if at all. One that stands until the hub restores (`ends_at`
+/// none) is renewed ahead of its `expirationDuration`, and an Available one
+/// inside its timeout too; one with an expiry of its own needs it only when
+/// Available and meant to outlast the timeout.
+fn refresh_in(pair: Pair, duration_ms: u64, ends_at: Option<u64>, now: u64) -> Option<u64> {
+    let fades = pair.times_out();
+    match ends_at {
+        None => {
+            let lead = (duration_ms / 5).max(60_000);
+            let before_expiry = duration_ms.saturating_sub(lead).max(1_000);
+            Some(if fades {
+                before_expiry.min(AVAILABLE_REFRESH_MS)
+            } else {
+                before_expiry
+            })
+        }
+        Some(end) => (fades && end > now + AVAILABLE_TIMEOUT_MS).then_some(AVAILABLE_REFRESH_MS),
+    }
 }
 
 /// An update a write should cause: the pair it wrote, watched for from the
@@ -410,21 +446,28 @@ impl Core {
                 WriteOutcome::Restored
             }
             WriteOp::SetSession {
-                duration_ms, keep, ..
+                pair,
+                duration_ms,
+                keep,
             } => {
-                if *keep {
-                    // Renew ahead of expiry so the state stands until the hub
-                    // restores; if the hub dies, Graph drops it on its own.
-                    let lead = (duration_ms / 5).max(60_000);
-                    let at = duration_ms.saturating_sub(lead).max(1_000);
-                    self.set_timer(keep_key, at);
-                } else {
-                    self.cancel_timer(keep_key);
+                let ends_at = match (keep, p.id) {
+                    (true, _) => None,
+                    (false, Some(_)) => Some(now + duration_ms),
+                    // A refresh carries the end of the write it refreshes.
+                    (false, None) => self.standing.get(ep).and_then(|w| w.ends_at),
+                };
+                // Sent again so the state stands as meant; should the hub
+                // die, Graph lets it fade and lapse on its own.
+                let refresh = refresh_in(*pair, *duration_ms, ends_at, now);
+                match refresh {
+                    Some(at) => self.set_timer(keep_key, at),
+                    None => self.cancel_timer(keep_key),
                 }
                 let standing = Standing {
                     preferred: false,
                     lapses_at: Some(lapses_at(now, *duration_ms)),
-                    keep: keep.then(|| p.op.clone()),
+                    keep: refresh.map(|_| p.op.clone()),
+                    ends_at,
                 };
                 self.standing.insert(ep.to_string(), standing);
                 WriteOutcome::Applied
@@ -435,6 +478,7 @@ impl Core {
                     preferred: true,
                     lapses_at: duration_ms.map(|ms| lapses_at(now, ms)),
                     keep: None,
+                    ends_at: None,
                 };
                 self.standing.insert(ep.to_string(), standing);
                 WriteOutcome::Applied
@@ -450,11 +494,23 @@ impl Core {
     }
 
     /// The keep-alive timer of a standing session write fired.
-    pub(super) fn keep_alive_due(&mut self, ep: String) {
-        let Some(op) = self.standing.get(&ep).and_then(|w| w.keep.clone()) else {
+    pub(super) fn keep_alive_due(&mut self, ep: String, now: u64) {
+        let Some(w) = self.standing.get(&ep) else {
             return;
         };
-        // A hub write already waiting replaces the renewal.
+        let Some(mut op) = w.keep.clone() else {
+            return;
+        };
+        if let (WriteOp::SetSession { duration_ms, .. }, Some(end)) = (&mut op, w.ends_at) {
+            // A write with an expiry of its own is set again for what is
+            // left of it (at least Graph's five minutes).
+            let left = end.saturating_sub(now);
+            if left == 0 {
+                return;
+            }
+            *duration_ms = left.clamp(SESSION_MIN_MS, SESSION_MAX_MS);
+        }
+        // A hub write already waiting replaces the refresh.
         self.writes.entry(ep).or_insert(Pending { id: None, op });
     }
 

@@ -9,6 +9,12 @@ use serde_json::{Value, json};
 
 use super::*;
 
+mod goodbye;
+mod lookups;
+mod reads;
+mod safety;
+mod sessions;
+
 const T0: u64 = 1_767_264_900_000;
 const CLIENT: &str = "22553876-f5ab-4529-bffb-cfe50aa89f87";
 const SECRET: &str = "s3cret-value";
@@ -26,7 +32,7 @@ fn settings(extra: &[(&str, &str)]) -> Settings {
         .into_iter()
         .map(|(k, v)| ConfigEntry {
             name: k.into(),
-            value: if k == "poll_seconds" {
+            value: if k.ends_with("_seconds") || k.ends_with("_minutes") {
                 ConfigValue::Integer(v.parse().unwrap())
             } else {
                 ConfigValue::Text(v.into())
@@ -155,6 +161,19 @@ impl H {
             .collect()
     }
 
+    /// The duration the timer `key` was last set to.
+    fn last_timer(&mut self, key: &TimerKey) -> u64 {
+        self.take();
+        self.log
+            .iter()
+            .rev()
+            .find_map(|a| match a {
+                Action::SetTimer(k, ms) if k == key => Some(*ms),
+                _ => None,
+            })
+            .expect("the timer was set")
+    }
+
     fn write(&mut self, id: WriteId, endpoint: &str, action: WriteAction) {
         let req = WriteRequest {
             id,
@@ -163,6 +182,42 @@ impl H {
         };
         self.core.write_presence(req, self.now).unwrap();
     }
+}
+
+/// The look-ups in a JSON batch request: (id, url) in order.
+fn lookups(r: &Request) -> Vec<(String, String)> {
+    assert_eq!(r.url, format!("{GRAPH}/$batch"));
+    assert_eq!(r.method, "POST");
+    body(r)["requests"]
+        .as_array()
+        .expect("a batch")
+        .iter()
+        .map(|q| {
+            assert_eq!(q["method"], "GET");
+            (
+                q["id"].as_str().unwrap().to_string(),
+                q["url"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A JSON batch answer: (request id, status, body) each.
+fn batch_answer(items: &[(&str, u16, Value)]) -> Result<Response, String> {
+    let responses: Vec<Value> = items
+        .iter()
+        .map(|(id, status, b)| json!({"id": id, "status": status, "headers": {"Content-Type": "application/json"}, "body": b}))
+        .collect();
+    resp(200, json!({ "responses": responses }))
+}
+
+/// Answer a presence read of `id` (alone or not) with `availability`.
+fn read_ok(h: &mut H, req: ReqId, ids: &[String], availability: &str) {
+    let value: Vec<Value> = ids
+        .iter()
+        .map(|i| json!({"id": i, "availability": availability, "activity": availability}))
+        .collect();
+    h.answer(req, resp(200, json!({ "value": value })));
 }
 
 fn form(r: &Request) -> String {
@@ -536,6 +591,9 @@ fn subscribed() -> (H, String, String) {
     h.token(&reqs, 3600, Some("rt"));
     h.core.watch(&[guid(1)], h.now);
     h.timer(TimerKey::ReadSoon);
+    // Subscribed once the presence could be read.
+    let reqs = h.requests();
+    read_ok(&mut h, reqs[0].0, &[guid(1)], "Available");
     h.timer(TimerKey::Reconcile);
     let reqs = h.requests();
     let (id, create) = reqs
@@ -904,13 +962,15 @@ fn a_write_to_an_unknown_user_fails_for_good() {
     h.token(&reqs, 3600, None);
     h.write(1, "ghost@contoso.com", dnd());
     let reqs = h.requests();
-    assert!(reqs[0].1.url.contains("/users/ghost@contoso.com?"));
+    let l = lookups(&reqs[0].1);
+    assert!(l[0].1.starts_with("/users/ghost@contoso.com?"));
     h.answer(
         reqs[0].0,
-        resp(
+        batch_answer(&[(
+            "1",
             404,
             json!({"error": {"code": "Request_ResourceNotFound", "message": "no"}}),
-        ),
+        )]),
     );
     let outcomes = h.outcomes();
     let f = failed(&outcomes[0].1);
@@ -1084,7 +1144,7 @@ fn shutdown_fails_writes_not_yet_answered() {
     h.write(1, &guid(1), dnd());
     h.write(2, &guid(1), intent(Availability::Away, None));
     h.requests();
-    h.core.shutdown();
+    h.core.shutdown(h.now);
     let outcomes = h.outcomes();
     assert_eq!(outcomes.len(), 2);
     assert!(outcomes.iter().all(|(_, o)| failed(o).retryable));
@@ -1241,20 +1301,25 @@ fn upns_are_resolved_once_and_cached() {
         h.now,
     );
     let reqs = h.requests();
-    assert_eq!(reqs.len(), 2);
-    let alice = reqs.iter().find(|(_, r)| r.url.contains("Alice")).unwrap();
+    assert_eq!(reqs.len(), 1, "one JSON batch");
+    let l = lookups(&reqs[0].1);
+    let alice = l.iter().find(|(_, u)| u.contains("Alice")).unwrap();
     assert_eq!(
-        alice.1.url,
-        format!("{GRAPH}/users/Alice@Contoso.com?$select=id,userPrincipalName")
+        alice.1,
+        "/users/Alice@Contoso.com?$select=id,userPrincipalName"
     );
-    let ghost = reqs.iter().find(|(_, r)| r.url.contains("ghost")).unwrap();
-    h.answer(alice.0, resp(200, json!({"id": guid(3).to_uppercase()})));
+    let ghost = l.iter().find(|(_, u)| u.contains("ghost")).unwrap();
+    // Answers come in any order.
     h.answer(
-        ghost.0,
-        resp(
-            404,
-            json!({"error": {"code": "Request_ResourceNotFound", "message": "no"}}),
-        ),
+        reqs[0].0,
+        batch_answer(&[
+            (
+                &ghost.0,
+                404,
+                json!({"error": {"code": "Request_ResourceNotFound", "message": "no"}}),
+            ),
+            (&alice.0, 200, json!({"id": guid(3).to_uppercase()})),
+        ]),
     );
     let actions = h.take();
     let stored = actions.iter().find_map(|a| match a {
@@ -1366,6 +1431,8 @@ fn a_new_user_replaces_the_subscription_with_one_covering_both() {
     h.take();
     h.core.watch(&[guid(2)], h.now);
     h.timer(TimerKey::ReadSoon);
+    let reqs = h.requests();
+    read_ok(&mut h, reqs[0].0, &[guid(2)], "Busy");
     h.timer(TimerKey::Reconcile);
     let reqs = h.requests();
     let (id, create) = reqs
