@@ -299,6 +299,7 @@ fn settings(server: SocketAddr) -> Settings {
             features: false,
         },
         list_uri: None,
+        blf_list_uri: None,
         publish_expires: 3600,
         keepalive_ms: 30_000,
     }

@@ -150,7 +150,9 @@ fn group_members(pgid: u32) -> Vec<u32> {
 
 /// A resource list served by the RLS: `SUBSCRIBE sip:<name>@<domain>` with
 /// `Supported: eventlist`, from `sip:<owner>@<domain>`, gets the state of
-/// all `members` (user names or full SIP URIs).
+/// all `members` (user names or full SIP URIs): their presence with `Event:
+/// presence`, their dialog state with `Event: dialog` (a busy lamp field
+/// list).
 #[derive(Clone, Debug)]
 pub struct ResourceList {
     pub owner: String,
@@ -487,8 +489,12 @@ impl Kamailio {
                     };
                     let _ = writeln!(doc, "      <rl:entry uri=\"{uri}\"/>");
                 }
+                // Every list serves presence and dialog state (a BLF
+                // list); Kamailio's rls takes the package from the
+                // SUBSCRIBE's Event (`rls_event`), these are for the reader.
                 doc.push_str(
-                    "    </list>\n    <packages><package>presence</package></packages>\n  </service>\n",
+                    "    </list>\n    <packages><package>presence</package>\
+                     <package>dialog</package></packages>\n  </service>\n",
                 );
             }
             doc.push_str("</rls-services>\n");

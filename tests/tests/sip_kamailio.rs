@@ -501,3 +501,276 @@ async fn resource_list_one_subscription_for_many_users() {
         .count();
     assert_eq!(subs, 0, "per-user SUBSCRIBEs were sent:\n{log}");
 }
+
+fn line(v: &Value, ep: &str) -> Value {
+    v["endpoints"][ep]["telephony"]["line"].clone()
+}
+
+/// The hub's SUBSCRIBEs for `event` that Kamailio received (its own rls
+/// back-end ones have Call-IDs of their own): (request line, Call-ID).
+fn hub_subscribes(k: &Kamailio, event: &str) -> Vec<(String, String)> {
+    k.log()
+        .lines()
+        .filter(|l| l.contains("RX SUBSCRIBE") && l.contains(&format!("event={event} ")))
+        .filter_map(|l| {
+            let cid = l.split("cid=").nth(1)?.split_whitespace().next()?;
+            cid.ends_with("@hub")
+                .then(|| (l.to_string(), cid.to_string()))
+        })
+        .collect()
+}
+
+/// A BLF list (BroadWorks, Yealink): one SUBSCRIBE with `Event: dialog` to
+/// the list, and each member's line from Kamailio's rls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blf_list_one_dialog_subscription_for_many_lines() {
+    use hub_e2e::kamailio::ResourceList;
+    let k = Kamailio::start_with_lists(
+        AuthMode::None,
+        &[ResourceList {
+            owner: "hub".into(),
+            name: "blf".into(),
+            members: vec!["alice".into(), "bob".into()],
+        }],
+    );
+    let hub = Hub::start(&["plugins/sip-simple"], &[]);
+    let (s, v) = hub
+        .call(
+            "POST",
+            "/api/v1/connectors",
+            Some(json!({
+                "id": "blf",
+                "plugin": "sip-simple",
+                "config": {
+                    "server": format!("127.0.0.1:{}", k.port),
+                    "uri": "hub@127.0.0.1",
+                    "password": password("hub"),
+                    "subscribe": "dialog",
+                    "blf_list_uri": "blf@127.0.0.1",
+                    "expires": 60,
+                    "keepalive_seconds": 1,
+                },
+                "watches": ["alice", "bob"],
+            })),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    // Nobody is on the phone: no dialog state at the server, idle lines.
+    hub.wait_for(&endpoints("blf"), "idle lines through the list", |v| {
+        line(v, "alice") == "idle" && line(v, "bob") == "idle"
+    })
+    .await;
+    let _uas = k.sipp_register_uas("bob", 1500);
+    let poller = {
+        let (http, url) = (hub.http.clone(), hub.url(&endpoints("blf")));
+        tokio::spawn(async move {
+            let mut seen: Vec<(String, String)> = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                let v: Value = http
+                    .get(&url)
+                    .bearer_auth(hub_e2e::TOKEN)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                for who in ["alice", "bob"] {
+                    if let Some(l) = line(&v, who).as_str()
+                        && !seen.iter().any(|(w, s)| w == who && s == l)
+                    {
+                        seen.push((who.to_string(), l.to_string()));
+                    }
+                }
+                let done = seen.iter().any(|(w, s)| w == "bob" && s == "in-call")
+                    && line(&v, "bob") == "idle"
+                    && line(&v, "alice") == "idle";
+                if done {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            seen
+        })
+    };
+    let status = tokio::task::block_in_place(|| k.sipp_call("alice", "bob", 1500));
+    assert!(status.success(), "sipp call failed");
+    let seen = poller.await.unwrap();
+    let saw = |who: &str, state: &str| seen.iter().any(|(w, s)| w == who && s == state);
+    assert!(saw("bob", "ringing"), "{seen:?}");
+    assert!(saw("bob", "in-call"), "{seen:?}");
+    assert!(saw("alice", "in-call"), "{seen:?}");
+    let v = hub.get(&endpoints("blf")).await;
+    assert_eq!(
+        (line(&v, "alice"), line(&v, "bob")),
+        ("idle".into(), "idle".into())
+    );
+    assert_eq!(v["endpoints"]["bob"]["state"], "active", "{v}");
+    // One dialog subscription from the hub, to the list.
+    let subs = hub_subscribes(&k, "dialog");
+    assert!(!subs.is_empty(), "{}", k.log());
+    assert!(
+        subs.iter().all(|(l, _)| l.contains("SUBSCRIBE sip:blf@")),
+        "per-line SUBSCRIBEs were sent: {subs:?}"
+    );
+}
+
+/// Kamailio notifies without a body when nothing is published: a line
+/// with no dialog state is idle, a presentity whose publication lapsed is
+/// offline while one that never published stays unknown.
+#[tokio::test]
+async fn empty_notify_bodies_mean_an_idle_line_and_a_lapsed_publication() {
+    let k = Kamailio::start(AuthMode::None);
+    let hub = Hub::start(&["plugins/sip-simple"], &[]);
+    sip_connector(
+        &hub,
+        "pbx",
+        &k,
+        "udp",
+        "both",
+        &password("hub"),
+        &["alice", "bob"],
+    )
+    .await;
+    let v = hub
+        .wait_for(&endpoints("pbx"), "idle lines, unknown presence", |v| {
+            line(v, "alice") == "idle"
+                && line(v, "bob") == "idle"
+                && rich(v, "alice")["availability"] == "unknown"
+        })
+        .await;
+    assert_eq!(v["endpoints"]["alice"]["state"], "active", "{v}");
+    // alice's device publishes for 10 s, then vanishes without removing it.
+    k.sipp_publish("alice", &pidf("alice", "open", "<rpid:away/>", "brb"), 10);
+    hub.wait_for(&endpoints("pbx"), "alice away", |v| {
+        rich(v, "alice")["availability"] == "away"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let v = hub
+        .wait_for(&endpoints("pbx"), "alice's lapsed publication", |v| {
+            rich(v, "alice")["availability"] == "offline"
+        })
+        .await;
+    // bob never published: still unknown.
+    assert_eq!(rich(&v, "bob")["availability"], "unknown", "{v}");
+    assert_eq!(line(&v, "alice"), "idle", "{v}");
+}
+
+/// With the default `subscribe` (both), one instance feeds both channels
+/// of a user from the user's SIP URI.
+#[tokio::test]
+async fn by_default_one_instance_feeds_both_channels_of_a_user() {
+    let k = Kamailio::start(AuthMode::None);
+    k.sipp_publish(
+        "alice",
+        &pidf("alice", "open", "<rpid:meeting/>", "standup"),
+        300,
+    );
+    let hub = Hub::start(&["plugins/sip-simple"], &[]);
+    let (s, v) = hub
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(json!({"username": "alice", "display_name": "Alice", "sip_uri_rich": "alice@127.0.0.1"})),
+        )
+        .await;
+    assert!(s == 200 || s == 201, "{s} {v}");
+    let (s, v) = hub
+        .call(
+            "POST",
+            "/api/v1/connectors",
+            Some(json!({
+                "id": "pbx",
+                "plugin": "sip-simple",
+                "config": {
+                    "server": format!("127.0.0.1:{}", k.port),
+                    "uri": "hub@127.0.0.1",
+                    "password": password("hub"),
+                    "expires": 60,
+                    "keepalive_seconds": 1,
+                },
+            })),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let v = hub
+        .wait_for("/api/v1/presence/alice", "both channels", |v| {
+            v["rich"]["source"] == "pbx" && v["telephony"]["source"] == "pbx"
+        })
+        .await;
+    assert_eq!(v["rich"]["state"], "busy", "{v}");
+    assert_eq!(v["telephony"]["state"], "available", "{v}");
+}
+
+/// Deleting a connector ends its subscriptions at the server: the
+/// un-SUBSCRIBEs (presence and dialog, `subscribe: both`) are written
+/// before the stream closes, their digest challenges answered, and
+/// Kamailio confirms each with its final NOTIFY.
+#[tokio::test]
+async fn unsubscribes_answered_when_the_connector_is_deleted() {
+    for (transport, mode) in [("tcp", AuthMode::Www), ("udp", AuthMode::Proxy)] {
+        let k = Kamailio::start(mode);
+        k.sipp_publish("alice", &pidf("alice", "open", "<rpid:away/>", "x"), 300);
+        let hub = Hub::start(&["plugins/sip-simple"], &[]);
+        sip_connector(
+            &hub,
+            "gone",
+            &k,
+            transport,
+            "both",
+            &password("hub"),
+            &["alice"],
+        )
+        .await;
+        hub.wait_for(&endpoints("gone"), "alice on both channels", |v| {
+            rich(v, "alice")["availability"] == "away" && line(v, "alice") == "idle"
+        })
+        .await;
+        let cids: std::collections::BTreeSet<String> = ["presence", "dialog"]
+            .iter()
+            .flat_map(|e| hub_subscribes(&k, e))
+            .map(|(_, cid)| cid)
+            .collect();
+        assert_eq!(cids.len(), 2, "{transport}: {cids:?}");
+        let (s, v) = hub.call("DELETE", "/api/v1/connectors/gone", None).await;
+        assert!((200..300).contains(&s), "{s} {v}");
+        // Each un-SUBSCRIBE is challenged, answered and accepted: the
+        // server's final NOTIFY follows the last one.
+        let ended = |log: &str, cid: &str| {
+            let lines: Vec<&str> = log.lines().collect();
+            let byes: Vec<usize> = (0..lines.len())
+                .filter(|&i| {
+                    lines[i].contains(&format!("cid={cid} ")) && lines[i].contains("expires=0")
+                })
+                .collect();
+            byes.len() >= 2
+                && lines[byes[byes.len() - 1]..]
+                    .iter()
+                    .any(|l| l.contains("TX local NOTIFY") && l.contains(&format!("cid={cid}")))
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cids.iter().all(|cid| ended(&k.log(), cid)) {
+            assert!(
+                Instant::now() < deadline,
+                "{transport}: un-SUBSCRIBEs not accepted at Kamailio:\n{}",
+                k.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The server forgot them: a change notifies nobody there.
+        let notifies = |log: &str| {
+            log.lines()
+                .filter(|l| {
+                    l.contains("TX local NOTIFY")
+                        && cids.iter().any(|c| l.contains(&format!("cid={c}")))
+                })
+                .count()
+        };
+        let before = notifies(&k.log());
+        k.sipp_publish("alice", &pidf("alice", "open", "<rpid:busy/>", "y"), 300);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(notifies(&k.log()), before, "{transport}: still subscribed");
+    }
+}

@@ -106,6 +106,10 @@ struct State {
     core: Option<Core>,
     link: Link,
     timers: Timers,
+    /// The `shutdown` event came: the link stays up, without reconnecting,
+    /// until the core's goodbyes are answered (the host keeps delivering
+    /// I/O for a grace period).
+    stopping: bool,
 }
 
 thread_local! {
@@ -207,6 +211,9 @@ impl State {
         if let Some(c) = self.core.as_mut() {
             c.transport_down(why);
         }
+        if self.stopping {
+            return;
+        }
         self.link.reconnect_failures += 1;
         let ms = (1000u64 << self.link.reconnect_failures.min(5)).min(30_000);
         self.set_timer(Timer::Reconnect, ms);
@@ -276,6 +283,7 @@ impl State {
                                 c.on_timer(k);
                             }
                         }
+                        Timer::Reconnect if self.stopping => {}
                         Timer::Reconnect => self.connect(),
                     }
                     // Carry out each timer's actions before the next fires.
@@ -284,16 +292,19 @@ impl State {
                 self.timers.arm();
             }
             Event::Shutdown => {
+                self.stopping = true;
                 if let Some(c) = self.core.as_mut() {
                     c.shutdown();
                 }
-                self.run();
-                self.close_link();
-                return;
             }
             _ => {}
         }
         self.run();
+        // Closing at once would drop an un-SUBSCRIBE still queued on a
+        // stream and leave digest challenges to it unanswered.
+        if self.stopping && !self.core.as_ref().is_some_and(Core::saying_goodbye) {
+            self.close_link();
+        }
     }
 }
 
@@ -312,6 +323,7 @@ impl Guest for SipSimple {
                 st.run();
             }
             st.close_link();
+            st.stopping = false;
             sdk::info!(
                 "configured for {}:{} over {:?} as {}",
                 settings.server_host,

@@ -24,10 +24,17 @@ pub fn plugin_info() -> PluginInfo {
     }
 }
 
-/// Every endpoint gets the subscriptions the instance's `subscribe`
-/// setting names, whatever attribute it came from (the connector sees
-/// only the id): these are the most each kind can feed. With `presence`
-/// only rich presence flows, with `dialog` only telephony.
+/// What each kind can feed. The connector sees only endpoint ids, not the
+/// attribute they came from, so every endpoint gets the subscriptions the
+/// instance's `subscribe` setting names. With the default, `both`, a
+/// person's `sip-uri` (the first kind, which the host watches unless told
+/// otherwise) gets presence and dialog on the same URI, so one instance
+/// feeds both channels of each user. Where a user's line has an address of
+/// its own (`extension`, `telephony-sip-uri`), the host can watch it too,
+/// for telephony: it gets a presence subscription as well, which the host
+/// does not read from a telephony kind, and whose failure does not spoil
+/// the line's state (`endpoint_state.rs`). With `presence` only rich
+/// presence flows, with `dialog` only telephony.
 fn endpoint_kinds() -> Vec<EndpointKind> {
     let kind = |attribute: &str, label: &str, feeds| EndpointKind {
         attribute: attribute.into(),

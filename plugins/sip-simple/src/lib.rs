@@ -16,6 +16,7 @@
 #[global_allocator]
 static ALLOC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
+mod blf;
 pub mod body;
 mod close;
 // The component's glue; compiled (and type-checked) natively too, where
@@ -23,7 +24,10 @@ mod close;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod component;
 pub mod core;
+#[cfg(test)]
+mod corpus;
 mod echo;
+mod endpoint_state;
 mod info;
 mod publication;
 pub mod settings;

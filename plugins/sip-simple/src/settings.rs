@@ -2,6 +2,8 @@
 
 use presence_connector_sdk::{Config, ConfigField, ConnectorError, FieldKind, invalid_config};
 
+use crate::sip::uri::presence_target;
+
 /// Transport to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -33,7 +35,13 @@ pub struct Settings {
     pub domain: String,
     pub expires: u32,
     pub events: Events,
+    /// RLS list (RFC 4662) for presence, instead of one subscription per
+    /// endpoint.
     pub list_uri: Option<String>,
+    /// RLS list for dialog state: a busy lamp field list (BroadWorks,
+    /// Yealink `blf_list_uri`), instead of one dialog subscription per
+    /// endpoint.
+    pub blf_list_uri: Option<String>,
     pub publish_expires: u32,
     pub keepalive_ms: u64,
 }
@@ -124,6 +132,15 @@ pub fn fields() -> Vec<ConfigField> {
             false,
         ),
         f(
+            "blf_list_uri",
+            "BLF list URI",
+            "Subscribe to this busy lamp field list (RFC 4662, Event: dialog; BroadWorks and Yealink call it the BLF list URI) for telephony instead of one dialog subscription per user",
+            FieldKind::Text,
+            None,
+            false,
+            false,
+        ),
+        f(
             "expires",
             "Subscription expiry (s)",
             "Requested subscription duration",
@@ -196,6 +213,13 @@ impl Settings {
             features: c.opt_boolean("feature_events")?.unwrap_or(false),
             ..events
         };
+        let blf_list_uri = c.opt_text("blf_list_uri")?.map(with_scheme);
+        if blf_list_uri.is_some() && !events.dialog {
+            return Err(invalid_config(
+                "blf_list_uri",
+                "a BLF list carries dialog state: set subscribe to dialog or both",
+            ));
+        }
         let int = |name: &str, default: i64, lo: i64, hi: i64| -> Result<i64, ConnectorError> {
             let v = c.opt_integer(name)?.unwrap_or(default);
             if v < lo || v > hi {
@@ -215,21 +239,17 @@ impl Settings {
             expires: int("expires", 3600, 0, 86_400)? as u32,
             events,
             list_uri: c.opt_text("list_uri")?.map(with_scheme),
+            blf_list_uri,
             publish_expires: int("publish_expires", 3600, 60, 86_400)? as u32,
             keepalive_ms: int("keepalive_seconds", 30, 1, 3600)? as u64 * 1000,
         })
     }
 
-    /// The SIP URI of a watched endpoint: URIs as given, bare extensions in
-    /// our domain.
+    /// The SIP URI of a watched endpoint (see [`presence_target`]: SIP URIs
+    /// as given, `pres:`/`im:` URIs as the SIP URI of the same user, bare
+    /// extensions in our domain).
     pub fn target_uri(&self, endpoint: &str) -> String {
-        if endpoint.starts_with("sip:") || endpoint.starts_with("sips:") {
-            endpoint.to_string()
-        } else if endpoint.contains('@') {
-            format!("sip:{endpoint}")
-        } else {
-            format!("sip:{endpoint}@{}", self.domain)
-        }
+        presence_target(endpoint, &self.domain)
     }
 
     pub fn aor(&self) -> String {
@@ -260,5 +280,63 @@ fn split_host_port(s: &str) -> Option<(String, u16)> {
         Some((h, p)) if !h.contains(':') => Some((h.to_string(), p.parse().ok()?)),
         _ if !s.is_empty() => Some((s.to_string(), 5060)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use presence_connector_sdk::{ConfigEntry, ConfigValue};
+
+    fn parse(extra: &[(&str, &str)]) -> Result<Settings, ConnectorError> {
+        let mut entries = vec![("server", "pbx.example.com"), ("uri", "hub@example.com")];
+        entries.extend_from_slice(extra);
+        let entries = entries
+            .into_iter()
+            .map(|(name, value)| ConfigEntry {
+                name: name.into(),
+                value: ConfigValue::Text(value.into()),
+            })
+            .collect();
+        Settings::from_config(&Config::new(entries))
+    }
+
+    #[test]
+    fn by_default_one_instance_feeds_both_channels() {
+        // Imagicle's seeds: presence and BLF both from the SIP server.
+        let s = parse(&[]).unwrap();
+        assert!(s.events.presence && s.events.dialog && !s.events.features);
+        let field = fields()
+            .into_iter()
+            .find(|f| f.name == "subscribe")
+            .unwrap();
+        assert_eq!(field.default_value.as_deref(), Some("both"));
+        assert_eq!((s.list_uri, s.blf_list_uri), (None, None));
+    }
+
+    #[test]
+    fn a_blf_list_needs_the_dialog_package() {
+        let s = parse(&[("blf_list_uri", "4601-blf@as.example.com")]).unwrap();
+        assert_eq!(
+            s.blf_list_uri.as_deref(),
+            Some("sip:4601-blf@as.example.com")
+        );
+        let s = parse(&[
+            ("subscribe", "dialog"),
+            ("blf_list_uri", " sip:blf@example.com "),
+            ("list_uri", "team@example.com"),
+        ])
+        .unwrap();
+        assert_eq!(s.blf_list_uri.as_deref(), Some("sip:blf@example.com"));
+        assert_eq!(s.list_uri.as_deref(), Some("sip:team@example.com"));
+        let e = parse(&[
+            ("subscribe", "presence"),
+            ("blf_list_uri", "blf@example.com"),
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(&e, ConnectorError::InvalidConfig(f) if f.field == "blf_list_uri"),
+            "{e:?}"
+        );
     }
 }

@@ -1,11 +1,13 @@
 //! Feeds arbitrary bytes to every message-body parser of `sip_simple::body`
-//! and to the SIP message parser. Any panic is a bug: these parsers read
-//! what remote servers send.
+//! and to the SIP message parser and stream framer of `sip_simple::sip`.
+//! Any panic is a bug: these parsers read what remote servers send.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use sip_simple::body;
+use sip_simple::sip::Message;
+use sip_simple::sip::framing::{Frame, Framer};
 
 /// Content types the bodies arrive with; multipart ones with the boundaries
 /// used in the unit-test corpus so mutations can hit real delimiters.
@@ -46,6 +48,23 @@ fuzz_target!(|data: &[u8]| {
         let content_type = String::from_utf8_lossy(&data[..nl]);
         exercise(&content_type, &data[nl + 1..]);
     }
-    // The SIP core parses messages with rsip.
-    let _ = rsip::SipMessage::try_from(data);
+    // The SIP message parser, the answer to an unreadable request, and the
+    // stream framer fed in two pieces.
+    match Message::parse(data) {
+        Ok(m) => {
+            let _ = (m.cseq(), m.branch(), m.content_type(), m.retry_after_secs());
+        }
+        Err(e) => {
+            let _ = (e.answer(), e.start_line());
+        }
+    }
+    let mut framer = Framer::default();
+    let (a, b) = data.split_at(data.len() / 2);
+    for chunk in [a, b] {
+        for frame in framer.push(chunk) {
+            if let Frame::Message(m) = frame {
+                let _ = Message::parse(&m);
+            }
+        }
+    }
 });

@@ -6,6 +6,7 @@
 //!
 //! | dialogs | [`LineState`] |
 //! |---|---|
+//! | nothing said yet (no document, no empty NOTIFY) | Unknown |
 //! | none | Idle |
 //! | any `confirmed` not held | InCall |
 //! | `confirmed` ones, all held | OnHold |
@@ -109,7 +110,7 @@ pub struct DialogInfo {
 impl DialogInfo {
     /// Line state of this document alone (meaningful for full documents).
     pub fn line_state(&self) -> LineState {
-        line_state_of(&self.dialogs)
+        line_state_of(self.dialogs.iter())
     }
 }
 
@@ -217,10 +218,10 @@ fn parse_dialog(el: &Element) -> Result<Dialog, BodyError> {
     })
 }
 
-fn line_state_of(dialogs: &[Dialog]) -> LineState {
+fn line_state_of<'a>(dialogs: impl Iterator<Item = &'a Dialog> + Clone) -> LineState {
     let live = || {
         dialogs
-            .iter()
+            .clone()
             .filter(|d| d.state != DialogState::Terminated)
     };
     if live().next().is_none() {
@@ -236,6 +237,17 @@ fn line_state_of(dialogs: &[Dialog]) -> LineState {
         return LineState::Ringing;
     }
     LineState::Dialing
+}
+
+/// The line state of several trackers of one entity taken together: the
+/// instances of a resource in a list (a back-end subscription forked to
+/// several phones). Unknown while none of them has said anything.
+pub fn line_state_of_all<'a>(trackers: impl IntoIterator<Item = &'a DialogTracker>) -> LineState {
+    let known: Vec<&DialogTracker> = trackers.into_iter().filter(|t| t.known).collect();
+    if known.is_empty() {
+        return LineState::Unknown;
+    }
+    line_state_of(known.iter().flat_map(|t| t.dialogs.iter()))
 }
 
 /// What [`DialogTracker::apply`] did with a document.
@@ -260,12 +272,27 @@ pub struct DialogTracker {
     dialogs: Vec<Dialog>,
     states_seen: Vec<DialogState>,
     incomplete: bool,
+    /// The notifier has said something about the line (a document or a
+    /// NOTIFY without one): before that the line is unknown, not idle.
+    known: bool,
 }
 
 impl DialogTracker {
-    /// An empty tracker (line idle, no version seen).
+    /// An empty tracker (line unknown, no version seen).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The notifier has no dialog state for the entity (a NOTIFY without a
+    /// body, or an empty part in a resource list): nothing is published,
+    /// so no call is up and the line is idle. Presence servers send this
+    /// before the first call and after the dialog publications of the last
+    /// one expired (a phone that vanished without publishing the end).
+    /// The version is kept: the next document continues the count.
+    pub fn clear(&mut self) {
+        self.dialogs.clear();
+        self.incomplete = false;
+        self.known = true;
     }
 
     /// Forgets everything, e.g. when the subscription is re-established.
@@ -294,6 +321,7 @@ impl DialogTracker {
             };
         }
         let mut needs_refresh = false;
+        self.known = true;
         for d in &doc.dialogs {
             if !self.states_seen.contains(&d.state) {
                 self.states_seen.push(d.state);
@@ -333,7 +361,7 @@ impl DialogTracker {
 
     /// The line state of the tracked dialogs (see the module table).
     pub fn line_state(&self) -> LineState {
-        line_state_of(&self.dialogs)
+        line_state_of_all([self])
     }
 
     /// The live (non-terminated) dialogs.
@@ -501,7 +529,8 @@ mod tests {
     #[test]
     fn tracker_partial_sequence_with_gap() {
         let mut t = DialogTracker::new();
-        assert_eq!(t.line_state(), LineState::Idle);
+        // Nothing said yet: not idle, unknown.
+        assert_eq!(t.line_state(), LineState::Unknown);
         let ok = ApplyOutcome {
             applied: true,
             needs_refresh: false,
@@ -584,6 +613,59 @@ mod tests {
         }
         assert!(refresh);
         assert_eq!(t.dialogs().len(), MAX_TRACKED_DIALOGS);
+    }
+
+    #[test]
+    fn no_dialog_state_at_the_server_is_an_idle_line() {
+        // Before anything: unknown; a NOTIFY without a body: idle.
+        let mut t = DialogTracker::new();
+        t.clear();
+        assert_eq!(t.line_state(), LineState::Idle);
+        // A call, then its publications lapse: the server's empty NOTIFY
+        // ends it (the version is kept, the next document continues).
+        t.apply(full(
+            4,
+            r#"<dialog id="a"><state>confirmed</state></dialog>"#,
+        ));
+        assert_eq!(t.line_state(), LineState::InCall);
+        t.clear();
+        assert_eq!(t.line_state(), LineState::Idle);
+        assert_eq!(t.version(), Some(4));
+        assert!(!t.is_incomplete());
+        let next = t.apply(partial(5, "b", "early"));
+        assert!(next.applied && !next.needs_refresh);
+        assert_eq!(t.line_state(), LineState::Ringing);
+        // An incomplete tracker is complete again after an empty NOTIFY.
+        t.apply(partial(9, "c", "early"));
+        assert!(t.is_incomplete());
+        t.clear();
+        assert!(!t.is_incomplete());
+        // reset forgets that anything was said.
+        t.reset();
+        assert_eq!(t.line_state(), LineState::Unknown);
+    }
+
+    #[test]
+    fn instances_of_one_resource_combine() {
+        let (mut a, mut b, silent) = (
+            DialogTracker::new(),
+            DialogTracker::new(),
+            DialogTracker::new(),
+        );
+        assert_eq!(line_state_of_all([&a, &b]), LineState::Unknown);
+        a.clear();
+        assert_eq!(line_state_of_all([&a, &silent]), LineState::Idle);
+        b.apply(full(
+            1,
+            r#"<dialog id="x" direction="recipient"><state>early</state></dialog>"#,
+        ));
+        assert_eq!(line_state_of_all([&a, &b, &silent]), LineState::Ringing);
+        a.apply(full(
+            2,
+            r#"<dialog id="y"><state>confirmed</state></dialog>"#,
+        ));
+        assert_eq!(line_state_of_all([&a, &b]), LineState::InCall);
+        assert_eq!(line_state_of_all([]), LineState::Unknown);
     }
 
     #[test]

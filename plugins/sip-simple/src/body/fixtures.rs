@@ -160,6 +160,68 @@ pub const PERSON_ONLY_PIDF: &str = r#"<presence xmlns="urn:ietf:params:xml:ns:pi
   <dm:person id="p"><rpid:activities><rpid:note>Annual leave</rpid:note><rpid:vacation until="2026-08-31T00:00:00Z"/></rpid:activities><dm:timestamp>2026-07-01T00:00:00-07:00</dm:timestamp></dm:person>
 </presence>"#;
 
+/// Asterisk res_pjsip_pidf with the eyeBeam supplement for a BUSY (or
+/// ON HOLD) extension: `basic` closed, the state as activity *text*
+/// (`ep:busy`) in the draft person namespace, the kind of busy only in the
+/// note (presence_xml.c's fixed "On the phone", "On hold", "Ringing").
+pub const ASTERISK_EYEBEAM_BUSY_CLOSED_PIDF: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<presence entity="sip:2002@pbx.example.com" xmlns="urn:ietf:params:xml:ns:pidf" xmlns:pp="urn:ietf:params:xml:ns:pidf:person" xmlns:es="urn:ietf:params:xml:ns:pidf:rpid:status:rpid-status" xmlns:ep="urn:ietf:params:xml:ns:pidf:rpid:rpid-person">
+ <note>On the phone</note>
+ <tuple id="2002">
+  <status>
+   <basic>closed</basic>
+  </status>
+  <contact priority="1">sip:2002@pbx.example.com</contact>
+ </tuple>
+ <pp:person>
+  <status>
+   <ep:activities>ep:busy</ep:activities>
+  </status>
+ </pp:person>
+</presence>
+"#;
+
+/// A Cisco phone's do-not-disturb: the draft RPID namespace for
+/// `activities`, Cisco's for the token, no tuple at all.
+pub const CISCO_DND_PIDF: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="no" ?>
+<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:e="urn:ietf:params:xml:ns:pidf:status:rpid" xmlns:ce="urn:cisco:params:xml:ns:pidf:rpid" entity="sip:2003@cucm.example.com">
+<dm:person><e:activities><ce:dnd/></e:activities></dm:person>
+</presence>"#;
+
+/// Cisco Unified CM line state as phones watch it: `basic` inside the
+/// person and the tuple, the activity in both, a servcaps extension.
+pub const CISCO_ON_THE_PHONE_PIDF: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="no" ?>
+<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:8001@192.0.2.198" xmlns:e="urn:ietf:params:xml:ns:pidf:status:rpid" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:ce="urn:cisco:params:xml:ns:pidf:rpid" xmlns:sc="urn:ietf:params:xml:ns:pidf:servcaps">
+  <dm:person>
+    <status>
+      <basic>open</basic>
+    </status>
+    <e:activities>
+      <e:on-the-phone/>
+    </e:activities>
+  </dm:person>
+  <tuple id="cmp-8001-162">
+    <status>
+      <basic>open</basic>
+      <e:activities>
+        <e:on-the-phone/>
+      </e:activities>
+    </status>
+    <sc:servcaps>
+      <sc:audio>true</sc:audio>
+    </sc:servcaps>
+    <contact priority="0.8">sip:8001@192.0.2.198:5060</contact>
+  </tuple>
+</presence>"#;
+
+/// Cisco presence server (CUP) rich presence: person and activities in the
+/// Cisco namespace, Cisco's own `phone-status` and `im-status` values.
+pub const CISCO_UPC_PIDF: &str = r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:erin@example.com">
+<person xmlns="urn:cisco:params:xml:ns:pidf:rpid" id="erin"><activities><available/><phone-status>unavailable</phone-status><im-status>available</im-status></activities></person>
+<display-name xmlns="urn:ietf:params:xml:ns:pidf:cipid">Erin Example</display-name>
+<tuple id="cisco-upc"><contact priority="0.6">sip:erin@example.com</contact><note xml:lang="en"/><status><basic>open</basic></status></tuple>
+</presence>"#;
+
 // ---- dialog-info ----------------------------------------------------------
 
 /// Facts A6, verbatim: idle.
@@ -317,6 +379,34 @@ Content-Type: application/x-as-feature-event+xml\r\n\
 <ForwardingEvent><device>2001</device><forwardingType>forwardNoAns</forwardingType><forwardStatus>true</forwardStatus><forwardTo>8000</forwardTo><ringCount>4</ringCount></ForwardingEvent>\r\n\
 --boundary1--\r\n";
 
+/// Content-Type of [`OPENSIPS_DFKS_BODY`] (presence_dfks' OSS_BOUNDARY).
+pub const OPENSIPS_DFKS_CONTENT_TYPE: &str = "multipart/mixed;boundary=OSS-unique-boundary-42";
+
+/// OpenSIPS presence_dfks full feature state: its CSTA namespace has no
+/// hyphen in `ecmainternational` (DFKS_NS_STR in presence_dfks.h); DND on,
+/// an immediate forward, and busy and no-answer forwards.
+pub const OPENSIPS_DFKS_BODY: &str = "--OSS-unique-boundary-42\r\n\
+Content-Type: application/x-as-feature-event+xml\r\n\
+\r\n\
+<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n\
+<DoNotDisturbEvent xmlns=\"http://www.ecmainternational.org/standards/ecma-323/csta/ed3\">\n  <device>2001</device>\n  <doNotDisturbOn>true</doNotDisturbOn>\n</DoNotDisturbEvent>\n\r\n\
+--OSS-unique-boundary-42\r\n\
+Content-Type: application/x-as-feature-event+xml\r\n\
+\r\n\
+<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n\
+<ForwardingEvent xmlns=\"http://www.ecmainternational.org/standards/ecma-323/csta/ed3\">\n  <device>2001</device>\n  <forwardingType>forwardImmediate</forwardingType>\n  <forwardStatus>true</forwardStatus>\n  <forwardTo>+15555550100</forwardTo>\n</ForwardingEvent>\n\r\n\
+--OSS-unique-boundary-42\r\n\
+Content-Type: application/x-as-feature-event+xml\r\n\
+\r\n\
+<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n\
+<ForwardingEvent xmlns=\"http://www.ecmainternational.org/standards/ecma-323/csta/ed3\">\n  <device>2001</device>\n  <forwardingType>forwardBusy</forwardingType>\n  <forwardStatus>true</forwardStatus>\n  <forwardTo>+15555550101</forwardTo>\n</ForwardingEvent>\n\r\n\
+--OSS-unique-boundary-42\r\n\
+Content-Type: application/x-as-feature-event+xml\r\n\
+\r\n\
+<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n\
+<ForwardingEvent xmlns=\"http://www.ecmainternational.org/standards/ecma-323/csta/ed3\">\n  <device>2001</device>\n  <forwardingType>forwardNoAns</forwardingType>\n  <forwardStatus>true</forwardStatus>\n  <forwardTo>+15555550102</forwardTo>\n  <ringCount>3</ringCount>\n</ForwardingEvent>\n\r\n\
+--OSS-unique-boundary-42--\r\n";
+
 /// Every (content type, body) above, for the mutation test.
 pub fn corpus() -> Vec<(&'static str, &'static str)> {
     const PIDF: &str = "application/pidf+xml";
@@ -333,6 +423,10 @@ pub fn corpus() -> Vec<(&'static str, &'static str)> {
         (PIDF, UNKNOWN_ELEMENTS_PIDF),
         (PIDF, LEGACY_EYEBEAM_PIDF),
         (PIDF, PERSON_ONLY_PIDF),
+        (PIDF, ASTERISK_EYEBEAM_BUSY_CLOSED_PIDF),
+        (PIDF, CISCO_DND_PIDF),
+        (PIDF, CISCO_ON_THE_PHONE_PIDF),
+        (PIDF, CISCO_UPC_PIDF),
         (DI, DIALOG_IDLE),
         (DI, DIALOG_RINGING),
         (DI, DIALOG_IN_CALL),
@@ -343,5 +437,6 @@ pub fn corpus() -> Vec<(&'static str, &'static str)> {
         (FE, DND_EVENT),
         (FE, FORWARDING_EVENT),
         (DFKS_MULTIPART_CONTENT_TYPE, DFKS_MULTIPART_BODY),
+        (OPENSIPS_DFKS_CONTENT_TYPE, OPENSIPS_DFKS_BODY),
     ]
 }

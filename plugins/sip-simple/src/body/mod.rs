@@ -20,6 +20,7 @@ pub mod feature_event;
 pub mod multipart;
 pub mod pidf;
 pub mod rlmi;
+mod rpid;
 mod xml;
 
 #[cfg(test)]
@@ -33,8 +34,8 @@ pub use dialog_info::{
     ApplyOutcome, Dialog, DialogInfo, DialogState, DialogTracker, Direction, parse_dialog_info,
 };
 pub use feature_event::{
-    DeviceFeatures, FeatureEvent, FeatureState, ForwardKind, ForwardSetting, parse_feature_event,
-    parse_feature_events,
+    DeviceFeatures, FeatureEvent, FeatureEvents, FeatureState, ForwardKind, ForwardSetting,
+    parse_feature_event, parse_feature_events,
 };
 pub use multipart::{Multipart, MultipartKind, Part, media_type, parse_multipart};
 pub use pidf::{Pidf, build_pidf, parse_pidf};

@@ -3,55 +3,43 @@
 //!
 //! # How a document becomes a [`RichPresence`]
 //!
-//! Every signal in the document is collected, then combined:
+//! Every signal in the document is collected (activities and their vendor
+//! forms are read by [`super::rpid`], which has the token table), then
+//! combined:
 //!
-//! 1. `<basic>` of every tuple: any `open` makes the presentity open; when
+//! 1. Asterisk `digium_presence type="unavailable"` gives **Offline**.
+//! 2. `<basic>` of every tuple: any `open` makes the presentity open. When
 //!    at least one tuple has a `<basic>` and all of them say `closed`, the
-//!    result is **Offline** (a closed presentity is unreachable whatever its
-//!    activities say; the activity is still reported, e.g. vacation).
-//! 2. Asterisk `digium_presence type="unavailable"` also gives Offline.
-//! 3. Otherwise an *explicit* availability wins: `<rpid:busy/>`,
-//!    `<rpid:away/>`, `<rpid:other>` meaning do-not-disturb, or an Asterisk
-//!    `digium_presence` of `dnd`/`away`/`xa`; the most severe one counts
-//!    (DoNotDisturb > Busy > Away).
-//! 4. Otherwise the availability *implied* by activities (e.g. on-the-phone
-//!    implies Busy, vacation implies Away), most severe first.
+//!    result is **Offline** unless the document says the line is engaged:
+//!    `busy` or do-not-disturb in any form, or a call (on the phone, on
+//!    hold). PBXs mark a line `closed` while it is in use (Asterisk's BUSY
+//!    and ON HOLD states, with `ep:busy` and the note "On the phone"),
+//!    which means "no further call now", not "gone". Anything else under a
+//!    closed tuple (vacation, away, a meeting the calendar shows) stays
+//!    Offline, with the activity reported.
+//! 3. Otherwise an *explicit* availability wins: `busy`, `away`, DND in
+//!    any of its forms, or an Asterisk `digium_presence` of
+//!    `dnd`/`away`/`xa`; the most severe one counts (DoNotDisturb > Busy >
+//!    Away).
+//! 4. Otherwise the availability *implied* by activities (e.g.
+//!    on-the-phone implies Busy, vacation implies Away), most severe first.
 //! 5. Otherwise Available if any tuple is open, or if the document carries
-//!    any other recognised activity (a client publishing what its user does
-//!    is online); else Unknown.
+//!    any other recognised activity (a client publishing what its user
+//!    does is online); else Unknown.
 //!
-//! The activity is the one of the highest-ranked signal that has one
-//! (ranks below), so `busy` + `meeting` gives Busy + InAMeeting, and
-//! `rpid:user-input` idle gives Inactive only when nothing stronger exists.
-//!
-//! | RPID / vendor token | availability | activity | rank |
-//! |---|---|---|---|
-//! | `other` = do-not-disturb, dnd, "Do Not Disturb" (any case) | DoNotDisturb (explicit) | – | 60 |
-//! | `other` = in-a-conference | Busy (implied) | InAConference | 52 |
-//! | `on-the-phone` | Busy (implied) | InACall, `on_the_phone` | 50 |
-//! | `presentation` | Busy (implied) | Presenting | 48 |
-//! | `meeting`, `appointment` | Busy (implied) | InAMeeting | 46 |
-//! | `busy` | Busy (explicit) | – | 40 |
-//! | `vacation`, `holiday`, `permanent-absence` | Away (implied) | OutOfOffice | 35 |
-//! | digium `xa` | Away (explicit) | OutOfOffice | 35 |
-//! | `meal`, `breakfast`, `dinner` | Away (implied) | BeRightBack | 30 |
-//! | `away` | Away (explicit) | – | 28 |
-//! | `sleeping` | Away (implied) | – | 26 |
-//! | `other` = be-right-back / off-work / out-of-office / in-a-call / in-a-meeting / presenting | as the matching activity | that activity | 20–50 |
-//! | any other `other` text | – | Other(text) | 20 |
-//! | in-transit, looking-for-work, performance, playing, shopping, spectator, steering, travel, tv, working, worship | – | Other(token) | 10 |
-//! | `user-input` idle | – | Inactive | 5 |
-//! | `unknown`, unrecognised elements | – | – | – |
-//! | digium `dnd` / `away` / `chat`, `available` / `unavailable` | DoNotDisturb / Away / Available / Offline | – | – |
-//!
-//! Meal-type activities map to BeRightBack because a meal is a short,
-//! expected absence, which is what the hub's BeRightBack means.
-//! The `other` texts naming hub activities (`be-right-back`, `off-work`,
-//! `in-a-conference`, ...) are what [`build_pidf`] writes for activities
-//! RPID has no token for, so our own publications read back unchanged.
+//! The activity is the one of the highest-ranked signal that has one, so
+//! `busy` + `meeting` gives Busy + InAMeeting, and `rpid:user-input` idle
+//! gives Inactive only when nothing stronger exists. The note (presence,
+//! then person, tuple, activities, digium) is kept as sent, and when it is
+//! one of Asterisk's call-state phrases it is a signal too, ranked below
+//! every activity element.
 
 use presence_connector_sdk::{Activity, Availability, PresenceIntent, RichPresence, VendorValue};
 
+use super::rpid::{
+    Signal, classify_digium, classify_note, classify_other, classify_token, classify_user_input,
+    is_activities_ns, text_tokens,
+};
 use super::xml::{Element, escape, ns, parse_document};
 use super::{BodyError, clip};
 use presence_connector_sdk::time::{MissingZone, format_datetime, parse_datetime};
@@ -79,48 +67,15 @@ pub struct Pidf {
     pub tuple_ids: Vec<String>,
     /// Availability, activity and note (see the module documentation).
     pub rich: RichPresence,
-    /// An `on-the-phone` activity was present: telephony presence can be
-    /// derived from it when no dialog subscription exists.
+    /// The document says a call exists (on the phone, on hold, Asterisk's
+    /// note "On the phone"): telephony presence can be derived from it when
+    /// no dialog subscription exists.
     pub on_the_phone: bool,
     /// Newest tuple or person `<timestamp>`, in Unix milliseconds.
     pub observed_at_ms: Option<u64>,
     /// Vendor values for diagnostics (`basic`, `activities`,
     /// `digium_presence`, `user-input`, `note`).
     pub raw: Vec<VendorValue>,
-}
-
-/// One availability/activity signal found in the document.
-#[derive(Debug, Clone)]
-struct Signal {
-    explicit: Option<Availability>,
-    implied: Option<Availability>,
-    activity: Option<Activity>,
-    rank: u8,
-    on_the_phone: bool,
-}
-
-impl Signal {
-    fn new(rank: u8) -> Self {
-        Self {
-            explicit: None,
-            implied: None,
-            activity: None,
-            rank,
-            on_the_phone: false,
-        }
-    }
-    fn explicit(mut self, a: Availability) -> Self {
-        self.explicit = Some(a);
-        self
-    }
-    fn implied(mut self, a: Availability) -> Self {
-        self.implied = Some(a);
-        self
-    }
-    fn activity(mut self, a: Activity) -> Self {
-        self.activity = Some(a);
-        self
-    }
 }
 
 fn severity(a: Availability) -> u8 {
@@ -131,102 +86,6 @@ fn severity(a: Availability) -> u8 {
         Availability::Available => 1,
         Availability::Offline | Availability::Unknown => 0,
     }
-}
-
-fn is_rpid_ns(ns: Option<&str>) -> bool {
-    // The RFC 4480 namespace, plus the draft-era `...:pidf:rpid:*` and
-    // `...:pidf:status:rpid*` namespaces still sent by old softphones.
-    ns.is_some_and(|n| {
-        n.starts_with(ns::RPID) || n.starts_with("urn:ietf:params:xml:ns:pidf:status:rpid")
-    })
-}
-
-/// An RPID activity element name → signal. `None` for `unknown` and for
-/// names RFC 4480 does not define.
-fn classify_token(token: &str) -> Option<Signal> {
-    use Activity as Ac;
-    use Availability as Av;
-    let s = match token {
-        "on-the-phone" => {
-            let mut s = Signal::new(50).implied(Av::Busy).activity(Ac::InACall);
-            s.on_the_phone = true;
-            s
-        }
-        "presentation" => Signal::new(48).implied(Av::Busy).activity(Ac::Presenting),
-        "meeting" | "appointment" => Signal::new(46).implied(Av::Busy).activity(Ac::InAMeeting),
-        "busy" => Signal::new(40).explicit(Av::Busy),
-        "vacation" | "holiday" | "permanent-absence" => {
-            Signal::new(35).implied(Av::Away).activity(Ac::OutOfOffice)
-        }
-        "meal" | "breakfast" | "dinner" => {
-            Signal::new(30).implied(Av::Away).activity(Ac::BeRightBack)
-        }
-        "away" => Signal::new(28).explicit(Av::Away),
-        "sleeping" => Signal::new(26).implied(Av::Away),
-        "in-transit" | "looking-for-work" | "performance" | "playing" | "shopping"
-        | "spectator" | "steering" | "travel" | "tv" | "working" | "worship" => {
-            Signal::new(10).activity(Ac::Other(token.to_string()))
-        }
-        _ => return None,
-    };
-    Some(s)
-}
-
-/// Normalises free text for keyword comparison: lowercase, with spaces and
-/// underscores as hyphens ("Do Not Disturb" → "do-not-disturb").
-fn keyword(text: &str) -> String {
-    text.trim()
-        .chars()
-        .map(|c| match c {
-            ' ' | '_' => '-',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
-}
-
-/// `<rpid:other>text</rpid:other>` → signal.
-fn classify_other(text: &str) -> Option<Signal> {
-    use Activity as Ac;
-    use Availability as Av;
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
-    let s = match keyword(text).as_str() {
-        "do-not-disturb" | "dnd" | "donotdisturb" => Signal::new(60).explicit(Av::DoNotDisturb),
-        "in-a-conference" => Signal::new(52)
-            .implied(Av::Busy)
-            .activity(Ac::InAConference),
-        "in-a-call" => {
-            let mut s = Signal::new(50).implied(Av::Busy).activity(Ac::InACall);
-            s.on_the_phone = true;
-            s
-        }
-        "presenting" => Signal::new(48).implied(Av::Busy).activity(Ac::Presenting),
-        "in-a-meeting" => Signal::new(46).implied(Av::Busy).activity(Ac::InAMeeting),
-        "out-of-office" => Signal::new(35).implied(Av::Away).activity(Ac::OutOfOffice),
-        "be-right-back" | "brb" => Signal::new(30).implied(Av::Away).activity(Ac::BeRightBack),
-        "off-work" => Signal::new(29).implied(Av::Away).activity(Ac::OffWork),
-        _ => Signal::new(20).activity(Ac::Other(clip(text, 256))),
-    };
-    Some(s)
-}
-
-/// Asterisk `digium_presence type=...` → signal; `Err(())` for
-/// `unavailable`, which forces Offline.
-fn classify_digium(kind: &str) -> Result<Option<Signal>, ()> {
-    use Availability as Av;
-    Ok(Some(match kind.trim().to_ascii_lowercase().as_str() {
-        "dnd" => Signal::new(60).explicit(Av::DoNotDisturb),
-        "away" => Signal::new(28).explicit(Av::Away),
-        "xa" => Signal::new(35)
-            .explicit(Av::Away)
-            .activity(Activity::OutOfOffice),
-        // Available: nothing to add beyond "present".
-        "chat" | "available" => Signal::new(0),
-        "unavailable" => return Err(()),
-        _ => return Ok(None),
-    }))
 }
 
 /// What the document says, gathered before combining.
@@ -241,14 +100,27 @@ struct Collected {
     digium_note: Option<String>,
 }
 
+impl Collected {
+    /// Activity tokens read from text or element names: each kept raw,
+    /// the known ones as signals.
+    fn add_tokens(&mut self, tokens: impl IntoIterator<Item = String>) {
+        for token in tokens {
+            self.signals.extend(classify_token(&token));
+            self.activity_tokens.push(token);
+        }
+    }
+}
+
 fn collect_signals(root: &Element) -> Collected {
     let mut c = Collected::default();
     root.walk(&mut |el| {
-        if is_rpid_ns(el.ns.as_deref()) && el.name == "activities" {
+        if el.name == "activities" && is_activities_ns(el.ns.as_deref()) {
+            // Activities written as text: Asterisk's eyeBeam supplement
+            // sends `<ep:activities>ep:busy</ep:activities>`.
+            c.add_tokens(text_tokens(&el.text));
+            // Children in any namespace: vendors put their own tokens in
+            // their own namespace (Cisco `<ce:dnd/>`, `<ce:alerting/>`).
             for child in &el.children {
-                if !is_rpid_ns(child.ns.as_deref()) {
-                    continue;
-                }
                 match child.name.as_str() {
                     "note" => {
                         if c.activities_note.is_none() {
@@ -261,22 +133,22 @@ fn collect_signals(root: &Element) -> Collected {
                         c.signals.extend(classify_other(&child.text));
                     }
                     // Draft-era RPID: <activity>token</activity>.
-                    "activity" => {
-                        let token = child.text_trimmed().to_ascii_lowercase();
-                        c.activity_tokens.push(clip(&token, 64));
-                        c.signals.extend(classify_token(&token));
-                    }
+                    "activity" => c.add_tokens(text_tokens(&child.text)),
                     name => {
-                        c.activity_tokens.push(name.to_string());
-                        c.signals.extend(classify_token(name));
+                        // Unknown ones with a value keep it for operators
+                        // (Cisco `<phone-status>unavailable</phone-status>`).
+                        let token = clip(&name.to_ascii_lowercase(), 64);
+                        c.signals.extend(classify_token(&token));
+                        c.activity_tokens.push(match child.text_trimmed() {
+                            "" => clip(name, 64),
+                            text => format!("{}={}", clip(name, 64), clip(text, 64)),
+                        });
                     }
                 }
             }
-        } else if is_rpid_ns(el.ns.as_deref()) && el.name == "user-input" {
+        } else if el.name == "user-input" && is_activities_ns(el.ns.as_deref()) {
             let value = el.text_trimmed().to_ascii_lowercase();
-            if value == "idle" {
-                c.signals.push(Signal::new(5).activity(Activity::Inactive));
-            }
+            c.signals.extend(classify_user_input(&value));
             c.user_input.get_or_insert(clip(&value, 32));
         } else if el.name == "digium_presence" {
             let kind = el.attr("type").unwrap_or("").to_string();
@@ -303,7 +175,7 @@ fn is_person(el: &Element) -> bool {
     el.name == "person"
         && matches!(
             el.ns.as_deref(),
-            Some(ns::DATA_MODEL) | Some(LEGACY_PERSON_NS)
+            Some(ns::DATA_MODEL) | Some(LEGACY_PERSON_NS) | Some(ns::CISCO_RPID)
         )
 }
 
@@ -356,7 +228,31 @@ pub fn parse_pidf(xml: &[u8]) -> Result<Pidf, BodyError> {
         }
     }
 
-    let collected = collect_signals(&root);
+    let mut collected = collect_signals(&root);
+    let note = root
+        .children_named(ns::PIDF, "note")
+        .find_map(|n| non_empty(&n.text))
+        .or_else(|| {
+            persons.iter().find_map(|p| {
+                p.children
+                    .iter()
+                    .filter(|c| c.name == "note")
+                    .find_map(|n| non_empty(&n.text))
+            })
+        })
+        .or_else(|| {
+            tuples.iter().find_map(|t| {
+                t.children
+                    .iter()
+                    .filter(|c| c.name == "note")
+                    .find_map(|n| non_empty(&n.text))
+            })
+        })
+        .or(collected.activities_note.take())
+        .or(collected.digium_note.take());
+    collected
+        .signals
+        .extend(note.as_deref().and_then(classify_note));
     let on_the_phone = collected.signals.iter().any(|s| s.on_the_phone);
 
     let explicit = collected
@@ -379,8 +275,11 @@ pub fn parse_pidf(xml: &[u8]) -> Result<Pidf, BodyError> {
             _ => Some(s),
         })
         .and_then(|s| s.activity.clone());
+    // Said busy or do-not-disturb, or in a call (see the module doc).
+    let engaged =
+        on_the_phone || explicit.is_some_and(|a| severity(a) >= severity(Availability::Busy));
 
-    let availability = if (any_basic && !any_open) || collected.digium_offline {
+    let availability = if collected.digium_offline || (any_basic && !any_open && !engaged) {
         Availability::Offline
     } else if let Some(a) = explicit {
         a
@@ -391,28 +290,6 @@ pub fn parse_pidf(xml: &[u8]) -> Result<Pidf, BodyError> {
     } else {
         Availability::Unknown
     };
-
-    let note = root
-        .children_named(ns::PIDF, "note")
-        .find_map(|n| non_empty(&n.text))
-        .or_else(|| {
-            persons.iter().find_map(|p| {
-                p.children
-                    .iter()
-                    .filter(|c| c.name == "note")
-                    .find_map(|n| non_empty(&n.text))
-            })
-        })
-        .or_else(|| {
-            tuples.iter().find_map(|t| {
-                t.children
-                    .iter()
-                    .filter(|c| c.name == "note")
-                    .find_map(|n| non_empty(&n.text))
-            })
-        })
-        .or(collected.activities_note)
-        .or(collected.digium_note);
 
     if !collected.activity_tokens.is_empty() {
         push_raw(&mut raw, "activities", &collected.activity_tokens.join(","));
@@ -501,7 +378,8 @@ fn xs_id(candidate: &str, fallback: &str) -> String {
 /// Reading the result back with [`parse_pidf`] gives the same availability,
 /// activity and note, except where the availability is weaker than what the
 /// activity implies and no token expresses it (Available or Unknown with a
-/// busy-type activity reads back as Busy).
+/// busy-type activity reads back as Busy, Offline with a call too: a closed
+/// tuple with a call is how PBXs say busy).
 pub fn build_pidf(entity: &str, tuple_id: &str, intent: &PresenceIntent, now_ms: u64) -> String {
     let tuple_id = xs_id(tuple_id, "t1");
     let person_id = xs_id(&format!("p-{tuple_id}"), "p1");
@@ -736,7 +614,11 @@ mod tests {
         );
         assert_eq!(p.observed_at_ms, Some(1_769_997_722_002));
         assert_eq!(raw_value(&p, "user-input"), Some("idle"));
-        assert_eq!(raw_value(&p, "activities"), Some("unknown,meeting"));
+        // Unknown activity elements, in any namespace, are kept raw.
+        assert_eq!(
+            raw_value(&p, "activities"),
+            Some("unknown,meeting,notAnActivity")
+        );
     }
 
     #[test]
@@ -757,6 +639,170 @@ mod tests {
             )
         );
         assert_eq!(p.observed_at_ms, Some(1_782_889_200_000));
+    }
+
+    #[test]
+    fn asterisk_closed_busy_extension() {
+        let p = parse_pidf(fx::ASTERISK_EYEBEAM_BUSY_CLOSED_PIDF.as_bytes()).unwrap();
+        assert_eq!(
+            p.rich,
+            rich(
+                Availability::Busy,
+                Some(Activity::InACall),
+                Some("On the phone")
+            )
+        );
+        assert!(p.on_the_phone);
+        assert_eq!(raw_value(&p, "basic"), Some("closed"));
+        assert_eq!(raw_value(&p, "activities"), Some("busy"));
+    }
+
+    /// What Asterisk sends for each extension state (presence_xml.c: basic
+    /// open for NOT_INUSE, INUSE and RINGING; the eyeBeam activity `busy`
+    /// for every state with a call, `--` meaning none), with and without the
+    /// eyeBeam supplement.
+    #[test]
+    fn asterisk_extension_states() {
+        use Activity as Ac;
+        use Availability as Av;
+        let doc = |basic: &str, state: &str, note: &str, eyebeam: bool| {
+            let person = if eyebeam && state != "--" {
+                format!(
+                    "<pp:person><status><ep:activities>ep:{state}</ep:activities></status></pp:person>"
+                )
+            } else if eyebeam {
+                "<pp:person><status/></pp:person>".to_string()
+            } else {
+                String::new()
+            };
+            format!(
+                r#"<presence entity="sip:2002@pbx.example.com" xmlns="urn:ietf:params:xml:ns:pidf" xmlns:pp="urn:ietf:params:xml:ns:pidf:person" xmlns:ep="urn:ietf:params:xml:ns:pidf:rpid:rpid-person"><note>{note}</note><tuple id="2002"><status><basic>{basic}</basic></status></tuple>{person}</presence>"#
+            )
+        };
+        let cases = [
+            ("open", "--", "Ready", Av::Available, None),
+            ("open", "busy", "On the phone", Av::Busy, Some(Ac::InACall)),
+            (
+                "closed",
+                "busy",
+                "On the phone",
+                Av::Busy,
+                Some(Ac::InACall),
+            ),
+            ("closed", "busy", "On hold", Av::Busy, Some(Ac::InACall)),
+            (
+                "open",
+                "busy",
+                "Ringing",
+                Av::Busy,
+                Some(Ac::Other("ringing".into())),
+            ),
+            ("closed", "--", "Unavailable", Av::Offline, None),
+        ];
+        for (basic, state, note, avail, act) in cases {
+            for eyebeam in [true, false] {
+                let d = doc(basic, state, note, eyebeam);
+                let p = parse_pidf(d.as_bytes()).unwrap();
+                // Without the supplement only the note tells, and "busy"
+                // alone (Ringing) is not said.
+                let avail = match (eyebeam, note) {
+                    (false, "Ringing") => Av::Available,
+                    _ => avail,
+                };
+                assert_eq!(p.rich, rich(avail, act.clone(), Some(note)), "{d}");
+                assert_eq!(p.on_the_phone, act == Some(Ac::InACall), "{d}");
+            }
+        }
+    }
+
+    #[test]
+    fn cisco_vendor_tokens() {
+        use Activity as Ac;
+        use Availability as Av;
+        let p = parse_pidf(fx::CISCO_DND_PIDF.as_bytes()).unwrap();
+        assert_eq!(p.rich, rich(Av::DoNotDisturb, None, None));
+        assert_eq!(raw_value(&p, "activities"), Some("dnd"));
+
+        let p = parse_pidf(fx::CISCO_ON_THE_PHONE_PIDF.as_bytes()).unwrap();
+        assert_eq!(p.rich, rich(Av::Busy, Some(Ac::InACall), None));
+
+        let p = parse_pidf(fx::CISCO_UPC_PIDF.as_bytes()).unwrap();
+        assert_eq!(p.rich, rich(Av::Available, None, None));
+        assert_eq!(
+            raw_value(&p, "activities"),
+            Some("available,phone-status=unavailable,im-status=available")
+        );
+
+        // The same namespaces with the other tokens Cisco phones and
+        // Asterisk's Cisco supplement write, under open and closed tuples.
+        let doc = |basic: &str, tokens: &str| {
+            format!(
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:e="urn:ietf:params:xml:ns:pidf:status:rpid" xmlns:ce="urn:cisco:params:xml:ns:pidf:rpid" entity="sip:1004@pbx.example.com"><dm:person><e:activities>{tokens}</e:activities></dm:person><tuple id="1004"><status><basic>{basic}</basic></status></tuple></presence>"#
+            )
+        };
+        let ringing = Some(Ac::Other("ringing".into()));
+        for (basic, tokens, avail, act) in [
+            ("open", "<ce:alerting/>", Av::Available, ringing.clone()),
+            ("open", "<ce:available/>", Av::Available, None),
+            ("open", "<e:on-the-phone/>", Av::Busy, Some(Ac::InACall)),
+            (
+                "closed",
+                "<e:on-the-phone/><e:busy/>",
+                Av::Busy,
+                Some(Ac::InACall),
+            ),
+            ("closed", "<ce:dnd/>", Av::DoNotDisturb, None),
+            ("open", "<ce:alerting/><ce:dnd/>", Av::DoNotDisturb, ringing),
+            ("open", "<ce:made-up/>", Av::Available, None),
+            ("closed", "<ce:made-up/>", Av::Offline, None),
+        ] {
+            let d = doc(basic, tokens);
+            let p = parse_pidf(d.as_bytes()).unwrap();
+            assert_eq!(
+                (p.rich.availability, p.rich.activity),
+                (avail, act),
+                "{tokens}"
+            );
+        }
+        let p = parse_pidf(doc("open", "<ce:made-up/>").as_bytes()).unwrap();
+        assert_eq!(raw_value(&p, "activities"), Some("made-up"));
+    }
+
+    /// A closed tuple is Offline unless the document says the line is
+    /// engaged (busy, DND, a call); activities given as text count the same.
+    #[test]
+    fn closed_tuples_read_activities_first() {
+        use Activity as Ac;
+        use Availability as Av;
+        let closed = r#"<tuple id="t"><status><basic>closed</basic></status></tuple>"#;
+        for (acts, avail, act) in [
+            ("<rpid:busy/>", Av::Busy, None),
+            ("<rpid:on-the-phone/>", Av::Busy, Some(Ac::InACall)),
+            (
+                "<rpid:other>Do Not Disturb</rpid:other>",
+                Av::DoNotDisturb,
+                None,
+            ),
+            (
+                "<rpid:other>in-a-call</rpid:other>",
+                Av::Busy,
+                Some(Ac::InACall),
+            ),
+            ("<rpid:meeting/>", Av::Offline, Some(Ac::InAMeeting)),
+            ("rpid:busy", Av::Busy, None),
+            ("on-the-phone", Av::Busy, Some(Ac::InACall)),
+            ("<rpid:away/>", Av::Offline, None),
+            ("rpid:away", Av::Offline, None),
+            ("<rpid:vacation/>", Av::Offline, Some(Ac::OutOfOffice)),
+            ("", Av::Offline, None),
+        ] {
+            let p = parse_pidf(person_doc(acts, closed).as_bytes()).unwrap();
+            assert_eq!(
+                (p.rich.availability, p.rich.activity),
+                (avail, act),
+                "{acts}"
+            );
+        }
     }
 
     fn person_doc(activities: &str, extra: &str) -> String {

@@ -1,11 +1,13 @@
 //! RFC 4662 resource lists: the RLMI document (`application/rlmi+xml`) and
 //! the `multipart/related` NOTIFY body of a resource list server.
 //!
-//! RLMI root attributes are required (`uri`, `version`, `fullState`): without
-//! them the list cannot be ordered or merged. Inside the list the parser is
-//! lenient, since one odd entry should not hide the state of the others: a
-//! `<resource>` without `uri` and an `<instance>` with an unknown `state`
-//! are skipped.
+//! The RLMI root's `version` and `fullState` are required: without them the
+//! list cannot be ordered or merged. Its `uri` is not: some servers
+//! (BroadWorks BLF lists among them) leave it out, and nothing here needs
+//! it (the subscription's dialog names the list). Inside the list the
+//! parser is lenient, since one odd entry should not hide the state of the
+//! others: a `<resource>` without `uri` and an `<instance>` with an unknown
+//! `state` are skipped.
 
 use super::dialog_info::{DialogInfo, parse_dialog_info};
 use super::multipart::{Multipart, MultipartKind, parse_multipart, strip_cid};
@@ -16,8 +18,8 @@ use super::{BodyError, check_size, clip, invalid, parse_xs_bool};
 /// A parsed RLMI `<list>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rlmi {
-    /// The list URI.
-    pub uri: String,
+    /// The list URI, when the server gives one.
+    pub uri: Option<String>,
     /// The list version; increments per NOTIFY.
     pub version: u64,
     /// This document holds every resource (not only the changed ones).
@@ -74,10 +76,7 @@ pub fn parse_rlmi(xml: &[u8]) -> Result<Rlmi, BodyError> {
         .attr("uri")
         .map(str::trim)
         .filter(|u| !u.is_empty())
-        .ok_or(BodyError::Missing {
-            element: "list",
-            item: "uri attribute",
-        })?;
+        .map(|u| clip(u, 512));
     let version_text = root.attr("version").ok_or(BodyError::Missing {
         element: "list",
         item: "version attribute",
@@ -96,7 +95,7 @@ pub fn parse_rlmi(xml: &[u8]) -> Result<Rlmi, BodyError> {
         .filter_map(parse_resource)
         .collect();
     Ok(Rlmi {
-        uri: clip(uri, 512),
+        uri,
         version,
         full_state,
         resources,
@@ -156,13 +155,31 @@ pub enum ResourceBody {
     },
     /// Waiting for authorization.
     Pending,
-    /// Active but no state in this NOTIFY (no `cid`), or a resource with no
-    /// instance at all.
+    /// Active, with a part that is empty: the server has no state for the
+    /// resource (nothing published), as in a NOTIFY without a body.
     Empty,
+    /// No state in this NOTIFY: an active instance without `cid` (its
+    /// state is not included, as in a partial notification), or a
+    /// resource without any instance (the server has no state for it:
+    /// Kamailio's rls lists a member so while its back-end NOTIFYs carry
+    /// no body).
+    NoState,
     /// The part is missing, of a type this crate does not read (e.g. a
     /// nested list or xpidf: [`BodyError::UnexpectedContentType`]), or could
     /// not be parsed; the rest of the NOTIFY is still usable.
     Error(BodyError),
+}
+
+/// What one instance of a resource says in an RLS NOTIFY.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceState {
+    /// The resource URI.
+    pub uri: String,
+    /// The instance id (the back-end subscription; versions of the
+    /// resource's documents count within it). `None` for a resource
+    /// without instances.
+    pub instance: Option<String>,
+    pub body: ResourceBody,
 }
 
 /// A parsed RLS NOTIFY body.
@@ -172,8 +189,8 @@ pub struct RlsNotify {
     pub list: Rlmi,
     /// One entry per instance, in document order (a resource with several
     /// instances appears several times; one without instances appears once,
-    /// as [`ResourceBody::Empty`]).
-    pub resources: Vec<(String, ResourceBody)>,
+    /// as [`ResourceBody::NoState`]).
+    pub resources: Vec<ResourceState>,
 }
 
 /// Parses the `multipart/related` body of an RLS NOTIFY.
@@ -195,7 +212,11 @@ pub fn parse_rls_notify(content_type: &str, body: &[u8]) -> Result<RlsNotify, Bo
     let mut resources = Vec::new();
     for res in &list.resources {
         if res.instances.is_empty() {
-            resources.push((res.uri.clone(), ResourceBody::Empty));
+            resources.push(ResourceState {
+                uri: res.uri.clone(),
+                instance: None,
+                body: ResourceBody::NoState,
+            });
         }
         for inst in &res.instances {
             let body = match inst.state {
@@ -204,20 +225,29 @@ pub fn parse_rls_notify(content_type: &str, body: &[u8]) -> Result<RlsNotify, Bo
                     reason: inst.reason.clone(),
                 },
                 InstanceState::Active => match &inst.cid {
-                    None => ResourceBody::Empty,
+                    None => ResourceBody::NoState,
                     Some(cid) => match mp.part_by_cid(cid) {
                         None => ResourceBody::Error(BodyError::MissingPart { cid: cid.clone() }),
                         Some(part) => resource_body(&part.media_type(), &part.body),
                     },
                 },
             };
-            resources.push((res.uri.clone(), body));
+            resources.push(ResourceState {
+                uri: res.uri.clone(),
+                instance: Some(inst.id.clone()),
+                body,
+            });
         }
     }
     Ok(RlsNotify { list, resources })
 }
 
 fn resource_body(media_type: &str, body: &[u8]) -> ResourceBody {
+    // Kamailio's rls passes a back-end NOTIFY without a body on as an empty
+    // part (with the back-end's Content-Type, or none).
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return ResourceBody::Empty;
+    }
     let result = match media_type {
         "application/pidf+xml" => parse_pidf(body).map(ResourceBody::Pidf),
         "application/dialog-info+xml" => parse_dialog_info(body).map(ResourceBody::DialogInfo),
@@ -235,7 +265,10 @@ mod tests {
     #[test]
     fn facts_rlmi_example() {
         let n = parse_rls_notify(fx::RLS_CONTENT_TYPE, fx::RLS_BODY.as_bytes()).unwrap();
-        assert_eq!(n.list.uri, "sip:team-list@pres.example.com");
+        assert_eq!(
+            n.list.uri.as_deref(),
+            Some("sip:team-list@pres.example.com")
+        );
         assert_eq!(n.list.version, 3);
         assert!(!n.list.full_state);
         assert_eq!(n.list.resources.len(), 2);
@@ -249,9 +282,10 @@ mod tests {
             }
         );
         assert_eq!(n.resources.len(), 2);
-        let (uri, alice) = &n.resources[0];
-        assert_eq!(uri, "sip:alice@example.com");
-        match alice {
+        let alice = &n.resources[0];
+        assert_eq!(alice.uri, "sip:alice@example.com");
+        assert_eq!(alice.instance.as_deref(), Some("x7"));
+        match &alice.body {
             ResourceBody::Pidf(p) => {
                 assert_eq!(p.entity, "sip:alice@example.com");
                 // The example's PIDF holds only a placeholder.
@@ -261,12 +295,13 @@ mod tests {
         }
         assert_eq!(
             n.resources[1],
-            (
-                "sip:bob@example.com".into(),
-                ResourceBody::Terminated {
+            ResourceState {
+                uri: "sip:bob@example.com".into(),
+                instance: Some("x8".into()),
+                body: ResourceBody::Terminated {
                     reason: Some("noresource".into())
                 }
-            )
+            }
         );
         // The same body with CRLF line ends.
         let crlf = fx::RLS_BODY.replace('\n', "\r\n");
@@ -284,7 +319,7 @@ mod tests {
         assert!(n.list.full_state);
         assert_eq!(n.list.version, 0);
         assert_eq!(n.list.resources[0].name.as_deref(), Some("Alice"));
-        let by_uri = |u: &str| &n.resources.iter().find(|(x, _)| x == u).unwrap().1;
+        let by_uri = |u: &str| &n.resources.iter().find(|r| r.uri == u).unwrap().body;
         match by_uri("sip:alice@example.com") {
             ResourceBody::Pidf(p) => {
                 assert_eq!(p.rich.availability, Availability::Busy);
@@ -307,7 +342,8 @@ mod tests {
                 cid: "erin@pres".into()
             })
         );
-        assert_eq!(by_uri("sip:frank@example.com"), &ResourceBody::Empty);
+        // No instance: the server has nothing for frank yet.
+        assert_eq!(by_uri("sip:frank@example.com"), &ResourceBody::NoState);
         assert_eq!(n.resources.len(), 6);
     }
 
@@ -333,8 +369,29 @@ mod tests {
         assert_eq!(r.instances[1].reason, None);
 
         let ns = r#"xmlns="urn:ietf:params:xml:ns:rlmi""#;
+        // The list URI is optional (BroadWorks leaves it out); blank is none.
+        for (doc, uri) in [
+            (
+                format!(r#"<list {ns} version="1" fullState="true"/>"#),
+                None,
+            ),
+            (
+                format!(r#"<list {ns} uri=" " version="1" fullState="true"/>"#),
+                None,
+            ),
+            (
+                format!(r#"<list {ns} uri=" sip:l@x " version="1" fullState="true"/>"#),
+                Some("sip:l@x"),
+            ),
+        ] {
+            assert_eq!(
+                parse_rlmi(doc.as_bytes()).unwrap().uri.as_deref(),
+                uri,
+                "{doc}"
+            );
+        }
         for bad in [
-            format!(r#"<list {ns} version="1" fullState="true"/>"#),
+            format!(r#"<list {ns} fullState="true"/>"#),
             format!(r#"<list {ns} uri="sip:l@x" fullState="true"/>"#),
             format!(r#"<list {ns} uri="sip:l@x" version="x" fullState="true"/>"#),
             format!(r#"<list {ns} uri="sip:l@x" version="1"/>"#),
@@ -347,13 +404,87 @@ mod tests {
     }
 
     #[test]
+    fn broadworks_blf_list_reads_dialog_info_per_resource() {
+        use crate::body::dialog_info::Direction;
+        use crate::corpus as c;
+        let n = parse_rls_notify(c::BLF_CONTENT_TYPE, c::BLF_FULL.as_bytes()).unwrap();
+        assert_eq!(n.list.uri, None);
+        assert!(n.list.full_state);
+        let [idle, ringing] = &n.resources[..] else {
+            panic!("{n:?}")
+        };
+        assert_eq!(idle.uri, "sip:4605@as.example.com");
+        assert_eq!(idle.instance.as_deref(), Some("kfS1ZwSxTk"));
+        let ResourceBody::DialogInfo(d) = &idle.body else {
+            panic!("{idle:?}")
+        };
+        assert!(d.dialogs.is_empty());
+        assert_eq!(d.line_state(), LineState::Idle);
+        let ResourceBody::DialogInfo(d) = &ringing.body else {
+            panic!("{ringing:?}")
+        };
+        assert_eq!(d.line_state(), LineState::Ringing);
+        assert_eq!(d.dialogs[0].direction, Some(Direction::Recipient));
+        assert_eq!(d.dialogs[0].remote_display.as_deref(), Some("Caller 4609"));
+
+        // Partial: 4605 listed without cid, 4607 answered.
+        let n = parse_rls_notify(c::BLF_CONTENT_TYPE, c::BLF_PARTIAL.as_bytes()).unwrap();
+        assert!(!n.list.full_state);
+        assert_eq!(n.resources[0].body, ResourceBody::NoState);
+        let ResourceBody::DialogInfo(d) = &n.resources[1].body else {
+            panic!("{n:?}")
+        };
+        assert_eq!(d.line_state(), LineState::InCall);
+    }
+
+    #[test]
+    fn blf_list_neighbours() {
+        use crate::corpus as c;
+        let n =
+            parse_rls_notify(c::BLF_NEIGHBOURS_CONTENT_TYPE, c::BLF_NEIGHBOURS.as_bytes()).unwrap();
+        assert_eq!(n.list.uri, None);
+        let body = |user: &str| {
+            &n.resources
+                .iter()
+                .find(|r| r.uri.contains(user))
+                .unwrap()
+                .body
+        };
+        // An empty part: nothing published, not an error.
+        assert_eq!(body("4611"), &ResourceBody::Empty);
+        assert!(matches!(
+            body("4612"),
+            ResourceBody::Error(BodyError::InvalidValue { .. })
+        ));
+        assert!(matches!(body("4613"), ResourceBody::Pidf(_)));
+        assert_eq!(
+            body("4614"),
+            &ResourceBody::Terminated {
+                reason: Some("rejected".into())
+            }
+        );
+        assert_eq!(body("4615"), &ResourceBody::Pending);
+        let ResourceBody::DialogInfo(held) = body("4616") else {
+            panic!()
+        };
+        assert_eq!(held.line_state(), LineState::OnHold);
+        let ResourceBody::DialogInfo(calling) = body("4617") else {
+            panic!()
+        };
+        assert!(!calling.full);
+        assert_eq!(calling.line_state(), LineState::Dialing);
+        assert_eq!(body("4619"), &ResourceBody::NoState);
+        assert_eq!(n.resources.len(), 8);
+    }
+
+    #[test]
     fn notify_level_errors_and_fallbacks() {
         // start names no part: the first part is the root.
         let ct = r#"multipart/related;type="application/rlmi+xml";start="<nope>";boundary=b"#;
         let body = "--b\r\nContent-Type: application/rlmi+xml\r\n\r\n<list xmlns=\"urn:ietf:params:xml:ns:rlmi\" uri=\"sip:l@x\" version=\"1\" fullState=\"false\"><resource uri=\"sip:a@x\"><instance id=\"1\" state=\"active\" cid=\"p\"/></resource></list>\r\n--b\r\nContent-ID: <p>\r\nContent-Type: application/xpidf+xml\r\n\r\n<presence/>\r\n--b--\r\n";
         let n = parse_rls_notify(ct, body.as_bytes()).unwrap();
         assert_eq!(
-            n.resources[0].1,
+            n.resources[0].body,
             ResourceBody::Error(BodyError::UnexpectedContentType(
                 "application/xpidf+xml".into()
             ))

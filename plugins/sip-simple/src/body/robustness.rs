@@ -1,7 +1,8 @@
-//! Deterministic mutation test: every recorded body, mutated many times,
-//! through every parser, with no panic allowed. It runs in the normal test
-//! suite so CI (stable Rust, no cargo-fuzz) holds the parsers to the same
-//! contract as the fuzz target in `fuzz/`.
+//! Deterministic mutation tests: every recorded body, mutated many times,
+//! through every body parser, and every recorded SIP message through the
+//! message parser and the stream framer, with no panic allowed. They run
+//! in the normal test suite so CI (stable Rust, no cargo-fuzz) holds the
+//! parsers to the same contract as the fuzz target in `fuzz/`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -81,6 +82,17 @@ const TOKENS: &[&[u8]] = &[
     b"<a><a><a><a><a><a><a><a>",
     b"version=\"18446744073709551616\"",
     b"2026-02-30T25:61:61.9999+99:99",
+    // SIP header grammar: folding, colons, lists, numbers.
+    b"\r\n ",
+    b"\r\n\t",
+    b":",
+    b";",
+    b",",
+    b"Content-Length: 99999999999999999999\r\n",
+    b"l: 0\r\n",
+    b"CSeq: 1 X\r\n",
+    b" SIP/2.0",
+    b"SIP/2.0 ",
 ];
 
 fn mutate(rng: &mut XorShift, input: &[u8]) -> Vec<u8> {
@@ -194,6 +206,86 @@ fn mutated_bodies_never_panic() {
         }
     }
     assert_eq!(runs, bodies.len() * per_body);
+}
+
+/// Parses one message as a datagram and as stream bytes (in two pieces),
+/// and builds the answer an unreadable request would get.
+fn exercise_message(bytes: &[u8], split: usize) {
+    use crate::sip::{Message, framing::Framer};
+    match Message::parse(bytes) {
+        Ok(m) => {
+            let _ = (m.cseq(), m.branch(), m.content_type(), m.retry_after_secs());
+        }
+        Err(e) => {
+            let _ = (e.answer(), e.start_line(), e.to_string());
+        }
+    }
+    let mut framer = Framer::default();
+    let split = split.min(bytes.len());
+    for chunk in [&bytes[..split], &bytes[split..]] {
+        for frame in framer.push(chunk) {
+            if let crate::sip::framing::Frame::Message(m) = frame {
+                let _ = Message::parse(&m);
+            }
+        }
+    }
+}
+
+#[test]
+fn mutated_messages_never_panic() {
+    use crate::sip::torture;
+    let mut messages: Vec<Vec<u8>> = torture::valid().into_iter().map(|(_, m)| m).collect();
+    messages.extend(
+        torture::INVALID_REQUESTS
+            .iter()
+            .map(|(_, t, _)| torture::wire(t)),
+    );
+    messages.extend(
+        torture::INVALID_RESPONSES
+            .iter()
+            .map(|(_, t)| torture::wire(t)),
+    );
+    let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+    let per_message = total_mutations().div_ceil(messages.len());
+    for (index, message) in messages.iter().enumerate() {
+        exercise_message(message, message.len() / 2);
+        for i in 0..per_message {
+            let mutated = mutate(&mut rng, message);
+            let split = rng.below(mutated.len() + 1);
+            let outcome = catch_unwind(AssertUnwindSafe(|| exercise_message(&mutated, split)));
+            assert!(
+                outcome.is_ok(),
+                "panic on message {index}, mutation {i}, input {:?}",
+                String::from_utf8_lossy(&mutated)
+            );
+        }
+    }
+}
+
+/// Seeds the cargo-fuzz corpus (`fuzz/corpus/bodies/`, not committed)
+/// with every recorded body and SIP message, so fuzzing starts deep:
+/// `cargo test -p sip-simple -- --ignored seed_fuzz_corpus`.
+#[test]
+#[ignore = "writes files into fuzz/corpus/bodies"]
+fn seed_fuzz_corpus() {
+    use crate::sip::torture;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/bodies");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (index, (content_type, body)) in corpus().into_iter().enumerate() {
+        std::fs::write(dir.join(format!("body-{index:02}")), body).unwrap();
+        // The target also reads a first line as the content type.
+        let typed = format!("{content_type}\n{body}");
+        std::fs::write(dir.join(format!("typed-body-{index:02}")), typed).unwrap();
+    }
+    for (name, message) in torture::valid() {
+        std::fs::write(dir.join(format!("sip-{name}")), message).unwrap();
+    }
+    for (name, text, _) in torture::INVALID_REQUESTS {
+        std::fs::write(dir.join(format!("sip-{name}")), torture::wire(text)).unwrap();
+    }
+    for (name, text) in torture::INVALID_RESPONSES {
+        std::fs::write(dir.join(format!("sip-{name}")), torture::wire(text)).unwrap();
+    }
 }
 
 #[test]

@@ -16,9 +16,14 @@ pub(crate) mod ns {
     pub const PIDF: &str = "urn:ietf:params:xml:ns:pidf";
     pub const DATA_MODEL: &str = "urn:ietf:params:xml:ns:pidf:data-model";
     pub const RPID: &str = "urn:ietf:params:xml:ns:pidf:rpid";
+    /// Prefix of the draft-era RPID namespaces (`...:status:rpid`,
+    /// `...:status:rpid-status`) that Cisco phones still write.
+    pub const RPID_DRAFT_STATUS: &str = "urn:ietf:params:xml:ns:pidf:status:rpid";
+    /// Cisco's RPID extension namespace (`ce:dnd`, `ce:alerting`, its own
+    /// `person` and `activities` in Cisco presence servers).
+    pub const CISCO_RPID: &str = "urn:cisco:params:xml:ns:pidf:rpid";
     pub const DIALOG_INFO: &str = "urn:ietf:params:xml:ns:dialog-info";
     pub const RLMI: &str = "urn:ietf:params:xml:ns:rlmi";
-    pub const CSTA: &str = "http://www.ecma-international.org/standards/ecma-323/csta/ed3";
 }
 
 /// One element: its namespace URI (None when unqualified or the prefix is

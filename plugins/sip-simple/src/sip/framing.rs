@@ -1,5 +1,7 @@
 //! Splitting a SIP byte stream (TCP/TLS) into messages by Content-Length.
 
+use super::headers;
+
 /// Largest message we buffer; a peer that sends more is cut off.
 pub const MAX_MESSAGE: usize = 1024 * 1024;
 
@@ -23,24 +25,35 @@ impl Framer {
         self.buf.extend_from_slice(data);
         let mut out = Vec::new();
         loop {
-            // RFC 5626 keep-alive CRLFs between messages.
-            while self.buf.starts_with(b"\r\n") {
-                self.buf.drain(..2);
-            }
-            let Some(end) = find(&self.buf, b"\r\n\r\n") else {
+            // RFC 5626 keep-alive CRLFs between messages (and, as RFC 3261
+            // §7.5 asks, any line break before a start line).
+            let blank = self
+                .buf
+                .iter()
+                .position(|b| !matches!(b, b'\r' | b'\n'))
+                .unwrap_or(self.buf.len());
+            self.buf.drain(..blank);
+            let Some((head_end, body_start)) = headers::section_end(&self.buf) else {
                 if self.buf.len() > MAX_MESSAGE {
                     self.buf.clear();
                     out.push(Frame::Broken("headers exceed 1 MiB".into()));
                 }
                 break;
             };
-            let head = String::from_utf8_lossy(&self.buf[..end]);
-            let len = head.lines().find_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                let n = n.trim();
-                (n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("l"))
-                    .then(|| v.trim().parse::<usize>().ok())
-            });
+            // The same header grammar as the parser's: `l:`, any case,
+            // whitespace before the colon, a value folded onto the next line.
+            let head = String::from_utf8_lossy(&self.buf[..head_end]);
+            let fields = head.split_once('\n').map_or("", |(_start_line, f)| f);
+            let len = headers::fields(fields)
+                .0
+                .into_iter()
+                .find(|(name, _)| name == "content-length")
+                .map(|(_, v)| {
+                    v.bytes()
+                        .all(|b| b.is_ascii_digit())
+                        .then(|| v.parse::<usize>().ok())
+                        .flatten()
+                });
             let len = match len {
                 Some(Some(n)) if n <= MAX_MESSAGE => n,
                 Some(Some(_)) => {
@@ -56,7 +69,7 @@ impl Framer {
                     break;
                 }
             };
-            let total = end + 4 + len;
+            let total = body_start + len;
             if self.buf.len() < total {
                 break;
             }
@@ -68,10 +81,6 @@ impl Framer {
     pub fn clear(&mut self) {
         self.buf.clear();
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
@@ -92,6 +101,27 @@ mod tests {
     }
 
     #[test]
+    fn content_length_in_any_header_form() {
+        for head in [
+            "l: 3",
+            "CONTENT-LENGTH   :   3",
+            "Content-Length:\r\n   0003",
+            "X-Before: a\r\n b\r\nL:3",
+        ] {
+            let m = format!("NOTIFY sip:a SIP/2.0\r\n{head}\r\n\r\nabc");
+            let mut f = Framer::default();
+            let mut data = b"\r\n\r\n".to_vec();
+            data.extend_from_slice(m.as_bytes());
+            data.extend_from_slice(b"NOTIFY");
+            let frames = f.push(&data);
+            assert_eq!(frames, [Frame::Message(m.clone().into_bytes())], "{head}");
+        }
+        // Bare LF line ends frame too.
+        let m = b"NOTIFY sip:a SIP/2.0\nl: 2\n\nok";
+        assert_eq!(Framer::default().push(m), [Frame::Message(m.to_vec())]);
+    }
+
+    #[test]
     fn wrong_or_missing_length_breaks_the_stream() {
         let mut f = Framer::default();
         assert!(matches!(
@@ -100,6 +130,10 @@ mod tests {
         ));
         assert!(matches!(
             f.push(b"NOTIFY x SIP/2.0\r\nl: 99999999\r\n\r\n")[0],
+            Frame::Broken(_)
+        ));
+        assert!(matches!(
+            f.push(b"NOTIFY x SIP/2.0\r\nl: -1\r\n\r\n")[0],
             Frame::Broken(_)
         ));
         // A too-short declared length leaves the rest as the next message's
