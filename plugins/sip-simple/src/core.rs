@@ -190,6 +190,8 @@ struct Tx {
 /// The protocol engine.
 pub struct Core {
     s: Settings,
+    /// SIP messages that could not be parsed (answered 400 when requests).
+    unreadable_messages: u64,
     local: Option<Local>,
     random: RandomBytes,
     txs: HashMap<String, Tx>,
@@ -226,6 +228,7 @@ impl Core {
     pub fn new(s: Settings, random: RandomBytes) -> Core {
         Core {
             s,
+            unreadable_messages: 0,
             local: None,
             random,
             txs: HashMap::new(),
@@ -531,12 +534,23 @@ impl Core {
         let msg = match Message::parse(bytes) {
             Ok(m) => m,
             Err(e) => {
-                let head: String = String::from_utf8_lossy(&bytes[..bytes.len().min(60)])
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .collect();
+                // A request is owed an answer (400 naming the fault, 505
+                // for another version), or its sender retransmits until
+                // its transaction times out. Logged without the body.
+                self.unreadable_messages += 1;
+                let answer = e.answer();
+                let what = if answer.is_some() {
+                    "request, answered"
+                } else {
+                    "message, dropped"
+                };
+                if let Some(a) = answer {
+                    self.out.push(Action::Send(a));
+                }
                 self.out.push(Action::Warn(format!(
-                    "dropped an unparsable SIP message ({e}): {head:?}"
+                    "unreadable SIP {what} (#{}: {e}): {:?}",
+                    self.unreadable_messages,
+                    e.start_line()
                 )));
                 return;
             }
@@ -1697,8 +1711,8 @@ impl Core {
         if body.is_empty() {
             return;
         }
-        let events = match body::parse_feature_events(ctype, body) {
-            Ok(e) => e,
+        let read = match body::parse_feature_events(ctype, body) {
+            Ok(r) => r,
             Err(e) => {
                 self.out.push(Action::Warn(format!(
                     "unreadable as-feature-event for {}: {e}",
@@ -1707,26 +1721,38 @@ impl Core {
                 return;
             }
         };
+        // One unreadable part never drops the others.
+        for (part, e) in &read.refused {
+            self.out.push(Action::Warn(format!(
+                "as-feature-event for {}: MIME part {part} unreadable, the other parts applied: {e}",
+                key.1
+            )));
+        }
         let Some(sub) = self.subs.get_mut(key) else {
             return;
         };
-        for e in events {
-            sub.features.apply(e);
-        }
+        sub.features.apply_all(read.events);
+        // Every forwarding rule (busy, no answer) for operators to see; the
+        // merge uses the immediate forward.
+        let mut raw = sub.features.raw();
         let telephony = self.telephony(&key.1);
+        raw.insert(
+            0,
+            VendorValue {
+                name: "as-feature-event".into(),
+                value: format!(
+                    "dnd={} forward={:?}",
+                    telephony.do_not_disturb, telephony.forward
+                ),
+            },
+        );
         self.out.push(Action::Presence(PresenceUpdate {
             endpoint: key.1.clone(),
             observed_at: None,
             ordering,
             origin: UpdateOrigin::Platform,
             calendar: None,
-            raw: vec![VendorValue {
-                name: "as-feature-event".into(),
-                value: format!(
-                    "dnd={} forward={:?}",
-                    telephony.do_not_disturb, telephony.forward
-                ),
-            }],
+            raw,
             telephony: Some(telephony),
             rich: None,
         }));
@@ -2003,6 +2029,36 @@ mod tests {
             publish_expires: 3600,
             keepalive_ms: 30_000,
         }
+    }
+
+    #[test]
+    fn an_unreadable_request_is_answered_400_and_a_response_dropped() {
+        let mut c = up(settings());
+        c.take_actions();
+        // A NOTIFY without From, To and CSeq: unreadable, but answerable.
+        c.on_message(
+            b"NOTIFY sip:hub@example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bK-bad-1\r\n\
+Call-ID: bad-1@192.0.2.20\r\nContent-Length: 0\r\n\r\n",
+        );
+        let actions = c.take_actions();
+        let answer = actions.iter().find_map(|a| match a {
+            Action::Send(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        });
+        let answer = answer.expect("an answer to the sender");
+        assert!(answer.starts_with("SIP/2.0 400 "), "{answer}");
+        assert!(answer.contains("z9hG4bK-bad-1"), "{answer}");
+        assert!(
+            actions
+                .iter()
+                .any(|a| matches!(a, Action::Warn(w) if w.contains("#1")))
+        );
+        // A response nobody can answer is dropped, and counted.
+        c.on_message(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x\r\n\r\n");
+        let actions = c.take_actions();
+        assert!(!actions.iter().any(|a| matches!(a, Action::Send(_))));
+        assert_eq!(c.unreadable_messages, 2);
     }
 
     /// Distinct counter bytes: identifiers only need to differ.

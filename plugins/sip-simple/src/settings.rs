@@ -213,7 +213,14 @@ impl Settings {
             features: c.opt_boolean("feature_events")?.unwrap_or(false),
             ..events
         };
-        let blf_list_uri = c.opt_text("blf_list_uri")?.map(with_scheme);
+        let domain = c.opt_text("domain")?.unwrap_or(user_domain).to_string();
+        // List URIs take the same forms as endpoints (pres:, a bare name in
+        // our domain), not just `sip:`.
+        let list = |name: &str| -> Result<Option<String>, ConnectorError> {
+            Ok(c.opt_text(name)?
+                .map(|u| presence_target(u.trim(), &domain)))
+        };
+        let blf_list_uri = list("blf_list_uri")?;
         if blf_list_uri.is_some() && !events.dialog {
             return Err(invalid_config(
                 "blf_list_uri",
@@ -235,10 +242,10 @@ impl Settings {
             user: user.to_string(),
             user_domain: user_domain.to_string(),
             password: c.opt_text("password")?.map(str::to_string),
-            domain: c.opt_text("domain")?.unwrap_or(user_domain).to_string(),
+            list_uri: list("list_uri")?,
+            domain,
             expires: int("expires", 3600, 0, 86_400)? as u32,
             events,
-            list_uri: c.opt_text("list_uri")?.map(with_scheme),
             blf_list_uri,
             publish_expires: int("publish_expires", 3600, 60, 86_400)? as u32,
             keepalive_ms: int("keepalive_seconds", 30, 1, 3600)? as u64 * 1000,
@@ -254,15 +261,6 @@ impl Settings {
 
     pub fn aor(&self) -> String {
         format!("sip:{}@{}", self.user, self.user_domain)
-    }
-}
-
-fn with_scheme(u: &str) -> String {
-    let u = u.trim();
-    if u.starts_with("sip:") || u.starts_with("sips:") {
-        u.to_string()
-    } else {
-        format!("sip:{u}")
     }
 }
 

@@ -201,7 +201,10 @@ pub fn parse_feature_events(content_type: &str, body: &[u8]) -> Result<FeatureEv
     let (ty, _) = media_type(content_type);
     if ty.starts_with("multipart/") {
         let mp = parse_multipart(content_type, body)?;
-        let mut read = FeatureEvents::default();
+        let mut read = FeatureEvents {
+            refused: mp.refused.clone(),
+            ..FeatureEvents::default()
+        };
         for (index, part) in mp.parts.iter().enumerate() {
             if !is_feature_type(&part.media_type()) {
                 continue;

@@ -42,8 +42,11 @@ pub struct Multipart {
     pub kind: MultipartKind,
     /// The `start` parameter (Content-ID of the root part), without `<>`.
     pub start: Option<String>,
-    /// The parts in order.
+    /// The parts read, in order.
     pub parts: Vec<Part>,
+    /// Parts that could not be read: their number in the body (from 0) and
+    /// why. One bad part never drops the others.
+    pub refused: Vec<(usize, BodyError)>,
 }
 
 /// One body part.
@@ -195,8 +198,13 @@ pub fn parse_multipart(content_type_header: &str, body: &[u8]) -> Result<Multipa
         )));
     }
     let start = param(&params, "start").map(|s| strip_cid(s).to_string());
-    let parts = split_parts(body, boundary.as_bytes())?;
-    Ok(Multipart { kind, start, parts })
+    let (parts, refused) = split_parts(body, boundary.as_bytes())?;
+    Ok(Multipart {
+        kind,
+        start,
+        parts,
+        refused,
+    })
 }
 
 /// A delimiter line found in the body.
@@ -263,23 +271,36 @@ fn find_subslice(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-fn split_parts(body: &[u8], boundary: &[u8]) -> Result<Vec<Part>, BodyError> {
+/// The parts read and those refused (by number). An error only when the
+/// framing itself is broken or no part at all could be read.
+fn split_parts(
+    body: &[u8],
+    boundary: &[u8],
+) -> Result<(Vec<Part>, Vec<(usize, BodyError)>), BodyError> {
     let first = find_delimiter(body, boundary, 0)
         .ok_or_else(|| BodyError::Multipart("boundary delimiter not found".into()))?;
     if first.close {
         return Err(BodyError::Multipart("body has no parts".into()));
     }
     let mut parts = Vec::new();
+    let mut refused = Vec::new();
     let mut start = first.next_start;
-    loop {
-        if parts.len() >= MAX_PARTS {
+    let done = |parts: Vec<Part>, refused: Vec<(usize, BodyError)>| match refused.first() {
+        Some((_, e)) if parts.is_empty() => Err(e.clone()),
+        _ => Ok((parts, refused)),
+    };
+    for index in 0.. {
+        if index >= MAX_PARTS {
             return Err(BodyError::Multipart(format!("more than {MAX_PARTS} parts")));
         }
         match find_delimiter(body, boundary, start) {
             Some(delim) => {
-                parts.push(parse_part(&body[start..delim.part_end], parts.len())?);
+                match parse_part(&body[start..delim.part_end], index) {
+                    Ok(p) => parts.push(p),
+                    Err(e) => refused.push((index, e)),
+                }
                 if delim.close {
-                    return Ok(parts);
+                    return done(parts, refused);
                 }
                 start = delim.next_start;
             }
@@ -288,18 +309,25 @@ fn split_parts(body: &[u8], boundary: &[u8]) -> Result<Vec<Part>, BodyError> {
                 // header block is complete (see the module comment).
                 let mut raw = &body[start..];
                 if header_end(raw).is_none() {
-                    return Err(BodyError::Multipart(format!(
-                        "part {} is truncated (no close delimiter, incomplete headers)",
-                        parts.len()
-                    )));
+                    refused.push((
+                        index,
+                        BodyError::Multipart(format!(
+                            "part {index} is truncated (no close delimiter, incomplete headers)"
+                        )),
+                    ));
+                    return done(parts, refused);
                 }
                 raw = raw.strip_suffix(b"\n").unwrap_or(raw);
                 raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-                parts.push(parse_part(raw, parts.len())?);
-                return Ok(parts);
+                match parse_part(raw, index) {
+                    Ok(p) => parts.push(p),
+                    Err(e) => refused.push((index, e)),
+                }
+                return done(parts, refused);
             }
         }
     }
+    unreachable!("the loop returns")
 }
 
 /// Offset of the header block's end and of the body start: the first empty
@@ -453,11 +481,28 @@ mod tests {
         assert_eq!(mp.parts.len(), 2);
         assert_eq!(mp.parts[1].body, b"last");
 
+        // A last part cut inside its headers is refused; the parts before
+        // it still count.
         let cut = "--b\r\nContent-Type: text/plain\r\n\r\nfirst\r\n--b\r\nContent-Ty";
+        let mp = parse_multipart("multipart/mixed;boundary=b", cut.as_bytes()).unwrap();
+        assert_eq!(mp.parts.len(), 1);
+        assert!(matches!(mp.refused[..], [(1, BodyError::Multipart(_))]));
+        // Nothing readable at all is an error.
+        let only_cut = "--b\r\nContent-Ty";
         assert!(matches!(
-            parse_multipart("multipart/mixed;boundary=b", cut.as_bytes()),
+            parse_multipart("multipart/mixed;boundary=b", only_cut.as_bytes()),
             Err(BodyError::Multipart(_))
         ));
+    }
+
+    #[test]
+    fn one_bad_part_never_drops_the_others() {
+        let body = "--b\r\nContent-Type: text/plain\r\n\r\nfirst\r\n--b\r\nno colon here\r\n\r\nx\r\n--b\r\nContent-Type: text/plain\r\n\r\nthird\r\n--b--\r\n";
+        let mp = parse_multipart("multipart/mixed;boundary=b", body.as_bytes()).unwrap();
+        assert_eq!(mp.parts.len(), 2);
+        assert_eq!(mp.parts[1].body, b"third");
+        assert_eq!(mp.refused.len(), 1);
+        assert_eq!(mp.refused[0].0, 1);
     }
 
     #[test]
