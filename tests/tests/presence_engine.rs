@@ -212,7 +212,25 @@ async fn merge_priority_notes_feed_and_persistence() {
             .contains("winning technology sip-simple"),
         "{p}"
     );
-    assert_eq!(p["sources"].as_array().unwrap().len(), 3, "{p}");
+    // pbx feeds both channels by its endpoint kinds: alice's SIP URI for
+    // rich presence and her extension for the line; cti and tapi one each.
+    let sources = p["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 4, "{p}");
+    let pbx: Vec<(&str, &str)> = sources
+        .iter()
+        .filter(|s| s["instance"] == "pbx")
+        .map(|s| {
+            (
+                s["endpoint"].as_str().unwrap(),
+                s["channel"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pbx,
+        vec![("alice@127.0.0.1", "rich"), ("2001", "telephony")],
+        "{p}"
+    );
     ok(
         &hub,
         "PUT",

@@ -204,25 +204,74 @@ impl User {
         .filter(|v| !v.trim().is_empty())
     }
 
-    /// The endpoint instance `instance` watches for this user, and the
-    /// channel it feeds: a manual override, else a directory match by email,
-    /// else the instance's field.
-    pub fn endpoint_for(
+    /// The endpoints instance `instance` watches for this user, each with
+    /// the channel it feeds: a manual override (both channels); else a
+    /// directory match by email (the mapping's first channel); else by the
+    /// mapping: the attribute the operator picked, or the plugin's endpoint
+    /// kinds: the first kind feeding rich presence that the user has, and
+    /// the first line kind (telephony only: an extension, a telephony SIP
+    /// URI) the user has, one endpoint for both channels when they are the
+    /// same. So one instance of a connector that reads presence and lines
+    /// feeds both channels of each user.
+    pub fn endpoints_for(
         &self,
         instance: &str,
-        attribute: &str,
-        channel: Channel,
+        mapping: &Mapping,
         directory_by_email: impl Fn(&str) -> Option<String>,
-    ) -> Option<(String, Channel)> {
+    ) -> Vec<(String, Channel)> {
         if let Some(e) = self.endpoints.get(instance) {
-            return Some((e.clone(), Channel::Both));
+            return vec![(e.clone(), Channel::Both)];
         }
         if let Some(email) = &self.email
             && let Some(e) = directory_by_email(&email.to_ascii_lowercase())
         {
-            return Some((e, channel));
+            return vec![(e, mapping.first_channel())];
         }
-        self.attribute(attribute).map(|v| (v.to_string(), channel))
+        let kinds = match mapping {
+            Mapping::Picked { attribute, channel } => {
+                return self
+                    .attribute(attribute)
+                    .map(|v| (v.to_string(), *channel))
+                    .into_iter()
+                    .collect();
+            }
+            Mapping::Kinds(kinds) => kinds,
+        };
+        let value = |(a, c): &(String, Channel)| self.attribute(a).map(|v| (v.to_string(), *c));
+        let rich = kinds
+            .iter()
+            .filter(|(_, c)| *c != Channel::Telephony)
+            .find_map(value);
+        let line = kinds
+            .iter()
+            .filter(|(_, c)| *c == Channel::Telephony)
+            .find_map(value);
+        match (rich, line) {
+            (Some((r, _)), Some((l, _))) if r == l => vec![(r, Channel::Both)],
+            (Some((r, _)), Some((l, _))) => vec![(r, Channel::Rich), (l, Channel::Telephony)],
+            (Some(one), None) | (None, Some(one)) => vec![one],
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+/// How an instance maps users to endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mapping {
+    /// The operator picked one attribute for the instance.
+    Picked { attribute: String, channel: Channel },
+    /// The plugin's endpoint kinds, in its order, with the channels each
+    /// feeds.
+    Kinds(Vec<(String, Channel)>),
+}
+
+impl Mapping {
+    /// The channel of the mapping's first (default) kind.
+    fn first_channel(&self) -> Channel {
+        match self {
+            Mapping::Picked { channel, .. } => *channel,
+            Mapping::Kinds(k) => k.first().map_or(Channel::Rich, |(_, c)| *c),
+        }
     }
 }
 
@@ -251,34 +300,81 @@ mod tests {
     fn override_then_directory_then_field() {
         let mut u = user();
         let none = |_: &str| None;
+        let picked = |a: &str, channel| Mapping::Picked {
+            attribute: a.into(),
+            channel,
+        };
         assert_eq!(
-            u.endpoint_for("pbx", "sip-uri", Channel::Rich, none),
-            Some(("sip:alice@example.com".into(), Channel::Rich))
+            u.endpoints_for("pbx", &picked("sip-uri", Channel::Rich), none),
+            vec![("sip:alice@example.com".into(), Channel::Rich)]
         );
         assert_eq!(
-            u.endpoint_for("tapi", "extension", Channel::Telephony, none),
-            Some(("2001".into(), Channel::Telephony))
+            u.endpoints_for("tapi", &picked("extension", Channel::Telephony), none),
+            vec![("2001".into(), Channel::Telephony)]
         );
-        assert_eq!(u.endpoint_for("t", "teams-upn", Channel::Rich, none), None);
+        let teams = Mapping::Kinds(vec![("teams-upn".into(), Channel::Rich)]);
+        assert_eq!(u.endpoints_for("t", &teams, none), vec![]);
         let dir = |e: &str| (e == "alice@example.com").then(|| "obj-1".to_string());
         assert_eq!(
-            u.endpoint_for("t", "teams-upn", Channel::Rich, dir),
-            Some(("obj-1".into(), Channel::Rich))
+            u.endpoints_for("t", &teams, dir),
+            vec![("obj-1".into(), Channel::Rich)]
         );
         u.endpoints.insert("t".into(), "manual".into());
         assert_eq!(
-            u.endpoint_for("t", "teams-upn", Channel::Rich, dir),
-            Some(("manual".into(), Channel::Both))
+            u.endpoints_for("t", &teams, dir),
+            vec![("manual".into(), Channel::Both)]
         );
         // A plugin's own attribute, by the name it declared.
         u.attributes.insert("acme-badge".into(), "B-17".into());
+        let acme = Mapping::Kinds(vec![("acme-badge".into(), Channel::Rich)]);
         assert_eq!(
-            u.endpoint_for("acme", "acme-badge", Channel::Rich, none),
-            Some(("B-17".into(), Channel::Rich))
+            u.endpoints_for("acme", &acme, none),
+            vec![("B-17".into(), Channel::Rich)]
         );
         assert!(u.validate().is_ok());
         u.attributes.insert("Bad Name".into(), "x".into());
         assert_eq!(u.validate().unwrap_err().field, "attributes.Bad Name");
+    }
+
+    #[test]
+    fn one_instance_feeds_presence_and_the_line() {
+        let sip = Mapping::Kinds(vec![
+            ("sip-uri".into(), Channel::Both),
+            ("telephony-sip-uri".into(), Channel::Telephony),
+            ("extension".into(), Channel::Telephony),
+        ]);
+        let none = |_: &str| None;
+        let mut u = user();
+        // Presence from the SIP URI, the line from the extension.
+        assert_eq!(
+            u.endpoints_for("pbx", &sip, none),
+            vec![
+                ("sip:alice@example.com".into(), Channel::Rich),
+                ("2001".into(), Channel::Telephony)
+            ]
+        );
+        // A telephony SIP URI comes before the extension.
+        u.sip_uri_telephony = Some("sip:2001@pbx.example.com".into());
+        assert_eq!(
+            u.endpoints_for("pbx", &sip, none)[1],
+            ("sip:2001@pbx.example.com".into(), Channel::Telephony)
+        );
+        // No line attribute: the SIP URI feeds both.
+        u.sip_uri_telephony = None;
+        u.extension = None;
+        assert_eq!(
+            u.endpoints_for("pbx", &sip, none),
+            vec![("sip:alice@example.com".into(), Channel::Both)]
+        );
+        // A kind the user lacks is skipped for the next.
+        let teams = Mapping::Kinds(vec![
+            ("teams-upn".into(), Channel::Rich),
+            ("email".into(), Channel::Rich),
+        ]);
+        assert_eq!(
+            u.endpoints_for("t", &teams, none),
+            vec![("Alice@Example.com".into(), Channel::Rich)]
+        );
     }
 
     #[test]

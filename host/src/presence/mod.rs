@@ -17,7 +17,7 @@ pub use feed::{FeedEvent, FeedKind, Next, Route, Subscription};
 pub use log::EventLog;
 
 use crate::engine::merge::{self, Merged, RichOut, Rules, SourceView, TelephonyOut};
-use crate::engine::users::{Channel, User, UserError};
+use crate::engine::users::{Channel, Mapping, User, UserError};
 use crate::engine::{Board, EndpointView};
 use crate::store::{EventRecord, Store, StoreError, now_ms};
 
@@ -235,31 +235,28 @@ impl Presence {
 
     // ---- mapping -------------------------------------------------------
 
-    /// The attribute an instance watches and the channel it feeds: the
-    /// operator's pick, else the first kind the plugin declares, else
-    /// `username`. No plugin is known here by name.
-    fn attribute_for(
-        rules: &Rules,
-        instance: &str,
-        kinds: &[(String, Channel)],
-    ) -> (String, Channel) {
+    /// How an instance maps users to endpoints: the attribute the operator
+    /// picked, else the plugin's endpoint kinds, else `username`. No plugin
+    /// is known here by name.
+    fn mapping_for(rules: &Rules, instance: &str, kinds: &[(String, Channel)]) -> Mapping {
         let picked = rules
             .instance_fields
             .get(instance)
             .map(|a| crate::engine::users::canonical_attribute(a));
         match picked {
-            Some(a) => {
+            Some(attribute) => {
                 let channel = kinds
                     .iter()
-                    .find(|(k, _)| *k == a)
+                    .find(|(k, _)| *k == attribute)
                     .map(|(_, c)| *c)
-                    .unwrap_or_else(|| Channel::of_well_known(&a));
-                (a, channel)
+                    .unwrap_or_else(|| Channel::of_well_known(&attribute));
+                Mapping::Picked { attribute, channel }
             }
-            None => kinds
-                .first()
-                .cloned()
-                .unwrap_or_else(|| ("username".into(), Channel::Rich)),
+            None if kinds.is_empty() => Mapping::Picked {
+                attribute: "username".into(),
+                channel: Channel::Rich,
+            },
+            None => Mapping::Kinds(kinds.to_vec()),
         }
     }
 
@@ -315,12 +312,11 @@ impl Presence {
         for (name, user) in &inner.users {
             let mut srcs = Vec::new();
             for instance in inner.instances.keys() {
-                let (attribute, channel) =
-                    Self::attribute_for(&inner.rules, instance, &kinds[instance]);
+                let mapping = Self::mapping_for(&inner.rules, instance, &kinds[instance]);
                 let dir = &dirs[instance];
-                if let Some((ep, ch)) = user.endpoint_for(instance, &attribute, channel, |email| {
-                    dir.get(email).cloned()
-                }) {
+                for (ep, ch) in
+                    user.endpoints_for(instance, &mapping, |email| dir.get(email).cloned())
+                {
                     inner
                         .index
                         .entry((instance.clone(), ep.clone()))
