@@ -163,6 +163,7 @@ fn sip_simple_update(
         ordering: None,
         origin: presence_connector_sdk::UpdateOrigin::Platform,
         calendar: None,
+        valid_for_ms: None,
         telephony: None,
         rich: Some(p.rich.clone()),
         raw: p.raw.clone(),

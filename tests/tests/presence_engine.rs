@@ -722,4 +722,20 @@ async fn a_quiet_source_keeps_its_state_unless_the_operator_sets_a_limit() {
         v["rich"]["state"] == "busy"
     })
     .await;
+    // A source that declares how long its state holds (a sender that
+    // re-sends periodically) ages out when it stops.
+    push(
+        &hub,
+        "cti",
+        json!({"endpoint": "alice", "rich": {"availability": "away"}, "valid_for_seconds": 1}),
+    )
+    .await;
+    hub.wait_for("/api/v1/presence/alice", "away", |v| {
+        v["rich"]["state"] == "away"
+    })
+    .await;
+    hub.wait_for("/api/v1/presence/alice", "lapsed", |v| {
+        v["rich"]["state"] == "unknown"
+    })
+    .await;
 }

@@ -18,7 +18,7 @@ pub fn presence(u: wit::PresenceUpdate) -> model::PresenceReport {
             wit::UpdateOrigin::ConnectorRule(rule) => model::UpdateOrigin::ConnectorRule { rule },
         },
         calendar: u.calendar.map(calendar),
-        valid_for_ms: None,
+        valid_for_ms: u.valid_for_ms,
         telephony: u.telephony.map(|t| model::TelephonyPresence {
             line: line(t.line),
             do_not_disturb: t.do_not_disturb,

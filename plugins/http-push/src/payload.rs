@@ -133,6 +133,8 @@ struct UpdateIn {
     endpoint: String,
     observed_at: Option<u64>,
     sequence: Option<u64>,
+    /// How long this state holds unless pushed again (seconds).
+    valid_for_seconds: Option<u64>,
     telephony: Option<TelephonyIn>,
     rich: Option<RichIn>,
     raw: Option<BTreeMap<String, String>>,
@@ -221,6 +223,18 @@ impl UpdateIn {
             .map(|t| t.validate(&at("telephony.")))
             .transpose()?;
         let rich = self.rich.map(|r| r.validate(&at("rich."))).transpose()?;
+        if let Some(v) = self.valid_for_seconds
+            && !crate::settings::VALID_SECONDS_RANGE.contains(&v)
+        {
+            return Err(BodyError::at(
+                at("valid_for_seconds"),
+                format!(
+                    "must be between {} and {} seconds",
+                    crate::settings::VALID_SECONDS_RANGE.start(),
+                    crate::settings::VALID_SECONDS_RANGE.end()
+                ),
+            ));
+        }
 
         Ok(PresenceUpdate {
             endpoint: self.endpoint,
@@ -235,6 +249,7 @@ impl UpdateIn {
             telephony,
             rich,
             calendar: None,
+            valid_for_ms: self.valid_for_seconds.map(|s| s * 1000),
             raw: self
                 .raw
                 .unwrap_or_default()
@@ -396,6 +411,7 @@ mod tests {
                     note: Some("back at 3".into()),
                 }),
                 calendar: None,
+                valid_for_ms: None,
                 raw: vec![
                     VendorValue {
                         name: "a".into(),

@@ -198,7 +198,7 @@ impl Receiver {
                 }
             })?;
 
-        let updates = payload::parse(&request.body).map_err(|error| {
+        let mut updates = payload::parse(&request.body).map_err(|error| {
             let BodyError { message, field } = error;
             Rejection {
                 response: response::json(400, &json!({ "error": message, "field": field })),
@@ -209,6 +209,11 @@ impl Receiver {
 
         self.replays
             .record(verified.signature, verified.timestamp_secs);
+        // The operator's validity for senders that re-send periodically;
+        // an update's own wins.
+        for u in &mut updates {
+            u.valid_for_ms = u.valid_for_ms.or(settings.state_valid_ms);
+        }
         Ok(updates)
     }
 
@@ -254,6 +259,7 @@ mod tests {
         receiver.configure(Settings {
             secret: SECRET.to_vec(),
             max_skew_secs: 300,
+            state_valid_ms: None,
         });
         receiver
     }
@@ -318,6 +324,7 @@ mod tests {
                 note: None,
             }),
             calendar: None,
+            valid_for_ms: None,
             raw: Vec::new(),
         };
         assert_eq!(
@@ -333,6 +340,36 @@ mod tests {
         let outcome = receiver.handle_webhook(&signed(&body), NOW_MS);
         assert_eq!(outcome.response.status, 202);
         assert!(matches!(&outcome.reports[..], [Report::Presence(_)]));
+    }
+
+    #[test]
+    fn pushed_states_carry_the_validity_the_update_or_the_operator_gives() {
+        let validity = |receiver: &mut Receiver, body: Value| {
+            let outcome = receiver.handle_webhook(&signed(&body), NOW_MS);
+            assert_eq!(outcome.response.status, 202, "{}", body_json(&outcome));
+            outcome.reports.iter().find_map(|r| match r {
+                Report::Presence(p) => Some(p.valid_for_ms),
+                _ => None,
+            })
+        };
+        let mut r = receiver();
+        assert_eq!(validity(&mut r, away("1001")), Some(None));
+        let mut own = away("1001");
+        own["valid_for_seconds"] = json!(90);
+        assert_eq!(validity(&mut r, own.clone()), Some(Some(90_000)));
+        r.configure(Settings {
+            secret: SECRET.to_vec(),
+            max_skew_secs: 300,
+            state_valid_ms: Some(60_000),
+        });
+        assert_eq!(validity(&mut r, away("1002")), Some(Some(60_000)));
+        own["sequence"] = json!(7);
+        assert_eq!(validity(&mut r, own), Some(Some(90_000)));
+        let mut bad = away("1003");
+        bad["valid_for_seconds"] = json!(0);
+        let outcome = r.handle_webhook(&signed(&bad), NOW_MS);
+        assert_eq!(outcome.response.status, 400);
+        assert_eq!(body_json(&outcome)["field"], "valid_for_seconds");
     }
 
     #[test]

@@ -8,6 +8,10 @@ use presence_connector_sdk::{Config, ConfigField, ConnectorError, FieldKind, inv
 pub const SHARED_SECRET: &str = "shared_secret";
 /// Name of the allowed clock difference field.
 pub const MAX_SKEW_SECONDS: &str = "max_skew_seconds";
+/// Name of the field giving pushed states a validity.
+pub const STATE_VALID_SECONDS: &str = "state_valid_seconds";
+/// The range of a declared validity (seconds), here and in payloads.
+pub const VALID_SECONDS_RANGE: std::ops::RangeInclusive<u64> = 1..=86_400;
 
 /// Shorter keys are guessable; 16 bytes is the floor RFC 2104 suggests for
 /// SHA-256 (half its output length).
@@ -43,6 +47,19 @@ pub fn config_fields() -> Vec<ConfigField> {
             required: false,
             secret: false,
         },
+        ConfigField {
+            name: STATE_VALID_SECONDS.into(),
+            label: "State valid for (seconds)".into(),
+            description: "How long a pushed state holds unless pushed again (an update's own \
+                          valid_for_seconds wins). Set it when the sender re-sends its state \
+                          periodically, so that a sender that dies does not leave its last \
+                          state standing; empty: a state holds until the sender changes it."
+                .into(),
+            kind: FieldKind::Integer,
+            default_value: None,
+            required: false,
+            secret: false,
+        },
     ]
 }
 
@@ -54,6 +71,8 @@ pub struct Settings {
     /// Allowed difference between the sender's timestamp and the hub clock,
     /// which is also the replay window.
     pub max_skew_secs: u64,
+    /// How long a pushed state holds unless the update says (ms).
+    pub state_valid_ms: Option<u64>,
 }
 
 impl Settings {
@@ -81,9 +100,23 @@ impl Settings {
                 ),
             ));
         }
+        let valid = config.opt_integer(STATE_VALID_SECONDS)?;
+        if let Some(v) = valid
+            && !u64::try_from(v).is_ok_and(|v| VALID_SECONDS_RANGE.contains(&v))
+        {
+            return Err(invalid_config(
+                STATE_VALID_SECONDS,
+                format!(
+                    "must be between {} and {} seconds, or left empty",
+                    VALID_SECONDS_RANGE.start(),
+                    VALID_SECONDS_RANGE.end()
+                ),
+            ));
+        }
         Ok(Self {
             secret: secret.as_bytes().to_vec(),
             max_skew_secs: skew.unsigned_abs(),
+            state_valid_ms: valid.map(|v| v.unsigned_abs() * 1000),
         })
     }
 }
@@ -94,6 +127,7 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("secret", &"<redacted>")
             .field("max_skew_secs", &self.max_skew_secs)
+            .field("state_valid_ms", &self.state_valid_ms)
             .finish()
     }
 }

@@ -1425,6 +1425,7 @@ impl Core {
                 note: None,
             }),
             calendar: None,
+            valid_for_ms: None,
             raw: vec![VendorValue {
                 name: "body".into(),
                 value: raw.into(),
@@ -1450,6 +1451,7 @@ impl Core {
             telephony: None,
             rich: Some(p.rich),
             calendar: None,
+            valid_for_ms: None,
             raw: p.raw,
         }));
     }
@@ -1649,6 +1651,7 @@ impl Core {
             telephony: Some(telephony),
             rich: None,
             calendar: None,
+            valid_for_ms: None,
         }));
     }
 
@@ -1752,6 +1755,7 @@ impl Core {
             ordering,
             origin: UpdateOrigin::Platform,
             calendar: None,
+            valid_for_ms: None,
             raw,
             telephony: Some(telephony),
             rich: None,

@@ -105,6 +105,7 @@ fn presence_update(u: old::PresenceUpdate) -> new::PresenceUpdate {
             note: r.note,
         }),
         calendar: None,
+        valid_for_ms: None,
         raw: u
             .raw
             .into_iter()

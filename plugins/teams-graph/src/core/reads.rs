@@ -460,6 +460,7 @@ impl Core {
             telephony: None,
             rich: Some(mapping::to_rich(availability, activity, *oof, note.clone())),
             calendar: None,
+            valid_for_ms: None,
             raw,
         }));
         self.endpoint_state(ep, EndpointState::Active, None);

@@ -156,6 +156,7 @@ fn report_badge(endpoint: &str, availability: Availability) {
             note: Some(format!("badge {endpoint}")),
         }),
         calendar: None,
+        valid_for_ms: None,
         raw: Vec::new(),
     });
 }

@@ -244,6 +244,7 @@ impl Guest for Chaos {
             telephony: None,
             rich: Some(rich),
             calendar: None,
+            valid_for_ms: None,
             raw,
         });
         Ok(())
@@ -423,6 +424,7 @@ fn report_note(endpoint: &str, note: &str) {
         telephony: None,
         rich: Some(rich),
         calendar: None,
+        valid_for_ms: None,
         raw: label_value().into_iter().collect(),
     });
 }
