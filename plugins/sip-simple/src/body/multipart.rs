@@ -46,7 +46,7 @@ pub struct Multipart {
     pub parts: Vec<Part>,
     /// Parts that could not be read: their number in the body (from 0) and
     /// why. One bad part never drops the others.
-    pub refused: Vec<(usize, BodyError)>,
+    pub refused: Refused,
 }
 
 /// One body part.
@@ -271,12 +271,12 @@ fn find_subslice(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// Parts that could not be read: their number in the body and why.
+type Refused = Vec<(usize, BodyError)>;
+
 /// The parts read and those refused (by number). An error only when the
 /// framing itself is broken or no part at all could be read.
-fn split_parts(
-    body: &[u8],
-    boundary: &[u8],
-) -> Result<(Vec<Part>, Vec<(usize, BodyError)>), BodyError> {
+fn split_parts(body: &[u8], boundary: &[u8]) -> Result<(Vec<Part>, Refused), BodyError> {
     let first = find_delimiter(body, boundary, 0)
         .ok_or_else(|| BodyError::Multipart("boundary delimiter not found".into()))?;
     if first.close {
@@ -285,7 +285,7 @@ fn split_parts(
     let mut parts = Vec::new();
     let mut refused = Vec::new();
     let mut start = first.next_start;
-    let done = |parts: Vec<Part>, refused: Vec<(usize, BodyError)>| match refused.first() {
+    let done = |parts: Vec<Part>, refused: Refused| match refused.first() {
         Some((_, e)) if parts.is_empty() => Err(e.clone()),
         _ => Ok((parts, refused)),
     };
