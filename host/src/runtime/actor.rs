@@ -112,6 +112,8 @@ struct Actor {
     crashes: VecDeque<Instant>,
     restart_at: Option<tokio::time::Instant>,
     hooks_base_url: Option<String>,
+    /// Webhooks that arrived while a run said goodbye, for the next run.
+    deferred: VecDeque<WebhookCall>,
 }
 
 /// Everything needed to spawn an actor.
@@ -158,6 +160,7 @@ pub fn spawn(init: ActorInit) -> ActorHandle {
         crashes: VecDeque::new(),
         restart_at: None,
         hooks_base_url: init.hooks_base_url,
+        deferred: VecDeque::new(),
     };
     let run = actor.run(control_rx).instrument(span);
     // Each instance runs on a thread of its own, with its own single-thread
@@ -216,6 +219,11 @@ impl Actor {
             self.set_run_state(RunState::Disabled);
         }
         loop {
+            // Webhooks held over a goodbye go to the run that followed (or
+            // are refused when there is none), before anything newer.
+            while let Some(call) = self.deferred.pop_front() {
+                self.webhook(call).await;
+            }
             let restart_at = self.restart_at;
             let restart = async move {
                 match restart_at {
@@ -415,24 +423,24 @@ impl Actor {
     /// After `shutdown`: keep delivering the run's I/O events so that its
     /// goodbyes (un-SUBSCRIBEs and their digest challenges, subscription
     /// deletes) are sent and answered. Ends after [`GOODBYE_GRACE`], or
-    /// sooner once nothing has arrived for [`GOODBYE_QUIET`] and no HTTP
-    /// request is in flight. Webhooks meanwhile are answered 503.
+    /// sooner once no I/O event has arrived for [`GOODBYE_QUIET`] and no
+    /// HTTP request is in flight. Webhooks that arrive meanwhile wait for
+    /// the next run (a reload, a reconfiguration), or are refused if there
+    /// is none.
     async fn goodbye(&mut self) {
         let deadline = tokio::time::Instant::now() + GOODBYE_GRACE;
+        let mut quiet_at = tokio::time::Instant::now() + GOODBYE_QUIET;
         loop {
-            let idle = tokio::time::sleep(GOODBYE_QUIET);
             tokio::select! {
                 w = self.work_rx.recv() => match w {
-                    Some(Work::Io(msg)) => self.io_event(msg).await,
-                    Some(Work::Webhook(call)) => {
-                        let _ = call.reply.send(json_response(
-                            503,
-                            &format!("connector {} is stopping", self.instance),
-                        ));
+                    Some(Work::Io(msg)) => {
+                        quiet_at = tokio::time::Instant::now() + GOODBYE_QUIET;
+                        self.io_event(msg).await;
                     }
+                    Some(Work::Webhook(call)) => self.deferred.push_back(call),
                     None => return,
                 },
-                _ = idle => {
+                _ = tokio::time::sleep_until(quiet_at) => {
                     let in_flight = self
                         .guest
                         .as_ref()
@@ -440,6 +448,7 @@ impl Actor {
                     if in_flight == 0 {
                         return;
                     }
+                    quiet_at = tokio::time::Instant::now() + GOODBYE_QUIET;
                 }
                 _ = tokio::time::sleep_until(deadline) => return,
             }
