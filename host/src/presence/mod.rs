@@ -297,25 +297,26 @@ impl Presence {
             .keys()
             .map(|i| (i.clone(), self.board.directory_by_email(i)))
             .collect();
-        let kinds: HashMap<String, Vec<(String, Channel)>> = inner
+        // Each instance's mapping once, not once per user.
+        let mappings: HashMap<String, Mapping> = inner
             .instances
             .keys()
             .map(|i| {
-                let k = self
+                let kinds = self
                     .connectors
                     .get()
                     .map(|c| c.endpoint_kinds(i))
                     .unwrap_or_default();
-                (i.clone(), k)
+                (i.clone(), Self::mapping_for(&inner.rules, i, &kinds))
             })
             .collect();
         for (name, user) in &inner.users {
             let mut srcs = Vec::new();
             for instance in inner.instances.keys() {
-                let mapping = Self::mapping_for(&inner.rules, instance, &kinds[instance]);
+                let mapping = &mappings[instance];
                 let dir = &dirs[instance];
                 for (ep, ch) in
-                    user.endpoints_for(instance, &mapping, |email| dir.get(email).cloned())
+                    user.endpoints_for(instance, mapping, |email| dir.get(email).cloned())
                 {
                     inner
                         .index
