@@ -605,10 +605,9 @@ async fn demo_mode_shows_presence_changing_live() {
     assert_eq!(list["total"], 6, "{list}");
 }
 
-/// A connector deleted through the API is gone everywhere: no user lists it
-/// as a source any more, and users created afterwards never see it.
-#[tokio::test]
-async fn a_deleted_connector_is_gone_everywhere() {
+/// A hub with user alice, watched by http-push instance `cti` by username,
+/// and alice's first push (busy) sent.
+async fn alice_busy_on_cti() -> Hub {
     let hub = Hub::start(&["plugins/http-push"], &[]);
     ok(
         &hub,
@@ -637,6 +636,14 @@ async fn a_deleted_connector_is_gone_everywhere() {
         json!({"endpoint": "alice", "rich": {"availability": "busy"}}),
     )
     .await;
+    hub
+}
+
+/// A connector deleted through the API is gone everywhere: no user lists it
+/// as a source any more, and users created afterwards never see it.
+#[tokio::test]
+async fn a_deleted_connector_is_gone_everywhere() {
+    let hub = alice_busy_on_cti().await;
     hub.wait_for("/api/v1/presence/alice", "cti reports", |v| {
         v["rich"]["source"] == "cti"
     })
@@ -664,34 +671,7 @@ async fn a_deleted_connector_is_gone_everywhere() {
 /// lifting the limit brings the state back at once.
 #[tokio::test]
 async fn a_quiet_source_keeps_its_state_unless_the_operator_sets_a_limit() {
-    let hub = Hub::start(&["plugins/http-push"], &[]);
-    ok(
-        &hub,
-        "POST",
-        "/api/v1/users",
-        Some(json!({"username": "alice", "display_name": "Alice"})),
-    )
-    .await;
-    ok(
-        &hub,
-        "PUT",
-        "/api/v1/settings/rules",
-        Some(json!({"instance_fields": {"cti": "username"}})),
-    )
-    .await;
-    ok(
-        &hub,
-        "POST",
-        "/api/v1/connectors",
-        Some(json!({"id": "cti", "plugin": "http-push", "config": {"shared_secret": SECRET}})),
-    )
-    .await;
-    push(
-        &hub,
-        "cti",
-        json!({"endpoint": "alice", "rich": {"availability": "busy"}}),
-    )
-    .await;
+    let hub = alice_busy_on_cti().await;
     hub.wait_for("/api/v1/presence/alice", "busy", |v| {
         v["rich"]["state"] == "busy"
     })
