@@ -19,7 +19,7 @@ use wasmtime::Store;
 
 use super::convert;
 use super::grants::Grants;
-use super::instance::{Identity, InstanceState, Services};
+use super::host::{Identity, InstanceState, Services};
 use super::plugin::LoadedPlugin;
 use super::status::{RunState, StatusCell};
 use super::wasm::WasmHost;

@@ -12,7 +12,7 @@ use wasmtime::Store;
 
 use super::config_schema::PluginInfo;
 use super::grants::Grants;
-use super::instance::{Identity, InstanceState, Services};
+use super::host::{Identity, InstanceState, Services};
 use super::manifest::{EffectiveLimits, Manifest, ManifestError};
 use super::status::StatusCell;
 use super::wasm::{CompileSource, WasmHost};
@@ -189,7 +189,7 @@ async fn describe(
     };
     let probe_services = Services {
         board: Arc::default(),
-        observer: Arc::new(super::instance::NoObserver),
+        observer: Arc::new(super::host::NoObserver),
         ..services.clone()
     };
     let state = InstanceState::new(

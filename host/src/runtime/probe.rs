@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use wasmtime::Store;
 
 use super::actor::to_wit;
-use super::instance::{Identity, InstanceState, Services};
+use super::host::{Identity, InstanceState, Services};
 use super::plugin::{self, LoadedPlugin, PluginOrigin};
 use super::status::StatusCell;
 use super::wasm::{CompileSource, WasmHost};

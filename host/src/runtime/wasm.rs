@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
-use super::instance::InstanceState;
+use super::host::InstanceState;
 
 use crate::timing::EPOCH_TICK;
 

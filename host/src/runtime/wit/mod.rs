@@ -16,7 +16,7 @@ use wasmtime::component::{Component, InstancePre, Linker};
 
 pub use since_v0_2_0::{guest, types};
 
-use super::instance::InstanceState;
+use super::host::InstanceState;
 
 /// A released version of `presence:connector`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -12,7 +12,7 @@
 use super::since_v0_2_0 as latest;
 use super::since_v0_2_0::guest as new_guest;
 use super::since_v0_2_0::types as new;
-use crate::runtime::instance::InstanceState;
+use crate::runtime::host::InstanceState;
 
 wasmtime::component::bindgen!({
     path: "../wit/since_v0.1.0",

@@ -1,0 +1,241 @@
+//! The host side of the WIT contract: the state each connector instance's
+//! wasmtime store carries. Each host interface's imports live in their own
+//! file beside this one.
+
+mod http;
+mod instance;
+mod kv;
+mod log;
+mod net;
+mod report;
+mod timers;
+mod websocket;
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::grants::{Grants, Scheme, UrlCheckError};
+use super::status::StatusCell;
+use super::wit::types::{self, HostError};
+use super::writes::WriteRegistry;
+use crate::engine::Board;
+use crate::io::{IoContext, IoError};
+use crate::presence::ReportObserver;
+use crate::store::{Store, StoreError};
+use crate::telemetry::{ConnectorLabels, Metrics};
+use prometheus_client::metrics::gauge::Gauge;
+
+/// How much of a guest's stderr is kept (panic messages end up there).
+const STDERR_CAPTURE: usize = 16 * 1024;
+
+/// Hub services an instance reports into.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub board: Arc<Board>,
+    pub metrics: Arc<Metrics>,
+    /// Told of every presence and endpoint report (the presence engine).
+    pub observer: Arc<dyn ReportObserver>,
+    /// Write-backs and their outcomes.
+    pub writes: Arc<WriteRegistry>,
+}
+
+/// An observer that ignores everything (plugin description probes).
+pub struct NoObserver;
+
+impl ReportObserver for NoObserver {
+    fn observed(&self, _: &str, _: &str, _: String) {}
+    fn decision(&self, _: &str, _: Option<&str>, _: &str, _: String) {}
+}
+
+/// Who the guest is and what it may do.
+pub struct Identity {
+    pub instance: String,
+    pub labels: ConnectorLabels,
+    pub grants: Grants,
+    pub kv_enabled: bool,
+    pub kv_max_bytes: u64,
+    /// `https://hub.example.com/hooks/{instance}`, where the hub knows its
+    /// public address.
+    pub webhook_base_url: Option<String>,
+}
+
+/// Caps linear memory; remembers a refusal so a crash can be explained, and
+/// keeps the run's total in `presence_hub_connector_memory_bytes`.
+pub struct MemoryCap {
+    pub max_bytes: usize,
+    pub refused: bool,
+    /// Linear memory of this run, all memories together.
+    pub total: usize,
+    gauge: Option<Gauge>,
+}
+
+impl Drop for MemoryCap {
+    fn drop(&mut self) {
+        // The run's memories go with its store.
+        if let Some(g) = &self.gauge {
+            g.dec_by(self.total as i64);
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.refused = true;
+            return Ok(false);
+        }
+        let grown = desired.saturating_sub(current);
+        self.total += grown;
+        if let Some(g) = &self.gauge {
+            g.inc_by(grown as i64);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// The data of one instance run's wasmtime store.
+pub struct InstanceState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub memory: MemoryCap,
+    pub stderr: MemoryOutputPipe,
+    pub id: Identity,
+    pub io: IoContext,
+    pub services: Services,
+    pub status: Arc<StatusCell>,
+    /// Whether the last directory page was the last one (the next page then
+    /// starts a new directory).
+    directory_complete: bool,
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl InstanceState {
+    /// A sandbox with no filesystem, no environment, no sockets of WASI's
+    /// own: everything goes through the contract's imports.
+    pub fn new(
+        id: Identity,
+        io: IoContext,
+        services: Services,
+        status: Arc<StatusCell>,
+        memory_bytes: usize,
+    ) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        // Probes that only describe a plugin have no instance to account to.
+        let gauge = (!id.labels.instance.is_empty())
+            .then(|| services.metrics.memory.get_or_create(&id.labels).clone());
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryCap {
+                max_bytes: memory_bytes,
+                refused: false,
+                total: 0,
+                gauge,
+            },
+            stderr,
+            id,
+            io,
+            services,
+            status,
+            directory_complete: true,
+        }
+    }
+
+    fn denied(&self, missing: String) -> HostError {
+        self.services
+            .metrics
+            .denied
+            .get_or_create(&self.id.labels)
+            .inc();
+        tracing::warn!(grant = %missing, "plugin reach refused: not granted");
+        HostError::NotGranted(missing)
+    }
+
+    fn check(&self, scheme: Scheme, host: &str, port: u16) -> Result<(), HostError> {
+        self.id
+            .grants
+            .check(scheme, host, port)
+            .map_err(|d| self.denied(d.missing))
+    }
+
+    fn check_url(&self, url: &str) -> Result<(), HostError> {
+        match self.id.grants.check_url(url) {
+            Ok(_) => Ok(()),
+            Err(UrlCheckError::Denied(d)) => Err(self.denied(d.missing)),
+            Err(e @ UrlCheckError::Invalid(_)) => Err(HostError::InvalidArgument(e.to_string())),
+        }
+    }
+
+    fn reported(&self) {
+        self.services
+            .metrics
+            .reports_out
+            .get_or_create(&self.id.labels)
+            .inc();
+    }
+
+    fn kv_allowed(&self) -> Result<(), HostError> {
+        if self.id.kv_enabled {
+            Ok(())
+        } else {
+            Err(self.denied("kv (set grants.kv = true in the plugin manifest)".into()))
+        }
+    }
+}
+
+fn io_err(e: IoError) -> HostError {
+    match e {
+        IoError::UnknownHandle(h) => HostError::UnknownHandle(h),
+        IoError::Limit(m) => HostError::LimitExceeded(m),
+        IoError::Invalid(m) => HostError::InvalidArgument(m),
+        IoError::Io(m) => HostError::Io(m),
+    }
+}
+
+fn store_err(e: StoreError) -> HostError {
+    match e {
+        StoreError::LimitExceeded(m) => HostError::LimitExceeded(m),
+        other => HostError::Other(other.to_string()),
+    }
+}
+
+fn sockaddr(a: std::net::SocketAddr) -> types::SocketAddress {
+    types::SocketAddress {
+        host: a.ip().to_string(),
+        port: a.port(),
+    }
+}
+
+impl types::Host for InstanceState {}
