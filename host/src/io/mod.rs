@@ -95,6 +95,9 @@ pub struct EventSink {
     tx: mpsc::Sender<Work>,
     generation: u64,
     dropped: Arc<AtomicU64>,
+    /// Datagrams the plugin sent that never left: the socket's send backlog
+    /// was full, or the kernel refused a queued one.
+    unsent: Arc<AtomicU64>,
 }
 
 /// Everything that goes through an instance's bounded queue.
@@ -110,7 +113,14 @@ impl EventSink {
             tx,
             generation,
             dropped,
+            unsent: Arc::default(),
         }
+    }
+
+    /// Datagrams sent through this sink's contexts that never left (counted,
+    /// and logged, where they were dropped).
+    pub fn datagrams_unsent(&self) -> u64 {
+        self.unsent.load(Ordering::Relaxed)
     }
 
     /// Queue an event, waiting for room (streams, responses, timers: losing
@@ -140,6 +150,31 @@ impl EventSink {
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
+
+    /// Queue a batch of events (emptying `events`) with one reservation, so
+    /// the actor is woken once for all of them; when the queue has room for
+    /// only part, what fits goes in order and the rest is dropped and counted
+    /// as [`offer`](Self::offer) does. False once the queue is closed.
+    fn offer_all(&self, events: &mut Vec<IoEvent>) -> bool {
+        if events.is_empty() {
+            return !self.tx.is_closed();
+        }
+        match self.tx.try_reserve_many(events.len()) {
+            Ok(permits) => {
+                for (permit, event) in permits.zip(events.drain(..)) {
+                    permit.send(Work::Io(IoMsg {
+                        generation: self.generation,
+                        event,
+                    }));
+                }
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => false,
+            Err(mpsc::error::TrySendError::Full(())) => {
+                events.drain(..).all(|event| self.offer(event))
+            }
+        }
+    }
 }
 
 /// An I/O failure reported to the guest.
@@ -156,7 +191,7 @@ pub enum IoError {
 }
 
 enum Resource {
-    Udp(Arc<tokio::net::UdpSocket>, JoinHandle<()>),
+    Udp(udp::Socket),
     Stream(mpsc::UnboundedSender<Vec<u8>>, JoinHandle<()>),
     WebSocket(mpsc::UnboundedSender<websocket::Outgoing>, JoinHandle<()>),
     Request(JoinHandle<()>),
@@ -186,8 +221,8 @@ impl Resource {
 
     fn abort(&self) {
         match self {
-            Resource::Udp(_, t)
-            | Resource::Stream(_, t)
+            Resource::Udp(s) => s.abort(),
+            Resource::Stream(_, t)
             | Resource::WebSocket(_, t)
             | Resource::Request(t)
             | Resource::Timer(t) => t.abort(),
@@ -213,6 +248,8 @@ impl Drop for IoContext {
                 // last (an unsubscribe at shutdown) and then close the stream.
                 Resource::Stream(tx, _) => drop(tx),
                 Resource::WebSocket(tx, _) => drop(tx),
+                // Datagrams waiting for the kernel still leave.
+                Resource::Udp(s) => s.close(),
                 r => r.abort(),
             }
         }
@@ -268,16 +305,23 @@ impl IoContext {
     pub fn udp_bind(&mut self, host: &str, port: u16) -> Result<(u32, SocketAddr), IoError> {
         let toward = self.resolve(host, port)?;
         let h = self.alloc()?;
-        let (sock, local, task) = udp::bind(toward, h, self.sink.clone())?;
-        self.resources.insert(h, Resource::Udp(sock, task));
+        let (sock, local) = udp::bind(toward, h, self.sink.clone())?;
+        self.resources.insert(h, Resource::Udp(sock));
         Ok((h, local))
     }
 
-    /// Send a datagram from socket `h`.
+    /// Datagrams this run's plugin sent that never left (see
+    /// [`EventSink::datagrams_unsent`]).
+    pub fn datagrams_unsent(&self) -> u64 {
+        self.sink.datagrams_unsent()
+    }
+
+    /// Send a datagram from socket `h`: straight to the socket, or behind the
+    /// datagrams still waiting for room in the kernel's buffer.
     pub fn udp_send(&mut self, h: u32, host: &str, port: u16, data: &[u8]) -> Result<(), IoError> {
         let to = self.resolve(host, port)?;
-        match self.resources.get(&h) {
-            Some(Resource::Udp(sock, _)) => udp::send(sock, to, data),
+        match self.resources.get_mut(&h) {
+            Some(Resource::Udp(sock)) => sock.send(to, data),
             _ => Err(IoError::UnknownHandle(h)),
         }
     }
@@ -369,6 +413,7 @@ impl IoContext {
                     // The task sees the closed channel and shuts the stream down.
                     drop(task);
                 }
+                Resource::Udp(s) => s.close(),
                 r => r.abort(),
             }
         }
