@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::sipserver::Stamps;
 
@@ -35,8 +36,8 @@ pub struct FeedSink {
     pub ready: AtomicU64,
     last: Option<Mutex<HashMap<usize, Seen>>>,
     stamps: Option<Arc<Stamps>>,
-    /// Latencies in microseconds.
-    latencies: Mutex<Vec<u32>>,
+    /// Latencies in microseconds, with the note number of the update.
+    latencies: Mutex<Vec<(u64, u32)>>,
 }
 
 impl FeedSink {
@@ -61,8 +62,8 @@ impl FeedSink {
             .unwrap_or_default()
     }
 
-    /// Take the latencies gathered so far (µs).
-    pub fn take_latencies(&self) -> Vec<u32> {
+    /// Take the latencies gathered so far: (note number, µs).
+    pub fn take_latencies(&self) -> Vec<(u64, u32)> {
         std::mem::take(&mut self.latencies.lock().unwrap())
     }
 
@@ -91,7 +92,7 @@ impl FeedSink {
             self.latencies
                 .lock()
                 .unwrap()
-                .push(us.min(u64::from(u32::MAX)) as u32);
+                .push((n, us.min(u64::from(u32::MAX)) as u32));
         }
         if let Some(last) = &self.last
             && let Some(user) =
@@ -160,8 +161,9 @@ async fn sse_inner(
 Accept: text/event-stream\r\n\r\n"
     );
     conn.write_all(req.as_bytes()).await?;
-    let mut raw: Vec<u8> = Vec::with_capacity(1 << 16);
-    let mut buf = vec![0u8; 1 << 16];
+    // Small buffers (they grow when needed): 10,000 clients run at once.
+    let mut raw: Vec<u8> = Vec::with_capacity(4096);
+    let mut buf = vec![0u8; 16 << 10];
     // Response head.
     let body_start = loop {
         let n = conn.read(&mut buf).await?;
@@ -180,7 +182,7 @@ Accept: text/event-stream\r\n\r\n"
     let chunked = head.contains("transfer-encoding: chunked");
     raw.drain(..body_start);
     // De-chunked body, split into events at blank lines.
-    let mut body: Vec<u8> = Vec::with_capacity(1 << 16);
+    let mut body: Vec<u8> = Vec::with_capacity(4096);
     loop {
         if chunked {
             while let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") {
@@ -238,7 +240,13 @@ async fn ws_inner(
         .insert("authorization", format!("Bearer {token}").parse()?);
     let stream = TcpStream::connect(hub).await?;
     stream.set_nodelay(true)?;
-    let (mut ws, _) = tokio_tungstenite::client_async(req, stream).await?;
+    // A small read buffer (the default is 128 KiB): 10,000 clients run at
+    // once. The client writes nothing but pongs.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(16 << 10)
+        .write_buffer_size(0);
+    let (mut ws, _) =
+        tokio_tungstenite::client_async_with_config(req, stream, Some(config)).await?;
     while let Some(msg) = ws.next().await {
         match msg? {
             Message::Text(t) => sink.on_message(t.as_str()),
@@ -256,4 +264,118 @@ pub fn percentile(sorted: &[u32], p: f64) -> f64 {
     }
     let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     f64::from(sorted[rank.min(sorted.len() - 1)])
+}
+
+/// Feed clients following users `0..users`: half of them on SSE, half on
+/// WebSocket, each following an equal slice of the users, so that every
+/// update reaches one client of each kind.
+pub struct Clients {
+    pub sse: Arc<FeedSink>,
+    pub ws: Arc<FeedSink>,
+    /// Clients per transport.
+    pub per_transport: usize,
+    /// Users each client follows.
+    pub per_client: usize,
+    /// Seconds until every client had its snapshot.
+    pub connect_secs: f64,
+    /// Dropping it (or sending `true`) ends every client.
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Clients {
+    /// Connect `clients` clients (rounded down to an even number), at most
+    /// `max_pending` of them connecting at a time (so that the hub's accept
+    /// queue never overflows), and wait until each has its snapshot.
+    pub async fn connect(
+        hub: SocketAddr,
+        token: &str,
+        users: usize,
+        clients: usize,
+        stamps: Option<Arc<Stamps>>,
+        max_pending: usize,
+        limit: std::time::Duration,
+    ) -> anyhow::Result<Clients> {
+        let start = std::time::Instant::now();
+        let deadline = start + limit;
+        let sse_sink = FeedSink::new(false, stamps.clone());
+        let ws_sink = FeedSink::new(false, stamps);
+        let (stop, stop_rx) = watch::channel(false);
+        let half = clients / 2;
+        let per_client = users.div_ceil(half.max(1));
+        let mut group = Clients {
+            sse: sse_sink,
+            ws: ws_sink,
+            per_transport: half,
+            per_client,
+            connect_secs: 0.0,
+            stop,
+            tasks: Vec::with_capacity(2 * half),
+        };
+        let settled = |g: &Clients| {
+            g.sse.ready.load(Ordering::Relaxed)
+                + g.ws.ready.load(Ordering::Relaxed)
+                + (g.sse.ended.lock().unwrap().len() + g.ws.ended.lock().unwrap().len()) as u64
+        };
+        for c in 0..half {
+            let follow: Vec<String> = (c * per_client..((c + 1) * per_client).min(users))
+                .map(|i| format!("u{i}"))
+                .collect();
+            let follow = Some(follow.join(","));
+            group.tasks.push(tokio::spawn(sse(
+                hub,
+                token.to_string(),
+                follow.clone(),
+                group.sse.clone(),
+                stop_rx.clone(),
+            )));
+            group.tasks.push(tokio::spawn(ws(
+                hub,
+                token.to_string(),
+                follow,
+                group.ws.clone(),
+                stop_rx.clone(),
+            )));
+            while group.tasks.len() as u64 > settled(&group) + max_pending as u64 {
+                anyhow::ensure!(
+                    std::time::Instant::now() < deadline,
+                    "{} of {} clients connected within {limit:?}",
+                    settled(&group),
+                    2 * half
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        }
+        while settled(&group) < (2 * half) as u64 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let (r_sse, r_ws) = (
+            group.sse.ready.load(Ordering::Relaxed),
+            group.ws.ready.load(Ordering::Relaxed),
+        );
+        anyhow::ensure!(
+            r_sse + r_ws >= (2 * half) as u64,
+            "only {r_sse} SSE and {r_ws} WebSocket clients of {half} each got their snapshot within {limit:?}; ended: {:?} {:?}",
+            group.sse.ended.lock().unwrap().first(),
+            group.ws.ended.lock().unwrap().first()
+        );
+        group.connect_secs = start.elapsed().as_secs_f64();
+        Ok(group)
+    }
+
+    /// Clients whose stream ended early, both transports.
+    pub fn ended(&self) -> usize {
+        self.sse.ended.lock().unwrap().len() + self.ws.ended.lock().unwrap().len()
+    }
+
+    /// End every client and wait (up to 10 s) until they are gone.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        let tasks = std::mem::take(&mut self.tasks);
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            futures::future::join_all(tasks),
+        )
+        .await;
+    }
 }

@@ -5,16 +5,19 @@
 //! figure means and how it is measured.
 //!
 //! ```text
-//! hub-bench [overhead|lifecycle|ingest|kamailio|latency|scale]... [--quick]
-//!           [--out FILE] [--no-wait] [--no-readme]
+//! hub-bench [overhead|lifecycle|ingest|kamailio|latency|fanout|scale|scale-hog]...
+//!           [--quick] [--out FILE] [--no-wait] [--no-readme]
 //! ```
 //!
-//! Without benchmark names all run, in that order, within a 15-minute
-//! budget; the table goes to stdout and to `bench/results/latest.md`, and
-//! (for a full run) into the README's "Benchmarks" section.
+//! Without benchmark names the default set ([`ALL`]) runs, in that order,
+//! within a 15-minute budget; the table goes to stdout and to
+//! `bench/results/latest.md`, and (for a full run) into the README's
+//! "Benchmarks" section. [`NAMED`] benchmarks run only when named.
 
+mod fanout;
 mod feed;
 mod heap;
+mod hog;
 mod hubctl;
 mod ingest;
 mod kamailio;
@@ -26,6 +29,7 @@ mod report;
 mod scale;
 mod sip;
 mod sipserver;
+mod sys;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,14 +41,19 @@ use report::{Report, Row};
 #[global_allocator]
 static ALLOC: heap::Counting = heap::Counting;
 
-const ALL: [&str; 6] = [
+/// The default set, in the order it runs.
+const ALL: [&str; 7] = [
     "overhead",
     "lifecycle",
     "ingest",
     "kamailio",
     "latency",
+    "fanout",
     "scale",
 ];
+/// Benchmarks that run only when named (too long for the default set):
+/// `scale-hog` is the 100k-user scale run twice, quiet and with a CPU hog.
+const NAMED: [&str; 1] = ["scale-hog"];
 /// The whole run, the wait for a quiet machine included, ends within this.
 const BUDGET: Duration = Duration::from_secs(14 * 60 + 30);
 /// Longest wait for the machine to become quiet before measuring.
@@ -71,17 +80,20 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
         match x.as_str() {
+            // `cargo xtask bench -- ...` passes the separator on.
+            "--" => {}
             "--quick" => a.quick = true,
             "--no-wait" => a.wait = false,
             "--no-readme" => a.readme = false,
             "--out" => a.out = Some(it.next().ok_or("--out needs a file")?.into()),
             "-h" | "--help" => {
                 return Err(format!(
-                    "usage: hub-bench [{}]... [--quick] [--out FILE] [--no-wait] [--no-readme]",
-                    ALL.join("|")
+                    "usage: hub-bench [{}|{}]... [--quick] [--out FILE] [--no-wait] [--no-readme]",
+                    ALL.join("|"),
+                    NAMED.join("|")
                 ));
             }
-            b if ALL.contains(&b) => a.benches.push(b.to_string()),
+            b if ALL.contains(&b) || NAMED.contains(&b) => a.benches.push(b.to_string()),
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
@@ -96,6 +108,14 @@ fn root() -> PathBuf {
 }
 
 fn main() -> ExitCode {
+    // A CPU hog beside the hub (hog.rs) is this program started again.
+    let raw: Vec<String> = std::env::args().skip(1).take(2).collect();
+    if raw.first().map(String::as_str) == Some(hog::CHILD_ARG) {
+        return hog::child_main(raw.get(1).map(String::as_str).unwrap_or("60"));
+    }
+    // 10,000 feed clients are 10,000 sockets here and in the hub, which
+    // inherits this limit when started.
+    sys::raise_nofile();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -194,6 +214,7 @@ async fn run(args: Args, root: PathBuf) -> anyhow::Result<bool> {
     let deadline = started + BUDGET;
     let mut costs = None;
     let mut ingest_outcome = None;
+    let mut scale_figures: Vec<scale::Figures> = Vec::new();
     for b in &benches {
         let left = deadline.saturating_duration_since(Instant::now());
         if left < Duration::from_secs(20) {
@@ -207,6 +228,7 @@ async fn run(args: Args, root: PathBuf) -> anyhow::Result<bool> {
         eprintln!("== {b} ({:.0} s left of the budget)", left.as_secs_f64());
         let t = Instant::now();
         let limit = left.min(Duration::from_secs(match b.as_str() {
+            "scale-hog" => 13 * 60,
             "scale" => 9 * 60,
             "lifecycle" => 4 * 60,
             _ => 3 * 60,
@@ -250,9 +272,11 @@ async fn run(args: Args, root: PathBuf) -> anyhow::Result<bool> {
                         users: if q { 500 } else { 1000 },
                         window: 64,
                         count,
-                        max_secs: if q { 10.0 } else { 40.0 },
+                        max_secs: if q { 5.0 } else { 15.0 },
+                        children: vec![1, 2, 4],
+                        kit: !q,
                     };
-                    kamailio::run(&mut r, p, ingest_outcome).await?;
+                    kamailio::run(&mut r, p, ingest_outcome, &root).await?;
                 }
                 "latency" => {
                     let p = latency::Params {
@@ -264,8 +288,19 @@ async fn run(args: Args, root: PathBuf) -> anyhow::Result<bool> {
                             vec![5_000.0, 10_000.0]
                         },
                         secs: if q { 4.0 } else { 8.0 },
+                        hog: true,
                     };
                     latency::run(&mut r, &p).await?;
+                }
+                "fanout" => {
+                    let p = fanout::Params {
+                        users: if q { 2_000 } else { 10_000 },
+                        small: if q { 200 } else { 1_000 },
+                        large: if q { 2_000 } else { 10_000 },
+                        rate: if q { 2_000.0 } else { 10_000.0 },
+                        secs: if q { 4.0 } else { 8.0 },
+                    };
+                    fanout::run(&mut r, &p).await?;
                 }
                 "scale" => {
                     // HUB_BENCH_SCALE_SIZES=1000,5000 picks other sizes.
@@ -280,7 +315,24 @@ async fn run(args: Args, root: PathBuf) -> anyhow::Result<bool> {
                         instances: 20,
                         limit: Duration::from_secs(if q { 60 } else { 180 }),
                     };
-                    scale::run(&mut r, &p).await?;
+                    scale_figures = scale::run(&mut r, &p).await?;
+                }
+                "scale-hog" => {
+                    // HUB_BENCH_HOG_USERS=2000 picks another size.
+                    let n = std::env::var("HUB_BENCH_HOG_USERS")
+                        .ok()
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(if q { 10_000 } else { 100_000 });
+                    let p = scale::Params {
+                        target_size: n,
+                        sizes: vec![n],
+                        instances: 20,
+                        limit: Duration::from_secs(if q { 60 } else { 180 }),
+                    };
+                    // The quiet figures of `scale` in this run, if it
+                    // measured this size.
+                    let quiet = scale_figures.iter().find(|f| f.users() == n).cloned();
+                    scale::run_hog(&mut r, &p, n, quiet).await?;
                 }
                 _ => unreachable!("checked by parse_args"),
             }
@@ -319,7 +371,7 @@ async fn run(args: Args, root: PathBuf) -> anyhow::Result<bool> {
         ),
         format!(
             "Command: `cargo xtask bench{}`{}.",
-            if q { " -- --quick" } else { "" },
+            if q { " --quick" } else { "" },
             if full {
                 String::new()
             } else {
