@@ -74,10 +74,8 @@ impl Hub {
     }
 
     /// Serve until `shutdown` resolves, then stop connectors gracefully.
-    /// `demo` adds the demo's users and simulated presence source.
     pub async fn serve(
         self,
-        demo: bool,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let listener = TcpListener::bind(self.config.listen).await.map_err(|e| {
@@ -90,14 +88,6 @@ impl Hub {
         // Tests and scripts read this line to find the port.
         println!("presence-hub listening on http://{addr}");
         tracing::info!(%addr, "serving");
-        if demo {
-            crate::demo::start(
-                self.state.presence.clone(),
-                self.runtime.clone(),
-                format!("http://{addr}"),
-            )
-            .await?;
-        }
         let app = api::router(self.state, self.config.limits.max_upload_bytes)
             .layer(tower_http::trace::TraceLayer::new_for_http());
         // No Nagle: a live-feed event is a small write that must leave at

@@ -13,7 +13,6 @@
 
 pub mod api;
 pub mod config;
-pub mod demo;
 pub mod engine;
 pub mod hub;
 pub mod io;

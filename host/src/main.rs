@@ -12,10 +12,6 @@ struct Args {
     /// TOML configuration file (optional; HUB_* variables override it).
     #[arg(long, short, env = "HUB_CONFIG")]
     config: Option<PathBuf>,
-    /// Demo mode: demo users and a simulated presence source pushing changes
-    /// every second (needs the http-push plugin).
-    #[arg(long, env = "HUB_DEMO")]
-    demo: bool,
 }
 
 #[tokio::main]
@@ -24,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
     let config = HubConfig::load(args.config.as_deref(), std::env::vars())?;
     telemetry::init_logging(&config);
     let hub = Hub::start(config).await?;
-    hub.serve(args.demo, async {
+    hub.serve(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("SIGTERM handler");
         tokio::select! {

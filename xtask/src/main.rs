@@ -5,11 +5,14 @@
 //!   (`plugin.toml` with the component's sha256, plus the `.wasm`) under
 //!   `dist/plugins/` and `dist/test-plugins/`.
 //! - `run [ARGS]`: `plugins`, then the hub in release mode on its defaults.
-//! - `demo [ARGS]`: `plugins`, then the hub with demo users and a simulated
-//!   presence source.
+//! - `demo [ARGS]`: `plugins`, then the hub in release mode and, beside it,
+//!   a simulated presence source that sets up demo users and pushes changes
+//!   through the hub's public API and webhooks (see `demo.rs`).
 //! - `test [ARGS]`: `plugins`, build the hub, then every test of the workspace.
 //! - `bench [ARGS]`: `plugins`, build the hub and `hub-bench` in release
 //!   mode, then run every benchmark (see `bench/README.md`).
+
+mod demo;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -126,9 +129,8 @@ fn main() -> Result<()> {
         }
         Some("demo") => {
             plugins(&root)?;
-            run(cargo()
-                .args(["run", "--release", "-p", "presence-hub", "--", "--demo"])
-                .args(&args[1..]))
+            run(cargo().args(["build", "--release", "-p", "presence-hub"]))?;
+            demo::run(&root, &args[1..])
         }
         Some("test") => {
             plugins(&root)?;
