@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 pub use actor::{CallError, WebhookCall};
 pub use config_schema::{CapabilitiesSpec, ChannelName, EndpointKindSpec, FieldSpec, PluginInfo};
 pub use convert::PresenceWrite;
-pub use host::{NoObserver, Services};
+pub use host::{NoObserver, Services, kv_writes_lost};
 pub use plugin::{LoadError, PluginOrigin, sha256_hex};
 pub use status::{InstanceStatus, RunState};
 pub use wasm::CompileSource;

@@ -83,6 +83,13 @@ pub struct EventRecord {
     pub detail: String,
 }
 
+/// One change to a connector's key-value data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvWrite {
+    Set { key: String, value: Vec<u8> },
+    Delete { key: String },
+}
+
 /// A filter over the event log.
 #[derive(Debug, Clone)]
 pub struct EventQuery {
@@ -116,6 +123,29 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     fn kv_delete(&self, instance: &str, key: &str) -> Result<(), StoreError>;
     fn kv_keys(&self, instance: &str, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// Every `(key, value)` of the instance, keys in byte order: what a run
+    /// loads once at its start.
+    fn kv_all(&self, instance: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut all = Vec::new();
+        for key in self.kv_keys(instance, "")? {
+            if let Some(value) = self.kv_get(instance, &key)? {
+                all.push((key, value));
+            }
+        }
+        Ok(all)
+    }
+    /// Apply `writes` in order, atomically where the store can. No quota is
+    /// checked: the caller keeps it (the write-behind queue checked it in
+    /// memory before the write was queued).
+    fn kv_write(&self, instance: &str, writes: &[KvWrite]) -> Result<(), StoreError> {
+        for w in writes {
+            match w {
+                KvWrite::Set { key, value } => self.kv_set(instance, key, value, u64::MAX)?,
+                KvWrite::Delete { key } => self.kv_delete(instance, key)?,
+            }
+        }
+        Ok(())
+    }
 
     /// Insert or replace users, `(username, JSON record)`, in one transaction.
     fn put_users(&self, users: &[(String, String)]) -> Result<(), StoreError>;

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    ConnectorRecord, EventQuery, EventRecord, PluginRecord, SecretBox, Store, StoreError,
+    ConnectorRecord, EventQuery, EventRecord, KvWrite, PluginRecord, SecretBox, Store, StoreError,
     TokenRecord,
 };
 
@@ -268,6 +268,37 @@ impl Store for SqliteStore {
         })
     }
 
+    fn kv_all(&self, instance: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT key, value FROM kv WHERE instance = ?1 ORDER BY key")?;
+            let rows = st.query_map([instance], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn kv_write(&self, instance: &str, writes: &[KvWrite]) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut set = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO kv (instance, key, value) VALUES (?1, ?2, ?3)",
+                )?;
+                let mut delete =
+                    tx.prepare_cached("DELETE FROM kv WHERE instance = ?1 AND key = ?2")?;
+                for w in writes {
+                    match w {
+                        KvWrite::Set { key, value } => {
+                            set.execute(params![instance, key, value])?
+                        }
+                        KvWrite::Delete { key } => delete.execute(params![instance, key])?,
+                    };
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
     fn put_users(&self, users: &[(String, String)]) -> Result<(), StoreError> {
         self.with(|c| {
             let tx = c.transaction()?;
@@ -468,6 +499,31 @@ mod tests {
         let s = SqliteStore::open(dir.path()).unwrap();
         assert!(s.delete_connector("a").unwrap());
         assert!(s.connectors().unwrap().is_empty());
+    }
+
+    #[test]
+    fn kv_write_applies_in_order_and_kv_all_reads_one_instance() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.kv_set("b", "k", b"other", 100).unwrap();
+        let set = |k: &str, v: &[u8]| KvWrite::Set {
+            key: k.into(),
+            value: v.to_vec(),
+        };
+        s.kv_write(
+            "a",
+            &[
+                set("k", b"1"),
+                set("j", b"2"),
+                KvWrite::Delete { key: "k".into() },
+                set("k", b"3"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            s.kv_all("a").unwrap(),
+            vec![("j".into(), b"2".to_vec()), ("k".into(), b"3".to_vec())]
+        );
     }
 
     #[test]

@@ -5,11 +5,14 @@
 mod http;
 mod instance;
 mod kv;
+mod kv_cache;
 mod log;
 mod net;
 mod report;
 mod timers;
 mod websocket;
+
+pub use kv_cache::kv_writes_lost;
 
 use std::sync::Arc;
 
@@ -26,6 +29,7 @@ use crate::io::{IoContext, IoError};
 use crate::presence::ReportObserver;
 use crate::store::{Store, StoreError};
 use crate::telemetry::{ConnectorLabels, Metrics};
+use kv_cache::KvCache;
 use prometheus_client::metrics::gauge::Gauge;
 
 /// How much of a guest's stderr is kept (panic messages end up there).
@@ -124,6 +128,9 @@ pub struct InstanceState {
     /// Whether the last directory page was the last one (the next page then
     /// starts a new directory).
     directory_complete: bool,
+    /// The instance's key-value data, loaded at the run's start; `None`
+    /// without the kv grant.
+    kv: Option<Result<KvCache, StoreError>>,
 }
 
 impl WasiView for InstanceState {
@@ -155,6 +162,13 @@ impl InstanceState {
         // Probes that only describe a plugin have no instance to account to.
         let gauge = (!id.labels.instance.is_empty())
             .then(|| services.metrics.memory.get_or_create(&id.labels).clone());
+        // Loaded here, before any guest call, so the guest's kv calls touch
+        // memory only.
+        let kv = id.kv_enabled.then(|| {
+            KvCache::load(&services.store, &id.instance, id.kv_max_bytes).inspect_err(
+                |e| tracing::error!(error = %e, "cannot load the connector's key-value data"),
+            )
+        });
         Self {
             wasi,
             table: ResourceTable::new(),
@@ -170,6 +184,7 @@ impl InstanceState {
             services,
             status,
             directory_complete: true,
+            kv,
         }
     }
 
@@ -204,14 +219,6 @@ impl InstanceState {
             .reports_out
             .get_or_create(&self.id.labels)
             .inc();
-    }
-
-    fn kv_allowed(&self) -> Result<(), HostError> {
-        if self.id.kv_enabled {
-            Ok(())
-        } else {
-            Err(self.denied("kv (set grants.kv = true in the plugin manifest)".into()))
-        }
     }
 }
 
