@@ -1,18 +1,19 @@
 //! A heap profile of the host's memory per watched user, by part: the
-//! hub's presence engine and board run in-process on the same users as
+//! hub's presence service (board included) runs in-process on the same users as
 //! benchmark 3, and this program's allocator counts the live heap bytes
 //! after each step. SQLite's page cache (its own allocator, bounded),
 //! wasmtime and the plugins' linear memory are not in it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use presence_hub::engine::EndpointState;
+use presence_hub::engine::users::Channel;
 use presence_hub::engine::users::User;
-use presence_hub::engine::{Board, EndpointState};
-use presence_hub::presence::{Connectors, Presence, ReportObserver};
+use presence_hub::presence::{InstanceInfo, Presence};
 use presence_hub::store::SqliteStore;
 
 use crate::overhead::tempfile_dir;
@@ -55,48 +56,27 @@ fn live() -> i64 {
     LIVE.load(Ordering::Relaxed)
 }
 
-/// The runtime's side as the presence engine sees it: the instances, and
-/// the watch sets it keeps for each (the runtime keeps three copies of each
-/// endpoint: the engine's wish, what the actor was told, what the actor
-/// watches).
-struct Runtime {
-    instances: Vec<String>,
-    watches: Mutex<BTreeMap<String, [BTreeSet<String>; 3]>>,
-}
-
-impl Connectors for Runtime {
-    fn instances(&self) -> Vec<(String, String, bool)> {
-        self.instances
-            .iter()
-            .map(|i| (i.clone(), "sip-simple".to_string(), true))
-            .collect()
-    }
-
-    fn set_derived_watches(&self, instance: &str, endpoints: BTreeSet<String>) {
-        let copies = [endpoints.clone(), endpoints.clone(), endpoints];
-        self.watches
-            .lock()
-            .unwrap()
-            .insert(instance.to_string(), copies);
-    }
-}
-
 /// Bytes per user of each part, in order.
 pub async fn breakdown(n: usize, instances: usize) -> anyhow::Result<Vec<(&'static str, f64)>> {
     let dir = tempfile_dir("heap")?;
     let store = Arc::new(SqliteStore::open(&dir)?);
-    let board = Arc::new(Board::default());
-    let presence = Presence::open(store, board.clone())?;
+    let (presence, mut watches) = Presence::open(store)?;
+    let inbox = presence.inbox();
     let ids: Vec<String> = (0..instances).map(|i| format!("sip-{i}")).collect();
-    let runtime = Arc::new(Runtime {
-        instances: ids.clone(),
-        watches: Mutex::default(),
-    });
-    presence.attach(runtime.clone());
+    for (i, id) in ids.iter().enumerate() {
+        inbox.instance(InstanceInfo {
+            id: id.clone(),
+            plugin: "sip-simple".into(),
+            running: true,
+            endpoint_kinds: vec![("sip-uri".into(), Channel::Both)],
+            operator_watches: vec![],
+            incarnation: i as u64 + 1,
+        });
+    }
     // A PIDF as sip-simple reports it (with its raw values).
     let pidf = sip_simple::body::parse_pidf(crate::sip::pidf(&user_uri(0), 1).as_bytes())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    presence.rules().await?;
 
     let t0 = live();
     let users: Vec<(usize, Result<User, presence_hub::presence::RowError>)> = (0..n)
@@ -110,44 +90,40 @@ pub async fn breakdown(n: usize, instances: usize) -> anyhow::Result<Vec<(&'stat
             (i + 1, Ok(u))
         })
         .collect();
-    presence.import(users)?;
+    presence.import(users).await?;
     let t1 = live();
-    let watch_sets: i64 = {
-        // What the three copies of the watch sets hold, measured by
-        // building one copy again.
-        let before = live();
-        let copy = runtime.watches.lock().unwrap().clone();
-        let one = live() - before;
-        drop(copy);
-        one
-    };
-    for i in 0..n {
-        let inst = &ids[i % ids.len()];
-        let ep = user_uri(i);
-        board.endpoint_state(inst, &ep, EndpointState::Active, None, 1);
-        presence.observed(inst, &ep, "endpoint Active".into());
-        let report = crate::overhead::presence(sip_simple_update(&ep, &pidf));
-        board.presence(inst, report, 2);
-        presence.observed(inst, &ep, "rich".into());
+    // The actors' copy of the watch sets: what the runtime hands them (the
+    // endpoint names are shared with the presence service's index).
+    let mut sets: Vec<std::collections::BTreeSet<Arc<str>>> = Vec::new();
+    while let Ok(change) = watches.try_recv() {
+        sets.push(change.add.into_iter().collect());
     }
+    let t_sets = live();
+    let instance_keys: Vec<Arc<str>> = ids.iter().map(|i| Arc::from(i.as_str())).collect();
+    for i in 0..n {
+        let inst = &instance_keys[i % ids.len()];
+        let ep = user_uri(i);
+        inbox.endpoint_state(inst, ep.clone(), EndpointState::Active, None);
+        let report = crate::overhead::presence(sip_simple_update(&ep, &pidf));
+        inbox.report(inst, report);
+    }
+    presence.rules().await?;
     // Let the event log's writer take what was queued.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let t2 = live();
+    drop(sets);
     drop(presence);
     let _ = std::fs::remove_dir_all(&dir);
     let per = |b: i64| b as f64 / n as f64;
     Ok(vec![
         (
-            "users, who-watches-what index, merged presence, feed ring (after import)",
-            per(t1 - t0 - 3 * watch_sets),
+            "users, who-watches-what index (interned endpoints), merged presence, feed ring (after import)",
+            per(t1 - t0),
         ),
-        (
-            "the runtime's 3 copies of the watch sets",
-            per(3 * watch_sets),
-        ),
+        ("the actors' copy of the watch sets", per(t_sets - t1)),
         (
             "board (each endpoint's last report) and the merged presence it changes",
-            per(t2 - t1),
+            per(t2 - t_sets),
         ),
     ])
 }

@@ -11,9 +11,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use presence_hub::engine::Board;
+use presence_hub::runtime::Services;
 use presence_hub::runtime::probe::Probe;
-use presence_hub::runtime::{NoObserver, Services};
 use presence_hub::store::SqliteStore;
 use presence_hub::telemetry::Metrics;
 use serde_json::Value;
@@ -117,9 +116,8 @@ pub async fn run(r: &mut Report, p: &Params, root: &std::path::Path) -> anyhow::
     for _ in 0..p.load_samples + 1 {
         let services = Services {
             store: Arc::new(SqliteStore::open(&scratch.join("data"))?),
-            board: Arc::new(Board::default()),
             metrics: Arc::new(Metrics::default()),
-            observer: Arc::new(NoObserver),
+            presence: presence_hub::presence::Inbox::detached(),
             writes: Arc::default(),
         };
         let Value::Object(config) = serde_json::json!({

@@ -9,10 +9,10 @@
 //! - **wasm**: the packaged sip-simple component in the hub's own engine
 //!   and host ([`presence_hub::runtime::probe::Probe`]), one
 //!   `handle-event(datagram)` call per NOTIFY. The plugin answers 200 over
-//!   the host's UDP socket and reports into the hub's presence board.
+//!   the host's UDP socket and reports into the hub's presence inbox.
 //! - **native**: `sip_simple::core::Core::on_message` on the same bytes,
 //!   then the same effects done natively: the 200 sent over a UDP socket,
-//!   reports converted and written to a `Board`, timers kept in a map as
+//!   reports converted and queued in the presence inbox, timers kept in a map as
 //!   the component does.
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use presence_connector_sdk as sdk;
-use presence_hub::engine::{self as model, Board};
+use presence_hub::engine as model;
+use presence_hub::presence::{Inbox, Presence};
+use presence_hub::runtime::Services;
 use presence_hub::runtime::probe::{Probe, Pumped};
-use presence_hub::runtime::{NoObserver, Services};
 use presence_hub::store::SqliteStore;
 use presence_hub::telemetry::Metrics;
 use sip_simple::core::{Action, Core, TimerKey};
@@ -98,11 +99,14 @@ pub async fn run(r: &mut Report, p: &Params, root: &Path) -> anyhow::Result<Cost
 
     // ---- wasm ----------------------------------------------------------
     let server = SipServer::start()?;
+    // Reports go where the hub's go: into a presence service's inbox (the
+    // guest's import only enqueues; the service works on its own thread).
+    let store: Arc<SqliteStore> = Arc::new(SqliteStore::open(&scratch.join("data"))?);
+    let (presence, _watches) = Presence::open(store.clone())?;
     let services = Services {
-        store: Arc::new(SqliteStore::open(&scratch.join("data"))?),
-        board: Arc::new(Board::default()),
+        store,
         metrics: Arc::new(Metrics::default()),
-        observer: Arc::new(NoObserver),
+        presence: presence.inbox(),
         writes: Arc::default(),
     };
     let config = serde_json::json!({
@@ -126,7 +130,7 @@ pub async fn run(r: &mut Report, p: &Params, root: &Path) -> anyhow::Result<Cost
 
     // ---- native --------------------------------------------------------
     let native_server = SipServer::start()?;
-    let mut native = NativePlugin::start(native_server.addr, p.users)?;
+    let mut native = NativePlugin::start(native_server.addr, p.users, presence.inbox())?;
     native.pump_until(&native_server, p.users)?;
 
     let mut wasm_runs = Vec::new();
@@ -194,7 +198,7 @@ pub async fn run(r: &mut Report, p: &Params, root: &Path) -> anyhow::Result<Cost
     r.push(
         Row::info(
             "5",
-            "One NOTIFY (PIDF or dialog-info) through the component: handle-event, plugin parse, 200 sent, 2 reports into the board",
+            "One NOTIFY (PIDF or dialog-info) through the component: handle-event, plugin parse, 200 sent, 2 reports into the presence inbox",
             report::secs(costs.wasm),
         )
         .baseline(
@@ -311,14 +315,16 @@ struct NativePlugin {
     core: Core,
     sock: UdpSocket,
     server: SocketAddr,
-    board: Board,
+    /// The same inbox the component reports into.
+    inbox: Inbox,
+    instance: Arc<str>,
     timers: HashMap<TimerKey, (Instant, u64)>,
     queue: BTreeMap<(Instant, u64), TimerKey>,
     serial: u64,
 }
 
 impl NativePlugin {
-    fn start(server: SocketAddr, users: usize) -> anyhow::Result<NativePlugin> {
+    fn start(server: SocketAddr, users: usize, inbox: Inbox) -> anyhow::Result<NativePlugin> {
         let sock = big_socket()?;
         sock.set_read_timeout(Some(Duration::from_millis(20)))?;
         let local = sock.local_addr()?;
@@ -333,7 +339,8 @@ impl NativePlugin {
             core,
             sock,
             server,
-            board: Board::default(),
+            inbox,
+            instance: Arc::from("native"),
             timers: HashMap::new(),
             queue: BTreeMap::new(),
             serial: 0,
@@ -387,11 +394,11 @@ impl NativePlugin {
                     }
                 }
                 Action::Presence(u) => {
-                    self.board.presence("native", presence(u), 0);
+                    self.inbox.report(&self.instance, presence(u));
                 }
                 Action::EndpointState(ep, st, detail) => {
-                    self.board
-                        .endpoint_state("native", &ep, endpoint_state(st), detail, 0);
+                    self.inbox
+                        .endpoint_state(&self.instance, ep, endpoint_state(st), detail);
                 }
                 Action::Status(..) | Action::Warn(_) | Action::Info(_) | Action::Outcome(..) => {}
             }

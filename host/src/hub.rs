@@ -6,17 +6,10 @@ use axum::serve::ListenerExt;
 use rand::RngCore;
 use tokio::net::TcpListener;
 
-use std::collections::BTreeSet;
-use std::sync::Weak;
-
-use tokio::sync::mpsc;
-
 use crate::api::{self, AdminAuth, AppState};
 use crate::config::HubConfig;
-use crate::engine::Board;
-use crate::engine::users::Channel;
-use crate::presence::{Connectors, Presence};
-use crate::runtime::{ChannelName, Runtime, Services};
+use crate::presence::Presence;
+use crate::runtime::{Runtime, Services};
 use crate::store::{SqliteStore, Store};
 use crate::telemetry::Metrics;
 
@@ -37,13 +30,11 @@ impl Hub {
             admin_hash(&config, store.as_ref())?,
             store.clone(),
         )?);
-        let board = Arc::new(Board::default());
-        let presence = Presence::open(store.clone(), board.clone())?;
+        let (presence, watches) = Presence::open(store.clone())?;
         let services = Services {
             store,
-            board,
             metrics: Arc::new(Metrics::default()),
-            observer: presence.clone(),
+            presence: presence.inbox(),
             writes: Arc::default(),
         };
         let runtime = Runtime::new(
@@ -56,12 +47,11 @@ impl Hub {
                 .as_deref()
                 .map(|u| format!("{}/hooks", u.trim_end_matches('/'))),
         )?;
+        runtime.follow_watches(watches);
         runtime.boot().await?;
-        presence.attach(Arc::new(RuntimeLink::start(&runtime)));
         let state = AppState {
             presence,
             runtime: runtime.clone(),
-            board: services.board.clone(),
             metrics: services.metrics.clone(),
             auth,
             max_webhook_bytes: config.limits.max_webhook_bytes,
@@ -136,62 +126,4 @@ fn admin_hash(config: &HubConfig, store: &dyn Store) -> anyhow::Result<[u8; 32]>
     // Printed once, on purpose, to the terminal only (never to the log).
     println!("admin token (shown once, store it now): {token}");
     Ok(h)
-}
-
-/// The presence engine's view of the runtime. Watch changes go through one
-/// queue so they reach the connectors in the order they were decided.
-struct RuntimeLink {
-    runtime: Weak<Runtime>,
-    watches: mpsc::UnboundedSender<(String, BTreeSet<String>)>,
-}
-
-impl RuntimeLink {
-    fn start(runtime: &Arc<Runtime>) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(String, BTreeSet<String>)>();
-        let weak = Arc::downgrade(runtime);
-        tokio::spawn(async move {
-            while let Some((instance, set)) = rx.recv().await {
-                let Some(r) = weak.upgrade() else { return };
-                r.set_derived_watches(&instance, set).await;
-            }
-        });
-        Self {
-            runtime: Arc::downgrade(runtime),
-            watches: tx,
-        }
-    }
-}
-
-impl Connectors for RuntimeLink {
-    fn instances(&self) -> Vec<(String, String, bool)> {
-        self.runtime
-            .upgrade()
-            .map(|r| r.instance_list())
-            .unwrap_or_default()
-    }
-
-    fn set_derived_watches(&self, instance: &str, endpoints: BTreeSet<String>) {
-        let _ = self.watches.send((instance.to_string(), endpoints));
-    }
-
-    fn endpoint_kinds(&self, instance: &str) -> Vec<(String, Channel)> {
-        let Some(runtime) = self.runtime.upgrade() else {
-            return Vec::new();
-        };
-        runtime
-            .endpoint_kinds(instance)
-            .into_iter()
-            .map(|k| {
-                let rich = k.feeds.contains(&ChannelName::Rich)
-                    || k.feeds.contains(&ChannelName::Calendar);
-                let telephony = k.feeds.contains(&ChannelName::Telephony);
-                let channel = match (rich, telephony) {
-                    (true, true) => Channel::Both,
-                    (false, true) => Channel::Telephony,
-                    _ => Channel::Rich,
-                };
-                (k.attribute, channel)
-            })
-            .collect()
-    }
 }

@@ -27,3 +27,8 @@ pub const GOODBYE_QUIET: Duration = Duration::from_millis(250);
 /// How long the hub waits for each instance to stop when it shuts down
 /// (the goodbye grace included).
 pub const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// How often the presence service looks at the clock: sources whose
+/// validity lapsed or that went stale, notes and force-subscribes that
+/// ended. A source's age is therefore known to within this.
+pub const PRESENCE_TICK: Duration = Duration::from_secs(2);

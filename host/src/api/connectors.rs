@@ -19,7 +19,6 @@ pub async fn list(State(s): State<AppState>) -> impl IntoResponse {
 pub async fn create(State(s): State<AppState>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
     let req: NewConnector = parse_json(&body)?;
     let view = s.runtime.create_connector(req).await?;
-    s.presence.connectors_changed();
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -37,7 +36,6 @@ pub async fn update(
 ) -> Result<impl IntoResponse, ApiError> {
     let patch: ConnectorPatch = parse_json(&body)?;
     let view = s.runtime.update_connector(&id, patch).await?;
-    s.presence.connectors_changed();
     Ok(Json(view))
 }
 
@@ -46,7 +44,6 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     s.runtime.delete_connector(&id).await?;
-    s.presence.connectors_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -55,7 +52,6 @@ pub async fn enable(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let view = s.runtime.set_enabled(&id, true).await?;
-    s.presence.connectors_changed();
     Ok(Json(view))
 }
 
@@ -64,7 +60,6 @@ pub async fn disable(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let view = s.runtime.set_enabled(&id, false).await?;
-    s.presence.connectors_changed();
     Ok(Json(view))
 }
 
@@ -107,7 +102,7 @@ pub async fn endpoints(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     s.runtime.connector(&id).await?;
-    Ok(Json(s.board.instance(&id)))
+    Ok(Json(s.presence.observations(&id).await?))
 }
 
 #[derive(serde::Deserialize)]

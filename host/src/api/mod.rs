@@ -21,7 +21,6 @@ use axum::routing::{any, delete, get, post, put};
 pub use auth::AdminAuth;
 pub use error::ApiError;
 
-use crate::engine::Board;
 use crate::presence::Presence;
 use crate::runtime::Runtime;
 use crate::telemetry::Metrics;
@@ -31,7 +30,6 @@ use crate::telemetry::Metrics;
 pub struct AppState {
     pub presence: Arc<Presence>,
     pub runtime: Arc<Runtime>,
-    pub board: Arc<Board>,
     pub metrics: Arc<Metrics>,
     pub auth: Arc<AdminAuth>,
     pub max_webhook_bytes: usize,

@@ -61,7 +61,6 @@ pub async fn upload(
     let component =
         component.ok_or_else(|| bad("component", "the `component` part is missing".into()))?;
     let view = s.runtime.install(&manifest, &component).await?;
-    s.presence.connectors_changed();
     Ok((StatusCode::CREATED, Json(view)))
 }
 

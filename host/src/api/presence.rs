@@ -42,7 +42,7 @@ pub async fn list(
         per_page: p.per_page,
     }
     .bounds()?;
-    let (seq, all) = s.presence.snapshot(None);
+    let (seq, all) = s.presence.snapshot(None).await?;
     let q = p.q.as_deref().map(str::to_lowercase);
     let list: Vec<_> = all
         .into_iter()
@@ -73,7 +73,7 @@ pub async fn one(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(s.presence.detail(&name)?))
+    Ok(Json(s.presence.detail(&name).await?))
 }
 
 /// Which users a feed client follows and where it resumes.
@@ -146,7 +146,7 @@ pub async fn sse(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let since = since(&q, &headers)?;
-    let mut sub = s.presence.subscribe(follow(&q), since);
+    let mut sub = s.presence.subscribe(follow(&q), since).await?;
     let first = first_messages(&sub);
     let stream = async_stream::stream! {
         for (event, data, id) in first {
@@ -182,7 +182,7 @@ pub async fn ws(
     upgrade: WebSocketUpgrade,
 ) -> Result<impl IntoResponse, ApiError> {
     let since = since(&q, &headers)?;
-    let sub = s.presence.subscribe(follow(&q), since);
+    let sub = s.presence.subscribe(follow(&q), since).await?;
     Ok(upgrade.on_upgrade(move |socket| ws_session(socket, sub)))
 }
 

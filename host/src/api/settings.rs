@@ -14,8 +14,8 @@ use super::{ApiError, AppState};
 use crate::engine::merge::Rules;
 use crate::store::EventQuery;
 
-pub async fn rules(State(s): State<AppState>) -> impl IntoResponse {
-    Json(s.presence.rules())
+pub async fn rules(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.presence.rules().await?))
 }
 
 /// Replace the merge rules; applied at once.
@@ -45,10 +45,7 @@ pub async fn set_rules(
             "at least 1, or null for all",
         ));
     }
-    let r = s
-        .presence
-        .set_rules(r)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let r = s.presence.set_rules(r).await?;
     Ok(Json(r))
 }
 

@@ -25,6 +25,7 @@ impl From<PresenceError> for ApiError {
             PresenceError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, msg),
             PresenceError::Exists(_) => ApiError::field(StatusCode::CONFLICT, "username", msg),
             PresenceError::Store(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, msg),
+            PresenceError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg),
             PresenceError::Rejected(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg),
         }
     }
@@ -85,6 +86,7 @@ pub async fn list(
     let all: Vec<User> = s
         .presence
         .users()
+        .await?
         .into_iter()
         .filter(|u| p.q.as_deref().is_none_or(|q| matches(u, q)))
         .collect();
@@ -101,7 +103,10 @@ pub async fn list(
 
 pub async fn create(State(s): State<AppState>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
     let u: User = parse_json(&body)?;
-    Ok((StatusCode::CREATED, Json(s.presence.put_user(u, true)?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(s.presence.put_user(u, true).await?),
+    ))
 }
 
 pub async fn get_one(
@@ -110,6 +115,7 @@ pub async fn get_one(
 ) -> Result<impl IntoResponse, ApiError> {
     s.presence
         .user(&name)
+        .await?
         .map(Json)
         .ok_or_else(|| PresenceError::NotFound(name).into())
 }
@@ -127,14 +133,14 @@ pub async fn replace(
             "must match the URL; delete and create to rename",
         ));
     }
-    Ok(Json(s.presence.put_user(u, false)?))
+    Ok(Json(s.presence.put_user(u, false).await?))
 }
 
 pub async fn delete(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    s.presence.delete_user(&name)?;
+    s.presence.delete_user(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -250,7 +256,7 @@ pub async fn import(
             "send text/csv or application/json",
         ));
     };
-    match s.presence.import(rows) {
+    match s.presence.import(rows).await {
         Ok(n) => Ok((
             StatusCode::OK,
             Json(json!({ "imported": n, "rejected": [] })),
@@ -279,7 +285,7 @@ pub async fn notes(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let d = s.presence.detail(&name)?;
+    let d = s.presence.detail(&name).await?;
     Ok(Json(json!({ "notes": d.presence.notes })))
 }
 
@@ -299,16 +305,19 @@ pub async fn add_note(
             "must be in the future",
         ));
     }
-    let note = s.presence.add_note(
-        &name,
-        Note {
-            id: 0,
-            text: n.text,
-            author: caller.name,
-            at_ms: 0,
-            expires_at_ms: n.expires_at_ms,
-        },
-    )?;
+    let note = s
+        .presence
+        .add_note(
+            &name,
+            Note {
+                id: 0,
+                text: n.text,
+                author: caller.name,
+                at_ms: 0,
+                expires_at_ms: n.expires_at_ms,
+            },
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(note)))
 }
 
@@ -319,7 +328,7 @@ pub async fn delete_note(
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::field(StatusCode::BAD_REQUEST, "id", "a note id is a number"))?;
-    s.presence.delete_note(&name, id)?;
+    s.presence.delete_note(&name, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -327,6 +336,6 @@ pub async fn subscribe(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let until = s.presence.force_subscribe(&name)?;
+    let until = s.presence.force_subscribe(&name).await?;
     Ok(Json(json!({ "username": name, "until_ms": until })))
 }

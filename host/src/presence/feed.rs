@@ -41,7 +41,7 @@ impl FeedEvent {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum FeedKind {
     /// A user's merged presence (or notes) changed.
-    Presence(Box<UserPresence>),
+    Presence(Arc<UserPresence>),
     /// A user was deleted.
     Removed { username: String },
 }
@@ -112,7 +112,7 @@ pub struct Subscription {
     /// The sequence number the snapshot or replay is current to.
     pub seq: u64,
     /// Present when the client could not resume: everything it follows.
-    pub snapshot: Option<Vec<UserPresence>>,
+    pub snapshot: Option<Vec<Arc<UserPresence>>>,
     /// Changes after the client's `since`, when it could resume.
     pub replay: Vec<Arc<FeedEvent>>,
     source: Source,
@@ -131,7 +131,7 @@ impl Subscription {
     /// A subscription to everyone's events.
     pub fn all(
         seq: u64,
-        snapshot: Option<Vec<UserPresence>>,
+        snapshot: Option<Vec<Arc<UserPresence>>>,
         replay: Vec<Arc<FeedEvent>>,
         rx: broadcast::Receiver<Arc<FeedEvent>>,
     ) -> Self {
@@ -147,7 +147,7 @@ impl Subscription {
     /// give each of them.
     pub fn named(
         seq: u64,
-        snapshot: Option<Vec<UserPresence>>,
+        snapshot: Option<Vec<Arc<UserPresence>>>,
         replay: Vec<Arc<FeedEvent>>,
         users: usize,
     ) -> (Self, Vec<Route>) {

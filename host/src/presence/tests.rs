@@ -1,21 +1,14 @@
-//! The periodic tick recomputes only what time changed: these drive it
-//! with chosen clocks (no background ticker) and check what changed.
+//! The presence service driven through its inbox and commands, with chosen
+//! clocks (no ticker of its own): what changes, what is published, and how
+//! much work an edit costs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::*;
-use crate::engine::{Availability, Board, PresenceReport, RichPresence};
+use crate::engine::users::Channel;
+use crate::engine::{Availability, PresenceReport, RichPresence};
 use crate::store::SqliteStore;
-
-struct OneInstance;
-
-impl Connectors for OneInstance {
-    fn instances(&self) -> Vec<(String, String, bool)> {
-        vec![("sip".into(), "sip-simple".into(), true)]
-    }
-    fn set_derived_watches(&self, _: &str, _: BTreeSet<String>) {}
-}
 
 fn user(name: &str) -> User {
     User {
@@ -26,8 +19,19 @@ fn user(name: &str) -> User {
     }
 }
 
-fn rich(p: &Presence, name: &str) -> String {
-    let (_, all) = p.snapshot(None);
+fn sip(running: bool, incarnation: u64) -> InstanceInfo {
+    InstanceInfo {
+        id: "sip".into(),
+        plugin: "sip-simple".into(),
+        running,
+        endpoint_kinds: vec![("sip-uri".into(), Channel::Both)],
+        operator_watches: vec![],
+        incarnation,
+    }
+}
+
+async fn rich(p: &Presence, name: &str) -> String {
+    let (_, all) = p.snapshot(None).await.unwrap();
     let u = all
         .iter()
         .find(|u| u.username == name)
@@ -35,77 +39,90 @@ fn rich(p: &Presence, name: &str) -> String {
     u.rich.state.as_str().to_string()
 }
 
-fn away(p: &Presence, board: &Board, name: &str, at: u64) {
-    report(p, board, name, Availability::Away, at);
-}
-
-/// `name`'s endpoint reports `availability` at `at`.
-fn report(p: &Presence, board: &Board, name: &str, availability: Availability, at: u64) {
-    let endpoint = format!("{name}@pbx");
-    let rich = RichPresence {
-        availability,
-        activity: None,
-        note: None,
-    };
-    let report = PresenceReport {
-        endpoint: endpoint.clone(),
+fn rich_report(endpoint: &str, availability: Availability) -> PresenceReport {
+    PresenceReport {
+        endpoint: endpoint.into(),
         observed_at_ms: None,
         ordering: None,
         origin: crate::engine::UpdateOrigin::Platform,
         calendar: None,
         valid_for_ms: None,
         telephony: None,
-        rich: Some(rich),
+        rich: Some(RichPresence {
+            availability,
+            activity: None,
+            note: None,
+        }),
         raw: vec![],
-    };
-    board.presence("sip", report, at);
-    p.observed("sip", &endpoint, "rich".into());
+    }
 }
 
-async fn presence() -> (Arc<Presence>, Arc<Board>, tempfile::TempDir) {
+/// `name`'s endpoint on instance "sip" reports `availability`.
+fn report(p: &Presence, name: &str, availability: Availability) {
+    p.inbox().report(
+        &Arc::from("sip"),
+        rich_report(&format!("{name}@pbx"), availability),
+    );
+}
+
+struct Fixture {
+    p: Arc<Presence>,
+    watches: mpsc::UnboundedReceiver<WatchChange>,
+    _dir: tempfile::TempDir,
+}
+
+async fn presence(users: &[&str]) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let board = Arc::new(Board::default());
-    let p = Presence::open(store, board.clone()).unwrap();
-    p.connect(Arc::new(OneInstance));
-    p.import(vec![(1, Ok(user("ann"))), (2, Ok(user("ben")))])
-        .unwrap();
-    let mut rules = p.rules();
+    let (p, watches) = Presence::open_ticking(store, None).unwrap();
+    p.inbox().instance(sip(true, 1));
+    let rows = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (i + 1, Ok(user(u))))
+        .collect();
+    p.import(rows).await.unwrap();
+    let mut rules = p.rules().await.unwrap();
     rules.stale_after_seconds = Some(60);
-    p.set_rules(rules).unwrap();
-    (p, board, dir)
+    p.set_rules(rules).await.unwrap();
+    Fixture {
+        p,
+        watches,
+        _dir: dir,
+    }
 }
 
 #[tokio::test]
 async fn a_source_that_falls_silent_ages_out_at_the_next_tick() {
-    let (p, board, _dir) = presence().await;
+    let f = presence(&["ann", "ben"]).await;
+    let p = &f.p;
     let t = now_ms();
-    p.tick(t);
-    away(&p, &board, "ann", t);
-    away(&p, &board, "ben", t + 30_000);
-    assert_eq!(rich(&p, "ann"), "away");
+    p.tick_at(t).await;
+    report(p, "ann", Availability::Away);
+    assert_eq!(rich(p, "ann").await, "away");
+    // Ben is heard 30 s later (his report's receive time is set by hand:
+    // the clock here is chosen).
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    report(p, "ben", Availability::Away);
+    assert_eq!(rich(p, "ben").await, "away");
+    let ann_heard = now_ms();
 
     // Within the staleness window nothing changes.
-    p.tick(t + 59_000);
-    assert_eq!(rich(&p, "ann"), "away");
-    assert_eq!(rich(&p, "ben"), "away");
+    p.tick_at(ann_heard + 59_000).await;
+    assert_eq!(rich(p, "ann").await, "away");
 
-    // Ann's only source went silent 61 s ago: she ages out; Ben (heard
-    // 31 s ago) does not.
-    p.tick(t + 61_000);
-    assert_eq!(rich(&p, "ann"), "unknown");
-    assert_eq!(rich(&p, "ben"), "away");
-
-    // Ben's turn, even when ticks are far apart.
-    p.tick(t + 200_000);
-    assert_eq!(rich(&p, "ben"), "unknown");
+    // Both went silent over 60 s ago: they age out.
+    p.tick_at(ann_heard + 61_000).await;
+    assert_eq!(rich(p, "ann").await, "unknown");
+    assert_eq!(rich(p, "ben").await, "unknown");
 }
 
 #[tokio::test]
 async fn an_expired_note_leaves_at_the_next_tick_and_reaches_the_feed() {
-    let (p, _board, _dir) = presence().await;
+    let f = presence(&["ann", "ben"]).await;
+    let p = &f.p;
     let t = now_ms();
-    p.tick(t);
+    p.tick_at(t).await;
     let note = Note {
         id: 0,
         text: "back at 3".into(),
@@ -113,20 +130,23 @@ async fn an_expired_note_leaves_at_the_next_tick_and_reaches_the_feed() {
         at_ms: 0,
         expires_at_ms: Some(t + 5_000),
     };
-    p.add_note("ann", note).unwrap();
-    let mut sub = p.subscribe(Some(BTreeSet::from(["ann".to_string()])), None);
-    let has_note = |p: &Presence| {
-        let (_, all) = p.snapshot(None);
+    p.add_note("ann", note).await.unwrap();
+    let mut sub = p
+        .subscribe(Some(BTreeSet::from(["ann".to_string()])), None)
+        .await
+        .unwrap();
+    async fn has_note(p: &Presence) -> bool {
+        let (_, all) = p.snapshot(None).await.unwrap();
         !all.iter()
             .find(|u| u.username == "ann")
             .unwrap()
             .notes
             .is_empty()
-    };
-    p.tick(t + 4_000);
-    assert!(has_note(&p));
-    p.tick(t + 6_000);
-    assert!(!has_note(&p), "the note expired");
+    }
+    p.tick_at(t + 4_000).await;
+    assert!(has_note(p).await);
+    p.tick_at(t + 6_000).await;
+    assert!(!has_note(p).await, "the note expired");
     match tokio::time::timeout(std::time::Duration::from_secs(1), sub.next()).await {
         Ok(Next::Event(ev)) => match &ev.kind {
             FeedKind::Presence(u) => assert!(u.notes.is_empty(), "{:?}", u.notes),
@@ -137,54 +157,137 @@ async fn an_expired_note_leaves_at_the_next_tick_and_reaches_the_feed() {
 }
 
 #[tokio::test]
-async fn a_new_instance_is_picked_up_by_the_tick() {
-    struct Later(std::sync::Mutex<bool>);
-    impl Connectors for Later {
-        fn instances(&self) -> Vec<(String, String, bool)> {
-            if *self.0.lock().unwrap() {
-                vec![("sip".into(), "sip-simple".into(), true)]
-            } else {
-                vec![]
-            }
-        }
-        fn set_derived_watches(&self, _: &str, _: BTreeSet<String>) {}
-    }
+async fn a_new_instance_gets_its_whole_watch_set_and_then_only_changes() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let board = Arc::new(Board::default());
-    let p = Presence::open(store, board.clone()).unwrap();
-    let later = Arc::new(Later(std::sync::Mutex::new(false)));
-    p.connect(later.clone());
-    p.import(vec![(1, Ok(user("ann")))]).unwrap();
-    let t = now_ms();
-    p.tick(t);
-    assert_eq!(rich(&p, "ann"), "not-configured");
-    *later.0.lock().unwrap() = true;
-    p.tick(t + 2_000);
-    assert_ne!(rich(&p, "ann"), "not-configured");
-    // And its reports now reach her.
-    away(&p, &board, "ann", t + 2_000);
-    assert_eq!(rich(&p, "ann"), "away");
+    let (p, mut watches) = Presence::open_ticking(store, None).unwrap();
+    p.import(vec![(1, Ok(user("ann"))), (2, Ok(user("ben")))])
+        .await
+        .unwrap();
+    assert_eq!(rich(&p, "ann").await, "not-configured");
+    assert!(watches.try_recv().is_err(), "no instance, nothing to watch");
+
+    p.inbox().instance(sip(true, 1));
+    assert_ne!(rich(&p, "ann").await, "not-configured");
+    let first = watches.try_recv().expect("the whole set");
+    assert!(first.replace);
+    let mut all: Vec<String> = first.add.iter().map(|e| e.to_string()).collect();
+    all.sort();
+    assert_eq!(all, ["ann@pbx", "ben@pbx"]);
+
+    // Its reports now reach her.
+    report(&p, "ann", Availability::Away);
+    assert_eq!(rich(&p, "ann").await, "away");
+
+    // A user edit sends only the difference.
+    let mut ann = user("ann");
+    ann.endpoints.insert("sip".into(), "ann2@pbx".into());
+    p.put_user(ann, false).await.unwrap();
+    let change = watches.try_recv().expect("a difference");
+    assert!(!change.replace);
+    assert_eq!(
+        (change.add[0].to_string(), change.remove[0].to_string()),
+        ("ann2@pbx".to_string(), "ann@pbx".to_string())
+    );
+
+    // A new actor for the instance (a restart) gets the whole set again.
+    p.inbox().instance(sip(true, 2));
+    let _ = rich(&p, "ann").await;
+    let again = watches.try_recv().expect("the whole set again");
+    assert!(again.replace);
+    assert_eq!(again.add.len(), 2);
+    drop(dir);
+}
+
+#[tokio::test]
+async fn a_user_edit_costs_work_for_that_user_only() {
+    let names: Vec<String> = (0..2_000).map(|i| format!("u{i:05}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let f = presence(&refs).await;
+    let p = &f.p;
+    let before = p.derivations().await;
+    let mut u = user("u00042");
+    u.display_name = "Forty Two".into();
+    p.put_user(u, false).await.unwrap();
+    // One instance: one matching, not one per user.
+    assert_eq!(p.derivations().await - before, 1);
+    let (_, all) = p
+        .snapshot(Some(BTreeSet::from(["u00042".to_string()])))
+        .await
+        .unwrap();
+    assert_eq!(all[0].display_name, "Forty Two");
+}
+
+#[tokio::test]
+async fn reports_queued_for_one_endpoint_are_folded_and_the_latest_wins() {
+    let f = presence(&["ann"]).await;
+    let p = &f.p;
+    let inbox = p.inbox();
+    let mut sub = p.subscribe(None, None).await.unwrap();
+    let before = inbox
+        .counters()
+        .coalesced
+        .load(std::sync::atomic::Ordering::Relaxed);
+    // Far more than the service takes in one batch while it is busy:
+    // whatever was still queued is folded.
+    for i in 0..20_000u32 {
+        let a = if i % 2 == 0 {
+            Availability::Busy
+        } else {
+            Availability::Away
+        };
+        report(p, "ann", a);
+    }
+    report(p, "ann", Availability::Available);
+    assert_eq!(rich(p, "ann").await, "available");
+    let folded = inbox
+        .counters()
+        .coalesced
+        .load(std::sync::atomic::Ordering::Relaxed)
+        - before;
+    // Every report either reached the board or was folded; the feed saw
+    // at most one event per report taken.
+    let mut events = 0u64;
+    while let Ok(Next::Event(_)) =
+        tokio::time::timeout(std::time::Duration::from_millis(50), sub.next()).await
+    {
+        events += 1;
+    }
+    assert!(events >= 1);
+    assert!(
+        events + folded <= 20_001 + 1,
+        "{events} events, {folded} folded"
+    );
+    assert!(folded > 0, "a burst while the service works is folded");
+    drop(f.watches);
 }
 
 #[tokio::test]
 async fn a_named_client_that_falls_behind_is_told_to_resync_and_others_are_not_held_up() {
-    let (p, board, _dir) = presence().await;
-    let mut slow = p.subscribe(Some(BTreeSet::from(["ann".to_string()])), None);
-    let mut other = p.subscribe(Some(BTreeSet::from(["ben".to_string()])), None);
-    let t = now_ms();
+    let f = presence(&["ann", "ben"]).await;
+    let p = &f.p;
+    let mut slow = p
+        .subscribe(Some(BTreeSet::from(["ann".to_string()])), None)
+        .await
+        .unwrap();
+    let mut other = p
+        .subscribe(Some(BTreeSet::from(["ben".to_string()])), None)
+        .await
+        .unwrap();
     // Ann changes more often than a client may fall behind; nobody reads.
+    // Each change is awaited so none is folded.
     for i in 0..(feed::CLIENT_BACKLOG as u64 + 10) {
         let a = if i % 2 == 0 {
             Availability::Busy
         } else {
             Availability::Away
         };
-        report(&p, &board, "ann", a, t);
+        report(p, "ann", a);
+        let _ = p.rules().await;
     }
     assert!(matches!(slow.next().await, Next::Lagged));
     // Ben's client follows another user: it gets Ben's change at once.
-    away(&p, &board, "ben", t);
+    report(p, "ben", Availability::Away);
     match tokio::time::timeout(std::time::Duration::from_secs(1), other.next()).await {
         Ok(Next::Event(ev)) => assert_eq!(ev.kind.username(), "ben"),
         _ => panic!("ben's client gets ben's change"),

@@ -27,6 +27,7 @@ use super::wit::{self, WriteAccepted, guest, types};
 use crate::config::Limits;
 use crate::engine::ConnectorStatus;
 use crate::io::{EventSink, IoContext, IoEvent, IoMsg, Work, WsPayload};
+use crate::presence::WatchChange;
 use crate::store::now_ms;
 use crate::telemetry::ConnectorLabels;
 use crate::timing::{GOODBYE_GRACE, GOODBYE_QUIET};
@@ -67,8 +68,8 @@ pub enum CallError {
 pub enum Control {
     /// New configuration: restart the run with it.
     Configure(RunSpec, oneshot::Sender<Result<(), String>>),
-    Watch(Vec<String>),
-    Unwatch(Vec<String>),
+    /// What to watch now, from the presence service.
+    Watches(WatchChange),
     /// Start a write-back; the reply says whether the plugin took it.
     Write {
         request: types::WriteRequest,
@@ -82,6 +83,7 @@ pub enum Control {
 }
 
 /// The runtime's handle on an actor.
+#[derive(Clone)]
 pub struct ActorHandle {
     pub control: mpsc::Sender<Control>,
     pub work: mpsc::Sender<Work>,
@@ -95,14 +97,18 @@ struct Guest {
 }
 
 struct Actor {
-    instance: String,
+    instance: Arc<str>,
     plugin: Arc<LoadedPlugin>,
     spec: RunSpec,
-    watches: BTreeSet<String>,
+    /// The instance's watch set as the presence service last sent it: the
+    /// service owns it; this copy is what a new run is given again.
+    watches: BTreeSet<Arc<str>>,
     enabled: bool,
     wasm: Arc<WasmHost>,
     services: Services,
     status: Arc<StatusCell>,
+    /// Whether the presence service was last told the instance runs.
+    told_running: Option<bool>,
     policy: Limits,
     work_tx: mpsc::Sender<Work>,
     work_rx: mpsc::Receiver<Work>,
@@ -121,7 +127,6 @@ pub struct ActorInit {
     pub instance: String,
     pub plugin: Arc<LoadedPlugin>,
     pub spec: RunSpec,
-    pub watches: BTreeSet<String>,
     pub enabled: bool,
     pub wasm: Arc<WasmHost>,
     pub services: Services,
@@ -143,14 +148,15 @@ pub fn spawn(init: ActorInit) -> ActorHandle {
     );
     let instance_name = init.instance.clone();
     let actor = Actor {
-        instance: init.instance,
+        instance: init.instance.as_str().into(),
         plugin: init.plugin,
         spec: init.spec,
-        watches: init.watches,
+        watches: BTreeSet::new(),
         enabled: init.enabled,
         wasm: init.wasm,
         services: init.services,
         status: status.clone(),
+        told_running: None,
         policy: init.policy,
         work_tx: work_tx.clone(),
         work_rx,
@@ -197,7 +203,7 @@ pub fn spawn(init: ActorInit) -> ActorHandle {
 impl Actor {
     fn labels(&self) -> ConnectorLabels {
         ConnectorLabels {
-            instance: self.instance.clone(),
+            instance: self.instance.to_string(),
             plugin: self.plugin.manifest.id.clone(),
         }
     }
@@ -243,8 +249,24 @@ impl Actor {
                 }
                 Some(w) = self.work_rx.recv() => self.work(w).await,
             }
+            self.tell_running();
         }
         self.set_run_state(RunState::Stopped);
+        self.tell_running();
+    }
+
+    /// Tell the presence service when the instance starts or stops running
+    /// (its sources then count, or not, in users' presence).
+    fn tell_running(&mut self) {
+        let running = self.enabled
+            && matches!(
+                self.status.get().run_state,
+                RunState::Running | RunState::Starting | RunState::Restarting
+            );
+        if self.told_running != Some(running) {
+            self.told_running = Some(running);
+            self.services.presence.running(&self.instance, running);
+        }
     }
 
     /// Handle a command; `false` ends the actor.
@@ -264,20 +286,36 @@ impl Actor {
                 };
                 let _ = reply.send(outcome);
             }
-            Control::Watch(eps) => {
-                let new: Vec<String> = eps
+            Control::Watches(change) => {
+                let gone: Vec<Arc<str>> = if change.replace {
+                    let keep: BTreeSet<&Arc<str>> = change.add.iter().collect();
+                    let gone: Vec<Arc<str>> = self
+                        .watches
+                        .iter()
+                        .filter(|e| !keep.contains(e))
+                        .cloned()
+                        .collect();
+                    for e in &gone {
+                        self.watches.remove(e);
+                    }
+                    gone
+                } else {
+                    change
+                        .remove
+                        .into_iter()
+                        .filter(|e| self.watches.remove(e))
+                        .collect()
+                };
+                if !gone.is_empty() {
+                    self.call_watch(gone, false).await;
+                }
+                let new: Vec<Arc<str>> = change
+                    .add
                     .into_iter()
                     .filter(|e| self.watches.insert(e.clone()))
                     .collect();
                 if !new.is_empty() {
                     self.call_watch(new, true).await;
-                }
-            }
-            Control::Unwatch(eps) => {
-                let gone: Vec<String> =
-                    eps.into_iter().filter(|e| self.watches.remove(e)).collect();
-                if !gone.is_empty() {
-                    self.call_watch(gone, false).await;
                 }
             }
             Control::Write { request, reply } => {
@@ -383,7 +421,7 @@ impl Actor {
             .await;
         match configured {
             Some(Ok(())) => {
-                let all: Vec<String> = self.watches.iter().cloned().collect();
+                let all: Vec<Arc<str>> = self.watches.iter().cloned().collect();
                 if !all.is_empty() {
                     self.call_watch(all, true).await;
                 }
@@ -466,9 +504,9 @@ impl Actor {
                 s.writes_failed += 1;
                 s.last_write = Some(record.clone());
             });
-            self.services.observer.decision(
+            self.services.presence.decision(
                 &self.instance,
-                Some(&record.endpoint),
+                Some(record.endpoint.clone()),
                 "write",
                 record.summary(),
             );
@@ -550,8 +588,10 @@ impl Actor {
     /// is a call of its own, under its own CPU deadline, so a long list
     /// (every user of a large site at start) neither runs into the deadline
     /// nor makes the plugin hold the work for all of it at once.
-    async fn call_watch(&mut self, endpoints: Vec<String>, watch: bool) {
+    async fn call_watch(&mut self, endpoints: Vec<Arc<str>>, watch: bool) {
         for page in endpoints.chunks(WATCH_PAGE) {
+            let page: Vec<String> = page.iter().map(|e| e.to_string()).collect();
+            let page = &page[..];
             let outcome = self
                 .invoke(
                     if watch { "watch" } else { "unwatch" },

@@ -10,24 +10,28 @@ pub mod manifest;
 mod plugin;
 pub mod probe;
 mod status;
+mod views;
 mod wasm;
 pub mod wit;
 pub mod writes;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use serde::Serialize;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 pub use actor::{CallError, WebhookCall};
 pub use config_schema::{CapabilitiesSpec, ChannelName, EndpointKindSpec, FieldSpec, PluginInfo};
 pub use convert::PresenceWrite;
-pub use host::{NoObserver, Services, kv_writes_lost};
+pub use host::{Services, kv_writes_lost};
 pub use plugin::{LoadError, PluginOrigin, sha256_hex};
 pub use status::{InstanceStatus, RunState};
+pub use views::{
+    ConnectorPatch, ConnectorView, FolderError, GrantsView, LimitsView, NewConnector, PluginView,
+};
 pub use wasm::CompileSource;
 pub use wit::guest::{WebhookRequest, WebhookResponse};
 pub use wit::types::Header;
@@ -40,7 +44,9 @@ use plugin::LoadedPlugin;
 use wasm::WasmHost;
 
 use crate::config::Limits;
+use crate::engine::users::Channel;
 use crate::io::Work;
+use crate::presence::{InstanceInfo, WatchChange};
 use crate::store::{ConnectorRecord, PluginRecord, StoreError, now_ms};
 
 /// A runtime operation that failed, shaped for API answers.
@@ -69,132 +75,18 @@ fn invalid(field: &str, message: impl Into<String>) -> RuntimeError {
     }
 }
 
-/// A plugin as the API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct PluginView {
-    pub id: String,
-    pub version: String,
-    /// The contract version, read from the component.
-    pub api_version: ContractVersion,
-    pub name: String,
-    pub description: String,
-    pub sha256: String,
-    pub size_bytes: usize,
-    pub origin: PluginOrigin,
-    pub grants: GrantsView,
-    pub limits: LimitsView,
-    pub config_fields: Vec<FieldSpec>,
-    /// The user attributes its instances can watch; the first is the default.
-    pub endpoint_kinds: Vec<EndpointKindSpec>,
-    pub capabilities: CapabilitiesSpec,
-    pub loaded_at_ms: u64,
-    pub load_ms: f64,
-    pub compile_source: CompileSource,
-    pub instances: Vec<String>,
-}
-
-/// A plugin's grants.
-#[derive(Debug, Clone, Serialize)]
-pub struct GrantsView {
-    pub network: Vec<String>,
-    pub webhooks: bool,
-    pub kv: bool,
-}
-
-/// Limits in force.
-#[derive(Debug, Clone, Serialize)]
-pub struct LimitsView {
-    pub memory_mib: usize,
-    pub call_timeout_ms: u32,
-    pub queue: usize,
-    pub kv_max_bytes: u64,
-}
-
-/// A plugin folder that could not be loaded.
-#[derive(Debug, Clone, Serialize)]
-pub struct FolderError {
-    pub path: PathBuf,
-    pub error: String,
-}
-
-/// A connector instance as the API shows it. Secrets never appear.
-#[derive(Debug, Clone, Serialize)]
-pub struct ConnectorView {
-    pub id: String,
-    pub plugin: String,
-    pub enabled: bool,
-    pub config: BTreeMap<String, serde_json::Value>,
-    /// Names of secret fields that have a value.
-    pub secrets_set: Vec<String>,
-    pub tls_ca_configured: bool,
-    pub watches: Vec<String>,
-    pub created_at_ms: u64,
-    pub updated_at_ms: u64,
-    /// Why the instance cannot run (its plugin is missing), if so.
-    pub problem: Option<String>,
-    pub status: Option<InstanceStatus>,
-}
-
-/// A request to create a connector instance.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewConnector {
-    pub id: String,
-    pub plugin: String,
-    #[serde(default)]
-    pub config: serde_json::Map<String, serde_json::Value>,
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    #[serde(default)]
-    pub tls_ca_pem: Option<String>,
-    #[serde(default)]
-    pub watches: Vec<String>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// A change to a connector instance; absent fields stay as they are. A new
-/// `config` replaces the old one, except that secret fields left out keep
-/// their value.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConnectorPatch {
-    pub config: Option<serde_json::Map<String, serde_json::Value>>,
-    pub enabled: Option<bool>,
-    /// `null` removes the CA.
-    #[serde(default, with = "double_option")]
-    pub tls_ca_pem: Option<Option<String>>,
-    pub watches: Option<Vec<String>>,
-}
-
-mod double_option {
-    use serde::{Deserialize, Deserializer};
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Option<String>>, D::Error> {
-        Ok(Some(Option::deserialize(d)?))
-    }
-}
-
+/// One row of the connector table. Rows are replaced whole, never changed
+/// in place, so readers hold a consistent copy without a lock.
 struct Connector {
     record: ConnectorRecord,
     actor: Option<ActorHandle>,
     problem: Option<String>,
-    /// The watches the actor was last told: the operator's plus the users'.
-    applied: BTreeSet<String>,
+    /// How long a webhook may wait for the plugin's answer; `None` when
+    /// the plugin takes no webhooks.
+    hook_timeout: Option<Duration>,
+    /// Which actor this is (see [`InstanceInfo::incarnation`]).
+    incarnation: u64,
 }
-
-/// Routing data for webhooks, readable without the admin lock.
-#[derive(Clone)]
-struct HookRoute {
-    work: tokio::sync::mpsc::Sender<Work>,
-    timeout: Duration,
-}
-
-/// An instance as the presence engine sees it: plugin id, status, enabled.
-type RegistryEntry = (String, Option<Arc<status::StatusCell>>, bool);
 
 /// The runtime.
 pub struct Runtime {
@@ -206,13 +98,12 @@ pub struct Runtime {
     plugins_dir: PathBuf,
     plugins: RwLock<BTreeMap<String, Arc<LoadedPlugin>>>,
     folder_errors: Mutex<Vec<FolderError>>,
-    connectors: tokio::sync::Mutex<BTreeMap<String, Connector>>,
-    hooks: RwLock<HashMap<String, HookRoute>>,
-    /// Endpoints the presence engine wants watched, per instance.
-    derived: Mutex<HashMap<String, BTreeSet<String>>>,
-    /// Instances as the presence engine sees them, readable without the
-    /// admin lock: plugin id, status, enabled.
-    registry: RwLock<BTreeMap<String, RegistryEntry>>,
+    /// Changes to plugins and instances, one at a time (they span awaits).
+    admin: tokio::sync::Mutex<()>,
+    /// The one connector table. Readers (webhooks, watch changes, views)
+    /// take it for a lookup; it changes only under `admin`.
+    connectors: RwLock<BTreeMap<String, Arc<Connector>>>,
+    incarnations: AtomicU64,
 }
 
 /// Identifiers used in URLs: 1-64 of a-z, 0-9, - and _.
@@ -242,10 +133,9 @@ impl Runtime {
             plugins_dir,
             plugins: RwLock::default(),
             folder_errors: Mutex::default(),
-            connectors: tokio::sync::Mutex::default(),
-            hooks: RwLock::default(),
-            derived: Mutex::default(),
-            registry: RwLock::default(),
+            admin: tokio::sync::Mutex::new(()),
+            connectors: RwLock::default(),
+            incarnations: AtomicU64::new(0),
         }))
     }
 
@@ -299,12 +189,79 @@ impl Runtime {
                 Err(e) => tracing::error!(plugin = %rec.id, error = %e, "stored plugin not loaded"),
             }
         }
-        let mut connectors = self.connectors.lock().await;
+        let _admin = self.admin.lock().await;
         for record in self.services.store.connectors()? {
             let c = self.spawn_connector(record);
-            connectors.insert(c.record.id.clone(), c);
+            self.put(c);
         }
         Ok(())
+    }
+
+    fn table(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Connector>>> {
+        self.connectors.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Connector>> {
+        self.table().get(id).cloned()
+    }
+
+    /// Put a row in the table and tell the presence service about it.
+    fn put(&self, c: Connector) -> Arc<Connector> {
+        let c = Arc::new(c);
+        self.announce(&c);
+        self.connectors
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(c.record.id.clone(), c.clone());
+        c
+    }
+
+    /// What the presence service needs to know of an instance.
+    fn announce(&self, c: &Connector) {
+        let endpoint_kinds = self
+            .plugin_arc(&c.record.plugin)
+            .map(|p| {
+                p.info
+                    .endpoint_kinds
+                    .iter()
+                    .map(|k| (k.attribute.clone(), channel_of(&k.feeds)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let running = c.record.enabled
+            && c.actor.as_ref().is_some_and(|a| {
+                matches!(
+                    a.status.get().run_state,
+                    RunState::Running | RunState::Starting | RunState::Restarting
+                )
+            });
+        self.services.presence.instance(InstanceInfo {
+            id: c.record.id.clone(),
+            plugin: c.record.plugin.clone(),
+            running,
+            endpoint_kinds,
+            operator_watches: c.record.watches.clone(),
+            incarnation: c.incarnation,
+        });
+    }
+
+    /// Apply the presence service's watch changes, in order, for as long as
+    /// the hub runs. A change for an instance without an actor is dropped:
+    /// its next actor gets the whole set.
+    pub fn follow_watches(self: &Arc<Self>, mut changes: mpsc::UnboundedReceiver<WatchChange>) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(change) = changes.recv().await {
+                let Some(rt) = me.upgrade() else { return };
+                let control = rt
+                    .get(&change.instance)
+                    .and_then(|c| c.actor.as_ref().map(|a| a.control.clone()));
+                drop(rt);
+                if let Some(control) = control {
+                    let _ = control.send(Control::Watches(change)).await;
+                }
+            }
+        });
     }
 
     async fn load(
@@ -361,165 +318,62 @@ impl Runtime {
         })
     }
 
-    /// The watches an instance should have: the operator's and the users'.
-    fn desired_watches(&self, record: &ConnectorRecord) -> BTreeSet<String> {
-        let mut set: BTreeSet<String> = record.watches.iter().cloned().collect();
-        if let Some(d) = self
-            .derived
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&record.id)
-        {
-            set.extend(d.iter().cloned());
-        }
-        set
-    }
-
-    fn register_instance(&self, c: &Connector) {
-        self.registry
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                c.record.id.clone(),
-                (
-                    c.record.plugin.clone(),
-                    c.actor.as_ref().map(|a| a.status.clone()),
-                    c.record.enabled,
-                ),
-            );
-    }
-
-    /// Tell the actor the difference between what it watches and what it
-    /// should.
-    async fn sync_watches(&self, c: &mut Connector) {
-        let desired = self.desired_watches(&c.record);
-        let Some(actor) = &c.actor else {
-            c.applied = desired;
-            return;
-        };
-        let add: Vec<String> = desired.difference(&c.applied).cloned().collect();
-        let remove: Vec<String> = c.applied.difference(&desired).cloned().collect();
-        if !add.is_empty() {
-            let _ = actor.control.send(Control::Watch(add)).await;
-        }
-        if !remove.is_empty() {
-            let _ = actor.control.send(Control::Unwatch(remove)).await;
-        }
-        c.applied = desired;
-    }
-
-    /// The presence engine's wish for an instance's watches.
-    pub async fn set_derived_watches(&self, instance: &str, endpoints: BTreeSet<String>) {
-        self.derived
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(instance.to_string(), endpoints);
-        let mut connectors = self.connectors.lock().await;
-        if let Some(c) = connectors.get_mut(instance) {
-            self.sync_watches(c).await;
-        }
-    }
-
-    /// Instances for the presence engine: id, plugin, running.
-    /// The endpoint kinds an instance's plugin declares (none when the
-    /// instance or its plugin is unknown).
-    pub fn endpoint_kinds(&self, instance: &str) -> Vec<EndpointKindSpec> {
-        let plugin = self
-            .registry
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(instance)
-            .map(|(plugin, _, _)| plugin.clone());
-        plugin
-            .and_then(|p| self.plugin_arc(&p))
-            .map(|p| p.info.endpoint_kinds.clone())
-            .unwrap_or_default()
-    }
-
-    pub fn instance_list(&self) -> Vec<(String, String, bool)> {
-        self.registry
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(id, (plugin, status, enabled))| {
-                let running = *enabled
-                    && status.as_ref().is_some_and(|s| {
-                        matches!(
-                            s.get().run_state,
-                            RunState::Running | RunState::Starting | RunState::Restarting
-                        )
-                    });
-                (id.clone(), plugin.clone(), running)
-            })
-            .collect()
-    }
-
+    /// A table row for `record`, with an actor when its plugin is loaded
+    /// and the configuration fits it.
     fn spawn_connector(&self, record: ConnectorRecord) -> Connector {
-        let c = self.spawn_connector_inner(record);
-        self.register_instance(&c);
-        c
-    }
-
-    fn spawn_connector_inner(&self, record: ConnectorRecord) -> Connector {
-        let applied = self.desired_watches(&record);
+        let incarnation = self.incarnations.fetch_add(1, Ordering::Relaxed) + 1;
+        let row = |problem: String| Connector {
+            record: record.clone(),
+            actor: None,
+            problem: Some(problem),
+            hook_timeout: None,
+            incarnation,
+        };
         let Some(plugin) = self.plugin_arc(&record.plugin) else {
             let problem = format!(
                 "plugin {:?} is not loaded; upload it to start this connector",
                 record.plugin
             );
             tracing::warn!(instance = %record.id, "{problem}");
-            return Connector {
-                record,
-                actor: None,
-                problem: Some(problem),
-                applied,
-            };
+            return row(problem);
         };
         let spec = match Self::run_spec(&plugin, &record) {
             Ok(s) => s,
-            Err(e) => {
-                return Connector {
-                    record,
-                    actor: None,
-                    problem: Some(format!("configuration does not fit the plugin: {e}")),
-                    applied,
-                };
-            }
+            Err(e) => return row(format!("configuration does not fit the plugin: {e}")),
         };
         let actor = actor::spawn(ActorInit {
             instance: record.id.clone(),
             plugin: plugin.clone(),
             spec,
-            watches: applied.clone(),
             enabled: record.enabled,
             wasm: self.wasm.clone(),
             services: self.services.clone(),
             policy: self.limits.clone(),
             hooks_base_url: self.hooks_base_url.clone(),
         });
-        if plugin.manifest.grants.webhooks {
-            self.hooks
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(
-                    record.id.clone(),
-                    HookRoute {
-                        work: actor.work.clone(),
-                        timeout: Duration::from_millis(
-                            u64::from(plugin.limits.call_timeout_ms) + 5_000,
-                        ),
-                    },
-                );
-        }
         Connector {
+            hook_timeout: plugin
+                .manifest
+                .grants
+                .webhooks
+                .then(|| Duration::from_millis(u64::from(plugin.limits.call_timeout_ms) + 5_000)),
             record,
             actor: Some(actor),
             problem: None,
-            applied,
+            incarnation,
         }
     }
 
     // ---- plugins -------------------------------------------------------
+
+    /// The instances of a plugin.
+    fn users_of(&self, plugin: &str) -> Vec<String> {
+        self.table()
+            .values()
+            .filter(|c| c.record.plugin == plugin)
+            .map(|c| c.record.id.clone())
+            .collect()
+    }
 
     fn plugin_view(&self, p: &LoadedPlugin, instances: Vec<String>) -> PluginView {
         PluginView {
@@ -558,7 +412,6 @@ impl Runtime {
 
     /// Every loaded plugin, and folders that failed to load.
     pub async fn plugins(&self) -> (Vec<PluginView>, Vec<FolderError>) {
-        let connectors = self.connectors.lock().await;
         let plugins: Vec<_> = self
             .plugins
             .read()
@@ -568,7 +421,7 @@ impl Runtime {
             .collect();
         let views = plugins
             .iter()
-            .map(|p| self.plugin_view(p, users_of(&connectors, &p.manifest.id)))
+            .map(|p| self.plugin_view(p, self.users_of(&p.manifest.id)))
             .collect();
         let errors = self
             .folder_errors
@@ -580,12 +433,11 @@ impl Runtime {
 
     /// One plugin.
     pub async fn plugin(&self, id: &str) -> Result<PluginView, RuntimeError> {
-        let connectors = self.connectors.lock().await;
         let p = self.plugin_arc(id).ok_or_else(|| RuntimeError::NotFound {
             kind: "plugin",
             id: id.into(),
         })?;
-        Ok(self.plugin_view(&p, users_of(&connectors, id)))
+        Ok(self.plugin_view(&p, self.users_of(id)))
     }
 
     /// Install an uploaded plugin, or replace one (hot reload of every
@@ -599,9 +451,8 @@ impl Runtime {
         let p = self
             .load(manifest, component, PluginOrigin::Uploaded, true)
             .await?;
-        let mut connectors = self.connectors.lock().await;
-        self.replace(&mut connectors, p, Some((manifest, component)))
-            .await
+        let _admin = self.admin.lock().await;
+        self.replace(p, Some((manifest, component))).await
     }
 
     /// Load a plugin again from where it came from and move its instances.
@@ -637,21 +488,23 @@ impl Runtime {
                 format!("the plugin on disk is now {:?}, not {id:?}", p.manifest.id),
             ));
         }
-        let mut connectors = self.connectors.lock().await;
-        self.replace(&mut connectors, p, None).await
+        let _admin = self.admin.lock().await;
+        self.replace(p, None).await
     }
 
+    /// Move every instance of plugin `p.id` to the new build; the caller
+    /// holds `admin`.
     async fn replace(
         &self,
-        connectors: &mut BTreeMap<String, Connector>,
         p: LoadedPlugin,
         persist: Option<(&str, &[u8])>,
     ) -> Result<PluginView, RuntimeError> {
         let id = p.manifest.id.clone();
-        let users: Vec<String> = users_of(connectors, &id);
+        let users: Vec<String> = self.users_of(&id);
         let mut specs = Vec::new();
         for u in &users {
-            let rec = &connectors[u].record;
+            let c = self.get(u).expect("listed above");
+            let rec = &c.record;
             // Re-validate: the new build may have other fields.
             let mut values = serde_json::Map::new();
             values.extend(rec.config.clone());
@@ -682,16 +535,18 @@ impl Runtime {
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.clone(), p.clone());
         for (u, spec) in users.iter().zip(specs) {
-            let c = connectors.get_mut(u).expect("listed above");
+            let c = self.get(u).expect("listed above");
             match &c.actor {
                 Some(a) => {
                     let (tx, rx) = oneshot::channel();
                     let _ = a.control.send(Control::Reload(p.clone(), spec, tx)).await;
                     let _ = rx.await;
+                    // The new build may watch other kinds of endpoints.
+                    self.announce(&c);
                 }
                 None => {
                     let record = c.record.clone();
-                    *c = self.spawn_connector(record);
+                    self.put(self.spawn_connector(record));
                 }
             }
         }
@@ -701,8 +556,8 @@ impl Runtime {
 
     /// Remove a plugin that no instance uses.
     pub async fn delete_plugin(&self, id: &str) -> Result<(), RuntimeError> {
-        let connectors = self.connectors.lock().await;
-        let users = users_of(&connectors, id);
+        let _admin = self.admin.lock().await;
+        let users = self.users_of(id);
         if !users.is_empty() {
             return Err(RuntimeError::Conflict {
                 field: "id".into(),
@@ -748,21 +603,16 @@ impl Runtime {
 
     /// All connector instances.
     pub async fn connectors(&self) -> Vec<ConnectorView> {
-        self.connectors
-            .lock()
-            .await
+        self.table()
             .values()
-            .map(Self::connector_view)
+            .map(|c| Self::connector_view(c))
             .collect()
     }
 
     /// One connector instance.
     pub async fn connector(&self, id: &str) -> Result<ConnectorView, RuntimeError> {
-        self.connectors
-            .lock()
-            .await
-            .get(id)
-            .map(Self::connector_view)
+        self.get(id)
+            .map(|c| Self::connector_view(&c))
             .ok_or_else(|| not_found(id))
     }
 
@@ -784,8 +634,8 @@ impl Runtime {
             return Err(invalid("id", "use 1-64 characters a-z, 0-9, - and _"));
         }
         Self::check_watches(&req.watches)?;
-        let mut connectors = self.connectors.lock().await;
-        if connectors.contains_key(&req.id) {
+        let _admin = self.admin.lock().await;
+        if self.get(&req.id).is_some() {
             return Err(RuntimeError::Conflict {
                 field: "id".into(),
                 message: format!("connector {:?} exists already", req.id),
@@ -815,10 +665,8 @@ impl Runtime {
         };
         Self::run_spec(&plugin, &record)?;
         self.services.store.put_connector(&record)?;
-        let c = self.spawn_connector(record);
-        let view = Self::connector_view(&c);
-        connectors.insert(req.id, c);
-        Ok(view)
+        let c = self.put(self.spawn_connector(record));
+        Ok(Self::connector_view(&c))
     }
 
     /// Change a connector instance.
@@ -827,8 +675,8 @@ impl Runtime {
         id: &str,
         patch: ConnectorPatch,
     ) -> Result<ConnectorView, RuntimeError> {
-        let mut connectors = self.connectors.lock().await;
-        let c = connectors.get_mut(id).ok_or_else(|| not_found(id))?;
+        let _admin = self.admin.lock().await;
+        let c = self.get(id).ok_or_else(|| not_found(id))?;
         let mut record = c.record.clone();
         if let Some(w) = &patch.watches {
             Self::check_watches(w)?;
@@ -861,7 +709,14 @@ impl Runtime {
         };
         record.updated_at_ms = now_ms();
         self.services.store.put_connector(&record)?;
-        let old = std::mem::replace(&mut c.record, record);
+        let old = c.record.clone();
+        let c = self.put(Connector {
+            record,
+            actor: c.actor.clone(),
+            problem: c.problem.clone(),
+            hook_timeout: c.hook_timeout,
+            incarnation: c.incarnation,
+        });
         if let Some(actor) = &c.actor {
             if patch.config.is_some() || patch.tls_ca_pem.is_some() {
                 let (tx, rx) = oneshot::channel();
@@ -880,9 +735,9 @@ impl Runtime {
                 let _ = rx.await;
             }
         }
-        self.sync_watches(c).await;
-        self.register_instance(c);
-        Ok(Self::connector_view(c))
+        // The run state may have changed with the configuration.
+        self.announce(&c);
+        Ok(Self::connector_view(&c))
     }
 
     /// Enable (lifting a quarantine) or disable an instance.
@@ -892,8 +747,8 @@ impl Runtime {
         enabled: bool,
     ) -> Result<ConnectorView, RuntimeError> {
         {
-            let connectors = self.connectors.lock().await;
-            let c = connectors.get(id).ok_or_else(|| not_found(id))?;
+            let _admin = self.admin.lock().await;
+            let c = self.get(id).ok_or_else(|| not_found(id))?;
             // Enabling an enabled but quarantined instance lifts the quarantine.
             if c.record.enabled == enabled {
                 if let Some(a) = &c.actor {
@@ -901,7 +756,7 @@ impl Runtime {
                     let _ = a.control.send(Control::Enable(enabled, tx)).await;
                     let _ = rx.await;
                 }
-                return Ok(Self::connector_view(c));
+                return Ok(Self::connector_view(&c));
             }
         }
         self.update_connector(
@@ -916,25 +771,21 @@ impl Runtime {
 
     /// Stop and delete an instance with its key-value data.
     pub async fn delete_connector(&self, id: &str) -> Result<(), RuntimeError> {
-        let mut connectors = self.connectors.lock().await;
-        let c = connectors.remove(id).ok_or_else(|| not_found(id))?;
-        self.hooks
+        let _admin = self.admin.lock().await;
+        let c = self
+            .connectors
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
-        if let Some(a) = c.actor {
+            .remove(id)
+            .ok_or_else(|| not_found(id))?;
+        if let Some(a) = &c.actor {
             let (tx, rx) = oneshot::channel();
             let _ = a.control.send(Control::Stop(tx)).await;
             let _ = rx.await;
         }
         self.services.store.delete_connector(id)?;
-        // Gone everywhere: the presence service stops listing it as a
-        // source at its next look at the instances.
-        self.registry
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
-        self.services.board.remove(id);
+        // Gone everywhere: no user's source any more, its observations go.
+        self.services.presence.instance_removed(id);
         Ok(())
     }
 
@@ -948,8 +799,7 @@ impl Runtime {
         write: PresenceWrite,
     ) -> Result<WriteRecord, RuntimeError> {
         let control = {
-            let connectors = self.connectors.lock().await;
-            let c = connectors.get(id).ok_or_else(|| not_found(id))?;
+            let c = self.get(id).ok_or_else(|| not_found(id))?;
             c.actor
                 .as_ref()
                 .map(|a| a.control.clone())
@@ -972,9 +822,12 @@ impl Runtime {
         let settle = |state, detail: String| {
             let record = writes.settle(id, write_id, state, Some(detail), None);
             if let Some(r) = &record {
-                self.services
-                    .observer
-                    .decision(id, Some(endpoint), "write", r.summary());
+                self.services.presence.decision(
+                    &Arc::from(id),
+                    Some(endpoint.to_string()),
+                    "write",
+                    r.summary(),
+                );
             }
             record
         };
@@ -1022,26 +875,21 @@ impl Runtime {
         instance: &str,
         request: WebhookRequest,
     ) -> Result<WebhookResponse, RuntimeError> {
-        let route = self
-            .hooks
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        let (work, timeout) = self
             .get(instance)
-            .cloned()
+            .and_then(|c| Some((c.actor.as_ref()?.work.clone(), c.hook_timeout?)))
             .ok_or_else(|| RuntimeError::NotFound {
                 kind: "webhook route for connector",
                 id: instance.into(),
             })?;
         let (tx, rx) = oneshot::channel();
-        route
-            .work
-            .try_send(Work::Webhook(WebhookCall { request, reply: tx }))
+        work.try_send(Work::Webhook(WebhookCall { request, reply: tx }))
             .map_err(|_| {
                 RuntimeError::Unavailable(format!(
                     "connector {instance} is busy (event queue full); retry later"
                 ))
             })?;
-        match tokio::time::timeout(route.timeout, rx).await {
+        match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(resp)) => Ok(resp),
             _ => Err(RuntimeError::Unavailable(format!(
                 "connector {instance} did not answer in time"
@@ -1053,9 +901,7 @@ impl Runtime {
     /// (unsubscribes) within its grace, bounded by [`crate::timing::STOP_WAIT`].
     pub async fn shutdown(&self) {
         let controls: Vec<_> = self
-            .connectors
-            .lock()
-            .await
+            .table()
             .values()
             .filter_map(|c| c.actor.as_ref().map(|a| a.control.clone()))
             .collect();
@@ -1070,9 +916,7 @@ impl Runtime {
 
     /// Whether every stored instance could be started (readiness).
     pub async fn problems(&self) -> Vec<String> {
-        self.connectors
-            .lock()
-            .await
+        self.table()
             .values()
             .filter_map(|c| c.problem.as_ref().map(|p| format!("{}: {p}", c.record.id)))
             .collect()
@@ -1086,10 +930,13 @@ fn not_found(id: &str) -> RuntimeError {
     }
 }
 
-fn users_of(connectors: &BTreeMap<String, Connector>, plugin: &str) -> Vec<String> {
-    connectors
-        .values()
-        .filter(|c| c.record.plugin == plugin)
-        .map(|c| c.record.id.clone())
-        .collect()
+/// The channel a plugin's endpoint kind feeds, as the merge reads it.
+fn channel_of(feeds: &[ChannelName]) -> Channel {
+    let rich = feeds.contains(&ChannelName::Rich) || feeds.contains(&ChannelName::Calendar);
+    let telephony = feeds.contains(&ChannelName::Telephony);
+    match (rich, telephony) {
+        (true, true) => Channel::Both,
+        (false, true) => Channel::Telephony,
+        _ => Channel::Rich,
+    }
 }

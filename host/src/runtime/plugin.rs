@@ -177,7 +177,7 @@ async fn describe(
         crate::io::tls::client_config(None).map_err(|e| LoadError::Describe(e.to_string()))?;
     let io = IoContext::new(sink, tls).map_err(|e| LoadError::Describe(e.to_string()))?;
     let id = Identity {
-        instance: format!("describe:{}", manifest.id),
+        instance: format!("describe:{}", manifest.id).into(),
         labels: ConnectorLabels {
             instance: String::new(),
             plugin: manifest.id.clone(),
@@ -188,8 +188,7 @@ async fn describe(
         webhook_base_url: None,
     };
     let probe_services = Services {
-        board: Arc::default(),
-        observer: Arc::new(super::host::NoObserver),
+        presence: crate::presence::Inbox::detached(),
         ..services.clone()
     };
     let state = InstanceState::new(

@@ -113,7 +113,7 @@ impl Probe {
             plugin: p.manifest.id.clone(),
         };
         let id = Identity {
-            instance: record.id.clone(),
+            instance: record.id.as_str().into(),
             labels,
             grants: spec.grants.clone(),
             kv_enabled: p.manifest.grants.kv,

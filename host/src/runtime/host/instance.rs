@@ -9,7 +9,7 @@ const MAX_RANDOM: u32 = 4096;
 impl instance::Host for InstanceState {
     fn info(&mut self) -> wasmtime::Result<instance::InstanceInfo> {
         Ok(instance::InstanceInfo {
-            id: self.id.instance.clone(),
+            id: self.id.instance.to_string(),
             webhook_base_url: self.id.webhook_base_url.clone(),
             hub_version: env!("CARGO_PKG_VERSION").into(),
         })

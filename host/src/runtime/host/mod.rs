@@ -24,9 +24,8 @@ use super::grants::{Grants, Scheme, UrlCheckError};
 use super::status::StatusCell;
 use super::wit::types::{self, HostError};
 use super::writes::WriteRegistry;
-use crate::engine::Board;
 use crate::io::{IoContext, IoError};
-use crate::presence::ReportObserver;
+use crate::presence::Inbox;
 use crate::store::{Store, StoreError};
 use crate::telemetry::{ConnectorLabels, Metrics};
 use kv_cache::KvCache;
@@ -39,25 +38,17 @@ const STDERR_CAPTURE: usize = 16 * 1024;
 #[derive(Clone)]
 pub struct Services {
     pub store: Arc<dyn Store>,
-    pub board: Arc<Board>,
     pub metrics: Arc<Metrics>,
-    /// Told of every presence and endpoint report (the presence engine).
-    pub observer: Arc<dyn ReportObserver>,
+    /// Where presence, endpoint states, directories and decisions go (the
+    /// presence service's inbox).
+    pub presence: Inbox,
     /// Write-backs and their outcomes.
     pub writes: Arc<WriteRegistry>,
 }
 
-/// An observer that ignores everything (plugin description probes).
-pub struct NoObserver;
-
-impl ReportObserver for NoObserver {
-    fn observed(&self, _: &str, _: &str, _: String) {}
-    fn decision(&self, _: &str, _: Option<&str>, _: &str, _: String) {}
-}
-
 /// Who the guest is and what it may do.
 pub struct Identity {
-    pub instance: String,
+    pub instance: Arc<str>,
     pub labels: ConnectorLabels,
     pub grants: Grants,
     pub kv_enabled: bool,

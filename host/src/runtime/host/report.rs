@@ -1,11 +1,13 @@
-//! `report`: what the plugin learned, into the board, status and write registry.
+//! `report`: what the plugin learned. Presence goes into the presence
+//! service's inbox (an enqueue: the guest never waits for the merge, the
+//! event log or the feed); status into the instance's status cell; write
+//! outcomes into the write registry.
 
 use super::super::convert;
 use super::super::wit::since_v0_2_0::presence::connector::report;
 use super::super::wit::types;
 use super::super::writes::WriteState;
 use super::InstanceState;
-use crate::store::now_ms;
 
 impl report::Host for InstanceState {
     fn presence(&mut self, update: types::PresenceUpdate) -> wasmtime::Result<()> {
@@ -19,7 +21,7 @@ impl report::Host for InstanceState {
                     .services
                     .writes
                     .get(write_id)
-                    .is_none_or(|w| w.instance != self.id.instance) =>
+                    .is_none_or(|w| *w.instance != *self.id.instance) =>
             {
                 tracing::warn!(
                     write_id,
@@ -32,18 +34,7 @@ impl report::Host for InstanceState {
             }
             _ => report,
         };
-        let endpoint = report.endpoint.clone();
-        let detail = describe_report(&report);
-        // Reports older than the last one (by source sequence) change nothing.
-        if self
-            .services
-            .board
-            .presence(&self.id.instance, report, now_ms())
-        {
-            self.services
-                .observer
-                .observed(&self.id.instance, &endpoint, detail);
-        }
+        self.services.presence.report(&self.id.instance, report);
         Ok(())
     }
 
@@ -54,26 +45,12 @@ impl report::Host for InstanceState {
         detail: Option<String>,
     ) -> wasmtime::Result<()> {
         self.reported();
-        let state = convert::endpoint_state(state);
-        let text = format!(
-            "endpoint {:?}{}",
-            state,
-            detail
-                .as_deref()
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default()
+        self.services.presence.endpoint_state(
+            &self.id.instance,
+            endpoint,
+            convert::endpoint_state(state),
+            detail,
         );
-        // A repeated state (a plugin may confirm it with every update)
-        // changes nothing: no log entry, no recomputation.
-        if self
-            .services
-            .board
-            .endpoint_state(&self.id.instance, &endpoint, state, detail, now_ms())
-        {
-            self.services
-                .observer
-                .observed(&self.id.instance, &endpoint, text);
-        }
         Ok(())
     }
 
@@ -110,7 +87,7 @@ impl report::Host for InstanceState {
     ) -> wasmtime::Result<()> {
         self.reported();
         let first_page = std::mem::replace(&mut self.directory_complete, complete);
-        self.services.board.directory(
+        self.services.presence.directory(
             &self.id.instance,
             entries.into_iter().map(convert::directory_entry).collect(),
             first_page,
@@ -144,63 +121,12 @@ impl report::Host for InstanceState {
             }
             s.last_write = Some(record.clone());
         });
-        self.services.observer.decision(
+        self.services.presence.decision(
             &self.id.instance,
-            Some(&record.endpoint),
+            Some(record.endpoint.clone()),
             "write",
             record.summary(),
         );
         Ok(())
     }
-}
-
-/// A report in one line for the event log.
-fn describe_report(r: &crate::engine::PresenceReport) -> String {
-    let mut parts = Vec::new();
-    match &r.origin {
-        crate::engine::UpdateOrigin::Platform => {}
-        crate::engine::UpdateOrigin::HubWrite { write_id } => {
-            parts.push(format!("echo of hub write {write_id}"))
-        }
-        crate::engine::UpdateOrigin::ConnectorRule { rule } => {
-            parts.push(format!("caused by the connector's rule {rule:?}"))
-        }
-    }
-    if let Some(c) = &r.calendar {
-        parts.push(format!(
-            "calendar {} items{}",
-            c.items.len(),
-            if c.out_of_office.is_some() {
-                ", out of office"
-            } else {
-                ""
-            }
-        ));
-    }
-    if let Some(t) = &r.telephony {
-        parts.push(format!(
-            "telephony {:?}{}{}",
-            t.line,
-            if t.do_not_disturb { " dnd" } else { "" },
-            t.forward
-                .as_ref()
-                .map(|f| format!(" forward {f:?}"))
-                .unwrap_or_default()
-        ));
-    }
-    if let Some(x) = &r.rich {
-        parts.push(format!(
-            "rich {:?}{}{}",
-            x.availability,
-            x.activity
-                .as_ref()
-                .map(|a| format!(" {a:?}"))
-                .unwrap_or_default(),
-            x.note
-                .as_ref()
-                .map(|n| format!(" note {:?}", n.chars().take(80).collect::<String>()))
-                .unwrap_or_default()
-        ));
-    }
-    parts.join("; ")
 }

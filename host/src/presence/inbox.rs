@@ -1,0 +1,297 @@
+//! The presence service's inbox: what connectors report and what operators
+//! ask, queued for the one task that owns presence state.
+//!
+//! Senders only convert and enqueue: a guest's `report.*` import takes this
+//! inbox's lock for the time of a hash-map insert and never waits for the
+//! presence work, so host work never counts against a plugin's CPU
+//! deadline. Presence is state, so the latest value per endpoint wins:
+//! reports of an endpoint still queued are folded into one
+//! ([`PresenceReport::absorb`]), which bounds the queue by the number of
+//! endpoints, not by the rate, and the fold is counted.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use crate::engine::users::Channel;
+use crate::engine::{DirectoryEntry, EndpointState, PresenceReport};
+use crate::store::now_ms;
+
+use super::command::Command;
+
+/// Most distinct endpoints waiting at once; reports beyond it are dropped
+/// and counted (a plugin reporting endless new endpoints cannot grow the
+/// hub's memory).
+const MAX_PENDING_ENDPOINTS: usize = 1_000_000;
+/// Most directory pages and log entries waiting at once.
+const MAX_PENDING_EVENTS: usize = 100_000;
+
+/// A connector instance as the presence service needs to know it; the
+/// runtime sends one whenever any of it changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceInfo {
+    pub id: String,
+    /// The plugin id (the "technology" of the instance's reports).
+    pub plugin: String,
+    /// Enabled and its run is starting, running or restarting.
+    pub running: bool,
+    /// The user attributes the plugin can watch, with the channel each
+    /// feeds; the first is the default.
+    pub endpoint_kinds: Vec<(String, Channel)>,
+    /// Endpoints the operator asked the instance to watch for no user.
+    pub operator_watches: Vec<String>,
+    /// Bumped whenever a new actor takes the instance: its watch set must
+    /// then be sent whole.
+    pub incarnation: u64,
+}
+
+/// What a connector's report about one endpoint left waiting.
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    pub report: Option<PresenceReport>,
+    pub state: Option<(EndpointState, Option<String>)>,
+    /// When the newest report or state was received (ms since the epoch).
+    pub received_at_ms: u64,
+    /// Reports folded into `report` (each one a state a client never saw).
+    pub folded: u64,
+}
+
+/// Messages that keep their order.
+pub(super) enum Event {
+    Instance(InstanceInfo),
+    InstanceRemoved(String),
+    Running(String, bool),
+    Directory {
+        instance: Arc<str>,
+        entries: Vec<DirectoryEntry>,
+        first_page: bool,
+    },
+    /// A decision or outcome for the event log, about an endpoint's user.
+    Decision {
+        instance: Arc<str>,
+        endpoint: Option<String>,
+        kind: &'static str,
+        detail: String,
+    },
+    Command(Command),
+}
+
+#[derive(Default)]
+pub(super) struct Queue {
+    pub endpoints: HashMap<(Arc<str>, String), Pending>,
+    pub events: VecDeque<Event>,
+    pub closed: bool,
+}
+
+/// Counters of the inbox, read by `/metrics` and the benchmarks.
+#[derive(Debug, Default)]
+pub struct InboxCounters {
+    /// Presence reports and endpoint states received.
+    pub received: AtomicU64,
+    /// Reports folded into a later one of the same endpoint before the
+    /// presence service took them (coalesced under backlog).
+    pub coalesced: AtomicU64,
+    /// Reports and events dropped because the inbox was full.
+    pub dropped: AtomicU64,
+}
+
+pub(super) struct Shared {
+    /// Nobody reads this inbox (a plugin's description probe): drop all.
+    detached: bool,
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    pub counters: InboxCounters,
+}
+
+/// Where connectors and operators send to the presence service. Cheap to
+/// clone; every method returns at once.
+#[derive(Clone)]
+pub struct Inbox(pub(super) Arc<Shared>);
+
+impl Inbox {
+    pub(super) fn new() -> Self {
+        Self::with(false)
+    }
+
+    /// An inbox nobody reads: everything sent is dropped (a plugin's
+    /// description probe, a benchmark of the plugin alone).
+    pub fn detached() -> Self {
+        Self::with(true)
+    }
+
+    fn with(detached: bool) -> Self {
+        Self(Arc::new(Shared {
+            detached,
+            queue: Mutex::default(),
+            ready: Condvar::new(),
+            counters: InboxCounters::default(),
+        }))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.0.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The inbox's counters.
+    pub fn counters(&self) -> &InboxCounters {
+        &self.0.counters
+    }
+
+    fn pending(&self, instance: &Arc<str>, endpoint: String, f: impl FnOnce(&mut Pending)) {
+        let c = &self.0.counters;
+        c.received.fetch_add(1, Ordering::Relaxed);
+        if self.0.detached {
+            return;
+        }
+        let mut q = self.lock();
+        let full = q.endpoints.len() >= MAX_PENDING_ENDPOINTS;
+        let key = (instance.clone(), endpoint);
+        let was_empty = q.endpoints.is_empty() && q.events.is_empty();
+        match q.endpoints.get_mut(&key) {
+            Some(p) => f(p),
+            None if full => {
+                c.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            None => f(q.endpoints.entry(key).or_default()),
+        }
+        drop(q);
+        if was_empty {
+            self.0.ready.notify_one();
+        }
+    }
+
+    /// A connector's presence report (RFC 3863 PIDF, dialog-info, Graph
+    /// presence... already normalized).
+    pub fn report(&self, instance: &Arc<str>, report: PresenceReport) {
+        let endpoint = report.endpoint.clone();
+        let now = now_ms();
+        let counters = &self.0.counters;
+        self.pending(instance, endpoint, |p| {
+            p.received_at_ms = now;
+            match &mut p.report {
+                Some(old) => {
+                    // A stale report (older sequence) is simply not taken,
+                    // as the board would not take it either.
+                    old.absorb(report);
+                    p.folded += 1;
+                    counters.coalesced.fetch_add(1, Ordering::Relaxed);
+                }
+                None => p.report = Some(report),
+            }
+        });
+    }
+
+    /// A connector's watch state of an endpoint (RFC 6665 subscription
+    /// state, or its equivalent).
+    pub fn endpoint_state(
+        &self,
+        instance: &Arc<str>,
+        endpoint: String,
+        state: EndpointState,
+        detail: Option<String>,
+    ) {
+        let now = now_ms();
+        self.pending(instance, endpoint, |p| {
+            p.received_at_ms = now;
+            p.state = Some((state, detail));
+        });
+    }
+
+    fn push(&self, event: Event, droppable: bool) {
+        if self.0.detached {
+            return;
+        }
+        let mut q = self.lock();
+        if droppable && q.events.len() >= MAX_PENDING_EVENTS {
+            self.0.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let was_empty = q.endpoints.is_empty() && q.events.is_empty();
+        q.events.push_back(event);
+        drop(q);
+        if was_empty {
+            self.0.ready.notify_one();
+        }
+    }
+
+    /// A page of an instance's directory; the first page replaces it.
+    pub fn directory(&self, instance: &Arc<str>, entries: Vec<DirectoryEntry>, first_page: bool) {
+        self.push(
+            Event::Directory {
+                instance: instance.clone(),
+                entries,
+                first_page,
+            },
+            false,
+        );
+    }
+
+    /// A decision or outcome worth the event log that changes no presence
+    /// (a write's outcome); `kind` is the event log's kind.
+    pub fn decision(
+        &self,
+        instance: &Arc<str>,
+        endpoint: Option<String>,
+        kind: &'static str,
+        detail: String,
+    ) {
+        self.push(
+            Event::Decision {
+                instance: instance.clone(),
+                endpoint,
+                kind,
+                detail,
+            },
+            true,
+        );
+    }
+
+    /// An instance was created or changed.
+    pub fn instance(&self, info: InstanceInfo) {
+        self.push(Event::Instance(info), false);
+    }
+
+    /// An instance was deleted: its observations go with it.
+    pub fn instance_removed(&self, id: &str) {
+        self.push(Event::InstanceRemoved(id.to_string()), false);
+    }
+
+    /// An instance's run started or ended.
+    pub fn running(&self, id: &str, running: bool) {
+        self.push(Event::Running(id.to_string(), running), false);
+    }
+
+    pub(super) fn command(&self, c: Command) {
+        self.push(Event::Command(c), false);
+    }
+
+    /// Stop the presence service (its task ends after the queue drains).
+    pub(super) fn close(&self) {
+        self.lock().closed = true;
+        self.0.ready.notify_one();
+    }
+
+    /// Wait until something is queued or `until` passes; take everything.
+    pub(super) fn take(&self, until: Instant) -> Queue {
+        let mut q = self.lock();
+        while q.endpoints.is_empty() && q.events.is_empty() && !q.closed {
+            let now = Instant::now();
+            if now >= until {
+                break;
+            }
+            q = self
+                .0
+                .ready
+                .wait_timeout(q, until - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        let closed = q.closed;
+        let mut taken = std::mem::take(&mut *q);
+        taken.closed = closed;
+        q.closed = closed;
+        taken
+    }
+}
