@@ -8,7 +8,9 @@
 //! closes every socket and cancels every timer and request.
 //!
 //! Grants are checked by the caller (the runtime) before anything here runs.
+//! Nothing here waits for DNS inside a call (see `dns.rs`).
 
+mod dns;
 pub mod failure;
 mod http;
 mod stream;
@@ -18,19 +20,22 @@ mod websocket;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+pub use dns::dns_failures;
 pub use failure::{CloseInfo, Failure};
 pub use http::{HttpRequest, HttpResponse};
 pub use websocket::WsOptions;
 
 /// Most open handles (sockets, streams, requests, timers) per instance run.
 pub const MAX_HANDLES: usize = 1024;
+/// Most datagrams per name held while the name is resolved.
+const MAX_WAITING: usize = 256;
 
 /// Something that happened on an instance's I/O.
 #[derive(Debug)]
@@ -237,7 +242,22 @@ pub struct IoContext {
     resources: HashMap<u32, Resource>,
     tls: Arc<rustls::ClientConfig>,
     http: reqwest::Client,
-    dns: HashMap<(String, u16), SocketAddr>,
+    resolver: Arc<dns::Resolver>,
+    /// Datagrams to names still being resolved, by name.
+    waiting: HashMap<String, Arc<Mutex<Waiting>>>,
+}
+
+/// Datagrams sent to one name before its address was known, in order.
+#[derive(Default)]
+struct Waiting {
+    /// `(socket, port, data)`.
+    datagrams: Vec<(Arc<tokio::net::UdpSocket>, u16, Vec<u8>)>,
+    /// The answer came and every held datagram went: later ones go direct.
+    done: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Drop for IoContext {
@@ -266,7 +286,8 @@ impl IoContext {
             resources: HashMap::new(),
             tls,
             http,
-            dns: HashMap::new(),
+            resolver: dns::SYSTEM.clone(),
+            waiting: HashMap::new(),
         })
     }
 
@@ -281,48 +302,87 @@ impl IoContext {
         Ok(h)
     }
 
-    /// Resolve `host:port`, remembering the answer for this run. IP literals
-    /// need no lookup; names block briefly on the system resolver.
-    fn resolve(&mut self, host: &str, port: u16) -> Result<SocketAddr, IoError> {
-        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-            return Ok(SocketAddr::new(ip, port));
-        }
-        let key = (host.to_owned(), port);
-        if let Some(a) = self.dns.get(&key) {
-            return Ok(*a);
-        }
-        use std::net::ToSocketAddrs;
-        let addr = (host, port)
-            .to_socket_addrs()
-            .map_err(|e| IoError::Io(format!("cannot resolve {host}: {e}")))?
-            .next()
-            .ok_or_else(|| IoError::Io(format!("{host} has no address")))?;
-        self.dns.insert(key, addr);
-        Ok(addr)
-    }
-
     /// Bind a UDP socket on the local address that routes toward `host:port`.
+    ///
+    /// Errors: [`IoError::Io`] when `host` is a name whose address is not
+    /// known yet (its lookup starts; the call does not wait for it, the
+    /// plugin tries again) or does not resolve.
     pub fn udp_bind(&mut self, host: &str, port: u16) -> Result<(u32, SocketAddr), IoError> {
-        let toward = self.resolve(host, port)?;
+        let ip = match self.resolver.peek(host) {
+            dns::Known::Addr(ip) => ip,
+            dns::Known::Failed(e) => {
+                return Err(IoError::Io(format!("cannot resolve {host}: {e}")));
+            }
+            dns::Known::Pending => {
+                return Err(IoError::Io(format!(
+                    "resolving {host}: its address is not known yet (the hub does not wait for DNS inside a call); try again in a moment"
+                )));
+            }
+        };
         let h = self.alloc()?;
-        let (sock, local) = udp::bind(toward, h, self.sink.clone())?;
+        let (sock, local) = udp::bind(SocketAddr::new(ip, port), h, self.sink.clone())?;
         self.resources.insert(h, Resource::Udp(sock));
         Ok((h, local))
     }
 
-    /// Datagrams this run's plugin sent that never left (see
-    /// [`EventSink::datagrams_unsent`]).
-    pub fn datagrams_unsent(&self) -> u64 {
-        self.sink.datagrams_unsent()
-    }
-
-    /// Send a datagram from socket `h`: straight to the socket, or behind the
-    /// datagrams still waiting for room in the kernel's buffer.
+    /// Send a datagram from socket `h`. To a name whose address is not known
+    /// yet, the datagram (and any that follow to that name) waits for the
+    /// lookup and leaves once it completes; the call returns at once. Held
+    /// datagrams that cannot leave (the name does not resolve, more than
+    /// [`MAX_WAITING`] held) are counted in
+    /// [`EventSink::datagrams_unsent`] and logged.
+    ///
+    /// Errors: unknown handle; an oversized datagram; a name whose last
+    /// lookup failed; the kernel's refusal of a direct send.
     pub fn udp_send(&mut self, h: u32, host: &str, port: u16, data: &[u8]) -> Result<(), IoError> {
-        let to = self.resolve(host, port)?;
-        match self.resources.get_mut(&h) {
-            Some(Resource::Udp(sock)) => sock.send(to, data),
-            _ => Err(IoError::UnknownHandle(h)),
+        let Some(Resource::Udp(sock)) = self.resources.get_mut(&h) else {
+            return Err(IoError::UnknownHandle(h));
+        };
+        if data.len() > udp::MAX_DATAGRAM {
+            return Err(IoError::Invalid(format!(
+                "datagram of {} bytes exceeds {}",
+                data.len(),
+                udp::MAX_DATAGRAM
+            )));
+        }
+        let name = host.to_ascii_lowercase();
+        // Behind datagrams still held for this name, to keep their order.
+        if let Some(w) = self.waiting.get(&name) {
+            let mut w = lock(w);
+            if !w.done {
+                if w.datagrams.len() < MAX_WAITING {
+                    w.datagrams.push((sock.shared(), port, data.to_vec()));
+                } else {
+                    count_unsent(
+                        &self.sink.unsent,
+                        1,
+                        host,
+                        "too many datagrams wait for the name",
+                    );
+                }
+                return Ok(());
+            }
+            drop(w);
+            self.waiting.remove(&name);
+        }
+        match self.resolver.peek(host) {
+            dns::Known::Addr(ip) => sock.send(SocketAddr::new(ip, port), data),
+            dns::Known::Failed(e) => Err(IoError::Io(format!("cannot resolve {host}: {e}"))),
+            dns::Known::Pending => {
+                let held = Arc::new(Mutex::new(Waiting {
+                    datagrams: vec![(sock.shared(), port, data.to_vec())],
+                    done: false,
+                }));
+                self.waiting.retain(|_, w| !lock(w).done);
+                self.waiting.insert(name.clone(), held.clone());
+                tokio::spawn(send_when_resolved(
+                    self.resolver.clone(),
+                    name,
+                    held,
+                    self.sink.unsent.clone(),
+                ));
+                Ok(())
+            }
         }
     }
 
@@ -436,6 +496,50 @@ impl IoContext {
 
 pub use websocket::Outgoing as WsOutgoing;
 
+/// Resolve `name`, then send what was held for it, in order, until nothing
+/// more is; then mark it done so later datagrams go direct.
+async fn send_when_resolved(
+    resolver: Arc<dns::Resolver>,
+    name: String,
+    held: Arc<Mutex<Waiting>>,
+    unsent: Arc<AtomicU64>,
+) {
+    let answer = resolver.resolve(&name).await;
+    loop {
+        let batch = {
+            let mut w = lock(&held);
+            if w.datagrams.is_empty() {
+                w.done = true;
+                return;
+            }
+            std::mem::take(&mut w.datagrams)
+        };
+        let ip = match &answer {
+            Ok(ip) => *ip,
+            Err(e) => {
+                let why = format!("cannot resolve the name: {e}");
+                count_unsent(&unsent, batch.len() as u64, &name, &why);
+                continue;
+            }
+        };
+        for (sock, port, data) in batch {
+            if let Err(e) = sock.send_to(&data, SocketAddr::new(ip, port)).await {
+                count_unsent(&unsent, 1, &name, &e.to_string());
+            }
+        }
+    }
+}
+
+/// Count datagrams that never left, and say why (never their content).
+fn count_unsent(unsent: &AtomicU64, n: u64, host: &str, why: &str) {
+    let total = unsent.fetch_add(n, Ordering::Relaxed) + n;
+    // Rate-limited: a plugin sending into a name that does not resolve must
+    // not flood the log (the resolver logs each failed lookup).
+    if (total - n..total).any(|t| (t + 1).is_power_of_two()) {
+        tracing::warn!(%host, datagrams = n, unsent = total, "udp datagrams to a name dropped: {why}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,6 +549,70 @@ mod tests {
         let sink = EventSink::new(tx, 1, Arc::default());
         let tls = tls::client_config(None).expect("default TLS");
         (IoContext::new(sink, tls).expect("context"), rx)
+    }
+
+    #[tokio::test]
+    async fn a_send_to_a_name_returns_at_once_and_leaves_once_resolved() {
+        let (mut io, _rx) = context();
+        let (resolver, gate, asked) = dns::tests::gated();
+        io.resolver = resolver;
+        let peer = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = peer.local_addr().unwrap().port();
+        let (socket, _) = io.udp_bind("127.0.0.1", port).expect("bind");
+        assert_eq!(asked.load(Ordering::SeqCst), 0, "a literal needs no lookup");
+        // The resolver has no answer and never will until the gate opens:
+        // these calls return at once all the same.
+        for i in 0..3u8 {
+            io.udp_send(socket, "Peer.example", port, &[i])
+                .expect("send");
+        }
+        let bind = io.udp_bind("peer.example", port);
+        assert!(matches!(&bind, Err(IoError::Io(m)) if m.starts_with("resolving peer.example")));
+        let mut buf = [0u8; 8];
+        tokio::task::yield_now().await;
+        assert!(peer.try_recv_from(&mut buf).is_err(), "nothing left yet");
+
+        gate.send_replace(Some(Ok("127.0.0.1".parse().unwrap())));
+        for i in 0..4u8 {
+            if i == 1 {
+                // Sent while the held ones may still be leaving: stays behind them.
+                io.udp_send(socket, "peer.example", port, &[3])
+                    .expect("send");
+            }
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), peer.recv_from(&mut buf))
+                .await
+                .expect("within 5 s")
+                .unwrap();
+            assert_eq!(&buf[..n], &[i]);
+        }
+        // Known now: a bind toward the name works without waiting.
+        io.udp_bind("peer.example", port).expect("bind by name");
+        assert_eq!(io.sink.datagrams_unsent(), 0);
+    }
+
+    #[tokio::test]
+    async fn datagrams_to_a_name_that_does_not_resolve_are_counted() {
+        let (mut io, _rx) = context();
+        let (resolver, gate, _) = dns::tests::gated();
+        io.resolver = resolver;
+        let (socket, _) = io.udp_bind("127.0.0.1", 9).expect("bind");
+        for _ in 0..3 {
+            io.udp_send(socket, "nx.example", 9, b"x").expect("send");
+        }
+        gate.send_replace(Some(Err("no such name".into())));
+        let counted = async {
+            while io.sink.datagrams_unsent() < 3 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), counted)
+            .await
+            .expect("counted");
+        // The failure is remembered: the next send says so.
+        assert!(matches!(
+            io.udp_send(socket, "nx.example", 9, b"x"),
+            Err(IoError::Io(m)) if m == "cannot resolve nx.example: no such name"
+        ));
     }
 
     #[tokio::test]

@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use super::{EventSink, IoError, IoEvent};
 
 /// Largest datagram we accept (the UDP maximum).
-const MAX_DATAGRAM: usize = 65_535;
+pub(super) const MAX_DATAGRAM: usize = 65_535;
 /// Receive buffer asked of the kernel (it grants up to
 /// `net.core.rmem_max`). The default (~200 KiB, about a hundred small
 /// datagrams on loopback) overflows when a server answers a burst of
@@ -100,6 +100,11 @@ impl Socket {
                 );
             }
         }
+    }
+
+    /// The socket itself, for datagrams sent once a name is resolved.
+    pub(super) fn shared(&self) -> Arc<UdpSocket> {
+        self.sock.clone()
     }
 
     /// Stop reading. Datagrams still waiting are sent by the writer, which
