@@ -60,7 +60,7 @@ fn live() -> i64 {
 pub async fn breakdown(n: usize, instances: usize) -> anyhow::Result<Vec<(&'static str, f64)>> {
     let dir = tempfile_dir("heap")?;
     let store = Arc::new(SqliteStore::open(&dir)?);
-    let (presence, mut watches) = Presence::open(store)?;
+    let (presence, mut watches) = Presence::open(store, Default::default())?;
     let inbox = presence.inbox();
     let ids: Vec<String> = (0..instances).map(|i| format!("sip-{i}")).collect();
     for (i, id) in ids.iter().enumerate() {

@@ -30,10 +30,11 @@ impl Hub {
             admin_hash(&config, store.as_ref())?,
             store.clone(),
         )?);
-        let (presence, watches) = Presence::open(store.clone())?;
+        let metrics = Arc::new(Metrics::default());
+        let (presence, watches) = Presence::open(store.clone(), metrics.presence.clone())?;
         let services = Services {
             store,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             presence: presence.inbox(),
             writes: Arc::default(),
         };

@@ -28,8 +28,27 @@ pub struct ConnectorLabels {
     pub plugin: String,
 }
 
+/// The presence pipeline's counters; clones share the values.
+#[derive(Clone, Debug, Default)]
+pub struct PresenceCounters {
+    /// Presence reports and endpoint states connectors made.
+    pub received: Counter,
+    /// Reports folded into a later report of the same endpoint while
+    /// queued (states no client saw because a newer one came first).
+    pub coalesced: Counter,
+    /// Reports and log entries dropped because the inbox was full.
+    pub dropped: Counter,
+    /// Event-log entries dropped because the writer could not keep up.
+    pub log_dropped: Counter,
+    /// Feed events not sent to a client that had fallen behind, because a
+    /// newer event of the same user was waiting for it too.
+    pub feed_folded: Counter,
+}
+
 /// The hub's metrics, served at `/metrics`.
 pub struct Metrics {
+    /// The presence pipeline (not per connector).
+    pub presence: PresenceCounters,
     registry: Registry,
     /// Events delivered to a connector (datagrams, stream data, timers, ...).
     pub events_in: Family<ConnectorLabels, Counter>,
@@ -64,8 +83,38 @@ impl Default for Metrics {
             denied: Family::default(),
             quarantined: Family::default(),
             memory: Family::default(),
+            presence: PresenceCounters::default(),
             registry: Registry::default(),
         };
+        for (name, help, c) in [
+            (
+                "presence_reports",
+                "Presence reports and endpoint states received from connectors",
+                &m.presence.received,
+            ),
+            (
+                "presence_coalesced",
+                "Reports folded into a newer one of the same endpoint while queued",
+                &m.presence.coalesced,
+            ),
+            (
+                "presence_dropped",
+                "Reports and log entries dropped on a full presence inbox",
+                &m.presence.dropped,
+            ),
+            (
+                "feed_folded",
+                "Feed events a slow client skipped: a newer one of the same user was waiting",
+                &m.presence.feed_folded,
+            ),
+            (
+                "event_log_dropped",
+                "Event-log entries dropped because the writer could not keep up",
+                &m.presence.log_dropped,
+            ),
+        ] {
+            registry.register(name, help, c.clone());
+        }
         registry.register(
             "connector_events_in",
             "Events delivered to a connector",

@@ -1,9 +1,10 @@
 //! The live feed's events and a client's subscription to them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
@@ -116,7 +117,17 @@ pub struct Subscription {
     /// Changes after the client's `since`, when it could resume.
     pub replay: Vec<Arc<FeedEvent>>,
     source: Source,
+    /// Events taken from the source and folded, waiting to be sent.
+    ready: VecDeque<Arc<FeedEvent>>,
+    /// Counts events skipped because a newer one of the same user was
+    /// waiting for this client too.
+    folded: Option<Counter>,
 }
+
+/// A client this many events behind gets, of what waits for it, only each
+/// user's latest event: presence is state, and a slow console wants where
+/// everyone is now, not every step in between.
+pub const FOLD_AT: usize = 64;
 
 /// The next live event for this client, or why it ends.
 pub enum Next {
@@ -140,6 +151,8 @@ impl Subscription {
             snapshot,
             replay,
             source: Source::All(rx),
+            ready: VecDeque::new(),
+            folded: None,
         }
     }
 
@@ -168,31 +181,86 @@ impl Subscription {
                 lagged,
                 _keep: tx,
             },
+            ready: VecDeque::new(),
+            folded: None,
         };
         (sub, routes)
     }
 
+    /// Count events skipped for this client in `counter`.
+    pub fn count_folded(mut self, counter: Counter) -> Self {
+        self.folded = Some(counter);
+        self
+    }
+
     /// Wait for the next event this client follows, skipping those already
-    /// covered by the snapshot or replay.
+    /// covered by the snapshot or replay. When the client has fallen
+    /// [`FOLD_AT`] events behind, what waits is folded to each user's
+    /// latest event (still in sequence order, so resuming from any event
+    /// sent stays exact: a skipped event is always followed by a newer
+    /// one of its user).
     pub async fn next(&mut self) -> Next {
         loop {
-            match &mut self.source {
-                Source::All(rx) => match rx.recv().await {
-                    Ok(ev) if ev.seq <= self.seq => continue,
-                    Ok(ev) => return Next::Event(ev),
-                    Err(broadcast::error::RecvError::Lagged(_)) => return Next::Lagged,
-                    Err(broadcast::error::RecvError::Closed) => return Next::Closed,
-                },
-                Source::Named { rx, lagged, .. } => {
-                    if lagged.load(Ordering::Relaxed) {
-                        return Next::Lagged;
-                    }
-                    match rx.recv().await {
-                        Some(ev) if ev.seq <= self.seq => continue,
-                        Some(ev) => return Next::Event(ev),
-                        None => return Next::Closed,
-                    }
+            if let Some(ev) = self.ready.pop_front() {
+                if ev.seq <= self.seq {
+                    continue;
                 }
+                return Next::Event(ev);
+            }
+            let first = match self.recv().await {
+                Ok(ev) => ev,
+                Err(end) => return end,
+            };
+            if self.backlog() < FOLD_AT {
+                self.ready.push_back(first);
+                continue;
+            }
+            let mut waiting = vec![first];
+            while let Some(ev) = self.try_recv() {
+                waiting.push(ev);
+            }
+            let mut latest: HashMap<&str, u64> = HashMap::new();
+            for ev in &waiting {
+                latest.insert(ev.kind.username(), ev.seq);
+            }
+            let keep: Vec<Arc<FeedEvent>> = waiting
+                .iter()
+                .filter(|ev| latest.get(ev.kind.username()) == Some(&ev.seq))
+                .cloned()
+                .collect();
+            if let Some(c) = &self.folded {
+                c.inc_by((waiting.len() - keep.len()) as u64);
+            }
+            self.ready.extend(keep);
+        }
+    }
+
+    fn backlog(&self) -> usize {
+        match &self.source {
+            Source::All(rx) => rx.len(),
+            Source::Named { rx, .. } => rx.len(),
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Arc<FeedEvent>> {
+        match &mut self.source {
+            Source::All(rx) => rx.try_recv().ok(),
+            Source::Named { rx, .. } => rx.try_recv().ok(),
+        }
+    }
+
+    async fn recv(&mut self) -> Result<Arc<FeedEvent>, Next> {
+        match &mut self.source {
+            Source::All(rx) => match rx.recv().await {
+                Ok(ev) => Ok(ev),
+                Err(broadcast::error::RecvError::Lagged(_)) => Err(Next::Lagged),
+                Err(broadcast::error::RecvError::Closed) => Err(Next::Closed),
+            },
+            Source::Named { rx, lagged, .. } => {
+                if lagged.load(Ordering::Relaxed) {
+                    return Err(Next::Lagged);
+                }
+                rx.recv().await.ok_or(Next::Closed)
             }
         }
     }

@@ -10,13 +10,13 @@
 //! endpoints, not by the rate, and the fold is counted.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use crate::engine::users::Channel;
 use crate::engine::{DirectoryEntry, EndpointState, PresenceReport};
 use crate::store::now_ms;
+use crate::telemetry::PresenceCounters;
 
 use super::command::Command;
 
@@ -84,24 +84,12 @@ pub(super) struct Queue {
     pub closed: bool,
 }
 
-/// Counters of the inbox, read by `/metrics` and the benchmarks.
-#[derive(Debug, Default)]
-pub struct InboxCounters {
-    /// Presence reports and endpoint states received.
-    pub received: AtomicU64,
-    /// Reports folded into a later one of the same endpoint before the
-    /// presence service took them (coalesced under backlog).
-    pub coalesced: AtomicU64,
-    /// Reports and events dropped because the inbox was full.
-    pub dropped: AtomicU64,
-}
-
 pub(super) struct Shared {
     /// Nobody reads this inbox (a plugin's description probe): drop all.
     detached: bool,
     queue: Mutex<Queue>,
     ready: Condvar,
-    pub counters: InboxCounters,
+    pub counters: PresenceCounters,
 }
 
 /// Where connectors and operators send to the presence service. Cheap to
@@ -110,22 +98,22 @@ pub(super) struct Shared {
 pub struct Inbox(pub(super) Arc<Shared>);
 
 impl Inbox {
-    pub(super) fn new() -> Self {
-        Self::with(false)
+    pub(super) fn new(counters: PresenceCounters) -> Self {
+        Self::with(false, counters)
     }
 
     /// An inbox nobody reads: everything sent is dropped (a plugin's
     /// description probe, a benchmark of the plugin alone).
     pub fn detached() -> Self {
-        Self::with(true)
+        Self::with(true, PresenceCounters::default())
     }
 
-    fn with(detached: bool) -> Self {
+    fn with(detached: bool, counters: PresenceCounters) -> Self {
         Self(Arc::new(Shared {
             detached,
             queue: Mutex::default(),
             ready: Condvar::new(),
-            counters: InboxCounters::default(),
+            counters,
         }))
     }
 
@@ -134,13 +122,13 @@ impl Inbox {
     }
 
     /// The inbox's counters.
-    pub fn counters(&self) -> &InboxCounters {
+    pub fn counters(&self) -> &PresenceCounters {
         &self.0.counters
     }
 
     fn pending(&self, instance: &Arc<str>, endpoint: String, f: impl FnOnce(&mut Pending)) {
         let c = &self.0.counters;
-        c.received.fetch_add(1, Ordering::Relaxed);
+        c.received.inc();
         if self.0.detached {
             return;
         }
@@ -151,7 +139,7 @@ impl Inbox {
         match q.endpoints.get_mut(&key) {
             Some(p) => f(p),
             None if full => {
-                c.dropped.fetch_add(1, Ordering::Relaxed);
+                c.dropped.inc();
                 return;
             }
             None => f(q.endpoints.entry(key).or_default()),
@@ -176,7 +164,7 @@ impl Inbox {
                     // as the board would not take it either.
                     old.absorb(report);
                     p.folded += 1;
-                    counters.coalesced.fetch_add(1, Ordering::Relaxed);
+                    counters.coalesced.inc();
                 }
                 None => p.report = Some(report),
             }
@@ -205,7 +193,7 @@ impl Inbox {
         }
         let mut q = self.lock();
         if droppable && q.events.len() >= MAX_PENDING_EVENTS {
-            self.0.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            self.0.counters.dropped.inc();
             return;
         }
         let was_empty = q.endpoints.is_empty() && q.events.is_empty();

@@ -2,7 +2,6 @@
 //! background task so the engine never waits on the disk.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -18,11 +17,15 @@ const BATCH: usize = 2_000;
 pub struct EventLog {
     tx: mpsc::Sender<EventRecord>,
     store: Arc<dyn Store>,
-    dropped: Arc<AtomicU64>,
+    dropped: prometheus_client::metrics::counter::Counter,
 }
 
 impl EventLog {
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    /// Start the writer; entries dropped under overload count in `dropped`.
+    pub fn start(
+        store: Arc<dyn Store>,
+        dropped: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
         let (tx, mut rx) = mpsc::channel::<EventRecord>(QUEUE);
         let writer = store.clone();
         tokio::spawn(async move {
@@ -47,23 +50,19 @@ impl EventLog {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         });
-        Self {
-            tx,
-            store,
-            dropped: Arc::default(),
-        }
+        Self { tx, store, dropped }
     }
 
     /// Queue an entry.
     pub fn record(&self, e: EventRecord) {
         if self.tx.try_send(e).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.inc();
         }
     }
 
     /// Entries dropped because the writer could not keep up.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.dropped.get()
     }
 
     /// Query (newest first).

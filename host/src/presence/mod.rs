@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use feed::{FeedEvent, FeedKind, Next, Route, Subscription};
-pub use inbox::{Inbox, InboxCounters, InstanceInfo};
+pub use inbox::{Inbox, InstanceInfo};
 pub use log::EventLog;
 
 use crate::engine::EndpointView;
@@ -30,6 +30,7 @@ use crate::engine::InstanceBoard;
 use crate::engine::merge::{RichOut, Rules, TelephonyOut};
 use crate::engine::users::{User, UserError};
 use crate::store::{EventRecord, Store, StoreError, now_ms};
+use crate::telemetry::PresenceCounters;
 use command::Command;
 use service::{Loaded, Service};
 
@@ -141,12 +142,14 @@ impl Presence {
     /// receiver carries the watch changes the runtime must apply.
     pub fn open(
         store: Arc<dyn Store>,
+        counters: PresenceCounters,
     ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<WatchChange>), StoreError> {
-        Self::open_ticking(store, Some(crate::timing::PRESENCE_TICK))
+        Self::open_ticking(store, counters, Some(crate::timing::PRESENCE_TICK))
     }
 
     fn open_ticking(
         store: Arc<dyn Store>,
+        counters: PresenceCounters,
         tick_every: Option<std::time::Duration>,
     ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<WatchChange>), StoreError> {
         let rules = match store.setting(RULES_KEY)? {
@@ -164,8 +167,8 @@ impl Presence {
                 notes.push((user, n));
             }
         }
-        let log = Arc::new(EventLog::start(store.clone()));
-        let inbox = Inbox::new();
+        let log = Arc::new(EventLog::start(store.clone(), counters.log_dropped.clone()));
+        let inbox = Inbox::new(counters);
         let (watch_tx, watch_rx) = mpsc::unbounded_channel();
         let (feed, _) = broadcast::channel(4096);
         let service = Service::new(

@@ -1026,10 +1026,13 @@ impl Service {
             None => Some(self.merged(names.as_ref())),
         };
         let (seq, replay) = (self.seq, replay.unwrap_or_default());
+        let folded = self.inbox.counters().feed_folded.clone();
         let Some(names) = names else {
-            return Subscription::all(seq, snapshot, replay, self.feed.subscribe());
+            return Subscription::all(seq, snapshot, replay, self.feed.subscribe())
+                .count_folded(folded);
         };
         let (sub, routes) = Subscription::named(seq, snapshot, replay, names.len());
+        let sub = sub.count_folded(folded);
         for (name, route) in names.into_iter().zip(routes) {
             let list = self.routes.entry(name).or_default();
             // Forget clients that left since this user last changed.

@@ -74,7 +74,7 @@ struct Fixture {
 async fn presence(users: &[&str]) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let (p, watches) = Presence::open_ticking(store, None).unwrap();
+    let (p, watches) = Presence::open_ticking(store, Default::default(), None).unwrap();
     p.inbox().instance(sip(true, 1));
     let rows = users
         .iter()
@@ -160,7 +160,7 @@ async fn an_expired_note_leaves_at_the_next_tick_and_reaches_the_feed() {
 async fn a_new_instance_gets_its_whole_watch_set_and_then_only_changes() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let (p, mut watches) = Presence::open_ticking(store, None).unwrap();
+    let (p, mut watches) = Presence::open_ticking(store, Default::default(), None).unwrap();
     p.import(vec![(1, Ok(user("ann"))), (2, Ok(user("ben")))])
         .await
         .unwrap();
@@ -224,10 +224,7 @@ async fn reports_queued_for_one_endpoint_are_folded_and_the_latest_wins() {
     let p = &f.p;
     let inbox = p.inbox();
     let mut sub = p.subscribe(None, None).await.unwrap();
-    let before = inbox
-        .counters()
-        .coalesced
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let before = inbox.counters().coalesced.get();
     // Far more than the service takes in one batch while it is busy:
     // whatever was still queued is folded.
     for i in 0..20_000u32 {
@@ -240,11 +237,7 @@ async fn reports_queued_for_one_endpoint_are_folded_and_the_latest_wins() {
     }
     report(p, "ann", Availability::Available);
     assert_eq!(rich(p, "ann").await, "available");
-    let folded = inbox
-        .counters()
-        .coalesced
-        .load(std::sync::atomic::Ordering::Relaxed)
-        - before;
+    let folded = inbox.counters().coalesced.get() - before;
     // Every report either reached the board or was folded; the feed saw
     // at most one event per report taken.
     let mut events = 0u64;
@@ -292,4 +285,42 @@ async fn a_named_client_that_falls_behind_is_told_to_resync_and_others_are_not_h
         Ok(Next::Event(ev)) => assert_eq!(ev.kind.username(), "ben"),
         _ => panic!("ben's client gets ben's change"),
     }
+}
+
+#[tokio::test]
+async fn a_client_that_falls_behind_gets_each_users_latest_state_in_order() {
+    let f = presence(&["ann", "ben"]).await;
+    let p = &f.p;
+    let mut sub = p.subscribe(None, None).await.unwrap();
+    // 300 changes, each taken by the service before the next (none folded
+    // in the inbox); the client reads nothing meanwhile.
+    let states = [Availability::Busy, Availability::Away];
+    for i in 0..300usize {
+        let who = if i % 2 == 0 { "ann" } else { "ben" };
+        report(p, who, states[(i / 2) % 2]);
+        let _ = p.rules().await;
+    }
+    report(p, "ann", Availability::Available);
+    let _ = p.rules().await;
+    let mut got = Vec::new();
+    while let Ok(Next::Event(ev)) =
+        tokio::time::timeout(std::time::Duration::from_millis(100), sub.next()).await
+    {
+        got.push(ev);
+    }
+    assert!(got.len() < 301, "folded: {} events", got.len());
+    assert!(got.windows(2).all(|w| w[0].seq < w[1].seq), "in order");
+    let last = |name: &str| {
+        got.iter()
+            .rev()
+            .find(|e| e.kind.username() == name)
+            .map(|e| match &e.kind {
+                FeedKind::Presence(u) => u.rich.state.as_str(),
+                _ => "removed",
+            })
+    };
+    assert_eq!(last("ann"), Some("available"));
+    let ben = rich(p, "ben").await;
+    assert_eq!(last("ben"), Some(ben.as_str()));
+    assert!(p.inbox().counters().feed_folded.get() > 0);
 }
