@@ -373,13 +373,6 @@ impl Actor {
         self.set_run_state(RunState::Starting);
         self.generation += 1;
         let sink = EventSink::new(self.work_tx.clone(), self.generation, self.dropped.clone());
-        let io = match IoContext::new(sink, self.spec.tls.clone()) {
-            Ok(io) => io,
-            Err(e) => {
-                self.status.error(format!("cannot set up I/O: {e}"));
-                return;
-            }
-        };
         let limits = self.plugin.limits;
         let id = Identity {
             instance: self.instance.clone(),
@@ -393,17 +386,21 @@ impl Actor {
                 .filter(|_| self.plugin.manifest.grants.webhooks)
                 .map(|base| format!("{}/{}", base.trim_end_matches('/'), self.instance)),
         };
-        let state = InstanceState::new(
+        let store = self.wasm.new_store(
             id,
-            io,
+            sink,
+            self.spec.tls.clone(),
             self.services.clone(),
             self.status.clone(),
-            limits.memory_bytes,
+            &limits,
         );
-        let mut store = Store::new(&self.wasm.engine, state);
-        store.limiter(|s| &mut s.memory);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(WasmHost::deadline_ticks(limits.call_timeout_ms));
+        let mut store = match store {
+            Ok(store) => store,
+            Err(e) => {
+                self.status.error(format!("cannot set up I/O: {e}"));
+                return;
+            }
+        };
         match self.plugin.pre.instantiate(&mut store).await {
             Ok(exports) => self.guest = Some(Guest { store, exports }),
             Err(e) => {

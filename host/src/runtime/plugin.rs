@@ -8,16 +8,15 @@ use std::time::Instant;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
-use wasmtime::Store;
 
 use super::config_schema::PluginInfo;
 use super::grants::Grants;
-use super::host::{Identity, InstanceState, Services};
+use super::host::{Identity, Services};
 use super::manifest::{EffectiveLimits, Manifest, ManifestError};
 use super::status::StatusCell;
 use super::wasm::{CompileSource, WasmHost};
 use super::wit::{ContractVersion, GuestPre, VersionError};
-use crate::io::{EventSink, IoContext};
+use crate::io::EventSink;
 use crate::telemetry::ConnectorLabels;
 
 /// Where a plugin came from.
@@ -175,7 +174,6 @@ async fn describe(
     let sink = EventSink::new(tx, 0, Default::default());
     let tls =
         crate::io::tls::client_config(None).map_err(|e| LoadError::Describe(e.to_string()))?;
-    let io = IoContext::new(sink, tls).map_err(|e| LoadError::Describe(e.to_string()))?;
     let id = Identity {
         instance: format!("describe:{}", manifest.id).into(),
         labels: ConnectorLabels {
@@ -191,17 +189,16 @@ async fn describe(
         presence: crate::presence::Inbox::detached(),
         ..services.clone()
     };
-    let state = InstanceState::new(
-        id,
-        io,
-        probe_services,
-        Arc::new(StatusCell::new(&manifest.version)),
-        limits.memory_bytes,
-    );
-    let mut store = Store::new(&wasm.engine, state);
-    store.limiter(|s| &mut s.memory);
-    store.epoch_deadline_trap();
-    store.set_epoch_deadline(WasmHost::deadline_ticks(limits.call_timeout_ms));
+    let mut store = wasm
+        .new_store(
+            id,
+            sink,
+            tls,
+            probe_services,
+            Arc::new(StatusCell::new(&manifest.version)),
+            limits,
+        )
+        .map_err(|e| LoadError::Describe(e.to_string()))?;
     let guest = pre
         .instantiate(&mut store)
         .await

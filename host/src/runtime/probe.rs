@@ -26,7 +26,7 @@ use super::wasm::{CompileSource, WasmHost};
 use super::wit::{self, guest, types};
 use super::{Runtime, convert};
 use crate::config::Limits;
-use crate::io::{EventSink, IoContext, IoEvent, Work};
+use crate::io::{EventSink, IoEvent, Work};
 use crate::store::ConnectorRecord;
 use crate::telemetry::ConnectorLabels;
 
@@ -106,8 +106,6 @@ impl Probe {
         let spec = Runtime::run_spec(&p, &record).map_err(|e| anyhow!("{e}"))?;
         let t = Instant::now();
         let (tx, events) = mpsc::channel(p.limits.queue.max(1));
-        let io = IoContext::new(EventSink::new(tx, 1, Arc::default()), spec.tls.clone())
-            .map_err(|e| anyhow!("{e}"))?;
         let labels = ConnectorLabels {
             instance: record.id.clone(),
             plugin: p.manifest.id.clone(),
@@ -120,17 +118,16 @@ impl Probe {
             kv_max_bytes: p.limits.kv_max_bytes,
             webhook_base_url: None,
         };
-        let state = InstanceState::new(
-            id,
-            io,
-            services,
-            Arc::new(StatusCell::new(&p.manifest.version)),
-            p.limits.memory_bytes,
-        );
-        let mut store = Store::new(&wasm.engine, state);
-        store.limiter(|s| &mut s.memory);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(WasmHost::deadline_ticks(p.limits.call_timeout_ms));
+        let mut store = wasm
+            .new_store(
+                id,
+                EventSink::new(tx, 1, Arc::default()),
+                spec.tls.clone(),
+                services,
+                Arc::new(StatusCell::new(&p.manifest.version)),
+                &p.limits,
+            )
+            .map_err(|e| anyhow!("{e}"))?;
         let bindings = p
             .pre
             .instantiate(&mut store)

@@ -1,5 +1,6 @@
 //! The wasmtime engine: configuration, the epoch ticker behind CPU deadlines,
-//! the linker, and compilation with an on-disk cache of compiled components.
+//! the linker, compilation with an on-disk cache of compiled components, and
+//! the one way a run's store is set up.
 
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
@@ -7,9 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, Store};
 
-use super::host::InstanceState;
+use super::host::{Identity, InstanceState, Services};
+use super::manifest::EffectiveLimits;
+use super::status::StatusCell;
+use crate::io::{EventSink, IoContext, IoError};
 
 use crate::timing::EPOCH_TICK;
 
@@ -72,6 +76,30 @@ impl WasmHost {
     /// Ticks for a deadline of `ms`, at least one whole tick beyond now.
     pub fn deadline_ticks(ms: u32) -> u64 {
         (u64::from(ms) / EPOCH_TICK.as_millis() as u64).max(1) + 1
+    }
+
+    /// The store of one run of `id`: an I/O context whose events go to
+    /// `events` (TLS trusting `tls`), the sandboxed instance state, linear
+    /// memory capped at `limits.memory_bytes` and a CPU deadline of
+    /// `limits.call_timeout_ms` armed for the first call.
+    ///
+    /// Errors: the I/O context cannot be set up (its HTTP client).
+    pub fn new_store(
+        &self,
+        id: Identity,
+        events: EventSink,
+        tls: Arc<rustls::ClientConfig>,
+        services: Services,
+        status: Arc<StatusCell>,
+        limits: &EffectiveLimits,
+    ) -> Result<Store<InstanceState>, IoError> {
+        let io = IoContext::new(events, tls)?;
+        let state = InstanceState::new(id, io, services, status, limits.memory_bytes);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.memory);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(Self::deadline_ticks(limits.call_timeout_ms));
+        Ok(store)
     }
 
     fn cache_path(&self, sha256: &str) -> PathBuf {
