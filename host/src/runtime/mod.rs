@@ -208,11 +208,13 @@ impl Runtime {
     /// Put a row in the table and tell the presence service about it.
     fn put(&self, c: Connector) -> Arc<Connector> {
         let c = Arc::new(c);
-        self.announce(&c);
         self.connectors
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(c.record.id.clone(), c.clone());
+        // After the row is in: the watch set the service sends back must
+        // find the actor.
+        self.announce(&c);
         c
     }
 
