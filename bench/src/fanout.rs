@@ -152,10 +152,11 @@ pub async fn run(r: &mut Report, p: &Params) -> anyhow::Result<()> {
     ));
     for (what, m) in [("1", &base), ("2", &m)] {
         r.note(format!(
-            "fan-out period {what}: {} NOTIFYs sent in {:.1} s, {} answered; hub CPU {:.0}% of one core, benchmark process {:.0}%",
+            "fan-out period {what}: {} NOTIFYs sent in {:.1} s, {} answered{}; hub CPU {:.0}% of one core, benchmark process {:.0}%",
             m.sent,
             m.secs,
             m.acked,
+            m.drops(),
             100.0 * m.hub_cpu / m.secs,
             100.0 * m.own_cpu / m.secs
         ));

@@ -38,6 +38,9 @@ pub struct Params {
     pub hog: bool,
 }
 
+/// The hub's count of feed events skipped for slow clients (coalesced).
+const FOLDED: &str = "presence_hub_feed_folded_total";
+
 /// How long after sending an update counts as "not reached the client".
 pub const LATE: Duration = Duration::from_secs(5);
 
@@ -140,6 +143,15 @@ pub struct Period {
     pub acked: u64,
     pub hub_cpu: f64,
     pub own_cpu: f64,
+    /// Datagrams the kernel dropped on full socket buffers (all sockets)
+    /// and events the hub's instance dropped on a full queue, in the
+    /// period.
+    pub kernel_drops: u64,
+    pub queue_drops: u64,
+    /// Feed events the hub skipped for slow clients because a newer one of
+    /// the same user was waiting (`presence_hub_feed_folded_total`; 0
+    /// where the hub does not count them).
+    pub folded: f64,
     /// SSE, then WebSocket.
     pub got: [Got; 2],
 }
@@ -147,6 +159,18 @@ pub struct Period {
 impl Period {
     pub fn rate(&self) -> f64 {
         self.sent as f64 / self.secs
+    }
+
+    /// " (kernel UDP drops N, hub queue drops M, feed events folded F)"
+    /// when there were any.
+    pub fn drops(&self) -> String {
+        if self.kernel_drops + self.queue_drops == 0 && self.folded == 0.0 {
+            return String::new();
+        }
+        format!(
+            " (kernel UDP drops {}, hub queue drops {}, feed events folded for slow clients {})",
+            self.kernel_drops, self.queue_drops, self.folded
+        )
     }
 }
 
@@ -181,6 +205,11 @@ pub async fn measure(
         load.server.stats.updates_acked.load(Ordering::Relaxed),
     );
     let (cpu0, own0) = (load.hub.cpu_seconds(), procfs::own_cpu_seconds());
+    let (kdrop0, qdrop0, fold0) = (
+        procfs::udp_rcvbuf_errors(),
+        load.hub.events_dropped("sip-0").await?,
+        load.hub.metric(FOLDED).await?,
+    );
     let (sent, took, first, end) = load.offer(secs, rate).await?;
     let (hub_cpu, own_cpu) = (
         load.hub.cpu_seconds() - cpu0,
@@ -193,6 +222,13 @@ pub async fn measure(
     })
     .await;
     let acked = load.server.stats.updates_acked.load(Ordering::Relaxed) - acked0;
+    let kernel_drops = procfs::udp_rcvbuf_errors().saturating_sub(kdrop0);
+    let queue_drops = load
+        .hub
+        .events_dropped("sip-0")
+        .await?
+        .saturating_sub(qdrop0);
+    let folded = load.hub.metric(FOLDED).await? - fold0;
     let late_us = LATE.as_micros() as u32;
     let gather = |name: &'static str, sink: &crate::feed::FeedSink| {
         let mut lat = Vec::new();
@@ -232,6 +268,9 @@ pub async fn measure(
         acked,
         hub_cpu,
         own_cpu,
+        kernel_drops,
+        queue_drops,
+        folded,
         got: [gather("SSE", sse), gather("WebSocket", ws)],
     })
 }
@@ -261,7 +300,7 @@ pub async fn run(r: &mut Report, p: &Params) -> anyhow::Result<()> {
     let mut quiet_top: Vec<(f64, Got)> = Vec::new();
     for (i, &rate) in p.rates.iter().enumerate() {
         let m = measure(&load, &clients, rate, p.secs).await?;
-        let achieved = m.rate();
+        let (achieved, drops) = (m.rate(), m.drops());
         let [sse, ws] = m.got;
         for (t, g) in [sse, ws].into_iter().enumerate() {
             let p99 = g.p(99.0);
@@ -308,11 +347,12 @@ pub async fn run(r: &mut Report, p: &Params) -> anyhow::Result<()> {
             r.push(row);
         }
         r.note(format!(
-            "latency at {}/s: {} NOTIFYs sent in {:.1} s, {} answered; hub CPU {:.0}% of one core, benchmark process (server, sender, {} clients) {:.0}%",
+            "latency at {}/s: {} NOTIFYs sent in {:.1} s, {} answered{}; hub CPU {:.0}% of one core, benchmark process (server, sender, {} clients) {:.0}%",
             report::count(rate),
             m.sent,
             m.secs,
             m.acked,
+            drops,
             100.0 * m.hub_cpu / m.secs,
             2 * half,
             100.0 * m.own_cpu / m.secs
@@ -328,7 +368,7 @@ pub async fn run(r: &mut Report, p: &Params) -> anyhow::Result<()> {
         let m = measure(&load, &clients, top, p.secs).await;
         let share = hog.stop();
         let m = m?;
-        let achieved = m.rate();
+        let (achieved, drops) = (m.rate(), m.drops());
         let [sse, ws] = m.got;
         for (t, g) in [sse, ws].into_iter().enumerate() {
             let p99 = g.p(99.0);
@@ -381,11 +421,12 @@ pub async fn run(r: &mut Report, p: &Params) -> anyhow::Result<()> {
             );
         }
         r.note(format!(
-            "latency with the CPU hog at {}/s: {} NOTIFYs sent in {:.1} s, {} answered; hog {:.0}% of one core, hub CPU {:.0}%, benchmark process {:.0}%",
+            "latency with the CPU hog at {}/s: {} NOTIFYs sent in {:.1} s, {} answered{}; hog {:.0}% of one core, hub CPU {:.0}%, benchmark process {:.0}%",
             report::count(top),
             m.sent,
             m.secs,
             m.acked,
+            drops,
             100.0 * share,
             100.0 * m.hub_cpu / m.secs,
             100.0 * m.own_cpu / m.secs

@@ -273,7 +273,7 @@ async fn run(args: Args, root: PathBuf) -> anyhow::Result<bool> {
                         window: 64,
                         count,
                         max_secs: if q { 5.0 } else { 15.0 },
-                        children: vec![1, 2, 4],
+                        children: vec![1, 2, 4, 8],
                         kit: !q,
                     };
                     kamailio::run(&mut r, p, ingest_outcome, &root).await?;
@@ -293,12 +293,26 @@ async fn run(args: Args, root: PathBuf) -> anyhow::Result<bool> {
                     latency::run(&mut r, &p).await?;
                 }
                 "fanout" => {
-                    let p = fanout::Params {
-                        users: if q { 2_000 } else { 10_000 },
-                        small: if q { 200 } else { 1_000 },
-                        large: if q { 2_000 } else { 10_000 },
-                        rate: if q { 2_000.0 } else { 10_000.0 },
-                        secs: if q { 4.0 } else { 8.0 },
+                    // HUB_BENCH_FANOUT_SIZES=users,small,large,rate picks
+                    // other sizes.
+                    let sizes: Vec<usize> = std::env::var("HUB_BENCH_FANOUT_SIZES")
+                        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+                        .unwrap_or_default();
+                    let p = match sizes[..] {
+                        [users, small, large, rate] => fanout::Params {
+                            users,
+                            small,
+                            large,
+                            rate: rate as f64,
+                            secs: 4.0,
+                        },
+                        _ => fanout::Params {
+                            users: if q { 2_000 } else { 10_000 },
+                            small: if q { 200 } else { 1_000 },
+                            large: if q { 2_000 } else { 10_000 },
+                            rate: if q { 2_000.0 } else { 10_000.0 },
+                            secs: if q { 4.0 } else { 8.0 },
+                        },
                     };
                     fanout::run(&mut r, &p).await?;
                 }

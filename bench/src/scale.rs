@@ -6,8 +6,9 @@
 //! memory (`presence_hub_connector_memory_bytes`) and the rest (host). Then
 //! the hub is killed and started again on the same data: the time until
 //! every subscription is established anew is the time to subscribe all at
-//! start. Sizes whose subscriptions do not all come up within the limit
-//! still show their memory (with how many came up). The growth from the
+//! start. When the subscriptions do not all come up after the live import
+//! within the limit, the memory is taken after the restart (if they all
+//! came up then), else with what came up, and the row says which. The growth from the
 //! size below the target size to the target size is shown as what each
 //! added user adds to the hub's RSS.
 //!
@@ -59,8 +60,28 @@ pub struct Figures {
     /// RSS of the hub with the users, and its peak (VmHWM).
     rss: f64,
     peak: f64,
+    /// When the memory was taken: after the live import, or (when not
+    /// all subscriptions came up then) after the restart, when they did.
+    memory_at: MemoryAt,
+    /// Instance restarts and errors counted by the hub during the live
+    /// import and its subscriptions.
+    restarts: f64,
+    errors: f64,
     /// With a CPU hog: the share of a core it took.
     hog: Option<f64>,
+}
+
+/// When the memory of a size was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MemoryAt {
+    /// After the live import, every subscription up.
+    Import,
+    /// After the restart, every subscription up (they were not all up
+    /// after the live import).
+    Start,
+    /// After the live import with only some subscriptions up (nor did
+    /// they all come up after the restart).
+    Partial,
 }
 
 impl Figures {
@@ -124,14 +145,18 @@ pub async fn run(r: &mut Report, p: &Params) -> anyhow::Result<Vec<Figures>> {
                 report::bytes(f.per_user),
                 report::bytes(host),
                 report::bytes(f.plugin_per_user),
-                if f.subscribe_live.is_none() {
-                    format!(
+                match f.memory_at {
+                    MemoryAt::Import => String::new(),
+                    MemoryAt::Start => format!(
+                        ", taken after the hub's restart (after the live import only {} of {} subscriptions were up within the limit)",
+                        report::count(f.up_live as f64),
+                        report::count(f.wanted() as f64)
+                    ),
+                    MemoryAt::Partial => format!(
                         ", with only {} of {} subscriptions up",
                         report::count(f.up_live as f64),
                         report::count(f.wanted() as f64)
-                    )
-                } else {
-                    String::new()
+                    ),
                 }
             ),
         )
@@ -249,8 +274,17 @@ pub async fn run(r: &mut Report, p: &Params) -> anyhow::Result<Vec<Figures>> {
         );
         if let Some(states) = &f.states_live {
             r.note(format!(
-                "scale at {} users: not all subscriptions up after the live import; the hub's endpoint states: {states}",
-                report::count(f.users as f64)
+                "scale at {} users: not all subscriptions up after the live import; the hub's endpoint states: {states}; instance restarts {} and errors {} counted meanwhile",
+                report::count(f.users as f64),
+                f.restarts,
+                f.errors
+            ));
+        } else if f.restarts + f.errors > 0.0 {
+            r.note(format!(
+                "scale at {} users: {} instance restarts and {} errors during the import and its subscriptions",
+                report::count(f.users as f64),
+                f.restarts,
+                f.errors
             ));
         }
     }
@@ -355,6 +389,10 @@ async fn one(p: &Params, n: usize, with_hog: bool) -> anyhow::Result<Figures> {
         None
     };
 
+    let (restarts0, errors0) = (
+        hub.metric("presence_hub_connector_restarts_total").await?,
+        hub.metric("presence_hub_connector_errors_total").await?,
+    );
     let established =
         |s: &SipServer| s.established(Package::Presence) + s.established(Package::Dialog);
     let t = Instant::now();
@@ -363,6 +401,10 @@ async fn one(p: &Params, n: usize, with_hog: bool) -> anyhow::Result<Figures> {
     let all_up = wait_until(p.limit, || established(&server) >= 2 * n).await;
     let subscribe_live = all_up.then(|| t.elapsed().as_secs_f64() - import);
     let up_live = established(&server);
+    let (restarts, errors) = (
+        hub.metric("presence_hub_connector_restarts_total").await? - restarts0,
+        hub.metric("presence_hub_connector_errors_total").await? - errors0,
+    );
     let states_live = if all_up {
         None
     } else {
@@ -389,6 +431,22 @@ async fn one(p: &Params, n: usize, with_hog: bool) -> anyhow::Result<Figures> {
     .await;
     let subscribe_start = back.then(|| t.elapsed().as_secs_f64());
     let up_start = (server.stats.initial_acked.load(Ordering::Relaxed) - acked0) as usize;
+    // Memory with every user watched: after the live import if all came
+    // up then, else after the restart if all came up then (against the
+    // same empty hub's RSS: same binary, plugins and instances).
+    let (memory_at, rss, mem, peak) = if all_up {
+        (MemoryAt::Import, rss, mem, peak)
+    } else if back {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        (
+            MemoryAt::Start,
+            hub.rss() as f64,
+            hub.metric("presence_hub_connector_memory_bytes").await?,
+            hub.hwm() as f64,
+        )
+    } else {
+        (MemoryAt::Partial, rss, mem, peak)
+    };
     let hog = hog.map(Hog::stop);
     Ok(Figures {
         users: n,
@@ -404,6 +462,9 @@ async fn one(p: &Params, n: usize, with_hog: bool) -> anyhow::Result<Figures> {
         idle_cpu,
         rss,
         peak,
+        memory_at,
+        restarts,
+        errors,
         hog,
     })
 }
