@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use presence_hub::runtime::Services;
-use presence_hub::runtime::probe::Probe;
 use presence_hub::store::SqliteStore;
 use presence_hub::telemetry::Metrics;
 use serde_json::Value;
@@ -22,6 +21,7 @@ use crate::feed::{self, FeedSink};
 use crate::hubctl::{BenchHub, TOKEN};
 use crate::ingest::{Stream, open_loop, wait_until};
 use crate::overhead::tempfile_dir;
+use crate::probe::Probe;
 use crate::report::{self, Report, Row};
 use crate::sip::Package;
 use crate::sipserver::{self, SipServer};

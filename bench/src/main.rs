@@ -24,6 +24,7 @@ mod kamailio;
 mod latency;
 mod lifecycle;
 mod overhead;
+mod probe;
 mod procfs;
 mod report;
 mod scale;

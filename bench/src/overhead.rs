@@ -7,7 +7,7 @@
 //! own dialogs, not sent):
 //!
 //! - **wasm**: the packaged sip-simple component in the hub's own engine
-//!   and host ([`presence_hub::runtime::probe::Probe`]), one
+//!   and host ([`crate::probe::Probe`]), one
 //!   `handle-event(datagram)` call per NOTIFY. The plugin answers 200 over
 //!   the host's UDP socket and reports into the hub's presence inbox.
 //! - **native**: `sip_simple::core::Core::on_message` on the same bytes,
@@ -26,13 +26,13 @@ use presence_connector_sdk as sdk;
 use presence_hub::engine as model;
 use presence_hub::presence::{Inbox, Presence};
 use presence_hub::runtime::Services;
-use presence_hub::runtime::probe::{Probe, Pumped};
 use presence_hub::store::SqliteStore;
 use presence_hub::telemetry::Metrics;
 use sip_simple::core::{Action, Core, TimerKey};
 use sip_simple::settings::{Events, Settings, Transport};
 use sip_simple::sip::request::Local;
 
+use crate::probe::{Probe, Pumped};
 use crate::report::{self, Report, Row};
 use crate::sip::Package;
 use crate::sipserver::{self, SipServer, Update, big_socket, user_uri};

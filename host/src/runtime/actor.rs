@@ -758,7 +758,7 @@ pub fn json_response(status: u16, message: &str) -> guest::WebhookResponse {
 
 /// Turn an I/O event into the contract's event, retiring handles whose work
 /// is over.
-pub(super) fn to_wit(event: IoEvent, io: &mut IoContext) -> guest::Event {
+pub fn to_wit(event: IoEvent, io: &mut IoContext) -> guest::Event {
     let addr = |a: std::net::SocketAddr| types::SocketAddress {
         host: a.ip().to_string(),
         port: a.port(),

@@ -8,7 +8,6 @@ pub mod grants;
 mod host;
 pub mod manifest;
 mod plugin;
-pub mod probe;
 mod status;
 mod views;
 mod wasm;
@@ -38,10 +37,19 @@ pub use wit::types::Header;
 pub use wit::{ContractVersion, WriteAccepted};
 pub use writes::{WriteRecord, WriteRegistry, WriteState};
 
-use actor::{ActorHandle, ActorInit, Control, RunSpec};
+// Embedding one instance outside the supervisor (the benchmarks' probe):
+// load a plugin, work out a record's run specification, set a store up as
+// an actor does, and turn I/O events into the contract's.
+pub use actor::{RunSpec, to_wit};
+pub use host::{Identity, InstanceState};
+pub use plugin::{LoadedPlugin, load as load_plugin};
+pub use status::StatusCell;
+pub use wasm::WasmHost;
+/// The wasmtime store of one instance run ([`WasmHost::new_store`]).
+pub type InstanceStore = wasmtime::Store<InstanceState>;
+
+use actor::{ActorHandle, ActorInit, Control};
 use grants::Grants;
-use plugin::LoadedPlugin;
-use wasm::WasmHost;
 
 use crate::config::Limits;
 use crate::engine::users::Channel;
@@ -301,8 +309,13 @@ impl Runtime {
             .cloned()
     }
 
-    /// The run specification of `record` on `plugin`.
-    fn run_spec(plugin: &LoadedPlugin, record: &ConnectorRecord) -> Result<RunSpec, RuntimeError> {
+    /// The run specification of `record` on `plugin`: its configuration
+    /// checked and converted, the manifest's grants widened by the
+    /// configured addresses, TLS trust.
+    pub fn run_spec(
+        plugin: &LoadedPlugin,
+        record: &ConnectorRecord,
+    ) -> Result<RunSpec, RuntimeError> {
         let (entries, addresses) = plugin
             .info
             .entries(&record.config, &record.secrets)

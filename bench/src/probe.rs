@@ -1,12 +1,14 @@
-//! One plugin instance driven directly, without a supervisor: for
-//! benchmarks (`bench/`, `hub-bench`) that time a single call through the
-//! host/plugin boundary, and the steps of an instance start. The hub itself
-//! does not use it.
+//! One plugin instance driven directly, without a supervisor, for the
+//! benchmarks that time a single call through the host/plugin boundary
+//! (`overhead`) and the steps of an instance start (`lifecycle`).
 //!
-//! The instance is set up as an actor sets up a run (same engine settings,
+//! It is built from the hub's public pieces for embedding one instance
+//! (`presence_hub::runtime`: [`WasmHost`], [`load_plugin`],
+//! [`Runtime::run_spec`], [`WasmHost::new_store`], [`to_wit`]), so the
+//! instance is set up as an actor sets up a run (same engine settings,
 //! linker, host imports, grants widened by the configured addresses, memory
-//! cap), but the caller decides when each event is delivered, and errors
-//! come back instead of a restart.
+//! cap, CPU deadline), but the caller decides when each event is delivered,
+//! and errors come back instead of a restart.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,29 +17,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
+use presence_hub::config::Limits;
+use presence_hub::io::{EventSink, IoEvent, Work};
+use presence_hub::runtime::wit::{self, guest, types};
+use presence_hub::runtime::{
+    Identity, InstanceStore, LoadedPlugin, PluginOrigin, Runtime, Services, StatusCell, WasmHost,
+    load_plugin, to_wit,
+};
+use presence_hub::store::ConnectorRecord;
+use presence_hub::telemetry::ConnectorLabels;
 use tokio::sync::mpsc;
-use wasmtime::Store;
-
-use super::actor::to_wit;
-use super::host::{Identity, InstanceState, Services};
-use super::plugin::{self, LoadedPlugin, PluginOrigin};
-use super::status::StatusCell;
-use super::wasm::{CompileSource, WasmHost};
-use super::wit::{self, guest, types};
-use super::{Runtime, convert};
-use crate::config::Limits;
-use crate::io::{EventSink, IoEvent, Work};
-use crate::store::ConnectorRecord;
-use crate::telemetry::ConnectorLabels;
 
 /// How long each step of [`Probe::start`] took.
 #[derive(Debug, Clone, Copy)]
 pub struct StartTimings {
-    /// Manifest, checksum, compilation (or the compiled-component cache),
-    /// linking and the plugin's `describe`: what the hub reports as
-    /// `load_ms`.
-    pub load: Duration,
-    pub compile_source: CompileSource,
     /// A new store and instance of the loaded component.
     pub instantiate: Duration,
     /// The plugin's `configure` call (it may open sockets and set timers).
@@ -57,7 +50,7 @@ pub enum Pumped {
 pub struct Probe {
     /// The engine (its epoch ticker runs while this lives).
     _wasm: WasmHost,
-    store: Store<InstanceState>,
+    store: InstanceStore,
     bindings: wit::Guest,
     events: mpsc::Receiver<Work>,
     timeout_ms: u32,
@@ -76,8 +69,7 @@ impl Probe {
     ) -> anyhow::Result<(Self, StartTimings)> {
         let wasm = WasmHost::new(cache_dir).map_err(|e| anyhow!("{e:#}"))?;
         let limits = Limits::default();
-        let t = Instant::now();
-        let p: LoadedPlugin = plugin::load(
+        let p: LoadedPlugin = load_plugin(
             &wasm,
             &services,
             &limits,
@@ -87,7 +79,6 @@ impl Probe {
             false,
         )
         .await?;
-        let load = t.elapsed();
         let (public, secrets) = p
             .info
             .validate(&config, &BTreeMap::new())
@@ -147,13 +138,11 @@ impl Probe {
             .bindings
             .configure(&mut probe.store, &spec.entries)
             .await?;
-        r.map_err(|e| anyhow!("configure: {}", convert::connector_error(&e)))?;
+        r.map_err(|e| anyhow!("configure: {e:?}"))?;
         let configure = t.elapsed();
         Ok((
             probe,
             StartTimings {
-                load,
-                compile_source: p.compile_source,
                 instantiate,
                 configure,
             },
@@ -171,7 +160,7 @@ impl Probe {
         self.bindings
             .watch(&mut self.store, endpoints, true)
             .await?
-            .map_err(|e| anyhow!("watch: {}", convert::connector_error(&e)))
+            .map_err(|e| anyhow!("watch: {e:?}"))
     }
 
     /// Deliver the next event the instance's sockets and timers produced,
@@ -218,11 +207,6 @@ impl Probe {
         self.bindings
             .handle_events(&mut self.store, std::slice::from_ref(event))
             .await?
-            .map_err(|e| anyhow!("handle-events: {}", convert::connector_error(&e)))
-    }
-
-    /// Bytes of linear memory the instance has now.
-    pub fn memory_bytes(&self) -> usize {
-        self.store.data().memory.total
+            .map_err(|e| anyhow!("handle-events: {e:?}"))
     }
 }
