@@ -588,9 +588,34 @@ async fn a_slow_feed_client_is_cut_off_without_slowing_others() {
     assert_eq!(hub.get("/healthz").await["status"], "ok");
 }
 
+/// `cargo xtask demo` drives the hub from outside, as any webhook sender
+/// would: here it is attached to a test hub.
+struct Demo(std::process::Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
-async fn demo_mode_shows_presence_changing_live() {
-    let hub = Hub::start(&["plugins/http-push"], &[("HUB_DEMO", "true")]);
+async fn the_demo_shows_presence_changing_live() {
+    let hub = Hub::start(&["plugins/http-push"], &[]);
+    let xtask = hub_e2e::root().join("target/debug/xtask");
+    assert!(
+        xtask.exists(),
+        "{} is missing: run the tests with `cargo xtask test`",
+        xtask.display()
+    );
+    let _demo = Demo(
+        std::process::Command::new(&xtask)
+            .args(["demo", "--attach", &hub.base])
+            .env("HUB_ADMIN_TOKEN", TOKEN)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the demo starts"),
+    );
     let mut feed = Sse::open(&hub, "", None).await;
     feed.next().await; // snapshot
     let mut seen = std::collections::BTreeSet::new();

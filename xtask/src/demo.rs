@@ -70,6 +70,25 @@ pub fn run(root: &Path, hub_args: &[String]) -> Result<()> {
     };
     let api = Api::new(&base, &token);
     set_up(&api).context("setting up the demo through the REST API")?;
+    announce(&base, &token);
+    println!("demo: Ctrl-C stops the demo and the hub");
+    push_forever(&api, Some(&mut hub.0))
+}
+
+/// Drive a hub that runs already (`cargo xtask demo --attach URL`, with
+/// `HUB_ADMIN_TOKEN` set): set the demo up on it and push changes until
+/// stopped. The end-to-end tests run the demo this way.
+pub fn attach(base: &str) -> Result<()> {
+    let token = std::env::var("HUB_ADMIN_TOKEN")
+        .context("set HUB_ADMIN_TOKEN to the hub's admin token to attach to it")?;
+    let base = base.trim_end_matches('/');
+    let api = Api::new(base, &token);
+    set_up(&api).context("setting up the demo through the REST API")?;
+    announce(base, &token);
+    push_forever(&api, None)
+}
+
+fn announce(base: &str, token: &str) {
     println!(
         "demo: pushing simulated presence for {} users every second through /hooks/{TAPI}/presence \
          and /hooks/{RICH}/presence",
@@ -79,12 +98,18 @@ pub fn run(root: &Path, hub_args: &[String]) -> Result<()> {
     println!(
         "demo: follow the changes with\n  curl -N -H 'Authorization: Bearer {token}' {base}/api/v1/feed/sse"
     );
-    println!("demo: Ctrl-C stops the demo and the hub");
+}
+
+/// Push a random change every second until the hub (the one the demo
+/// started, if it did) exits.
+fn push_forever(api: &Api, mut hub: Option<&mut Child>) -> Result<()> {
     let mut rng = Rng::seeded();
     let mut failures = 0;
     loop {
         std::thread::sleep(Duration::from_secs(1));
-        if let Some(status) = hub.0.try_wait()? {
+        if let Some(child) = hub.as_deref_mut()
+            && let Some(status) = child.try_wait()?
+        {
             if !status.success() {
                 bail!("the hub exited ({status})");
             }
@@ -92,10 +117,13 @@ pub fn run(root: &Path, hub_args: &[String]) -> Result<()> {
             return Ok(());
         }
         let (instance, update) = random_change(&mut rng);
-        match push(&api, instance, &update) {
+        match push(api, instance, &update) {
             Ok(()) => failures = 0,
             // A push refused because the hub is stopping is no news.
-            Err(_) if wait_for(&mut hub.0, Duration::from_millis(500)).is_some() => {}
+            Err(_)
+                if hub
+                    .as_deref_mut()
+                    .is_some_and(|c| wait_for(c, Duration::from_millis(500)).is_some()) => {}
             Err(e) => {
                 eprintln!("demo: push to {instance} failed: {e:#}");
                 failures += 1;

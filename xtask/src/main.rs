@@ -5,6 +5,8 @@
 //!   (`plugin.toml` with the component's sha256, plus the `.wasm`) under
 //!   `dist/plugins/` and `dist/test-plugins/`.
 //! - `run [ARGS]`: `plugins`, then the hub in release mode on its defaults.
+//! - `demo --attach URL`: the same simulated source against a hub that runs
+//!   already (`HUB_ADMIN_TOKEN` set to its token); the end-to-end tests use it.
 //! - `demo [ARGS]`: `plugins`, then the hub in release mode and, beside it,
 //!   a simulated presence source that sets up demo users and pushes changes
 //!   through the hub's public API and webhooks (see `demo.rs`).
@@ -126,6 +128,12 @@ fn main() -> Result<()> {
             run(cargo()
                 .args(["run", "--release", "-p", "presence-hub", "--"])
                 .args(&args[1..]))
+        }
+        Some("demo") if args.get(1).map(String::as_str) == Some("--attach") => {
+            let url = args
+                .get(2)
+                .context("usage: cargo xtask demo --attach URL")?;
+            demo::attach(url)
         }
         Some("demo") => {
             plugins(&root)?;
