@@ -17,7 +17,6 @@
 //! restart, and prints how many subscriptions came up beside the quiet
 //! figures.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::heap;
@@ -421,16 +420,17 @@ async fn one(p: &Params, n: usize, with_hog: bool) -> anyhow::Result<Figures> {
     );
     let peak = hub.hwm() as f64;
 
-    // Start again on the same data: everything is subscribed anew.
-    let acked0 = server.stats.initial_acked.load(Ordering::Relaxed);
+    // Start again on the same data: everything is subscribed anew (each
+    // user and package counted once, in a dialog made after the restart).
+    let mark = server.dialogs_created();
+    let anew = |s: &SipServer| {
+        s.established_after(Package::Presence, mark) + s.established_after(Package::Dialog, mark)
+    };
     let t = Instant::now();
     hub.restart();
-    let back = wait_until(p.limit, || {
-        server.stats.initial_acked.load(Ordering::Relaxed) - acked0 >= 2 * n as u64
-    })
-    .await;
+    let back = wait_until(p.limit, || anew(&server) >= 2 * n).await;
     let subscribe_start = back.then(|| t.elapsed().as_secs_f64());
-    let up_start = (server.stats.initial_acked.load(Ordering::Relaxed) - acked0) as usize;
+    let up_start = anew(&server);
     // Memory with every user watched: after the live import if all came
     // up then, else after the restart if all came up then (against the
     // same empty hub's RSS: same binary, plugins and instances).

@@ -71,6 +71,9 @@ pub struct Truth {
 struct Dialog {
     ids: DialogIds,
     user: usize,
+    /// Dialogs created before it, plus one (see
+    /// [`SipServer::dialogs_created`]).
+    created: u64,
     to: SocketAddr,
     next_cseq: u32,
     version: u64,
@@ -202,6 +205,29 @@ impl SipServer {
                         .dialogs
                         .get(*call_id)
                         .is_some_and(|d| d.initial.is_none())
+            })
+            .count()
+    }
+
+    /// Dialogs created so far: a mark for [`SipServer::established_after`].
+    pub fn dialogs_created(&self) -> u64 {
+        self.state.lock().unwrap().next_tag
+    }
+
+    /// Like [`SipServer::established`], counting only users whose live
+    /// dialog was created after `mark` (a value of
+    /// [`SipServer::dialogs_created`]): those a restarted hub subscribed
+    /// anew, each user once however often it re-subscribed.
+    pub fn established_after(&self, pkg: Package, mark: u64) -> usize {
+        let st = self.state.lock().unwrap();
+        st.current
+            .iter()
+            .filter(|((_, p), call_id)| {
+                *p == pkg
+                    && st
+                        .dialogs
+                        .get(*call_id)
+                        .is_some_and(|d| d.initial.is_none() && d.created > mark)
             })
             .count()
     }
@@ -427,11 +453,13 @@ fn on_subscribe(
     let body = st.body(user, pkg, 0);
     let initial = sip::notify(&ids, 1, &format!("active;expires={expires}"), &body, port);
     let now = Instant::now();
+    let created = st.next_tag;
     st.dialogs.insert(
         call_id.to_string(),
         Dialog {
             ids,
             user,
+            created,
             to: from,
             next_cseq: 2,
             version: 0,
