@@ -119,11 +119,13 @@ fn push_forever(api: &Api, mut hub: Option<&mut Child>) -> Result<()> {
         let (instance, update) = random_change(&mut rng);
         match push(api, instance, &update) {
             Ok(()) => failures = 0,
-            // A push refused because the hub is stopping is no news.
-            Err(_)
-                if hub
-                    .as_deref_mut()
-                    .is_some_and(|c| wait_for(c, Duration::from_millis(500)).is_some()) => {}
+            // A push that finds no hub because it is stopping (Ctrl-C
+            // reaches both; its connectors take a moment to stop) is no news.
+            Err(e)
+                if e.downcast_ref::<ureq::Error>().is_some()
+                    && hub
+                        .as_deref_mut()
+                        .is_some_and(|c| wait_for(c, Duration::from_secs(10)).is_some()) => {}
             Err(e) => {
                 eprintln!("demo: push to {instance} failed: {e:#}");
                 failures += 1;
