@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use presence_hub::config::Limits;
-use presence_hub::io::{EventSink, IoEvent, Work};
+use presence_hub::io::{EventSink, IoEvent, IoMsg};
 use presence_hub::runtime::wit::{self, guest, types};
 use presence_hub::runtime::{
     Identity, InstanceStore, LoadedPlugin, PluginOrigin, Runtime, Services, StatusCell, WasmHost,
@@ -52,7 +52,7 @@ pub struct Probe {
     _wasm: WasmHost,
     store: InstanceStore,
     bindings: wit::Guest,
-    events: mpsc::Receiver<Work>,
+    events: mpsc::Receiver<IoMsg>,
     timeout_ms: u32,
 }
 
@@ -166,7 +166,7 @@ impl Probe {
     /// Deliver the next event the instance's sockets and timers produced,
     /// as its actor would; `None` when nothing came within `wait`.
     pub async fn pump(&mut self, wait: Duration) -> anyhow::Result<Option<Pumped>> {
-        let Ok(Some(Work::Io(msg))) = tokio::time::timeout(wait, self.events.recv()).await else {
+        let Ok(Some(msg)) = tokio::time::timeout(wait, self.events.recv()).await else {
             return Ok(None);
         };
         let pumped = match &msg.event {

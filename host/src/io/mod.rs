@@ -97,7 +97,7 @@ pub struct IoMsg {
 /// Where a context's events go, and what to count when that queue is full.
 #[derive(Clone)]
 pub struct EventSink {
-    tx: mpsc::Sender<Work>,
+    tx: mpsc::Sender<IoMsg>,
     generation: u64,
     dropped: Arc<AtomicU64>,
     /// Datagrams the plugin sent that never left: the socket's send backlog
@@ -105,15 +105,8 @@ pub struct EventSink {
     unsent: Arc<AtomicU64>,
 }
 
-/// Everything that goes through an instance's bounded queue.
-pub enum Work {
-    Io(IoMsg),
-    /// An inbound webhook and where its answer goes.
-    Webhook(crate::runtime::WebhookCall),
-}
-
 impl EventSink {
-    pub fn new(tx: mpsc::Sender<Work>, generation: u64, dropped: Arc<AtomicU64>) -> Self {
+    pub fn new(tx: mpsc::Sender<IoMsg>, generation: u64, dropped: Arc<AtomicU64>) -> Self {
         Self {
             tx,
             generation,
@@ -132,10 +125,10 @@ impl EventSink {
     /// them would break the protocol).
     async fn send(&self, event: IoEvent) -> bool {
         self.tx
-            .send(Work::Io(IoMsg {
+            .send(IoMsg {
                 generation: self.generation,
                 event,
-            }))
+            })
             .await
             .is_ok()
     }
@@ -143,10 +136,10 @@ impl EventSink {
     /// Queue an event or drop it when the queue is full (datagrams: UDP is
     /// lossy anyway, and a flood must not stall the socket task).
     fn offer(&self, event: IoEvent) -> bool {
-        match self.tx.try_send(Work::Io(IoMsg {
+        match self.tx.try_send(IoMsg {
             generation: self.generation,
             event,
-        })) {
+        }) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -167,10 +160,10 @@ impl EventSink {
         match self.tx.try_reserve_many(events.len()) {
             Ok(permits) => {
                 for (permit, event) in permits.zip(events.drain(..)) {
-                    permit.send(Work::Io(IoMsg {
+                    permit.send(IoMsg {
                         generation: self.generation,
                         event,
-                    }));
+                    });
                 }
                 true
             }
@@ -544,7 +537,7 @@ fn count_unsent(unsent: &AtomicU64, n: u64, host: &str, why: &str) {
 mod tests {
     use super::*;
 
-    fn context() -> (IoContext, mpsc::Receiver<Work>) {
+    fn context() -> (IoContext, mpsc::Receiver<IoMsg>) {
         let (tx, rx) = mpsc::channel(16);
         let sink = EventSink::new(tx, 1, Arc::default());
         let tls = tls::client_config(None).expect("default TLS");
@@ -632,7 +625,7 @@ mod tests {
             .expect("the timer still fires");
         assert!(matches!(
             fired,
-            Some(Work::Io(IoMsg { event: IoEvent::Timer { timer: t }, .. })) if t == timer
+            Some(IoMsg { event: IoEvent::Timer { timer: t }, .. }) if t == timer
         ));
         // The right kind ends it.
         io.close(HandleKind::Socket, socket);

@@ -233,25 +233,25 @@ async fn read(sock: Arc<UdpSocket>, handle: u32, sink: EventSink) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{IoMsg, Work};
+    use super::super::IoMsg;
     use super::*;
 
-    fn sink(capacity: usize) -> (EventSink, mpsc::Receiver<Work>, Arc<AtomicU64>) {
+    fn sink(capacity: usize) -> (EventSink, mpsc::Receiver<IoMsg>, Arc<AtomicU64>) {
         let (tx, rx) = mpsc::channel(capacity);
         let dropped = Arc::new(AtomicU64::new(0));
         (EventSink::new(tx, 1, dropped.clone()), rx, dropped)
     }
 
-    async fn next_datagram(rx: &mut mpsc::Receiver<Work>) -> (u32, SocketAddr, Vec<u8>) {
+    async fn next_datagram(rx: &mut mpsc::Receiver<IoMsg>) -> (u32, SocketAddr, Vec<u8>) {
         let work = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
             .expect("a datagram within 5 s")
             .expect("queue open");
         match work {
-            Work::Io(IoMsg {
+            IoMsg {
                 generation: 1,
                 event: IoEvent::Datagram { socket, from, data },
-            }) => (socket, from, data),
+            } => (socket, from, data),
             _ => panic!("expected a datagram of generation 1"),
         }
     }

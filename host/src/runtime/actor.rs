@@ -26,7 +26,7 @@ use super::wasm::WasmHost;
 use super::wit::{self, WriteAccepted, guest, types};
 use crate::config::Limits;
 use crate::engine::ConnectorStatus;
-use crate::io::{EventSink, IoContext, IoEvent, IoMsg, Work, WsPayload};
+use crate::io::{EventSink, IoContext, IoEvent, IoMsg, WsPayload};
 use crate::presence::WatchChange;
 use crate::store::now_ms;
 use crate::telemetry::ConnectorLabels;
@@ -86,7 +86,8 @@ pub enum Control {
 #[derive(Clone)]
 pub struct ActorHandle {
     pub control: mpsc::Sender<Control>,
-    pub work: mpsc::Sender<Work>,
+    /// Inbound webhooks, bounded like the I/O queue.
+    pub webhooks: mpsc::Sender<WebhookCall>,
     pub status: Arc<StatusCell>,
 }
 
@@ -110,8 +111,10 @@ struct Actor {
     /// Whether the presence service was last told the instance runs.
     told_running: Option<bool>,
     policy: Limits,
-    work_tx: mpsc::Sender<Work>,
-    work_rx: mpsc::Receiver<Work>,
+    /// The run's I/O events (bounded: the plugin's queue limit).
+    io_tx: mpsc::Sender<IoMsg>,
+    io_rx: mpsc::Receiver<IoMsg>,
+    webhooks: mpsc::Receiver<WebhookCall>,
     dropped: Arc<AtomicU64>,
     generation: u64,
     guest: Option<Guest>,
@@ -138,7 +141,8 @@ pub struct ActorInit {
 /// Start an actor task for an instance.
 pub fn spawn(init: ActorInit) -> ActorHandle {
     let (control_tx, control_rx) = mpsc::channel(64);
-    let (work_tx, work_rx) = mpsc::channel(init.plugin.limits.queue);
+    let (io_tx, io_rx) = mpsc::channel(init.plugin.limits.queue);
+    let (hooks_tx, hooks_rx) = mpsc::channel(init.plugin.limits.queue);
     let status = Arc::new(StatusCell::new(&init.plugin.manifest.version));
     let span = tracing::info_span!(
         "connector",
@@ -158,8 +162,9 @@ pub fn spawn(init: ActorInit) -> ActorHandle {
         status: status.clone(),
         told_running: None,
         policy: init.policy,
-        work_tx: work_tx.clone(),
-        work_rx,
+        io_tx,
+        io_rx,
+        webhooks: hooks_rx,
         dropped: Arc::default(),
         generation: 0,
         guest: None,
@@ -195,7 +200,7 @@ pub fn spawn(init: ActorInit) -> ActorHandle {
     }
     ActorHandle {
         control: control_tx,
-        work: work_tx,
+        webhooks: hooks_tx,
         status,
     }
 }
@@ -247,7 +252,8 @@ impl Actor {
                     self.restart_at = None;
                     self.start().await;
                 }
-                Some(w) = self.work_rx.recv() => self.work(w).await,
+                Some(msg) = self.io_rx.recv() => self.io_event(msg).await,
+                Some(call) = self.webhooks.recv() => self.webhook(call).await,
             }
             self.tell_running();
         }
@@ -372,7 +378,7 @@ impl Actor {
     async fn start(&mut self) {
         self.set_run_state(RunState::Starting);
         self.generation += 1;
-        let sink = EventSink::new(self.work_tx.clone(), self.generation, self.dropped.clone());
+        let sink = EventSink::new(self.io_tx.clone(), self.generation, self.dropped.clone());
         let limits = self.plugin.limits;
         let id = Identity {
             instance: self.instance.clone(),
@@ -467,14 +473,14 @@ impl Actor {
         let mut quiet_at = tokio::time::Instant::now() + GOODBYE_QUIET;
         loop {
             tokio::select! {
-                w = self.work_rx.recv() => match w {
-                    Some(Work::Io(msg)) => {
+                msg = self.io_rx.recv() => match msg {
+                    Some(msg) => {
                         quiet_at = tokio::time::Instant::now() + GOODBYE_QUIET;
                         self.io_event(msg).await;
                     }
-                    Some(Work::Webhook(call)) => self.deferred.push_back(call),
                     None => return,
                 },
+                Some(call) = self.webhooks.recv() => self.deferred.push_back(call),
                 _ = tokio::time::sleep_until(quiet_at) => {
                     let in_flight = self
                         .guest
@@ -605,10 +611,10 @@ impl Actor {
             // first notifications) before the next page, so that the
             // plugin has one page of requests in flight, not all of them.
             for _ in 0..2 * WATCH_PAGE {
-                let Ok(w) = self.work_rx.try_recv() else {
+                let Ok(msg) = self.io_rx.try_recv() else {
                     break;
                 };
-                self.work(w).await;
+                self.io_event(msg).await;
                 if self.guest.is_none() {
                     return;
                 }
@@ -649,13 +655,6 @@ impl Actor {
         }
     }
 
-    async fn work(&mut self, work: Work) {
-        match work {
-            Work::Io(msg) => self.io_event(msg).await,
-            Work::Webhook(call) => self.webhook(call).await,
-        }
-    }
-
     fn count_event(&self) {
         self.services
             .metrics
@@ -671,8 +670,7 @@ impl Actor {
 
     /// Hand an event to the plugin, with whatever else has queued up behind
     /// it when the plugin takes batches (in queue order, so each handle's
-    /// order is kept). A webhook met in the queue ends the batch and is
-    /// answered right after it.
+    /// order is kept).
     async fn io_event(&mut self, msg: IoMsg) {
         let batched = self.plugin.info.capabilities.batched_events;
         let generation = self.generation;
@@ -683,15 +681,10 @@ impl Actor {
         if msg.generation == generation {
             events.push(to_wit(msg.event, io));
         }
-        let mut webhook = None;
         while batched && events.len() < EVENT_BATCH {
-            match self.work_rx.try_recv() {
-                Ok(Work::Io(m)) if m.generation == generation => events.push(to_wit(m.event, io)),
-                Ok(Work::Io(_)) => {}
-                Ok(Work::Webhook(call)) => {
-                    webhook = Some(call);
-                    break;
-                }
+            match self.io_rx.try_recv() {
+                Ok(m) if m.generation == generation => events.push(to_wit(m.event, io)),
+                Ok(_) => {}
                 Err(_) => break,
             }
         }
@@ -712,9 +705,6 @@ impl Actor {
             if let Some(Err(e)) = outcome {
                 self.guest_error(&e);
             }
-        }
-        if let Some(call) = webhook {
-            self.webhook(call).await;
         }
     }
 

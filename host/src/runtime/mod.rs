@@ -53,7 +53,6 @@ use grants::Grants;
 
 use crate::config::Limits;
 use crate::engine::users::Channel;
-use crate::io::Work;
 use crate::presence::{InstanceInfo, WatchChange};
 use crate::store::{ConnectorRecord, PluginRecord, StoreError, now_ms};
 
@@ -890,15 +889,16 @@ impl Runtime {
         instance: &str,
         request: WebhookRequest,
     ) -> Result<WebhookResponse, RuntimeError> {
-        let (work, timeout) = self
+        let (webhooks, timeout) = self
             .get(instance)
-            .and_then(|c| Some((c.actor.as_ref()?.work.clone(), c.hook_timeout?)))
+            .and_then(|c| Some((c.actor.as_ref()?.webhooks.clone(), c.hook_timeout?)))
             .ok_or_else(|| RuntimeError::NotFound {
                 kind: "webhook route for connector",
                 id: instance.into(),
             })?;
         let (tx, rx) = oneshot::channel();
-        work.try_send(Work::Webhook(WebhookCall { request, reply: tx }))
+        webhooks
+            .try_send(WebhookCall { request, reply: tx })
             .map_err(|_| {
                 RuntimeError::Unavailable(format!(
                     "connector {instance} is busy (event queue full); retry later"
