@@ -25,7 +25,8 @@ module_dir() {
 export PATH="$PATH:/usr/sbin:/sbin"
 
 have_all() {
-    command -v kamailio >/dev/null 2>&1 && command -v sipp >/dev/null 2>&1 && module_dir >/dev/null
+    command -v kamailio >/dev/null 2>&1 && command -v sipp >/dev/null 2>&1 && module_dir >/dev/null \
+        && command -v sqlite3 >/dev/null 2>&1
 }
 
 SUDO=""
@@ -63,10 +64,11 @@ else
 
     say "apt-get update"
     $SUDO apt-get update -qq
-    say "apt-get install kamailio kamailio-presence-modules sip-tester"
+    # sqlite3: the host-work test holds the hub's store locked with it.
+    say "apt-get install kamailio kamailio-presence-modules sip-tester sqlite3"
     $SUDO apt-get install -y -qq --no-install-recommends \
         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-        kamailio kamailio-presence-modules sip-tester
+        kamailio kamailio-presence-modules sip-tester sqlite3
     restore_policy
     trap - EXIT
     if [ -n "$POLICY_BACKUP" ]; then say "previous policy-rc.d restored"; else say "policy-rc.d removed"; fi

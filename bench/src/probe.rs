@@ -150,8 +150,7 @@ impl Probe {
     }
 
     fn deadline(&mut self) {
-        self.store
-            .set_epoch_deadline(WasmHost::deadline_ticks(self.timeout_ms));
+        WasmHost::arm_deadline(&mut self.store, self.timeout_ms);
     }
 
     /// Call `watch` with `endpoints`.

@@ -32,3 +32,8 @@ pub const STOP_WAIT: Duration = Duration::from_secs(5);
 /// validity lapsed or that went stale, notes and force-subscribes that
 /// ended. A source's age is therefore known to within this.
 pub const PRESENCE_TICK: Duration = Duration::from_secs(2);
+
+/// A guest call's deadline is CPU time (see `runtime::call_clock`); a call
+/// that has waited this many times its deadline in wall-clock time ends
+/// anyway, however little CPU it got.
+pub const CALL_WALL_FACTOR: u32 = 20;

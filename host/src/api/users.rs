@@ -1,6 +1,8 @@
 //! `/api/v1/users`: CRUD, search and paging, bulk import (CSV or JSON),
 //! notes and force-subscribe.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
@@ -83,7 +85,7 @@ pub async fn list(
     ApiQuery(p): ApiQuery<Page>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (page, per_page) = p.bounds()?;
-    let all: Vec<User> = s
+    let all: Vec<Arc<User>> = s
         .presence
         .users()
         .await?
@@ -91,7 +93,7 @@ pub async fn list(
         .filter(|u| p.q.as_deref().is_none_or(|q| matches(u, q)))
         .collect();
     let total = all.len();
-    let users: Vec<User> = all
+    let users: Vec<Arc<User>> = all
         .into_iter()
         .skip((page - 1) * per_page)
         .take(per_page)

@@ -34,7 +34,7 @@ pub(super) enum Command {
         since: Option<u64>,
         reply: Reply<Subscription>,
     },
-    Users(Reply<Vec<User>>),
+    Users(Reply<Vec<Arc<User>>>),
     User(String, Reply<Option<User>>),
     HasNote(String, i64, Reply<bool>),
     Rules(Reply<Rules>),

@@ -305,7 +305,8 @@ impl Presence {
             .await
     }
 
-    pub async fn users(&self) -> Result<Vec<User>, PresenceError> {
+    /// Every user (shared: listing 100k users copies no user).
+    pub async fn users(&self) -> Result<Vec<Arc<User>>, PresenceError> {
         self.ask(Command::Users).await
     }
 

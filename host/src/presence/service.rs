@@ -79,7 +79,7 @@ struct Source {
 
 struct UserSlot {
     name: Arc<str>,
-    user: User,
+    user: Arc<User>,
     sources: Vec<Source>,
     merged: Option<Arc<UserPresence>>,
     reasons: Vec<String>,
@@ -667,7 +667,10 @@ impl Service {
             return;
         }
         let name = slot.name.to_string();
-        if !reasons.is_empty() && slot.reasons != reasons {
+        // A user's first merge (at start, at an import) is no decision
+        // worth a log line; every change after it is.
+        let first = slot.merged.is_none();
+        if !first && !reasons.is_empty() && slot.reasons != reasons {
             for r in &reasons {
                 self.log.record(EventRecord {
                     at_ms: now,
@@ -678,19 +681,21 @@ impl Service {
                 });
             }
         }
-        self.log.record(EventRecord {
-            at_ms: now,
-            kind: "decision".into(),
-            username: Some(name),
-            instance: p.rich.source.clone().or(p.telephony.source.clone()),
-            detail: format!(
-                "merged: rich {} (from {}), telephony {} (from {})",
-                p.rich.state.as_str(),
-                p.rich.source.as_deref().unwrap_or("-"),
-                p.telephony.state.as_str(),
-                p.telephony.source.as_deref().unwrap_or("-")
-            ),
-        });
+        if !first {
+            self.log.record(EventRecord {
+                at_ms: now,
+                kind: "decision".into(),
+                username: Some(name),
+                instance: p.rich.source.clone().or(p.telephony.source.clone()),
+                detail: format!(
+                    "merged: rich {} (from {}), telephony {} (from {})",
+                    p.rich.state.as_str(),
+                    p.rich.source.as_deref().unwrap_or("-"),
+                    p.telephony.state.as_str(),
+                    p.telephony.source.as_deref().unwrap_or("-")
+                ),
+            });
+        }
         let p = Arc::new(p);
         let slot = self.slot_mut(user);
         slot.merged = Some(p.clone());
@@ -795,14 +800,14 @@ impl Service {
     fn put_user(&mut self, user: User) {
         let id = match self.by_name.get(user.username.as_str()) {
             Some(&id) => {
-                self.slot_mut(id).user = user;
+                self.slot_mut(id).user = Arc::new(user);
                 id
             }
             None => {
                 let name: Arc<str> = user.username.as_str().into();
                 let slot = UserSlot {
                     name: name.clone(),
-                    user,
+                    user: Arc::new(user),
                     sources: Vec::new(),
                     merged: None,
                     reasons: Vec::new(),
@@ -919,7 +924,7 @@ impl Service {
                 );
             }
             Command::User(name, reply) => {
-                let _ = reply.send(self.user_id(&name).map(|u| self.slot(u).user.clone()));
+                let _ = reply.send(self.user_id(&name).map(|u| (*self.slot(u).user).clone()));
             }
             Command::HasNote(name, id, reply) => {
                 let _ = reply.send(

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 use wasmtime::Store;
 
+use super::call_clock::Overrun;
 use super::convert;
 use super::grants::Grants;
 use super::host::{Identity, InstanceState, Services};
@@ -30,7 +31,8 @@ use crate::io::{EventSink, IoContext, IoEvent, IoMsg, WsPayload};
 use crate::presence::WatchChange;
 use crate::store::now_ms;
 use crate::telemetry::ConnectorLabels;
-use crate::timing::{GOODBYE_GRACE, GOODBYE_QUIET};
+use crate::timing::{CALL_WALL_FACTOR, GOODBYE_GRACE, GOODBYE_QUIET};
+use prometheus_client::metrics::counter::Counter;
 
 /// Most endpoints handed to one `watch` or `unwatch` call.
 const WATCH_PAGE: usize = 256;
@@ -110,6 +112,9 @@ struct Actor {
     status: Arc<StatusCell>,
     /// Whether the presence service was last told the instance runs.
     told_running: Option<bool>,
+    /// This instance's series of the event counters, looked up once.
+    events_in: Counter,
+    event_batches: Counter,
     policy: Limits,
     /// The run's I/O events (bounded: the plugin's queue limit).
     io_tx: mpsc::Sender<IoMsg>,
@@ -151,6 +156,22 @@ pub fn spawn(init: ActorInit) -> ActorHandle {
         plugin_version = %init.plugin.manifest.version,
     );
     let instance_name = init.instance.clone();
+    let labels = ConnectorLabels {
+        instance: init.instance.clone(),
+        plugin: init.plugin.manifest.id.clone(),
+    };
+    let events_in = init
+        .services
+        .metrics
+        .events_in
+        .get_or_create(&labels)
+        .clone();
+    let event_batches = init
+        .services
+        .metrics
+        .event_batches
+        .get_or_create(&labels)
+        .clone();
     let actor = Actor {
         instance: init.instance.as_str().into(),
         plugin: init.plugin,
@@ -161,6 +182,8 @@ pub fn spawn(init: ActorInit) -> ActorHandle {
         services: init.services,
         status: status.clone(),
         told_running: None,
+        events_in,
+        event_batches,
         policy: init.policy,
         io_tx,
         io_rx,
@@ -525,9 +548,7 @@ impl Actor {
     ) -> Option<T> {
         let timeout = self.plugin.limits.call_timeout_ms;
         let guest = self.guest.as_mut()?;
-        guest
-            .store
-            .set_epoch_deadline(WasmHost::deadline_ticks(timeout));
+        WasmHost::arm_deadline(&mut guest.store, timeout);
         match f(guest).await {
             Ok(v) => Some(v),
             Err(e) => {
@@ -655,12 +676,10 @@ impl Actor {
         }
     }
 
-    fn count_event(&self) {
-        self.services
-            .metrics
-            .events_in
-            .get_or_create(&self.labels())
-            .inc();
+    /// Count `n` events handed to the plugin (one status update per call,
+    /// not per event).
+    fn count_events(&self, n: usize) {
+        self.events_in.inc_by(n as u64);
         let dropped = self.dropped.load(Ordering::Relaxed);
         self.status.update(|s| {
             s.last_event_at_ms = Some(now_ms());
@@ -689,14 +708,8 @@ impl Actor {
             }
         }
         if !events.is_empty() {
-            for _ in &events {
-                self.count_event();
-            }
-            self.services
-                .metrics
-                .event_batches
-                .get_or_create(&self.labels())
-                .inc();
+            self.count_events(events.len());
+            self.event_batches.inc();
             let outcome = self
                 .invoke("handle-events", async |g: &mut Guest| {
                     g.exports.handle_events(&mut g.store, &events).await
@@ -717,7 +730,7 @@ impl Actor {
             ));
             return;
         }
-        self.count_event();
+        self.count_events(1);
         let request = call.request;
         let outcome = self
             .invoke("handle-webhook", async |g: &mut Guest| {
@@ -838,7 +851,11 @@ fn explain(what: &str, e: &wasmtime::Error, state: &InstanceState, timeout_ms: u
         .rev()
         .collect::<Vec<_>>()
         .join(" | ");
-    let base = if matches!(
+    let base = if state.call.overrun == Some(Overrun::Wall) {
+        format!(
+            "{what} waited {CALL_WALL_FACTOR}x its CPU deadline of {timeout_ms} ms without getting the CPU: the machine is overloaded"
+        )
+    } else if matches!(
         e.downcast_ref::<wasmtime::Trap>(),
         Some(wasmtime::Trap::Interrupt)
     ) {

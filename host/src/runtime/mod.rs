@@ -2,6 +2,7 @@
 //! supervised actor per connector instance.
 
 mod actor;
+pub mod call_clock;
 pub mod config_schema;
 mod convert;
 pub mod grants;

@@ -203,7 +203,7 @@ async fn describe(
         .instantiate(&mut store)
         .await
         .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
-    store.set_epoch_deadline(WasmHost::deadline_ticks(limits.call_timeout_ms));
+    WasmHost::arm_deadline(&mut store, limits.call_timeout_ms);
     let info = guest
         .describe(&mut store)
         .await

@@ -73,9 +73,11 @@ impl WasmHost {
         })
     }
 
-    /// Ticks for a deadline of `ms`, at least one whole tick beyond now.
-    pub fn deadline_ticks(ms: u32) -> u64 {
-        (u64::from(ms) / EPOCH_TICK.as_millis() as u64).max(1) + 1
+    /// Arm the CPU deadline of the next call: `ms` of the calling thread's
+    /// CPU time (see [`super::call_clock`]).
+    pub fn arm_deadline(store: &mut Store<InstanceState>, ms: u32) {
+        let ticks = store.data_mut().call.start(ms);
+        store.set_epoch_deadline(ticks);
     }
 
     /// The store of one run of `id`: an I/O context whose events go to
@@ -97,8 +99,8 @@ impl WasmHost {
         let state = InstanceState::new(id, io, services, status, limits.memory_bytes);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(Self::deadline_ticks(limits.call_timeout_ms));
+        store.epoch_deadline_callback(|mut ctx| Ok(ctx.data_mut().call.at_deadline()));
+        Self::arm_deadline(&mut store, limits.call_timeout_ms);
         Ok(store)
     }
 

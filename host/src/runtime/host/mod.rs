@@ -20,6 +20,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::call_clock::CallClock;
 use super::grants::{Grants, Scheme, UrlCheckError};
 use super::status::StatusCell;
 use super::wit::types::{self, HostError};
@@ -122,6 +123,11 @@ pub struct InstanceState {
     /// The instance's key-value data, loaded at the run's start; `None`
     /// without the kv grant.
     kv: Option<Result<KvCache, StoreError>>,
+    /// The current call's CPU deadline.
+    pub call: CallClock,
+    /// This instance's series of `connector_reports_out` (none for a
+    /// description probe, which has no instance).
+    reports_out: Option<prometheus_client::metrics::counter::Counter>,
 }
 
 impl WasiView for InstanceState {
@@ -160,7 +166,16 @@ impl InstanceState {
                 |e| tracing::error!(error = %e, "cannot load the connector's key-value data"),
             )
         });
+        let reports_out = (!id.labels.instance.is_empty()).then(|| {
+            services
+                .metrics
+                .reports_out
+                .get_or_create(&id.labels)
+                .clone()
+        });
         Self {
+            reports_out,
+            call: CallClock::new(0),
             wasi,
             table: ResourceTable::new(),
             memory: MemoryCap {
@@ -205,11 +220,9 @@ impl InstanceState {
     }
 
     fn reported(&self) {
-        self.services
-            .metrics
-            .reports_out
-            .get_or_create(&self.id.labels)
-            .inc();
+        if let Some(c) = &self.reports_out {
+            c.inc();
+        }
     }
 }
 
