@@ -45,6 +45,10 @@ pub struct Outcome {
     pub updates: u64,
     /// Hub CPU seconds per update in that step.
     pub cpu_per_update: f64,
+    /// Hub CPU seconds per update answered in the closed loop, and the
+    /// updates answered there (for a comparison when no step passed).
+    pub closed_cpu_per_update: f64,
+    pub closed_updates: u64,
 }
 
 /// An endless stream of updates: users in turn, presence and dialog
@@ -191,8 +195,9 @@ pub async fn run(r: &mut Report, p: &Params, costs: Option<Costs>) -> anyhow::Re
         })
         .await?;
     }
-    let closed_rate = (acked() - a0) as f64 / t0.elapsed().as_secs_f64();
-    let closed_cpu = (hub.cpu_seconds() - c0) / (acked() - a0).max(1) as f64;
+    let closed_updates = acked() - a0;
+    let closed_rate = closed_updates as f64 / t0.elapsed().as_secs_f64();
+    let closed_cpu = (hub.cpu_seconds() - c0) / closed_updates.max(1) as f64;
     let events = hub.metric("presence_hub_connector_events_in_total").await? - ev0;
     let calls = hub
         .metric("presence_hub_connector_event_calls_total")
@@ -241,6 +246,8 @@ pub async fn run(r: &mut Report, p: &Params, costs: Option<Costs>) -> anyhow::Re
         rate: 0.0,
         updates: 0,
         cpu_per_update: f64::NAN,
+        closed_cpu_per_update: closed_cpu,
+        closed_updates,
     };
     let mut tried = Vec::new();
     for frac in &p.steps {
@@ -297,6 +304,7 @@ pub async fn run(r: &mut Report, p: &Params, costs: Option<Costs>) -> anyhow::Re
                 rate: achieved,
                 updates: ok,
                 cpu_per_update: cpu / ok.max(1) as f64,
+                ..outcome
             };
             break;
         }

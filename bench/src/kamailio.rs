@@ -378,10 +378,31 @@ pub async fn run(
                 .target("≤ 0.3× Kamailio", ratio <= 0.3),
             );
         }
+        // No fixed rate passed without loss: compare the closed loop's
+        // cost instead (and say so).
+        Some(h) if h.closed_updates > 0 => {
+            let ratio = h.closed_cpu_per_update / per;
+            r.push(
+                Row::info(
+                    "1",
+                    "Hub CPU per 100k updates in the closed loop (no fixed rate passed without loss; all threads: UDP, plugin, engine, event log, SSE)",
+                    report::secs(h.closed_cpu_per_update * 1e5),
+                )
+                .baseline(
+                    format!(
+                        "Kamailio CPU per 100k PUBLISH, fastest in-memory configuration ({children} UDP worker{}, the cheapest measured): {}",
+                        if children == 1 { "" } else { "s" },
+                        report::secs(per * 1e5)
+                    ),
+                    Some(ratio),
+                )
+                .target("≤ 0.3× Kamailio", ratio <= 0.3),
+            );
+        }
         Some(_) => r.push(Row::failed(
             "1",
             "Hub CPU per update vs Kamailio",
-            "the hub's ingest had no step without loss",
+            "the hub's ingest answered nothing",
         )),
         // Run alone (`hub-bench kamailio`): nothing to compare with.
         None => r.note("kamailio: ingest was not run, so the hub's CPU per update is not compared"),

@@ -38,8 +38,10 @@ pub struct Params {
     pub hog: bool,
 }
 
-/// The hub's count of feed events skipped for slow clients (coalesced).
+/// The hub's count of feed events skipped for slow clients.
 const FOLDED: &str = "presence_hub_feed_folded_total";
+/// The hub's count of reports folded into a newer one while queued.
+const COALESCED: &str = "presence_hub_presence_coalesced_total";
 
 /// How long after sending an update counts as "not reached the client".
 pub const LATE: Duration = Duration::from_secs(5);
@@ -152,6 +154,10 @@ pub struct Period {
     /// the same user was waiting (`presence_hub_feed_folded_total`; 0
     /// where the hub does not count them).
     pub folded: f64,
+    /// Reports the hub folded into a newer one of the same endpoint while
+    /// queued (`presence_hub_presence_coalesced_total`; 0 where the hub
+    /// does not count them).
+    pub coalesced: f64,
     /// SSE, then WebSocket.
     pub got: [Got; 2],
 }
@@ -161,15 +167,15 @@ impl Period {
         self.sent as f64 / self.secs
     }
 
-    /// " (kernel UDP drops N, hub queue drops M, feed events folded F)"
-    /// when there were any.
+    /// " (kernel UDP drops N, hub queue drops M, reports coalesced C,
+    /// feed events folded F)" when there were any.
     pub fn drops(&self) -> String {
-        if self.kernel_drops + self.queue_drops == 0 && self.folded == 0.0 {
+        if self.kernel_drops + self.queue_drops == 0 && self.folded + self.coalesced == 0.0 {
             return String::new();
         }
         format!(
-            " (kernel UDP drops {}, hub queue drops {}, feed events folded for slow clients {})",
-            self.kernel_drops, self.queue_drops, self.folded
+            " (kernel UDP drops {}, hub queue drops {}, reports coalesced while queued {}, feed events folded for slow clients {})",
+            self.kernel_drops, self.queue_drops, self.coalesced, self.folded
         )
     }
 }
@@ -205,10 +211,11 @@ pub async fn measure(
         load.server.stats.updates_acked.load(Ordering::Relaxed),
     );
     let (cpu0, own0) = (load.hub.cpu_seconds(), procfs::own_cpu_seconds());
-    let (kdrop0, qdrop0, fold0) = (
+    let (kdrop0, qdrop0, fold0, coal0) = (
         procfs::udp_rcvbuf_errors(),
         load.hub.events_dropped("sip-0").await?,
         load.hub.metric(FOLDED).await?,
+        load.hub.metric(COALESCED).await?,
     );
     let (sent, took, first, end) = load.offer(secs, rate).await?;
     let (hub_cpu, own_cpu) = (
@@ -229,6 +236,7 @@ pub async fn measure(
         .await?
         .saturating_sub(qdrop0);
     let folded = load.hub.metric(FOLDED).await? - fold0;
+    let coalesced = load.hub.metric(COALESCED).await? - coal0;
     let late_us = LATE.as_micros() as u32;
     let gather = |name: &'static str, sink: &crate::feed::FeedSink| {
         let mut lat = Vec::new();
@@ -271,6 +279,7 @@ pub async fn measure(
         kernel_drops,
         queue_drops,
         folded,
+        coalesced,
         got: [gather("SSE", sse), gather("WebSocket", ws)],
     })
 }
