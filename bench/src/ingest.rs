@@ -263,6 +263,10 @@ pub async fn run(r: &mut Report, p: &Params, costs: Option<Costs>) -> anyhow::Re
             procfs::udp_rcvbuf_errors(),
         );
         let qdrop0 = hub.events_dropped("sip-0").await?;
+        // Presence is state: a change superseded by a newer one of the same
+        // user before it reached the feed is folded (and counted), not lost.
+        let superseded0 = hub.metric(crate::latency::COALESCED).await?
+            + hub.metric(crate::latency::FOLDED).await?;
         let (sent, secs) = {
             let (server, stream, step) = (server.clone(), stream.clone(), p.step_secs);
             tokio::task::spawn_blocking(move || {
@@ -284,15 +288,18 @@ pub async fn run(r: &mut Report, p: &Params, costs: Option<Costs>) -> anyhow::Re
         let sent_total = s.updates_sent.load(Ordering::Relaxed) - sent0;
         let kdrop = procfs::udp_rcvbuf_errors() - kdrop0;
         let qdrop = hub.events_dropped("sip-0").await? - qdrop0;
+        let superseded = (hub.metric(crate::latency::COALESCED).await?
+            + hub.metric(crate::latency::FOLDED).await?
+            - superseded0) as u64;
         let unanswered = sent_total.saturating_sub(ok + rejected);
-        let missing = ok.saturating_sub(fed);
+        let missing = ok.saturating_sub(fed + superseded);
         let achieved = sent as f64 / secs;
         let pass = unanswered == 0
             && rejected == 0
             && missing == 0
             && sink.ended.lock().unwrap().is_empty();
         tried.push(format!(
-            "offered {}/s for {:.0} s: sent {sent_total}, answered {ok} (unanswered {unanswered}), in the feed {fed} (missing {missing}), rejected {rejected}, kernel UDP drops {kdrop}, hub queue drops {qdrop}, hub CPU {:.2} s, bench CPU {:.2} s → {}",
+            "offered {}/s for {:.0} s: sent {sent_total}, answered {ok} (unanswered {unanswered}), in the feed {fed}, superseded by a newer change of the same user before reaching it {superseded} (missing {missing}), rejected {rejected}, kernel UDP drops {kdrop}, hub queue drops {qdrop}, hub CPU {:.2} s, bench CPU {:.2} s → {}",
             report::count(achieved),
             secs,
             cpu,

@@ -39,9 +39,9 @@ pub struct Params {
 }
 
 /// The hub's count of feed events skipped for slow clients.
-const FOLDED: &str = "presence_hub_feed_folded_total";
+pub(crate) const FOLDED: &str = "presence_hub_feed_folded_total";
 /// The hub's count of reports folded into a newer one while queued.
-const COALESCED: &str = "presence_hub_presence_coalesced_total";
+pub(crate) const COALESCED: &str = "presence_hub_presence_coalesced_total";
 
 /// How long after sending an update counts as "not reached the client".
 pub const LATE: Duration = Duration::from_secs(5);
