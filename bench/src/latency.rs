@@ -348,8 +348,8 @@ pub async fn run(r: &mut Report, p: &Params) -> anyhow::Result<()> {
             }
             if i == p.rates.len() - 1 {
                 row = row.target(
-                    "p99 < 5 ms",
-                    p99 < 0.005 && g.ended == 0 && got as u64 >= m.sent,
+                    "p99 < 2 ms",
+                    p99 < 0.002 && g.ended == 0 && got as u64 >= m.sent,
                 );
                 quiet_top.push((achieved, g));
             }
