@@ -253,6 +253,10 @@ impl Actor {
             self.set_run_state(RunState::Disabled);
         }
         loop {
+            // Whatever the last step did to the run (started, crashed,
+            // quarantined, disabled), the presence service hears it before
+            // the actor waits again.
+            self.tell_running();
             // Webhooks held over a goodbye go to the run that followed (or
             // are refused when there is none), before anything newer.
             while let Some(call) = self.deferred.pop_front() {
@@ -278,7 +282,6 @@ impl Actor {
                 Some(msg) = self.io_rx.recv() => self.io_event(msg).await,
                 Some(call) = self.webhooks.recv() => self.webhook(call).await,
             }
-            self.tell_running();
         }
         self.set_run_state(RunState::Stopped);
         self.tell_running();
