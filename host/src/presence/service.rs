@@ -705,13 +705,13 @@ impl Service {
 
     /// Recompute the users the batch touched and send the watch changes.
     fn flush(&mut self, now: u64) {
-        let mut dirty: Vec<UserId> = std::mem::take(&mut self.dirty).into_iter().collect();
         // In name order, so a batch's feed events come in a stable order.
-        dirty.sort_by(|a, b| {
-            let name = |u: &UserId| self.users[*u].as_ref().map(|s| s.name.clone());
-            name(a).cmp(&name(b))
-        });
-        for u in dirty {
+        let mut dirty: Vec<(Arc<str>, UserId)> = std::mem::take(&mut self.dirty)
+            .into_iter()
+            .filter_map(|u| Some((self.users.get(u)?.as_ref()?.name.clone(), u)))
+            .collect();
+        dirty.sort_unstable();
+        for (_, u) in dirty {
             self.recompute(u, now);
         }
         self.send_watches();
