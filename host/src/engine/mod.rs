@@ -71,48 +71,6 @@ impl EndpointView {
     }
 }
 
-impl PresenceReport {
-    /// Fold a later report of the same endpoint into this one, as the
-    /// board would apply both in turn: the later report's channels win,
-    /// channels it leaves out keep this one's. `false` (and nothing
-    /// changes) when the later report is older by sequence within one
-    /// epoch. Used to coalesce reports queued under backlog.
-    pub fn absorb(&mut self, later: PresenceReport) -> bool {
-        if let (Some(new), Some(old)) = (&later.ordering, &self.ordering)
-            && new.epoch == old.epoch
-            && new.sequence < old.sequence
-        {
-            return false;
-        }
-        let PresenceReport {
-            endpoint: _,
-            observed_at_ms,
-            ordering,
-            origin,
-            calendar,
-            valid_for_ms,
-            telephony,
-            rich,
-            raw,
-        } = later;
-        if telephony.is_some() {
-            self.telephony = telephony;
-        }
-        if rich.is_some() {
-            self.rich = rich;
-        }
-        if calendar.is_some() {
-            self.calendar = calendar;
-        }
-        self.ordering = ordering.or(self.ordering.take());
-        self.valid_for_ms = valid_for_ms;
-        self.origin = origin;
-        self.observed_at_ms = observed_at_ms;
-        self.raw = raw;
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,39 +144,6 @@ mod tests {
             ep.rich.as_ref().unwrap().availability,
             Availability::Available
         );
-    }
-
-    #[test]
-    fn absorbing_reports_equals_applying_them_in_turn() {
-        let tel = |line| PresenceReport {
-            telephony: Some(TelephonyPresence {
-                line,
-                do_not_disturb: false,
-                forward: None,
-                source: TelephonySource::PbxLine,
-            }),
-            ..report("a", Some(4), None)
-        };
-        let sequence = [
-            report("a", Some(2), Some(Availability::Busy)),
-            tel(LineState::InCall),
-            report("a", Some(3), Some(Availability::Away)),
-            report("a", Some(5), Some(Availability::Available)),
-        ];
-        let mut one_by_one = EndpointView::default();
-        for r in sequence.clone() {
-            one_by_one.apply_report(r, 7);
-        }
-        let mut folded = sequence[0].clone();
-        let taken: Vec<bool> = sequence[1..]
-            .iter()
-            .map(|r| folded.absorb(r.clone()))
-            .collect();
-        // The sequence-3 report is older than the sequence-4 one before it.
-        assert_eq!(taken, [true, false, true]);
-        let mut coalesced = EndpointView::default();
-        coalesced.apply_report(folded, 7);
-        assert_eq!(coalesced, one_by_one);
     }
 
     #[test]

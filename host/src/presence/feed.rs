@@ -122,6 +122,9 @@ pub struct Subscription {
     /// Counts events skipped because a newer one of the same user was
     /// waiting for this client too.
     folded: Option<Counter>,
+    /// Events were lost to this client: it must resynchronise once what
+    /// was taken before the gap is sent.
+    gap: bool,
 }
 
 /// A client this many events behind gets, of what waits for it, only each
@@ -153,6 +156,7 @@ impl Subscription {
             source: Source::All(rx),
             ready: VecDeque::new(),
             folded: None,
+            gap: false,
         }
     }
 
@@ -183,6 +187,7 @@ impl Subscription {
             },
             ready: VecDeque::new(),
             folded: None,
+            gap: false,
         };
         (sub, routes)
     }
@@ -242,14 +247,26 @@ impl Subscription {
         }
     }
 
+    /// The next event already waiting; a gap in the broadcast (the client
+    /// fell a whole channel behind while draining) marks it lagged.
     fn try_recv(&mut self) -> Option<Arc<FeedEvent>> {
         match &mut self.source {
-            Source::All(rx) => rx.try_recv().ok(),
+            Source::All(rx) => match rx.try_recv() {
+                Ok(ev) => Some(ev),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    self.gap = true;
+                    None
+                }
+                Err(_) => None,
+            },
             Source::Named { rx, .. } => rx.try_recv().ok(),
         }
     }
 
     async fn recv(&mut self) -> Result<Arc<FeedEvent>, Next> {
+        if self.gap {
+            return Err(Next::Lagged);
+        }
         match &mut self.source {
             Source::All(rx) => match rx.recv().await {
                 Ok(ev) => Ok(ev),

@@ -4,10 +4,13 @@
 //! Senders only convert and enqueue: a guest's `report.*` import takes this
 //! inbox's lock for the time of a hash-map insert and never waits for the
 //! presence work, so host work never counts against a plugin's CPU
-//! deadline. Presence is state, so the latest value per endpoint wins:
-//! reports of an endpoint still queued are folded into one
-//! ([`PresenceReport::absorb`]), which bounds the queue by the number of
-//! endpoints, not by the rate, and the fold is counted.
+//! deadline. Presence is state, so the latest value per endpoint wins: a
+//! report still queued loses each channel (telephony, rich, calendar) that a
+//! later report of the same endpoint carries, and goes when it has none
+//! left (counted). At most one queued report per channel remains, which
+//! bounds the queue by the number of endpoints, not by the rate; the
+//! service then applies what remains in order, exactly as it would have
+//! applied every report.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
@@ -46,15 +49,49 @@ pub struct InstanceInfo {
     pub incarnation: u64,
 }
 
-/// What a connector's report about one endpoint left waiting.
+/// What a connector's reports about one endpoint left waiting.
 #[derive(Debug, Default)]
 pub(super) struct Pending {
-    pub report: Option<PresenceReport>,
-    pub state: Option<(EndpointState, Option<String>)>,
-    /// When the newest report or state was received (ms since the epoch).
-    pub received_at_ms: u64,
-    /// Reports folded into `report` (each one a state a client never saw).
-    pub folded: u64,
+    /// Reports in arrival order with when each was received (ms since the
+    /// epoch); no channel appears in two of them.
+    pub reports: Vec<(PresenceReport, u64)>,
+    /// The latest watch state, with when it was received.
+    pub state: Option<(EndpointState, Option<String>, u64)>,
+}
+
+impl Pending {
+    /// Queue `later` behind what waits. Each channel it carries is taken
+    /// from the earlier reports, and a report left with no channel goes:
+    /// applying what remains in order ends where applying every report
+    /// would. Returns how many queued reports went; a report older than the
+    /// latest queued one (by sequence, within an epoch) is not queued, as
+    /// the board would not take it either.
+    fn push(&mut self, later: PresenceReport, at_ms: u64) -> u64 {
+        if let Some((last, _)) = self.reports.last()
+            && let (Some(new), Some(old)) = (&later.ordering, &last.ordering)
+            && new.epoch == old.epoch
+            && new.sequence < old.sequence
+        {
+            return 0;
+        }
+        for (r, _) in &mut self.reports {
+            if later.telephony.is_some() {
+                r.telephony = None;
+            }
+            if later.rich.is_some() {
+                r.rich = None;
+            }
+            if later.calendar.is_some() {
+                r.calendar = None;
+            }
+        }
+        let before = self.reports.len();
+        self.reports
+            .retain(|(r, _)| r.telephony.is_some() || r.rich.is_some() || r.calendar.is_some());
+        let gone = (before - self.reports.len()) as u64;
+        self.reports.push((later, at_ms));
+        gone
+    }
 }
 
 /// Messages that keep their order.
@@ -157,17 +194,7 @@ impl Inbox {
         let now = now_ms();
         let counters = &self.0.counters;
         self.pending(instance, endpoint, |p| {
-            p.received_at_ms = now;
-            match &mut p.report {
-                Some(old) => {
-                    // A stale report (older sequence) is simply not taken,
-                    // as the board would not take it either.
-                    old.absorb(report);
-                    p.folded += 1;
-                    counters.coalesced.inc();
-                }
-                None => p.report = Some(report),
-            }
+            counters.coalesced.inc_by(p.push(report, now));
         });
     }
 
@@ -182,8 +209,7 @@ impl Inbox {
     ) {
         let now = now_ms();
         self.pending(instance, endpoint, |p| {
-            p.received_at_ms = now;
-            p.state = Some((state, detail));
+            p.state = Some((state, detail, now));
         });
     }
 
@@ -281,5 +307,109 @@ impl Inbox {
         taken.closed = closed;
         q.closed = closed;
         taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{
+        Availability, EndpointView, LineState, ReportOrdering, RichPresence, TelephonyPresence,
+        TelephonySource, UpdateOrigin,
+    };
+
+    fn report(seq: u64, line: Option<LineState>, rich: Option<Availability>) -> PresenceReport {
+        PresenceReport {
+            endpoint: "a".into(),
+            observed_at_ms: None,
+            ordering: Some(ReportOrdering {
+                epoch: String::new(),
+                sequence: seq,
+            }),
+            origin: UpdateOrigin::Platform,
+            calendar: None,
+            valid_for_ms: None,
+            telephony: line.map(|line| TelephonyPresence {
+                line,
+                do_not_disturb: false,
+                forward: None,
+                source: TelephonySource::PbxLine,
+            }),
+            rich: rich.map(|availability| RichPresence {
+                availability,
+                activity: None,
+                note: None,
+            }),
+            raw: vec![],
+        }
+    }
+
+    /// The view after `start`, then `reports` one by one; and after `start`,
+    /// then what the queue keeps of them.
+    fn both_ways(
+        start: &[PresenceReport],
+        reports: &[PresenceReport],
+    ) -> (EndpointView, EndpointView, u64) {
+        let mut one_by_one = EndpointView::default();
+        for r in start.iter().chain(reports) {
+            one_by_one.apply_report(r.clone(), 5);
+        }
+        let mut queued = EndpointView::default();
+        for r in start {
+            queued.apply_report(r.clone(), 5);
+        }
+        let mut p = Pending::default();
+        let gone: u64 = reports.iter().map(|r| p.push(r.clone(), 5)).sum();
+        assert!(p.reports.len() <= 3, "at most one report per channel waits");
+        for (r, at) in p.reports {
+            queued.apply_report(r, at);
+        }
+        (one_by_one, queued, gone)
+    }
+
+    #[test]
+    fn what_the_queue_keeps_ends_where_every_report_would() {
+        use Availability::*;
+        use LineState::*;
+        let cases: Vec<(Vec<PresenceReport>, Vec<PresenceReport>)> = vec![
+            // Many changes of both channels.
+            (
+                vec![],
+                (1..=50)
+                    .map(|i| {
+                        report(
+                            i,
+                            (i % 3 == 0).then_some(if i % 2 == 0 { InCall } else { Idle }),
+                            (i % 3 != 0).then_some(if i % 2 == 0 { Busy } else { Away }),
+                        )
+                    })
+                    .collect(),
+            ),
+            // A late retry older than what the board holds, then a newer
+            // report of another channel: the retry must stay refused.
+            (
+                vec![report(10, Some(Idle), None)],
+                vec![report(9, Some(InCall), None), report(11, None, Some(Busy))],
+            ),
+            // A newer report, then an older one (refused in the queue too).
+            (
+                vec![],
+                vec![
+                    report(5, Some(InCall), Some(Busy)),
+                    report(4, Some(Idle), None),
+                ],
+            ),
+        ];
+        for (start, reports) in cases {
+            let (a, b, _) = both_ways(&start, &reports);
+            assert_eq!(a, b, "start {start:?}, reports {reports:?}");
+        }
+        let (_, _, gone) = both_ways(
+            &[],
+            &(1..=20)
+                .map(|i| report(i, None, Some(Busy)))
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(gone, 19, "each superseded report is counted");
     }
 }

@@ -284,18 +284,13 @@ impl Service {
     fn observe(&mut self, instance: &str, endpoint: String, pending: Pending) {
         let i = self.instance_id(instance);
         let key = self.intern(i, &endpoint);
-        let Pending {
-            report,
-            state,
-            received_at_ms,
-            folded,
-        } = pending;
+        let Pending { reports, state } = pending;
         let mut details = Vec::new();
         let ep = self.instances[i]
             .endpoints
             .get_mut(&key)
             .expect("interned above");
-        if let Some((state, detail)) = state {
+        if let Some((state, detail, at_ms)) = state {
             let text = format!(
                 "endpoint {state:?}{}",
                 detail
@@ -305,28 +300,25 @@ impl Service {
             );
             // A repeated state (a plugin may confirm it with every update)
             // changes nothing: no log entry, no recomputation.
-            if ep.view.apply_state(state, detail, received_at_ms) {
-                details.push(text);
+            if ep.view.apply_state(state, detail, at_ms) {
+                details.push((at_ms, text));
             }
         }
-        if let Some(report) = report {
-            let mut text = describe(&report);
-            if folded > 0 {
-                text.push_str(&format!(" (latest of {} queued reports)", folded + 1));
-            }
+        for (report, at_ms) in reports {
+            let text = describe(&report);
             // Reports older than the last one (by source sequence) change
             // nothing.
-            if ep.view.apply_report(report, received_at_ms) {
-                details.push(text);
+            if ep.view.apply_report(report, at_ms) {
+                details.push((at_ms, text));
             }
         }
         if details.is_empty() {
             return;
         }
         let users = ep.users.clone();
-        for detail in details {
+        for (at_ms, detail) in details {
             self.log.record(EventRecord {
-                at_ms: received_at_ms,
+                at_ms,
                 kind: "report".into(),
                 username: users.first().map(|&u| self.slot(u).name.to_string()),
                 instance: Some(instance.to_string()),
