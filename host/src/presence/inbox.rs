@@ -96,6 +96,9 @@ impl Pending {
 
 /// Messages that keep their order.
 pub(super) enum Event {
+    /// Reports queued before the event that follows (taken out of the
+    /// per-endpoint queue so that they are applied before it).
+    Reports(HashMap<(Arc<str>, String), Pending>),
     Instance(InstanceInfo),
     InstanceRemoved(String),
     Running(String, bool),
@@ -223,6 +226,13 @@ impl Inbox {
             return;
         }
         let was_empty = q.endpoints.is_empty() && q.events.is_empty();
+        // An instance change or a command sees every report sent before it,
+        // and no report sent after it.
+        let barrier = !matches!(event, Event::Decision { .. } | Event::Directory { .. });
+        if barrier && !q.endpoints.is_empty() {
+            let before = std::mem::take(&mut q.endpoints);
+            q.events.push_back(Event::Reports(before));
+        }
         q.events.push_back(event);
         drop(q);
         if was_empty {

@@ -193,12 +193,12 @@ impl Presence {
             log,
             edits: tokio::sync::Mutex::new(()),
         });
-        me.prune_daily();
+        me.prune_hourly();
         Ok((me, watch_rx))
     }
 
     /// Drop event-log entries past the retention, hourly.
-    fn prune_daily(self: &Arc<Self>) {
+    fn prune_hourly(self: &Arc<Self>) {
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));

@@ -189,11 +189,13 @@ impl Service {
 
     fn handle(&mut self, queue: Queue) {
         let now = now_ms();
-        for ((instance, endpoint), pending) in queue.endpoints {
-            self.observe(&instance, endpoint, pending);
-        }
         for event in queue.events {
             match event {
+                Event::Reports(reports) => {
+                    for ((instance, endpoint), pending) in reports {
+                        self.observe(&instance, endpoint, pending);
+                    }
+                }
                 Event::Instance(info) => self.instance(info),
                 Event::InstanceRemoved(id) => self.instance_removed(&id),
                 Event::Running(id, running) => self.running(&id, running),
@@ -221,6 +223,10 @@ impl Service {
                 }
                 Event::Command(c) => self.command(c),
             }
+        }
+        // Reports sent after the last event.
+        for ((instance, endpoint), pending) in queue.endpoints {
+            self.observe(&instance, endpoint, pending);
         }
         for i in 0..self.instances.len() {
             if std::mem::take(&mut self.instances[i].directory_changed) {
@@ -332,6 +338,14 @@ impl Service {
 
     fn instance(&mut self, info: InstanceInfo) {
         let i = self.instance_id(&info.id);
+        let mut info = info;
+        // Once an actor has the instance, it alone says whether it runs
+        // (`Running`); the runtime's word counts for a new actor only.
+        if let Some(old) = &self.instances[i].info
+            && old.incarnation == info.incarnation
+        {
+            info.running = old.running;
+        }
         let old = self.instances[i].info.replace(info.clone());
         let mapping_changed = old
             .as_ref()

@@ -1,9 +1,10 @@
 //! One supervised actor per connector instance.
 //!
-//! The actor owns the instance's wasmtime store and drains two queues: a
-//! small control queue (configuration, watches, write-backs, reloads) that
-//! always goes first, and the bounded work queue (I/O events, webhooks). Each
-//! guest call runs under the plugin's CPU deadline; a trap ends the run, its
+//! The actor owns the instance's wasmtime store and drains, in this order of
+//! priority: a small control queue (configuration, write-backs, reloads), the
+//! presence service's watch changes, then the bounded I/O queue and the
+//! bounded webhook queue. Each guest call runs under the plugin's CPU
+//! deadline (counted in the thread's CPU time); a trap ends the run, its
 //! sockets close with it, and the supervisor restarts it with backoff,
 //! replaying configuration and watches, or quarantines it after repeated
 //! crashes.
@@ -70,8 +71,6 @@ pub enum CallError {
 pub enum Control {
     /// New configuration: restart the run with it.
     Configure(RunSpec, oneshot::Sender<Result<(), String>>),
-    /// What to watch now, from the presence service.
-    Watches(WatchChange),
     /// Start a write-back; the reply says whether the plugin took it.
     Write {
         request: types::WriteRequest,
@@ -90,6 +89,10 @@ pub struct ActorHandle {
     pub control: mpsc::Sender<Control>,
     /// Inbound webhooks, bounded like the I/O queue.
     pub webhooks: mpsc::Sender<WebhookCall>,
+    /// Watch changes from the presence service. Unbounded so that one busy
+    /// actor never holds up the changes of the others; the service sends
+    /// differences only, so it stays small.
+    pub watches: mpsc::UnboundedSender<WatchChange>,
     pub status: Arc<StatusCell>,
 }
 
@@ -120,6 +123,7 @@ struct Actor {
     io_tx: mpsc::Sender<IoMsg>,
     io_rx: mpsc::Receiver<IoMsg>,
     webhooks: mpsc::Receiver<WebhookCall>,
+    watch_rx: mpsc::UnboundedReceiver<WatchChange>,
     dropped: Arc<AtomicU64>,
     generation: u64,
     guest: Option<Guest>,
@@ -148,6 +152,7 @@ pub fn spawn(init: ActorInit) -> ActorHandle {
     let (control_tx, control_rx) = mpsc::channel(64);
     let (io_tx, io_rx) = mpsc::channel(init.plugin.limits.queue);
     let (hooks_tx, hooks_rx) = mpsc::channel(init.plugin.limits.queue);
+    let (watch_tx, watch_rx) = mpsc::unbounded_channel();
     let status = Arc::new(StatusCell::new(&init.plugin.manifest.version));
     let span = tracing::info_span!(
         "connector",
@@ -188,6 +193,7 @@ pub fn spawn(init: ActorInit) -> ActorHandle {
         io_tx,
         io_rx,
         webhooks: hooks_rx,
+        watch_rx,
         dropped: Arc::default(),
         generation: 0,
         guest: None,
@@ -224,6 +230,7 @@ pub fn spawn(init: ActorInit) -> ActorHandle {
     ActorHandle {
         control: control_tx,
         webhooks: hooks_tx,
+        watches: watch_tx,
         status,
     }
 }
@@ -275,6 +282,7 @@ impl Actor {
                     Some(cmd) => if !self.control(cmd).await { break },
                     None => { self.stop_guest().await; break }
                 },
+                Some(change) = self.watch_rx.recv() => self.apply_watches(change).await,
                 _ = restart => {
                     self.restart_at = None;
                     self.start().await;
@@ -318,38 +326,6 @@ impl Actor {
                 };
                 let _ = reply.send(outcome);
             }
-            Control::Watches(change) => {
-                let gone: Vec<Arc<str>> = if change.replace {
-                    let keep: BTreeSet<&Arc<str>> = change.add.iter().collect();
-                    let gone: Vec<Arc<str>> = self
-                        .watches
-                        .iter()
-                        .filter(|e| !keep.contains(e))
-                        .cloned()
-                        .collect();
-                    for e in &gone {
-                        self.watches.remove(e);
-                    }
-                    gone
-                } else {
-                    change
-                        .remove
-                        .into_iter()
-                        .filter(|e| self.watches.remove(e))
-                        .collect()
-                };
-                if !gone.is_empty() {
-                    self.call_watch(gone, false).await;
-                }
-                let new: Vec<Arc<str>> = change
-                    .add
-                    .into_iter()
-                    .filter(|e| self.watches.insert(e.clone()))
-                    .collect();
-                if !new.is_empty() {
-                    self.call_watch(new, true).await;
-                }
-            }
             Control::Write { request, reply } => {
                 let outcome = self.write(request).await;
                 let _ = reply.send(outcome);
@@ -389,11 +365,50 @@ impl Actor {
             }
             Control::Stop(reply) => {
                 self.stop_guest().await;
+                // Heard before the runtime goes on (a delete, then perhaps
+                // a new instance of the same id).
+                self.set_run_state(RunState::Stopped);
+                self.tell_running();
                 let _ = reply.send(());
                 return false;
             }
         }
         true
+    }
+
+    /// Apply a change of the watch set from the presence service: unwatch
+    /// what goes, then watch what comes.
+    async fn apply_watches(&mut self, change: WatchChange) {
+        let gone: Vec<Arc<str>> = if change.replace {
+            let keep: BTreeSet<&Arc<str>> = change.add.iter().collect();
+            let gone: Vec<Arc<str>> = self
+                .watches
+                .iter()
+                .filter(|e| !keep.contains(e))
+                .cloned()
+                .collect();
+            for e in &gone {
+                self.watches.remove(e);
+            }
+            gone
+        } else {
+            change
+                .remove
+                .into_iter()
+                .filter(|e| self.watches.remove(e))
+                .collect()
+        };
+        if !gone.is_empty() {
+            self.call_watch(gone, false).await;
+        }
+        let new: Vec<Arc<str>> = change
+            .add
+            .into_iter()
+            .filter(|e| self.watches.insert(e.clone()))
+            .collect();
+        if !new.is_empty() {
+            self.call_watch(new, true).await;
+        }
     }
 
     fn quarantined(&self) -> bool {
@@ -552,7 +567,17 @@ impl Actor {
         let timeout = self.plugin.limits.call_timeout_ms;
         let guest = self.guest.as_mut()?;
         WasmHost::arm_deadline(&mut guest.store, timeout);
-        match f(guest).await {
+        // Epoch checks run only while wasm runs: a call suspended in a WASI
+        // wait (a sleep, a poll) is bounded here instead.
+        let wall = Duration::from_millis(u64::from(timeout)) * CALL_WALL_FACTOR;
+        let outcome = match tokio::time::timeout(wall, f(guest)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                guest.store.data_mut().call.overrun = Some(Overrun::Wall);
+                Err(wasmtime::Error::msg("the call did not return"))
+            }
+        };
+        match outcome {
             Ok(v) => Some(v),
             Err(e) => {
                 let reason = explain(what, &e, guest.store.data(), timeout);

@@ -263,12 +263,8 @@ impl Runtime {
         tokio::spawn(async move {
             while let Some(change) = changes.recv().await {
                 let Some(rt) = me.upgrade() else { return };
-                let control = rt
-                    .get(&change.instance)
-                    .and_then(|c| c.actor.as_ref().map(|a| a.control.clone()));
-                drop(rt);
-                if let Some(control) = control {
-                    let _ = control.send(Control::Watches(change)).await;
+                if let Some(actor) = rt.get(&change.instance).and_then(|c| c.actor.clone()) {
+                    let _ = actor.watches.send(change);
                 }
             }
         });
@@ -725,6 +721,12 @@ impl Runtime {
         record.updated_at_ms = now_ms();
         self.services.store.put_connector(&record)?;
         let old = c.record.clone();
+        if c.actor.is_none() && spec.is_some() {
+            // It could not start before (its configuration did not fit the
+            // plugin); now it fits: start it.
+            let c = self.put(self.spawn_connector(record));
+            return Ok(Self::connector_view(&c));
+        }
         let c = self.put(Connector {
             record,
             actor: c.actor.clone(),
