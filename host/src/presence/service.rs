@@ -785,6 +785,12 @@ impl Service {
                 }
             }
         }
+        // Forget feed clients that left while following users who did not
+        // change since.
+        self.routes.retain(|_, routes| {
+            routes.retain(|r| !r.is_closed());
+            !routes.is_empty()
+        });
         let ended: Vec<UserId> = self
             .dirty
             .iter()

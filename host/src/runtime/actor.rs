@@ -411,6 +411,23 @@ impl Actor {
         }
     }
 
+    /// Hold a webhook that arrived during a goodbye for the next run, up
+    /// to the queue's limit; beyond it the sender is told to retry.
+    fn defer(&mut self, call: WebhookCall) {
+        if self.deferred.len() >= self.plugin.limits.queue {
+            let _ = call.reply.send(json_response(
+                503,
+                &format!(
+                    "connector {} is restarting and has {} requests waiting; retry later",
+                    self.instance,
+                    self.deferred.len()
+                ),
+            ));
+            return;
+        }
+        self.deferred.push_back(call);
+    }
+
     fn quarantined(&self) -> bool {
         self.status.get().run_state == RunState::Quarantined
     }
@@ -521,7 +538,7 @@ impl Actor {
                     }
                     None => return,
                 },
-                Some(call) = self.webhooks.recv() => self.deferred.push_back(call),
+                Some(call) = self.webhooks.recv() => self.defer(call),
                 _ = tokio::time::sleep_until(quiet_at) => {
                     let in_flight = self
                         .guest
@@ -750,6 +767,11 @@ impl Actor {
     }
 
     async fn webhook(&mut self, call: WebhookCall) {
+        // Its sender gave up waiting (the API's timeout): nobody would
+        // read the answer, and the plugin's work for it would be wasted.
+        if call.reply.is_closed() {
+            return;
+        }
         if self.guest.is_none() {
             let state = self.status.get().run_state;
             let _ = call.reply.send(json_response(
