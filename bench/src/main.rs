@@ -5,7 +5,7 @@
 //! figure means and how it is measured.
 //!
 //! ```text
-//! hub-bench [overhead|lifecycle|ingest|kamailio|latency|fanout|scale|scale-hog]...
+//! hub-bench [overhead|lifecycle|ingest|kamailio|latency|fanout|scale|sync|scale-hog]...
 //!           [--quick] [--out FILE] [--no-wait] [--no-readme]
 //! ```
 //!
@@ -30,6 +30,7 @@ mod report;
 mod scale;
 mod sip;
 mod sipserver;
+mod sync;
 mod sys;
 
 use std::path::{Path, PathBuf};
@@ -43,7 +44,7 @@ use report::{Report, Row};
 static ALLOC: heap::Counting = heap::Counting;
 
 /// The default set, in the order it runs.
-const ALL: [&str; 7] = [
+const ALL: [&str; 8] = [
     "overhead",
     "lifecycle",
     "ingest",
@@ -51,6 +52,7 @@ const ALL: [&str; 7] = [
     "latency",
     "fanout",
     "scale",
+    "sync",
 ];
 /// Benchmarks that run only when named (too long for the default set):
 /// `scale-hog` is the 100k-user scale run twice, quiet and with a CPU hog.
@@ -348,6 +350,16 @@ async fn run(args: Args, root: PathBuf) -> anyhow::Result<bool> {
                     // measured this size.
                     let quiet = scale_figures.iter().find(|f| f.users() == n).cloned();
                     scale::run_hog(&mut r, &p, n, quiet).await?;
+                }
+                "sync" => {
+                    let p = sync::Params {
+                        users: if q { 20 } else { 40 },
+                        calls: if q { 200 } else { 1_000 },
+                        talk_ms: 400,
+                        gap_ms: 600,
+                        limit: Duration::from_secs(if q { 60 } else { 120 }),
+                    };
+                    sync::run(&mut r, &p, &root).await?;
                 }
                 _ => unreachable!("checked by parse_args"),
             }

@@ -663,6 +663,26 @@ impl GraphSim {
         self.deliver(out);
     }
 
+    /// The user picks a status in the Teams client (a manual change): the
+    /// user's preferred presence, which overrides every session while the
+    /// user has one, for a day (what setUserPreferredPresence sets, done by
+    /// the person rather than by an app); notifications go out.
+    pub fn user_sets_status(&self, user: &str, availability: &str, activity: &str) {
+        let out = {
+            let mut s = self.lock();
+            let i = s.user_index(user).expect("known user");
+            s.users[i].preferred = Some((
+                PState {
+                    availability: availability.into(),
+                    activity: activity.into(),
+                },
+                Instant::now() + Duration::from_secs(86_400),
+            ));
+            s.recompute(i)
+        };
+        self.deliver(out);
+    }
+
     /// The aggregated presence of a user.
     pub fn presence(&self, user: &str) -> (String, String) {
         let mut s = self.lock();

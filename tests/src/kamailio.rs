@@ -905,3 +905,266 @@ impl Drop for SippProcess {
         }
     }
 }
+
+/// One NOTIFY a [`SipWatcher`] received, with when it arrived.
+#[derive(Debug, Clone)]
+pub struct Notified {
+    /// When the datagram was read.
+    pub at: Instant,
+    /// The user subscribed to (`alice` for `sip:alice@<domain>`).
+    pub target: String,
+    /// The subscription's event package (`presence`, `dialog`).
+    pub event: String,
+    /// The Subscription-State header.
+    pub subscription_state: String,
+    pub body: String,
+}
+
+#[derive(Default)]
+struct WatcherShared {
+    stop: std::sync::atomic::AtomicBool,
+    /// Call-ID -> (target, event).
+    subs: Mutex<HashMap<String, (String, String)>>,
+    notifies: Mutex<Vec<Notified>>,
+    /// (Call-ID, status) of every response received.
+    responses: Mutex<Vec<(String, u16)>>,
+    changed: std::sync::Condvar,
+}
+
+/// A SIP watcher of its own on a [`Kamailio`] (no digest: use it with
+/// [`AuthMode::None`]): SUBSCRIBEs over UDP from one socket, answers each
+/// NOTIFY with 200 on a thread of its own and records it with the time it
+/// arrived. Independent of the hub, it sees what any other watcher of the
+/// server sees. Stops its thread on drop (subscriptions are left to expire).
+pub struct SipWatcher {
+    sock: UdpSocket,
+    port: u16,
+    server: SocketAddr,
+    domain: String,
+    user: String,
+    seq: AtomicU32,
+    shared: std::sync::Arc<WatcherShared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The value of a header in a SIP message head (case-insensitive name,
+/// compact forms for the few this kit reads).
+fn sip_header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    let compact = match name {
+        "call-id" => "i",
+        "from" => "f",
+        "to" => "t",
+        "via" => "v",
+        _ => "",
+    };
+    head.split("\r\n").skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        let k = k.trim();
+        (k.eq_ignore_ascii_case(name) || (!compact.is_empty() && k.eq_ignore_ascii_case(compact)))
+            .then(|| v.trim())
+    })
+}
+
+impl SipWatcher {
+    /// A watcher named `user` (`sip:<user>@<domain>`) on `k`.
+    pub fn new(k: &Kamailio, user: &str) -> SipWatcher {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind the watcher's socket");
+        let port = sock.local_addr().unwrap().port();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let shared = std::sync::Arc::new(WatcherShared::default());
+        let thread = {
+            let (sock, shared) = (sock.try_clone().unwrap(), shared.clone());
+            std::thread::spawn(move || watcher_loop(sock, shared))
+        };
+        SipWatcher {
+            sock,
+            port,
+            server: k.addr(),
+            domain: k.domain.clone(),
+            user: user.to_string(),
+            seq: AtomicU32::new(0),
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    /// The watcher's UDP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// SUBSCRIBE to `target`'s `event` (`presence` or `dialog`) for
+    /// `expires` seconds; returns at once (see [`SipWatcher::wait_active`]).
+    pub fn subscribe(&self, target: &str, event: &str, expires: u32) {
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        let call_id = format!("w-{event}-{target}-{}-{seq}", self.port);
+        self.shared
+            .subs
+            .lock()
+            .unwrap()
+            .insert(call_id.clone(), (target.to_string(), event.to_string()));
+        let accept = match event {
+            "dialog" => "application/dialog-info+xml",
+            _ => "application/pidf+xml",
+        };
+        let uri = format!("sip:{target}@{}", self.domain);
+        let msg = format!(
+            "SUBSCRIBE {uri} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{port};rport;branch=z9hG4bKw{seq}x{port}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:{user}@{domain}>;tag=wt{seq}x{port}\r\n\
+             To: <{uri}>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: 1 SUBSCRIBE\r\n\
+             Contact: <sip:{user}@127.0.0.1:{port}>\r\n\
+             Event: {event}\r\n\
+             Accept: {accept}\r\n\
+             Expires: {expires}\r\n\
+             Content-Length: 0\r\n\r\n",
+            port = self.port,
+            user = self.user,
+            domain = self.domain,
+        );
+        self.sock
+            .send_to(msg.as_bytes(), self.server)
+            .expect("send SUBSCRIBE");
+    }
+
+    /// Wait up to `limit` until the server accepted the subscription to
+    /// `target`'s `event` with a 2xx and sent its first NOTIFY.
+    pub fn wait_active(&self, target: &str, event: &str, limit: Duration) -> bool {
+        let ids: Vec<String> = self
+            .shared
+            .subs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, (t, e))| t == target && e == event)
+            .map(|(c, _)| c.clone())
+            .collect();
+        let accepted = |responses: &Vec<(String, u16)>| {
+            responses
+                .iter()
+                .any(|(c, s)| (200..300).contains(s) && ids.contains(c))
+        };
+        let deadline = Instant::now() + limit;
+        loop {
+            let ok = accepted(&self.shared.responses.lock().unwrap())
+                && self
+                    .shared
+                    .notifies
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|n| n.target == target && n.event == event);
+            if ok {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Every NOTIFY received so far, in order.
+    pub fn notifies(&self) -> Vec<Notified> {
+        self.shared.notifies.lock().unwrap().clone()
+    }
+
+    /// How many NOTIFYs were received so far.
+    pub fn count(&self) -> usize {
+        self.shared.notifies.lock().unwrap().len()
+    }
+
+    /// The NOTIFYs received from index `from` on (see [`SipWatcher::count`]).
+    pub fn notifies_since(&self, from: usize) -> Vec<Notified> {
+        let n = self.shared.notifies.lock().unwrap();
+        n.get(from..).map(<[Notified]>::to_vec).unwrap_or_default()
+    }
+
+    /// The first NOTIFY from index `from` on that satisfies `f`, waiting up
+    /// to `limit` for it.
+    pub fn wait_for(
+        &self,
+        from: usize,
+        limit: Duration,
+        f: impl Fn(&Notified) -> bool,
+    ) -> Option<Notified> {
+        let deadline = Instant::now() + limit;
+        let mut seen = from;
+        let mut n = self.shared.notifies.lock().unwrap();
+        loop {
+            if let Some(hit) = n.get(seen..).and_then(|s| s.iter().find(|x| f(x))) {
+                return Some(hit.clone());
+            }
+            seen = n.len().max(from);
+            let left = deadline.checked_duration_since(Instant::now())?;
+            n = self.shared.changed.wait_timeout(n, left).unwrap().0;
+        }
+    }
+}
+
+impl Drop for SipWatcher {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn watcher_loop(sock: UdpSocket, shared: std::sync::Arc<WatcherShared>) {
+    let mut buf = vec![0u8; 65_536];
+    while !shared.stop.load(Ordering::SeqCst) {
+        let Ok((n, from)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let at = Instant::now();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let first = head.lines().next().unwrap_or_default();
+        let call_id = sip_header(head, "call-id").unwrap_or_default().to_string();
+        if let Some(rest) = first.strip_prefix("SIP/2.0 ") {
+            if let Some(code) = rest.get(..3).and_then(|c| c.parse().ok()) {
+                shared.responses.lock().unwrap().push((call_id, code));
+                shared.changed.notify_all();
+            }
+            continue;
+        }
+        if !first.starts_with("NOTIFY ") {
+            continue;
+        }
+        let mut ok = String::from("SIP/2.0 200 OK\r\n");
+        for l in head.split("\r\n").skip(1) {
+            let name = l.split(':').next().unwrap_or_default().trim();
+            if ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"]
+                .iter()
+                .any(|h| name.eq_ignore_ascii_case(h))
+            {
+                ok.push_str(l);
+                ok.push_str("\r\n");
+            }
+        }
+        ok.push_str("Content-Length: 0\r\n\r\n");
+        let _ = sock.send_to(ok.as_bytes(), from);
+        let (target, event) = shared
+            .subs
+            .lock()
+            .unwrap()
+            .get(&call_id)
+            .cloned()
+            .unwrap_or_default();
+        shared.notifies.lock().unwrap().push(Notified {
+            at,
+            target,
+            event,
+            subscription_state: sip_header(head, "subscription-state")
+                .unwrap_or_default()
+                .to_string(),
+            body: body.to_string(),
+        });
+        shared.changed.notify_all();
+    }
+}
