@@ -60,7 +60,12 @@ fn live() -> i64 {
 pub async fn breakdown(n: usize, instances: usize) -> anyhow::Result<Vec<(&'static str, f64)>> {
     let dir = tempfile_dir("heap")?;
     let store = Arc::new(SqliteStore::open(&dir)?);
-    let (presence, mut watches) = Presence::open(store, Default::default())?;
+    let (presence, flows) = Presence::open(
+        store,
+        Default::default(),
+        Arc::new(presence_hub::engine::sync::WriteIds::starting_at(1)),
+    )?;
+    let mut watches = flows.watches;
     let inbox = presence.inbox();
     let ids: Vec<String> = (0..instances).map(|i| format!("sip-{i}")).collect();
     for (i, id) in ids.iter().enumerate() {
@@ -71,6 +76,8 @@ pub async fn breakdown(n: usize, instances: usize) -> anyhow::Result<Vec<(&'stat
             endpoint_kinds: vec![("sip-uri".into(), Channel::Both)],
             operator_watches: vec![],
             incarnation: i as u64 + 1,
+            writes_rich: false,
+            writes_telephony: false,
         });
     }
     // A PIDF as sip-simple reports it (with its raw values).

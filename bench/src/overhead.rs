@@ -102,7 +102,11 @@ pub async fn run(r: &mut Report, p: &Params, root: &Path) -> anyhow::Result<Cost
     // Reports go where the hub's go: into a presence service's inbox (the
     // guest's import only enqueues; the service works on its own thread).
     let store: Arc<SqliteStore> = Arc::new(SqliteStore::open(&scratch.join("data"))?);
-    let (presence, _watches) = Presence::open(store.clone(), Default::default())?;
+    let (presence, _flows) = Presence::open(
+        store.clone(),
+        Default::default(),
+        Arc::new(presence_hub::engine::sync::WriteIds::starting_at(1)),
+    )?;
     let services = Services {
         store,
         metrics: Arc::new(Metrics::default()),

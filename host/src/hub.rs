@@ -8,8 +8,9 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AdminAuth, AppState};
 use crate::config::HubConfig;
+use crate::engine::sync::WriteIds;
 use crate::presence::Presence;
-use crate::runtime::{Runtime, Services};
+use crate::runtime::{Runtime, Services, WriteRegistry};
 use crate::store::{SqliteStore, Store};
 use crate::telemetry::Metrics;
 
@@ -31,12 +32,18 @@ impl Hub {
             store.clone(),
         )?);
         let metrics = Arc::new(Metrics::default());
-        let (presence, watches) = Presence::open(store.clone(), metrics.presence.clone())?;
+        // Write ids start from the clock (µs): unique across restarts
+        // without being stored.
+        let write_ids = Arc::new(WriteIds::starting_at(
+            crate::store::now_ms().saturating_mul(1000),
+        ));
+        let (presence, flows) =
+            Presence::open(store.clone(), metrics.presence.clone(), write_ids.clone())?;
         let services = Services {
             store,
             metrics,
             presence: presence.inbox(),
-            writes: Arc::default(),
+            writes: Arc::new(WriteRegistry::new(write_ids)),
         };
         let runtime = Runtime::new(
             services.clone(),
@@ -48,7 +55,8 @@ impl Hub {
                 .as_deref()
                 .map(|u| format!("{}/hooks", u.trim_end_matches('/'))),
         )?;
-        runtime.follow_watches(watches);
+        runtime.follow_watches(flows.watches);
+        runtime.follow_sync_writes(flows.writes);
         runtime.boot().await?;
         let state = AppState {
             presence,

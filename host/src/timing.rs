@@ -37,3 +37,15 @@ pub const PRESENCE_TICK: Duration = Duration::from_secs(2);
 /// that has waited this many times its deadline in wall-clock time ends
 /// anyway, however little CPU it got.
 pub const CALL_WALL_FACTOR: u32 = 20;
+
+/// A sync write that failed is made again after this, doubling with each
+/// failure up to [`SYNC_RETRY_MAX`] (or after the platform's Retry-After).
+pub const SYNC_RETRY_FIRST: Duration = Duration::from_secs(1);
+
+/// The longest wait between two tries of a failing sync write.
+pub const SYNC_RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// After the hub lifted its do-not-disturb somewhere, a do-not-disturb
+/// seen there within this long is the tail of its own write (a
+/// notification sent before the restore landed), not the person's.
+pub const SYNC_ECHO_GRACE: Duration = Duration::from_secs(5);

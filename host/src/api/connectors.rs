@@ -26,7 +26,14 @@ pub async fn get_one(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(s.runtime.connector(&id).await?))
+    let view = s.runtime.connector(&id).await?;
+    // What counts as a conversation on this instance, for the sync.
+    let profile = s.presence.rules().await?.sync.profile(&id);
+    let mut v = serde_json::to_value(view)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    v["sync_profile"] = serde_json::to_value(profile)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(v))
 }
 
 pub async fn update(

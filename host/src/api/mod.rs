@@ -80,6 +80,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/events"),
     ("get", "/api/v1/settings/rules"),
     ("put", "/api/v1/settings/rules"),
+    ("get", "/api/v1/sync/profiles"),
     ("get", "/api/v1/tokens"),
     ("post", "/api/v1/tokens"),
     ("delete", "/api/v1/tokens/{id}"),
@@ -150,6 +151,7 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
             "/api/v1/settings/rules",
             get(settings::rules).put(settings::set_rules),
         )
+        .route("/api/v1/sync/profiles", get(settings::sync_profiles))
         .route(
             "/api/v1/tokens",
             get(settings::tokens).post(settings::create_token),

@@ -45,8 +45,21 @@ pub async fn set_rules(
             "at least 1, or null for all",
         ));
     }
+    if let Err((field, allowed)) = r.sync.validate() {
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &field,
+            &allowed,
+        ));
+    }
     let r = s.presence.set_rules(r).await?;
     Ok(Json(r))
+}
+
+/// The sync's mapping profiles: what each counts as a conversation, in
+/// plain words.
+pub async fn sync_profiles() -> impl IntoResponse {
+    Json(json!({ "profiles": crate::engine::sync::profile::presets() }))
 }
 
 #[derive(Deserialize)]

@@ -39,6 +39,9 @@ pub struct Rules {
     pub instance_fields: BTreeMap<String, String>,
     /// How long the event log keeps entries.
     pub event_retention_days: u32,
+    /// Bidirectional sync: who, which platforms, what counts as a
+    /// conversation, the leading system.
+    pub sync: crate::engine::sync::SyncRules,
 }
 
 impl Default for Rules {
@@ -51,6 +54,7 @@ impl Default for Rules {
             stale_after_seconds: None,
             instance_fields: BTreeMap::new(),
             event_retention_days: 7,
+            sync: Default::default(),
         }
     }
 }

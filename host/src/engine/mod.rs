@@ -9,6 +9,7 @@
 
 pub mod merge;
 mod model;
+pub mod sync;
 pub mod users;
 
 use std::collections::BTreeMap;
@@ -52,6 +53,7 @@ impl EndpointView {
         self.observed_at_ms = Some(report.observed_at_ms.unwrap_or(now_ms));
         self.received_at_ms = Some(now_ms);
         self.raw = report.raw;
+        self.updates += 1;
         true
     }
 

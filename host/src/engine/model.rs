@@ -226,4 +226,8 @@ pub struct EndpointView {
     pub observed_at_ms: Option<u64>,
     pub received_at_ms: Option<u64>,
     pub raw: Vec<(String, String)>,
+    /// How many reports were taken in: the sync engine tells a new
+    /// observation from one it has judged already by it.
+    #[serde(skip)]
+    pub updates: u64,
 }

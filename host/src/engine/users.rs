@@ -38,6 +38,14 @@ pub struct User {
     /// declare in their endpoint kinds (`genesys-user-id`, `acme-badge`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
+    /// Bidirectional sync for this user: on, off, or (none) as the
+    /// department's or everyone's rule says (`sync` in the rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<bool>,
+    /// Which of the user's connector instances take part in sync; none:
+    /// all that take part at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_instances: Option<Vec<String>>,
 }
 
 /// The well-known user attributes, as plugins name them in their endpoint
@@ -168,6 +176,14 @@ impl User {
                 return Err(err(&format!("endpoints.{i}"), "1-512 characters"));
             }
         }
+        if let Some(list) = &self.sync_instances
+            && let Some(bad) = list.iter().find(|i| i.trim().is_empty() || i.len() > 128)
+        {
+            return Err(err(
+                "sync_instances",
+                &format!("connector instance ids of 1-128 characters; {bad:?} is not one"),
+            ));
+        }
         for (name, v) in &self.attributes {
             let field = format!("attributes.{name}");
             if !valid_attribute_name(name) {
@@ -293,6 +309,7 @@ mod tests {
             lync_uri: None,
             endpoints: BTreeMap::new(),
             attributes: BTreeMap::new(),
+            ..Default::default()
         }
     }
 

@@ -16,6 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
+use crate::engine::sync::WriteResult;
 use crate::engine::users::Channel;
 use crate::engine::{DirectoryEntry, EndpointState, PresenceReport};
 use crate::store::now_ms;
@@ -47,6 +48,10 @@ pub struct InstanceInfo {
     /// Bumped whenever a new actor takes the instance: its watch set must
     /// then be sent whole.
     pub incarnation: u64,
+    /// The channels the plugin can write (its capabilities): where the
+    /// sync can hold do-not-disturb.
+    pub writes_rich: bool,
+    pub writes_telephony: bool,
 }
 
 /// What a connector's reports about one endpoint left waiting.
@@ -113,6 +118,12 @@ pub(super) enum Event {
         endpoint: Option<String>,
         kind: &'static str,
         detail: String,
+    },
+    /// What became of a write-back (the sync engine's, or anyone's: the
+    /// service looks it up by id).
+    WriteSettled {
+        id: u64,
+        result: WriteResult,
     },
     Command(Command),
 }
@@ -277,6 +288,13 @@ impl Inbox {
         self.push(Event::Instance(info), false);
     }
 
+    /// A write-back was settled. Ordered with the reports: an echo the
+    /// plugin reported before the outcome is applied first.
+    pub fn write_settled(&self, id: u64, result: WriteResult) {
+        // Never dropped: the sync would wait for it forever.
+        self.push(Event::WriteSettled { id, result }, false);
+    }
+
     /// An instance was deleted: its observations go with it.
     pub fn instance_removed(&self, id: &str) {
         self.push(Event::InstanceRemoved(id.to_string()), false);
@@ -374,6 +392,9 @@ mod tests {
         for (r, at) in p.reports {
             queued.apply_report(r, at);
         }
+        // Folding takes in fewer reports; what they leave is the same.
+        one_by_one.updates = 0;
+        queued.updates = 0;
         (one_by_one, queued, gone)
     }
 

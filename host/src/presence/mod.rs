@@ -28,6 +28,7 @@ pub use log::EventLog;
 use crate::engine::EndpointView;
 use crate::engine::InstanceBoard;
 use crate::engine::merge::{RichOut, Rules, TelephonyOut};
+use crate::engine::sync::{SyncWrite, WriteIds};
 use crate::engine::users::{User, UserError};
 use crate::store::{EventRecord, Store, StoreError, now_ms};
 use crate::telemetry::PresenceCounters;
@@ -77,6 +78,22 @@ pub struct UserPresenceDetail {
     pub presence: UserPresence,
     pub sources: Vec<SourceDetail>,
     pub reasons: Vec<String>,
+    pub sync: SyncDetail,
+}
+
+/// A user's bidirectional sync: whether it is on, and per platform what
+/// the hub holds there and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncDetail {
+    pub enabled: bool,
+    pub platforms: Vec<crate::engine::sync::PlatformSync>,
+}
+
+/// What leaves the presence service for the runtime, one way: watch
+/// changes and the sync's writes.
+pub struct Flows {
+    pub watches: mpsc::UnboundedReceiver<WatchChange>,
+    pub writes: mpsc::UnboundedReceiver<SyncWrite>,
 }
 
 /// One source's view of a user.
@@ -139,19 +156,28 @@ fn corrupt(what: String, e: serde_json::Error) -> StoreError {
 
 impl Presence {
     /// Load users, notes and rules, and start the service's thread. The
-    /// receiver carries the watch changes the runtime must apply.
+    /// flows carry the watch changes and sync writes the runtime must
+    /// apply; write ids come from `write_ids`, shared with the runtime's
+    /// own writes.
     pub fn open(
         store: Arc<dyn Store>,
         counters: PresenceCounters,
-    ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<WatchChange>), StoreError> {
-        Self::open_ticking(store, counters, Some(crate::timing::PRESENCE_TICK))
+        write_ids: Arc<WriteIds>,
+    ) -> Result<(Arc<Self>, Flows), StoreError> {
+        Self::open_ticking(
+            store,
+            counters,
+            write_ids,
+            Some(crate::timing::PRESENCE_TICK),
+        )
     }
 
     fn open_ticking(
         store: Arc<dyn Store>,
         counters: PresenceCounters,
+        write_ids: Arc<WriteIds>,
         tick_every: Option<std::time::Duration>,
-    ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<WatchChange>), StoreError> {
+    ) -> Result<(Arc<Self>, Flows), StoreError> {
         let rules = match store.setting(RULES_KEY)? {
             Some(r) => serde_json::from_str(&r).map_err(|e| corrupt("rules".into(), e))?,
             None => Rules::default(),
@@ -170,6 +196,7 @@ impl Presence {
         let log = Arc::new(EventLog::start(store.clone(), counters.log_dropped.clone()));
         let inbox = Inbox::new(counters);
         let (watch_tx, watch_rx) = mpsc::unbounded_channel();
+        let (write_tx, write_rx) = mpsc::unbounded_channel();
         let (feed, _) = broadcast::channel(4096);
         let service = Service::new(
             Loaded {
@@ -182,6 +209,8 @@ impl Presence {
             log.clone(),
             feed,
             watch_tx,
+            write_tx,
+            write_ids,
         );
         std::thread::Builder::new()
             .name("presence".into())
@@ -194,7 +223,13 @@ impl Presence {
             edits: tokio::sync::Mutex::new(()),
         });
         me.prune_hourly();
-        Ok((me, watch_rx))
+        Ok((
+            me,
+            Flows {
+                watches: watch_rx,
+                writes: write_rx,
+            },
+        ))
     }
 
     /// Drop event-log entries past the retention, hourly.

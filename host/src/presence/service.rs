@@ -19,8 +19,14 @@ use super::command::Command;
 use super::feed::{FeedEvent, FeedKind, Route, Subscription};
 use super::inbox::{Event, Inbox, InstanceInfo, Pending, Queue};
 use super::log::EventLog;
-use super::{Note, PresenceError, SourceDetail, UserPresence, UserPresenceDetail, WatchChange};
+use super::{
+    Note, PresenceError, SourceDetail, SyncDetail, UserPresence, UserPresenceDetail, WatchChange,
+};
 use crate::engine::merge::{self, Merged, Rules, SourceView};
+use crate::engine::sync::{
+    DndChannel, Platform, PlatformSync, Profile, SyncWrite, Target, Timing, UserSync, WriteIds,
+    WriteResult,
+};
 use crate::engine::users::{Channel, Mapping, User, canonical_attribute};
 use crate::engine::{DirectoryEntry, EndpointView, InstanceBoard, PresenceReport, UpdateOrigin};
 use crate::store::{EventRecord, now_ms};
@@ -60,6 +66,8 @@ struct InstanceSlot {
     /// Keys are the interned endpoint names users' sources share.
     endpoints: HashMap<Arc<str>, Endpoint>,
     directory: Vec<DirectoryEntry>,
+    /// What counts as a conversation here (the sync rules' profile).
+    profile: Profile,
     /// Directory as lowercase email to endpoint.
     by_email: HashMap<String, String>,
     directory_changed: bool,
@@ -85,6 +93,8 @@ struct UserSlot {
     reasons: Vec<String>,
     notes: Vec<Note>,
     forced_until_ms: Option<u64>,
+    /// The hub's do-not-disturb holds on the user's platforms.
+    sync: UserSync,
 }
 
 /// The presence state and the one thread that changes it.
@@ -93,6 +103,13 @@ pub(super) struct Service {
     log: Arc<EventLog>,
     feed: broadcast::Sender<Arc<FeedEvent>>,
     watches: mpsc::UnboundedSender<WatchChange>,
+    /// Where the sync's writes go (to the runtime, one way).
+    sync_writes: mpsc::UnboundedSender<SyncWrite>,
+    write_ids: Arc<WriteIds>,
+    /// The user each pending sync write is for.
+    write_owner: HashMap<u64, UserId>,
+    /// When a user's sync wants another look (retry, lease, grace).
+    wakes: BTreeSet<(u64, UserId)>,
     rules: Rules,
     instances: Vec<InstanceSlot>,
     instance_ids: HashMap<Arc<str>, InstanceId>,
@@ -130,12 +147,18 @@ impl Service {
         log: Arc<EventLog>,
         feed: broadcast::Sender<Arc<FeedEvent>>,
         watches: mpsc::UnboundedSender<WatchChange>,
+        sync_writes: mpsc::UnboundedSender<SyncWrite>,
+        write_ids: Arc<WriteIds>,
     ) -> Self {
         let mut s = Self {
             inbox,
             log,
             feed,
             watches,
+            sync_writes,
+            write_ids,
+            write_owner: HashMap::new(),
+            wakes: BTreeSet::new(),
             rules: loaded.rules,
             instances: Vec::new(),
             instance_ids: HashMap::new(),
@@ -172,9 +195,12 @@ impl Service {
         let every = self.tick_every.unwrap_or(Duration::from_secs(3600));
         let mut next_tick = Instant::now() + every;
         loop {
-            let queue = self.inbox.take(next_tick);
+            let queue = self
+                .inbox
+                .take(self.next_wake().map_or(next_tick, |w| w.min(next_tick)));
             let closed = queue.closed;
             self.handle(queue);
+            self.wake_due(now_ms());
             if Instant::now() >= next_tick {
                 if self.tick_every.is_some() {
                     self.tick(now_ms());
@@ -221,6 +247,7 @@ impl Service {
                         detail,
                     });
                 }
+                Event::WriteSettled { id, result } => self.write_settled(id, result, now),
                 Event::Command(c) => self.command(c),
             }
         }
@@ -258,6 +285,7 @@ impl Service {
             mapping: Mapping::Kinds(Vec::new()),
             endpoints: HashMap::new(),
             directory: Vec::new(),
+            profile: self.rules.sync.profile(&name),
             by_email: HashMap::new(),
             directory_changed: false,
             sent_incarnation: None,
@@ -719,6 +747,7 @@ impl Service {
         dirty.sort_unstable();
         for (_, u) in dirty {
             self.recompute(u, now);
+            self.sync(u, &[], now);
         }
         self.send_watches();
     }
@@ -807,6 +836,199 @@ impl Service {
         self.flush(now);
     }
 
+    // ---- sync ----------------------------------------------------------
+
+    fn sync_timing(&self) -> Timing {
+        use crate::timing::{SYNC_ECHO_GRACE, SYNC_RETRY_FIRST, SYNC_RETRY_MAX};
+        Timing {
+            retry_first_ms: SYNC_RETRY_FIRST.as_millis() as u64,
+            retry_max_ms: SYNC_RETRY_MAX.as_millis() as u64,
+            lease_ms: (self.rules.sync.lease_seconds > 0)
+                .then(|| self.rules.sync.lease_seconds * 1000),
+            echo_grace_ms: SYNC_ECHO_GRACE.as_millis() as u64,
+        }
+    }
+
+    /// Whether `instance` leads manual changes: the operator's list, else
+    /// the instances that watch users by Teams UPN.
+    fn leads(&self, i: InstanceId) -> bool {
+        let slot = &self.instances[i];
+        match &self.rules.sync.leading_instances {
+            Some(list) => list.iter().any(|l| **l == *slot.name),
+            None => match &slot.mapping {
+                Mapping::Picked { attribute, .. } => attribute == "teams-upn",
+                Mapping::Kinds(kinds) => kinds.iter().any(|(a, _)| a == "teams-upn"),
+            },
+        }
+    }
+
+    /// The user's platforms as the sync engine sees them: one per instance
+    /// among the user's sources that takes part.
+    fn platforms<'a>(&'a self, user: UserId, leaders: &[bool]) -> Vec<Platform<'a>> {
+        let slot = self.slot(user);
+        let mut out: Vec<Platform<'a>> = Vec::new();
+        let mut seen: Vec<InstanceId> = Vec::new();
+        for s in &slot.sources {
+            if seen.contains(&s.instance) {
+                continue;
+            }
+            seen.push(s.instance);
+            let inst = &self.instances[s.instance];
+            let Some(info) = &inst.info else { continue };
+            if !self.rules.sync.takes_part(&slot.user, &inst.name) {
+                continue;
+            }
+            let sources: Vec<&Source> = slot
+                .sources
+                .iter()
+                .filter(|x| x.instance == s.instance)
+                .collect();
+            let view_of = |x: &Source| inst.endpoints.get(&x.endpoint).map(|e| &e.view);
+            let feeding = |want: Channel| {
+                sources
+                    .iter()
+                    .find(|x| x.channel == want || x.channel == Channel::Both)
+                    .copied()
+            };
+            // A line's DND where the plugin writes it and a line is
+            // watched, else availability DND.
+            let target = match (info.writes_telephony, info.writes_rich) {
+                (true, _) if feeding(Channel::Telephony).is_some() => {
+                    feeding(Channel::Telephony).map(|x| (x, DndChannel::Telephony))
+                }
+                (_, true) => feeding(Channel::Rich)
+                    .or(sources.first().copied())
+                    .map(|x| (x, DndChannel::Rich)),
+                (true, false) => sources.first().map(|x| (*x, DndChannel::Telephony)),
+                (false, false) => None,
+            }
+            .map(|(x, channel)| Target {
+                endpoint: &x.endpoint,
+                channel,
+                view: view_of(x),
+            });
+            out.push(Platform {
+                instance: &inst.name,
+                up: info.running,
+                leader: leaders[s.instance],
+                profile: &inst.profile,
+                views: sources.iter().filter_map(|x| view_of(x)).collect(),
+                target,
+            });
+        }
+        out
+    }
+
+    /// Run the user's sync with the board as it is now.
+    fn sync(&mut self, user: UserId, outcomes: &[(u64, WriteResult)], now: u64) {
+        self.sync_step(user, outcomes, now, true);
+    }
+
+    /// One step of the user's sync; `with_platforms` false: the user is
+    /// going, so the hub lifts whatever it holds.
+    fn sync_step(
+        &mut self,
+        user: UserId,
+        outcomes: &[(u64, WriteResult)],
+        now: u64,
+        with_platforms: bool,
+    ) {
+        if self.users.get(user).is_none_or(Option::is_none) {
+            return;
+        }
+        let enabled = self.rules.sync.enabled_for(&self.slot(user).user);
+        if !enabled && self.slot(user).sync.is_idle() {
+            return;
+        }
+        let timing = self.sync_timing();
+        let mut state = std::mem::take(&mut self.slot_mut(user).sync);
+        let leaders: Vec<bool> = (0..self.instances.len()).map(|i| self.leads(i)).collect();
+        let ids = self.write_ids.clone();
+        let step = {
+            let platforms = if with_platforms {
+                self.platforms(user, &leaders)
+            } else {
+                Vec::new()
+            };
+            state.step(
+                enabled,
+                &platforms,
+                outcomes,
+                now,
+                &timing,
+                &mut |_, _, _| ids.next(),
+            )
+        };
+        let name = self.slot(user).name.to_string();
+        self.slot_mut(user).sync = state;
+        for (instance, detail) in step.log {
+            self.log.record(EventRecord {
+                at_ms: now,
+                kind: "sync".into(),
+                username: Some(name.clone()),
+                instance: Some(instance),
+                detail,
+            });
+        }
+        for w in step.writes {
+            self.write_owner.insert(w.id, user);
+            tracing::info!(user = %name, instance = %w.instance, write = w.id, action = ?w.action, why = ?w.why, "sync write");
+            let _ = self.sync_writes.send(w);
+        }
+        if let Some(at) = step.wake_at {
+            self.wakes.insert((at, user));
+        }
+    }
+
+    /// A write was settled: the user whose sync made it takes the outcome.
+    fn write_settled(&mut self, id: u64, result: WriteResult, now: u64) {
+        let Some(user) = self.write_owner.remove(&id) else {
+            return;
+        };
+        // Reports queued before the outcome are in the board; a user
+        // recomputed later in this batch steps again, which is harmless.
+        self.sync(user, &[(id, result)], now);
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        let (at, _) = self.wakes.first()?;
+        let now = now_ms();
+        Some(Instant::now() + Duration::from_millis(at.saturating_sub(now)))
+    }
+
+    /// Users whose sync asked to be looked at again by now.
+    fn wake_due(&mut self, now: u64) {
+        let mut due = Vec::new();
+        while let Some(&(at, user)) = self.wakes.first() {
+            if at > now {
+                break;
+            }
+            self.wakes.pop_first();
+            due.push(user);
+        }
+        if due.is_empty() {
+            return;
+        }
+        due.sort_unstable();
+        due.dedup();
+        for u in due {
+            self.sync(u, &[], now);
+        }
+    }
+
+    /// A user's sync as the API shows it.
+    fn sync_detail(&self, user: UserId, now: u64) -> SyncDetail {
+        let slot = self.slot(user);
+        let leaders: Vec<bool> = (0..self.instances.len()).map(|i| self.leads(i)).collect();
+        let platforms: Vec<PlatformSync> =
+            slot.sync
+                .describe(&self.platforms(user, &leaders), now, &self.sync_timing());
+        SyncDetail {
+            enabled: self.rules.sync.enabled_for(&slot.user),
+            platforms,
+        }
+    }
+
     // ---- users ---------------------------------------------------------
 
     fn put_user(&mut self, user: User) {
@@ -825,6 +1047,7 @@ impl Service {
                     reasons: Vec::new(),
                     notes: Vec::new(),
                     forced_until_ms: None,
+                    sync: UserSync::default(),
                 };
                 let id = match self.free.pop() {
                     Some(id) => {
@@ -845,9 +1068,14 @@ impl Service {
     }
 
     fn delete_user(&mut self, name: &str) {
-        let Some(id) = self.by_name.remove(name) else {
+        let Some(&id) = self.by_name.get(name) else {
             return;
         };
+        // The hub's DND goes with the user: with no platforms left the
+        // sync lifts what it holds.
+        self.sync_step(id, &[], now_ms(), false);
+        self.by_name.remove(name);
+        self.write_owner.retain(|_, u| *u != id);
         self.set_sources(id, Vec::new());
         self.dirty.remove(&id);
         self.users[id] = None;
@@ -883,6 +1111,7 @@ impl Service {
                 for i in 0..self.instances.len() {
                     let mapping = self.mapping_for(i);
                     self.instances[i].mapping = mapping;
+                    self.instances[i].profile = self.rules.sync.profile(&self.instances[i].name);
                 }
                 let ids: Vec<UserId> = self.by_name.values().copied().collect();
                 for u in ids {
@@ -1020,6 +1249,7 @@ impl Service {
             presence,
             sources,
             reasons,
+            sync: self.sync_detail(user, now),
         }
     }
 

@@ -10,6 +10,10 @@ use crate::engine::users::Channel;
 use crate::engine::{Availability, PresenceReport, RichPresence};
 use crate::store::SqliteStore;
 
+fn ids() -> Arc<crate::engine::sync::WriteIds> {
+    Arc::new(crate::engine::sync::WriteIds::starting_at(1))
+}
+
 fn user(name: &str) -> User {
     User {
         username: name.into(),
@@ -27,6 +31,8 @@ fn sip(running: bool, incarnation: u64) -> InstanceInfo {
         endpoint_kinds: vec![("sip-uri".into(), Channel::Both)],
         operator_watches: vec![],
         incarnation,
+        writes_rich: false,
+        writes_telephony: false,
     }
 }
 
@@ -74,7 +80,8 @@ struct Fixture {
 async fn presence(users: &[&str]) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let (p, watches) = Presence::open_ticking(store, Default::default(), None).unwrap();
+    let (p, flows) = Presence::open_ticking(store, Default::default(), ids(), None).unwrap();
+    let watches = flows.watches;
     p.inbox().instance(sip(true, 1));
     let rows = users
         .iter()
@@ -160,7 +167,8 @@ async fn an_expired_note_leaves_at_the_next_tick_and_reaches_the_feed() {
 async fn a_new_instance_gets_its_whole_watch_set_and_then_only_changes() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let (p, mut watches) = Presence::open_ticking(store, Default::default(), None).unwrap();
+    let (p, flows) = Presence::open_ticking(store, Default::default(), ids(), None).unwrap();
+    let mut watches = flows.watches;
     p.import(vec![(1, Ok(user("ann"))), (2, Ok(user("ben")))])
         .await
         .unwrap();

@@ -565,12 +565,7 @@ impl Actor {
                 s.writes_failed += 1;
                 s.last_write = Some(record.clone());
             });
-            self.services.presence.decision(
-                &self.instance,
-                Some(record.endpoint.clone()),
-                "write",
-                record.summary(),
-            );
+            self.services.write_settled(&record);
         }
     }
 

@@ -201,6 +201,20 @@ pub enum DndScope {
     QueueCalls,
 }
 
+/// A sync decision as a write: do-not-disturb for all calls, or restore.
+pub fn sync_write(a: crate::engine::sync::SyncAction) -> PresenceWrite {
+    match a {
+        crate::engine::sync::SyncAction::SetDnd { expires_in_ms } => PresenceWrite::Set {
+            availability: model::Availability::DoNotDisturb,
+            activity: None,
+            note: None,
+            dnd_scope: Some(DndScope::AllCalls),
+            expires_in_ms,
+        },
+        crate::engine::sync::SyncAction::Restore => PresenceWrite::Restore,
+    }
+}
+
 pub fn write_action(w: PresenceWrite) -> wit::WriteAction {
     match w {
         PresenceWrite::Set {

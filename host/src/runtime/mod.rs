@@ -53,6 +53,7 @@ use actor::{ActorHandle, ActorInit, Control};
 use grants::Grants;
 
 use crate::config::Limits;
+use crate::engine::sync::SyncWrite;
 use crate::engine::users::Channel;
 use crate::presence::{InstanceInfo, WatchChange};
 use crate::store::{ConnectorRecord, PluginRecord, StoreError, now_ms};
@@ -228,8 +229,9 @@ impl Runtime {
 
     /// What the presence service needs to know of an instance.
     fn announce(&self, c: &Connector) {
-        let endpoint_kinds = self
-            .plugin_arc(&c.record.plugin)
+        let plugin = self.plugin_arc(&c.record.plugin);
+        let endpoint_kinds = plugin
+            .as_ref()
             .map(|p| {
                 p.info
                     .endpoint_kinds
@@ -238,6 +240,11 @@ impl Runtime {
                     .collect()
             })
             .unwrap_or_default();
+        let writes = |ch: ChannelName| {
+            plugin
+                .as_ref()
+                .is_some_and(|p| p.info.capabilities.writes.contains(&ch))
+        };
         let running = c.record.enabled
             && c.actor.as_ref().is_some_and(|a| {
                 matches!(
@@ -252,6 +259,8 @@ impl Runtime {
             endpoint_kinds,
             operator_watches: c.record.watches.clone(),
             incarnation: c.incarnation,
+            writes_rich: writes(ChannelName::Rich),
+            writes_telephony: writes(ChannelName::Telephony),
         });
     }
 
@@ -815,59 +824,104 @@ impl Runtime {
         endpoint: &str,
         write: PresenceWrite,
     ) -> Result<WriteRecord, RuntimeError> {
-        let control = {
-            let c = self.get(id).ok_or_else(|| not_found(id))?;
-            c.actor
-                .as_ref()
-                .map(|a| a.control.clone())
-                .ok_or_else(|| RuntimeError::Unavailable(c.problem.clone().unwrap_or_default()))?
-        };
+        let control = self.control_of(id)?;
         let action = convert::write_action(write);
-        let writes = &self.services.writes;
-        let write_id = writes.open(id, endpoint, &action);
-        let (tx, rx) = oneshot::channel();
-        let request = wit::types::WriteRequest {
-            id: write_id,
-            endpoint: endpoint.to_owned(),
-            action,
-        };
-        let sent = control.send(Control::Write { request, reply: tx }).await;
-        let answer = match sent {
-            Ok(()) => rx.await.ok(),
-            Err(_) => None,
-        };
-        let settle = |state, detail: String| {
-            let record = writes.settle(id, write_id, state, Some(detail), None);
-            if let Some(r) = &record {
-                self.services.presence.decision(
-                    &Arc::from(id),
-                    Some(endpoint.to_string()),
-                    "write",
-                    r.summary(),
-                );
+        let write_id = self.services.writes.open(id, endpoint, &action);
+        let answer = hand_write(&control, write_id, endpoint, action).await;
+        self.take_answer(id, write_id, answer)?;
+        self.services
+            .writes
+            .get(write_id)
+            .ok_or_else(|| RuntimeError::Unavailable("the write was forgotten".into()))
+    }
+
+    /// Make the sync's writes, in the order the presence service decided
+    /// them, for as long as the hub runs. Each is handed to its actor in
+    /// that order; the plugin's answer is awaited beside, so one slow
+    /// plugin holds up no other instance's writes.
+    pub fn follow_sync_writes(self: &Arc<Self>, mut writes: mpsc::UnboundedReceiver<SyncWrite>) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(w) = writes.recv().await {
+                let Some(rt) = me.upgrade() else { return };
+                let action = convert::write_action(convert::sync_write(w.action));
+                rt.services
+                    .writes
+                    .open_as(w.id, &w.instance, &w.endpoint, &action);
+                let control = match rt.control_of(&w.instance) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = rt.take_answer(
+                            &w.instance,
+                            w.id,
+                            Some(Err(CallError::Connector(e.to_string()))),
+                        );
+                        continue;
+                    }
+                };
+                let (tx, rx) = oneshot::channel();
+                let request = wit::types::WriteRequest {
+                    id: w.id,
+                    endpoint: w.endpoint,
+                    action,
+                };
+                let sent = control.send(Control::Write { request, reply: tx }).await;
+                let instance = w.instance;
+                tokio::spawn(async move {
+                    let answer = match sent {
+                        Ok(()) => rx.await.ok(),
+                        Err(_) => None,
+                    };
+                    let _ = rt.take_answer(&instance, w.id, answer);
+                });
             }
-            record
+        });
+    }
+
+    /// The actor's control channel of instance `id`, if it runs.
+    fn control_of(&self, id: &str) -> Result<mpsc::Sender<Control>, RuntimeError> {
+        let c = self.get(id).ok_or_else(|| not_found(id))?;
+        c.actor
+            .as_ref()
+            .map(|a| a.control.clone())
+            .ok_or_else(|| RuntimeError::Unavailable(c.problem.clone().unwrap_or_default()))
+    }
+
+    /// Settle a write by the plugin's answer to `write-presence` where the
+    /// answer settles it (refused, no outcome to come, connector gone).
+    fn take_answer(
+        &self,
+        instance: &str,
+        write_id: u64,
+        answer: Option<Result<WriteAccepted, CallError>>,
+    ) -> Result<(), RuntimeError> {
+        let settle = |state, detail: String| {
+            if let Some(r) =
+                self.services
+                    .writes
+                    .settle(instance, write_id, state, Some(detail), None)
+            {
+                self.services.write_settled(&r);
+            }
         };
         match answer {
-            Some(Ok(WriteAccepted::OutcomeFollows)) => {}
+            Some(Ok(WriteAccepted::OutcomeFollows)) => Ok(()),
             Some(Ok(WriteAccepted::NoOutcome)) => {
                 settle(
                     WriteState::Accepted,
                     "accepted; the plugin is on contract 0.1.0, which reports no outcome".into(),
                 );
+                Ok(())
             }
             Some(Err(e)) => {
                 settle(WriteState::Refused, e.to_string());
-                return Err(e.into());
+                Err(e.into())
             }
             None => {
                 settle(WriteState::Refused, "the connector stopped".into());
-                return Err(RuntimeError::Unavailable("connector stopped".into()));
+                Err(RuntimeError::Unavailable("connector stopped".into()))
             }
         }
-        writes
-            .get(write_id)
-            .ok_or_else(|| RuntimeError::Unavailable("the write was forgotten".into()))
     }
 
     /// A write-back by id.
@@ -949,6 +1003,27 @@ fn not_found(id: &str) -> RuntimeError {
 }
 
 /// The channel a plugin's endpoint kind feeds, as the merge reads it.
+/// Hand a write to an actor and wait for the plugin's answer (`None`: the
+/// actor is gone).
+async fn hand_write(
+    control: &mpsc::Sender<Control>,
+    write_id: u64,
+    endpoint: &str,
+    action: wit::types::WriteAction,
+) -> Option<Result<WriteAccepted, CallError>> {
+    let (tx, rx) = oneshot::channel();
+    let request = wit::types::WriteRequest {
+        id: write_id,
+        endpoint: endpoint.to_owned(),
+        action,
+    };
+    control
+        .send(Control::Write { request, reply: tx })
+        .await
+        .ok()?;
+    rx.await.ok()
+}
+
 fn channel_of(feeds: &[ChannelName]) -> Channel {
     let rich = feeds.contains(&ChannelName::Rich) || feeds.contains(&ChannelName::Calendar);
     let telephony = feeds.contains(&ChannelName::Telephony);

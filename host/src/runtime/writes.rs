@@ -4,12 +4,12 @@
 //! API and the event log.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
 use super::wit::types as wit;
+use crate::engine::sync::{WriteIds, WriteResult};
 use crate::store::now_ms;
 
 /// Writes kept for the API, newest last; older ones are forgotten.
@@ -65,18 +65,15 @@ pub struct WriteRecord {
 
 /// Every recent write, by id.
 pub struct WriteRegistry {
-    next: AtomicU64,
+    ids: Arc<WriteIds>,
     records: Mutex<(BTreeMap<u64, WriteRecord>, VecDeque<u64>)>,
 }
 
 impl Default for WriteRegistry {
     fn default() -> Self {
-        // Ids stay unique across restarts without being stored: they start
-        // from the clock, in microseconds.
-        Self {
-            next: AtomicU64::new(now_ms().saturating_mul(1000)),
-            records: Mutex::default(),
-        }
+        Self::new(Arc::new(WriteIds::starting_at(
+            now_ms().saturating_mul(1000),
+        )))
     }
 }
 
@@ -112,9 +109,24 @@ fn availability_name(a: wit::Availability) -> &'static str {
 }
 
 impl WriteRegistry {
+    /// A registry whose writes take their ids from `ids` (shared with the
+    /// presence service's sync).
+    pub fn new(ids: Arc<WriteIds>) -> Self {
+        Self {
+            ids,
+            records: Mutex::default(),
+        }
+    }
+
     /// Open a write and give it its id.
     pub fn open(&self, instance: &str, endpoint: &str, action: &wit::WriteAction) -> u64 {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let id = self.ids.next();
+        self.open_as(id, instance, endpoint, action);
+        id
+    }
+
+    /// Open a write whose id was given already (a sync decision).
+    pub fn open_as(&self, id: u64, instance: &str, endpoint: &str, action: &wit::WriteAction) {
         let record = WriteRecord {
             id,
             instance: instance.to_owned(),
@@ -137,7 +149,6 @@ impl WriteRegistry {
                 map.remove(&old);
             }
         }
-        id
     }
 
     /// Settle a write; `None` if it is unknown (forgotten, or not this
@@ -250,6 +261,25 @@ impl WriteRegistry {
 }
 
 impl WriteRecord {
+    /// The outcome in the sync engine's terms (`None` while pending).
+    pub fn result(&self) -> Option<WriteResult> {
+        let detail = || self.detail.clone().unwrap_or_default();
+        Some(match self.state {
+            WriteState::Pending => return None,
+            WriteState::Accepted | WriteState::Applied => WriteResult::Applied,
+            WriteState::Restored => WriteResult::Restored,
+            WriteState::UserChanged => WriteResult::UserChanged,
+            WriteState::Superseded => WriteResult::Superseded,
+            WriteState::Failed => WriteResult::Failed {
+                message: detail(),
+                retryable: self.retryable.unwrap_or(false),
+                retry_after_ms: self.retry_after_ms,
+                status: self.platform_status,
+            },
+            WriteState::Unsupported | WriteState::Refused => WriteResult::Refused(detail()),
+        })
+    }
+
     /// The write in one line for the event log.
     pub fn summary(&self) -> String {
         let state = serde_json::to_value(self.state)

@@ -47,6 +47,22 @@ pub struct Services {
     pub writes: Arc<WriteRegistry>,
 }
 
+impl Services {
+    /// A write was settled: into the event log beside its endpoint's user,
+    /// and to the sync that may have made it.
+    pub fn write_settled(&self, record: &super::writes::WriteRecord) {
+        self.presence.decision(
+            &Arc::from(record.instance.as_str()),
+            Some(record.endpoint.clone()),
+            "write",
+            record.summary(),
+        );
+        if let Some(result) = record.result() {
+            self.presence.write_settled(record.id, result);
+        }
+    }
+}
+
 /// Who the guest is and what it may do.
 pub struct Identity {
     pub instance: Arc<str>,

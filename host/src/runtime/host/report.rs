@@ -121,12 +121,7 @@ impl report::Host for InstanceState {
             }
             s.last_write = Some(record.clone());
         });
-        self.services.presence.decision(
-            &self.id.instance,
-            Some(record.endpoint.clone()),
-            "write",
-            record.summary(),
-        );
+        self.services.write_settled(&record);
         Ok(())
     }
 }
