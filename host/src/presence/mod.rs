@@ -28,9 +28,9 @@ pub use log::EventLog;
 use crate::engine::EndpointView;
 use crate::engine::InstanceBoard;
 use crate::engine::merge::{RichOut, Rules, TelephonyOut};
-use crate::engine::sync::{SyncWrite, WriteIds};
+use crate::engine::sync::{HoldRecord, SyncWrite, WriteIds};
 use crate::engine::users::{User, UserError};
-use crate::store::{EventRecord, Store, StoreError, now_ms};
+use crate::store::{EventRecord, KvWrite, Store, StoreError, now_ms};
 use crate::telemetry::PresenceCounters;
 use command::Command;
 use service::{Loaded, Service};
@@ -136,6 +136,37 @@ pub struct RowError {
 }
 
 const RULES_KEY: &str = "rules";
+/// The key-value namespace of the sync's holds (not an instance id).
+const SYNC_NAMESPACE: &str = "#sync";
+
+/// The writer of the sync's holds: the latest of each user, in batches,
+/// off the service's thread.
+fn store_sync(store: Arc<dyn Store>) -> mpsc::UnboundedSender<(String, Option<Vec<HoldRecord>>)> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(String, Option<Vec<HoldRecord>>)>();
+    tokio::spawn(async move {
+        let mut batch = Vec::new();
+        while rx.recv_many(&mut batch, 1000).await > 0 {
+            let latest: std::collections::BTreeMap<_, _> = batch.drain(..).collect();
+            let writes: Vec<KvWrite> = latest
+                .into_iter()
+                .map(|(key, records)| match records {
+                    Some(r) => KvWrite::Set {
+                        key,
+                        value: serde_json::to_vec(&r).unwrap_or_default(),
+                    },
+                    None => KvWrite::Delete { key },
+                })
+                .collect();
+            let s = store.clone();
+            if let Ok(Err(e)) =
+                tokio::task::spawn_blocking(move || s.kv_write(SYNC_NAMESPACE, &writes)).await
+            {
+                tracing::warn!(error = %e, "storing the sync's holds failed");
+            }
+        }
+    });
+    tx
+}
 
 /// The operators' handle on the presence service.
 pub struct Presence {
@@ -193,6 +224,17 @@ impl Presence {
                 notes.push((user, n));
             }
         }
+        let mut sync = Vec::new();
+        for (name, rec) in store.kv_all(SYNC_NAMESPACE)? {
+            match serde_json::from_slice(&rec) {
+                Ok(records) => sync.push((name, records)),
+                // Unreadable holds are dropped: the platforms' DND leases
+                // lapse by themselves.
+                Err(e) => {
+                    tracing::warn!(user = %name, error = %e, "stored sync holds unreadable; dropped")
+                }
+            }
+        }
         let log = Arc::new(EventLog::start(store.clone(), counters.log_dropped.clone()));
         let inbox = Inbox::new(counters);
         let (watch_tx, watch_rx) = mpsc::unbounded_channel();
@@ -204,6 +246,8 @@ impl Presence {
                 rules,
                 users,
                 notes,
+                sync,
+                sync_store: store_sync(store.clone()),
             },
             inbox.clone(),
             log.clone(),

@@ -24,8 +24,8 @@ use super::{
 };
 use crate::engine::merge::{self, Merged, Rules, SourceView};
 use crate::engine::sync::{
-    DndChannel, Platform, PlatformSync, Profile, SyncWrite, Target, Timing, UserSync, WriteIds,
-    WriteResult,
+    DndChannel, HoldRecord, Platform, PlatformSync, Profile, SyncWrite, Target, Timing, UserSync,
+    WriteIds, WriteResult,
 };
 use crate::engine::users::{Channel, Mapping, User, canonical_attribute};
 use crate::engine::{DirectoryEntry, EndpointView, InstanceBoard, PresenceReport, UpdateOrigin};
@@ -33,6 +33,10 @@ use crate::store::{EventRecord, now_ms};
 
 /// How many feed events are kept for clients that resume.
 const RING: usize = 20_000;
+/// The profile of a platform the hub knows only from a stored hold.
+static DEFAULT_PROFILE: std::sync::LazyLock<Profile> =
+    std::sync::LazyLock::new(|| crate::engine::sync::profile::resolve(None).expect("default"));
+
 /// How long a force-subscribe lasts.
 const FORCE_MS: u64 = 60_000;
 
@@ -73,6 +77,8 @@ struct InstanceSlot {
     directory_changed: bool,
     /// The incarnation whose actor got the whole watch set.
     sent_incarnation: Option<u64>,
+    /// Deleted by an operator (not merely not announced yet).
+    removed: bool,
     add: Vec<Arc<str>>,
     remove: Vec<Arc<str>>,
 }
@@ -110,6 +116,7 @@ pub(super) struct Service {
     write_owner: HashMap<u64, UserId>,
     /// When a user's sync wants another look (retry, lease, grace).
     wakes: BTreeSet<(u64, UserId)>,
+    sync_store: mpsc::UnboundedSender<(String, Option<Vec<HoldRecord>>)>,
     rules: Rules,
     instances: Vec<InstanceSlot>,
     instance_ids: HashMap<Arc<str>, InstanceId>,
@@ -138,6 +145,10 @@ pub(super) struct Loaded {
     pub rules: Rules,
     pub users: Vec<User>,
     pub notes: Vec<(String, Note)>,
+    /// The sync's holds as the last run left them, by user.
+    pub sync: Vec<(String, Vec<HoldRecord>)>,
+    /// Where changed holds go to be stored (user, holds; none: forget).
+    pub sync_store: mpsc::UnboundedSender<(String, Option<Vec<HoldRecord>>)>,
 }
 
 impl Service {
@@ -159,6 +170,7 @@ impl Service {
             write_ids,
             write_owner: HashMap::new(),
             wakes: BTreeSet::new(),
+            sync_store: loaded.sync_store.clone(),
             rules: loaded.rules,
             instances: Vec::new(),
             instance_ids: HashMap::new(),
@@ -183,6 +195,15 @@ impl Service {
         for (name, note) in loaded.notes {
             if let Some(&id) = s.by_name.get(name.as_str()) {
                 s.slot_mut(id).notes.push(note);
+            }
+        }
+        let now = now_ms();
+        for (name, records) in loaded.sync {
+            match s.by_name.get(name.as_str()) {
+                Some(&id) => s.slot_mut(id).sync = UserSync::from_records(records, now),
+                None => {
+                    let _ = s.sync_store.send((name, None));
+                }
             }
         }
         s.flush(now_ms());
@@ -289,6 +310,7 @@ impl Service {
             by_email: HashMap::new(),
             directory_changed: false,
             sent_incarnation: None,
+            removed: false,
             add: Vec::new(),
             remove: Vec::new(),
         });
@@ -374,6 +396,7 @@ impl Service {
         {
             info.running = old.running;
         }
+        self.instances[i].removed = false;
         let old = self.instances[i].info.replace(info.clone());
         let mapping_changed = old
             .as_ref()
@@ -413,6 +436,7 @@ impl Service {
         };
         let slot = &mut self.instances[i];
         slot.info = None;
+        slot.removed = true;
         slot.sent_incarnation = None;
         slot.directory.clear();
         slot.by_email.clear();
@@ -864,7 +888,12 @@ impl Service {
 
     /// The user's platforms as the sync engine sees them: one per instance
     /// among the user's sources that takes part.
-    fn platforms<'a>(&'a self, user: UserId, leaders: &[bool]) -> Vec<Platform<'a>> {
+    fn platforms<'a>(
+        &'a self,
+        user: UserId,
+        leaders: &[bool],
+        held: &'a [(String, String)],
+    ) -> Vec<Platform<'a>> {
         let slot = self.slot(user);
         let mut out: Vec<Platform<'a>> = Vec::new();
         let mut seen: Vec<InstanceId> = Vec::new();
@@ -916,6 +945,33 @@ impl Service {
                 target,
             });
         }
+        // Holds on instances not announced yet (the hub is starting) stay
+        // as they are until their instance says whether it runs; holds on
+        // deleted instances, or where the user has no source or does not
+        // take part any more, are absent: the engine lifts them.
+        for (instance, endpoint) in held {
+            if out.iter().any(|p| p.instance == instance) {
+                continue;
+            }
+            let waiting = match self.instance_ids.get(instance.as_str()) {
+                None => true,
+                Some(&i) => self.instances[i].info.is_none() && !self.instances[i].removed,
+            };
+            if waiting {
+                out.push(Platform {
+                    instance,
+                    up: false,
+                    leader: false,
+                    profile: &DEFAULT_PROFILE,
+                    views: Vec::new(),
+                    target: Some(Target {
+                        endpoint,
+                        channel: DndChannel::Rich,
+                        view: None,
+                    }),
+                });
+            }
+        }
         out
     }
 
@@ -944,9 +1000,10 @@ impl Service {
         let mut state = std::mem::take(&mut self.slot_mut(user).sync);
         let leaders: Vec<bool> = (0..self.instances.len()).map(|i| self.leads(i)).collect();
         let ids = self.write_ids.clone();
+        let held = state.targets();
         let step = {
             let platforms = if with_platforms {
-                self.platforms(user, &leaders)
+                self.platforms(user, &leaders, &held)
             } else {
                 Vec::new()
             };
@@ -960,6 +1017,12 @@ impl Service {
             )
         };
         let name = self.slot(user).name.to_string();
+        if !step.log.is_empty() || !step.writes.is_empty() {
+            let records = state.records();
+            let _ = self
+                .sync_store
+                .send((name.clone(), (!records.is_empty()).then_some(records)));
+        }
         self.slot_mut(user).sync = state;
         for (instance, detail) in step.log {
             self.log.record(EventRecord {
@@ -1020,9 +1083,12 @@ impl Service {
     fn sync_detail(&self, user: UserId, now: u64) -> SyncDetail {
         let slot = self.slot(user);
         let leaders: Vec<bool> = (0..self.instances.len()).map(|i| self.leads(i)).collect();
-        let platforms: Vec<PlatformSync> =
-            slot.sync
-                .describe(&self.platforms(user, &leaders), now, &self.sync_timing());
+        let held = slot.sync.targets();
+        let platforms: Vec<PlatformSync> = slot.sync.describe(
+            &self.platforms(user, &leaders, &held),
+            now,
+            &self.sync_timing(),
+        );
         SyncDetail {
             enabled: self.rules.sync.enabled_for(&slot.user),
             platforms,
@@ -1074,6 +1140,7 @@ impl Service {
         // The hub's DND goes with the user: with no platforms left the
         // sync lifts what it holds.
         self.sync_step(id, &[], now_ms(), false);
+        let _ = self.sync_store.send((name.to_string(), None));
         self.by_name.remove(name);
         self.write_owner.retain(|_, u| *u != id);
         self.set_sources(id, Vec::new());

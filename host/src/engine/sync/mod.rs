@@ -279,6 +279,8 @@ struct Hold {
     /// The ids of the hub's latest DND writes here: an outcome or echo of
     /// an earlier one still says the platform may show the hub's DND.
     sets: Vec<u64>,
+    /// DND writes whose outcome has not come: any of them may land.
+    unsettled: Vec<u64>,
     /// The restore that last lifted the hub's DND here.
     restored_by: Option<u64>,
 }
@@ -298,6 +300,7 @@ impl Default for Hold {
             detail: None,
             rich_verdict: None,
             sets: Vec::new(),
+            unsettled: Vec::new(),
             restored_by: None,
         }
     }
@@ -318,12 +321,18 @@ impl Hold {
 
     /// The platform may be showing the hub's DND (`view`: what it shows).
     fn shows_hubs(&self, view: Option<&EndpointView>, now: u64, grace: u64) -> bool {
-        self.written
+        self.may_hold()
             || matches!(self.phase, Phase::Setting | Phase::Lifting)
             || self.lifted_at.is_some_and(|t| now < t + grace)
             || view.is_some_and(|v| {
                 matches!(v.origin, UpdateOrigin::HubWrite { write_id } if self.sets.contains(&write_id))
             })
+    }
+
+    /// A DND write of the hub's is in force here, or may land: lifting
+    /// needs a restore.
+    fn may_hold(&self) -> bool {
+        self.written || !self.unsettled.is_empty()
     }
 
     fn name(&self) -> &'static str {
@@ -384,12 +393,66 @@ pub struct UserSync {
 
 type Key = (String, String);
 
+/// What of one hold survives a restart: the platform may show the hub's
+/// do-not-disturb there, so after the restart the hub renews it if a
+/// conversation still calls for it and restores it otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldRecord {
+    pub instance: String,
+    pub endpoint: String,
+    /// The hub's latest write there.
+    pub write: Option<u64>,
+    /// Its latest DND writes (an echo of one is the hub's).
+    pub sets: Vec<u64>,
+}
+
 impl UserSync {
+    /// The holds that may have left the hub's DND on a platform.
+    pub fn records(&self) -> Vec<HoldRecord> {
+        self.holds
+            .iter()
+            .filter(|(_, h)| h.may_hold() || matches!(h.phase, Phase::Setting | Phase::Lifting))
+            .map(|((instance, endpoint), h)| HoldRecord {
+                instance: instance.clone(),
+                endpoint: endpoint.clone(),
+                write: h.write,
+                sets: h.sets.clone(),
+            })
+            .collect()
+    }
+
+    /// The holds as a restart finds them: taken, not seen since, due for
+    /// renewal (a restore instead if nothing calls for DND any more).
+    pub fn from_records(records: Vec<HoldRecord>, now: u64) -> UserSync {
+        let holds = records
+            .into_iter()
+            .map(|r| {
+                let hold = Hold {
+                    phase: Phase::Held {
+                        confirmed: false,
+                        refresh_at: Some(now),
+                    },
+                    write: r.write,
+                    written: true,
+                    sets: r.sets,
+                    ..Hold::default()
+                };
+                ((r.instance, r.endpoint), hold)
+            })
+            .collect();
+        UserSync { holds }
+    }
+
+    /// The platforms (instance, endpoint) where the hub keeps a hold.
+    pub fn targets(&self) -> Vec<(String, String)> {
+        self.holds.keys().cloned().collect()
+    }
+
     /// Nothing of the hub's anywhere: the state can be forgotten.
     pub fn is_idle(&self) -> bool {
         self.holds
             .values()
-            .all(|h| h.phase == Phase::Idle && !h.written && h.lifted_at.is_none())
+            .all(|h| h.phase == Phase::Idle && !h.may_hold() && h.lifted_at.is_none())
     }
 
     /// Whether `id` is one of this user's writes.
@@ -481,7 +544,7 @@ impl UserSync {
             return false;
         }
         if let Some(h) = self.hold_of(p) {
-            if h.wants_dnd() || h.written || matches!(h.phase, Phase::Setting | Phase::Lifting) {
+            if h.wants_dnd() || h.may_hold() || matches!(h.phase, Phase::Setting | Phase::Lifting) {
                 return false;
             }
             if let Some(t) = h.lifted_at
@@ -535,7 +598,7 @@ impl UserSync {
             .collect();
         for key in gone {
             let h = self.holds.remove(&key).expect("listed");
-            if h.written || matches!(h.phase, Phase::Setting | Phase::Lifting) {
+            if h.may_hold() || matches!(h.phase, Phase::Setting | Phase::Lifting) {
                 let action = SyncAction::Restore;
                 let id = ids(&key.0, &key.1, &action);
                 step.log.push((
@@ -614,7 +677,7 @@ impl UserSync {
                 }
                 (false, true) => {
                     let why = why_not();
-                    if hold.written
+                    if hold.may_hold()
                         || matches!(
                             hold.phase,
                             Phase::Setting | Phase::Held { .. } | Phase::Yielded
@@ -694,7 +757,7 @@ impl UserSync {
             }
         }
         self.holds
-            .retain(|_, h| h.phase != Phase::Idle || h.written || h.lifted_at.is_some());
+            .retain(|_, h| h.phase != Phase::Idle || h.may_hold() || h.lifted_at.is_some());
         step
     }
 
@@ -758,6 +821,9 @@ impl UserSync {
         timing: &Timing,
         step: &mut Step,
     ) {
+        for h in self.holds.values_mut() {
+            h.unsettled.retain(|&w| w != id);
+        }
         // An earlier DND write that landed: the platform shows the hub's
         // DND whatever the hub wants now, so a restore must follow.
         if let Some(h) = self
@@ -957,6 +1023,7 @@ fn issue(
             hold.sets.remove(0);
         }
         hold.sets.push(id);
+        hold.unsettled.push(id);
     }
     if why != WriteReason::Retry {
         hold.attempt = 0;

@@ -761,3 +761,36 @@ fn a_lease_is_refreshed_while_the_conversation_lasts() {
     assert_eq!(s.writes[0].why, WriteReason::Refresh);
     assert_eq!(engine.held(), vec!["rc".to_owned()]);
 }
+
+#[test]
+fn holds_survive_a_restart_renewed_or_lifted() {
+    let mut sim = Sim::new(Mutant::None);
+    settle_with(&mut sim, &[Op::Conversation(0, true)]);
+    let records = sim.engine.records();
+    assert_eq!(
+        records
+            .iter()
+            .map(|r| r.instance.as_str())
+            .collect::<Vec<_>>(),
+        ["rc", "teams"]
+    );
+    // The call goes on across the restart: the DND is renewed.
+    sim.engine = UserSync::from_records(records.clone(), sim.now);
+    let writes = sim.writes;
+    sim.step(Vec::new());
+    assert_eq!(sim.writes, writes + 2);
+    assert!(
+        sim.queued
+            .iter()
+            .flatten()
+            .all(|w| w.why == WriteReason::Refresh)
+    );
+    assert!(sim.settle());
+    assert_eq!(sim.hub, [false, true, true]);
+    // The call ended while the hub was down: the DND is lifted.
+    sim.engine = UserSync::from_records(records, sim.now);
+    sim.conv[0] = false;
+    sim.changed(0);
+    assert!(sim.settle());
+    assert_eq!(sim.hub, [false; 3]);
+}
