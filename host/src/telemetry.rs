@@ -43,6 +43,12 @@ pub struct PresenceCounters {
     /// Feed events not sent to a client that had fallen behind, because a
     /// newer event of the same user was waiting for it too.
     pub feed_folded: Counter,
+    /// Do-not-disturb writes and restores the sync made.
+    pub sync_writes: Counter,
+    /// Of those, retries after a failure.
+    pub sync_retries: Counter,
+    /// Of those, a person's change on a follower set back.
+    pub sync_set_backs: Counter,
 }
 
 /// The hub's metrics, served at `/metrics`.
@@ -106,6 +112,21 @@ impl Default for Metrics {
                 "feed_folded",
                 "Feed events a slow client skipped: a newer one of the same user was waiting",
                 &m.presence.feed_folded,
+            ),
+            (
+                "sync_writes",
+                "Do-not-disturb writes and restores made by the sync",
+                &m.presence.sync_writes,
+            ),
+            (
+                "sync_retries",
+                "Sync writes made again after a failure",
+                &m.presence.sync_retries,
+            ),
+            (
+                "sync_set_backs",
+                "Sync writes setting back a person's change on a follower",
+                &m.presence.sync_set_backs,
             ),
             (
                 "event_log_dropped",

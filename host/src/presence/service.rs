@@ -25,7 +25,7 @@ use super::{
 use crate::engine::merge::{self, Merged, Rules, SourceView};
 use crate::engine::sync::{
     DndChannel, HoldRecord, Platform, PlatformSync, Profile, SyncWrite, Target, Timing, UserSync,
-    WriteIds, WriteResult,
+    WriteIds, WriteReason, WriteResult,
 };
 use crate::engine::users::{Channel, Mapping, User, canonical_attribute};
 use crate::engine::{DirectoryEntry, EndpointView, InstanceBoard, PresenceReport, UpdateOrigin};
@@ -1033,7 +1033,18 @@ impl Service {
                 detail,
             });
         }
+        let counters = self.inbox.counters();
         for w in step.writes {
+            counters.sync_writes.inc();
+            match w.why {
+                WriteReason::Retry => {
+                    counters.sync_retries.inc();
+                }
+                WriteReason::SetBack => {
+                    counters.sync_set_backs.inc();
+                }
+                WriteReason::Decision | WriteReason::Refresh => {}
+            }
             self.write_owner.insert(w.id, user);
             tracing::info!(user = %name, instance = %w.instance, write = w.id, action = ?w.action, why = ?w.why, "sync write");
             let _ = self.sync_writes.send(w);
