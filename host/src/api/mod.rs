@@ -3,6 +3,7 @@
 
 mod auth;
 mod connectors;
+mod console;
 mod error;
 mod hooks;
 mod plugins;
@@ -172,6 +173,7 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
             "/hooks/{instance}/{*path}",
             any(hooks::handle).layer(hook_limit),
         )
+        .merge(console::routes())
         .merge(admin)
         .fallback(system::not_found)
         .with_state(state)

@@ -1,0 +1,81 @@
+// The seeds' vocabulary: each merged state with its label, icon and colour
+// class. The icon and the words carry the state; colour only adds to them.
+import { h } from './dom.js';
+
+export const STATES = {
+  available: ['Available', '●'],
+  away: ['Away', '◔'],
+  busy: ['Busy', '■'],
+  'do-not-disturb': ['Do not disturb', '⛔'],
+  offline: ['Offline', '○'],
+  'forwarded-to-voicemail': ['Forwarded to voicemail', '✉'],
+  'forwarded-to-number': ['Forwarded to number', '↪'],
+  unknown: ['Unknown', '?'],
+  'access-denied': ['Access denied', '⊘'],
+  error: ['Error', '⚠'],
+  'not-found': ['Not found', '∅'],
+  'not-requested': ['Not requested', '–'],
+  requesting: ['Requesting', '…'],
+  'server-not-configured': ['Server not configured', '⚙'],
+  'not-configured': ['Not configured', '⚙'],
+};
+
+export const LINES = {
+  idle: 'idle',
+  ringing: 'ringing',
+  dialing: 'dialling',
+  'in-call': 'in a call',
+  'on-hold': 'on hold',
+  unknown: 'line unknown',
+};
+
+export const CONNECTOR_STATUS = {
+  'not-configured': 'Not configured',
+  disabled: 'Disabled',
+  forbidden: 'Forbidden',
+  'connection-error': 'Connection error',
+  'up-and-running': 'Up and running',
+  'credentials-not-found': 'Credentials not found',
+  'login-required': 'Login required',
+  throttled: 'Throttled',
+};
+
+export const LINK = { online: ['Online', '●'], connected: ['Connected', '◐'], offline: ['Offline', '○'] };
+
+export function label(state) {
+  return (STATES[state] || [state || '—'])[0];
+}
+
+/** A state badge: icon (hidden from screen readers) + words, coloured. */
+export function badge(state, extra) {
+  const [text, icon] = STATES[state] || [state || '—', '?'];
+  return h(`span.badge.s-${state || 'none'}`, h('span.icon', { 'aria-hidden': 'true' }, icon), ' ', text,
+    extra ? h('span.extra', ` · ${extra}`) : null);
+}
+
+export function linkBadge(link) {
+  const [text, icon] = LINK[link] || [link, '?'];
+  return h(`span.badge.l-${link}`, h('span.icon', { 'aria-hidden': 'true' }, icon), ' ', text);
+}
+
+export function activityText(a) {
+  if (!a) return null;
+  if (typeof a === 'string') return a.replace(/-/g, ' ');
+  if (a.other) return a.other;
+  return JSON.stringify(a);
+}
+
+/** In a conversation right now: a line in a call / on hold, or a call activity. */
+export function inCall(u) {
+  const line = u.telephony && u.telephony.line;
+  const act = u.rich && u.rich.activity;
+  return line === 'in-call' || line === 'on-hold' || line === 'dialing'
+    || act === 'in-a-call' || act === 'in-a-conference';
+}
+
+export function forwardText(f) {
+  if (!f) return null;
+  if (f === 'voicemail') return 'to voicemail';
+  if (f.number) return `to ${f.number}`;
+  return typeof f === 'string' ? `to ${f}` : JSON.stringify(f);
+}
