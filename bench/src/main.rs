@@ -352,9 +352,15 @@ async fn run(args: Args, root: PathBuf) -> anyhow::Result<bool> {
                     scale::run_hog(&mut r, &p, n, quiet).await?;
                 }
                 "sync" => {
+                    // HUB_BENCH_SYNC_RING_MS=0 answers calls without ringing.
+                    let ring_ms = std::env::var("HUB_BENCH_SYNC_RING_MS")
+                        .ok()
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(150);
                     let p = sync::Params {
                         users: if q { 20 } else { 40 },
                         calls: if q { 200 } else { 1_000 },
+                        ring_ms,
                         talk_ms: 400,
                         gap_ms: 600,
                         limit: Duration::from_secs(if q { 60 } else { 120 }),
