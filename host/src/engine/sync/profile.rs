@@ -222,12 +222,13 @@ impl Profile {
         })
     }
 
-    /// The line's part: a call on the line is never the hub's doing.
+    /// The line's part: a call on the line is never the hub's doing. The
+    /// reason names the state as the API does (`line in-call`).
     pub fn line(&self, view: &EndpointView) -> Option<String> {
         let t = view.telephony.as_ref()?;
         self.line_states
             .contains(&t.line)
-            .then(|| format!("line {}", line_words(t.line)))
+            .then(|| format!("line {}", term(&t.line)))
     }
 
     /// The rich and calendar part.
@@ -236,7 +237,7 @@ impl Profile {
             && let Some(a) = &r.activity
             && self.activities.contains(a)
         {
-            return Some(activity_words(a));
+            return Some(format!("activity {}", term(a)));
         }
         if self.calendar_meetings
             && let Some(c) = &view.calendar
@@ -252,6 +253,15 @@ impl Profile {
             ));
         }
         None
+    }
+}
+
+/// A value's name as the API writes it (`in-call`, `in-a-meeting`).
+fn term<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
     }
 }
 
