@@ -613,3 +613,124 @@ async fn refused_write_shows_in_status_and_does_not_loop() {
     let pw = writes(&r.hub, PBX).await;
     assert!(pw.is_empty(), "the PBX was written to: {pw:#?}");
 }
+
+/// What an operator sets and reads about sync through the API: the
+/// profiles with their descriptions, each connector's profile, and clear
+/// errors for bad values (nothing stored).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_settings_are_described_and_checked() {
+    let hub = Hub::start(&["plugins/http-push"], &[]);
+    let (code, profiles) = hub.call("GET", "/api/v1/sync/profiles", None).await;
+    assert_eq!(code, 200, "{profiles}");
+    let names: Vec<&str> = profiles["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "calls-and-meetings",
+            "calls-including-ringing",
+            "calls-only",
+            "calls-meetings-and-calendar"
+        ]
+    );
+    for p in profiles["profiles"].as_array().unwrap() {
+        let d = p["description"].as_str().unwrap();
+        assert!(d.contains("Plain Busy"), "{d}");
+    }
+
+    let (code, body) = hub
+        .call(
+            "POST",
+            "/api/v1/connectors",
+            Some(json!({"id": "cti", "plugin": "http-push",
+                        "config": {"shared_secret": "0123456789abcdef0123"}})),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let c = hub.get("/api/v1/connectors/cti").await;
+    assert_eq!(c["sync_profile"]["name"], "calls-and-meetings");
+
+    // A profile per instance, with an override: described in its own words.
+    let mut rules = hub.get("/api/v1/settings/rules").await;
+    assert_eq!(rules["sync"]["everyone"], false, "sync is off by default");
+    rules["sync"]["profiles"] =
+        json!({"cti": {"preset": "calls-only", "line_states": ["ringing", "in-call"]}});
+    let (code, body) = hub
+        .call("PUT", "/api/v1/settings/rules", Some(rules.clone()))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let c = hub.get("/api/v1/connectors/cti").await;
+    assert_eq!(c["sync_profile"]["name"], "custom (calls-only)");
+    let d = c["sync_profile"]["description"].as_str().unwrap();
+    assert!(d.contains("ringing") && d.contains("connected"), "{d}");
+
+    // Bad values: 422 naming the field and what is allowed; rules unchanged.
+    for (bad, field) in [
+        (json!({"cti": {"preset": "always"}}), "sync.profiles.cti"),
+        (
+            json!({"cti": {"line_states": ["idle"]}}),
+            "sync.profiles.cti",
+        ),
+    ] {
+        let mut r = rules.clone();
+        r["sync"]["profiles"] = bad;
+        let (code, body) = hub.call("PUT", "/api/v1/settings/rules", Some(r)).await;
+        assert_eq!(code, 422, "{body}");
+        assert_eq!(body["field"], field, "{body}");
+    }
+    let mut r = rules.clone();
+    r["sync"]["lease_seconds"] = json!(5);
+    let (code, body) = hub.call("PUT", "/api/v1/settings/rules", Some(r)).await;
+    assert_eq!(
+        (code, body["field"].as_str()),
+        (422, Some("sync.lease_seconds")),
+        "{body}"
+    );
+    let mut r = rules.clone();
+    r["sync"]["everyone"] = json!("yes");
+    let (code, body) = hub.call("PUT", "/api/v1/settings/rules", Some(r)).await;
+    // A value of the wrong type is a malformed body, named all the same.
+    assert_eq!(
+        (code, body["field"].as_str()),
+        (400, Some("sync.everyone")),
+        "{body}"
+    );
+    assert_eq!(
+        hub.get("/api/v1/connectors/cti").await["sync_profile"]["name"],
+        "custom (calls-only)"
+    );
+
+    // Per user: on, and which platforms; a bad instance list is refused.
+    let (code, body) = hub
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(json!({"username": "alice", "extension": "2001",
+                        "sync": true, "sync_instances": ["cti"]})),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let u = hub.get("/api/v1/users/alice").await;
+    assert_eq!(
+        (u["sync"].as_bool(), u["sync_instances"].clone()),
+        (Some(true), json!(["cti"]))
+    );
+    let detail = hub.get("/api/v1/presence/alice").await;
+    assert_eq!(detail["sync"]["enabled"], true, "{detail}");
+    let (code, body) = hub
+        .call(
+            "PUT",
+            "/api/v1/users/alice",
+            Some(json!({"username": "alice", "sync_instances": [""]})),
+        )
+        .await;
+    assert_eq!(
+        (code, body["field"].as_str()),
+        (422, Some("sync_instances")),
+        "{body}"
+    );
+}
