@@ -734,3 +734,49 @@ async fn sync_settings_are_described_and_checked() {
         "{body}"
     );
 }
+
+/// 7. The hub's holds survive a crash: the hub is killed (SIGKILL) while it
+/// holds DND in Teams for a PBX call; the call ends while it is down; once
+/// it is back it lifts the DND it left (the session is cleared), rather
+/// than waiting for the write's lease to lapse or reading its own DND as
+/// a Teams conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnd_left_by_a_killed_hub_is_lifted_after_its_restart() {
+    require_kamailio!();
+    let mut r = rig(
+        SimConfig::default(),
+        sync_rules(json!({"everyone": true})),
+        json!({}),
+    )
+    .await;
+    let _uas = tokio::task::block_in_place(|| r.k.sipp_register_uas("alice", 300));
+    let call = call_alice(&r.k, 4_000);
+    r.hub
+        .wait_for("/api/v1/presence/alice", "DND held in Teams", |v| {
+            platform(v, TEAMS)["hold"] == "held"
+        })
+        .await;
+    assert!(dnd_session(&r.sim, &r.alice));
+    // Holds are stored off the service's thread: give the writer a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::task::block_in_place(|| r.hub.kill9());
+    assert!(call.await.unwrap(), "sipp call failed");
+    assert!(
+        dnd_session(&r.sim, &r.alice),
+        "the DND stays while the hub is down"
+    );
+    tokio::task::block_in_place(|| r.hub.restart());
+    until(
+        "the DND the killed hub left lifted",
+        Duration::from_secs(30),
+        || r.sim.sessions(&r.alice).is_empty(),
+    )
+    .await;
+    wait_sync_event(&r.hub, &["restore"]).await;
+    // Nothing was written to the PBX: the hub's own DND in Teams
+    // (DoNotDisturb/Presenting) was not taken for a Teams conversation.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pw = writes(&r.hub, PBX).await;
+    assert!(pw.is_empty(), "the PBX was written to: {pw:#?}");
+    assert!(r.sim.sessions(&r.alice).is_empty());
+}
