@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the real peers the end-to-end tests start themselves:
 #   kamailio + kamailio-presence-modules (presence server / call proxy),
-#   sip-tester (sipp, SIP user agents for calls and PUBLISH).
+#   sip-tester (sipp, SIP user agents for calls and PUBLISH),
+#   chromium + chromium-driver (headless browser and its WebDriver server for
+#   the web console's browser tests, tests/tests/console.rs).
 # Idempotent. Debian packages only. The Debian package's own service is
 # neither started nor enabled: the tests run their own instances on
 # 127.0.0.1 with private config, pid file and runtime dir.
@@ -26,7 +28,8 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 have_all() {
     command -v kamailio >/dev/null 2>&1 && command -v sipp >/dev/null 2>&1 && module_dir >/dev/null \
-        && command -v sqlite3 >/dev/null 2>&1
+        && command -v sqlite3 >/dev/null 2>&1 \
+        && command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1
 }
 
 SUDO=""
@@ -65,15 +68,15 @@ else
     say "apt-get update"
     $SUDO apt-get update -qq
     # sqlite3: the host-work test holds the hub's store locked with it.
-    say "apt-get install kamailio kamailio-presence-modules sip-tester sqlite3"
+    say "apt-get install kamailio kamailio-presence-modules sip-tester sqlite3 chromium chromium-driver"
     $SUDO apt-get install -y -qq --no-install-recommends \
         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-        kamailio kamailio-presence-modules sip-tester sqlite3
+        kamailio kamailio-presence-modules sip-tester sqlite3 chromium chromium-driver
     restore_policy
     trap - EXIT
     if [ -n "$POLICY_BACKUP" ]; then say "previous policy-rc.d restored"; else say "policy-rc.d removed"; fi
     if ! have_all; then
-        say "installation finished but kamailio/sipp/presence.so are still missing" >&2
+        say "installation finished but kamailio/sipp/presence.so/sqlite3/chromium/chromedriver are still missing" >&2
         exit 1
     fi
     say "installed: $(command -v kamailio), $(command -v sipp), modules in $(module_dir)"

@@ -79,6 +79,7 @@ export class Board {
   }
 
   snapshot(users) {
+    this.snapshots = (this.snapshots || 0) + 1;
     this.pending.clear();
     this.users = new Map(users.map((u) => [u.username, u]));
     for (const u of users) this.touched.add(u.username);
