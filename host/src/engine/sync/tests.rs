@@ -636,42 +636,56 @@ fn a_refused_write_is_not_retried_until_the_conversation_changes() {
     assert_eq!(sim.writes, 2);
 }
 
-#[test]
-fn a_retryable_failure_backs_off_and_honours_retry_after() {
-    let mut engine = UserSync::default();
-    let profile = profile::resolve(None).unwrap();
-    let pbx = EndpointView {
-        telephony: Some(line(true, false)),
-        updates: 1,
-        ..Default::default()
-    };
-    let teams = EndpointView {
-        rich: Some(rich(Availability::Available, None)),
-        updates: 1,
-        ..Default::default()
-    };
-    let platforms = [
+/// A PBX line in a call (read only) and one writable platform showing
+/// `target`, with DND written to `channel`.
+fn call_and_target<'a>(
+    profile: &'a Profile,
+    pbx: &'a EndpointView,
+    instance: &'a str,
+    target: &'a EndpointView,
+    channel: DndChannel,
+) -> [Platform<'a>; 2] {
+    [
         Platform {
             instance: "pbx",
             up: true,
             leader: false,
-            profile: &profile,
-            views: vec![&pbx],
+            profile,
+            views: vec![pbx],
             target: None,
         },
         Platform {
-            instance: "teams",
+            instance,
             up: true,
-            leader: true,
-            profile: &profile,
-            views: vec![&teams],
+            leader: instance == "teams",
+            profile,
+            views: vec![target],
             target: Some(Target {
                 endpoint: "alice",
-                channel: DndChannel::Rich,
-                view: Some(&teams),
+                channel,
+                view: Some(target),
             }),
         },
-    ];
+    ]
+}
+
+fn seen(view: EndpointView) -> EndpointView {
+    EndpointView { updates: 1, ..view }
+}
+
+#[test]
+fn a_retryable_failure_backs_off_and_honours_retry_after() {
+    let mut engine = UserSync::default();
+    let profile = profile::resolve(None).unwrap();
+    let pbx = seen(EndpointView {
+        telephony: Some(line(true, false)),
+        ..Default::default()
+    });
+    let teams = seen(EndpointView {
+        rich: Some(rich(Availability::Available, None)),
+        ..Default::default()
+    });
+    let platforms = call_and_target(&profile, &pbx, "teams", &teams, DndChannel::Rich);
     let mut n = 0;
     let mut ids = |_: &str, _: &str, _: &SyncAction| {
         n += 1;
@@ -704,38 +718,15 @@ fn a_lease_is_refreshed_while_the_conversation_lasts() {
     };
     let mut engine = UserSync::default();
     let profile = profile::resolve(None).unwrap();
-    let pbx = EndpointView {
+    let pbx = seen(EndpointView {
         telephony: Some(line(true, false)),
-        updates: 1,
         ..Default::default()
-    };
-    let rc = EndpointView {
+    });
+    let rc = seen(EndpointView {
         telephony: Some(line(false, false)),
-        updates: 1,
         ..Default::default()
-    };
-    let platforms = [
-        Platform {
-            instance: "pbx",
-            up: true,
-            leader: false,
-            profile: &profile,
-            views: vec![&pbx],
-            target: None,
-        },
-        Platform {
-            instance: "rc",
-            up: true,
-            leader: false,
-            profile: &profile,
-            views: vec![&rc],
-            target: Some(Target {
-                endpoint: "101",
-                channel: DndChannel::Telephony,
-                view: Some(&rc),
-            }),
-        },
-    ];
+    });
+    let platforms = call_and_target(&profile, &pbx, "rc", &rc, DndChannel::Telephony);
     let mut n = 0;
     let mut ids = |_: &str, _: &str, _: &SyncAction| {
         n += 1;
