@@ -237,10 +237,16 @@ impl fantoccini::wd::WebDriverCompatibleCommand for LogCmd {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // chromedriver and the browser it started share its process group.
-        let _ = Command::new("kill")
-            .args(["-9", &format!("-{}", self.driver.id())])
-            .status();
+        // chromedriver and the browser it started share its process group
+        // (chromedriver leads it: process_group(0) at spawn). Only that
+        // group is signalled, never anything wider.
+        let pgid = self.driver.id() as libc::pid_t;
+        if pgid > 1 {
+            // SAFETY: killpg sends a signal; no memory is involved.
+            unsafe {
+                libc::killpg(pgid, libc::SIGKILL);
+            }
+        }
         let _ = self.driver.wait();
     }
 }
