@@ -34,7 +34,6 @@ struct Browser {
 
 impl Browser {
     async fn start() -> Browser {
-        eprintln!("DBG start");
         for bin in ["chromium", "chromedriver"] {
             assert!(
                 Command::new("sh")
@@ -69,7 +68,6 @@ impl Browser {
         let port = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("chromedriver tells its port");
-        eprintln!("DBG chromedriver on {port}");
         let profile = tempfile::tempdir().unwrap();
         let caps = json!({
             "browserName": "chrome",
@@ -103,11 +101,11 @@ impl Browser {
     }
 
     async fn goto(&self, url: &str) {
-        eprintln!("DBG goto {url}");
         self.c.goto(url).await.unwrap();
     }
 
-    /// Open a section from the navigation, as an operator would.
+    /// Open a section from the navigation, as an operator would; check
+    /// that every control in it has a label.
     async fn section(&self, id: &str) {
         self.click(&format!("#nav a[data-section={id}]")).await;
         self.until(
@@ -115,10 +113,23 @@ impl Browser {
             &format!("the {id} section"),
         )
         .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.assert_labelled(id).await;
+    }
+
+    /// Every input, select and textarea has a label (or an aria-label).
+    async fn assert_labelled(&self, where_: &str) {
+        let unlabelled = self
+            .js("return [...document.querySelectorAll('input, select, textarea')].filter(e => e.type !== 'hidden' && !e.labels.length && !e.getAttribute('aria-label')).map(e => e.name || e.outerHTML)")
+            .await;
+        assert_eq!(
+            unlabelled,
+            json!([]),
+            "controls without a label in {where_}"
+        );
     }
 
     async fn js(&self, script: &str) -> Value {
-        eprintln!("DBG js {}", &script[..script.len().min(80)]);
         self.c
             .execute(script, vec![])
             .await
@@ -145,7 +156,6 @@ impl Browser {
     }
 
     async fn find(&self, css: &str) -> Element {
-        eprintln!("DBG find {css}");
         self.c
             .wait()
             .at_most(Duration::from_secs(20))
@@ -265,7 +275,17 @@ fn hub() -> Hub {
 
 /// Push one signed http-push update (or batch); milliseconds since the
 /// epoch when the hub answered.
-async fn push(hub: &Hub, instance: &str, body: Value) -> u64 {
+async fn push(hub: &Hub, instance: &str, mut body: Value) -> u64 {
+    // Each update gets the next sequence number: two equal bodies within a
+    // second would otherwise carry the same signature (refused as a replay).
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let mut stamp = |u: &mut Value| {
+        u["sequence"] = json!(SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    };
+    match body.get_mut("updates").and_then(Value::as_array_mut) {
+        Some(list) => list.iter_mut().for_each(&mut stamp),
+        None => stamp(&mut body),
+    }
     let body = body.to_string();
     let ts = unix_now();
     let resp = hub
@@ -922,6 +942,107 @@ async fn roles_and_a_path_prefix() {
         "a token appeared in a URL the browser asked for"
     );
     assert!(proxy.requests() > 10, "the page went through the proxy");
+}
+
+/// 1,000 users: one page of rows in the document, every change applied in
+/// batches per frame. Prints how long the frames took (not asserted as a
+/// timing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn board_with_a_thousand_users() {
+    let hub = hub();
+    let (s, v) = hub
+        .call(
+            "POST",
+            "/api/v1/connectors",
+            Some(json!({"id": "cti", "plugin": "http-push", "config": {"shared_secret": SECRET}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let users: Vec<Value> = (0..1000)
+        .map(|i| {
+            json!({
+                "username": format!("user{i:04}"),
+                "display_name": format!("User {i:04}"),
+                "department": format!("Dept {}", i % 10),
+                "extension": format!("{}", 3000 + i),
+            })
+        })
+        .collect();
+    let (s, v) = hub
+        .call("POST", "/api/v1/users/import", Some(Value::Array(users)))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let console = create_token(&hub, "wallboard", "console").await;
+    let b = Browser::start().await;
+    b.sign_in(&hub.url("/"), &console).await;
+    b.until(
+        "window.presenceBoard && window.presenceBoard.users.size === 1000",
+        "1,000 users",
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.querySelectorAll('#board-rows tr').length")
+            .await,
+        100,
+        "one page of rows in the document"
+    );
+    assert!(
+        b.text("#board-summary")
+            .await
+            .contains("1000 of 1000 people shown, page 1 of 10")
+    );
+    b.js("window.presenceBoard.stats = { frames: 0, changes: 0, maxMs: 0, totalMs: 0 }")
+        .await;
+    // Every user changes, in one push of 1,000 updates, then again.
+    let started = Instant::now();
+    for round in 0..2 {
+        let line = if round == 0 { "in-call" } else { "idle" };
+        let updates: Vec<Value> = (0..1000)
+            .map(|i| json!({"endpoint": format!("{}", 3000 + i), "telephony": {"line": line}}))
+            .collect();
+        push(&hub, "cti", json!({ "updates": updates })).await;
+        let want = if round == 0 { 1000 } else { 0 };
+        b.until(
+            &format!("document.getElementById('in-call-count').textContent === '{want}'"),
+            "every change on the board",
+        )
+        .await;
+    }
+    let stats = b.js("return window.presenceBoard.stats").await;
+    eprintln!(
+        "1,000 users, 2 × 1,000 changes: on the board {} ms after the first push; {} frames applied {} user changes, longest frame's work {:.1} ms, mean {:.1} ms",
+        started.elapsed().as_millis(),
+        stats["frames"],
+        stats["changes"],
+        stats["maxMs"].as_f64().unwrap_or_default(),
+        stats["totalMs"].as_f64().unwrap_or_default()
+            / stats["frames"].as_f64().unwrap_or(1.0).max(1.0),
+    );
+    assert!(stats["changes"].as_u64().unwrap() >= 2000, "{stats}");
+    assert!(
+        stats["frames"].as_u64().unwrap() < 2000,
+        "changes are batched per frame: {stats}"
+    );
+    // Paging and a filter still work at this size.
+    b.click(".pager button:last-of-type").await;
+    b.until(
+        "document.getElementById('board-summary').textContent.includes('page 2 of 10')",
+        "page 2",
+    )
+    .await;
+    b.find("#board-filters select[name=department]")
+        .await
+        .select_by_value("Dept 3")
+        .await
+        .unwrap();
+    b.until(
+        "document.getElementById('board-summary').textContent.startsWith('100 of 1000')",
+        "one department",
+    )
+    .await;
+    let logs = b.severe_logs().await;
+    assert!(logs.is_empty(), "the page logged errors: {logs:#?}");
+    b.close().await;
 }
 
 // ---- a reverse proxy under a path prefix ---------------------------------

@@ -26,6 +26,7 @@ export class Board {
     this.visible = [];
     this.departments = new Set();
     this.filter = { q: '', department: '', rich: '', telephony: '', inCall: false };
+    this.stats = { frames: 0, changes: 0, maxMs: 0, totalMs: 0 };
     this.feedStatus = feedStatus;
     this.feed = new Feed({
       snapshot: (users) => this.snapshot(users),
@@ -40,13 +41,24 @@ export class Board {
 
   destroy() {
     this.feed.stop();
+    document.removeEventListener('keydown', this.onKey);
     cancelAnimationFrame(this.frame);
     if (window.presenceBoard === this) delete window.presenceBoard;
   }
 
   build() {
     const f = this.filter;
-    const q = input({ type: 'search', name: 'q', placeholder: 'name, username or extension', autocomplete: 'off' });
+    const q = input({ type: 'search', name: 'q', placeholder: 'name, username or extension  ( / )', autocomplete: 'off', 'aria-keyshortcuts': '/' });
+    this.search = q;
+    // "/" jumps to the search box from anywhere on the board.
+    this.onKey = (e) => {
+      if (e.key === '/' && !e.ctrlKey && !e.metaKey && !/^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement.tagName)
+        && !document.querySelector('dialog[open]')) {
+        e.preventDefault();
+        q.focus();
+      }
+    };
+    document.addEventListener('keydown', this.onKey);
     q.addEventListener('input', () => { f.q = q.value.trim().toLowerCase(); this.refilter(); });
     this.deptSelect = select('department', [['', 'All departments']], '');
     this.deptSelect.addEventListener('change', () => { f.department = this.deptSelect.value; this.refilter(); });
@@ -106,6 +118,7 @@ export class Board {
   /** Apply everything that arrived since the last frame, once. */
   flush() {
     this.frame = 0;
+    const started = performance.now();
     const now = Date.now();
     const changed = new Set(this.touched);
     this.touched.clear();
@@ -135,10 +148,18 @@ export class Board {
     let calls = 0;
     for (const u of this.users.values()) if (inCall(u)) calls++;
     this.inCallCount.textContent = String(calls);
-    clear(this.summary, `${list.length} of ${this.users.size} people shown`,
-      pages > 1 ? `, page ${this.page + 1} of ${pages}` : '', '.');
+    const summary = `${list.length} of ${this.users.size} people shown${pages > 1 ? `, page ${this.page + 1} of ${pages}` : ''}.`;
+    // Only when it changes: it is a live region.
+    if (this.summary.textContent !== summary) this.summary.textContent = summary;
     this.renderPager(pages);
     this.full = false;
+    // How long a frame's batch took (the tests print it).
+    const ms = performance.now() - started;
+    const st = this.stats;
+    st.frames++;
+    st.changes += changed.size;
+    st.maxMs = Math.max(st.maxMs, ms);
+    st.totalMs += ms;
   }
 
   syncDepartments() {
