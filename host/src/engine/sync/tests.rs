@@ -551,6 +551,7 @@ fn the_properties_catch_broken_engines() {
         (Mutant::NeverRestores, ""),
         (Mutant::TargetBlind, ""),
         (Mutant::ForgetsFailures, ""),
+        (Mutant::EchoBlind, ""),
     ] {
         let found = caught(mutant, 2000).unwrap_or_else(|| panic!("{mutant:?} not caught"));
         assert!(found.contains(property), "{mutant:?}: {found}");
