@@ -48,7 +48,7 @@ export class Board {
 
   build() {
     const f = this.filter;
-    const q = input({ type: 'search', name: 'q', placeholder: 'name, username or extension  ( / )', autocomplete: 'off', 'aria-keyshortcuts': '/' });
+    const q = input({ type: 'search', name: 'q', placeholder: 'name or extension ( / )', autocomplete: 'off', 'aria-keyshortcuts': '/' });
     this.search = q;
     // "/" jumps to the search box from anywhere on the board.
     this.onKey = (e) => {
@@ -59,7 +59,12 @@ export class Board {
       }
     };
     document.addEventListener('keydown', this.onKey);
-    q.addEventListener('input', () => { f.q = q.value.trim().toLowerCase(); this.refilter(); });
+    const onQ = () => {
+      const v = q.value.trim().toLowerCase();
+      if (v !== f.q) { f.q = v; this.refilter(); }
+    };
+    q.addEventListener('input', onQ);
+    q.addEventListener('change', onQ);
     this.deptSelect = select('department', [['', 'All departments']], '');
     this.deptSelect.addEventListener('change', () => { f.department = this.deptSelect.value; this.refilter(); });
     const rich = select('rich', [['', 'Any rich state'], ...RICH.map((s) => [s, STATES[s][0]])], '');

@@ -6,7 +6,7 @@ export const STATES = {
   available: ['Available', '●'],
   away: ['Away', '◔'],
   busy: ['Busy', '■'],
-  'do-not-disturb': ['Do not disturb', '⛔'],
+  'do-not-disturb': ['Do not disturb', '⊖'],
   offline: ['Offline', '○'],
   'forwarded-to-voicemail': ['Forwarded to voicemail', '✉'],
   'forwarded-to-number': ['Forwarded to number', '↪'],
