@@ -49,3 +49,8 @@ pub const SYNC_RETRY_MAX: Duration = Duration::from_secs(300);
 /// seen there within this long is the tail of its own write (a
 /// notification sent before the restore landed), not the person's.
 pub const SYNC_ECHO_GRACE: Duration = Duration::from_secs(5);
+
+/// After a restart the sync's stored holds are neither lifted nor renewed
+/// for this long, while the connectors report their first states: a call
+/// still going on keeps its DND elsewhere without a flap.
+pub const SYNC_RESTART_SETTLE: Duration = Duration::from_secs(5);

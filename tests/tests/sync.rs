@@ -780,3 +780,47 @@ async fn dnd_left_by_a_killed_hub_is_lifted_after_its_restart() {
     assert!(pw.is_empty(), "the PBX was written to: {pw:#?}");
     assert!(r.sim.sessions(&r.alice).is_empty());
 }
+
+/// 8. A restart in the middle of a call keeps the DND without a flap: the
+/// hub comes back while the PBX call goes on, renews its DND in Teams
+/// (never clearing it first), and lifts it once the call ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_during_a_call_keeps_the_dnd_without_a_flap() {
+    require_kamailio!();
+    let mut r = rig(
+        SimConfig::default(),
+        sync_rules(json!({"everyone": true})),
+        json!({}),
+    )
+    .await;
+    let _uas = tokio::task::block_in_place(|| r.k.sipp_register_uas("alice", 300));
+    let call = call_alice(&r.k, 14_000);
+    r.hub
+        .wait_for("/api/v1/presence/alice", "DND held in Teams", |v| {
+            platform(v, TEAMS)["hold"] == "held"
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::task::block_in_place(|| r.hub.restart());
+    // Back, the call still on: the hold is renewed, never lifted.
+    r.hub
+        .wait_for(
+            "/api/v1/presence/alice",
+            "the DND renewed after the restart",
+            |v| platform(v, TEAMS)["hold"] == "held" && platform(v, PBX)["in_conversation"] == true,
+        )
+        .await;
+    assert!(
+        presence_writes(&r.sim, &r.alice, "clearPresence").is_empty(),
+        "the DND was cleared during the call"
+    );
+    assert!(dnd_session(&r.sim, &r.alice));
+    assert!(call.await.unwrap(), "sipp call failed");
+    until(
+        "the DND lifted after the call",
+        Duration::from_secs(20),
+        || r.sim.sessions(&r.alice).is_empty(),
+    )
+    .await;
+    assert_eq!(presence_writes(&r.sim, &r.alice, "clearPresence").len(), 1);
+}

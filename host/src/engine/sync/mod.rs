@@ -283,6 +283,8 @@ struct Hold {
     unsettled: Vec<u64>,
     /// The restore that last lifted the hub's DND here.
     restored_by: Option<u64>,
+    /// After a restart, nothing is lifted before then.
+    quiet_until: Option<u64>,
 }
 
 /// How many DND write ids a hold remembers.
@@ -302,6 +304,7 @@ impl Default for Hold {
             sets: Vec::new(),
             unsettled: Vec::new(),
             restored_by: None,
+            quiet_until: None,
         }
     }
 }
@@ -421,17 +424,21 @@ impl UserSync {
             .collect()
     }
 
-    /// The holds as a restart finds them: taken, not seen since, due for
-    /// renewal (a restore instead if nothing calls for DND any more).
-    pub fn from_records(records: Vec<HoldRecord>, now: u64) -> UserSync {
+    /// The holds as a restart finds them: taken, not seen since. Until
+    /// `resume_at` the platforms report their first states and nothing is
+    /// lifted (a call still going on must not see its DND elsewhere
+    /// restored and set again); then each hold is renewed, or restored if
+    /// nothing calls for DND any more.
+    pub fn from_records(records: Vec<HoldRecord>, resume_at: u64) -> UserSync {
         let holds = records
             .into_iter()
             .map(|r| {
                 let hold = Hold {
                     phase: Phase::Held {
                         confirmed: false,
-                        refresh_at: Some(now),
+                        refresh_at: Some(resume_at),
                     },
+                    quiet_until: Some(resume_at),
                     write: r.write,
                     written: true,
                     sets: r.sets,
@@ -675,7 +682,11 @@ impl UserSync {
                         &mut step,
                     );
                 }
+                (false, true) if hold.quiet_until.is_some_and(|t| now < t) => {
+                    step.wake(hold.quiet_until.unwrap_or(now));
+                }
                 (false, true) => {
+                    hold.quiet_until = None;
                     let why = why_not();
                     if hold.may_hold()
                         || matches!(

@@ -779,10 +779,18 @@ fn holds_survive_a_restart_renewed_or_lifted() {
     );
     assert!(sim.settle());
     assert_eq!(sim.hub, [false, true, true]);
-    // The call ended while the hub was down: the DND is lifted.
-    sim.engine = UserSync::from_records(records, sim.now);
+    // The call ended while the hub was down: the DND is lifted, once the
+    // platforms had a moment to report.
+    sim.engine = UserSync::from_records(records, sim.now + 10_000);
     sim.conv[0] = false;
     sim.changed(0);
+    let writes = sim.writes;
+    let e = sim.events.remove(0);
+    sim.deliver(e);
+    assert_eq!(
+        sim.writes, writes,
+        "nothing lifted before the platforms report"
+    );
     assert!(sim.settle());
     assert_eq!(sim.hub, [false; 3]);
 }

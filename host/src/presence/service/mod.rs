@@ -193,7 +193,10 @@ impl Service {
         let now = now_ms();
         for (name, records) in loaded.sync {
             match s.by_name.get(name.as_str()) {
-                Some(&id) => s.slot_mut(id).sync = UserSync::from_records(records, now),
+                Some(&id) => {
+                    let resume = now + crate::timing::SYNC_RESTART_SETTLE.as_millis() as u64;
+                    s.slot_mut(id).sync = UserSync::from_records(records, resume);
+                }
                 None => {
                     let _ = s.sync_store.send((name, None));
                 }
