@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
+use hub_e2e::graph_sim::{GraphSim, SimConfig};
 use hub_e2e::{Hub, TOKEN, dist, root, sign, unix_now};
 use serde_json::{Value, json};
 
@@ -164,8 +165,19 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no element {css}: {e}"))
     }
 
+    /// Click; once more if a list refreshed between finding and clicking
+    /// (a stale element).
     async fn click(&self, css: &str) {
-        self.find(css).await.click().await.unwrap();
+        for attempt in 0..3 {
+            match self.find(css).await.click().await {
+                Ok(()) => return,
+                Err(e) if attempt < 2 => {
+                    eprintln!("click {css}: {e}; again");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
     }
 
     async fn type_in(&self, css: &str, text: &str) {
@@ -645,7 +657,17 @@ async fn admin_runs_the_hub_from_the_console() {
     );
     assert!(detail.contains("cti"), "{detail}");
     assert!(detail.contains("Sync off for this user"), "{detail}");
+    // A note, shared with every console at once: the board shows it live.
+    b.type_in("dialog form input[name=text]", "Covering for Bob")
+        .await;
+    b.click("dialog form button[type=submit]").await;
+    b.find("dialog .note-list li").await;
     b.js("document.querySelector('dialog').close()").await;
+    b.until(
+        "document.querySelector('#board-rows tr[data-user=alice] td.note').textContent.includes('Covering for Bob')",
+        "the note on the board",
+    )
+    .await;
 
     // Force-subscribe for one minute.
     b.click("#board-rows [data-subscribe=dave]").await;
@@ -657,6 +679,37 @@ async fn admin_runs_the_hub_from_the_console() {
     let until = p["forced_until_ms"].as_u64().unwrap();
     assert!(until <= now_ms() + 61_000, "one minute: {until}");
     b.find("#board-rows tr[data-user=dave] .forced").await;
+
+    // Endpoint states of a connector, filtered; disable and enable it.
+    b.section("connectors").await;
+    b.click("button[data-key=ep-cti]").await;
+    b.find("dialog select[name=endpoint_state]")
+        .await
+        .select_by_value("active")
+        .await
+        .unwrap();
+    b.until(
+        "document.querySelectorAll('dialog tbody tr').length === 6",
+        "six active endpoints",
+    )
+    .await;
+    b.type_in("dialog input[name=endpoint_q]", "1003").await;
+    b.until(
+        "document.querySelectorAll('dialog tbody tr').length === 1 && document.querySelector('dialog tbody th').textContent === '1003'",
+        "endpoint 1003",
+    )
+    .await;
+    b.js("document.querySelector('dialog').close()").await;
+    b.click("button[data-key=dis-cti]").await;
+    hub.wait_for("/api/v1/connectors/cti", "cti disabled", |v| {
+        v["enabled"] == false
+    })
+    .await;
+    b.click("button[data-key=en-cti]").await;
+    hub.wait_for("/api/v1/connectors/cti/status", "cti running again", |v| {
+        v["enabled"] == true && v["status"]["status"] == "up-and-running"
+    })
+    .await;
 
     // CSV import with a bad row: every rejected row is shown, nothing imported.
     b.section("users").await;
@@ -943,6 +996,91 @@ async fn roles_and_a_path_prefix() {
         "a token appeared in a URL the browser asked for"
     );
     assert!(proxy.requests() > 10, "the page went through the proxy");
+}
+
+/// A connector that needs a person to sign in (teams-graph, device code, on
+/// the Graph simulator): the connectors page shows the login step with the
+/// code and the URL, each with a copy button, and the status once signed in.
+/// The form generated for teams-graph (choices, URLs, secrets) is pictured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_step_with_copy_buttons() {
+    let sim = GraphSim::start(SimConfig::default()).await;
+    sim.add_user("alice@contoso.onmicrosoft.com");
+    let hub = Hub::start(&["plugins/teams-graph"], &[]);
+    let c = sim.config();
+    let b = Browser::start().await;
+    b.sign_in(&hub.url("/"), TOKEN).await;
+
+    // The generated form: a choice is a select, a secret a password field.
+    b.section("connectors").await;
+    b.click("#new-connector").await;
+    b.find("#connector-form").await;
+    let kinds = b
+        .js("return Object.fromEntries([...document.querySelectorAll('#connector-form [data-config]')].map(e => [e.dataset.config, e.tagName.toLowerCase() + ':' + (e.type || '')]))")
+        .await;
+    assert_eq!(kinds["auth_flow"], "select:select-one", "{kinds}");
+    assert_eq!(kinds["client_secret"], "input:password", "{kinds}");
+    b.type_in("#connector-form input[name=id]", "teams").await;
+    for (name, value) in [
+        ("tenant_id", c.tenant.as_str()),
+        ("client_id", c.client_id.as_str()),
+        ("authority", &sim.authority()),
+        ("graph_base", &sim.graph_base()),
+    ] {
+        b.type_in(&format!("[data-config={name}]"), value).await;
+    }
+    b.find("[data-config=auth_flow]")
+        .await
+        .select_by_value("device-code")
+        .await
+        .unwrap();
+    b.assert_labelled("the teams-graph form").await;
+    b.shot("connector-form-teams").await;
+    b.click("#connector-form button[type=submit]").await;
+    b.find("tr[data-connector=teams]").await;
+
+    // The login step, with copy buttons, as soon as the plugin asks.
+    let code = b
+        .until(
+            "document.querySelector('tr[data-connector=teams] .login-step code:last-of-type') && [...document.querySelectorAll('tr[data-connector=teams] .login-step code')].map(c => c.textContent)",
+            "the login step",
+        )
+        .await;
+    let codes: Vec<String> = code
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(codes.len(), 2, "{codes:?}");
+    assert_eq!(codes[0], format!("{}/devicelogin", sim.base));
+    assert!(sim.user_codes().contains(&codes[1]), "{codes:?}");
+    b.shot("login-step").await;
+    // Copy the code: to the clipboard, or (without clipboard access in a
+    // headless browser) selected for Ctrl+C.
+    b.click("tr[data-connector=teams] .login-step button[aria-label='Copy the device code']")
+        .await;
+    let copied = b
+        .until(
+            "(() => { const b = document.querySelector(\"tr[data-connector=teams] .login-step button[aria-label='Copy the device code']\"); return b && b.textContent !== 'Copy' && [b.textContent, getSelection().toString()]; })()",
+            "the copy button's answer",
+        )
+        .await;
+    assert!(
+        copied[0] == "Copied" || copied[1] == codes[1].as_str(),
+        "{copied}"
+    );
+    // Signed in on the simulator: the page (refreshing every 5 s) shows the
+    // connector up and running, the login step gone.
+    assert_eq!(sim.approve_device_codes(), 1);
+    b.until(
+        "document.querySelector('tr[data-connector=teams] .status').textContent.startsWith('Up and running') && !document.querySelector('tr[data-connector=teams] .login-step')",
+        "signed in",
+    )
+    .await;
+    let logs = b.severe_logs().await;
+    assert!(logs.is_empty(), "the page logged errors: {logs:#?}");
+    b.close().await;
 }
 
 /// 1,000 users: one page of rows in the document, every change applied in

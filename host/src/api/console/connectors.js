@@ -118,7 +118,10 @@ export class Connectors {
 
   loginStep(step) {
     return h('div.login-step', h('strong', 'Login step: '), step.message,
-      step.url ? h('div', 'Open ', copyable(step.url, 'the authorization URL')) : null,
+      step.url ? h('div', /^https?:\/\//i.test(step.url)
+        // A link only for http(s): the URL comes from a plugin.
+        ? h('a', { href: step.url, target: '_blank', rel: 'noopener noreferrer' }, 'Open the sign-in page')
+        : 'Sign-in page', ': ', copyable(step.url, 'the authorization URL')) : null,
       step.user_code ? h('div', 'Code ', copyable(step.user_code, 'the device code')) : null,
       step.expires_at_ms ? h('div.hint', `expires ${fmtTime(step.expires_at_ms)}`) : null);
   }
