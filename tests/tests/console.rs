@@ -116,6 +116,40 @@ impl Browser {
         .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         self.assert_labelled(id).await;
+        self.assert_contrast(id).await;
+    }
+
+    /// WCAG AA: every element with text of its own has a contrast ratio of
+    /// at least 4.5 against the background it is drawn on.
+    async fn assert_contrast(&self, where_: &str) {
+        let low = self
+            .js(r#"
+const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+const lum = ([r, g, b]) => {
+  const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+};
+const bg = (el) => {
+  for (let e = el; e; e = e.parentElement) {
+    const c = rgb(getComputedStyle(e).backgroundColor);
+    if (c.length === 3 || c[3] > 0) return c.slice(0, 3);
+  }
+  return [255, 255, 255];
+};
+const out = [];
+for (const el of document.querySelectorAll('body *')) {
+  if (!el.offsetParent || el.closest('[hidden]')) continue;
+  if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+  const st = getComputedStyle(el);
+  if (el.disabled || el.closest(':disabled') || st.opacity < 1) continue;
+  const a = lum(rgb(st.color)), b = lum(bg(el));
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  if (ratio < 4.5) out.push(`${el.tagName}.${el.className}: ${ratio.toFixed(2)} "${el.textContent.trim().slice(0, 30)}"`);
+}
+return out;
+"#)
+            .await;
+        assert_eq!(low, json!([]), "text below 4.5:1 contrast in {where_}");
     }
 
     /// Every input, select and textarea has a label (or an aria-label).
@@ -595,6 +629,7 @@ async fn admin_runs_the_hub_from_the_console() {
         true,
         "no reload"
     );
+    b.assert_contrast("the board").await;
     b.shot("board").await;
 
     // Filters: department, rich state, in a call, name.
@@ -710,6 +745,20 @@ async fn admin_runs_the_hub_from_the_console() {
         v["enabled"] == true && v["status"]["status"] == "up-and-running"
     })
     .await;
+    // Events per minute, from the hub's counters while the page is open.
+    push(
+        &hub,
+        "cti",
+        json!({"endpoint": "1004", "rich": {"availability": "away", "note": "Back at 3"}}),
+    )
+    .await;
+    let rate = b
+        .until(
+            "Number(document.querySelector('tr[data-connector=cti] td.num').textContent) > 0 && document.querySelector('tr[data-connector=cti] td.num').textContent",
+            "events per minute",
+        )
+        .await;
+    eprintln!("cti: {rate} events per minute shown");
 
     // CSV import with a bad row: every rejected row is shown, nothing imported.
     b.section("users").await;

@@ -43,16 +43,35 @@ export class Connectors {
     clearInterval(this.timer);
   }
 
+  /**
+   * Events per minute per instance over the last minute, from consecutive
+   * samples of the hub's counters; a counter that went down (the instance
+   * restarted) counts from zero, as Prometheus' rate() does.
+   */
   async rates() {
     const counts = await eventCounters();
     const now = Date.now();
     this.samples.push({ at: now, counts });
     this.samples = this.samples.filter((s) => now - s.at <= 65_000);
-    const first = this.samples[0];
-    const dt = (now - first.at) / 60_000;
     const rate = new Map();
-    for (const [inst, n] of counts) {
-      if (dt > 0 && first.counts.has(inst)) rate.set(inst, Math.max(0, (n - first.counts.get(inst)) / dt));
+    const first = this.samples[0];
+    const minutes = (now - first.at) / 60_000;
+    if (minutes <= 0) return rate;
+    for (const inst of counts.keys()) {
+      let events = 0;
+      let seen = false;
+      for (let i = 1; i < this.samples.length; i++) {
+        const a = this.samples[i - 1].counts.get(inst);
+        const b = this.samples[i].counts.get(inst);
+        if (b === undefined) continue;
+        if (a === undefined) {
+          seen = true;
+          continue;
+        }
+        seen = true;
+        events += b >= a ? b - a : b;
+      }
+      if (seen) rate.set(inst, events / minutes);
     }
     return rate;
   }
