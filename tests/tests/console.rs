@@ -802,6 +802,18 @@ async fn admin_runs_the_hub_from_the_console() {
     .await;
     b.find("#user-list tr[data-user=henry]").await;
     assert_eq!(hub.get("/api/v1/users/henry").await["extension"], "1008");
+    // Export: the CSV the page hands to the browser's download.
+    b.js("window.__csv = null; const make = URL.createObjectURL; URL.createObjectURL = (blob) => { blob.text().then((t) => { window.__csv = t; }); return make(blob); };")
+        .await;
+    b.click("#users-title ~ button:last-of-type").await;
+    let csv = b.until("window.__csv", "the exported CSV").await;
+    let csv = csv.as_str().unwrap();
+    assert!(
+        csv.starts_with("username,display_name,department,email,extension"),
+        "{csv}"
+    );
+    assert!(csv.contains("henry,Henry Hill,Sales,,1008"), "{csv}");
+    assert_eq!(csv.lines().count(), 9, "header and 8 users: {csv}");
 
     // Edit a user: an endpoint for the cti connector and sync on.
     b.js("[...document.querySelectorAll('#user-list tr[data-user=henry] button')].find(x => x.textContent === 'Edit').click()")
@@ -842,6 +854,32 @@ async fn admin_runs_the_hub_from_the_console() {
         hub.get("/api/v1/plugins/acme-presence").await["id"],
         "acme-presence"
     );
+    // Reload one, delete the uploaded one (after the browser's confirm).
+    b.js("[...document.querySelectorAll('#plugin-list tr[data-plugin=http-push] button')].find(x => x.textContent === 'Reload').click()")
+        .await;
+    b.until(
+        "[...document.querySelectorAll('.toast')].some(t => t.textContent.startsWith('Plugin http-push reloaded'))",
+        "reloaded",
+    )
+    .await;
+    b.js("setTimeout(() => [...document.querySelectorAll('#plugin-list tr[data-plugin=acme-presence] button')].find(x => x.textContent === 'Delete').click(), 0)")
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.c.accept_alert().await.is_err() {
+        assert!(Instant::now() < deadline, "no confirm dialog");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    hub.wait_for("/api/v1/plugins", "acme deleted", |v| {
+        v["plugins"]
+            .as_array()
+            .is_some_and(|l| l.iter().all(|p| p["id"] != "acme-presence"))
+    })
+    .await;
+    b.until(
+        "!document.querySelector('#plugin-list tr[data-plugin=acme-presence]')",
+        "acme gone from the list",
+    )
+    .await;
 
     // Rules: winning technology by the arrows.
     b.section("rules").await;
