@@ -1074,7 +1074,28 @@ async fn roles_and_a_path_prefix() {
     b.find("#rules-form").await;
     assert!(!b.has("#rules-form button[type=submit]").await);
 
-    // A token that is no longer valid signs the page out.
+    // A token that is revoked meanwhile signs the page out at its next call.
+    let tokens = hub.get("/api/v1/tokens").await;
+    let desk = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "desk")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _) = hub
+        .call("DELETE", &format!("/api/v1/tokens/{desk}"), None)
+        .await;
+    assert_eq!(s, 204);
+    b.click("#nav a[data-section=users]").await;
+    b.until(
+        "!document.body.dataset.role && document.getElementById('token-error').textContent.includes('no longer accepted')",
+        "signed out after the revocation",
+    )
+    .await;
+    assert_eq!(b.js("return sessionStorage.length").await, 0);
     let logs = b.severe_logs().await;
     assert!(logs.is_empty(), "the page logged errors: {logs:#?}");
     b.close().await;

@@ -32,6 +32,11 @@ export function whenUnauthorized(f) {
   onUnauthorized = f;
 }
 
+/** The hub no longer takes the token (revoked, or a new admin token). */
+export function unauthorized(err) {
+  onUnauthorized(err);
+}
+
 /** The URL of an API path such as `users?q=x` (no leading slash). */
 export function url(path) {
   return new URL(path, API);

@@ -3,7 +3,7 @@
 // URL ends up in logs). After a drop it reconnects with Last-Event-ID and
 // gets exactly the changes it missed, without reloading the board; a
 // `resync` (the hub found us too slow) brings a fresh snapshot.
-import { token, url } from './api.js';
+import { token, url, unauthorized } from './api.js';
 
 export class Feed {
   /**
@@ -45,7 +45,7 @@ export class Feed {
       const resp = await fetch(url('feed/sse'), { headers, signal: ctrl.signal, cache: 'no-store' });
       if (resp.status === 401 || resp.status === 403) {
         this.on.status('not allowed', false);
-        this.on.denied && this.on.denied(resp.status);
+        if (resp.status === 401) unauthorized(new Error('token refused'));
         return;
       }
       if (!resp.ok || !resp.body) throw new Error(`HTTP ${resp.status}`);
