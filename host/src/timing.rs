@@ -46,11 +46,16 @@ pub const SYNC_RETRY_FIRST: Duration = Duration::from_secs(1);
 pub const SYNC_RETRY_MAX: Duration = Duration::from_secs(300);
 
 /// After the hub lifted its do-not-disturb somewhere, a do-not-disturb
-/// seen there within this long is the tail of its own write (a
-/// notification sent before the restore landed), not the person's.
-pub const SYNC_ECHO_GRACE: Duration = Duration::from_secs(5);
+/// seen there within this long, until the platform has shown no DND once,
+/// is the tail of its own write (Graph catches up in seconds, at worst
+/// minutes), not the person's.
+pub const SYNC_ECHO_GRACE: Duration = Duration::from_secs(120);
 
-/// After a restart the sync's stored holds are neither lifted nor renewed
-/// for this long, while the connectors report their first states: a call
-/// still going on keeps its DND elsewhere without a flap.
-pub const SYNC_RESTART_SETTLE: Duration = Duration::from_secs(5);
+/// A sync write whose outcome has not come after this long is taken as
+/// failed and made again (an outcome lost, a plugin that owes one).
+pub const SYNC_WRITE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// After a restart the sync's stored holds are not lifted until every
+/// running connector of the user has reported, for at most this long: a
+/// call still going on keeps its DND elsewhere without a flap.
+pub const SYNC_RESTART_SETTLE: Duration = Duration::from_secs(60);

@@ -68,7 +68,7 @@ impl From<RuntimeError> for ApiError {
             }
             RuntimeError::Store(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, msg),
             RuntimeError::Unavailable(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg),
-            RuntimeError::Call(CallError::Connector(_)) => {
+            RuntimeError::Call(CallError::Connector(_) | CallError::Rejected(_)) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg)
             }
             RuntimeError::Call(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg),

@@ -59,8 +59,14 @@ pub struct WebhookCall {
 /// Why a call into the guest did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
+    /// The connector could not do it now (not connected yet, stopping):
+    /// the same request may succeed later.
     #[error("{0}")]
     Connector(String),
+    /// The connector refuses the request as such (unsupported, unknown
+    /// endpoint, not configured): asking again changes nothing.
+    #[error("{0}")]
+    Rejected(String),
     #[error("the connector crashed: {0}")]
     Crashed(String),
     #[error("the connector is not running ({0:?})")]
@@ -705,7 +711,10 @@ impl Actor {
             .await;
         match outcome {
             Some(Ok(accepted)) => Ok(accepted),
-            Some(Err(e)) => Err(CallError::Connector(convert::connector_error(&e))),
+            Some(Err(e @ types::ConnectorError::Other(_))) => {
+                Err(CallError::Connector(convert::connector_error(&e)))
+            }
+            Some(Err(e)) => Err(CallError::Rejected(convert::connector_error(&e))),
             None => Err(CallError::Crashed(
                 self.status
                     .get()

@@ -836,46 +836,63 @@ impl Runtime {
     }
 
     /// Make the sync's writes, in the order the presence service decided
-    /// them, for as long as the hub runs. Each is handed to its actor in
-    /// that order; the plugin's answer is awaited beside, so one slow
-    /// plugin holds up no other instance's writes.
+    /// them, for as long as the hub runs. Each instance has a queue of its
+    /// own, so a busy or restarting actor holds up no other instance's
+    /// writes; within an instance they reach the actor in order, and the
+    /// plugin's answers are awaited beside.
     pub fn follow_sync_writes(self: &Arc<Self>, mut writes: mpsc::UnboundedReceiver<SyncWrite>) {
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
+            let mut queues: BTreeMap<String, mpsc::UnboundedSender<SyncWrite>> = BTreeMap::new();
             while let Some(w) = writes.recv().await {
                 let Some(rt) = me.upgrade() else { return };
-                let action = convert::write_action(convert::sync_write(w.action));
-                rt.services
-                    .writes
-                    .open_as(w.id, &w.instance, &w.endpoint, &action);
-                let control = match rt.control_of(&w.instance) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        let _ = rt.take_answer(
-                            &w.instance,
-                            w.id,
-                            Some(Err(CallError::Connector(e.to_string()))),
-                        );
-                        continue;
-                    }
-                };
-                let (tx, rx) = oneshot::channel();
-                let request = wit::types::WriteRequest {
-                    id: w.id,
-                    endpoint: w.endpoint,
-                    action,
-                };
-                let sent = control.send(Control::Write { request, reply: tx }).await;
-                let instance = w.instance;
-                tokio::spawn(async move {
-                    let answer = match sent {
-                        Ok(()) => rx.await.ok(),
-                        Err(_) => None,
-                    };
-                    let _ = rt.take_answer(&instance, w.id, answer);
+                queues.retain(|_, q| !q.is_closed());
+                let queue = queues.entry(w.instance.clone()).or_insert_with(|| {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    tokio::spawn(rt.clone().send_sync_writes(rx));
+                    tx
                 });
+                let _ = queue.send(w);
             }
         });
+    }
+
+    /// One instance's sync writes, in order; ends when the instance has
+    /// had nothing to write for a minute (a new queue starts on demand).
+    async fn send_sync_writes(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<SyncWrite>) {
+        while let Ok(Some(w)) = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
+            let action = convert::write_action(convert::sync_write(w.action));
+            self.services
+                .writes
+                .open_as(w.id, &w.instance, &w.endpoint, &action);
+            let control = match self.control_of(&w.instance) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = self.take_answer(
+                        &w.instance,
+                        w.id,
+                        Some(Err(CallError::Connector(e.to_string()))),
+                    );
+                    continue;
+                }
+            };
+            let (tx, reply) = oneshot::channel();
+            let request = wit::types::WriteRequest {
+                id: w.id,
+                endpoint: w.endpoint,
+                action,
+            };
+            let sent = control.send(Control::Write { request, reply: tx }).await;
+            let rt = self.clone();
+            let instance = w.instance;
+            tokio::spawn(async move {
+                let answer = match sent {
+                    Ok(()) => reply.await.ok(),
+                    Err(_) => None,
+                };
+                let _ = rt.take_answer(&instance, w.id, answer);
+            });
+        }
     }
 
     /// The actor's control channel of instance `id`, if it runs.
@@ -913,14 +930,38 @@ impl Runtime {
                 );
                 Ok(())
             }
-            Some(Err(e)) => {
+            Some(Err(e @ CallError::Rejected(_))) => {
                 settle(WriteState::Refused, e.to_string());
                 Err(e.into())
             }
+            // Not connected yet, stopping, crashed, not running: the
+            // write did not happen now and may later.
+            Some(Err(e)) => {
+                self.fail_retryable(instance, write_id, e.to_string());
+                Err(e.into())
+            }
             None => {
-                settle(WriteState::Refused, "the connector stopped".into());
+                self.fail_retryable(instance, write_id, "the connector stopped".into());
                 Err(RuntimeError::Unavailable("connector stopped".into()))
             }
+        }
+    }
+
+    fn fail_retryable(&self, instance: &str, write_id: u64, message: String) {
+        let failure = wit::types::WriteFailure {
+            message: message.clone(),
+            retryable: true,
+            retry_after_ms: None,
+            status: None,
+        };
+        if let Some(r) = self.services.writes.settle(
+            instance,
+            write_id,
+            WriteState::Failed,
+            Some(message),
+            Some(&failure),
+        ) {
+            self.services.write_settled(&r);
         }
     }
 

@@ -144,8 +144,14 @@ impl WriteRegistry {
         let (map, order) = &mut *g;
         map.insert(id, record);
         order.push_back(id);
+        // The oldest settled write goes first: a pending one still owes
+        // its outcome to whoever waits for it (the sync).
         while order.len() > KEPT {
-            if let Some(old) = order.pop_front() {
+            let pos = order
+                .iter()
+                .position(|id| map.get(id).is_none_or(|r| r.state != WriteState::Pending))
+                .unwrap_or(0);
+            if let Some(old) = order.remove(pos) {
                 map.remove(&old);
             }
         }

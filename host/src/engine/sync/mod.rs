@@ -214,8 +214,12 @@ pub struct Timing {
     /// three quarters.
     pub lease_ms: Option<u64>,
     /// After the hub lifted its DND somewhere, a DND seen there within
-    /// this long is the tail of its own write, not a person's.
+    /// this long (unless the platform showed no DND since) is the tail of
+    /// its own write, not a person's.
     pub echo_grace_ms: u64,
+    /// A write with no outcome after this long is taken as failed and
+    /// made again.
+    pub write_timeout_ms: u64,
 }
 
 /// What one step decided.
@@ -283,8 +287,11 @@ struct Hold {
     unsettled: Vec<u64>,
     /// The restore that last lifted the hub's DND here.
     restored_by: Option<u64>,
-    /// After a restart, nothing is lifted before then.
+    /// After a restart, nothing is lifted before then unless every
+    /// platform has reported.
     quiet_until: Option<u64>,
+    /// When the write in flight was sent.
+    sent_at: Option<u64>,
 }
 
 /// How many DND write ids a hold remembers.
@@ -305,6 +312,7 @@ impl Default for Hold {
             unsettled: Vec::new(),
             restored_by: None,
             quiet_until: None,
+            sent_at: None,
         }
     }
 }
@@ -424,21 +432,22 @@ impl UserSync {
             .collect()
     }
 
-    /// The holds as a restart finds them: taken, not seen since. Until
-    /// `resume_at` the platforms report their first states and nothing is
-    /// lifted (a call still going on must not see its DND elsewhere
-    /// restored and set again); then each hold is renewed, or restored if
-    /// nothing calls for DND any more.
-    pub fn from_records(records: Vec<HoldRecord>, resume_at: u64) -> UserSync {
+    /// The holds as a restart finds them at `now`: taken, not seen since,
+    /// renewed at once where a conversation still calls for them. Until
+    /// every running platform has reported, at most until `quiet_until`,
+    /// nothing is lifted (a call still going on must not see its DND
+    /// elsewhere restored and set again); then what nothing calls for any
+    /// more is restored.
+    pub fn from_records(records: Vec<HoldRecord>, now: u64, quiet_until: u64) -> UserSync {
         let holds = records
             .into_iter()
             .map(|r| {
                 let hold = Hold {
                     phase: Phase::Held {
                         confirmed: false,
-                        refresh_at: Some(resume_at),
+                        refresh_at: Some(now),
                     },
-                    quiet_until: Some(resume_at),
+                    quiet_until: Some(quiet_until),
                     write: r.write,
                     written: true,
                     sets: r.sets,
@@ -551,13 +560,14 @@ impl UserSync {
             return false;
         }
         if let Some(h) = self.hold_of(p) {
-            if h.wants_dnd() || h.may_hold() || matches!(h.phase, Phase::Setting | Phase::Lifting) {
-                return false;
-            }
-            if let Some(t) = h.lifted_at
-                && now < t + timing.echo_grace_ms
+            // The hub's own DND, or its tail after a lift (an echo still
+            // shown, a platform that has not caught up): not the person's.
+            if h.wants_dnd()
+                || h.shows_hubs(p.target.and_then(|t| t.view), now, timing.echo_grace_ms)
             {
-                step.wake(t + timing.echo_grace_ms);
+                if let Some(t) = h.lifted_at {
+                    step.wake(t + timing.echo_grace_ms);
+                }
                 return false;
             }
         }
@@ -628,6 +638,7 @@ impl UserSync {
             self.observe(p, now, &mut step, ids, timing);
         }
         self.remember_verdicts(platforms, now, timing);
+        let mut echoing: Vec<Key> = Vec::new();
         // What the hub wants now.
         let conversations: Vec<Option<String>> = platforms
             .iter()
@@ -637,6 +648,12 @@ impl UserSync {
             .iter()
             .map(|p| self.leader_dnd(p, now, timing, &mut step))
             .collect();
+        // Every running platform has said something of the user (a report
+        // or a watch state): after a restart, lifts wait for that.
+        let all_reported = platforms
+            .iter()
+            .filter(|p| p.up)
+            .all(|p| p.views.iter().any(|v| v.updates > 0 || v.state.is_some()));
         for (n, p) in platforms.iter().enumerate() {
             let Some(target) = p.target else { continue };
             if !p.up {
@@ -677,12 +694,13 @@ impl UserSync {
                         true,
                         WriteReason::Decision,
                         &trigger,
+                        now,
                         timing,
                         ids,
                         &mut step,
                     );
                 }
-                (false, true) if hold.quiet_until.is_some_and(|t| now < t) => {
+                (false, true) if hold.quiet_until.is_some_and(|t| now < t) && !all_reported => {
                     step.wake(hold.quiet_until.unwrap_or(now));
                 }
                 (false, true) => {
@@ -700,6 +718,7 @@ impl UserSync {
                             false,
                             WriteReason::Decision,
                             &why,
+                            now,
                             timing,
                             ids,
                             &mut step,
@@ -728,6 +747,7 @@ impl UserSync {
                         set,
                         WriteReason::Retry,
                         "the last write failed",
+                        now,
                         timing,
                         ids,
                         &mut step,
@@ -737,13 +757,14 @@ impl UserSync {
                 Phase::Held {
                     refresh_at: Some(at),
                     confirmed,
-                } if at <= now => {
+                } if at <= now && want => {
                     issue(
                         hold,
                         &key,
                         true,
                         WriteReason::Refresh,
                         "the lease runs out",
+                        now,
                         timing,
                         ids,
                         &mut step,
@@ -756,19 +777,77 @@ impl UserSync {
                 Phase::Held {
                     refresh_at: Some(at),
                     ..
-                } => step.wake(at),
+                } if at > now => step.wake(at),
                 _ => {}
             }
+            // After a lift the platform may go on showing the hub's DND for
+            // a while (Graph catches up in seconds to minutes): that tail
+            // ends once it shows no DND, or after the grace.
             if let Some(t) = hold.lifted_at {
-                if now >= t + timing.echo_grace_ms {
+                let cleared = target.view.and_then(|v| shows_dnd(v, target.channel)) == Some(false);
+                if cleared || now >= t + timing.echo_grace_ms {
                     hold.lifted_at = None;
                 } else {
                     step.wake(t + timing.echo_grace_ms);
                 }
             }
+            // A view that is still the echo of one of the hub's DND writes
+            // keeps the hold (and its write ids) known.
+            if target.view.is_some_and(|v| {
+                matches!(v.origin, UpdateOrigin::HubWrite { write_id } if hold.sets.contains(&write_id))
+                    && shows_dnd(v, target.channel) == Some(true)
+            }) {
+                echoing.push(key.clone());
+            }
+            // A write the platform never answered (a lost outcome, a
+            // plugin that owes one) is taken as failed and made again.
+            let awaiting = match hold.phase {
+                Phase::Setting | Phase::Lifting => true,
+                // A lease renewal in flight.
+                Phase::Held { .. } => hold.write.is_some_and(|w| hold.unsettled.contains(&w)),
+                _ => false,
+            };
+            if awaiting && let Some(sent) = hold.sent_at {
+                let due = sent + timing.write_timeout_ms;
+                if now >= due {
+                    let set = hold.phase != Phase::Lifting;
+                    if set {
+                        hold.written = true;
+                    }
+                    hold.detail = Some(format!(
+                        "no outcome within {} s",
+                        timing.write_timeout_ms / 1000
+                    ));
+                    step.log.push((
+                        key.0.clone(),
+                        format!(
+                            "write {} to {}/{}: no outcome within {} s; made again",
+                            hold.write.unwrap_or_default(),
+                            key.0,
+                            key.1,
+                            timing.write_timeout_ms / 1000
+                        ),
+                    ));
+                    hold.attempt += 1;
+                    issue(
+                        hold,
+                        &key,
+                        set,
+                        WriteReason::Retry,
+                        "the last write was never answered",
+                        now,
+                        timing,
+                        ids,
+                        &mut step,
+                    );
+                } else {
+                    step.wake(due);
+                }
+            }
         }
-        self.holds
-            .retain(|_, h| h.phase != Phase::Idle || h.may_hold() || h.lifted_at.is_some());
+        self.holds.retain(|k, h| {
+            h.phase != Phase::Idle || h.may_hold() || h.lifted_at.is_some() || echoing.contains(k)
+        });
         step
     }
 
@@ -818,7 +897,7 @@ impl UserSync {
             Phase::Held {
                 confirmed: true, ..
             } if view.origin == UpdateOrigin::Platform && dnd == Some(false) && p.up => {
-                person_changed(hold, &key, p.leader, "", timing, ids, step);
+                person_changed(hold, &key, p.leader, "", now, timing, ids, step);
             }
             _ => {}
         }
@@ -914,6 +993,12 @@ impl UserSync {
                 retry_after_ms,
                 status,
             } if setting || lifting => {
+                // A DND write that failed may still have landed (the
+                // connector stopped before the platform answered): a lift
+                // then needs a restore, which is cheap where it did not.
+                if setting {
+                    hold.written = true;
+                }
                 hold.attempt += 1;
                 let backoff = timing
                     .retry_first_ms
@@ -967,11 +1052,13 @@ fn failure_text(message: &str, status: Option<u16>) -> String {
 
 /// The person's change on a platform where the hub holds DND: respected
 /// on the leading system, set back on a follower.
+#[allow(clippy::too_many_arguments)]
 fn person_changed(
     hold: &mut Hold,
     key: &Key,
     leader: bool,
     why: &str,
+    now: u64,
     timing: &Timing,
     ids: &mut dyn FnMut(&str, &str, &SyncAction) -> u64,
     step: &mut Step,
@@ -1001,6 +1088,7 @@ fn person_changed(
             true,
             WriteReason::SetBack,
             &trigger,
+            now,
             timing,
             ids,
             step,
@@ -1016,6 +1104,7 @@ fn issue(
     set: bool,
     why: WriteReason,
     trigger: &str,
+    now: u64,
     timing: &Timing,
     ids: &mut dyn FnMut(&str, &str, &SyncAction) -> u64,
     step: &mut Step,
@@ -1029,6 +1118,7 @@ fn issue(
     };
     let id = ids(&key.0, &key.1, &action);
     hold.write = Some(id);
+    hold.sent_at = Some(now);
     if set {
         if hold.sets.len() == SETS_KEPT {
             hold.sets.remove(0);

@@ -23,6 +23,9 @@ const TIMING: Timing = Timing {
     retry_max_ms: 30_000,
     lease_ms: None,
     echo_grace_ms: 5_000,
+    // Slow writes in the model are slow, never lost: see
+    // `a_write_never_answered_is_made_again` for the timeout.
+    write_timeout_ms: u64::MAX / 4,
 };
 
 /// Something a test does.
@@ -767,7 +770,7 @@ fn holds_survive_a_restart_renewed_or_lifted() {
         ["rc", "teams"]
     );
     // The call goes on across the restart: the DND is renewed.
-    sim.engine = UserSync::from_records(records.clone(), sim.now);
+    sim.engine = UserSync::from_records(records.clone(), sim.now, sim.now);
     let writes = sim.writes;
     sim.step(Vec::new());
     assert_eq!(sim.writes, writes + 2);
@@ -779,9 +782,11 @@ fn holds_survive_a_restart_renewed_or_lifted() {
     );
     assert!(sim.settle());
     assert_eq!(sim.hub, [false, true, true]);
-    // The call ended while the hub was down: the DND is lifted, once the
-    // platforms had a moment to report.
-    sim.engine = UserSync::from_records(records, sim.now + 10_000);
+    // The call ended while the hub was down: the restarted hub has seen
+    // nothing yet; the PBX reports first, and nothing is lifted until the
+    // others have reported too (or the wait ends).
+    sim.engine = UserSync::from_records(records.clone(), sim.now, sim.now + 60_000);
+    sim.views = Default::default();
     sim.conv[0] = false;
     sim.changed(0);
     let writes = sim.writes;
@@ -791,6 +796,221 @@ fn holds_survive_a_restart_renewed_or_lifted() {
         sim.writes, writes,
         "nothing lifted before the platforms report"
     );
+    sim.changed(1);
+    sim.changed(2);
     assert!(sim.settle());
     assert_eq!(sim.hub, [false; 3]);
+    // A platform that never reports holds the lift back only until the
+    // wait ends.
+    settle_with(&mut sim, &[Op::Conversation(0, true)]);
+    let records = sim.engine.records();
+    sim.engine = UserSync::from_records(records, sim.now, sim.now + 60_000);
+    sim.views = Default::default();
+    sim.conv[0] = false;
+    sim.changed(0);
+    let e = sim.events.remove(0);
+    sim.deliver(e);
+    assert!(sim.queued.iter().all(VecDeque::is_empty));
+    sim.now += 60_000;
+    sim.step(Vec::new());
+    assert_eq!(
+        sim.queued
+            .iter()
+            .flatten()
+            .filter(|w| w.action == SyncAction::Restore)
+            .count(),
+        2
+    );
+    assert!(sim.settle());
+    assert_eq!(sim.hub, [false; 3]);
+}
+
+#[test]
+fn a_write_never_answered_is_made_again() {
+    let timing = Timing {
+        write_timeout_ms: 120_000,
+        ..TIMING
+    };
+    let mut engine = UserSync::default();
+    let profile = profile::resolve(None).unwrap();
+    let pbx = seen(EndpointView {
+        telephony: Some(line(true, false)),
+        ..Default::default()
+    });
+    let teams = seen(EndpointView {
+        rich: Some(rich(Availability::Available, None)),
+        ..Default::default()
+    });
+    let platforms = call_and_target(&profile, &pbx, "teams", &teams, DndChannel::Rich);
+    let mut n = 0;
+    let mut ids = |_: &str, _: &str, _: &SyncAction| {
+        n += 1;
+        n
+    };
+    let s = engine.step(true, &platforms, &[], 0, &timing, &mut ids);
+    assert_eq!((s.writes.len(), s.wake_at), (1, Some(120_000)));
+    let s = engine.step(true, &platforms, &[], 119_999, &timing, &mut ids);
+    assert!(s.writes.is_empty());
+    let s = engine.step(true, &platforms, &[], 120_000, &timing, &mut ids);
+    assert_eq!(s.writes[0].why, WriteReason::Retry);
+    assert!(
+        s.log
+            .iter()
+            .any(|(_, l)| l.contains("no outcome within 120 s"))
+    );
+    // The first write's outcome, late, changes nothing; the second's holds.
+    let s = engine.step(
+        true,
+        &platforms,
+        &[(1, WriteResult::Applied)],
+        120_001,
+        &timing,
+        &mut ids,
+    );
+    assert!(s.writes.is_empty());
+    engine.step(
+        true,
+        &platforms,
+        &[(2, WriteResult::Applied)],
+        120_002,
+        &timing,
+        &mut ids,
+    );
+    assert_eq!(engine.held(), vec!["teams".to_owned()]);
+}
+
+#[test]
+fn a_dnd_that_failed_as_the_connector_stopped_is_still_lifted() {
+    let mut engine = UserSync::default();
+    let profile = profile::resolve(None).unwrap();
+    let mut pbx = seen(EndpointView {
+        telephony: Some(line(true, false)),
+        ..Default::default()
+    });
+    let teams = seen(EndpointView {
+        rich: Some(rich(Availability::Available, None)),
+        ..Default::default()
+    });
+    let mut n = 0;
+    let mut ids = |_: &str, _: &str, _: &SyncAction| {
+        n += 1;
+        n
+    };
+    let platforms = call_and_target(&profile, &pbx, "teams", &teams, DndChannel::Rich);
+    engine.step(true, &platforms, &[], 0, &TIMING, &mut ids);
+    let stopped = WriteResult::Failed {
+        message: "the connector stopped before Graph answered; the write may have landed".into(),
+        retryable: true,
+        retry_after_ms: None,
+        status: None,
+    };
+    engine.step(true, &platforms, &[(1, stopped)], 10, &TIMING, &mut ids);
+    // The call ends before the retry: the DND may be there, so it is lifted.
+    pbx.telephony = Some(line(false, false));
+    pbx.updates += 1;
+    let platforms = call_and_target(&profile, &pbx, "teams", &teams, DndChannel::Rich);
+    let s = engine.step(true, &platforms, &[], 500, &TIMING, &mut ids);
+    assert_eq!(s.writes.len(), 1, "{:?}", s.log);
+    assert_eq!(s.writes[0].action, SyncAction::Restore);
+}
+
+#[test]
+fn the_tail_of_the_hubs_dnd_after_a_lift_is_neither_a_conversation_nor_the_persons() {
+    let mut engine = UserSync::default();
+    let profile = profile::resolve(None).unwrap();
+    let mut pbx = seen(EndpointView {
+        telephony: Some(line(true, false)),
+        ..Default::default()
+    });
+    let mut teams = seen(EndpointView {
+        rich: Some(rich(Availability::Available, None)),
+        ..Default::default()
+    });
+    let mut n = 0;
+    let mut ids = |_: &str, _: &str, _: &SyncAction| {
+        n += 1;
+        n
+    };
+    for (leader, t0) in [(true, 0), (false, 10_000_000)] {
+        pbx.telephony = Some(line(true, false));
+        pbx.updates += 1;
+        fn both<'a>(
+            profile: &'a Profile,
+            pbx: &'a EndpointView,
+            teams: &'a EndpointView,
+            leader: bool,
+        ) -> [Platform<'a>; 2] {
+            let mut p = call_and_target(profile, pbx, "teams", teams, DndChannel::Rich);
+            p[1].leader = leader;
+            p
+        }
+        let s = engine.step(
+            true,
+            &both(&profile, &pbx, &teams, leader),
+            &[],
+            t0,
+            &TIMING,
+            &mut ids,
+        );
+        let set = s.writes[0].id;
+        // Teams takes it and shows it (its echo).
+        teams.rich = Some(rich(Availability::DoNotDisturb, Some(Activity::Presenting)));
+        teams.origin = UpdateOrigin::HubWrite { write_id: set };
+        teams.updates += 1;
+        engine.step(
+            true,
+            &both(&profile, &pbx, &teams, leader),
+            &[(set, WriteResult::Applied)],
+            t0 + 10,
+            &TIMING,
+            &mut ids,
+        );
+        // Hang-up; the restore lands, but Teams has not caught up.
+        pbx.telephony = Some(line(false, false));
+        pbx.updates += 1;
+        let s = engine.step(
+            true,
+            &both(&profile, &pbx, &teams, leader),
+            &[],
+            t0 + 20,
+            &TIMING,
+            &mut ids,
+        );
+        let restore = s.writes[0].id;
+        engine.step(
+            true,
+            &both(&profile, &pbx, &teams, leader),
+            &[(restore, WriteResult::Restored)],
+            t0 + 30,
+            &TIMING,
+            &mut ids,
+        );
+        // Long after any grace, Teams still shows the echo of the hub's
+        // DND: nothing is written to the PBX.
+        for at in [6_000, 200_000, 3_600_000] {
+            let s = engine.step(
+                true,
+                &both(&profile, &pbx, &teams, leader),
+                &[],
+                t0 + at,
+                &TIMING,
+                &mut ids,
+            );
+            assert!(s.writes.is_empty(), "leader {leader} at {at}: {:?}", s.log);
+        }
+        // Teams catches up.
+        teams.rich = Some(rich(Availability::Available, None));
+        teams.origin = UpdateOrigin::Platform;
+        teams.updates += 1;
+        let s = engine.step(
+            true,
+            &both(&profile, &pbx, &teams, leader),
+            &[],
+            t0 + 3_600_100,
+            &TIMING,
+            &mut ids,
+        );
+        assert!(s.writes.is_empty());
+        assert!(engine.is_idle());
+    }
 }

@@ -194,8 +194,8 @@ impl Service {
         for (name, records) in loaded.sync {
             match s.by_name.get(name.as_str()) {
                 Some(&id) => {
-                    let resume = now + crate::timing::SYNC_RESTART_SETTLE.as_millis() as u64;
-                    s.slot_mut(id).sync = UserSync::from_records(records, resume);
+                    let quiet = now + crate::timing::SYNC_RESTART_SETTLE.as_millis() as u64;
+                    s.slot_mut(id).sync = UserSync::from_records(records, now, quiet);
                 }
                 None => {
                     let _ = s.sync_store.send((name, None));

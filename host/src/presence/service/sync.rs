@@ -20,13 +20,16 @@ static DEFAULT_PROFILE: std::sync::LazyLock<Profile> =
 
 impl Service {
     fn sync_timing(&self) -> Timing {
-        use crate::timing::{SYNC_ECHO_GRACE, SYNC_RETRY_FIRST, SYNC_RETRY_MAX};
+        use crate::timing::{
+            SYNC_ECHO_GRACE, SYNC_RETRY_FIRST, SYNC_RETRY_MAX, SYNC_WRITE_TIMEOUT,
+        };
         Timing {
             retry_first_ms: SYNC_RETRY_FIRST.as_millis() as u64,
             retry_max_ms: SYNC_RETRY_MAX.as_millis() as u64,
             lease_ms: (self.rules.sync.lease_seconds > 0)
                 .then(|| self.rules.sync.lease_seconds * 1000),
             echo_grace_ms: SYNC_ECHO_GRACE.as_millis() as u64,
+            write_timeout_ms: SYNC_WRITE_TIMEOUT.as_millis() as u64,
         }
     }
 
