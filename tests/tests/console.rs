@@ -574,6 +574,7 @@ async fn admin_runs_the_hub_from_the_console() {
     for i in 0..10 {
         let line = if i % 2 == 0 { "idle" } else { "in-call" };
         let want = if i % 2 == 0 { "available" } else { "busy" };
+        let sent = now_ms();
         let answered = push(
             &hub,
             "cti",
@@ -590,8 +591,34 @@ async fn admin_runs_the_hub_from_the_console() {
             .await
             .as_u64()
             .unwrap();
-        let ev = hub.get("/api/v1/events?user=frank&limit=1").await;
-        let merged = ev["events"][0]["at_ms"].as_u64().unwrap();
+        // The hub's merge decision for this change (the event log is
+        // written behind a queue: wait for it).
+        let ev = hub
+            .wait_for(
+                &format!("/api/v1/events?user=frank&since_ms={sent}&limit=20"),
+                "the merge decision in the event log",
+                |v| {
+                    v["events"].as_array().is_some_and(|l| {
+                        l.iter().any(|e| {
+                            e["kind"] == "decision"
+                                && e["detail"]
+                                    .as_str()
+                                    .is_some_and(|d| d.starts_with("merged:"))
+                        })
+                    })
+                },
+            )
+            .await;
+        let merged = ev["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| {
+                e["kind"] == "decision" && e["detail"].as_str().unwrap_or("").starts_with("merged:")
+            })
+            .unwrap()["at_ms"]
+            .as_u64()
+            .unwrap();
         from_answer.push(shown as i64 - answered as i64);
         from_merge.push(shown as i64 - merged as i64);
     }
