@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 pub use profile::{Profile, ProfileRule};
 
 use super::users::User;
-use super::{Availability, EndpointView, UpdateOrigin};
+use super::{Availability, EndpointState, EndpointView, UpdateOrigin};
 
 /// The operator's sync rules (part of the rules, `sync`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,8 +52,10 @@ pub struct SyncRules {
     /// `calls-and-meetings`).
     pub profiles: BTreeMap<String, ProfileRule>,
     /// Each DND write lasts this long unless refreshed (the hub refreshes
-    /// it while the conversation goes on), so a DND the hub can no longer
-    /// lift (the hub stopped for good) lapses by itself. 0: no expiry.
+    /// it at three quarters while the conversation goes on), so a DND the
+    /// hub can no longer lift (the hub stopped for good, a SIP publication
+    /// whose entity tag a crashed connector lost) lapses by itself within
+    /// it. 0: no expiry. Default 900 (15 minutes).
     pub lease_seconds: u64,
 }
 
@@ -65,7 +67,7 @@ impl Default for SyncRules {
             instances: None,
             leading_instances: None,
             profiles: BTreeMap::new(),
-            lease_seconds: 3600,
+            lease_seconds: 900,
         }
     }
 }
@@ -648,12 +650,23 @@ impl UserSync {
             .iter()
             .map(|p| self.leader_dnd(p, now, timing, &mut step))
             .collect();
-        // Every running platform has said something of the user (a report
-        // or a watch state): after a restart, lifts wait for that.
-        let all_reported = platforms
-            .iter()
-            .filter(|p| p.up)
-            .all(|p| p.views.iter().any(|v| v.updates > 0 || v.state.is_some()));
+        // Every running platform has reported the user's presence, or said
+        // it never will (not found, access denied, error): after a restart,
+        // lifts wait for that. A watch that is merely active says nothing
+        // of a call yet.
+        let all_reported = platforms.iter().filter(|p| p.up).all(|p| {
+            p.views.iter().any(|v| {
+                v.updates > 0
+                    || matches!(
+                        v.state,
+                        Some(
+                            EndpointState::NotFound
+                                | EndpointState::AccessDenied
+                                | EndpointState::Error
+                        )
+                    )
+            })
+        });
         for (n, p) in platforms.iter().enumerate() {
             let Some(target) = p.target else { continue };
             if !p.up {
