@@ -677,24 +677,36 @@ fn seen(view: EndpointView) -> EndpointView {
     EndpointView { updates: 1, ..view }
 }
 
+/// A PBX line in a call, and a platform showing Available.
+fn in_a_call_and_available() -> (EndpointView, EndpointView) {
+    (
+        seen(EndpointView {
+            telephony: Some(line(true, false)),
+            ..Default::default()
+        }),
+        seen(EndpointView {
+            rich: Some(rich(Availability::Available, None)),
+            ..Default::default()
+        }),
+    )
+}
+
+/// Write ids 1, 2, 3, ...
+fn counter() -> impl FnMut(&str, &str, &SyncAction) -> u64 {
+    let mut n = 0;
+    move |_, _, _| {
+        n += 1;
+        n
+    }
+}
+
 #[test]
 fn a_retryable_failure_backs_off_and_honours_retry_after() {
     let mut engine = UserSync::default();
     let profile = profile::resolve(None).unwrap();
-    let pbx = seen(EndpointView {
-        telephony: Some(line(true, false)),
-        ..Default::default()
-    });
-    let teams = seen(EndpointView {
-        rich: Some(rich(Availability::Available, None)),
-        ..Default::default()
-    });
+    let (pbx, teams) = in_a_call_and_available();
     let platforms = call_and_target(&profile, &pbx, "teams", &teams, DndChannel::Rich);
-    let mut n = 0;
-    let mut ids = |_: &str, _: &str, _: &SyncAction| {
-        n += 1;
-        n
-    };
+    let mut ids = counter();
     let s = engine.step(true, &platforms, &[], 0, &TIMING, &mut ids);
     assert_eq!(s.writes.len(), 1);
     let throttled = WriteResult::Failed {
@@ -731,11 +743,7 @@ fn a_lease_is_refreshed_while_the_conversation_lasts() {
         ..Default::default()
     });
     let platforms = call_and_target(&profile, &pbx, "rc", &rc, DndChannel::Telephony);
-    let mut n = 0;
-    let mut ids = |_: &str, _: &str, _: &SyncAction| {
-        n += 1;
-        n
-    };
+    let mut ids = counter();
     let s = engine.step(true, &platforms, &[], 0, &timing, &mut ids);
     assert_eq!(
         s.writes[0].action,
@@ -833,20 +841,9 @@ fn a_write_never_answered_is_made_again() {
     };
     let mut engine = UserSync::default();
     let profile = profile::resolve(None).unwrap();
-    let pbx = seen(EndpointView {
-        telephony: Some(line(true, false)),
-        ..Default::default()
-    });
-    let teams = seen(EndpointView {
-        rich: Some(rich(Availability::Available, None)),
-        ..Default::default()
-    });
+    let (pbx, teams) = in_a_call_and_available();
     let platforms = call_and_target(&profile, &pbx, "teams", &teams, DndChannel::Rich);
-    let mut n = 0;
-    let mut ids = |_: &str, _: &str, _: &SyncAction| {
-        n += 1;
-        n
-    };
+    let mut ids = counter();
     let s = engine.step(true, &platforms, &[], 0, &timing, &mut ids);
     assert_eq!((s.writes.len(), s.wake_at), (1, Some(120_000)));
     let s = engine.step(true, &platforms, &[], 119_999, &timing, &mut ids);
@@ -883,19 +880,8 @@ fn a_write_never_answered_is_made_again() {
 fn a_dnd_that_failed_as_the_connector_stopped_is_still_lifted() {
     let mut engine = UserSync::default();
     let profile = profile::resolve(None).unwrap();
-    let mut pbx = seen(EndpointView {
-        telephony: Some(line(true, false)),
-        ..Default::default()
-    });
-    let teams = seen(EndpointView {
-        rich: Some(rich(Availability::Available, None)),
-        ..Default::default()
-    });
-    let mut n = 0;
-    let mut ids = |_: &str, _: &str, _: &SyncAction| {
-        n += 1;
-        n
-    };
+    let (mut pbx, teams) = in_a_call_and_available();
+    let mut ids = counter();
     let platforms = call_and_target(&profile, &pbx, "teams", &teams, DndChannel::Rich);
     engine.step(true, &platforms, &[], 0, &TIMING, &mut ids);
     let stopped = WriteResult::Failed {
@@ -918,19 +904,8 @@ fn a_dnd_that_failed_as_the_connector_stopped_is_still_lifted() {
 fn the_tail_of_the_hubs_dnd_after_a_lift_is_neither_a_conversation_nor_the_persons() {
     let mut engine = UserSync::default();
     let profile = profile::resolve(None).unwrap();
-    let mut pbx = seen(EndpointView {
-        telephony: Some(line(true, false)),
-        ..Default::default()
-    });
-    let mut teams = seen(EndpointView {
-        rich: Some(rich(Availability::Available, None)),
-        ..Default::default()
-    });
-    let mut n = 0;
-    let mut ids = |_: &str, _: &str, _: &SyncAction| {
-        n += 1;
-        n
-    };
+    let (mut pbx, mut teams) = in_a_call_and_available();
+    let mut ids = counter();
     for (leader, t0) in [(true, 0), (false, 10_000_000)] {
         pbx.telephony = Some(line(true, false));
         pbx.updates += 1;
