@@ -220,6 +220,19 @@ return out;
         e.send_keys(text).await.unwrap();
     }
 
+    /// Write `csv` to a file in `dir` and import it through the users
+    /// section's form.
+    async fn import_csv(&self, dir: &std::path::Path, name: &str, csv: &str) {
+        let path = dir.join(name);
+        std::fs::write(&path, csv).unwrap();
+        self.find("#import-form input[name=csv_file]")
+            .await
+            .send_keys(path.to_str().unwrap())
+            .await
+            .unwrap();
+        self.click("#import-form button[type=submit]").await;
+    }
+
     async fn text(&self, css: &str) -> String {
         self.find(css).await.text().await.unwrap()
     }
@@ -790,18 +803,12 @@ async fn admin_runs_the_hub_from_the_console() {
     // CSV import with a bad row: every rejected row is shown, nothing imported.
     b.section("users").await;
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("bad.csv");
-    std::fs::write(
-        &bad,
+    b.import_csv(
+        dir.path(),
+        "bad.csv",
         "username,display_name,department,extension\ngina,Gina Gray,Sales,1007\nhenry,Henry Hill,Sales,12ab\n",
     )
-    .unwrap();
-    b.find("#import-form input[name=csv_file]")
-        .await
-        .send_keys(bad.to_str().unwrap())
-        .await
-        .unwrap();
-    b.click("#import-form button[type=submit]").await;
+    .await;
     let row = b.text(".rejected-rows tr[data-row='2']").await;
     assert!(row.contains("extension"), "{row}");
     assert!(
@@ -810,18 +817,12 @@ async fn admin_runs_the_hub_from_the_console() {
             .contains("nothing was imported")
     );
     assert_eq!(hub.call("GET", "/api/v1/users/gina", None).await.0, 404);
-    let good = dir.path().join("good.csv");
-    std::fs::write(
-        &good,
+    b.import_csv(
+        dir.path(),
+        "good.csv",
         "username,display_name,department,extension\ngina,Gina Gray,Sales,1007\nhenry,Henry Hill,Sales,1008\n",
     )
-    .unwrap();
-    b.find("#import-form input[name=csv_file]")
-        .await
-        .send_keys(good.to_str().unwrap())
-        .await
-        .unwrap();
-    b.click("#import-form button[type=submit]").await;
+    .await;
     b.until(
         "document.getElementById('import-result').textContent.includes('2 users imported')",
         "import done",

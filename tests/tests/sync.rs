@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use hub_e2e::Hub;
 use hub_e2e::graph_sim::{GraphSim, SimConfig};
-use hub_e2e::kamailio::{AuthMode, Kamailio, SipWatcher, kamailio_available};
+use hub_e2e::kamailio::{AuthMode, Kamailio, SipWatcher, SippProcess, kamailio_available};
 use serde_json::{Value, json};
 
 /// alice's Teams UPN and SIP URI.
@@ -227,6 +227,30 @@ fn call_alice(k: &Arc<Kamailio>, talk_ms: u64) -> tokio::task::JoinHandle<bool> 
     tokio::task::spawn_blocking(move || k.sipp_call("bob", "alice", talk_ms).success())
 }
 
+/// bob calls alice (answered, `talk_ms` long) and the hub holds DND in
+/// Teams for it: returns the call and alice's presence detail then. The
+/// registration must stay alive for the call: keep the first value.
+async fn call_until_held_in_teams(
+    r: &Rig,
+    talk_ms: u64,
+) -> (SippProcess, tokio::task::JoinHandle<bool>, Value) {
+    let uas = tokio::task::block_in_place(|| r.k.sipp_register_uas("alice", 300));
+    let call = call_alice(&r.k, talk_ms);
+    until(
+        "the hub's DND session in Teams",
+        Duration::from_secs(15),
+        || dnd_session(&r.sim, &r.alice),
+    )
+    .await;
+    let detail = r
+        .hub
+        .wait_for("/api/v1/presence/alice", "DND held in Teams", |v| {
+            platform(v, TEAMS)["hold"] == "held"
+        })
+        .await;
+    (uas, call, detail)
+}
+
 /// 1. A call through Kamailio (alice answers bob's call; the hub watches
 /// her dialog state) sets DND in Teams as the hub's application session,
 /// and hanging up lifts it (the session is cleared). The echo of the hub's
@@ -242,21 +266,7 @@ async fn call_through_kamailio_sets_dnd_in_teams_and_lifts_it_after_hang_up() {
         json!({"sync": true}),
     )
     .await;
-    let _uas = tokio::task::block_in_place(|| r.k.sipp_register_uas("alice", 300));
-    let call = call_alice(&r.k, 5_000);
-
-    until(
-        "the hub's DND session in Teams",
-        Duration::from_secs(15),
-        || dnd_session(&r.sim, &r.alice),
-    )
-    .await;
-    let detail = r
-        .hub
-        .wait_for("/api/v1/presence/alice", "DND held in Teams", |v| {
-            platform(v, TEAMS)["hold"] == "held"
-        })
-        .await;
+    let (_uas, call, detail) = call_until_held_in_teams(&r, 5_000).await;
     assert_eq!(detail["sync"]["enabled"], true, "{detail:#}");
     let pbx = platform(&detail, PBX);
     let teams = platform(&detail, TEAMS);
@@ -477,20 +487,7 @@ async fn manual_change_on_a_follower_is_set_back_and_logged() {
         json!({}),
     )
     .await;
-    let _uas = tokio::task::block_in_place(|| r.k.sipp_register_uas("alice", 300));
-    let call = call_alice(&r.k, 9_000);
-    until(
-        "the hub's DND session in Teams",
-        Duration::from_secs(15),
-        || dnd_session(&r.sim, &r.alice),
-    )
-    .await;
-    let detail = r
-        .hub
-        .wait_for("/api/v1/presence/alice", "DND held in Teams", |v| {
-            platform(v, TEAMS)["hold"] == "held"
-        })
-        .await;
+    let (_uas, call, detail) = call_until_held_in_teams(&r, 9_000).await;
     assert_eq!(platform(&detail, PBX)["leader"], true, "{detail:#}");
     assert_eq!(platform(&detail, TEAMS)["leader"], false, "{detail:#}");
     let first_id = platform(&detail, TEAMS)["write_id"].as_u64().unwrap();
@@ -749,13 +746,7 @@ async fn dnd_left_by_a_killed_hub_is_lifted_after_its_restart() {
         json!({}),
     )
     .await;
-    let _uas = tokio::task::block_in_place(|| r.k.sipp_register_uas("alice", 300));
-    let call = call_alice(&r.k, 4_000);
-    r.hub
-        .wait_for("/api/v1/presence/alice", "DND held in Teams", |v| {
-            platform(v, TEAMS)["hold"] == "held"
-        })
-        .await;
+    let (_uas, call, _) = call_until_held_in_teams(&r, 4_000).await;
     assert!(dnd_session(&r.sim, &r.alice));
     // Holds are stored off the service's thread: give the writer a moment.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -793,13 +784,7 @@ async fn a_restart_during_a_call_keeps_the_dnd_without_a_flap() {
         json!({}),
     )
     .await;
-    let _uas = tokio::task::block_in_place(|| r.k.sipp_register_uas("alice", 300));
-    let call = call_alice(&r.k, 14_000);
-    r.hub
-        .wait_for("/api/v1/presence/alice", "DND held in Teams", |v| {
-            platform(v, TEAMS)["hold"] == "held"
-        })
-        .await;
+    let (_uas, call, _) = call_until_held_in_teams(&r, 14_000).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     tokio::task::block_in_place(|| r.hub.restart());
     // Back, the call still on: the hold is renewed, never lifted.
