@@ -1250,9 +1250,11 @@ async fn board_with_a_thousand_users() {
     let console = create_token(&hub, "wallboard", "console").await;
     let b = Browser::start().await;
     b.sign_in(&hub.url("/"), &console).await;
+    // The snapshot lands in `users` at once and on screen at the next
+    // animation frame: wait for the rendered summary, not the map.
     b.until(
-        "window.presenceBoard && window.presenceBoard.users.size === 1000",
-        "1,000 users",
+        "window.presenceBoard && window.presenceBoard.users.size === 1000 && document.getElementById('board-summary').textContent.startsWith('1000 of 1000')",
+        "1,000 users on the board",
     )
     .await;
     assert_eq!(
