@@ -3,8 +3,11 @@
 #   kamailio + kamailio-presence-modules (presence server / call proxy),
 #   sip-tester (sipp, SIP user agents for calls and PUBLISH),
 #   chromium + chromium-driver (headless browser and its WebDriver server for
-#   the web console's browser tests, tests/tests/console.rs).
-# Idempotent. Debian packages only. The Debian package's own service is
+#   the web console's browser tests, tests/tests/console.rs);
+#   openapi-core (Python, pinned in tests/rc_openapi/requirements.txt) in
+#   target/openapi-venv: the RingCentral simulator checks every request
+#   against RingCentral's OpenAPI description with it (tests/src/rc_sim.rs).
+# Idempotent. Debian packages (and the one pip requirement above). The Debian package's own service is
 # neither started nor enabled: the tests run their own instances on
 # 127.0.0.1 with private config, pid file and runtime dir.
 set -euo pipefail
@@ -105,4 +108,25 @@ for pidfile in /run/kamailio/kamailio.pid /var/run/kamailio/kamailio.pid; do
     fi
 done
 say "kamailio $(kamailio -v 2>/dev/null | head -1 | awk '{print $3}'), $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ,]*' | head -1 || true)"
+
+# The RingCentral simulator's OpenAPI check: a virtualenv under target/
+# (found there by tests/src/rc_sim.rs), or the user's site-packages when the
+# venv module is missing (then rc_sim.rs finds it through `python3`).
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REQS="$ROOT/tests/rc_openapi/requirements.txt"
+VENV="$ROOT/target/openapi-venv"
+openapi_ok() { "$1" -c 'import openapi_core, yaml; assert openapi_core.__version__ == "0.23.1"' >/dev/null 2>&1; }
+if [ -x "$VENV/bin/python" ] && openapi_ok "$VENV/bin/python"; then
+    say "openapi-core already installed in $VENV; pip skipped"
+elif python3 -m venv "$VENV" >/dev/null 2>&1 || { rm -rf "$VENV"; false; }; then
+    say "pip install -r tests/rc_openapi/requirements.txt into $VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQS"
+    openapi_ok "$VENV/bin/python" || { say "openapi-core is still missing in $VENV" >&2; exit 1; }
+elif openapi_ok python3; then
+    say "no venv module; openapi-core already importable by python3; pip skipped"
+else
+    say "no venv module; pip install --user -r tests/rc_openapi/requirements.txt"
+    python3 -m pip install -q --user --disable-pip-version-check -r "$REQS"
+    openapi_ok python3 || { say "openapi-core is still missing for python3" >&2; exit 1; }
+fi
 say "done"

@@ -6,6 +6,7 @@
 
 pub mod graph_sim;
 pub mod kamailio;
+pub mod rc_sim;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
