@@ -179,6 +179,8 @@ pub struct Logged {
 pub struct Delivery {
     pub at: Instant,
     pub subscription: String,
+    /// The subscription's WebHook address the notification went to.
+    pub address: String,
     /// The envelope's `event`.
     pub event: String,
     /// The answer's status; 0 when none came within 3 s.
@@ -2094,6 +2096,7 @@ async fn hook_worker(st: Shared, mut rx: mpsc::UnboundedReceiver<HookJob>) {
         lock(&st).deliveries.push(Delivery {
             at: Instant::now(),
             subscription: job.subscription,
+            address: job.url,
             event: job.envelope["event"]
                 .as_str()
                 .unwrap_or_default()
