@@ -29,10 +29,12 @@
 //! functions so it can be unit-tested natively, and call the imports from a
 //! thin layer around it.
 
+pub mod backoff;
 mod config;
 mod errors;
 mod logging;
 pub mod time;
+pub mod urlcode;
 
 // The generated bindings. `pub_export_macro` makes `export!` usable from the
 // connector crate, and `default_bindings_module` points that macro back at

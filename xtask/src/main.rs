@@ -107,6 +107,15 @@ const BUILDS: &[Build] = &[
         dest: "plugins",
     },
     Build {
+        package: "ringcentral",
+        features: "",
+        source: "plugins/ringcentral",
+        id: "ringcentral",
+        version: None,
+        api_version: None,
+        dest: "plugins",
+    },
+    Build {
         package: "sip-simple",
         features: "",
         source: "plugins/sip-simple",
