@@ -175,7 +175,9 @@ impl Budget {
         if (log.len() as u64) < u64::from(limit.max(1)) {
             Ok(())
         } else {
-            Err((log.front().copied().unwrap_or(now) + window).saturating_sub(now).max(1))
+            Err((log.front().copied().unwrap_or(now) + window)
+                .saturating_sub(now)
+                .max(1))
         }
     }
 
@@ -297,10 +299,7 @@ mod tests {
         assert_eq!(b.penalize(Group::Light, None, 30_000), 90_000);
         b.answered(Group::Light);
         assert_eq!(b.penalize(Group::Light, None, 100_000), 130_000);
-        assert_eq!(
-            retry_after_ms(&h(&[("Retry-After", "61")])),
-            Some(61_000)
-        );
+        assert_eq!(retry_after_ms(&h(&[("Retry-After", "61")])), Some(61_000));
         assert_eq!(retry_after_ms(&h(&[("retry-after", "soon")])), None);
     }
 
@@ -338,7 +337,10 @@ mod tests {
         // Remaining 0: nothing until the window passes.
         b.learn(
             Group::Light,
-            &h(&[("X-Rate-Limit-Remaining", "0"), ("X-Rate-Limit-Limit", "50")]),
+            &h(&[
+                ("X-Rate-Limit-Remaining", "0"),
+                ("X-Rate-Limit-Limit", "50"),
+            ]),
             5_000,
         );
         assert_eq!(b.room(Group::Light, 5_000), Err(60_000));

@@ -5,10 +5,10 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use presence_connector_sdk::{
-    self as sdk, Capabilities, Channels, Config, ConfigEntry, ConnectorError, DndScope,
-    EndpointId, EndpointKind, Event, Failure, Guest, Header, PluginInfo, RequestId, TimerId,
-    WebhookRequest, WebhookResponse, WebsocketId, WriteRequest, WsPayload, http, instance, kv,
-    report, timers, websocket,
+    self as sdk, Capabilities, Channels, Config, ConfigEntry, ConnectorError, DndScope, EndpointId,
+    EndpointKind, Event, Failure, Guest, Header, PluginInfo, RequestId, TimerId, WebhookRequest,
+    WebhookResponse, WebsocketId, WriteRequest, WsPayload, http, instance, kv, report, timers,
+    websocket,
 };
 
 use crate::core::{Action, Core, Hook, Level, ReqId, Response, Stored, TimerKey, keys};
@@ -104,7 +104,9 @@ impl State {
     /// the core as failures, which may produce more actions: bounded rounds.
     fn run(&mut self) {
         for _round in 0..64 {
-            let Some(core) = self.core.as_mut() else { return };
+            let Some(core) = self.core.as_mut() else {
+                return;
+            };
             let actions = core.take_actions();
             if actions.is_empty() {
                 return;
@@ -202,7 +204,9 @@ impl State {
 
     fn event(&mut self, event: Event) {
         let now = timers::now();
-        let Some(core) = self.core.as_mut() else { return };
+        let Some(core) = self.core.as_mut() else {
+            return;
+        };
         match event {
             Event::HttpResponse(r) => {
                 let Some(id) = self.requests.remove(&r.request) else {

@@ -423,7 +423,11 @@ mod tests {
     fn hub_dnd_then_restore_puts_back_what_the_person_had() {
         let mut l = ExtLayers::default();
         l.observe(&classic("TakeAllCalls"), false);
-        l.hub = Some(HubLayer { id: 7, want: Want::DndAll, expires_at: None });
+        l.hub = Some(HubLayer {
+            id: 7,
+            want: Want::DndAll,
+            expires_at: None,
+        });
         let (written, obs) = write_and_echo(&mut l, Cause::Hub(7), 1);
         assert_eq!(written, f(&[(Field::DndStatus, ANY)]));
         assert_eq!(obs.echo_of, Some(Cause::Hub(7)));
@@ -432,14 +436,24 @@ mod tests {
         let (written, obs) = write_and_echo(&mut l, Cause::Hub(8), 2);
         assert_eq!(written, f(&[(Field::DndStatus, TAKE_ALL)]));
         assert_eq!(obs.echo_of, Some(Cause::Hub(8)));
-        assert_eq!(l.base, f(&[(Field::DndStatus, TAKE_ALL), (Field::UserStatus, "Available")]));
+        assert_eq!(
+            l.base,
+            f(&[
+                (Field::DndStatus, TAKE_ALL),
+                (Field::UserStatus, "Available")
+            ])
+        );
     }
 
     #[test]
     fn the_person_overriding_the_hub_wins_and_is_not_fought() {
         let mut l = ExtLayers::default();
         l.observe(&classic("TakeAllCalls"), false);
-        l.hub = Some(HubLayer { id: 7, want: Want::DndAll, expires_at: None });
+        l.hub = Some(HubLayer {
+            id: 7,
+            want: Want::DndAll,
+            expires_at: None,
+        });
         write_and_echo(&mut l, Cause::Hub(7), 1);
         let obs = l.observe(&classic("TakeAllCalls"), false);
         assert_eq!(obs.by_person, vec![Field::DndStatus]);
@@ -456,7 +470,11 @@ mod tests {
         assert_eq!(w, f(&[(Field::DndStatus, ANY)]));
         assert_eq!(obs.echo_of, Some(Cause::Rule(REFLECT_DND)));
         // The hub sets DND during the call: already there, nothing to write.
-        l.hub = Some(HubLayer { id: 9, want: Want::DndAll, expires_at: None });
+        l.hub = Some(HubLayer {
+            id: 9,
+            want: Want::DndAll,
+            expires_at: None,
+        });
         assert!(l.diff(Cause::Hub(9)).is_empty());
         // The call ends: the hub's DND stays.
         l.set_reflect(false);
@@ -464,7 +482,10 @@ mod tests {
         // The hub restores: back to the person's own value.
         l.hub = None;
         let d = l.diff(Cause::Hub(10));
-        assert_eq!(d.get(&Field::DndStatus), Some(&(TAKE_ALL.to_string(), Cause::Hub(10))));
+        assert_eq!(
+            d.get(&Field::DndStatus),
+            Some(&(TAKE_ALL.to_string(), Cause::Hub(10)))
+        );
     }
 
     #[test]
@@ -474,7 +495,10 @@ mod tests {
         l.set_reflect(true);
         assert!(l.diff(Cause::Rule(REFLECT_DND)).is_empty());
         l.set_reflect(false);
-        assert!(l.diff(Cause::Rule(REFLECT_DND)).is_empty(), "their DND stays");
+        assert!(
+            l.diff(Cause::Rule(REFLECT_DND)).is_empty(),
+            "their DND stays"
+        );
         // Another call; they lift the reflected DND during it.
         let mut l = ExtLayers::default();
         l.observe(&classic(TAKE_ALL), false);
@@ -504,9 +528,16 @@ mod tests {
         let obs = l.observe(&classic(TAKE_ALL), true);
         assert_eq!(obs.echo_of, Some(Cause::Rule(FORCE_ACCEPT)));
         // The hub's queue DND is its own layer: not undone.
-        l.hub = Some(HubLayer { id: 3, want: Want::DndQueue, expires_at: None });
+        l.hub = Some(HubLayer {
+            id: 3,
+            want: Want::DndQueue,
+            expires_at: None,
+        });
         let d = l.diff(Cause::Hub(3));
-        assert_eq!(d.get(&Field::DndStatus), Some(&(DEPARTMENT.to_string(), Cause::Hub(3))));
+        assert_eq!(
+            d.get(&Field::DndStatus),
+            Some(&(DEPARTMENT.to_string(), Cause::Hub(3)))
+        );
         l.expect(2, &d, 0);
         let obs = l.observe(&classic(DEPARTMENT), true);
         assert_eq!(obs.echo_of, Some(Cause::Hub(3)));
@@ -515,23 +546,40 @@ mod tests {
 
     #[test]
     fn new_communication_handling_uses_personal_dnd_and_queue_acceptance() {
-        let p = pres(json!({"dndStatusPersonal": TAKE_ALL, "acceptCallQueueCalls": true,
-            "userStatus": "Available"}));
+        let p = pres(
+            json!({"dndStatusPersonal": TAKE_ALL, "acceptCallQueueCalls": true,
+            "userStatus": "Available"}),
+        );
         let mut l = ExtLayers::default();
         l.observe(&p, true);
         assert!(l.new_model());
-        l.hub = Some(HubLayer { id: 1, want: Want::DndQueue, expires_at: None });
+        l.hub = Some(HubLayer {
+            id: 1,
+            want: Want::DndQueue,
+            expires_at: None,
+        });
         assert_eq!(
-            request_body(&l.diff(Cause::Hub(1)).into_iter().map(|(k, (v, _))| (k, v)).collect()),
+            request_body(
+                &l.diff(Cause::Hub(1))
+                    .into_iter()
+                    .map(|(k, (v, _))| (k, v))
+                    .collect()
+            ),
             json!({"acceptCallQueueCalls": false})
         );
-        l.hub = Some(HubLayer { id: 2, want: Want::DndAll, expires_at: None });
+        l.hub = Some(HubLayer {
+            id: 2,
+            want: Want::DndAll,
+            expires_at: None,
+        });
         let d = l.diff(Cause::Hub(2));
         assert_eq!(d.get(&Field::DndPersonal).map(|x| x.0.as_str()), Some(ANY));
         // The person switches queue calls off: forced back on.
         l.hub = None;
-        let off = pres(json!({"dndStatusPersonal": TAKE_ALL, "acceptCallQueueCalls": false,
-            "userStatus": "Available"}));
+        let off = pres(
+            json!({"dndStatusPersonal": TAKE_ALL, "acceptCallQueueCalls": false,
+            "userStatus": "Available"}),
+        );
         l.observe(&off, true);
         let d = l.diff(Cause::Rule(FORCE_ACCEPT));
         assert_eq!(
@@ -544,16 +592,25 @@ mod tests {
     fn status_writes_and_lapsed_echoes() {
         let mut l = ExtLayers::default();
         l.observe(&classic(TAKE_ALL), false);
-        l.hub = Some(HubLayer { id: 4, want: Want::Status("Busy".into()), expires_at: None });
+        l.hub = Some(HubLayer {
+            id: 4,
+            want: Want::Status("Busy".into()),
+            expires_at: None,
+        });
         let d = l.diff(Cause::Hub(4));
-        assert_eq!(request_body(&d.iter().map(|(k, (v, _))| (*k, v.clone())).collect()),
-            json!({"userStatus": "Busy"}));
+        assert_eq!(
+            request_body(&d.iter().map(|(k, (v, _))| (*k, v.clone())).collect()),
+            json!({"userStatus": "Busy"})
+        );
         l.expect(1, &d, 1_000);
         // Written but never echoed: projected, so not written twice.
         assert!(l.diff(Cause::Hub(4)).is_empty());
         l.put_done(1, true);
         l.sweep(1_000 + ECHO_WAIT_MS);
-        assert_eq!(l.cur.get(&Field::UserStatus).map(String::as_str), Some("Busy"));
+        assert_eq!(
+            l.cur.get(&Field::UserStatus).map(String::as_str),
+            Some("Busy")
+        );
         assert!(l.diff(Cause::Hub(4)).is_empty());
         // A refused write is forgotten: written again when asked.
         l.hub = None;
@@ -567,12 +624,19 @@ mod tests {
     fn after_a_restart_the_standing_write_is_not_taken_for_the_person() {
         let mut l = ExtLayers::default();
         l.observe(&classic(TAKE_ALL), false);
-        l.hub = Some(HubLayer { id: 7, want: Want::DndAll, expires_at: None });
+        l.hub = Some(HubLayer {
+            id: 7,
+            want: Want::DndAll,
+            expires_at: None,
+        });
         let stored = serde_json::to_vec(&l).unwrap();
         let mut again: ExtLayers = serde_json::from_slice(&stored).unwrap();
         let obs = again.observe(&classic(ANY), false);
         assert!(obs.by_person.is_empty());
-        assert_eq!(again.base.get(&Field::DndStatus).map(String::as_str), Some(TAKE_ALL));
+        assert_eq!(
+            again.base.get(&Field::DndStatus).map(String::as_str),
+            Some(TAKE_ALL)
+        );
         assert!(again.hub.is_some());
     }
 }

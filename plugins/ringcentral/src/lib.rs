@@ -15,9 +15,9 @@
 
 // The component's glue; compiled (and type-checked) natively too, where
 // nothing calls it.
+pub mod budget;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod component;
-pub mod budget;
 pub mod core;
 pub mod layers;
 pub mod mapping;

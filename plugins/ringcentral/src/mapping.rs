@@ -91,10 +91,7 @@ pub fn line_state(p: &Presence) -> LineState {
 /// Whether the person is in a RingCentral call in the sense of the
 /// reflect-DND option: connected or holding one (not ringing, not parked).
 pub fn in_call(p: &Presence) -> bool {
-    matches!(
-        text(p, "telephonyStatus"),
-        Some("CallConnected" | "OnHold")
-    )
+    matches!(text(p, "telephonyStatus"), Some("CallConnected" | "OnHold"))
 }
 
 /// Whether direct calls are held back (line DND).
@@ -244,7 +241,10 @@ mod tests {
             (json!({"dndStatus": "DoNotAcceptDepartmentCalls"}), false),
             (json!({"dndStatus": "Unknown"}), false),
             (json!({"dndStatusPersonal": "DoNotAcceptAnyCalls"}), true),
-            (json!({"dndStatusPersonal": "TakeAllCalls", "acceptCallQueueCalls": false}), false),
+            (
+                json!({"dndStatusPersonal": "TakeAllCalls", "acceptCallQueueCalls": false}),
+                false,
+            ),
         ] {
             let pr = p(v.clone());
             assert_eq!(telephony(&pr).do_not_disturb, dnd, "{v}");
@@ -258,8 +258,10 @@ mod tests {
 
     #[test]
     fn rich_presence() {
-        let sample = p(json!({"presenceStatus": "Busy", "telephonyStatus": "CallConnected",
-            "userStatus": "Available", "dndStatus": "TakeAllCalls", "message": " on site "}));
+        let sample = p(
+            json!({"presenceStatus": "Busy", "telephonyStatus": "CallConnected",
+            "userStatus": "Available", "dndStatus": "TakeAllCalls", "message": " on site "}),
+        );
         let r = rich(&sample);
         assert_eq!(r.availability, Availability::Busy);
         assert_eq!(r.activity, Some(Activity::InACall));
@@ -281,8 +283,13 @@ mod tests {
         );
         assert_eq!(rich(&p(json!({}))).availability, Availability::Unknown);
         // Ringing is not a call yet.
-        let ringing = rich(&p(json!({"telephonyStatus": "Ringing", "userStatus": "Available"})));
-        assert_eq!((ringing.availability, ringing.activity), (Availability::Available, None));
+        let ringing = rich(&p(
+            json!({"telephonyStatus": "Ringing", "userStatus": "Available"}),
+        ));
+        assert_eq!(
+            (ringing.availability, ringing.activity),
+            (Availability::Available, None)
+        );
         // DND wins over a call.
         let both = p(json!({"telephonyStatus": "OnHold", "dndStatus": "DoNotAcceptAnyCalls"}));
         assert_eq!(rich(&both).availability, Availability::DoNotDisturb);
@@ -291,9 +298,14 @@ mod tests {
 
     #[test]
     fn merge_keeps_absent_fields_and_drops_stale_calls() {
-        let mut last = p(json!({"telephonyStatus": "CallConnected", "dndStatus": "TakeAllCalls",
-            "activeCalls": [{"id": "1"}], "userStatus": "Busy", "sequence": 4}));
-        merge(&mut last, &p(json!({"dndStatus": "DoNotAcceptAnyCalls", "sequence": 5})));
+        let mut last = p(
+            json!({"telephonyStatus": "CallConnected", "dndStatus": "TakeAllCalls",
+            "activeCalls": [{"id": "1"}], "userStatus": "Busy", "sequence": 4}),
+        );
+        merge(
+            &mut last,
+            &p(json!({"dndStatus": "DoNotAcceptAnyCalls", "sequence": 5})),
+        );
         assert_eq!(last["telephonyStatus"], "CallConnected");
         assert_eq!(last["dndStatus"], "DoNotAcceptAnyCalls");
         assert!(last.contains_key("activeCalls"));
@@ -304,8 +316,10 @@ mod tests {
 
     #[test]
     fn raw_values_and_reflect_trigger() {
-        let pr = p(json!({"presenceStatus": "Busy", "acceptCallQueueCalls": false,
-            "telephonyStatus": "OnHold", "activeCalls": [{"queueCall": true}], "extension": {"id": 1}}));
+        let pr = p(
+            json!({"presenceStatus": "Busy", "acceptCallQueueCalls": false,
+            "telephonyStatus": "OnHold", "activeCalls": [{"queueCall": true}], "extension": {"id": 1}}),
+        );
         let raw = raw(&pr);
         let get = |n: &str| raw.iter().find(|v| v.name == n).map(|v| v.value.as_str());
         assert_eq!(get("presenceStatus"), Some("Busy"));

@@ -200,12 +200,20 @@ fn choice<T: Copy>(
 /// `;` or `,` between). Each value is requests per 60 s, 1..=100000.
 pub fn parse_limits(text: &str) -> Result<Limits, String> {
     let mut limits = Limits::default();
-    for part in text.split([',', ';']).map(str::trim).filter(|p| !p.is_empty()) {
+    for part in text
+        .split([',', ';'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
         let (name, value) = part
             .split_once('=')
             .ok_or_else(|| format!("`{part}`: write group=number, e.g. light=50"))?;
-        let group = Group::parse(name.trim())
-            .ok_or_else(|| format!("unknown group `{}` (light, medium, heavy, auth)", name.trim()))?;
+        let group = Group::parse(name.trim()).ok_or_else(|| {
+            format!(
+                "unknown group `{}` (light, medium, heavy, auth)",
+                name.trim()
+            )
+        })?;
         let n: u32 = value
             .trim()
             .parse()
@@ -306,7 +314,9 @@ impl Settings {
 
     /// The OAuth redirect URI.
     pub fn redirect_url(&self) -> Option<String> {
-        self.hook_base.as_ref().map(|b| format!("{b}/oauth/callback"))
+        self.hook_base
+            .as_ref()
+            .map(|b| format!("{b}/oauth/callback"))
     }
 
     /// What a missing public URL prevents, if anything: WebHook delivery
@@ -381,7 +391,11 @@ mod tests {
     #[test]
     fn defaults() {
         let s = Settings::from_config(
-            &cfg(&[("client_id", "cid"), ("client_secret", "sec"), ("jwt", "eyJ")]),
+            &cfg(&[
+                ("client_id", "cid"),
+                ("client_secret", "sec"),
+                ("jwt", "eyJ"),
+            ]),
             Some("https://hub.example.com/hooks/rc/"),
         )
         .unwrap();
@@ -453,7 +467,10 @@ mod tests {
                 ("delivery", "webhook"),
                 ("reflect_dnd", "true"),
                 ("force_accept_queue_calls", "true"),
-                ("force_accept_exclusions", " 101, Boss@Example.com ,62000001"),
+                (
+                    "force_accept_exclusions",
+                    " 101, Boss@Example.com ,62000001",
+                ),
                 ("rate_limits", "heavy=2; light=7"),
             ]),
             None,

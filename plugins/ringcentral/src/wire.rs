@@ -114,7 +114,11 @@ pub fn presence_extension(p: &Map<String, Value>) -> Option<String> {
     p.get("extensionId")
         .and_then(id_text)
         .filter(|id| id != "~")
-        .or_else(|| p.get("extension").and_then(|e| e.get("id")).and_then(id_text))
+        .or_else(|| {
+            p.get("extension")
+                .and_then(|e| e.get("id"))
+                .and_then(id_text)
+        })
 }
 
 /// `DisabledFilterInfo` (RC-OAS).
@@ -207,7 +211,10 @@ pub fn parse_frame(text: &str) -> Option<Frame> {
     let meta = arr.first()?.as_object()?;
     Some(Frame {
         kind: meta.get("type")?.as_str()?.to_string(),
-        message_id: meta.get("messageId").and_then(Value::as_str).map(String::from),
+        message_id: meta
+            .get("messageId")
+            .and_then(Value::as_str)
+            .map(String::from),
         status: meta
             .get("status")
             .and_then(Value::as_u64)
@@ -251,10 +258,18 @@ pub fn error_text(status: u16, body: &[u8]) -> String {
     let s = |k: &str| v.get(k).and_then(Value::as_str);
     let first_error = v.pointer("/errors/0");
     let code = s("errorCode")
-        .or_else(|| first_error.and_then(|e| e.get("errorCode")).and_then(Value::as_str))
+        .or_else(|| {
+            first_error
+                .and_then(|e| e.get("errorCode"))
+                .and_then(Value::as_str)
+        })
         .or_else(|| s("error"));
     let msg = s("message")
-        .or_else(|| first_error.and_then(|e| e.get("message")).and_then(Value::as_str))
+        .or_else(|| {
+            first_error
+                .and_then(|e| e.get("message"))
+                .and_then(Value::as_str)
+        })
         .or_else(|| s("error_description"));
     match (code, msg) {
         (Some(c), Some(m)) => format!("HTTP {status} {c}: {}", first_line(m)),
@@ -284,7 +299,11 @@ pub fn missing_permission(body: &[u8]) -> Option<String> {
     }
     let mut messages = vec![v.get("message").and_then(Value::as_str)];
     if let Some(errors) = v.get("errors").and_then(Value::as_array) {
-        messages.extend(errors.iter().map(|e| e.get("message").and_then(Value::as_str)));
+        messages.extend(
+            errors
+                .iter()
+                .map(|e| e.get("message").and_then(Value::as_str)),
+        );
     }
     messages.into_iter().flatten().find_map(|m| {
         let start = m.find('[')? + 1;
@@ -313,7 +332,11 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
 
 /// Compares two secrets in time independent of where they differ.
 pub fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 #[cfg(test)]
@@ -340,9 +363,17 @@ mod tests {
         assert_eq!(exts[0].email.as_deref(), Some("alice@example.com"));
         assert_eq!(exts[1].name.as_deref(), Some("Bob Jones"));
         let last = json!({"records": [], "paging": {"page": 2, "totalPages": 2}});
-        assert!(!extension_page(&serde_json::to_vec(&last).unwrap()).unwrap().1);
+        assert!(
+            !extension_page(&serde_json::to_vec(&last).unwrap())
+                .unwrap()
+                .1
+        );
         let nav = json!({"records": [], "navigation": {"nextPage": {"uri": "https://x"}}});
-        assert!(extension_page(&serde_json::to_vec(&nav).unwrap()).unwrap().1);
+        assert!(
+            extension_page(&serde_json::to_vec(&nav).unwrap())
+                .unwrap()
+                .1
+        );
     }
 
     #[test]
@@ -375,7 +406,10 @@ mod tests {
         assert_eq!(missing_permission(b"{}"), None);
         let oauth = br#"{"error":"invalid_grant","error_description":"Token is revoked"}"#;
         assert_eq!(oauth_error(oauth).as_deref(), Some("invalid_grant"));
-        assert_eq!(error_text(400, oauth), "HTTP 400 invalid_grant: Token is revoked");
+        assert_eq!(
+            error_text(400, oauth),
+            "HTTP 400 invalid_grant: Token is revoked"
+        );
         assert_eq!(error_text(502, b"<html>"), "HTTP 502");
         assert!(same_secret("abc", "abc"));
         assert!(!same_secret("abc", "abd"));

@@ -265,8 +265,14 @@ impl Core {
         }
         if let Some(err) = q("error") {
             let desc = q("error_description").unwrap_or_default();
-            self.log(Level::Warn, format!("sign-in refused by RingCentral: {err} {desc}"));
-            return HookAnswer::html(400, &format!("RingCentral refused the sign-in: {err} {desc}"));
+            self.log(
+                Level::Warn,
+                format!("sign-in refused by RingCentral: {err} {desc}"),
+            );
+            return HookAnswer::html(
+                400,
+                &format!("RingCentral refused the sign-in: {err} {desc}"),
+            );
         }
         let Some(code) = q("code").filter(|c| !c.is_empty()) else {
             return HookAnswer::html(400, "The redirect carries no authorization code.");
@@ -293,10 +299,13 @@ impl Core {
             Err(e) => {
                 self.unreachable = Some(e.clone());
                 let r = self.random_u32();
-        let wait = self.auth.backoff.next_delay(r);
+                let wait = self.auth.backoff.next_delay(r);
                 self.log(
                     Level::Warn,
-                    format!("token request failed: {e}; retrying in {} s", wait.div_ceil(1000)),
+                    format!(
+                        "token request failed: {e}; retrying in {} s",
+                        wait.div_ceil(1000)
+                    ),
                 );
                 self.token_retry(wait, now);
                 return;
@@ -308,7 +317,7 @@ impl Core {
                 Ok(info) => self.took_token(grant, info, now),
                 Err(e) => {
                     let r = self.random_u32();
-        let wait = self.auth.backoff.next_delay(r);
+                    let wait = self.auth.backoff.next_delay(r);
                     self.log(Level::Warn, format!("token answer unreadable: {e}"));
                     self.token_retry(wait, now);
                 }
@@ -322,7 +331,7 @@ impl Core {
             }
             500..=599 => {
                 let r = self.random_u32();
-        let wait = self.auth.backoff.next_delay(r);
+                let wait = self.auth.backoff.next_delay(r);
                 self.log(Level::Warn, format!("token request failed: {text}"));
                 self.token_retry(wait, now);
             }

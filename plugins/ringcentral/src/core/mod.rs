@@ -479,12 +479,17 @@ impl Core {
 
     fn store_penalties(&mut self, now: u64) {
         let bytes = self.budget.stored(now);
-        self.out
-            .push(Action::KvSet(keys::PENALTIES.into(), bytes));
+        self.out.push(Action::KvSet(keys::PENALTIES.into(), bytes));
     }
 
     /// Record a refusal naming the permission; returns the text.
-    fn forbid(&mut self, class: &'static str, perm: Option<String>, what: &str, text: &str) -> String {
+    fn forbid(
+        &mut self,
+        class: &'static str,
+        perm: Option<String>,
+        what: &str,
+        text: &str,
+    ) -> String {
         let perm = perm.unwrap_or_else(|| class.to_string());
         let msg = format!(
             "RingCentral refused to {what} ({text}): the app needs the permission {perm} (Developer Console > app > Settings > Application scopes)"
@@ -525,8 +530,9 @@ impl Core {
         self.ws_goodbye();
         self.hooks_goodbye(now);
         // Whatever the hub still waits for gets its one outcome.
-        let pending: Vec<(String, PendingWrite)> =
-            std::mem::take(&mut self.pending_writes).into_iter().collect();
+        let pending: Vec<(String, PendingWrite)> = std::mem::take(&mut self.pending_writes)
+            .into_iter()
+            .collect();
         for (_, w) in pending {
             self.out.push(Action::WriteOutcome(
                 w.id,
@@ -569,7 +575,13 @@ impl Core {
                             ),
                         );
                         self.wake_in(until - now, now);
-                        self.not_done(other, Some(until - now), Some(429), "throttled (HTTP 429)", now);
+                        self.not_done(
+                            other,
+                            Some(until - now),
+                            Some(429),
+                            "throttled (HTTP 429)",
+                            now,
+                        );
                     }
                     Outcome::Transient(status, msg) => {
                         if status.is_none() {
@@ -592,7 +604,14 @@ impl Core {
 
     /// A request did not go through (throttled, unreachable, token
     /// refused): its work is wanted again, a hub write fails retryably.
-    fn not_done(&mut self, purpose: Purpose, retry_after: Option<u64>, status: Option<u16>, why: &str, now: u64) {
+    fn not_done(
+        &mut self,
+        purpose: Purpose,
+        retry_after: Option<u64>,
+        status: Option<u16>,
+        why: &str,
+        now: u64,
+    ) {
         match purpose {
             Purpose::Token(_) => {}
             Purpose::WsToken => self.ws_token_failed(why, now),
@@ -706,10 +725,16 @@ impl Core {
             return (*st, Some(format!("offline: {d}")));
         }
         if let Some(msg) = self.auth.login_message() {
-            return (ConnectorStatus::LoginRequired, Some(format!("offline: {msg}")));
+            return (
+                ConnectorStatus::LoginRequired,
+                Some(format!("offline: {msg}")),
+            );
         }
         if let Some(why) = self.s.missing_public_url() {
-            return (ConnectorStatus::NotConfigured, Some(format!("offline: {why}")));
+            return (
+                ConnectorStatus::NotConfigured,
+                Some(format!("offline: {why}")),
+            );
         }
         for class in ["ReadPresence", "WebSocketsSubscriptions", "ReadAccounts"] {
             if let Some(m) = self.forbidden.get(class) {
@@ -740,7 +765,10 @@ impl Core {
             );
         }
         if let Some(m) = self.push_down(now) {
-            return (ConnectorStatus::ConnectionError, Some(format!("offline: {m}")));
+            return (
+                ConnectorStatus::ConnectionError,
+                Some(format!("offline: {m}")),
+            );
         }
         let word = if self.last_event.is_some_and(|t| now < t + ONLINE_MS) {
             "online"

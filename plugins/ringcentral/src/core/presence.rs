@@ -13,10 +13,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use presence_connector_sdk::time::{MissingZone, parse_datetime};
 use presence_connector_sdk::{
     DirectoryEntry, EndpointState, Ordering, PresenceUpdate, UpdateOrigin,
 };
-use presence_connector_sdk::time::{MissingZone, parse_datetime};
 use serde_json::Value;
 
 use super::{Action, Core, Level, Outcome, Purpose, TimerKey, keys};
@@ -29,7 +29,7 @@ use crate::wire::{self, Extension, Notification};
 /// `EnumeratedPagingModel.perPage`, `PresencePagingInfo`).
 pub const PER_PAGE: u32 = 1000;
 /// The directory is read again this often.
-const DIRECTORY_EVERY_MS: u64 = 12 * 3600_000;
+const DIRECTORY_EVERY_MS: u64 = 12 * 3_600_000;
 
 /// The account's extensions.
 #[derive(Debug, Default)]
@@ -210,7 +210,9 @@ impl Core {
         if self.dir.inflight {
             return;
         }
-        if self.dir.next.is_none() && (!self.dir.complete && !self.dir.refused || self.dir.refresh_due) {
+        if self.dir.next.is_none()
+            && (!self.dir.complete && !self.dir.refused || self.dir.refresh_due)
+        {
             self.dir.next = Some(1);
             self.dir.building.clear();
             self.dir.refresh_due = false;
@@ -276,8 +278,11 @@ impl Core {
         self.dir.complete = true;
         self.set_timer(TimerKey::Directory, DIRECTORY_EVERY_MS);
         // (Re)bind endpoints: numbers may have moved.
-        let eps: Vec<(String, Option<String>)> =
-            self.endpoints.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let eps: Vec<(String, Option<String>)> = self
+            .endpoints
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         for (ep, bound) in eps {
             let now_ext = self.dir.resolve(&ep);
             if bound.is_some() && bound == now_ext {
@@ -364,7 +369,9 @@ impl Core {
             Outcome::NotFound(text) => self.ext_state(&ext, EndpointState::NotFound, text),
             Outcome::Forbidden(perm, text) => {
                 let perm = perm.unwrap_or_else(|| "ReadPresence".into());
-                let detail = format!("RingCentral refused to read the presence ({text}); the app needs {perm}");
+                let detail = format!(
+                    "RingCentral refused to read the presence ({text}); the app needs {perm}"
+                );
                 self.ext_state(&ext, EndpointState::AccessDenied, detail);
             }
             Outcome::Rejected(_, text) => self.ext_state(&ext, EndpointState::Error, text),
@@ -393,7 +400,9 @@ impl Core {
                 self.last_event = Some(now);
                 let mut left = exts;
                 for p in records {
-                    let Some(ext) = wire::presence_extension(&p) else { continue };
+                    let Some(ext) = wire::presence_extension(&p) else {
+                        continue;
+                    };
                     if left.remove(&ext) {
                         self.reading.remove(&ext);
                         self.apply(&ext, &p, None, None, Some(sent), now);
@@ -471,7 +480,10 @@ impl Core {
         if e.endpoints.is_empty() && !e.layers.seen {
             return;
         }
-        let epoch = n.subscription_id.clone().unwrap_or_else(|| epoch.to_string());
+        let epoch = n
+            .subscription_id
+            .clone()
+            .unwrap_or_else(|| epoch.to_string());
         let seq = body.get("sequence").and_then(Value::as_u64);
         let ordering = seq.map(|sequence| Ordering {
             epoch: epoch.clone(),
@@ -514,7 +526,9 @@ impl Core {
     ) {
         let force = self.force_applies(ext);
         let reflect_on = self.s.reflect_dnd;
-        let Some(e) = self.exts.get_mut(ext) else { return };
+        let Some(e) = self.exts.get_mut(ext) else {
+            return;
+        };
         if let Some(sent) = read_sent
             && e.notified_at > sent
         {
@@ -531,10 +545,14 @@ impl Core {
         let after = serde_json::to_vec(&e.layers).unwrap_or_default();
         let hub_overridden = obs.hub_overridden;
         if reflect_changed {
-            self.dirty.entry(ext.to_string()).or_insert(Cause::Rule(REFLECT_DND));
+            self.dirty
+                .entry(ext.to_string())
+                .or_insert(Cause::Rule(REFLECT_DND));
         }
         if force && (!was_seen || !obs.by_person.is_empty()) {
-            self.dirty.entry(ext.to_string()).or_insert(Cause::Rule(FORCE_ACCEPT));
+            self.dirty
+                .entry(ext.to_string())
+                .or_insert(Cause::Rule(FORCE_ACCEPT));
         }
         if before != after {
             self.out
@@ -603,10 +621,16 @@ mod tests {
     #[test]
     fn extension_from_event_paths() {
         assert_eq!(
-            extension_in_event("/restapi/v1.0/account/~/extension/62000001/presence?detailedTelephonyState=true").as_deref(),
+            extension_in_event(
+                "/restapi/v1.0/account/~/extension/62000001/presence?detailedTelephonyState=true"
+            )
+            .as_deref(),
             Some("62000001")
         );
-        assert_eq!(extension_in_event("/restapi/v1.0/account/~/extension/~/presence"), None);
+        assert_eq!(
+            extension_in_event("/restapi/v1.0/account/~/extension/~/presence"),
+            None
+        );
         assert_eq!(extension_in_event("/restapi/v1.0/account/~/presence"), None);
     }
 }

@@ -116,7 +116,10 @@ impl Ws {
     pub fn summary(&self) -> String {
         match (self.phase, &self.sub_id) {
             (Phase::Live, Some(id)) => {
-                format!("notifications over WebSocket (subscription {id}, {} filters)", self.filters.len())
+                format!(
+                    "notifications over WebSocket (subscription {id}, {} filters)",
+                    self.filters.len()
+                )
             }
             (Phase::Live | Phase::Subscribing, None) => "WebSocket open, subscribing".into(),
             _ => "WebSocket connecting".into(),
@@ -139,7 +142,7 @@ impl SubRec {
     /// A quarter of the granted lifetime before it ends, at most an hour.
     pub fn renew_at(&self) -> u64 {
         let life = self.expires_at.saturating_sub(self.granted_at);
-        self.expires_at - (life / 4).min(3600_000)
+        self.expires_at - (life / 4).min(3_600_000)
     }
 }
 
@@ -334,7 +337,10 @@ impl Core {
                 };
                 self.forbidden.remove("WebSocketsSubscriptions");
                 let sep = if uri.contains('?') { '&' } else { '?' };
-                let mut url = format!("{uri}{sep}access_token={}", urlcode::encode_component(&token));
+                let mut url = format!(
+                    "{uri}{sep}access_token={}",
+                    urlcode::encode_component(&token)
+                );
                 match (&self.ws.wsc, self.ws.recovering) {
                     (Some(wsc), true) => {
                         url.push_str(&format!("&wsc={}", urlcode::encode_component(wsc)));
@@ -384,7 +390,9 @@ impl Core {
         }
         match frame.kind.as_str() {
             "ConnectionDetails" => self.on_connection_details(&frame, now),
-            "ClientRequest" if frame.message_id.is_some() && frame.message_id == self.ws.sub_msg => {
+            "ClientRequest"
+                if frame.message_id.is_some() && frame.message_id == self.ws.sub_msg =>
+            {
                 self.on_ws_subscribed(&frame, now)
             }
             "ServerNotification" => {
@@ -407,7 +415,11 @@ impl Core {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_string();
-                let msg = frame.body.get("message").and_then(Value::as_str).unwrap_or("");
+                let msg = frame
+                    .body
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 if code == "WSG-902" || code == "WSG-903" {
                     // Idle or absolute timeout: the session ends; a new one
                     // follows when the gateway closes the socket.
@@ -436,9 +448,13 @@ impl Core {
             self.ws.recovery_ms = t * 1000;
         }
         let state = b.get("recoveryState").and_then(Value::as_str);
-        let recovered = self.ws.recovering && state == Some("Successful") && self.ws.sub_id.is_some();
+        let recovered =
+            self.ws.recovering && state == Some("Successful") && self.ws.sub_id.is_some();
         if recovered {
-            self.log(Level::Info, "WebSocket session recovered; missed events follow");
+            self.log(
+                Level::Info,
+                "WebSocket session recovered; missed events follow",
+            );
             self.ws.phase = Phase::Live;
         } else {
             if self.ws.recovering {
@@ -472,7 +488,11 @@ impl Core {
                 Ok(info) => {
                     self.log(
                         Level::Info,
-                        format!("WebSocket subscription {} for {} filters", info.id, self.ws.sending.len()),
+                        format!(
+                            "WebSocket subscription {} for {} filters",
+                            info.id,
+                            self.ws.sending.len()
+                        ),
                     );
                     self.ws.sub_id = Some(info.id.clone());
                     self.ws.filters = std::mem::take(&mut self.ws.sending);
@@ -494,7 +514,10 @@ impl Core {
                 self.ext_state(&ext, EndpointState::AccessDenied, msg.clone());
             }
         } else {
-            self.log(Level::Warn, format!("WebSocket subscription refused: {text}"));
+            self.log(
+                Level::Warn,
+                format!("WebSocket subscription refused: {text}"),
+            );
         }
         // Asked again in a minute.
         self.ws.sending.clear();
@@ -597,14 +620,22 @@ impl Core {
                 return;
             }
             let body = json!({"eventFilters": filters, "expiresIn": WEBHOOK_EXPIRES_IN});
-            let req = self.api("PUT", &format!("/restapi/v1.0/subscription/{}", sub.id), Some(body));
+            let req = self.api(
+                "PUT",
+                &format!("/restapi/v1.0/subscription/{}", sub.id),
+                Some(body),
+            );
             self.hooks.inflight = true;
             self.send(Purpose::UpdateSub(sub.id, filters), req, now);
         } else if self.hooks.renew_due || now >= sub.renew_at() {
             if !self.room(Group::Light, now) {
                 return;
             }
-            let req = self.api("POST", &format!("/restapi/v1.0/subscription/{}/renew", sub.id), None);
+            let req = self.api(
+                "POST",
+                &format!("/restapi/v1.0/subscription/{}/renew", sub.id),
+                None,
+            );
             self.hooks.inflight = true;
             self.hooks.renew_due = false;
             self.send(Purpose::RenewSub(sub.id), req, now);
@@ -641,7 +672,10 @@ impl Core {
     }
 
     fn sub_lost(&mut self, why: &str) {
-        self.log(Level::Warn, format!("WebHook subscription lost ({why}): creating a new one"));
+        self.log(
+            Level::Warn,
+            format!("WebHook subscription lost ({why}): creating a new one"),
+        );
         self.hooks.sub = None;
         self.out.push(Action::KvDelete(keys::SUBSCRIPTION.into()));
         // Presence may have changed while nothing was delivered.
@@ -658,9 +692,9 @@ impl Core {
     }
 
     fn blacklisted(info: &SubscriptionInfo) -> bool {
-        info.status
-            .as_deref()
-            .is_some_and(|s| s.eq_ignore_ascii_case("Blacklisted") || s.eq_ignore_ascii_case("Suspended"))
+        info.status.as_deref().is_some_and(|s| {
+            s.eq_ignore_ascii_case("Blacklisted") || s.eq_ignore_ascii_case("Suspended")
+        })
     }
 
     pub(super) fn on_sub_created(&mut self, token: String, outcome: Outcome, now: u64) {
@@ -668,11 +702,15 @@ impl Core {
         self.hooks.creating = None;
         match outcome {
             Outcome::Ok(resp) => match serde_json::from_slice::<SubscriptionInfo>(&resp.body) {
-                Ok(info) if Self::blacklisted(&info) => {
-                    self.hooks_failed(format!("created {} but it is {:?}", info.id, info.status), now)
-                }
+                Ok(info) if Self::blacklisted(&info) => self.hooks_failed(
+                    format!("created {} but it is {:?}", info.id, info.status),
+                    now,
+                ),
                 Ok(info) => {
-                    self.log(Level::Info, format!("WebHook subscription {} created", info.id));
+                    self.log(
+                        Level::Info,
+                        format!("WebHook subscription {} created", info.id),
+                    );
                     self.forbidden.remove("ReadPresence");
                     let filters = self.desired_filters();
                     self.took_sub(&info, token, filters, now);
@@ -707,7 +745,13 @@ impl Core {
         }
     }
 
-    pub(super) fn on_sub_updated(&mut self, id: String, filters: Vec<String>, outcome: Outcome, now: u64) {
+    pub(super) fn on_sub_updated(
+        &mut self,
+        id: String,
+        filters: Vec<String>,
+        outcome: Outcome,
+        now: u64,
+    ) {
         self.hooks.inflight = false;
         let Some(sub) = self.hooks.sub.clone().filter(|s| s.id == id) else {
             return;
@@ -728,15 +772,33 @@ impl Core {
     }
 
     pub(super) fn hooks_goodbye(&mut self, now: u64) {
-        let Some(sub) = self.hooks.sub.take() else { return };
+        let Some(sub) = self.hooks.sub.take() else {
+            return;
+        };
         self.out.push(Action::KvDelete(keys::SUBSCRIPTION.into()));
         if self.auth.usable(now).is_some() && self.budget.room(Group::Medium, now).is_ok() {
-            let req = self.api("DELETE", &format!("/restapi/v1.0/subscription/{}", sub.id), None);
+            let req = self.api(
+                "DELETE",
+                &format!("/restapi/v1.0/subscription/{}", sub.id),
+                None,
+            );
             self.send(Purpose::DeleteSub(sub.id), req, now);
         }
     }
 
-    pub(super) fn goodbye_answer(&mut self, _purpose: Purpose, _result: Result<Response, String>) {}
+    /// An answer while stopping: only logged.
+    pub(super) fn goodbye_answer(&mut self, purpose: Purpose, result: Result<Response, String>) {
+        if let Purpose::DeleteSub(id) = purpose {
+            let how = match result {
+                Ok(r) => format!("HTTP {}", r.status),
+                Err(e) => e,
+            };
+            self.log(
+                Level::Info,
+                format!("WebHook subscription {id} deleted: {how}"),
+            );
+        }
+    }
 
     /// `POST /hooks/{instance}/notify`: the validation request or a delivery.
     pub(super) fn on_notify(&mut self, hook: &Hook<'_>, now: u64) -> HookAnswer {
@@ -746,12 +808,16 @@ impl Core {
             // The subscription's validation handshake: echo the token at
             // once, the whole answer well under 1,024 bytes.
             let mut a = HookAnswer::json(200);
-            a.headers.push(("Validation-Token".into(), token.chars().take(512).collect()));
+            a.headers
+                .push(("Validation-Token".into(), token.chars().take(512).collect()));
             return a;
         }
         let presented = wire::header(hook.headers, "verification-token").or(validation);
         let Some(presented) = presented else {
-            self.log(Level::Warn, "a WebHook delivery without a verification token was refused");
+            self.log(
+                Level::Warn,
+                "a WebHook delivery without a verification token was refused",
+            );
             return HookAnswer::json(401);
         };
         let known = self
@@ -763,7 +829,10 @@ impl Core {
             .chain(self.hooks.creating.as_deref())
             .any(|t| wire::same_secret(t, presented));
         if !known {
-            self.log(Level::Warn, "a WebHook delivery with a wrong verification token was refused");
+            self.log(
+                Level::Warn,
+                "a WebHook delivery with a wrong verification token was refused",
+            );
             return HookAnswer::json(403);
         }
         let Ok(v) = serde_json::from_slice::<Value>(hook.body) else {

@@ -106,7 +106,12 @@ impl Core {
             None => {
                 self.outcome(
                     req.id,
-                    failure("the account's extension list is still being read", true, Some(5_000), None),
+                    failure(
+                        "the account's extension list is still being read",
+                        true,
+                        Some(5_000),
+                        None,
+                    ),
                 );
                 return Ok(());
             }
@@ -116,7 +121,9 @@ impl Core {
         {
             self.outcome(
                 req.id,
-                WriteOutcome::Unsupported("availability unknown cannot be written to RingCentral".into()),
+                WriteOutcome::Unsupported(
+                    "availability unknown cannot be written to RingCentral".into(),
+                ),
             );
             return Ok(());
         }
@@ -311,8 +318,12 @@ impl Core {
                 self.put_failed(ctx, &text, false, None, Some(status), now)
             }
             Outcome::Unauthorized(text) => self.put_failed(ctx, &text, true, None, Some(401), now),
-            Outcome::Throttled(wait) => self.put_failed(ctx, "throttled", true, wait, Some(429), now),
-            Outcome::Transient(status, text) => self.put_failed(ctx, &text, true, None, status, now),
+            Outcome::Throttled(wait) => {
+                self.put_failed(ctx, "throttled", true, wait, Some(429), now)
+            }
+            Outcome::Transient(status, text) => {
+                self.put_failed(ctx, &text, true, None, status, now)
+            }
         }
     }
 
@@ -329,7 +340,9 @@ impl Core {
         _now: u64,
     ) {
         self.putting.remove(&ctx.ext);
-        let Some(e) = self.exts.get_mut(&ctx.ext) else { return };
+        let Some(e) = self.exts.get_mut(&ctx.ext) else {
+            return;
+        };
         e.layers.put_done(ctx.put, false);
         match ctx.write {
             Some(w) => {
@@ -341,7 +354,12 @@ impl Core {
                 }
                 self.outcome(
                     w.id,
-                    failure(format!("RingCentral did not take it: {why}"), retryable, retry_after, status),
+                    failure(
+                        format!("RingCentral did not take it: {why}"),
+                        retryable,
+                        retry_after,
+                        status,
+                    ),
                 );
             }
             None => {
@@ -361,8 +379,12 @@ impl Core {
 
     /// The hub's write on `ext` lapsed (`expires-in-ms`).
     pub(super) fn expire(&mut self, ext: &str, now: u64) {
-        let Some(e) = self.exts.get_mut(ext) else { return };
-        let Some(h) = e.layers.hub.clone() else { return };
+        let Some(e) = self.exts.get_mut(ext) else {
+            return;
+        };
+        let Some(h) = e.layers.hub.clone() else {
+            return;
+        };
         match h.expires_at {
             Some(at) if at <= now => {
                 e.layers.hub = None;
