@@ -116,6 +116,15 @@ const BUILDS: &[Build] = &[
         dest: "plugins",
     },
     Build {
+        package: "skype-ucma",
+        features: "",
+        source: "plugins/skype-ucma",
+        id: "skype-ucma",
+        version: None,
+        api_version: None,
+        dest: "plugins",
+    },
+    Build {
         package: "sip-simple",
         features: "",
         source: "plugins/sip-simple",

@@ -1,0 +1,3 @@
+//! `skype-ucma`: Skype for Business / Lync presence through a UCMA bridge.
+pub mod mapping;
+pub mod settings;
