@@ -257,8 +257,14 @@ pub struct Core {
     /// Extensions known to the core (watched, written, or with stored
     /// layers).
     exts: BTreeMap<String, Ext>,
+    /// Extensions to read. A read waits until notifications for the
+    /// extension flow, so no change falls between the read and the first
+    /// notification.
     to_read: BTreeSet<String>,
     reading: BTreeSet<String>,
+    /// Read while no notification covered them (push was down too long to
+    /// wait): read again once one does.
+    read_blind: BTreeSet<String>,
     ws: Ws,
     hooks: Hooks,
     pending_writes: BTreeMap<String, PendingWrite>,
@@ -324,6 +330,7 @@ impl Core {
             exts,
             to_read: BTreeSet::new(),
             reading: BTreeSet::new(),
+            read_blind: BTreeSet::new(),
             ws: Ws::default(),
             hooks,
             pending_writes: BTreeMap::new(),

@@ -313,28 +313,65 @@ impl Core {
 
     // ---- reads -------------------------------------------------------------
 
+    /// Send the reads that may go: those of extensions whose notifications
+    /// already flow (subscribe first, then read: a change between the two is
+    /// seen either way), or of every extension once push has been down past
+    /// its grace (read blind, and again when push comes back).
     pub(super) fn pump_reads(&mut self, now: u64) {
+        let seen_again: Vec<String> = self
+            .read_blind
+            .iter()
+            .filter(|e| self.covered(e))
+            .cloned()
+            .collect();
+        for ext in seen_again {
+            self.read_blind.remove(&ext);
+            if !self.reading.contains(&ext) {
+                self.to_read.insert(ext);
+            }
+        }
         if !self.dir.complete || self.to_read.is_empty() {
+            return;
+        }
+        // Only watched extensions get notifications to wait for; a read
+        // for a write's sake (an unwatched extension) goes at once.
+        let blind = self.push_down(now).is_some();
+        let watched: BTreeSet<String> = self.watched_exts().into_iter().collect();
+        let ready: BTreeSet<String> = self
+            .to_read
+            .iter()
+            .filter(|e| blind || !watched.contains(*e) || self.covered(e))
+            .cloned()
+            .collect();
+        if ready.is_empty() {
             return;
         }
         let (light, _) = self.budget.limit(Group::Light);
         let (heavy, _) = self.budget.limit(Group::Heavy);
         let pages = (self.dir.len() as u64).div_ceil(u64::from(PER_PAGE)).max(1);
-        let n = self.to_read.len() as u64;
+        let n = ready.len() as u64;
         if !self.dir.refused && n * u64::from(heavy) > pages * u64::from(light) {
             if !self.room(Group::Heavy, now) {
                 return;
             }
-            let exts = std::mem::take(&mut self.to_read);
-            self.reading.extend(exts.iter().cloned());
-            self.send_account_read(1, exts, now);
+            for e in &ready {
+                self.to_read.remove(e);
+                if blind && watched.contains(e) && !self.covered(e) {
+                    self.read_blind.insert(e.clone());
+                }
+            }
+            self.reading.extend(ready.iter().cloned());
+            self.send_account_read(1, ready, now);
             return;
         }
-        while let Some(ext) = self.to_read.first().cloned() {
+        for ext in ready {
             if !self.room(Group::Light, now) {
                 return;
             }
             self.to_read.remove(&ext);
+            if blind && watched.contains(&ext) && !self.covered(&ext) {
+                self.read_blind.insert(ext.clone());
+            }
             self.reading.insert(ext.clone());
             let path = format!(
                 "/restapi/v1.0/account/{}/extension/{ext}/presence?detailedTelephonyState=true&sipData=true",

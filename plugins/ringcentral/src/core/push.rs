@@ -213,6 +213,24 @@ impl Core {
         }
     }
 
+    /// Whether notifications for `ext` flow now: the live subscription's
+    /// filters name it, or the account-wide filter covers it.
+    pub(super) fn covered(&self, ext: &str) -> bool {
+        let filters = match self.s.delivery {
+            Delivery::WebSocket if self.ws.phase == Phase::Live && self.ws.sub_id.is_some() => {
+                &self.ws.filters
+            }
+            Delivery::WebSocket => return false,
+            Delivery::WebHook => match &self.hooks.sub {
+                Some(sub) => &sub.filters,
+                None => return false,
+            },
+        };
+        let one = wire::extension_filter(&self.s.account, ext);
+        let all = wire::account_filter(&self.s.account);
+        filters.iter().any(|f| *f == one || *f == all)
+    }
+
     pub(super) fn pump_push(&mut self, now: u64) {
         match self.s.delivery {
             Delivery::WebSocket => self.pump_ws(now),

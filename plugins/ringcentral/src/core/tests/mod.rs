@@ -121,6 +121,8 @@ pub struct H {
     /// How far [`requests`](H::requests), [`sent_frames`](H::sent_frames)
     /// and [`ws_token`](H::ws_token) have looked into the log.
     pub cursors: [usize; 3],
+    /// The WebSocket [`watch`](H::watch) brought up, if it did.
+    pub conn: Option<u64>,
 }
 
 impl H {
@@ -132,6 +134,7 @@ impl H {
             now: T0,
             log: Vec::new(),
             cursors: [0; 3],
+            conn: None,
         }
     }
 
@@ -204,10 +207,27 @@ impl H {
         self.requests()
     }
 
-    pub fn watch(&mut self, eps: &[&str]) -> Vec<(ReqId, Request)> {
+    /// Watch `eps` and leave the WebSocket to the test; returns the
+    /// requests that followed (no reads: they wait for the subscription).
+    pub fn watch_only(&mut self, eps: &[&str]) -> Vec<(ReqId, Request)> {
         let eps: Vec<String> = eps.iter().map(|s| s.to_string()).collect();
         self.core.watch(&eps, self.now);
         self.requests()
+    }
+
+    /// Watch `eps`; reads wait until notifications flow, so a WebSocket
+    /// the watch asks for is brought up (subscription `sub-1`) first.
+    /// Returns every request that followed, the reads among them.
+    pub fn watch(&mut self, eps: &[&str]) -> Vec<(ReqId, Request)> {
+        let eps: Vec<String> = eps.iter().map(|s| s.to_string()).collect();
+        self.core.watch(&eps, self.now);
+        let mut reqs = self.requests();
+        if self.conn.is_none() && H::find(&reqs, "POST", "/restapi/oauth/wstoken").is_some() {
+            let conn = self.ws_live(&reqs);
+            self.conn = Some(conn);
+            reqs.extend(self.requests());
+        }
+        reqs
     }
 
     /// Answer the presence reads among `reqs` with these dnd statuses (by
@@ -398,8 +418,6 @@ impl H {
         self.ready();
         let reqs = self.watch(eps);
         self.answer_reads(&reqs, "NoCall");
-        let mut all = reqs;
-        all.extend(self.requests());
-        self.ws_live(&all)
+        self.conn.expect("watching brings the WebSocket up")
     }
 }

@@ -12,8 +12,11 @@ fn closes(h: &mut H, conn: u64, why: &str) {
 fn websocket_connects_subscribes_after_connection_details_and_reports_in_sequence() {
     let mut h = H::new(settings(&[]), Stored::default());
     h.ready();
-    let reqs = h.watch(&["101", "102"]);
-    h.answer_reads(&reqs, "NoCall");
+    let reqs = h.watch_only(&["101", "102"]);
+    assert!(
+        !reqs.iter().any(|(_, r)| r.url.contains("/presence")),
+        "reads wait until notifications flow"
+    );
     let (conn, url) = h.ws_token(&reqs);
     assert_eq!(url, "wss://ws-api.ringcentral.com/ws?access_token=wst%2F1");
     h.core.on_ws_open(conn, h.now);
@@ -35,6 +38,15 @@ fn websocket_connects_subscribes_after_connection_details_and_reports_in_sequenc
         ])
     );
     h.ws_subscribed(conn, f);
+    // Subscribed: now the first state is read.
+    let reqs = h.requests();
+    assert_eq!(
+        reqs.iter()
+            .filter(|(_, r)| r.url.contains("/presence?"))
+            .count(),
+        2
+    );
+    h.answer_reads(&reqs, "NoCall");
     let before = h.presences().len();
     h.ws_event(conn, event("62000001", 7, json!({"telephonyStatus": "Ringing", "activeCalls": [{"id": "c1", "direction": "Inbound", "telephonyStatus": "Ringing"}]})));
     // An older one after it is dropped.
@@ -140,9 +152,17 @@ fn a_failed_recovery_subscribes_again_and_reads_presence_again() {
         .collect();
     assert_eq!(frames.len(), 1);
     assert_eq!(frames[0][0]["type"], "ClientRequest");
+    // Presence is read again once the new subscription stands.
     assert!(
-        all.iter()
+        !all.iter()
             .any(|a| matches!(a, Action::Http(_, r) if r.url.contains("62000001/presence")))
+    );
+    h.requests();
+    h.ws_subscribed(conn2, &frames[0]);
+    assert!(
+        h.requests()
+            .iter()
+            .any(|(_, r)| r.url.contains("62000001/presence"))
     );
 }
 
@@ -164,14 +184,17 @@ fn an_idle_or_absolute_timeout_starts_a_fresh_session() {
     assert!(!url.contains("wsc="), "{url}");
     h.core.on_ws_open(conn2, h.now);
     h.core.on_ws_text(conn2, &details(None), h.now);
-    let all = h.take();
+    let frames = h.sent_frames();
+    let sub = frames
+        .iter()
+        .find(|f| f[0]["type"] == "ClientRequest")
+        .expect("a new subscription");
+    h.requests();
+    h.ws_subscribed(conn2, sub);
     assert!(
-        all.iter()
-            .any(|a| matches!(a, Action::WsSend(_, t) if t.contains("ClientRequest")))
-    );
-    assert!(
-        all.iter()
-            .any(|a| matches!(a, Action::Http(_, r) if r.url.contains("62000001/presence")))
+        h.requests()
+            .iter()
+            .any(|(_, r)| r.url.contains("62000001/presence"))
     );
 }
 
@@ -179,8 +202,7 @@ fn an_idle_or_absolute_timeout_starts_a_fresh_session() {
 fn reconnects_back_off_with_jitter_up_to_a_minute() {
     let mut h = H::new(settings(&[]), Stored::default());
     h.ready();
-    let reqs = h.watch(&["101"]);
-    let mut reqs = reqs;
+    let mut reqs = h.watch_only(&["101"]);
     let mut delays = Vec::new();
     for _ in 0..9 {
         let (conn, _) = h.ws_token(&reqs);
@@ -245,8 +267,7 @@ fn watch_changes_replace_the_websocket_subscription() {
 fn disabled_filters_make_their_endpoints_access_denied() {
     let mut h = H::new(settings(&[]), Stored::default());
     h.ready();
-    let reqs = h.watch(&["101", "102"]);
-    h.answer_reads(&reqs, "NoCall");
+    let reqs = h.watch_only(&["101", "102"]);
     let (conn, _) = h.ws_token(&reqs);
     h.core.on_ws_open(conn, h.now);
     h.core.on_ws_text(conn, &details(None), h.now);
@@ -256,6 +277,12 @@ fn disabled_filters_make_their_endpoints_access_denied() {
          "disabledFilters": [{"filter": "/restapi/v1.0/account/~/extension/62000002/presence?detailedTelephonyState=true&sipData=true",
             "reason": "Permission", "message": "Insufficient permissions"}]}]);
     h.core.on_ws_text(conn, &answer.to_string(), h.now);
+    let reads: Vec<(ReqId, Request)> = h
+        .requests()
+        .into_iter()
+        .filter(|(_, r)| r.url.contains("62000001/presence"))
+        .collect();
+    h.answer_reads(&reads, "NoCall");
     assert_eq!(h.ep_state("102"), Some(EndpointState::AccessDenied));
     assert_eq!(h.ep_state("101"), Some(EndpointState::Active));
 }
@@ -264,7 +291,7 @@ fn disabled_filters_make_their_endpoints_access_denied() {
 fn a_refused_websocket_token_names_the_permission() {
     let mut h = H::new(settings(&[]), Stored::default());
     h.ready();
-    let reqs = h.watch(&["101"]);
+    let reqs = h.watch_only(&["101"]);
     let (id, _) = H::find(&reqs, "POST", "/restapi/oauth/wstoken").unwrap();
     h.answer(*id, resp(403, json!({"errorCode": "CMN-401", "message": "In order to call this API endpoint, application needs to have [WebSocketsSubscriptions] permission"})));
     let (st, detail) = h.last_status();
@@ -277,7 +304,6 @@ fn a_refused_websocket_token_names_the_permission() {
 fn webhook_live(h: &mut H) -> (String, String) {
     h.ready();
     let reqs = h.watch(&["101"]);
-    h.answer_reads(&reqs, "NoCall");
     let (id, r) = H::find(&reqs, "POST", "/restapi/v1.0/subscription")
         .expect("a create")
         .clone();
@@ -289,6 +315,9 @@ fn webhook_live(h: &mut H) -> (String, String) {
     h.answer(id, resp(200, json!({"id": "hook-1", "uri": "x", "eventFilters": body["eventFilters"],
         "expiresIn": 60, "expirationTime": "2026-01-01T10:56:00.000Z", "status": "Active",
         "creationTime": "2026-01-01T10:55:00.000Z", "deliveryMode": {"transportType": "WebHook", "address": HOOKS}})));
+    // The subscription stands: the first state is read.
+    let reqs = h.requests();
+    h.answer_reads(&reqs, "NoCall");
     ("hook-1".into(), token)
 }
 
@@ -420,17 +449,20 @@ fn renewal_follows_the_granted_lifetime_and_a_lost_subscription_is_made_again() 
     let (id, _) = H::find(&reqs, "POST", "/restapi/v1.0/subscription")
         .expect("created again")
         .clone();
-    // ...and presence is read again (events may have been lost).
-    assert!(
-        reqs.iter()
-            .any(|(_, r)| r.url.contains("62000001/presence"))
-    );
     h.answer(
         id,
         resp(
             200,
-            json!({"id": "hook-2", "expiresIn": 604800, "status": "Active"}),
+            json!({"id": "hook-2", "expiresIn": 604800, "status": "Active",
+                "eventFilters": ["/restapi/v1.0/account/~/extension/62000001/presence?detailedTelephonyState=true&sipData=true"]}),
         ),
+    );
+    // ...and presence is read again once it stands (events may have been
+    // lost meanwhile).
+    assert!(
+        h.requests()
+            .iter()
+            .any(|(_, r)| r.url.contains("62000001/presence"))
     );
     h.take();
     assert!(
@@ -506,5 +538,44 @@ fn shutdown_deletes_the_webhook_subscription_and_closes_the_websocket() {
     assert!(
         w.take()
             .contains(&Action::WsClose(conn, 1000, "shutdown".into()))
+    );
+}
+
+#[test]
+fn with_push_down_past_its_grace_presence_is_read_blind_and_again_once_subscribed() {
+    let mut h = H::new(settings(&[]), Stored::default());
+    h.ready();
+    let reqs = h.watch_only(&["101"]);
+    let (conn, _) = h.ws_token(&reqs);
+    closes(&mut h, conn, "connection refused");
+    assert!(
+        !h.requests()
+            .iter()
+            .any(|(_, r)| r.url.contains("/presence")),
+        "a read waits for the subscription while push may still come"
+    );
+    // Down past the grace: the first state is read without notifications.
+    h.advance(31_000);
+    h.timer(TimerKey::Tick);
+    h.timer(TimerKey::Reconnect);
+    let reqs = h.requests();
+    assert!(
+        reqs.iter()
+            .any(|(_, r)| r.url.contains("62000001/presence")),
+        "read blind"
+    );
+    h.answer_reads(&reqs, "NoCall");
+    // Push comes back: read again, since a change may have fallen between
+    // the blind read and the subscription.
+    let (conn, _) = h.ws_token(&reqs);
+    h.core.on_ws_open(conn, h.now);
+    h.core.on_ws_text(conn, &details(None), h.now);
+    let frames = h.sent_frames();
+    h.requests();
+    h.ws_subscribed(conn, &frames[0]);
+    assert!(
+        h.requests()
+            .iter()
+            .any(|(_, r)| r.url.contains("62000001/presence"))
     );
 }

@@ -227,6 +227,7 @@ fn a_penalty_survives_a_crash_restart() {
         now: T0 + 10_000,
         log: actions,
         cursors: [0; 3],
+        conn: None,
     };
     let id = h2
         .log
@@ -255,8 +256,9 @@ fn a_penalty_survives_a_crash_restart() {
 
 #[test]
 fn requests_wait_for_room_in_their_group_instead_of_being_sent() {
-    let mut h = H::new(settings(&[("rate_limits", "medium=2")]), Stored::default());
-    // Token (Auth), directory (Medium 1 of 2).
+    let mut h = H::new(settings(&[("rate_limits", "medium=3")]), Stored::default());
+    // Token (Auth), directory (Medium 1 of 3), the WebSocket subscription
+    // (Medium 2 of 3).
     h.ready();
     let reqs = h.watch(&["101", "102", "103"]);
     h.answer_reads(&reqs, "NoCall");
