@@ -942,3 +942,64 @@ async fn sync_with_teams_both_ways() {
     let puts = rc.dnd_writes(ext);
     assert_eq!(puts.len(), 4, "{puts:#?}");
 }
+
+/// What an operator sees when something is wrong: a wrong client secret
+/// names the field, an unreachable server is a connection error, an
+/// extension the app may not read is access-denied naming the permission.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statuses_an_operator_sees() {
+    let sim = RcSim::start(RcSimConfig::default()).await;
+    let alice = sim.add_extension("101", "Alice Adams", "alice@example.com");
+    let bob = sim.add_extension("102", "Bob Brown", "bob@example.com");
+    sim.refuse_presence(bob, true);
+    let hub = hub();
+    add_user(
+        &hub,
+        json!({"username": "alice", "display_name": "Alice", "email": "alice@example.com"}),
+    )
+    .await;
+    add_user(
+        &hub,
+        json!({"username": "bob", "display_name": "Bob", "email": "bob@example.com"}),
+    )
+    .await;
+
+    create(
+        &hub,
+        "wrong-secret",
+        config(&sim, json!({"client_secret": "not-the-secret"})),
+    )
+    .await;
+    let st = wait_status(&hub, "wrong-secret", "credentials-not-found").await;
+    let detail = st["status"]["status_detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("client_secret"), "{st}");
+    assert!(
+        !st.to_string().contains("not-the-secret"),
+        "the secret is never shown: {st}"
+    );
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    create(
+        &hub,
+        "unreachable",
+        config(
+            &sim,
+            json!({"server_url": format!("http://127.0.0.1:{port}")}),
+        ),
+    )
+    .await;
+    wait_status(&hub, "unreachable", "connection-error").await;
+
+    create(&hub, ID, config(&sim, json!({}))).await;
+    wait_endpoint(&hub, ID, &alice.to_string(), "alice active", |e| {
+        e["state"] == "active"
+    })
+    .await;
+    let e = wait_endpoint(&hub, ID, &bob.to_string(), "bob refused", |e| {
+        e["state"] == "access-denied"
+    })
+    .await;
+    assert!(e.to_string().contains("ReadPresence"), "{e}");
+}
