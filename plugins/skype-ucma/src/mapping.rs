@@ -15,11 +15,11 @@
 //! | 12000 – 14999 | BeRightBack     | away, activity be-right-back   |
 //! | 15000 – 17999 | Away            | away                           |
 //! | 18000 and up  | Offline         | offline                        |
-//! | missing, < 0  | (none)          | unknown                        |
+//! | -1 (< 0)      | unknown         | unknown                        |
 //!
-//! Lync documents 0–4499 as available (OCS said 3000–4499); a number below
-//! 3000 other than 0 is taken as available too. 0 is UCMA's `None` and -1
-//! `AvailabilityValue`'s "unknown": both are unknown.
+//! Lync documents 0–4499 as available (OCS said 3000–4499), and so does the
+//! bridge protocol (PROTOCOL.md section 6); -1 is `AvailabilityValue`'s
+//! "unknown". Numbers above 18999 are not expected; they are offline.
 //!
 //! Activity tokens (`st:activity token=`, facts D3) give the activity; a
 //! token outranks what the band implies (`on-the-phone` in the idle-busy
@@ -48,8 +48,8 @@ impl Band {
     /// The band of an availability number.
     pub fn of(n: i64) -> Band {
         match n {
-            i64::MIN..=0 => Band::None,
-            1..=4499 => Band::Online,
+            i64::MIN..=-1 => Band::None,
+            0..=4499 => Band::Online,
             4500..=5999 => Band::IdleOnline,
             6000..=7499 => Band::Busy,
             7500..=8999 => Band::IdleBusy,
@@ -60,18 +60,18 @@ impl Band {
         }
     }
 
-    /// UCMA's name of the band (kept in the raw values).
+    /// The protocol's word for the band (`presence.band`).
     pub fn name(self) -> &'static str {
         match self {
-            Band::Online => "Online",
-            Band::IdleOnline => "IdleOnline",
-            Band::Busy => "Busy",
-            Band::IdleBusy => "IdleBusy",
-            Band::DoNotDisturb => "DoNotDisturb",
-            Band::BeRightBack => "BeRightBack",
-            Band::Away => "Away",
-            Band::Offline => "Offline",
-            Band::None => "None",
+            Band::Online => "available",
+            Band::IdleOnline => "available-idle",
+            Band::Busy => "busy",
+            Band::IdleBusy => "busy-idle",
+            Band::DoNotDisturb => "do-not-disturb",
+            Band::BeRightBack => "be-right-back",
+            Band::Away => "away",
+            Band::Offline => "offline",
+            Band::None => "unknown",
         }
     }
 
@@ -124,7 +124,12 @@ pub fn rich(
 ) -> RichPresence {
     let band = availability.map(Band::of).unwrap_or(Band::None);
     let (mut avail, mut activity) = band.normalized();
+    let custom = custom_text.map(str::trim).filter(|t| !t.is_empty());
     match activity_token.and_then(token) {
+        // An unknown token with the text the user typed: the text.
+        Some((Activity::Other(_), false)) if custom.is_some() => {
+            activity = custom.map(|t| Activity::Other(t.to_string()));
+        }
         Some((a, dnd)) => {
             if dnd && avail != Availability::Offline {
                 avail = Availability::DoNotDisturb;
@@ -132,7 +137,7 @@ pub fn rich(
             activity = Some(a);
         }
         None => {
-            if let Some(text) = custom_text.map(str::trim).filter(|t| !t.is_empty()) {
+            if let Some(text) = custom {
                 activity = Some(Activity::Other(text.to_string()));
             }
         }
@@ -148,20 +153,41 @@ pub fn rich(
     }
 }
 
-/// The availability number and activity token a hub write publishes: the
-/// band's representative number (UCMA `PresenceState` statics) and the
-/// token of the intent's activity, where Lync has one.
-pub fn publish(intent: &PresenceIntent) -> Option<(i64, Option<&'static str>)> {
-    let token = match &intent.activity {
-        Some(Activity::InACall) => Some("on-the-phone"),
-        Some(Activity::InAConference) => Some("in-a-conference"),
-        Some(Activity::InAMeeting) | Some(Activity::Presenting) => Some("in-a-meeting"),
-        Some(Activity::OutOfOffice) => Some("out-of-office"),
-        Some(Activity::OffWork) => Some("off-work"),
-        Some(Activity::BeRightBack) => Some("be-right-back"),
-        _ => None,
+/// What a hub write publishes (`publish`): the band's representative
+/// number (UCMA `PresenceState` statics, PROTOCOL.md section 7), the token
+/// of the intent's activity where Lync has one, or its text as a custom
+/// activity, and the note.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    pub availability: i64,
+    pub token: Option<&'static str>,
+    pub custom: Option<String>,
+    pub note: Option<String>,
+}
+
+impl Publication {
+    /// The band the published number falls in (the echo shows it).
+    pub fn band(&self) -> Band {
+        Band::of(self.availability)
+    }
+}
+
+/// The publication of a hub write; `None` for availability unknown, which
+/// cannot be published.
+pub fn publish(intent: &PresenceIntent) -> Option<Publication> {
+    let (token, custom) = match &intent.activity {
+        Some(Activity::InACall) => (Some("on-the-phone"), None),
+        Some(Activity::InAConference) => (Some("in-a-conference"), None),
+        Some(Activity::InAMeeting) => (Some("in-a-meeting"), None),
+        // Lync has no documented token for presenting: shown as text.
+        Some(Activity::Presenting) => (None, Some("Presenting".to_string())),
+        Some(Activity::OutOfOffice) => (Some("out-of-office"), None),
+        Some(Activity::OffWork) => (Some("off-work"), None),
+        Some(Activity::BeRightBack) => (Some("be-right-back"), None),
+        Some(Activity::Other(text)) if !text.trim().is_empty() => (None, Some(text.clone())),
+        _ => (None, None),
     };
-    let n = match intent.availability {
+    let availability = match intent.availability {
         Availability::Available => 3500,
         Availability::Busy => 6500,
         Availability::DoNotDisturb => 9500,
@@ -170,7 +196,12 @@ pub fn publish(intent: &PresenceIntent) -> Option<(i64, Option<&'static str>)> {
         Availability::Offline => 18500,
         Availability::Unknown => return None,
     };
-    Some((n, token))
+    Some(Publication {
+        availability,
+        token,
+        custom,
+        note: intent.note.clone().filter(|n| !n.trim().is_empty()),
+    })
 }
 
 #[cfg(test)]
@@ -186,6 +217,7 @@ mod tests {
     fn every_band_at_its_edges() {
         use Availability::*;
         let cases = [
+            (0, Available, None),
             (1, Available, None),
             (3000, Available, None),
             (3500, Available, None),
@@ -209,7 +241,6 @@ mod tests {
             (18000, Offline, None),
             (18500, Offline, None),
             (99999, Offline, None),
-            (0, Unknown, None),
             (-1, Unknown, None),
         ];
         for (n, a, act) in cases {
@@ -269,6 +300,8 @@ mod tests {
             Some(Activity::Other("Working from home".into()))
         );
         assert_eq!(p.note.as_deref(), Some("back at 3"));
+        let p = rich(Some(6500), Some("lunch"), Some("Out to lunch"), None);
+        assert_eq!(p.activity, Some(Activity::Other("Out to lunch".into())));
         let p = rich(Some(6500), Some("in-a-meeting"), Some("Board"), Some(""));
         assert_eq!(p.activity, Some(Activity::InAMeeting));
         assert_eq!(p.note, None);
@@ -283,24 +316,33 @@ mod tests {
             dnd_scope: None,
             expires_in_ms: None,
         };
+        let num = |p: Option<Publication>| p.map(|p| (p.availability, p.token));
         use Availability::*;
-        assert_eq!(publish(&i(DoNotDisturb, None)), Some((9500, None)));
-        assert_eq!(publish(&i(Available, None)), Some((3500, None)));
+        assert_eq!(num(publish(&i(DoNotDisturb, None))), Some((9500, None)));
+        assert_eq!(num(publish(&i(Available, None))), Some((3500, None)));
         assert_eq!(
-            publish(&i(Busy, Some(Activity::InACall))),
+            num(publish(&i(Busy, Some(Activity::InACall)))),
             Some((6500, Some("on-the-phone")))
         );
         assert_eq!(
-            publish(&i(Away, Some(Activity::BeRightBack))),
+            num(publish(&i(Away, Some(Activity::BeRightBack)))),
             Some((12500, Some("be-right-back")))
         );
-        assert_eq!(publish(&i(Away, None)), Some((15500, None)));
-        assert_eq!(publish(&i(Offline, None)), Some((18500, None)));
+        assert_eq!(num(publish(&i(Away, None))), Some((15500, None)));
+        assert_eq!(num(publish(&i(Offline, None))), Some((18500, None)));
         assert_eq!(publish(&i(Unknown, None)), None);
+        let p = publish(&PresenceIntent {
+            note: Some("In a Teams call".into()),
+            ..i(DoNotDisturb, Some(Activity::Other("Teams call".into())))
+        })
+        .unwrap();
+        assert_eq!(p.custom.as_deref(), Some("Teams call"));
+        assert_eq!(p.note.as_deref(), Some("In a Teams call"));
+        assert_eq!(p.band(), Band::DoNotDisturb);
         // Every published number maps back to what was asked.
         for a in [Available, Busy, DoNotDisturb, Away, Offline] {
-            let (n, _) = publish(&i(a, None)).unwrap();
-            assert_eq!(r(n, None).0, a);
+            let p = publish(&i(a, None)).unwrap();
+            assert_eq!(r(p.availability, None).0, a);
         }
     }
 }

@@ -120,7 +120,7 @@ impl fmt::Debug for Settings {
 /// Targets per watch request unless configured.
 pub const DEFAULT_BATCH: usize = 100;
 /// The most targets one watch request may carry.
-pub const MAX_BATCH: usize = 1000;
+pub const MAX_BATCH: usize = 500;
 
 /// The fields `describe` announces.
 pub fn fields() -> Vec<ConfigField> {
@@ -250,7 +250,7 @@ pub fn fields() -> Vec<ConfigField> {
         f(
             "watch_batch_size",
             "Targets per watch request",
-            "How many Lync URIs one watch request to the bridge carries (1 to 1000)",
+            "How many Lync URIs one watch request to the bridge carries (1 to 500; the bridge may allow fewer, at least 100)",
             FieldKind::Integer,
             Some("100"),
             false,
