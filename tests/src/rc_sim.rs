@@ -2591,6 +2591,26 @@ impl RcSim {
         self.lock().cfg.clone()
     }
 
+    /// Sign in as a client of this simulator would, with the JWT grant
+    /// (`POST /restapi/oauth/token`, Basic client authentication): the
+    /// `TokenInfo` answer as JSON. For tests that call the API themselves.
+    pub async fn jwt_sign_in(&self) -> Value {
+        let c = self.config();
+        reqwest::Client::new()
+            .post(format!("{}/restapi/oauth/token", self.base()))
+            .basic_auth(&c.client_id, Some(&c.client_secret))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", c.jwt.as_str()),
+            ])
+            .send()
+            .await
+            .expect("the simulator answers")
+            .json()
+            .await
+            .expect("TokenInfo is JSON")
+    }
+
     /// The authorization URL a user would open (auth-code flow); following
     /// it answers 302 to `redirect_uri?code=..&state=..&expires_in=60`.
     pub fn authorize_url(&self, redirect_uri: &str, state: &str) -> String {
@@ -2986,20 +3006,7 @@ mod tests {
     use tokio_tungstenite::tungstenite::Message as TMsg;
 
     async fn jwt_token(sim: &RcSim) -> Value {
-        let c = sim.config();
-        reqwest::Client::new()
-            .post(format!("{}/restapi/oauth/token", sim.base()))
-            .basic_auth(&c.client_id, Some(&c.client_secret))
-            .form(&[
-                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-                ("assertion", c.jwt.as_str()),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        sim.jwt_sign_in().await
     }
 
     async fn bearer_of(sim: &RcSim) -> String {

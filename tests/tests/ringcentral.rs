@@ -87,6 +87,36 @@ async fn wait_user(hub: &Hub, user: &str, what: &str, f: impl Fn(&Value) -> bool
         .await
 }
 
+/// A hub user with this email and no endpoint: the connector's directory
+/// maps them.
+async fn add_person(hub: &Hub, name: &str, email: &str) {
+    add_user(
+        hub,
+        json!({"username": name, "display_name": name, "email": email}),
+    )
+    .await;
+}
+
+/// Alice as most tests need her: extension 101 in `sim`, a user of `hub`
+/// mapped by email, connector `rc` made with `extra` configuration. Returns
+/// her extension id and endpoint once her line shows idle.
+async fn with_alice(sim: &RcSim, hub: &Hub, extra: Value) -> (u64, String) {
+    let alice = sim.add_extension("101", "Alice Adams", "alice@example.com");
+    add_person(hub, "alice", "alice@example.com").await;
+    create(hub, ID, config(sim, extra)).await;
+    let ep = alice.to_string();
+    wait_line(hub, ID, &ep, "idle").await;
+    (alice, ep)
+}
+
+/// The endpoint once its line shows `line`.
+async fn wait_line(hub: &Hub, id: &str, ep: &str, line: &str) -> Value {
+    wait_endpoint(hub, id, ep, &format!("line {line} at {id}/{ep}"), |e| {
+        e["telephony"]["line"] == line
+    })
+    .await
+}
+
 /// The endpoint as the connector reports it, once `f` holds.
 async fn wait_endpoint(
     hub: &Hub,
@@ -115,6 +145,11 @@ async fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The body of a do-not-disturb write for all calls.
+fn dnd_all() -> Value {
+    json!({"action": "set", "availability": "do-not-disturb"})
 }
 
 /// A write through the API; returns its id.
@@ -175,11 +210,7 @@ async fn first_state_and_changes_over_websocket() {
         ("bob", "Bob@Example.com"),
         ("carol", "carol@example.com"),
     ] {
-        add_user(
-            &hub,
-            json!({"username": name, "display_name": name, "email": email}),
-        )
-        .await;
+        add_person(&hub, name, email).await;
     }
     add_user(
         &hub,
@@ -199,10 +230,7 @@ async fn first_state_and_changes_over_websocket() {
     })
     .await;
     assert_eq!(p["telephony"]["source"], ID, "{p}");
-    let ep = wait_endpoint(&hub, ID, &alice.to_string(), "alice's line", |e| {
-        e["telephony"]["line"] == "in-call"
-    })
-    .await;
+    let ep = wait_line(&hub, ID, &alice.to_string(), "in-call").await;
     assert_eq!(
         raw(&ep, "telephonyStatus").as_deref(),
         Some("CallConnected"),
@@ -242,15 +270,9 @@ async fn first_state_and_changes_over_websocket() {
     // Pushed over the WebSocket API.
     assert!(sim.ws_connections() >= 1);
     let call = sim.start_call(bob, "Inbound", false);
-    wait_endpoint(&hub, ID, &bob.to_string(), "bob ringing", |e| {
-        e["telephony"]["line"] == "ringing"
-    })
-    .await;
+    wait_line(&hub, ID, &bob.to_string(), "ringing").await;
     sim.answer_call(&call);
-    wait_endpoint(&hub, ID, &bob.to_string(), "bob in a call", |e| {
-        e["telephony"]["line"] == "in-call"
-    })
-    .await;
+    wait_line(&hub, ID, &bob.to_string(), "in-call").await;
     sim.end_call(&call);
     sim.user_sets_dnd(bob, "TakeAllCalls");
     wait_endpoint(&hub, ID, &bob.to_string(), "bob idle, no DND", |e| {
@@ -280,19 +302,8 @@ async fn first_state_and_changes_over_websocket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forced_disconnect_recovers_the_session() {
     let sim = RcSim::start(RcSimConfig::default()).await;
-    let alice = sim.add_extension("101", "Alice Adams", "alice@example.com");
     let hub = hub();
-    add_user(
-        &hub,
-        json!({"username": "alice", "display_name": "Alice", "email": "alice@example.com"}),
-    )
-    .await;
-    create(&hub, ID, config(&sim, json!({}))).await;
-    let ep = alice.to_string();
-    wait_endpoint(&hub, ID, &ep, "alice idle", |e| {
-        e["telephony"]["line"] == "idle"
-    })
-    .await;
+    let (alice, ep) = with_alice(&sim, &hub, json!({})).await;
     until("a WebSocket", Duration::from_secs(10), || {
         sim.ws_connections() == 1
     })
@@ -302,20 +313,14 @@ async fn forced_disconnect_recovers_the_session() {
     // Changes while the connector is away.
     let call = sim.start_call(alice, "Outbound", false);
     sim.answer_call(&call);
-    wait_endpoint(&hub, ID, &ep, "alice's call after recovery", |e| {
-        e["telephony"]["line"] == "in-call"
-    })
-    .await;
+    wait_line(&hub, ID, &ep, "in-call").await;
     until("a recovery", Duration::from_secs(10), || {
         sim.ws_recoveries().iter().any(|r| r == "Successful")
     })
     .await;
     assert_eq!(sim.ws_connections(), 1);
     sim.end_call(&call);
-    wait_endpoint(&hub, ID, &ep, "alice idle again", |e| {
-        e["telephony"]["line"] == "idle"
-    })
-    .await;
+    wait_line(&hub, ID, &ep, "idle").await;
 }
 
 /// WebHook delivery: the validation handshake, deliveries checked by the
@@ -328,19 +333,8 @@ async fn webhook_delivery_with_validation_and_renewal() {
         ..RcSimConfig::default()
     })
     .await;
-    let alice = sim.add_extension("101", "Alice Adams", "alice@example.com");
     let hub = hub_with_public_url();
-    add_user(
-        &hub,
-        json!({"username": "alice", "display_name": "Alice", "email": "alice@example.com"}),
-    )
-    .await;
-    create(&hub, ID, config(&sim, json!({"delivery": "webhook"}))).await;
-    let ep = alice.to_string();
-    wait_endpoint(&hub, ID, &ep, "alice idle", |e| {
-        e["telephony"]["line"] == "idle"
-    })
-    .await;
+    let (alice, ep) = with_alice(&sim, &hub, json!({"delivery": "webhook"})).await;
     until("a webhook subscription", Duration::from_secs(10), || {
         sim.subscriptions()
             .iter()
@@ -351,10 +345,7 @@ async fn webhook_delivery_with_validation_and_renewal() {
 
     let call = sim.start_call(alice, "Inbound", true);
     sim.answer_call(&call);
-    wait_endpoint(&hub, ID, &ep, "alice in a call", |e| {
-        e["telephony"]["line"] == "in-call"
-    })
-    .await;
+    wait_line(&hub, ID, &ep, "in-call").await;
     assert!(sim.deliveries().iter().all(|d| d.status == 200));
 
     // A forged notification: no token.
@@ -387,10 +378,7 @@ async fn webhook_delivery_with_validation_and_renewal() {
     .await;
     tokio::time::sleep(Duration::from_secs(9)).await;
     sim.end_call(&call);
-    wait_endpoint(&hub, ID, &ep, "alice idle after renewals", |e| {
-        e["telephony"]["line"] == "idle"
-    })
-    .await;
+    wait_line(&hub, ID, &ep, "idle").await;
 }
 
 /// Two RingCentral accounts feed one hub, each user mapped by email to the
@@ -411,16 +399,8 @@ async fn two_accounts_at_once() {
     let alice = east.add_extension("101", "Alice", "alice@east.example.com");
     let bob = west.add_extension("101", "Bob", "bob@west.example.com");
     let hub = hub();
-    add_user(
-        &hub,
-        json!({"username": "alice", "display_name": "Alice", "email": "alice@east.example.com"}),
-    )
-    .await;
-    add_user(
-        &hub,
-        json!({"username": "bob", "display_name": "Bob", "email": "bob@west.example.com"}),
-    )
-    .await;
+    add_person(&hub, "alice", "alice@east.example.com").await;
+    add_person(&hub, "bob", "bob@west.example.com").await;
     create(&hub, "east", config(&east, json!({}))).await;
     create(&hub, "west", config(&west, json!({}))).await;
     wait_status(&hub, "east", "up-and-running").await;
@@ -456,19 +436,8 @@ async fn two_accounts_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dnd_write_back_and_restore_with_outcomes() {
     let sim = RcSim::start(RcSimConfig::default()).await;
-    let alice = sim.add_extension("101", "Alice Adams", "alice@example.com");
     let hub = hub();
-    add_user(
-        &hub,
-        json!({"username": "alice", "display_name": "Alice", "email": "alice@example.com"}),
-    )
-    .await;
-    create(&hub, ID, config(&sim, json!({}))).await;
-    let ep = alice.to_string();
-    wait_endpoint(&hub, ID, &ep, "alice idle", |e| {
-        e["telephony"]["line"] == "idle"
-    })
-    .await;
+    let (alice, ep) = with_alice(&sim, &hub, json!({})).await;
     let plugin = hub.get("/api/v1/plugins/ringcentral").await;
     assert!(
         plugin
@@ -477,13 +446,7 @@ async fn dnd_write_back_and_restore_with_outcomes() {
         "{plugin}"
     );
 
-    let w = write(
-        &hub,
-        ID,
-        &ep,
-        json!({"action": "set", "availability": "do-not-disturb"}),
-    )
-    .await;
+    let w = write(&hub, ID, &ep, dnd_all()).await;
     assert_eq!(outcome(&hub, w).await["state"], "applied");
     assert_eq!(dnd(&sim, alice), "DoNotAcceptAnyCalls");
     wait_endpoint(&hub, ID, &ep, "DND shown", |e| {
@@ -522,24 +485,10 @@ async fn dnd_write_back_and_restore_with_outcomes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflect_dnd_during_a_call() {
     let sim = RcSim::start(RcSimConfig::default()).await;
-    let alice = sim.add_extension("101", "Alice Adams", "alice@example.com");
     let hub = hub();
-    add_user(
-        &hub,
-        json!({"username": "alice", "display_name": "Alice", "email": "alice@example.com"}),
-    )
-    .await;
-    create(&hub, ID, config(&sim, json!({"reflect_dnd": true}))).await;
-    let ep = alice.to_string();
-    wait_endpoint(&hub, ID, &ep, "alice idle", |e| {
-        e["telephony"]["line"] == "idle"
-    })
-    .await;
+    let (alice, ep) = with_alice(&sim, &hub, json!({"reflect_dnd": true})).await;
     let call = sim.start_call(alice, "Inbound", false);
-    wait_endpoint(&hub, ID, &ep, "ringing", |e| {
-        e["telephony"]["line"] == "ringing"
-    })
-    .await;
+    wait_line(&hub, ID, &ep, "ringing").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         dnd(&sim, alice),
@@ -567,16 +516,8 @@ async fn force_accept_queue_calls_with_an_exclusion() {
     let alice = sim.add_extension("101", "Alice Adams", "alice@example.com");
     let bob = sim.add_extension("102", "Bob Brown", "bob@example.com");
     let hub = hub();
-    add_user(
-        &hub,
-        json!({"username": "alice", "display_name": "Alice", "email": "alice@example.com"}),
-    )
-    .await;
-    add_user(
-        &hub,
-        json!({"username": "bob", "display_name": "Bob", "email": "bob@example.com"}),
-    )
-    .await;
+    add_person(&hub, "alice", "alice@example.com").await;
+    add_person(&hub, "bob", "bob@example.com").await;
     create(
         &hub,
         ID,
@@ -587,10 +528,7 @@ async fn force_accept_queue_calls_with_an_exclusion() {
     )
     .await;
     for ext in [alice, bob] {
-        wait_endpoint(&hub, ID, &ext.to_string(), "idle", |e| {
-            e["telephony"]["line"] == "idle"
-        })
-        .await;
+        wait_line(&hub, ID, &ext.to_string(), "idle").await;
     }
     sim.user_sets_accept_queue_calls(alice, false);
     sim.user_sets_accept_queue_calls(bob, false);
@@ -614,30 +552,13 @@ async fn force_accept_queue_calls_with_an_exclusion() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttled_with_the_penalty_kept_across_a_restart() {
     let sim = RcSim::start(RcSimConfig::default()).await;
-    let alice = sim.add_extension("101", "Alice Adams", "alice@example.com");
     let mut hub = hub();
-    add_user(
-        &hub,
-        json!({"username": "alice", "display_name": "Alice", "email": "alice@example.com"}),
-    )
-    .await;
-    create(&hub, ID, config(&sim, json!({}))).await;
-    let ep = alice.to_string();
-    wait_endpoint(&hub, ID, &ep, "alice idle", |e| {
-        e["telephony"]["line"] == "idle"
-    })
-    .await;
+    let (alice, ep) = with_alice(&sim, &hub, json!({})).await;
 
     // A write meets the 429 (PUT presence is in the Medium group).
     sim.throttle_next("Medium", 6);
     let thrown = Instant::now();
-    let w = write(
-        &hub,
-        ID,
-        &ep,
-        json!({"action": "set", "availability": "do-not-disturb"}),
-    )
-    .await;
+    let w = write(&hub, ID, &ep, dnd_all()).await;
     let o = outcome(&hub, w).await;
     assert_eq!(o["state"], "failed", "{o}");
     assert_eq!(o["retryable"], true, "{o}");
@@ -646,13 +567,7 @@ async fn throttled_with_the_penalty_kept_across_a_restart() {
     // A crash restart inside the window: the connector does not call the
     // Medium group until it is over.
     hub.restart();
-    let w = write(
-        &hub,
-        ID,
-        &ep,
-        json!({"action": "set", "availability": "do-not-disturb"}),
-    )
-    .await;
+    let w = write(&hub, ID, &ep, dnd_all()).await;
     let o = outcome(&hub, w).await;
     assert!(
         o["state"] == "applied" && thrown.elapsed() >= Duration::from_secs(6)
@@ -692,11 +607,7 @@ async fn token_refresh_across_a_hub_restart() {
     .await;
     let alice = sim.add_extension("101", "Alice Adams", "alice@example.com");
     let mut hub = hub_with_public_url();
-    add_user(
-        &hub,
-        json!({"username": "alice", "display_name": "Alice", "email": "alice@example.com"}),
-    )
-    .await;
+    add_person(&hub, "alice", "alice@example.com").await;
     create(
         &hub,
         ID,
@@ -727,27 +638,15 @@ async fn token_refresh_across_a_hub_restart() {
     wait_status(&hub, ID, "up-and-running").await;
     assert_eq!(sim.grants("authorization_code"), 1);
     let ep = alice.to_string();
-    wait_endpoint(&hub, ID, &ep, "alice idle", |e| {
-        e["telephony"]["line"] == "idle"
-    })
-    .await;
+    wait_line(&hub, ID, &ep, "idle").await;
 
     hub.restart();
     // Past the access token's life: refreshed, not signed in again.
     tokio::time::sleep(Duration::from_secs(7)).await;
     let call = sim.start_call(alice, "Inbound", false);
     sim.answer_call(&call);
-    wait_endpoint(&hub, ID, &ep, "alice in a call", |e| {
-        e["telephony"]["line"] == "in-call"
-    })
-    .await;
-    let w = write(
-        &hub,
-        ID,
-        &ep,
-        json!({"action": "set", "availability": "do-not-disturb"}),
-    )
-    .await;
+    wait_line(&hub, ID, &ep, "in-call").await;
+    let w = write(&hub, ID, &ep, dnd_all()).await;
     assert_eq!(outcome(&hub, w).await["state"], "applied");
     assert!(sim.grants("refresh_token") >= 1);
     assert_eq!(sim.grants("authorization_code"), 1, "no second login");
@@ -764,21 +663,8 @@ async fn token_refresh_across_a_hub_restart() {
 async fn openapi_check_fails_a_malformed_request() {
     let sim = RcSim::start(RcSimConfig::default()).await;
     let alice = sim.add_extension("101", "Alice Adams", "alice@example.com");
-    let c = sim.config();
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{}/restapi/oauth/token", sim.base()))
-        .basic_auth(&c.client_id, Some(&c.client_secret))
-        .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("assertion", c.jwt.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = sim.jwt_sign_in().await;
     let bearer = token["access_token"].as_str().unwrap();
     let url = format!(
         "{}/restapi/v1.0/account/~/extension/{alice}/presence",
@@ -847,10 +733,7 @@ async fn sync_with_teams_both_ways() {
         .await;
     assert_eq!(s, 201, "{v}");
     let ep = ext.to_string();
-    wait_endpoint(&hub, ID, &ep, "alice idle in RingCentral", |e| {
-        e["telephony"]["line"] == "idle"
-    })
-    .await;
+    wait_line(&hub, ID, &ep, "idle").await;
     wait_endpoint(&hub, "teams", UPN, "alice available in Teams", |e| {
         e["rich"]["availability"] == "available"
     })
@@ -953,16 +836,8 @@ async fn statuses_an_operator_sees() {
     let bob = sim.add_extension("102", "Bob Brown", "bob@example.com");
     sim.refuse_presence(bob, true);
     let hub = hub();
-    add_user(
-        &hub,
-        json!({"username": "alice", "display_name": "Alice", "email": "alice@example.com"}),
-    )
-    .await;
-    add_user(
-        &hub,
-        json!({"username": "bob", "display_name": "Bob", "email": "bob@example.com"}),
-    )
-    .await;
+    add_person(&hub, "alice", "alice@example.com").await;
+    add_person(&hub, "bob", "bob@example.com").await;
 
     create(
         &hub,
