@@ -125,6 +125,15 @@ const BUILDS: &[Build] = &[
         dest: "plugins",
     },
     Build {
+        package: "exchange-ews",
+        features: "",
+        source: "plugins/exchange-ews",
+        id: "exchange-ews",
+        version: None,
+        api_version: None,
+        dest: "plugins",
+    },
+    Build {
         package: "sip-simple",
         features: "",
         source: "plugins/sip-simple",
