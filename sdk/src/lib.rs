@@ -32,6 +32,8 @@
 pub mod backoff;
 mod config;
 mod errors;
+#[cfg(feature = "graph")]
+pub mod graph;
 mod logging;
 pub mod time;
 pub mod urlcode;
