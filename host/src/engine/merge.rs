@@ -42,6 +42,8 @@ pub struct Rules {
     /// Bidirectional sync: who, which platforms, what counts as a
     /// conversation, the leading system.
     pub sync: crate::engine::sync::SyncRules,
+    /// What consoles see of people's calendars.
+    pub calendar: crate::engine::calendar::CalendarRules,
 }
 
 impl Default for Rules {
@@ -55,6 +57,7 @@ impl Default for Rules {
             instance_fields: BTreeMap::new(),
             event_retention_days: 7,
             sync: Default::default(),
+            calendar: Default::default(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! with [`EndpointView::apply_report`]; [`merge`] turns a user's views into
 //! the merged presence.
 
+pub mod calendar;
 pub mod merge;
 mod model;
 pub mod sync;

@@ -69,6 +69,11 @@ pub struct UserPresence {
     pub notes: Vec<Note>,
     /// A force-subscribe is in effect until then.
     pub forced_until_ms: Option<u64>,
+    /// The person's day beside their presence (never overriding it): the
+    /// item in progress, when they are free again, the next item, an
+    /// out-of-office reply in force. None when no connector reports a
+    /// calendar for them.
+    pub calendar: Option<crate::engine::calendar::CalendarOut>,
 }
 
 /// A user's presence with every source's own report.

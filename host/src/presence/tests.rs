@@ -332,3 +332,65 @@ async fn a_client_that_falls_behind_gets_each_users_latest_state_in_order() {
     assert_eq!(last("ben"), Some(ben.as_str()));
     assert!(p.inbox().counters().feed_folded.get() > 0);
 }
+
+#[tokio::test]
+async fn a_meeting_that_starts_and_ends_reaches_the_feed_at_its_times() {
+    use crate::engine::{CalendarItem, CalendarPresence, ShowAs};
+    let f = presence(&["ann"]).await;
+    let p = &f.p;
+    let t = now_ms();
+    p.tick_at(t).await;
+    let mut r = rich_report("ann@pbx", Availability::Available);
+    r.calendar = Some(CalendarPresence {
+        items: vec![CalendarItem {
+            start_ms: t + 10_000,
+            end_ms: t + 20_000,
+            show_as: ShowAs::Busy,
+            subject: Some("Sales review".into()),
+            location: None,
+            private: false,
+        }],
+        out_of_office: None,
+    });
+    p.inbox().report(&Arc::from("sip"), r);
+    async fn calendar(p: &Presence) -> crate::engine::calendar::CalendarOut {
+        let (_, all) = p.snapshot(None).await.unwrap();
+        all.iter()
+            .find(|u| u.username == "ann")
+            .and_then(|u| u.calendar.clone())
+            .expect("ann's day")
+    }
+    p.tick_at(t + 5_000).await;
+    let c = calendar(p).await;
+    assert!(c.now.is_none(), "{c:?}");
+    assert_eq!(c.next.as_ref().map(|n| n.start_ms), Some(t + 10_000));
+    assert_eq!(c.source, "sip");
+    assert!(
+        c.items[0].subject.is_none(),
+        "subjects are hidden by default"
+    );
+
+    let mut sub = p
+        .subscribe(Some(BTreeSet::from(["ann".to_string()])), None)
+        .await
+        .unwrap();
+    // The meeting starts with no new report: the tick past its start tells
+    // the feed.
+    p.tick_at(t + 15_000).await;
+    match tokio::time::timeout(std::time::Duration::from_secs(1), sub.next()).await {
+        Ok(Next::Event(ev)) => match &ev.kind {
+            FeedKind::Presence(u) => {
+                let c = u.calendar.as_ref().expect("a calendar");
+                assert_eq!(c.now.as_ref().map(|n| n.end_ms), Some(t + 20_000));
+                assert_eq!(c.free_from_ms, Some(t + 20_000));
+                // Live presence is untouched by the calendar.
+                assert_eq!(u.rich.state.as_str(), "available");
+            }
+            other => panic!("unexpected {other:?}"),
+        },
+        _ => panic!("the meeting's start reached no client"),
+    }
+    p.tick_at(t + 25_000).await;
+    let c = calendar(p).await;
+    assert!(c.now.is_none() && c.next.is_none(), "{c:?}");
+}

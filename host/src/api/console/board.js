@@ -4,7 +4,7 @@
 // rows are updated in place so keyboard focus stays where it is.
 import { call, get, seg } from './api.js';
 import { h, clear, field, input, select, dialog, table, toast, fmtTime, action, showError } from './dom.js';
-import { STATES, LINES, badge, activityText, inCall, forwardText } from './states.js';
+import { STATES, LINES, badge, activityText, inCall, forwardText, calendarText } from './states.js';
 import { Feed } from './feed.js';
 
 const PER_PAGE = 100;
@@ -224,7 +224,9 @@ export class Board {
     clear(c[3], badge(t.state, tExtra), t.source ? h('span.source', ` via ${t.source}`) : null);
     c[3].dataset.state = t.state || '';
     const r = u.rich || {};
-    clear(c[4], badge(r.state, activityText(r.activity)), r.source ? h('span.source', ` via ${r.source}`) : null);
+    const day = calendarText(u.calendar);
+    clear(c[4], badge(r.state, activityText(r.activity)), r.source ? h('span.source', ` via ${r.source}`) : null,
+      day ? h('span.calendar', { title: `Calendar via ${u.calendar.source}` }, day) : null);
     c[4].dataset.state = r.state || '';
     const notes = (u.notes || []).map((n) => n.text);
     clear(c[5], r.note ? h('span', r.note) : null, notes.length ? h('span.op-notes', { title: 'Operators\' notes' }, ` ✎ ${notes.join(' · ')}`) : null);

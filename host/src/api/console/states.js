@@ -79,3 +79,45 @@ export function forwardText(f) {
   if (f.number) return `to ${f.number}`;
   return typeof f === 'string' ? `to ${f}` : JSON.stringify(f);
 }
+
+const SHOW_AS = {
+  busy: 'In a meeting',
+  tentative: 'Tentatively taken',
+  'out-of-office': 'Out of office',
+  'working-elsewhere': 'Working elsewhere',
+};
+
+/** A time of day in the viewer's zone; with the day when it is not today. */
+function clock(ms) {
+  const d = new Date(ms);
+  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  return d.toDateString() === new Date().toDateString()
+    ? time
+    : `${d.toLocaleDateString([], { weekday: 'short', day: 'numeric', month: 'short' })} ${time}`;
+}
+
+/**
+ * The person's day in one line, from the merged presence's `calendar`:
+ * "In a meeting until 14:30 (Sales review), free from 15:00",
+ * "Out of office until Mon 7 Dec 09:00: Back on Monday", "Next: 16:00–17:00".
+ * Null when there is nothing to say.
+ */
+export function calendarText(c) {
+  if (!c) return null;
+  const parts = [];
+  if (c.out_of_office) {
+    const o = c.out_of_office;
+    parts.push(`Out of office${o.until_ms ? ` until ${clock(o.until_ms)}` : ''}${o.message ? `: ${o.message}` : ''}`);
+  }
+  if (c.now) {
+    const what = SHOW_AS[c.now.show_as] || 'Taken';
+    const subject = c.now.subject ? ` (${c.now.subject})` : '';
+    let line = `${what} until ${clock(c.now.end_ms)}${subject}`;
+    if (c.free_from_ms && c.free_from_ms !== c.now.end_ms) line += `, free from ${clock(c.free_from_ms)}`;
+    parts.push(line);
+  } else if (c.next) {
+    const subject = c.next.subject ? ` (${c.next.subject})` : '';
+    parts.push(`Next: ${clock(c.next.start_ms)}–${clock(c.next.end_ms)}${subject}`);
+  }
+  return parts.length ? parts.join(' · ') : null;
+}

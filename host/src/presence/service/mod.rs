@@ -22,6 +22,7 @@ use super::feed::{FeedEvent, FeedKind, Route, Subscription};
 use super::inbox::{Event, Inbox, InstanceInfo, Pending, Queue};
 use super::log::EventLog;
 use super::{Note, PresenceError, SourceDetail, UserPresence, UserPresenceDetail, WatchChange};
+use crate::engine::calendar;
 use crate::engine::merge::{self, Merged, Rules, SourceView};
 use crate::engine::sync::{HoldRecord, Profile, SyncWrite, UserSync, WriteIds};
 use crate::engine::users::{Channel, Mapping, User, canonical_attribute};
@@ -687,6 +688,10 @@ impl Service {
             }
         }
         let u = &slot.user;
+        // Any of the user's sources may carry the calendar channel (a
+        // calendar connector maps like a rich one).
+        let calendar_sources: Vec<SourceView> = rich.iter().chain(&tel).cloned().collect();
+        let calendar = calendar::day_view(&calendar_sources, &self.rules, now);
         let Merged {
             telephony,
             rich,
@@ -706,6 +711,7 @@ impl Service {
                 .cloned()
                 .collect(),
             forced_until_ms: slot.forced_until_ms,
+            calendar,
         };
         (p, reasons)
     }
@@ -812,12 +818,18 @@ impl Service {
                     // operator's limit a source is fresh while
                     // now - received <= stale.
                     let lapsed = v.valid_until_ms.is_some_and(|t| t >= last && t <= now);
+                    // A meeting starts or ends, an out-of-office reply
+                    // begins or runs out: the day view changes by time.
+                    let calendar_turned = v
+                        .calendar
+                        .as_ref()
+                        .is_some_and(|c| calendar::boundaries(c).any(|t| t > last && t <= now));
                     let aged = stale.is_some_and(|stale| {
                         v.received_at_ms.is_some_and(|t| {
                             t >= last.saturating_sub(stale + 1) && t <= now.saturating_sub(stale)
                         })
                     });
-                    if lapsed || aged {
+                    if lapsed || aged || calendar_turned {
                         self.dirty.extend(ep.users.iter().copied());
                     }
                 }
