@@ -7,6 +7,7 @@
 pub mod graph_sim;
 pub mod kamailio;
 pub mod rc_sim;
+pub mod ucma_sim;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
