@@ -116,6 +116,15 @@ const BUILDS: &[Build] = &[
         dest: "plugins",
     },
     Build {
+        package: "m365-calendar",
+        features: "",
+        source: "plugins/m365-calendar",
+        id: "m365-calendar",
+        version: None,
+        api_version: None,
+        dest: "plugins",
+    },
+    Build {
         package: "skype-ucma",
         features: "",
         source: "plugins/skype-ucma",

@@ -1,0 +1,1062 @@
+//! The connector's engine, free of I/O: it takes HTTP answers, timer
+//! expiries and watches, and returns [`Action`]s (send this request, set
+//! this timer, report this). `component.rs` carries them out.
+//!
+//! Every refresh interval each watched calendar is due: its items (one
+//! `getSchedule` per 20 mailboxes, or one `calendarView` per mailbox where
+//! subjects are wanted) and its automatic replies (one `mailboxSettings`
+//! read per mailbox). Work waits while there is no token, while Graph
+//! throttles (its `Retry-After`) and while the connector's own request
+//! budget is spent; a calendar is reported once both parts are in.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use presence_connector_sdk::graph::{self, AppToken, Budget, Gate, Outcome, TokenEvent};
+use presence_connector_sdk::{
+    CalendarItem, CalendarPresence, ConnectorStatus, EndpointState, OutOfOffice, PresenceUpdate,
+    UpdateOrigin, VendorValue, urlcode,
+};
+
+use crate::settings::Settings;
+use crate::wire::{self, AutomaticReplies, Event, MAX_SCHEDULES, Page, ScheduleInformation};
+
+/// A request's id.
+pub type ReqId = u64;
+
+/// A request's timeout.
+const HTTP_TIMEOUT_MS: u32 = 20_000;
+/// Requests in flight at once (Outlook allows four per mailbox).
+const MAX_INFLIGHT: usize = 4;
+/// Pages of one calendarView read, at most.
+const MAX_PAGES: u32 = 20;
+/// Events per calendarView page asked for.
+const PAGE_SIZE: u32 = 50;
+/// Graph refusing fresh tokens (401) is asked again at most this often.
+const TOKEN_REJECT_GAP_MS: u64 = 60_000;
+
+/// Log levels of [`Action::Log`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// An HTTP request to send.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub timeout_ms: u32,
+}
+
+// The headers carry the bearer token and a token request's body the secret.
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method, self.url)
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Timers the core asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TimerKey {
+    /// Every calendar is due again.
+    Poll,
+    /// A token is due (renewal, or the wait after a failure is over).
+    Token,
+    /// The throttling or failure pause is over.
+    Gate,
+    /// The request budget has room again.
+    Budget,
+}
+
+/// What the core wants done.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Http(ReqId, Request),
+    SetTimer(TimerKey, u64),
+    Presence(PresenceUpdate),
+    EndpointState(String, EndpointState, Option<String>),
+    Status(ConnectorStatus, Option<String>),
+    Log(Level, String),
+}
+
+/// Classes of Graph calls, for the permission a refusal names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Class {
+    Schedule,
+    View,
+    Replies,
+}
+
+impl Class {
+    fn permission(self) -> &'static str {
+        match self {
+            Class::Schedule => "Calendars.Read (application)",
+            Class::View => "Calendars.ReadBasic.All or Calendars.Read (application)",
+            Class::Replies => "MailboxSettings.Read (application)",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Class::Schedule => "read free/busy (getSchedule)",
+            Class::View => "read calendars (calendarView)",
+            Class::Replies => "read automatic replies (mailboxSettings)",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Purpose {
+    Token,
+    Schedule(Vec<String>),
+    /// A calendarView read of one mailbox: the events of the pages so far.
+    View(String, Vec<Event>, u32),
+    Replies(String),
+}
+
+/// Why Graph requests are held back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Hold {
+    Throttled(String),
+    Unreachable(String),
+}
+
+/// One watched mailbox.
+#[derive(Debug, Clone, Default)]
+struct Ep {
+    state: Option<EndpointState>,
+    /// This round's parts: `None` while awaited.
+    items: Option<Result<Vec<CalendarItem>, ()>>,
+    replies: Option<Option<OutOfOffice>>,
+    raw: Vec<VendorValue>,
+    /// The round's parts are both in and reported.
+    reported: bool,
+}
+
+/// The engine.
+pub struct Core {
+    s: Settings,
+    out: Vec<Action>,
+    next_req: ReqId,
+    inflight: HashMap<ReqId, Purpose>,
+    token: AppToken,
+    auth_problem: Option<(ConnectorStatus, String)>,
+    gate: Gate,
+    hold: Option<Hold>,
+    budget: Budget,
+    eps: BTreeMap<String, Ep>,
+    want_items: BTreeSet<String>,
+    want_replies: BTreeSet<String>,
+    /// calendarView pages to fetch next (the `@odata.nextLink`s).
+    want_pages: Vec<(String, Vec<Event>, u32, String)>,
+    forbidden: BTreeMap<Class, String>,
+    last_status: Option<(ConnectorStatus, Option<String>)>,
+    /// Graph requests sent (token requests are counted by the slot).
+    pub graph_requests: u64,
+}
+
+/// The day window: local midnight today to the end of the next working day.
+pub fn window(s: &Settings, now: u64) -> (i64, i64) {
+    const DAY: i64 = 86_400_000;
+    let local = s.zone.to_local(now as i64);
+    let today = local.div_euclid(DAY);
+    let mut next = today + 1;
+    for _ in 0..7 {
+        if s.working_days[crate::zones::weekday(next) as usize] {
+            break;
+        }
+        next += 1;
+    }
+    (today * DAY, (next + 1) * DAY)
+}
+
+impl Core {
+    pub fn new(s: Settings) -> Core {
+        let token = AppToken::new(
+            &s.authority,
+            &s.tenant_id,
+            &s.client_id,
+            &s.client_secret,
+            &s.scope(),
+        );
+        let budget = Budget::new(s.requests_per_minute, 60_000);
+        Core {
+            s,
+            out: Vec::new(),
+            next_req: 1,
+            inflight: HashMap::new(),
+            token,
+            auth_problem: None,
+            gate: Gate::default(),
+            hold: None,
+            budget,
+            eps: BTreeMap::new(),
+            want_items: BTreeSet::new(),
+            want_replies: BTreeSet::new(),
+            want_pages: Vec::new(),
+            forbidden: BTreeMap::new(),
+            last_status: None,
+            graph_requests: 0,
+        }
+    }
+
+    /// Actions produced since the last call.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Token requests sent so far.
+    pub fn token_requests(&self) -> u64 {
+        self.token.requests
+    }
+
+    fn log(&mut self, level: Level, msg: impl Into<String>) {
+        self.out.push(Action::Log(level, msg.into()));
+    }
+
+    fn timer(&mut self, key: TimerKey, ms: u64) {
+        self.out.push(Action::SetTimer(key, ms));
+    }
+
+    /// Begin: sign in and arm the refresh.
+    pub fn start(&mut self, now: u64) {
+        self.log(
+            Level::Info,
+            format!(
+                "starting: calendars of today and the next working day in {}, every {} s, {}",
+                self.s.zone.windows,
+                self.s.refresh_ms / 1000,
+                if self.s.subjects {
+                    "with subjects (calendarView)"
+                } else {
+                    "free/busy only (getSchedule)"
+                }
+            ),
+        );
+        self.timer(TimerKey::Poll, self.s.refresh_ms);
+        self.pump(now);
+        self.update_status();
+    }
+
+    /// Start watching these mailboxes: read at once.
+    pub fn watch(&mut self, endpoints: &[String], now: u64) {
+        for ep in endpoints {
+            if self.eps.contains_key(ep) {
+                continue;
+            }
+            if !ep.contains('@') {
+                self.eps.insert(
+                    ep.clone(),
+                    Ep {
+                        state: Some(EndpointState::NotFound),
+                        ..Ep::default()
+                    },
+                );
+                self.out.push(Action::EndpointState(
+                    ep.clone(),
+                    EndpointState::NotFound,
+                    Some("a mailbox is named by its SMTP address or UPN (name@domain)".into()),
+                ));
+                continue;
+            }
+            self.eps.insert(ep.clone(), Ep::default());
+            self.set_state(ep, EndpointState::Requesting, None);
+            self.due(ep);
+        }
+        self.pump(now);
+        self.update_status();
+    }
+
+    /// Stop watching.
+    pub fn unwatch(&mut self, endpoints: &[String], now: u64) {
+        for ep in endpoints {
+            self.eps.remove(ep);
+            self.want_items.remove(ep);
+            self.want_replies.remove(ep);
+            self.want_pages.retain(|p| &p.0 != ep);
+        }
+        self.pump(now);
+        self.update_status();
+    }
+
+    fn due(&mut self, ep: &str) {
+        let Some(e) = self.eps.get_mut(ep) else {
+            return;
+        };
+        if e.state == Some(EndpointState::NotFound) && !ep.contains('@') {
+            return;
+        }
+        e.items = None;
+        e.replies = None;
+        e.reported = false;
+        self.want_items.insert(ep.to_string());
+        self.want_replies.insert(ep.to_string());
+    }
+
+    /// A timer fired.
+    pub fn on_timer(&mut self, key: TimerKey, now: u64) {
+        if key == TimerKey::Poll {
+            let eps: Vec<String> = self.eps.keys().cloned().collect();
+            for ep in eps {
+                self.due(&ep);
+            }
+            self.timer(TimerKey::Poll, self.s.refresh_ms);
+        }
+        self.pump(now);
+        self.update_status();
+    }
+
+    fn set_state(&mut self, ep: &str, state: EndpointState, detail: Option<String>) {
+        let Some(e) = self.eps.get_mut(ep) else {
+            return;
+        };
+        if e.state != Some(state) || state != EndpointState::Active {
+            e.state = Some(state);
+            self.out
+                .push(Action::EndpointState(ep.to_string(), state, detail));
+        }
+    }
+
+    fn send(&mut self, purpose: Purpose, req: Request, now: u64) {
+        let id = self.next_req;
+        self.next_req += 1;
+        if !matches!(purpose, Purpose::Token) {
+            self.budget.spend(now);
+            self.graph_requests += 1;
+        }
+        self.inflight.insert(id, purpose);
+        self.out.push(Action::Http(id, req));
+    }
+
+    fn graph_inflight(&self) -> usize {
+        self.inflight
+            .values()
+            .filter(|p| !matches!(p, Purpose::Token))
+            .count()
+    }
+
+    fn get(&self, url: String, token: &str) -> Request {
+        Request {
+            method: "GET",
+            url,
+            headers: vec![
+                ("Authorization".into(), format!("Bearer {token}")),
+                ("Accept".into(), "application/json".into()),
+                (
+                    "Prefer".into(),
+                    format!("outlook.timezone=\"{}\"", self.s.zone.windows),
+                ),
+            ],
+            body: Vec::new(),
+            timeout_ms: HTTP_TIMEOUT_MS,
+        }
+    }
+
+    fn user_url(&self, ep: &str, rest: &str) -> String {
+        format!(
+            "{}/users/{}/{rest}",
+            self.s.graph_base,
+            urlcode::encode_component(ep).replace("%40", "@")
+        )
+    }
+
+    /// Send whatever may go now.
+    fn pump(&mut self, now: u64) {
+        if let Some(t) = self.token.request(now) {
+            let req = Request {
+                method: "POST",
+                url: t.url,
+                headers: vec![
+                    (
+                        "Content-Type".into(),
+                        "application/x-www-form-urlencoded".into(),
+                    ),
+                    ("Accept".into(), "application/json".into()),
+                ],
+                body: t.body,
+                timeout_ms: HTTP_TIMEOUT_MS,
+            };
+            self.send(Purpose::Token, req, now);
+        }
+        let Some(token) = self.token.usable(now).map(str::to_string) else {
+            return;
+        };
+        if !self.gate.open(now) {
+            return;
+        }
+        let (start, end) = window(&self.s, now);
+        loop {
+            if self.graph_inflight() >= MAX_INFLIGHT {
+                return;
+            }
+            if self.budget.room(now) == 0 {
+                if let Some(at) = self.budget.next_room_at(now) {
+                    self.timer(TimerKey::Budget, at.saturating_sub(now).max(1));
+                }
+                return;
+            }
+            if let Some((ep, events, pages, link)) = self.want_pages.pop() {
+                let req = self.get(link, &token);
+                self.send(Purpose::View(ep, events, pages), req, now);
+            } else if !self.want_items.is_empty() && !self.s.subjects {
+                let batch: Vec<String> = self
+                    .want_items
+                    .iter()
+                    .take(MAX_SCHEDULES)
+                    .cloned()
+                    .collect();
+                for ep in &batch {
+                    self.want_items.remove(ep);
+                }
+                let req = self.schedule_request(&batch, start, end, &token);
+                self.send(Purpose::Schedule(batch), req, now);
+            } else if let Some(ep) = self.want_items.pop_first() {
+                let url = self.user_url(
+                    &ep,
+                    &format!(
+                        "calendarView?startDateTime={}&endDateTime={}&$select=subject,location,start,end,showAs,sensitivity,isCancelled&$orderby=start/dateTime&$top={PAGE_SIZE}",
+                        urlcode::encode_component(&graph_time(self.s.zone.to_utc(start))),
+                        urlcode::encode_component(&graph_time(self.s.zone.to_utc(end))),
+                    ),
+                );
+                let req = self.get(url, &token);
+                self.send(Purpose::View(ep, Vec::new(), 1), req, now);
+            } else if let Some(ep) = self.want_replies.pop_first() {
+                let url = self.user_url(&ep, "mailboxSettings/automaticRepliesSetting");
+                let req = self.get(url, &token);
+                self.send(Purpose::Replies(ep), req, now);
+            } else {
+                return;
+            }
+        }
+    }
+
+    fn schedule_request(&self, batch: &[String], start: i64, end: i64, token: &str) -> Request {
+        let zone = self.s.zone.windows;
+        let body = serde_json::json!({
+            "schedules": batch,
+            "startTime": {"dateTime": wire::wall_clock(start), "timeZone": zone},
+            "endTime": {"dateTime": wire::wall_clock(end), "timeZone": zone},
+            "availabilityViewInterval": 15,
+        });
+        let mut req = self.get(self.user_url(&batch[0], "calendar/getSchedule"), token);
+        req.method = "POST";
+        req.headers
+            .push(("Content-Type".into(), "application/json".into()));
+        req.body = serde_json::to_vec(&body).unwrap_or_default();
+        req
+    }
+
+    /// An HTTP answer (or transport failure) arrived.
+    pub fn on_http(&mut self, id: ReqId, result: Result<Response, String>, now: u64) {
+        let Some(purpose) = self.inflight.remove(&id) else {
+            return;
+        };
+        if let Purpose::Token = purpose {
+            self.on_token(result, now);
+        } else {
+            let outcome = match &result {
+                Ok(r) => graph::classify(Ok((r.status, &r.headers, &r.body)), now),
+                Err(e) => graph::classify(Err(e), now),
+            };
+            match outcome {
+                Outcome::Unauthorized(msg) => {
+                    self.log(Level::Warn, format!("Graph refused the token ({msg})"));
+                    self.token.rejected(now, TOKEN_REJECT_GAP_MS);
+                    self.requeue(purpose);
+                }
+                Outcome::Throttled(status, wait) => {
+                    let w = self.gate.close(wait, 2_000, now);
+                    let detail = format!(
+                        "Graph is throttling (HTTP {status}); retrying in {} s{}",
+                        w.div_ceil(1000),
+                        if wait.is_some() { " as it asked" } else { "" }
+                    );
+                    self.log(Level::Warn, detail.clone());
+                    self.hold = Some(Hold::Throttled(detail));
+                    self.timer(TimerKey::Gate, w);
+                    self.requeue(purpose);
+                }
+                Outcome::Transient(status, msg) => {
+                    let w = self.gate.close(None, 1_000, now);
+                    let detail = format!(
+                        "Graph failed or could not be reached ({}{msg}); retrying in {} s",
+                        status.map(|s| format!("HTTP {s}: ")).unwrap_or_default(),
+                        w.div_ceil(1000)
+                    );
+                    self.log(Level::Warn, detail.clone());
+                    self.hold = Some(Hold::Unreachable(detail));
+                    self.timer(TimerKey::Gate, w);
+                    self.requeue(purpose);
+                }
+                other => {
+                    self.gate.success();
+                    self.hold = None;
+                    let body = result.map(|r| r.body).unwrap_or_default();
+                    self.on_graph(purpose, other, &body, now);
+                }
+            }
+        }
+        self.pump(now);
+        self.update_status();
+    }
+
+    fn on_token(&mut self, result: Result<Response, String>, now: u64) {
+        let event = match &result {
+            Ok(r) => self.token.on_response(Ok((r.status, &r.body)), now),
+            Err(e) => self.token.on_response(Err(e), now),
+        };
+        match event {
+            TokenEvent::Obtained => {
+                self.auth_problem = None;
+                let at = self.token.refresh_at().saturating_sub(now);
+                self.timer(TimerKey::Token, at.max(1));
+            }
+            TokenEvent::Refused(text) => {
+                let detail = format!(
+                    "the Microsoft identity platform refused the sign-in ({text}): check tenant_id, client_id and client_secret; asking again in {} min",
+                    graph::REFUSED_RETRY_MS / 60_000
+                );
+                self.log(Level::Error, detail.clone());
+                self.auth_problem = Some((ConnectorStatus::Forbidden, detail));
+                let at = self.token.retry_at().saturating_sub(now);
+                self.timer(TimerKey::Token, at.max(1));
+            }
+            TokenEvent::Unreachable(text) => {
+                let detail = format!("cannot reach the Microsoft identity platform: {text}");
+                self.log(Level::Warn, detail.clone());
+                if self.token.usable(now).is_none() {
+                    self.auth_problem = Some((ConnectorStatus::ConnectionError, detail));
+                }
+                let at = self.token.retry_at().saturating_sub(now);
+                self.timer(TimerKey::Token, at.max(1));
+            }
+        }
+    }
+
+    /// Put the work of a request that did not go through back.
+    fn requeue(&mut self, purpose: Purpose) {
+        match purpose {
+            Purpose::Token => {}
+            Purpose::Schedule(eps) => {
+                for ep in eps.into_iter().filter(|e| self.eps.contains_key(e)) {
+                    self.want_items.insert(ep);
+                }
+            }
+            Purpose::View(ep, _, _) => {
+                // Paging starts over: a nextLink may not outlive a pause.
+                if self.eps.contains_key(&ep) {
+                    self.want_items.insert(ep);
+                }
+            }
+            Purpose::Replies(ep) => {
+                if self.eps.contains_key(&ep) {
+                    self.want_replies.insert(ep);
+                }
+            }
+        }
+    }
+
+    fn forbid(&mut self, class: Class, msg: &str) -> String {
+        let text = format!(
+            "Graph refused to {} ({msg}): the app registration needs the permission {} with admin consent",
+            class.what(),
+            class.permission()
+        );
+        if self.forbidden.get(&class) != Some(&text) {
+            self.log(Level::Warn, text.clone());
+        }
+        self.forbidden.insert(class, text.clone());
+        text
+    }
+
+    fn on_graph(&mut self, purpose: Purpose, outcome: Outcome, body: &[u8], now: u64) {
+        match purpose {
+            Purpose::Token => {}
+            Purpose::Schedule(eps) => self.on_schedule(eps, outcome, body, now),
+            Purpose::View(ep, events, pages) => self.on_view(ep, events, pages, outcome, body, now),
+            Purpose::Replies(ep) => self.on_replies(ep, outcome, body, now),
+        }
+    }
+
+    fn on_schedule(&mut self, eps: Vec<String>, outcome: Outcome, body: &[u8], now: u64) {
+        match outcome {
+            Outcome::Ok => {
+                self.forbidden.remove(&Class::Schedule);
+                let answer = match serde_json::from_slice::<Page<ScheduleInformation>>(body) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        for ep in &eps {
+                            self.items_failed(
+                                ep,
+                                EndpointState::Error,
+                                format!("unreadable getSchedule answer: {e}"),
+                                now,
+                            );
+                        }
+                        return;
+                    }
+                };
+                let mut seen = BTreeSet::new();
+                for info in &answer.value {
+                    let Some(ep) = eps
+                        .iter()
+                        .find(|e| e.eq_ignore_ascii_case(&info.schedule_id))
+                        .cloned()
+                    else {
+                        continue;
+                    };
+                    seen.insert(ep.clone());
+                    if let Some(err) = &info.error {
+                        let code = err.response_code.clone().unwrap_or_default();
+                        let msg = format!("{code}: {}", err.message.clone().unwrap_or_default());
+                        let state = if code.contains("NotFound") || code.contains("Recipient") {
+                            EndpointState::NotFound
+                        } else if code.contains("AccessDenied") {
+                            EndpointState::AccessDenied
+                        } else {
+                            EndpointState::Error
+                        };
+                        self.items_failed(&ep, state, msg, now);
+                        continue;
+                    }
+                    let items = wire::schedule_items(info, &self.s.zone, false);
+                    if let Some(e) = self.eps.get_mut(&ep) {
+                        e.raw = info
+                            .availability_view
+                            .iter()
+                            .map(|v| VendorValue {
+                                name: "availabilityView".into(),
+                                value: v.clone(),
+                            })
+                            .collect();
+                    }
+                    self.items_in(&ep, items, now);
+                }
+                for ep in eps.iter().filter(|e| !seen.contains(*e)) {
+                    self.items_failed(
+                        ep,
+                        EndpointState::Error,
+                        "getSchedule left this mailbox out".into(),
+                        now,
+                    );
+                }
+            }
+            Outcome::Forbidden(msg) => {
+                let text = self.forbid(Class::Schedule, &msg);
+                for ep in &eps {
+                    self.items_failed(ep, EndpointState::AccessDenied, text.clone(), now);
+                }
+            }
+            Outcome::NotFound(msg) => {
+                // The mailbox the request was made as does not exist: that
+                // one is not found, the others are asked again without it.
+                let first = eps[0].clone();
+                self.items_failed(&first, EndpointState::NotFound, msg, now);
+                for ep in eps.into_iter().skip(1) {
+                    self.want_items.insert(ep);
+                }
+            }
+            Outcome::Rejected(status, msg) => {
+                let text = format!("Graph rejected getSchedule (HTTP {status}): {msg}");
+                self.log(Level::Warn, text.clone());
+                for ep in &eps {
+                    self.items_failed(ep, EndpointState::Error, text.clone(), now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_view(
+        &mut self,
+        ep: String,
+        mut events: Vec<Event>,
+        pages: u32,
+        outcome: Outcome,
+        body: &[u8],
+        now: u64,
+    ) {
+        if !self.eps.contains_key(&ep) {
+            return;
+        }
+        match outcome {
+            Outcome::Ok => {
+                self.forbidden.remove(&Class::View);
+                match serde_json::from_slice::<Page<Event>>(body) {
+                    Ok(page) => {
+                        events.extend(page.value);
+                        match page.next_link {
+                            Some(link) if pages < MAX_PAGES => {
+                                self.want_pages.push((ep, events, pages + 1, link));
+                            }
+                            _ => {
+                                let items = wire::event_items(&events, &self.s.zone, true);
+                                if let Some(e) = self.eps.get_mut(&ep) {
+                                    e.raw.clear();
+                                }
+                                self.items_in(&ep, items, now);
+                            }
+                        }
+                    }
+                    Err(e) => self.items_failed(
+                        &ep,
+                        EndpointState::Error,
+                        format!("unreadable calendarView answer: {e}"),
+                        now,
+                    ),
+                }
+            }
+            Outcome::Forbidden(msg) => {
+                let text = self.forbid(Class::View, &msg);
+                self.items_failed(&ep, EndpointState::AccessDenied, text, now);
+            }
+            Outcome::NotFound(msg) => self.items_failed(&ep, EndpointState::NotFound, msg, now),
+            Outcome::Rejected(status, msg) => self.items_failed(
+                &ep,
+                EndpointState::Error,
+                format!("Graph rejected calendarView (HTTP {status}): {msg}"),
+                now,
+            ),
+            _ => {}
+        }
+    }
+
+    fn on_replies(&mut self, ep: String, outcome: Outcome, body: &[u8], now: u64) {
+        let replies = match outcome {
+            Outcome::Ok => {
+                self.forbidden.remove(&Class::Replies);
+                serde_json::from_slice::<AutomaticReplies>(body)
+                    .ok()
+                    .and_then(|r| wire::out_of_office(&r, &self.s.zone, now))
+            }
+            Outcome::Forbidden(msg) => {
+                // The day is still shown; the status names the permission.
+                self.forbid(Class::Replies, &msg);
+                None
+            }
+            _ => None,
+        };
+        if let Some(e) = self.eps.get_mut(&ep) {
+            e.replies = Some(replies);
+        }
+        self.maybe_report(&ep, now);
+    }
+
+    fn items_in(&mut self, ep: &str, items: Vec<CalendarItem>, now: u64) {
+        if let Some(e) = self.eps.get_mut(ep) {
+            e.items = Some(Ok(items));
+        }
+        self.maybe_report(ep, now);
+    }
+
+    fn items_failed(&mut self, ep: &str, state: EndpointState, detail: String, _now: u64) {
+        let Some(e) = self.eps.get_mut(ep) else {
+            return;
+        };
+        e.items = Some(Err(()));
+        self.want_replies.remove(ep);
+        if e.state != Some(state) {
+            e.state = Some(state);
+            self.out
+                .push(Action::EndpointState(ep.to_string(), state, Some(detail)));
+        }
+    }
+
+    fn maybe_report(&mut self, ep: &str, now: u64) {
+        let valid = self.s.refresh_ms + (self.s.refresh_ms / 2).max(10_000);
+        let Some(e) = self.eps.get_mut(ep) else {
+            return;
+        };
+        let (Some(Ok(items)), Some(replies)) = (&e.items, &e.replies) else {
+            return;
+        };
+        if e.reported {
+            return;
+        }
+        e.reported = true;
+        let update = PresenceUpdate {
+            endpoint: ep.to_string(),
+            observed_at: Some(now),
+            ordering: None,
+            origin: UpdateOrigin::Platform,
+            telephony: None,
+            rich: None,
+            calendar: Some(CalendarPresence {
+                items: items.clone(),
+                out_of_office: replies.clone(),
+            }),
+            valid_for_ms: Some(valid),
+            raw: e.raw.clone(),
+        };
+        let newly = e.state != Some(EndpointState::Active);
+        e.state = Some(EndpointState::Active);
+        self.out.push(Action::Presence(update));
+        if newly {
+            self.out.push(Action::EndpointState(
+                ep.to_string(),
+                EndpointState::Active,
+                None,
+            ));
+        }
+    }
+
+    fn summary(&self) -> String {
+        let count = |st| self.eps.values().filter(|e| e.state == Some(st)).count();
+        let mut text = format!(
+            "{} calendars read every {} s ({}), {} in {}",
+            self.eps.len(),
+            self.s.refresh_ms / 1000,
+            if self.s.subjects {
+                "calendarView with subjects"
+            } else {
+                "getSchedule, free/busy only"
+            },
+            "today and the next working day",
+            self.s.zone.windows
+        );
+        let missing = count(EndpointState::NotFound);
+        if missing > 0 {
+            text.push_str(&format!("; {missing} not found"));
+        }
+        let denied = count(EndpointState::AccessDenied);
+        if denied > 0 {
+            text.push_str(&format!("; {denied} refused (access denied)"));
+        }
+        text
+    }
+
+    fn desired_status(&self) -> (ConnectorStatus, Option<String>) {
+        if let Some((st, d)) = &self.auth_problem {
+            return (*st, Some(d.clone()));
+        }
+        if let Some(m) = self.forbidden.values().next() {
+            return (ConnectorStatus::Forbidden, Some(m.clone()));
+        }
+        match &self.hold {
+            Some(Hold::Throttled(d)) => return (ConnectorStatus::Throttled, Some(d.clone())),
+            Some(Hold::Unreachable(d)) => {
+                return (ConnectorStatus::ConnectionError, Some(d.clone()));
+            }
+            None => {}
+        }
+        if !self.token.signed_in() {
+            return (
+                ConnectorStatus::ConnectionError,
+                Some("signing in to the Microsoft identity platform".into()),
+            );
+        }
+        (ConnectorStatus::UpAndRunning, Some(self.summary()))
+    }
+
+    fn update_status(&mut self) {
+        let st = self.desired_status();
+        if self.last_status.as_ref() != Some(&st) {
+            self.last_status = Some(st.clone());
+            self.out.push(Action::Status(st.0, st.1));
+        }
+    }
+}
+
+/// An instant as calendarView takes it (`2026-11-29T23:00:00Z`).
+fn graph_time(utc_ms: i64) -> String {
+    format!("{}Z", wire::wall_clock(utc_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use presence_connector_sdk::{Config, ConfigEntry, ConfigValue};
+
+    fn settings(extra: &[(&str, ConfigValue)]) -> Settings {
+        let mut e = vec![
+            ConfigEntry {
+                name: "tenant_id".into(),
+                value: ConfigValue::Text("t".into()),
+            },
+            ConfigEntry {
+                name: "client_id".into(),
+                value: ConfigValue::Text("c".into()),
+            },
+            ConfigEntry {
+                name: "client_secret".into(),
+                value: ConfigValue::Text("s".into()),
+            },
+        ];
+        for (k, v) in extra {
+            e.push(ConfigEntry {
+                name: k.to_string(),
+                value: v.clone(),
+            });
+        }
+        Settings::from_config(&Config::new(e)).unwrap()
+    }
+
+    fn http(actions: &[Action]) -> Vec<(ReqId, Request)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Http(id, r) => Some((*id, r.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ok(body: &str) -> Result<Response, String> {
+        Ok(Response {
+            status: 200,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+        })
+    }
+
+    #[test]
+    fn a_round_reads_schedules_in_twenties_and_replies_then_reports() {
+        let mut c = Core::new(settings(&[(
+            "time_zone",
+            ConfigValue::Text("Europe/Berlin".into()),
+        )]));
+        c.start(1_000);
+        let reqs = http(&c.take_actions());
+        assert_eq!(reqs.len(), 1, "a token first");
+        c.on_http(
+            reqs[0].0,
+            ok(r#"{"access_token":"tok","expires_in":3600}"#),
+            1_000,
+        );
+        let eps: Vec<String> = (0..25).map(|i| format!("u{i}@contoso.com")).collect();
+        c.watch(&eps, 1_000);
+        let reqs = http(&c.take_actions());
+        assert_eq!(reqs.len(), MAX_INFLIGHT);
+        let first = &reqs[0].1;
+        assert!(
+            first
+                .url
+                .ends_with("/users/u0@contoso.com/calendar/getSchedule"),
+            "{first:?}"
+        );
+        let body: serde_json::Value = serde_json::from_slice(&first.body).unwrap();
+        assert_eq!(body["schedules"].as_array().unwrap().len(), 20);
+        assert_eq!(body["startTime"]["timeZone"], "W. Europe Standard Time");
+        assert!(first.headers.contains(&(
+            "Prefer".into(),
+            "outlook.timezone=\"W. Europe Standard Time\"".into()
+        )));
+        // The answer for u0 (others left out: error), then its replies.
+        c.on_http(
+            reqs[0].0,
+            ok(r#"{"value":[{"scheduleId":"U0@contoso.com","availabilityView":"2","scheduleItems":[
+                {"status":"busy","isPrivate":true,"subject":"x","start":{"dateTime":"2026-07-01T12:00:00.0000000","timeZone":"W. Europe Standard Time"},
+                 "end":{"dateTime":"2026-07-01T13:00:00.0000000","timeZone":"W. Europe Standard Time"}}]}]}"#),
+            2_000,
+        );
+        let acts = c.take_actions();
+        assert!(
+            !acts.iter().any(|a| matches!(a, Action::Presence(_))),
+            "replies still awaited"
+        );
+        let replies = http(&acts)
+            .into_iter()
+            .chain(reqs[1..].iter().cloned())
+            .find(|(_, r)| {
+                r.url
+                    .contains("/users/u0@contoso.com/mailboxSettings/automaticRepliesSetting")
+            })
+            .expect("u0's replies read");
+        c.on_http(
+            replies.0,
+            ok(r#"{"status":"alwaysEnabled","internalReplyMessage":"<p>Away</p>"}"#),
+            3_000,
+        );
+        let acts = c.take_actions();
+        let update = acts
+            .iter()
+            .find_map(|a| match a {
+                Action::Presence(u) => Some(u.clone()),
+                _ => None,
+            })
+            .expect("a report");
+        let cal = update.calendar.unwrap();
+        assert_eq!(cal.items.len(), 1);
+        assert!(cal.items[0].private && cal.items[0].subject.is_none());
+        assert_eq!(cal.out_of_office.unwrap().message.as_deref(), Some("Away"));
+        assert_eq!(update.valid_for_ms, Some(90_000));
+    }
+
+    #[test]
+    fn throttling_holds_everything_back_and_refused_credentials_wait() {
+        let mut c = Core::new(settings(&[]));
+        c.start(0);
+        let reqs = http(&c.take_actions());
+        c.on_http(
+            reqs[0].0,
+            ok(r#"{"access_token":"tok","expires_in":3600}"#),
+            0,
+        );
+        c.watch(&["a@x.com".to_string()], 0);
+        let reqs = http(&c.take_actions());
+        assert_eq!(reqs.len(), 2);
+        c.on_http(
+            reqs[0].0,
+            Ok(Response {
+                status: 429,
+                headers: vec![("Retry-After".into(), "3".into())],
+                body: vec![],
+            }),
+            10,
+        );
+        let acts = c.take_actions();
+        assert!(http(&acts).is_empty());
+        assert!(acts.contains(&Action::SetTimer(TimerKey::Gate, 3000)));
+        assert!(
+            acts.iter()
+                .any(|a| matches!(a, Action::Status(ConnectorStatus::Throttled, _)))
+        );
+        c.on_timer(TimerKey::Gate, 2_000);
+        assert!(http(&c.take_actions()).is_empty(), "not before Retry-After");
+        c.on_timer(TimerKey::Gate, 3_010);
+        assert_eq!(http(&c.take_actions()).len(), 1);
+
+        let mut c = Core::new(settings(&[]));
+        c.start(0);
+        let reqs = http(&c.take_actions());
+        c.on_http(
+            reqs[0].0,
+            Ok(Response {
+                status: 401,
+                headers: vec![],
+                body: br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#.to_vec(),
+            }),
+            0,
+        );
+        let acts = c.take_actions();
+        assert!(acts.iter().any(|a| matches!(a, Action::Status(ConnectorStatus::Forbidden, Some(d)) if d.contains("AADSTS7000215"))));
+        for t in 1..10 {
+            c.on_timer(TimerKey::Poll, t * 1_000);
+        }
+        assert_eq!(c.token_requests(), 1, "no hammering");
+    }
+
+    #[test]
+    fn the_window_reaches_to_the_end_of_the_next_working_day() {
+        let s = settings(&[]);
+        // Friday 2026-11-27 10:00 UTC: Friday to the end of Monday.
+        let fri = 1_795_773_600_000;
+        let (a, b) = window(&s, fri);
+        assert_eq!(wire::wall_clock(a), "2026-11-27T00:00:00");
+        assert_eq!(wire::wall_clock(b), "2026-12-01T00:00:00");
+    }
+}
