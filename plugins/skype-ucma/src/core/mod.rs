@@ -63,7 +63,7 @@ pub enum Action {
     Wake(u64),
     KvSet(String, Vec<u8>),
     KvDelete(String),
-    Presence(PresenceUpdate),
+    Presence(Box<PresenceUpdate>),
     EndpointState(String, EndpointState, Option<String>),
     Status(ConnectorStatus, Option<String>),
     WriteOutcome(WriteId, WriteOutcome),
@@ -179,6 +179,9 @@ impl Core {
                 ),
             );
         }
+        // Writes that lapsed while the connector was down are restored
+        // once the bridge is there.
+        self.writes_due(now);
         self.connect(now);
         self.finish(now);
     }

@@ -707,6 +707,7 @@ impl Core {
         }
         self.session_ended(now);
         self.reconnect_at = Some(now + wait);
+        self.finish(now);
     }
 
     /// Close the current connection on the hub's initiative and reconnect
@@ -762,7 +763,9 @@ impl Core {
             self.drop_session(4003, "no setup-result", now);
             return;
         }
-        let silent = now.saturating_sub(s.last_rx) >= 3 * HEARTBEAT_MS;
+        // (While connecting, the host's connect timeout is the limit.)
+        let silent =
+            s.phase != Phase::Connecting && now.saturating_sub(s.last_rx) >= 3 * HEARTBEAT_MS;
         if silent || s.pong_wait.as_ref().is_some_and(|(_, t)| *t <= now) {
             self.log(
                 Level::Warn,

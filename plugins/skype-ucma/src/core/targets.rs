@@ -484,7 +484,7 @@ impl Core {
             self.set_state(&p.target, EndpointState::Active, d);
         }
         for ep in endpoints {
-            self.out.push(Action::Presence(PresenceUpdate {
+            self.out.push(Action::Presence(Box::new(PresenceUpdate {
                 endpoint: ep,
                 observed_at,
                 ordering: Some(Ordering {
@@ -497,7 +497,7 @@ impl Core {
                 calendar: None,
                 valid_for_ms: None,
                 raw: raw.clone(),
-            }));
+            })));
         }
     }
 
@@ -512,7 +512,7 @@ impl Core {
             t.reported = false;
             let telephony = std::mem::take(&mut t.phone).then(unknown_line);
             for ep in &t.endpoints {
-                out.push(Action::Presence(PresenceUpdate {
+                out.push(Action::Presence(Box::new(PresenceUpdate {
                     endpoint: ep.clone(),
                     observed_at: None,
                     ordering: None,
@@ -526,7 +526,7 @@ impl Core {
                     calendar: None,
                     valid_for_ms: None,
                     raw: vec![raw("unknown-because", why.to_string())],
-                }));
+                })));
             }
         }
         self.out.extend(out);

@@ -136,8 +136,10 @@ impl Core {
 
     /// Start a write-back (contract `write-presence`).
     pub fn write_presence(&mut self, req: WriteRequest, now: u64) -> Result<(), ConnectorError> {
-        let target = target_of(&req.endpoint)
-            .ok_or_else(|| ConnectorError::UnknownEndpoint(req.endpoint))?;
+        let target = match target_of(&req.endpoint) {
+            Some(t) => t,
+            None => return Err(ConnectorError::UnknownEndpoint(req.endpoint)),
+        };
         let op = match &req.action {
             WriteAction::Set(intent) => {
                 let Some(p) = mapping::publish(intent) else {

@@ -1,1 +1,4 @@
 mod harness;
+mod reads;
+mod session;
+mod writes;
