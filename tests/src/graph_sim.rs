@@ -43,6 +43,10 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+/// The calendar endpoints (`getSchedule`, `calendarView`, automatic replies).
+#[path = "graph_calendar.rs"]
+pub mod calendar;
+
 /// The most ids a presence read or subscription may name.
 pub const MAX_IDS: usize = 650;
 /// Presence subscriptions live at most this long.
@@ -284,6 +288,7 @@ struct Sim {
     /// Every user code handed out, in order.
     user_codes: Vec<String>,
     sequence: u64,
+    cal: calendar::CalState,
 }
 
 /// The running simulator.
@@ -537,6 +542,7 @@ impl GraphSim {
             outbox: Vec::new(),
             user_codes: Vec::new(),
             sequence: 0,
+            cal: Default::default(),
         }));
         let operator = state.lock().unwrap().cfg.operator_upn.clone();
         let st = state.clone();
@@ -1820,6 +1826,12 @@ fn graph(s: &mut Sim, req: &Req, rest: &[&str]) -> Answer {
                 "Specified HTTP method is not allowed for the request target.",
             )),
         },
+        [
+            "users",
+            _,
+            "calendar" | "calendarView" | "mailboxSettings",
+            ..,
+        ] => calendar::route(s, req, rest, user.as_deref()),
         ["subscriptions", id] => subscription_item(s, req, id, user, &app_id, false),
         ["subscriptions", id, "reauthorize"] => {
             if m != Method::POST {
