@@ -33,8 +33,10 @@ pub struct ConnectorLabels {
 pub struct PresenceCounters {
     /// Presence reports and endpoint states connectors made.
     pub received: Counter,
-    /// Reports folded into a later report of the same endpoint while
-    /// queued (states no client saw because a newer one came first).
+    /// Reports no client saw as a change of their own: folded into a
+    /// later report of the same endpoint while queued, or applied in one
+    /// batch with other reports of the same user, which reach the feed as
+    /// one change.
     pub coalesced: Counter,
     /// Reports and log entries dropped because the inbox was full.
     pub dropped: Counter,
@@ -100,7 +102,7 @@ impl Default for Metrics {
             ),
             (
                 "presence_coalesced",
-                "Reports folded into a newer one of the same endpoint while queued",
+                "Reports that reached the feed inside a later change of the same user: folded into a newer report of the same endpoint while queued, or applied in the same batch as other reports of that user",
                 &m.presence.coalesced,
             ),
             (

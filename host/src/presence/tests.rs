@@ -394,3 +394,50 @@ async fn a_meeting_that_starts_and_ends_reaches_the_feed_at_its_times() {
     let c = calendar(p).await;
     assert!(c.now.is_none() && c.next.is_none(), "{c:?}");
 }
+
+#[tokio::test]
+async fn every_report_reaches_the_feed_or_is_counted_as_coalesced() {
+    use crate::engine::{ForwardTarget, LineState, TelephonyPresence, TelephonySource};
+    let f = presence(&["ann"]).await;
+    let p = &f.p;
+    let inbox = p.inbox();
+    // Settle the first merge before counting.
+    report(p, "ann", Availability::Available);
+    assert_eq!(rich(p, "ann").await, "available");
+    let mut sub = p.subscribe(None, None).await.unwrap();
+    let before = inbox.counters().coalesced.get();
+    // Rich and telephony reports of one endpoint, interleaved, each one
+    // unlike any before it: queued together they are applied in one batch
+    // and make one change of ann in the feed.
+    let n = 400u64;
+    for i in 0..n {
+        let mut r = rich_report("ann@pbx", Availability::Busy);
+        r.rich.as_mut().unwrap().note = Some(format!("note {i}"));
+        p.inbox().report(&Arc::from("sip"), r);
+        let mut t = rich_report("ann@pbx", Availability::Busy);
+        t.rich = None;
+        t.telephony = Some(TelephonyPresence {
+            line: LineState::InCall,
+            do_not_disturb: false,
+            forward: Some(ForwardTarget::Number(format!("+4930{i}"))),
+            source: TelephonySource::PbxLine,
+        });
+        p.inbox().report(&Arc::from("sip"), t);
+    }
+    assert_eq!(rich(p, "ann").await, "busy");
+    let coalesced = inbox.counters().coalesced.get() - before;
+    let mut events = 0u64;
+    while let Ok(Next::Event(_)) =
+        tokio::time::timeout(std::time::Duration::from_millis(100), sub.next()).await
+    {
+        events += 1;
+    }
+    assert_eq!(
+        events + coalesced,
+        2 * n,
+        "{events} feed events and {coalesced} coalesced for {} reports",
+        2 * n
+    );
+    assert!(coalesced > 0, "reports of one batch share a change");
+    drop(f.watches);
+}

@@ -123,6 +123,9 @@ pub(super) struct Service {
     routes: HashMap<String, Vec<Route>>,
     /// Users to recompute at the end of the batch.
     dirty: HashSet<UserId>,
+    /// Reports taken in per user since the last flush: all of them reach
+    /// the feed as one change of that user (counted as coalesced).
+    absorbed: HashMap<UserId, u64>,
     /// Endpoints whose watched flag may have to change.
     touched: HashSet<(InstanceId, Arc<str>)>,
     last_tick: u64,
@@ -178,6 +181,7 @@ impl Service {
             ring: VecDeque::new(),
             routes: HashMap::new(),
             dirty: HashSet::new(),
+            absorbed: HashMap::new(),
             touched: HashSet::new(),
             last_tick: 0,
             tick_every: loaded.tick_every,
@@ -357,18 +361,23 @@ impl Service {
                 details.push((at_ms, text));
             }
         }
+        let mut taken = 0;
         for (report, at_ms) in reports {
             let text = describe(&report);
             // Reports older than the last one (by source sequence) change
             // nothing.
             if ep.view.apply_report(report, at_ms) {
                 details.push((at_ms, text));
+                taken += 1;
             }
         }
         if details.is_empty() {
             return;
         }
         let users = ep.users.clone();
+        for &u in &users {
+            *self.absorbed.entry(u).or_default() += taken;
+        }
         for (at_ms, detail) in details {
             self.log.record(EventRecord {
                 at_ms,
@@ -716,15 +725,16 @@ impl Service {
         (p, reasons)
     }
 
-    /// Recompute one user; publish a feed event when it changed.
-    fn recompute(&mut self, user: UserId, now: u64) {
+    /// Recompute one user; publish a feed event when it changed (and say
+    /// whether it did).
+    fn recompute(&mut self, user: UserId, now: u64) -> bool {
         if self.users.get(user).is_none_or(Option::is_none) {
-            return;
+            return false;
         }
         let (p, reasons) = self.compute(user, now);
         let slot = self.slot(user);
         if slot.merged.as_deref() == Some(&p) {
-            return;
+            return false;
         }
         let name = slot.name.to_string();
         // A user's first merge (at start, at an import) is no decision
@@ -761,6 +771,7 @@ impl Service {
         slot.merged = Some(p.clone());
         slot.reasons = reasons;
         self.publish(FeedKind::Presence(p));
+        true
     }
 
     /// Recompute the users the batch touched and send the watch changes.
@@ -771,10 +782,21 @@ impl Service {
             .filter_map(|u| Some((self.users.get(u)?.as_ref()?.name.clone(), u)))
             .collect();
         dirty.sort_unstable();
+        let coalesced = self.inbox.counters().coalesced.clone();
         for (_, u) in dirty {
-            self.recompute(u, now);
+            let taken = self.absorbed.remove(&u).unwrap_or(0);
+            let published = self.recompute(u, now);
+            // Several reports of one user in one batch make one change in
+            // the feed: all but the one it shows were superseded. With no
+            // change at all, two or more reports undid each other.
+            coalesced.inc_by(match (published, taken) {
+                (true, n) => n.saturating_sub(1),
+                (false, n) if n >= 2 => n,
+                (false, _) => 0,
+            });
             self.sync(u, &[], now);
         }
+        self.absorbed.clear();
         self.send_watches();
     }
 
