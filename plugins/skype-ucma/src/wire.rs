@@ -412,4 +412,39 @@ mod tests {
                 .unwrap();
         assert!(matches!(m, BridgeMsg::Error { fatal: true, .. }));
     }
+
+    /// Every JSON example of PROTOCOL.md: the bridge's parse, the hub's
+    /// are the shapes this module builds; the welcome example's proof
+    /// checks with the document's token and the hello example's nonce.
+    #[test]
+    fn the_protocol_documents_examples_parse() {
+        let doc = include_str!("../../../docs/ucma-bridge/PROTOCOL.md");
+        let mut bridge = 0;
+        let mut hello_nonce = String::new();
+        for block in doc.split("```json").skip(1) {
+            let text = block.split("```").next().unwrap().trim();
+            let v: Value = serde_json::from_str(text).expect(text);
+            let kind = v["type"].as_str().unwrap().to_string();
+            match kind.as_str() {
+                "hello" => hello_nonce = v["nonce"].as_str().unwrap().to_string(),
+                "setup" | "watch" | "unwatch" | "publish" | "restore" => {}
+                _ => {
+                    let (version, m) = parse(text).expect(text);
+                    assert_eq!(version, 1);
+                    bridge += 1;
+                    if let BridgeMsg::Welcome {
+                        nonce,
+                        proof: p,
+                        version,
+                        ..
+                    } = m
+                    {
+                        let token = "correct horse battery staple 0123456789";
+                        assert_eq!(proof(token, &hello_nonce, &nonce, version), p);
+                    }
+                }
+            }
+        }
+        assert!(bridge >= 15, "{bridge} bridge examples");
+    }
 }
