@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::timing;
+
 /// Everything the hub reads at start.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -55,6 +57,19 @@ pub struct Limits {
     pub max_upload_bytes: usize,
     /// Largest webhook body (bytes).
     pub max_webhook_bytes: usize,
+    /// Most API connections open at once (WebSocket and SSE included).
+    pub max_connections: usize,
+    /// File descriptors kept free for plugins' sockets, the store and the
+    /// plugin cache: API connections are capped below RLIMIT_NOFILE minus
+    /// this.
+    pub fd_reserve: usize,
+    /// Time to send a request's head; also the keep-alive idle time (ms).
+    pub header_timeout_ms: u64,
+    /// Time for a request's whole body, from its head (ms).
+    pub body_timeout_ms: u64,
+    /// Time an API connection may move no byte while a request is handled
+    /// or answered (ms).
+    pub idle_timeout_ms: u64,
 }
 
 /// Log output format.
@@ -93,6 +108,29 @@ impl Default for Limits {
             restart_backoff_max_ms: 30_000,
             max_upload_bytes: 64 * 1024 * 1024,
             max_webhook_bytes: 1024 * 1024,
+            max_connections: 1024,
+            fd_reserve: 256,
+            header_timeout_ms: ms(timing::HEADER_READ_TIMEOUT),
+            body_timeout_ms: ms(timing::BODY_READ_TIMEOUT),
+            idle_timeout_ms: ms(timing::IDLE_TIMEOUT),
+        }
+    }
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Limits {
+    /// The API listener's share of these limits.
+    pub fn listen(&self) -> crate::io::listener::ListenLimits {
+        use std::time::Duration;
+        crate::io::listener::ListenLimits {
+            max_connections: self.max_connections,
+            fd_reserve: self.fd_reserve,
+            header_timeout: Duration::from_millis(self.header_timeout_ms.max(1)),
+            body_timeout: Duration::from_millis(self.body_timeout_ms.max(1)),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms.max(1)),
         }
     }
 }
@@ -175,6 +213,11 @@ impl HubConfig {
             "HUB_QUARANTINE_AFTER" => l.quarantine_after = parse(var, value)?,
             "HUB_RESTART_BACKOFF_MIN_MS" => l.restart_backoff_min_ms = parse(var, value)?,
             "HUB_RESTART_BACKOFF_MAX_MS" => l.restart_backoff_max_ms = parse(var, value)?,
+            "HUB_MAX_CONNECTIONS" => l.max_connections = parse(var, value)?,
+            "HUB_FD_RESERVE" => l.fd_reserve = parse(var, value)?,
+            "HUB_HEADER_TIMEOUT_MS" => l.header_timeout_ms = parse(var, value)?,
+            "HUB_BODY_TIMEOUT_MS" => l.body_timeout_ms = parse(var, value)?,
+            "HUB_IDLE_TIMEOUT_MS" => l.idle_timeout_ms = parse(var, value)?,
             _ => {}
         }
         Ok(())

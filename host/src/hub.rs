@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use rand::RngCore;
 use tokio::net::TcpListener;
 
@@ -89,17 +88,7 @@ impl Hub {
         tracing::info!(%addr, "serving");
         let app = api::router(self.state, self.config.limits.max_upload_bytes)
             .layer(tower_http::trace::TraceLayer::new_for_http());
-        // No Nagle: a live-feed event is a small write that must leave at
-        // once, not wait (up to the peer's delayed ACK, ~40 ms) for the
-        // previous one to be acknowledged.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        crate::io::listener::serve(listener, app, self.config.limits.listen(), shutdown).await;
         self.runtime.shutdown().await;
         Ok(())
     }

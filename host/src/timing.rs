@@ -59,3 +59,32 @@ pub const SYNC_WRITE_TIMEOUT: Duration = Duration::from_secs(120);
 /// running connector of the user has reported, for at most this long: a
 /// call still going on keeps its DND elsewhere without a flap.
 pub const SYNC_RESTART_SETTLE: Duration = Duration::from_secs(60);
+
+/// Default time a client has to send a request's head (HUB_HEADER_TIMEOUT_MS);
+/// it is also the longest a keep-alive API connection waits for its next
+/// request. Short: a browser sends a head in one go.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default time a request's whole body has to arrive, counted from its head
+/// (HUB_BODY_TIMEOUT_MS): a 64 MiB plugin upload takes ~6 s at 100 Mbit/s.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Default time an API connection may move no byte either way while a
+/// request is handled or answered (HUB_IDLE_TIMEOUT_MS). Longer than the
+/// live feed's keep-alive ([`FEED_KEEPALIVE`]) and than the slowest handler
+/// (a plugin compile).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How often the live feed sends something to a quiet client (an SSE
+/// comment, a WebSocket ping), so idle connections are told from dead ones.
+pub const FEED_KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// When accepting API connections fails for want of descriptors or memory,
+/// the first wait before trying again; it doubles up to
+/// [`ACCEPT_BACKOFF_MAX`].
+pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// At shutdown, how long open API connections may take to finish their
+/// request before they are closed.
+pub const SERVE_DRAIN: Duration = Duration::from_secs(3);

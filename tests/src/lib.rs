@@ -66,6 +66,8 @@ pub struct Hub {
     pub base: String,
     pub dir: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// RLIMIT_NOFILE for the hub process, if lowered.
+    nofile: Option<u64>,
     pub http: reqwest::Client,
 }
 
@@ -73,6 +75,12 @@ impl Hub {
     /// Start a hub whose plugins directory holds copies of `plugins`
     /// (folders under `dist/`), with extra `HUB_*` settings.
     pub fn start(plugins: &[&str], env: &[(&str, &str)]) -> Hub {
+        Self::start_with_nofile(plugins, env, None)
+    }
+
+    /// [`Hub::start`] with the process's descriptor limit (soft and hard)
+    /// set to `nofile`, as an operator's `ulimit -n` would.
+    pub fn start_with_nofile(plugins: &[&str], env: &[(&str, &str)], nofile: Option<u64>) -> Hub {
         let dir = tempfile::tempdir().unwrap();
         let pdir = dir.path().join("plugins");
         std::fs::create_dir_all(&pdir).unwrap();
@@ -88,6 +96,7 @@ impl Hub {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            nofile,
             http: reqwest::Client::new(),
         };
         hub.spawn();
@@ -122,6 +131,23 @@ impl Hub {
                     .open(self.dir.path().join("hub.log"))
                     .unwrap(),
             ));
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs
+            // between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd.spawn().expect("start presence-hub");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();

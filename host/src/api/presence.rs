@@ -171,7 +171,7 @@ pub async fn sse(
             }
         }
     };
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(crate::timing::FEED_KEEPALIVE)))
 }
 
 /// WebSocket: the same messages as JSON text frames.
@@ -214,8 +214,18 @@ async fn ws_session(socket: WebSocket, mut sub: Subscription) {
             return;
         }
     }
+    // Pings keep a quiet feed's connection from looking idle and show a
+    // dead client (its pings' writes stall) to the send timeout below.
+    let mut ping = tokio::time::interval(crate::timing::FEED_KEEPALIVE);
+    ping.tick().await;
     loop {
         tokio::select! {
+            _ = ping.tick() => {
+                match tokio::time::timeout(Duration::from_secs(5), socket.send(Message::Ping(Default::default()))).await {
+                    Ok(Ok(())) => {}
+                    _ => return,
+                }
+            }
             next = sub.next() => match next {
                 Next::Event(ev) => {
                     let text = ev.json().to_string();
