@@ -134,7 +134,7 @@ pub fn fields() -> Vec<ConfigField> {
         f(
             "refresh_seconds",
             "Data refresh interval",
-            "Seconds between calendar refreshes (15 to 3600); each refresh reads every watched calendar",
+            "Seconds between calendar refreshes (5 to 3600); each refresh reads every watched calendar",
             FieldKind::Integer,
             Some("60"),
             false,
@@ -186,11 +186,11 @@ pub fn fields() -> Vec<ConfigField> {
             false,
         ),
         f(
-            "auth_retry_minutes",
+            "auth_retry_seconds",
             "Retry after a refused sign-in",
-            "After the server refuses the credentials, wait this long (1 to 1440 minutes) and try once more; after a second refusal wait for a configuration change",
+            "After the server refuses the credentials, wait this long (5 to 86400 s) and try once more; after a second refusal wait for a configuration change",
             FieldKind::Integer,
-            Some("15"),
+            Some("900"),
             false,
             false,
         ),
@@ -308,13 +308,13 @@ impl Settings {
             domain: c.opt_text("domain")?.map(|d| d.trim().to_string()),
             token,
             version,
-            refresh_ms: int(c, "refresh_seconds", 60, 15..=3600)? as u64 * 1000,
+            refresh_ms: int(c, "refresh_seconds", 60, 5..=3600)? as u64 * 1000,
             zone,
             working_days,
             batch_size: int(c, "batch_size", 100, 1..=100)? as usize,
             view,
             read_oof: c.opt_boolean("read_out_of_office")?.unwrap_or(true),
-            auth_retry_ms: int(c, "auth_retry_minutes", 15, 1..=1440)? as u64 * 60_000,
+            auth_retry_ms: int(c, "auth_retry_seconds", 900, 5..=86_400)? as u64 * 1000,
             workstation: "PRESENCEHUB".into(),
         })
     }
@@ -416,12 +416,12 @@ pub(crate) mod tests {
             ("ews_url", "ftp://x"),
             ("auth_mode", "kerberos"),
             ("server_version", "Exchange2003"),
-            ("refresh_seconds", "5"),
+            ("refresh_seconds", "4"),
             ("time_zone", "Mars/Olympus"),
             ("working_days", "someday"),
             ("batch_size", "101"),
             ("view", "FreeBusy"),
-            ("auth_retry_minutes", "0"),
+            ("auth_retry_seconds", "0"),
         ] {
             let mut pairs = base.to_vec();
             pairs.push((field, value));

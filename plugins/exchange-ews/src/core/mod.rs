@@ -9,7 +9,7 @@
 //! server, and NTLM's handshake stays on one connection.
 //!
 //! Lock-out protection: a refused sign-in (HTTP 401) stops all requests.
-//! The connector tries once more after `auth_retry_minutes`; a second
+//! The connector tries once more after `auth_retry_seconds`; a second
 //! refusal stops it until the configuration changes. The count is kept in
 //! the key-value store, so restarts do not reset it.
 

@@ -271,7 +271,7 @@ fn server_busy_and_503_are_honoured_then_the_same_request_goes_again() {
 
 #[test]
 fn refused_credentials_are_tried_once_more_then_never_until_the_configuration_changes() {
-    let mut c = core(&[("auth_retry_minutes", "10")]);
+    let mut c = core(&[("auth_retry_seconds", "600")]);
     let (id, _) = first_request(&mut c, &["a@x"]);
     let refused = || {
         Ok(Response {
@@ -305,7 +305,7 @@ fn refused_credentials_are_tried_once_more_then_never_until_the_configuration_ch
     assert!(http(&c.take_actions()).is_empty());
     // A restart with the same configuration keeps waiting.
     let mut again = Core::new(
-        settings(&[("auth_retry_minutes", "10")]),
+        settings(&[("auth_retry_seconds", "600")]),
         Some(stored.clone()),
         Box::new(|n| vec![1; n as usize]),
     );
@@ -336,7 +336,7 @@ fn refused_credentials_are_tried_once_more_then_never_until_the_configuration_ch
         .unwrap();
     // Restarted with the same configuration: still nothing.
     let mut same = Core::new(
-        settings(&[("auth_retry_minutes", "10")]),
+        settings(&[("auth_retry_seconds", "600")]),
         Some(stored.clone()),
         Box::new(|n| vec![1; n as usize]),
     );
@@ -348,7 +348,7 @@ fn refused_credentials_are_tried_once_more_then_never_until_the_configuration_ch
     assert_eq!(status(&a).unwrap().0, ConnectorStatus::CredentialsNotFound);
     // A new password: requests again.
     let mut changed = Core::new(
-        settings(&[("auth_retry_minutes", "10"), ("password", "new")]),
+        settings(&[("auth_retry_seconds", "600"), ("password", "new")]),
         Some(stored),
         Box::new(|n| vec![1; n as usize]),
     );

@@ -1,0 +1,505 @@
+//! The on-premises Exchange connector (`plugins/exchange-ews`) against the
+//! EWS simulator (`hub_e2e::ews_sim`), through the real hub binary and its
+//! API. The simulator refuses any request that breaks the EWS schema; a
+//! test whose connector sent one fails when its simulator is dropped.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hub_e2e::Hub;
+use hub_e2e::ews_sim::{EwsSim, EwsSimConfig, Item, OofSet};
+use serde_json::{Value, json};
+
+const ID: &str = "ews";
+const USER: &str = "svc-hub";
+const PASSWORD: &str = "Correct-Horse-7";
+/// The refresh interval the tests configure, seconds.
+const REFRESH_S: u64 = 5;
+
+fn hub() -> Hub {
+    Hub::start(&["plugins/exchange-ews"], &[])
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Today's UTC midnight plus `h` hours.
+fn today(h: f64) -> u64 {
+    let now = now_ms();
+    now - now % 86_400_000 + (h * 3_600_000.0) as u64
+}
+
+fn item(
+    start_h: f64,
+    end_h: f64,
+    busy: &str,
+    subject: &str,
+    location: &str,
+    private: bool,
+) -> Item {
+    Item {
+        start: today(start_h),
+        end: today(end_h),
+        busy_type: busy.into(),
+        subject: subject.into(),
+        location: location.into(),
+        private,
+    }
+}
+
+fn config(sim: &EwsSim, auth: &str, password: &str, extra: Value) -> Value {
+    let mut v = json!({
+        "ews_url": sim.url(),
+        "auth_mode": auth,
+        "username": format!("CONTOSO\\{USER}"),
+        "password": password,
+        "refresh_seconds": REFRESH_S,
+        "time_zone": "UTC",
+    });
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    v
+}
+
+async fn create(hub: &Hub, body: Value) {
+    let (s, v) = hub.call("POST", "/api/v1/connectors", Some(body)).await;
+    assert_eq!(s, 201, "{v}");
+}
+
+async fn wait_status(hub: &Hub, want: &str) -> Value {
+    hub.wait_for(&format!("/api/v1/connectors/{ID}/status"), want, |v| {
+        v["status"]["status"] == want
+    })
+    .await
+}
+
+/// The endpoint as the connector reports it, once `f` holds.
+async fn wait_endpoint(hub: &Hub, ep: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    let v = hub
+        .wait_for(&format!("/api/v1/connectors/{ID}/endpoints"), what, |v| {
+            f(&v["endpoints"][ep])
+        })
+        .await;
+    v["endpoints"][ep].clone()
+}
+
+fn items(ep: &Value) -> Vec<Value> {
+    ep["calendar"]["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Several people's day over Basic: show-as mapped, a private item masked,
+/// out-of-office with its message, an unknown mailbox not found; a change
+/// seen within one refresh; every request within the schema and at most
+/// 100 mailboxes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn todays_items_for_several_users_private_masked_oof_and_a_change_within_one_refresh() {
+    let sim = EwsSim::start(EwsSimConfig::default()).await;
+    sim.add_account(USER, PASSWORD);
+    sim.set_items(
+        "alice@example.com",
+        vec![
+            item(9.0, 10.0, "Busy", "Budget review", "Room 1", false),
+            item(12.0, 13.0, "Tentative", "Doctor", "Clinic", true),
+        ],
+    );
+    sim.set_items(
+        "bob@example.com",
+        vec![item(0.0, 24.0, "OOF", "Holiday", "", false)],
+    );
+    sim.set_oof(
+        "bob@example.com",
+        OofSet {
+            state: "Enabled".into(),
+            internal: "<html><body>On holiday, back on <b>Monday</b>.</body></html>".into(),
+            external: "Out of office".into(),
+            ..OofSet::default()
+        },
+    );
+    sim.set_items(
+        "carol@example.com",
+        vec![
+            item(
+                8.0,
+                17.0,
+                "WorkingElsewhere",
+                "Milan office",
+                "Milan",
+                false,
+            ),
+            item(13.0, 14.0, "Free", "Lunch", "", false),
+        ],
+    );
+    let hub = hub();
+    let watches = [
+        "alice@example.com",
+        "bob@example.com",
+        "carol@example.com",
+        "dave@example.com",
+    ];
+    create(
+        &hub,
+        json!({"id": ID, "plugin": "exchange-ews", "config": config(&sim, "basic", PASSWORD, json!({})), "watches": watches}),
+    )
+    .await;
+
+    let alice = wait_endpoint(&hub, "alice@example.com", "alice's day", |e| {
+        items(e).len() == 2
+    })
+    .await;
+    let a = items(&alice);
+    assert_eq!(a[0]["show_as"], "busy");
+    assert_eq!(a[0]["subject"], "Budget review");
+    assert_eq!(a[0]["location"], "Room 1");
+    assert_eq!(a[0]["start_ms"], today(9.0));
+    assert_eq!(a[0]["end_ms"], today(10.0));
+    assert_eq!(a[1]["show_as"], "tentative");
+    assert_eq!(a[1]["private"], true);
+    assert!(
+        a[1]["subject"].is_null() && a[1]["location"].is_null(),
+        "{alice:#}"
+    );
+    assert!(alice["calendar"]["out_of_office"].is_null());
+    assert_eq!(alice["state"], "active");
+    let valid = alice["valid_until_ms"].as_u64().unwrap();
+    assert!(
+        valid > now_ms() + REFRESH_S * 1000,
+        "valid only until {valid}"
+    );
+
+    let bob = wait_endpoint(&hub, "bob@example.com", "bob's out-of-office", |e| {
+        !e["calendar"]["out_of_office"].is_null()
+    })
+    .await;
+    assert_eq!(items(&bob)[0]["show_as"], "out-of-office");
+    assert_eq!(
+        bob["calendar"]["out_of_office"]["message"],
+        "On holiday, back on Monday."
+    );
+    let carol = wait_endpoint(&hub, "carol@example.com", "carol's day", |e| {
+        items(e).len() == 2
+    })
+    .await;
+    assert_eq!(items(&carol)[0]["show_as"], "working-elsewhere");
+    assert_eq!(items(&carol)[1]["show_as"], "free");
+    let dave = wait_endpoint(&hub, "dave@example.com", "dave not found", |e| {
+        e["state"] == "not-found"
+    })
+    .await;
+    assert!(
+        dave["state_detail"]
+            .as_str()
+            .unwrap()
+            .contains("ErrorMailRecipientNotFound")
+    );
+    let st = wait_status(&hub, "up-and-running").await;
+    assert!(
+        st["status"]["status_detail"]
+            .as_str()
+            .unwrap()
+            .contains("3 calendars")
+    );
+
+    // A change on the server is seen within one refresh.
+    sim.set_items(
+        "alice@example.com",
+        vec![item(15.0, 15.5, "Busy", "Customer call", "Phone", false)],
+    );
+    let changed = Instant::now();
+    wait_endpoint(&hub, "alice@example.com", "the new meeting", |e| {
+        items(e)
+            .first()
+            .is_some_and(|i| i["subject"] == "Customer call")
+    })
+    .await;
+    assert!(
+        changed.elapsed() < Duration::from_secs(REFRESH_S + 2),
+        "seen after {:?}",
+        changed.elapsed()
+    );
+
+    let log = sim.requests();
+    let avail: Vec<_> = log
+        .iter()
+        .filter(|l| l.operation == "GetUserAvailability")
+        .collect();
+    assert!(!avail.is_empty());
+    for l in &avail {
+        assert!(l.mailboxes.len() <= 100);
+        assert_eq!(l.version.as_deref(), Some("Exchange2007_SP1"));
+        assert_eq!(l.auth, "basic");
+    }
+    assert_eq!(avail[0].mailboxes.len(), 4, "one batch for four mailboxes");
+    // No refresh storm: about one availability request per interval.
+    let first = avail[0].at;
+    let span = avail.last().unwrap().at - first;
+    assert!(
+        avail.len() as u64 <= span / (REFRESH_S * 1000) + 2,
+        "{} availability requests in {span} ms",
+        avail.len()
+    );
+    assert!(
+        !std::fs::read_to_string(hub.dir.path().join("hub.log"))
+            .unwrap()
+            .contains(PASSWORD)
+    );
+}
+
+/// A private CA: refused without it (the certificate's issuer is unknown),
+/// trusted with it on the instance; NTLMv2 against the simulator's real
+/// handshake, each AUTHENTICATE on the connection that got its CHALLENGE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ntlm_over_https_with_the_instance_ca() {
+    let pki = pki();
+    let sim = EwsSim::start_tls(EwsSimConfig::default(), pki.server.clone()).await;
+    sim.add_account(USER, PASSWORD);
+    sim.set_items(
+        "alice@example.com",
+        vec![item(9.0, 10.0, "Busy", "Standup", "Room 2", false)],
+    );
+    let hub = hub();
+
+    create(
+        &hub,
+        json!({"id": ID, "plugin": "exchange-ews", "config": config(&sim, "ntlm", PASSWORD, json!({})), "watches": ["alice@example.com"]}),
+    )
+    .await;
+    let st = wait_status(&hub, "connection-error").await;
+    let d = st["status"]["status_detail"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(d.contains("certificate") || d.contains("issuer"), "{d}");
+    assert_eq!(sim.attempts(USER), 0);
+
+    let (s, v) = hub
+        .call(
+            "PATCH",
+            &format!("/api/v1/connectors/{ID}"),
+            Some(json!({"tls_ca_pem": pki.ca_pem})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let alice = wait_endpoint(&hub, "alice@example.com", "alice over NTLM", |e| {
+        items(e).len() == 1
+    })
+    .await;
+    assert_eq!(items(&alice)[0]["subject"], "Standup");
+    wait_status(&hub, "up-and-running").await;
+    let log = sim.requests();
+    let ntlm: Vec<&str> = log.iter().map(|l| l.auth.as_str()).take(2).collect();
+    assert_eq!(ntlm, ["ntlm-negotiate", "ntlm-authenticate"]);
+    assert!(
+        log.iter()
+            .filter(|l| l.status == 200)
+            .all(|l| l.auth == "ntlm-authenticate")
+    );
+    assert_eq!(sim.failures(USER), 0);
+    assert!(
+        sim.attempts(USER) >= 2,
+        "a calendar and an out-of-office request"
+    );
+}
+
+/// `ErrorServerBusy` with `BackOffMilliseconds`, then HTTP 503 with
+/// `Retry-After`: the status says throttled and the next request waits as
+/// long as the server asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_busy_and_503_are_waited_out() {
+    let sim = EwsSim::start(EwsSimConfig::default()).await;
+    sim.add_account(USER, PASSWORD);
+    sim.set_items(
+        "alice@example.com",
+        vec![item(9.0, 10.0, "Busy", "Review", "", false)],
+    );
+    sim.busy_next(1, 3_000);
+    let hub = hub();
+    create(
+        &hub,
+        json!({"id": ID, "plugin": "exchange-ews", "config": config(&sim, "basic", PASSWORD, json!({"read_out_of_office": false})), "watches": ["alice@example.com"]}),
+    )
+    .await;
+    let st = wait_status(&hub, "throttled").await;
+    assert!(
+        st["status"]["status_detail"]
+            .as_str()
+            .unwrap()
+            .contains("ErrorServerBusy")
+    );
+    wait_endpoint(&hub, "alice@example.com", "alice after the back-off", |e| {
+        items(e).len() == 1
+    })
+    .await;
+    let log = sim.requests();
+    let busy = log
+        .iter()
+        .position(|l| l.code.as_deref() == Some("ErrorServerBusy"))
+        .unwrap();
+    let next = &log[busy + 1];
+    assert!(
+        next.at - log[busy].at >= 3_000,
+        "retried {} ms after ErrorServerBusy",
+        next.at - log[busy].at
+    );
+    wait_status(&hub, "up-and-running").await;
+
+    sim.unavailable_next(1, 2);
+    let before = sim.requests().len();
+    until("a 503", Duration::from_secs(REFRESH_S + 5), || {
+        sim.requests().iter().any(|l| l.status == 503)
+    })
+    .await;
+    wait_status(&hub, "throttled").await;
+    until("the request after the 503", Duration::from_secs(10), || {
+        sim.requests()
+            .iter()
+            .skip(before)
+            .skip_while(|l| l.status != 503)
+            .nth(1)
+            .is_some()
+    })
+    .await;
+    let log = sim.requests();
+    let i = log.iter().position(|l| l.status == 503).unwrap();
+    assert!(
+        log[i + 1].at - log[i].at >= 2_000,
+        "{} ms",
+        log[i + 1].at - log[i].at
+    );
+    wait_status(&hub, "up-and-running").await;
+}
+
+/// Wrong credentials: reported as credentials-not-found naming the field,
+/// one retry after the configured wait, then nothing more over several
+/// refresh intervals, so the account is never locked; a new password from
+/// the operator starts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_are_reported_without_locking_the_account() {
+    let sim = EwsSim::start(EwsSimConfig {
+        lockout_threshold: Some(3),
+        ..EwsSimConfig::default()
+    })
+    .await;
+    sim.add_account(USER, PASSWORD);
+    sim.set_items(
+        "alice@example.com",
+        vec![item(9.0, 10.0, "Busy", "Review", "", false)],
+    );
+    let hub = hub();
+    let wrong = "Old-Password-1";
+    create(
+        &hub,
+        json!({"id": ID, "plugin": "exchange-ews", "config": config(&sim, "basic", wrong, json!({"auth_retry_seconds": 6})), "watches": ["alice@example.com"]}),
+    )
+    .await;
+    let st = wait_status(&hub, "credentials-not-found").await;
+    let d = st["status"]["status_detail"].as_str().unwrap().to_string();
+    assert!(d.contains("password") && d.contains(USER), "{d}");
+    assert!(!d.contains(wrong));
+    assert_eq!(sim.attempts(USER), 1);
+    // The one retry, then silence over several refresh intervals.
+    let st = hub
+        .wait_for(
+            &format!("/api/v1/connectors/{ID}/status"),
+            "the second refusal",
+            |v| {
+                v["status"]["status_detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("twice"))
+            },
+        )
+        .await;
+    assert_eq!(st["status"]["status"], "credentials-not-found");
+    tokio::time::sleep(Duration::from_secs(4 * REFRESH_S)).await;
+    assert_eq!(sim.attempts(USER), 2, "{:#?}", sim.requests());
+    assert!(!sim.locked(USER));
+
+    // The guard is kept: a restarted hub does not try the refused
+    // credentials again.
+    let mut hub = hub;
+    hub.restart();
+    tokio::time::sleep(Duration::from_secs(2 * REFRESH_S)).await;
+    assert_eq!(
+        sim.attempts(USER),
+        2,
+        "a restart must not retry refused credentials"
+    );
+
+    // The operator enters the right password (and switches to NTLM):
+    // calendars again.
+    let (s, v) = hub
+        .call(
+            "PATCH",
+            &format!("/api/v1/connectors/{ID}"),
+            Some(
+                json!({"config": config(&sim, "ntlm", PASSWORD, json!({"auth_retry_seconds": 6}))}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    wait_endpoint(
+        &hub,
+        "alice@example.com",
+        "alice with the new password",
+        |e| items(e).len() == 1,
+    )
+    .await;
+    wait_status(&hub, "up-and-running").await;
+    assert!(!sim.locked(USER));
+    assert_eq!(sim.failures(USER), 2);
+    assert!(
+        !std::fs::read_to_string(hub.dir.path().join("hub.log"))
+            .unwrap()
+            .contains(PASSWORD)
+    );
+}
+
+struct Pki {
+    ca_pem: String,
+    server: Arc<rustls::ServerConfig>,
+}
+
+/// A private CA and a certificate for `localhost` it signed.
+fn pki() -> Pki {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Contoso Enterprise CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    Pki {
+        ca_pem: ca.pem(),
+        server: Arc::new(server),
+    }
+}
