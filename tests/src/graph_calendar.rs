@@ -20,6 +20,15 @@
 //!   MailboxSettings.Read (or .ReadWrite); status, scheduled window,
 //!   internal and external reply messages (HTML).
 //!
+//! - `POST /subscriptions` on `/users/{id|upn}/events` (application
+//!   permission Calendars.Read or Calendars.ReadBasic.All; changeType of
+//!   created, updated, deleted; expiry in the future and at most 10080
+//!   minutes ahead, granted up to the simulator's subscription clock; the
+//!   validation handshake against both URLs), `PATCH` to renew, `POST
+//!   .../reauthorize`, `DELETE`; adding or replacing a user's items sends
+//!   change notifications (`Users/{id}/Events/{event id}`) with the
+//!   clientState; lifecycle notifications come from `GraphSim::lifecycle`.
+//!
 //! Only application tokens are served (delegated calendar access is not
 //! played). Tests add items, set automatic replies, revoke one permission,
 //! cap the page size, limit requests per mailbox (429 with Retry-After),
@@ -29,9 +38,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use axum::http::{Method, header};
+use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
-use super::{Answer, GraphSim, Req, Sim, graph_error, now_ms, reply};
+use super::{
+    Answer, GraphSim, Outgoing, PendingSub, Req, Sim, SubRec, check_url, graph_error, guid, now_ms,
+    reply, rfc3339,
+};
 
 /// Most schedules one getSchedule request may name.
 pub const MAX_SCHEDULES: usize = 20;
@@ -407,7 +420,13 @@ fn answer(s: &mut Sim, req: &Req, kind: &str, mailbox: &str, user: Option<&str>)
             ));
             r.headers_mut().insert(
                 header::RETRY_AFTER,
-                wait.as_secs().max(1).to_string().parse().unwrap(),
+                // Whole seconds, rounded up: a retry after it is let in.
+                wait.as_millis()
+                    .div_ceil(1000)
+                    .max(1)
+                    .to_string()
+                    .parse()
+                    .unwrap(),
             );
             return Answer::Ready(r);
         }
@@ -738,23 +757,294 @@ fn calendar_view(s: &mut Sim, req: &Req, id: &str, mailbox: &str, zone: Option<T
     reply((200, body))
 }
 
+// ---- event subscriptions ----------------------------------------------------------
+
+/// Outlook resources: subscriptions live at most 10080 minutes.
+const MAX_EVENT_SUBSCRIPTION_MS: u64 = 10_080 * 60_000;
+
+fn is_events_resource(resource: &str) -> bool {
+    let r = resource.trim_start_matches('/').to_ascii_lowercase();
+    r.starts_with("users/") && r.ends_with("/events") && r.matches('/').count() == 2
+}
+
+/// Whether a `/subscriptions` request is about events (created here, or
+/// one of those).
+pub(super) fn claims(s: &Sim, req: &Req, rest: &[&str]) -> bool {
+    match rest {
+        ["subscriptions"] => {
+            req.method == Method::POST
+                && serde_json::from_slice::<Value>(&req.body)
+                    .ok()
+                    .and_then(|b| b["resource"].as_str().map(is_events_resource))
+                    .unwrap_or(false)
+        }
+        ["subscriptions", id, ..] => s
+            .subs
+            .get(*id)
+            .is_some_and(|x| is_events_resource(&x.resource)),
+        _ => false,
+    }
+}
+
+/// `/subscriptions` on events.
+pub(super) fn subscriptions(
+    s: &mut Sim,
+    req: &Req,
+    rest: &[&str],
+    user: Option<&str>,
+    app_id: &str,
+) -> Answer {
+    if user.is_some() {
+        return access_denied();
+    }
+    let allowed = s.consent
+        && ["Calendars.Read", "Calendars.ReadBasic.All"]
+            .iter()
+            .any(|r| !s.cal.revoked.contains(*r));
+    let now = now_ms();
+    let bad = |m: &str| reply(graph_error(400, "ValidationError", m));
+    let expiry = |body: &Value| -> Result<u64, Answer> {
+        let at = body["expirationDateTime"]
+            .as_str()
+            .and_then(super::parse_rfc3339)
+            .ok_or_else(|| bad("expirationDateTime is not a valid DateTimeOffset."))?;
+        if at <= now {
+            return Err(bad("Subscription expiration must be in the future."));
+        }
+        if at > now + MAX_EVENT_SUBSCRIPTION_MS {
+            return Err(bad(
+                "Subscription expiration can only be 10080 minutes in the future.",
+            ));
+        }
+        Ok(at)
+    };
+    match rest {
+        ["subscriptions"] => {
+            if !allowed {
+                return reply(graph_error(
+                    403,
+                    "ExtensionError",
+                    "Operation: Create; Exception: [Status Code: Forbidden; Reason: Access is denied. Check credentials and try again.]",
+                ));
+            }
+            let body = match req.json() {
+                Ok(b) => b,
+                Err(e) => return reply(e),
+            };
+            let text = |k: &str| body[k].as_str().map(str::to_string);
+            let (Some(change_type), Some(url), Some(resource)) = (
+                text("changeType"),
+                text("notificationUrl"),
+                text("resource"),
+            ) else {
+                return bad(
+                    "changeType, notificationUrl, resource and expirationDateTime are required.",
+                );
+            };
+            let kinds: Vec<&str> = change_type.split(',').map(str::trim).collect();
+            if kinds.is_empty()
+                || kinds
+                    .iter()
+                    .any(|k| !matches!(*k, "created" | "updated" | "deleted"))
+            {
+                return bad("changeType of events is created, updated and/or deleted.");
+            }
+            let mailbox = resource
+                .trim_start_matches('/')
+                .split('/')
+                .nth(1)
+                .unwrap_or("");
+            if s.user_index(mailbox).is_none() {
+                return reply(graph_error(
+                    404,
+                    "ExtensionError",
+                    &format!(
+                        "Operation: Create; Exception: [Status Code: NotFound; Reason: The requested user '{mailbox}' is invalid.]"
+                    ),
+                ));
+            }
+            let requested_ms = match expiry(&body) {
+                Ok(a) => a,
+                Err(a) => return a,
+            };
+            if let Err(e) = check_url(s, &url, "notificationUrl") {
+                return reply(e);
+            }
+            let lifecycle_url = text("lifecycleNotificationUrl");
+            if let Some(l) = &lifecycle_url
+                && let Err(e) = check_url(s, l, "lifecycleNotificationUrl")
+            {
+                return reply(e);
+            }
+            let client_state = text("clientState");
+            if client_state.as_ref().is_some_and(|c| c.len() > 128) {
+                return bad("clientState must be at most 128 characters.");
+            }
+            if body["includeResourceData"].as_bool().unwrap_or(false) {
+                return bad(
+                    "includeResourceData requires encryptionCertificate and encryptionCertificateId.",
+                );
+            }
+            Answer::Validate(Box::new(PendingSub {
+                rec: SubRec {
+                    id: guid(),
+                    client_id: app_id.to_string(),
+                    creator: app_id.to_string(),
+                    ids: BTreeSet::new(),
+                    resource,
+                    notification_url: url,
+                    lifecycle_url,
+                    client_state,
+                    expires_ms: 0,
+                    created: Instant::now(),
+                    renewals: 0,
+                    reauthorizations: 0,
+                    paused: false,
+                    muted: false,
+                },
+                requested_ms,
+                include_resource_data: false,
+                change_type,
+                tls: text("latestSupportedTlsVersion"),
+            }))
+        }
+        ["subscriptions", id, tail @ ..] => {
+            let id = id.to_string();
+            if s.subs.get(&id).is_some_and(|x| x.expires_ms <= now) {
+                s.subs.remove(&id);
+            }
+            let granted_max = now + s.cfg.subscription_lifetime.as_millis() as u64;
+            let Some(sub) = s.subs.get_mut(&id) else {
+                return reply(graph_error(
+                    404,
+                    "ResourceNotFound",
+                    "The object was not found.",
+                ));
+            };
+            if sub.client_id != app_id {
+                return reply(graph_error(
+                    403,
+                    "ExtensionError",
+                    "The subscription belongs to another application.",
+                ));
+            }
+            match (tail, &req.method) {
+                (["reauthorize"], &Method::POST) => {
+                    sub.paused = false;
+                    sub.reauthorizations += 1;
+                    Answer::Ready(axum::http::StatusCode::NO_CONTENT.into_response())
+                }
+                ([], &Method::GET) => reply((200, super::sub_json(sub))),
+                ([], &Method::DELETE) => {
+                    s.subs.remove(&id);
+                    Answer::Ready(axum::http::StatusCode::NO_CONTENT.into_response())
+                }
+                ([], &Method::PATCH) => {
+                    let body = match req.json() {
+                        Ok(b) => b,
+                        Err(e) => return reply(e),
+                    };
+                    if let Some(k) = body.as_object().and_then(|o| {
+                        o.keys()
+                            .find(|k| *k != "expirationDateTime" && *k != "notificationUrl")
+                    }) {
+                        return bad(&format!("Property '{k}' cannot be updated."));
+                    }
+                    let at = match expiry(&body) {
+                        Ok(a) => a,
+                        Err(a) => return a,
+                    };
+                    let sub = s.subs.get_mut(&id).unwrap();
+                    sub.expires_ms = at.min(granted_max);
+                    sub.renewals += 1;
+                    sub.paused = false;
+                    reply((200, super::sub_json(sub)))
+                }
+                _ => not_allowed(),
+            }
+        }
+        _ => not_allowed(),
+    }
+}
+
+/// Change notifications for the subscriptions on a user's events.
+fn event_notifications(
+    s: &Sim,
+    user_idx: usize,
+    change: &str,
+    event_ids: &[String],
+) -> Vec<Outgoing> {
+    let (id, upn) = (
+        s.users[user_idx].id.clone(),
+        s.users[user_idx].upn.to_ascii_lowercase(),
+    );
+    let now = now_ms();
+    s.subs
+        .values()
+        .filter(|x| is_events_resource(&x.resource) && !x.paused && !x.muted && x.expires_ms > now)
+        .filter(|x| {
+            let mailbox = x
+                .resource
+                .trim_start_matches('/')
+                .split('/')
+                .nth(1)
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            mailbox == id || mailbox == upn
+        })
+        .map(|x| Outgoing {
+            url: x.notification_url.clone(),
+            subscription: x.id.clone(),
+            lifecycle: None,
+            body: json!({"value": event_ids.iter().map(|e| json!({
+                "subscriptionId": x.id,
+                "subscriptionExpirationDateTime": rfc3339(x.expires_ms),
+                "changeType": change,
+                "resource": format!("Users/{id}/Events/{e}"),
+                "resourceData": {
+                    "@odata.type": "#Microsoft.Graph.Event",
+                    "@odata.id": format!("Users/{id}/Events/{e}"),
+                    "@odata.etag": "W/\"sim\"",
+                    "id": e,
+                },
+                "clientState": x.client_state,
+                "tenantId": s.cfg.tenant,
+            })).collect::<Vec<_>>()}),
+        })
+        .collect()
+}
+
 // ---- control API ------------------------------------------------------------------
 
 impl GraphSim {
     /// Add a calendar item to a user's mailbox (the user must exist).
+    /// Subscriptions on the user's events are notified (`created`).
     pub fn add_event(&self, user: &str, item: CalItem) {
-        let mut s = self.lock();
-        let i = s.user_index(user).expect("known user");
-        let id = s.users[i].id.clone();
-        s.cal.items.entry(id).or_default().push(item);
+        let out = {
+            let mut s = self.lock();
+            let i = s.user_index(user).expect("known user");
+            let id = s.users[i].id.clone();
+            let list = s.cal.items.entry(id).or_default();
+            list.push(item);
+            let n = list.len();
+            event_notifications(&s, i, "created", &[format!("AAMkAG{n:04}")])
+        };
+        self.deliver(out);
     }
 
     /// Replace a user's calendar items.
+    /// Subscriptions on the user's events are notified (`updated`).
     pub fn set_events(&self, user: &str, items: Vec<CalItem>) {
-        let mut s = self.lock();
-        let i = s.user_index(user).expect("known user");
-        let id = s.users[i].id.clone();
-        s.cal.items.insert(id, items);
+        let out = {
+            let mut s = self.lock();
+            let i = s.user_index(user).expect("known user");
+            let id = s.users[i].id.clone();
+            let n = items.len().max(1);
+            s.cal.items.insert(id, items);
+            let ids: Vec<String> = (1..=n).map(|k| format!("AAMkAG{k:04}")).collect();
+            event_notifications(&s, i, "updated", &ids)
+        };
+        self.deliver(out);
     }
 
     /// Set a user's automatic replies.

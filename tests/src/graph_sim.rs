@@ -1809,6 +1809,9 @@ fn graph(s: &mut Sim, req: &Req, rest: &[&str]) -> Answer {
             }
             write_presence(s, req, idx, action, &app_id)
         }
+        ["subscriptions", ..] if calendar::claims(s, req, rest) => {
+            calendar::subscriptions(s, req, rest, user.as_deref(), &app_id)
+        }
         ["subscriptions"] => match m {
             Method::POST => create_subscription(s, req, user, &perms, &app_id),
             Method::GET => {

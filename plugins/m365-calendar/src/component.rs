@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use presence_connector_sdk::{
     self as sdk, Capabilities, Channels, Config, ConfigEntry, ConnectorError, EndpointId,
     EndpointKind, Event, Guest, Header, PluginInfo, RequestId, TimerId, WebhookRequest,
-    WebhookResponse, WriteRequest, http, report, timers,
+    WebhookResponse, WriteRequest, http, instance, report, timers,
 };
 
 use crate::core::{Action, Core, Level, ReqId, Response, TimerKey};
@@ -125,6 +125,11 @@ impl State {
                     c.on_http(id, result, now);
                 }
             }
+            Event::Shutdown => {
+                if let Some(c) = self.core.as_mut() {
+                    c.shutdown(now);
+                }
+            }
             Event::Timer(h) => {
                 let Some(key) = self.handles.remove(&h) else {
                     return;
@@ -166,19 +171,22 @@ impl Guest for M365Calendar {
                 dnd_scopes: vec![],
                 restore: false,
                 expiry: false,
-                webhooks: false,
+                webhooks: true,
                 batched_events: true,
             },
         }
     }
 
     fn configure(entries: Vec<ConfigEntry>) -> Result<(), ConnectorError> {
-        let settings = Settings::from_config(&Config::new(entries))?;
+        let hub = instance::info();
+        let settings =
+            Settings::from_config(&Config::new(entries), hub.webhook_base_url.as_deref())?;
         STATE.with_borrow_mut(|st| {
             // Watches survive a new configuration: the host replays them.
             st.reset();
             let now = timers::now();
-            let mut core = Core::new(settings);
+            let entropy = Box::new(instance::random_bytes);
+            let mut core = Core::new(settings, entropy);
             core.start(now);
             st.core = Some(core);
             st.run();
@@ -195,12 +203,31 @@ impl Guest for M365Calendar {
         Ok(())
     }
 
-    fn handle_webhook(_request: WebhookRequest) -> WebhookResponse {
-        WebhookResponse {
-            status: 404,
-            headers: vec![],
-            body: b"no webhooks here".to_vec(),
-        }
+    fn handle_webhook(request: WebhookRequest) -> WebhookResponse {
+        STATE.with_borrow_mut(|st| {
+            let Some(core) = st.core.as_mut() else {
+                return WebhookResponse {
+                    status: 503,
+                    headers: vec![],
+                    body: b"not configured".to_vec(),
+                };
+            };
+            let (status, content_type, body) = core.on_webhook(
+                &request.method,
+                &request.query,
+                &request.body,
+                timers::now(),
+            );
+            st.run();
+            WebhookResponse {
+                status,
+                headers: vec![Header {
+                    name: "content-type".into(),
+                    value: content_type.into(),
+                }],
+                body,
+            }
+        })
     }
 
     fn watch(endpoints: Vec<EndpointId>) -> Result<(), ConnectorError> {

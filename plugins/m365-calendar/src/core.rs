@@ -79,6 +79,8 @@ pub enum TimerKey {
     Gate,
     /// The request budget has room again.
     Budget,
+    /// Subscriptions due for renewal or a new try.
+    Subs,
 }
 
 /// What the core wants done.
@@ -125,6 +127,10 @@ enum Purpose {
     /// A calendarView read of one mailbox: the events of the pages so far.
     View(String, Vec<Event>, u32),
     Replies(String),
+    CreateSub(String),
+    RenewSub(String),
+    Reauthorize(String),
+    DeleteSub(String),
 }
 
 /// Why Graph requests are held back.
@@ -138,12 +144,43 @@ enum Hold {
 #[derive(Debug, Clone, Default)]
 struct Ep {
     state: Option<EndpointState>,
-    /// This round's parts: `None` while awaited.
-    items: Option<Result<Vec<CalendarItem>, ()>>,
+    /// The last items read; `None` before the first or after a failure.
+    items: Option<Vec<CalendarItem>>,
+    /// The last automatic replies read.
     replies: Option<Option<OutOfOffice>>,
     raw: Vec<VendorValue>,
-    /// The round's parts are both in and reported.
-    reported: bool,
+    /// Parts asked for and not yet in.
+    pending_items: bool,
+    pending_replies: bool,
+    /// A part came in since the last report.
+    dirty: bool,
+    /// When the items were last asked for.
+    items_at: u64,
+}
+
+/// Where a mailbox's change-notification subscription stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SubPhase {
+    /// To be created.
+    Want,
+    Creating,
+    Live,
+    Renewing,
+    /// A lifecycle event asks for reauthorization.
+    WantReauth,
+    Reauthorizing,
+    /// Graph refused it: polling only, asked again after this time.
+    Refused(u64),
+}
+
+#[derive(Debug, Clone)]
+struct Sub {
+    /// Graph's id.
+    gid: Option<String>,
+    client_state: String,
+    expires: u64,
+    renew_at: u64,
+    phase: SubPhase,
 }
 
 /// The engine.
@@ -156,6 +193,8 @@ pub struct Core {
     auth_problem: Option<(ConnectorStatus, String)>,
     gate: Gate,
     hold: Option<Hold>,
+    /// After a throttled answer one request goes alone, until one passes.
+    probing: bool,
     budget: Budget,
     eps: BTreeMap<String, Ep>,
     want_items: BTreeSet<String>,
@@ -166,7 +205,25 @@ pub struct Core {
     last_status: Option<(ConnectorStatus, Option<String>)>,
     /// Graph requests sent (token requests are counted by the slot).
     pub graph_requests: u64,
+    subs: BTreeMap<String, Sub>,
+    /// Subscriptions to delete (Graph ids).
+    to_delete: Vec<String>,
+    sub_problem: Option<String>,
+    entropy: Entropy,
 }
+
+/// Random bytes from the host's cryptographic generator.
+pub type Entropy = Box<dyn FnMut(u32) -> Vec<u8>>;
+
+/// How long a subscription on events is asked to live (Graph grants at
+/// most 10080 minutes for Outlook resources, and may grant less).
+const SUB_LIFE_MS: u64 = 3 * 24 * 3_600_000;
+/// A refused subscription is asked for again after this long.
+const SUB_RETRY_MS: u64 = 10 * 60_000;
+/// Mailboxes followed by change notifications are read in full this many
+/// refresh intervals apart anyway (automatic replies, the day boundary, a
+/// notification lost).
+const RESYNC_FACTOR: u64 = 5;
 
 /// The day window: local midnight today to the end of the next working day.
 pub fn window(s: &Settings, now: u64) -> (i64, i64) {
@@ -184,7 +241,7 @@ pub fn window(s: &Settings, now: u64) -> (i64, i64) {
 }
 
 impl Core {
-    pub fn new(s: Settings) -> Core {
+    pub fn new(s: Settings, entropy: Entropy) -> Core {
         let token = AppToken::new(
             &s.authority,
             &s.tenant_id,
@@ -202,6 +259,7 @@ impl Core {
             auth_problem: None,
             gate: Gate::default(),
             hold: None,
+            probing: false,
             budget,
             eps: BTreeMap::new(),
             want_items: BTreeSet::new(),
@@ -210,6 +268,10 @@ impl Core {
             forbidden: BTreeMap::new(),
             last_status: None,
             graph_requests: 0,
+            subs: BTreeMap::new(),
+            to_delete: Vec::new(),
+            sub_problem: None,
+            entropy,
         }
     }
 
@@ -247,6 +309,9 @@ impl Core {
             ),
         );
         self.timer(TimerKey::Poll, self.s.refresh_ms);
+        if self.s.notification_url.is_some() {
+            self.timer(TimerKey::Subs, 60_000);
+        }
         self.pump(now);
         self.update_status();
     }
@@ -274,7 +339,19 @@ impl Core {
             }
             self.eps.insert(ep.clone(), Ep::default());
             self.set_state(ep, EndpointState::Requesting, None);
-            self.due(ep);
+            self.due(ep, true, true, now);
+            if self.s.notification_url.is_some() {
+                self.subs.insert(
+                    ep.clone(),
+                    Sub {
+                        gid: None,
+                        client_state: String::new(),
+                        expires: 0,
+                        renew_at: 0,
+                        phase: SubPhase::Want,
+                    },
+                );
+            }
         }
         self.pump(now);
         self.update_status();
@@ -284,6 +361,9 @@ impl Core {
     pub fn unwatch(&mut self, endpoints: &[String], now: u64) {
         for ep in endpoints {
             self.eps.remove(ep);
+            if let Some(gid) = self.subs.remove(ep).and_then(|x| x.gid) {
+                self.to_delete.push(gid);
+            }
             self.want_items.remove(ep);
             self.want_replies.remove(ep);
             self.want_pages.retain(|p| &p.0 != ep);
@@ -292,28 +372,50 @@ impl Core {
         self.update_status();
     }
 
-    fn due(&mut self, ep: &str) {
+    /// Ask for a mailbox's items, its replies, or both.
+    fn due(&mut self, ep: &str, items: bool, replies: bool, now: u64) {
+        if !ep.contains('@') {
+            return;
+        }
         let Some(e) = self.eps.get_mut(ep) else {
             return;
         };
-        if e.state == Some(EndpointState::NotFound) && !ep.contains('@') {
-            return;
+        if items {
+            e.pending_items = true;
+            e.items_at = now;
+            self.want_items.insert(ep.to_string());
         }
-        e.items = None;
-        e.replies = None;
-        e.reported = false;
-        self.want_items.insert(ep.to_string());
-        self.want_replies.insert(ep.to_string());
+        if replies {
+            e.pending_replies = true;
+            self.want_replies.insert(ep.to_string());
+        }
+    }
+
+    /// Whether change notifications follow this mailbox.
+    fn notified(&self, ep: &str) -> bool {
+        self.subs
+            .get(ep)
+            .is_some_and(|x| matches!(x.phase, SubPhase::Live | SubPhase::Renewing))
     }
 
     /// A timer fired.
     pub fn on_timer(&mut self, key: TimerKey, now: u64) {
         if key == TimerKey::Poll {
             let eps: Vec<String> = self.eps.keys().cloned().collect();
+            let resync = self.s.refresh_ms * RESYNC_FACTOR;
             for ep in eps {
-                self.due(&ep);
+                // Followed by notifications: the items only now and then.
+                let items = !self.notified(&ep)
+                    || self
+                        .eps
+                        .get(&ep)
+                        .is_some_and(|e| now.saturating_sub(e.items_at) + 500 >= resync);
+                self.due(&ep, items, true, now);
             }
             self.timer(TimerKey::Poll, self.s.refresh_ms);
+        }
+        if key == TimerKey::Subs {
+            self.subs_due(now);
         }
         self.pump(now);
         self.update_status();
@@ -399,7 +501,8 @@ impl Core {
         }
         let (start, end) = window(&self.s, now);
         loop {
-            if self.graph_inflight() >= MAX_INFLIGHT {
+            let cap = if self.probing { 1 } else { MAX_INFLIGHT };
+            if self.graph_inflight() >= cap {
                 return;
             }
             if self.budget.room(now) == 0 {
@@ -438,6 +541,8 @@ impl Core {
                 let url = self.user_url(&ep, "mailboxSettings/automaticRepliesSetting");
                 let req = self.get(url, &token);
                 self.send(Purpose::Replies(ep), req, now);
+            } else if let Some((purpose, req)) = self.next_sub_request(&token, now) {
+                self.send(purpose, req, now);
             } else {
                 return;
             }
@@ -458,6 +563,322 @@ impl Core {
             .push(("Content-Type".into(), "application/json".into()));
         req.body = serde_json::to_vec(&body).unwrap_or_default();
         req
+    }
+
+    // ---- change notifications ----------------------------------------------
+
+    fn random(&mut self) -> String {
+        (self.entropy)(16)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn sub_phase(&mut self, ep: &str, phase: SubPhase) {
+        if let Some(x) = self.subs.get_mut(ep) {
+            x.phase = phase;
+        }
+    }
+
+    fn json_request(
+        &self,
+        method: &'static str,
+        url: String,
+        body: serde_json::Value,
+        token: &str,
+    ) -> Request {
+        let mut req = self.get(url, token);
+        req.method = method;
+        req.headers.retain(|(n, _)| n != "Prefer");
+        req.headers
+            .push(("Content-Type".into(), "application/json".into()));
+        req.body = serde_json::to_vec(&body).unwrap_or_default();
+        req
+    }
+
+    /// The next subscription request to send, if any: deletes first, then
+    /// creations, reauthorizations and renewals that are due.
+    fn next_sub_request(&mut self, token: &str, now: u64) -> Option<(Purpose, Request)> {
+        if let Some(gid) = self.to_delete.pop() {
+            let mut req = self.get(
+                format!(
+                    "{}/subscriptions/{}",
+                    self.s.graph_base,
+                    urlcode::encode_component(&gid)
+                ),
+                token,
+            );
+            req.method = "DELETE";
+            return Some((Purpose::DeleteSub(gid), req));
+        }
+        let url = self.s.notification_url.clone()?;
+        let (ep, phase) = self.subs.iter().find_map(|(ep, x)| match x.phase {
+            SubPhase::Want | SubPhase::WantReauth => Some((ep.clone(), x.phase.clone())),
+            SubPhase::Live if now >= x.renew_at => Some((ep.clone(), SubPhase::Live)),
+            SubPhase::Refused(until) if now >= until => Some((ep.clone(), SubPhase::Want)),
+            _ => None,
+        })?;
+        match phase {
+            SubPhase::Want | SubPhase::Refused(_) => {
+                let client_state = self.random();
+                let body = serde_json::json!({
+                    "changeType": "created,updated,deleted",
+                    "notificationUrl": url,
+                    "lifecycleNotificationUrl": url,
+                    "resource": format!("/users/{ep}/events"),
+                    "expirationDateTime": presence_connector_sdk::time::format_datetime(now + SUB_LIFE_MS),
+                    "clientState": client_state,
+                    "latestSupportedTlsVersion": "v1_2",
+                });
+                if let Some(x) = self.subs.get_mut(&ep) {
+                    x.client_state = client_state;
+                    x.phase = SubPhase::Creating;
+                }
+                let req = self.json_request(
+                    "POST",
+                    format!("{}/subscriptions", self.s.graph_base),
+                    body,
+                    token,
+                );
+                Some((Purpose::CreateSub(ep), req))
+            }
+            SubPhase::WantReauth => {
+                let gid = self.subs.get(&ep)?.gid.clone()?;
+                self.sub_phase(&ep, SubPhase::Reauthorizing);
+                let mut req = self.json_request(
+                    "POST",
+                    format!("{}/subscriptions/{gid}/reauthorize", self.s.graph_base),
+                    serde_json::json!({}),
+                    token,
+                );
+                req.body.clear();
+                req.headers.retain(|(n, _)| n != "Content-Type");
+                Some((Purpose::Reauthorize(ep), req))
+            }
+            _ => {
+                let gid = self.subs.get(&ep)?.gid.clone()?;
+                self.sub_phase(&ep, SubPhase::Renewing);
+                let body = serde_json::json!({
+                    "expirationDateTime": presence_connector_sdk::time::format_datetime(now + SUB_LIFE_MS),
+                });
+                let req = self.json_request(
+                    "PATCH",
+                    format!("{}/subscriptions/{gid}", self.s.graph_base),
+                    body,
+                    token,
+                );
+                Some((Purpose::RenewSub(ep), req))
+            }
+        }
+    }
+
+    /// The subscription timer: arm it for the next renewal or retry.
+    fn subs_due(&mut self, now: u64) {
+        let next = self
+            .subs
+            .values()
+            .filter_map(|x| match x.phase {
+                SubPhase::Live => Some(x.renew_at),
+                SubPhase::Refused(until) => Some(until),
+                _ => None,
+            })
+            .min();
+        if let Some(at) = next {
+            self.timer(
+                TimerKey::Subs,
+                at.saturating_sub(now).clamp(1_000, 3_600_000),
+            );
+        }
+    }
+
+    fn sub_granted(&mut self, ep: &str, body: &[u8], now: u64) -> bool {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        let gid = v["id"].as_str().map(str::to_string);
+        let expires = v["expirationDateTime"].as_str().and_then(|t| {
+            presence_connector_sdk::time::parse_datetime(
+                t,
+                presence_connector_sdk::time::MissingZone::Utc,
+            )
+        });
+        let Some(x) = self.subs.get_mut(ep) else {
+            return false;
+        };
+        let Some(expires) = expires.filter(|e| *e > now) else {
+            return false;
+        };
+        if let Some(gid) = gid {
+            x.gid = Some(gid);
+        }
+        x.expires = expires;
+        // Renewed at two thirds of the life granted.
+        x.renew_at = now + (expires - now) * 2 / 3;
+        x.phase = SubPhase::Live;
+        true
+    }
+
+    fn sub_refused(&mut self, ep: &str, what: &str, msg: &str, now: u64) {
+        let text = format!(
+            "Graph refused to {what} a change-notification subscription ({msg}); polling every {} s, asking again in {} min",
+            self.s.refresh_ms / 1000,
+            SUB_RETRY_MS / 60_000
+        );
+        if self.sub_problem.as_deref() != Some(text.as_str()) {
+            self.log(Level::Warn, text.clone());
+        }
+        self.sub_problem = Some(text);
+        if let Some(x) = self.subs.get_mut(ep) {
+            x.gid = None;
+            x.phase = SubPhase::Refused(now + SUB_RETRY_MS);
+        }
+    }
+
+    fn on_sub_created(&mut self, ep: String, outcome: Outcome, body: &[u8], now: u64) {
+        if !self.subs.contains_key(&ep) {
+            // Unwatched meanwhile: the new subscription goes again.
+            if let Some(gid) = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_string))
+            {
+                self.to_delete.push(gid);
+            }
+            return;
+        }
+        match outcome {
+            Outcome::Ok if self.sub_granted(&ep, body, now) => {
+                self.sub_problem = None;
+                self.log(Level::Debug, format!("change notifications for {ep}"));
+            }
+            Outcome::Ok => self.sub_refused(&ep, "create", "unreadable answer", now),
+            Outcome::Forbidden(m) | Outcome::NotFound(m) | Outcome::Rejected(_, m) => {
+                self.sub_refused(&ep, "create", &m, now)
+            }
+            _ => self.sub_phase(&ep, SubPhase::Want),
+        }
+        self.subs_due(now);
+    }
+
+    fn on_sub_renewed(&mut self, ep: String, outcome: Outcome, body: &[u8], now: u64) {
+        match outcome {
+            Outcome::Ok if self.sub_granted(&ep, body, now) => {}
+            // Gone (expired, removed): a new one.
+            Outcome::NotFound(_) | Outcome::Ok => {
+                if let Some(x) = self.subs.get_mut(&ep) {
+                    x.gid = None;
+                    x.phase = SubPhase::Want;
+                }
+            }
+            Outcome::Forbidden(m) | Outcome::Rejected(_, m) => {
+                self.sub_refused(&ep, "renew", &m, now)
+            }
+            _ => self.sub_phase(&ep, SubPhase::Live),
+        }
+        self.subs_due(now);
+    }
+
+    fn on_reauthorized(&mut self, ep: String, outcome: Outcome, now: u64) {
+        match outcome {
+            Outcome::Ok => {
+                self.sub_phase(&ep, SubPhase::Live);
+                // Changes while paused were not notified.
+                self.due(&ep, true, false, now);
+            }
+            Outcome::NotFound(_) => {
+                if let Some(x) = self.subs.get_mut(&ep) {
+                    x.gid = None;
+                    x.phase = SubPhase::Want;
+                }
+            }
+            Outcome::Forbidden(m) | Outcome::Rejected(_, m) => {
+                self.sub_refused(&ep, "reauthorize", &m, now)
+            }
+            _ => self.sub_phase(&ep, SubPhase::WantReauth),
+        }
+    }
+
+    /// An inbound request on `/hooks/{instance}/...`: the validation
+    /// handshake, change and lifecycle notifications. Returns status,
+    /// content type and body.
+    pub fn on_webhook(
+        &mut self,
+        method: &str,
+        query: &str,
+        body: &[u8],
+        now: u64,
+    ) -> (u16, &'static str, Vec<u8>) {
+        if let Some(token) = urlcode::query_value(query, "validationToken") {
+            return (200, "text/plain; charset=utf-8", token.into_bytes());
+        }
+        if !method.eq_ignore_ascii_case("POST") {
+            return (
+                405,
+                "text/plain; charset=utf-8",
+                b"POST notifications here".to_vec(),
+            );
+        }
+        let Ok(list) = serde_json::from_slice::<Page<wire::Notification>>(body) else {
+            return (
+                400,
+                "text/plain; charset=utf-8",
+                b"not a notification collection".to_vec(),
+            );
+        };
+        for n in list.value {
+            let Some(ep) = self
+                .subs
+                .iter()
+                .find(|(_, x)| {
+                    x.gid
+                        .as_deref()
+                        .is_some_and(|g| g.eq_ignore_ascii_case(&n.subscription_id))
+                })
+                .map(|(ep, _)| ep.clone())
+            else {
+                continue;
+            };
+            if self.subs[&ep].client_state != n.client_state.clone().unwrap_or_default() {
+                self.log(
+                    Level::Warn,
+                    format!("a notification for {ep} with the wrong clientState was ignored"),
+                );
+                continue;
+            }
+            match n
+                .lifecycle_event
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                Some("reauthorizationrequired") => self.sub_phase(&ep, SubPhase::WantReauth),
+                Some("subscriptionremoved") => {
+                    if let Some(x) = self.subs.get_mut(&ep) {
+                        x.gid = None;
+                        x.phase = SubPhase::Want;
+                    }
+                    self.due(&ep, true, false, now);
+                }
+                Some(_) => self.due(&ep, true, false, now),
+                None => self.due(&ep, true, false, now),
+            }
+        }
+        self.pump(now);
+        self.update_status();
+        (202, "text/plain; charset=utf-8", Vec::new())
+    }
+
+    /// The instance stops: its subscriptions are deleted.
+    pub fn shutdown(&mut self, now: u64) {
+        let gids: Vec<String> = self
+            .subs
+            .values_mut()
+            .filter_map(|x| x.gid.take())
+            .collect();
+        self.subs.clear();
+        self.eps.clear();
+        self.want_items.clear();
+        self.want_replies.clear();
+        self.want_pages.clear();
+        self.to_delete.extend(gids);
+        self.pump(now);
     }
 
     /// An HTTP answer (or transport failure) arrived.
@@ -487,6 +908,7 @@ impl Core {
                     );
                     self.log(Level::Warn, detail.clone());
                     self.hold = Some(Hold::Throttled(detail));
+                    self.probing = true;
                     self.timer(TimerKey::Gate, w);
                     self.requeue(purpose);
                 }
@@ -505,6 +927,7 @@ impl Core {
                 other => {
                     self.gate.success();
                     self.hold = None;
+                    self.probing = false;
                     let body = result.map(|r| r.body).unwrap_or_default();
                     self.on_graph(purpose, other, &body, now);
                 }
@@ -567,6 +990,10 @@ impl Core {
                     self.want_replies.insert(ep);
                 }
             }
+            Purpose::CreateSub(ep) => self.sub_phase(&ep, SubPhase::Want),
+            Purpose::RenewSub(ep) => self.sub_phase(&ep, SubPhase::Live),
+            Purpose::Reauthorize(ep) => self.sub_phase(&ep, SubPhase::WantReauth),
+            Purpose::DeleteSub(gid) => self.to_delete.push(gid),
         }
     }
 
@@ -589,6 +1016,10 @@ impl Core {
             Purpose::Schedule(eps) => self.on_schedule(eps, outcome, body, now),
             Purpose::View(ep, events, pages) => self.on_view(ep, events, pages, outcome, body, now),
             Purpose::Replies(ep) => self.on_replies(ep, outcome, body, now),
+            Purpose::CreateSub(ep) => self.on_sub_created(ep, outcome, body, now),
+            Purpose::RenewSub(ep) => self.on_sub_renewed(ep, outcome, body, now),
+            Purpose::Reauthorize(ep) => self.on_reauthorized(ep, outcome, now),
+            Purpose::DeleteSub(_) => {}
         }
     }
 
@@ -752,13 +1183,17 @@ impl Core {
         };
         if let Some(e) = self.eps.get_mut(&ep) {
             e.replies = Some(replies);
+            e.pending_replies = false;
+            e.dirty = true;
         }
         self.maybe_report(&ep, now);
     }
 
     fn items_in(&mut self, ep: &str, items: Vec<CalendarItem>, now: u64) {
         if let Some(e) = self.eps.get_mut(ep) {
-            e.items = Some(Ok(items));
+            e.items = Some(items);
+            e.pending_items = false;
+            e.dirty = true;
         }
         self.maybe_report(ep, now);
     }
@@ -767,8 +1202,8 @@ impl Core {
         let Some(e) = self.eps.get_mut(ep) else {
             return;
         };
-        e.items = Some(Err(()));
-        self.want_replies.remove(ep);
+        e.items = None;
+        e.pending_items = false;
         if e.state != Some(state) {
             e.state = Some(state);
             self.out
@@ -777,17 +1212,23 @@ impl Core {
     }
 
     fn maybe_report(&mut self, ep: &str, now: u64) {
-        let valid = self.s.refresh_ms + (self.s.refresh_ms / 2).max(10_000);
+        // A report holds until shortly after the next read of its items.
+        let every = if self.notified(ep) {
+            self.s.refresh_ms * RESYNC_FACTOR
+        } else {
+            self.s.refresh_ms
+        };
+        let valid = every + (every / 2).max(10_000);
         let Some(e) = self.eps.get_mut(ep) else {
             return;
         };
-        let (Some(Ok(items)), Some(replies)) = (&e.items, &e.replies) else {
-            return;
-        };
-        if e.reported {
+        if e.pending_items || e.pending_replies || !e.dirty {
             return;
         }
-        e.reported = true;
+        let (Some(items), Some(replies)) = (&e.items, &e.replies) else {
+            return;
+        };
+        e.dirty = false;
         let update = PresenceUpdate {
             endpoint: ep.to_string(),
             observed_at: Some(now),
@@ -816,8 +1257,17 @@ impl Core {
 
     fn summary(&self) -> String {
         let count = |st| self.eps.values().filter(|e| e.state == Some(st)).count();
+        let notified = self.eps.keys().filter(|ep| self.notified(ep)).count();
+        let how = match (&self.s.notification_url, &self.sub_problem) {
+            (None, _) => "polling: no notification URL".to_string(),
+            (Some(_), Some(p)) if notified == 0 => p.clone(),
+            (Some(_), _) => format!(
+                "{notified} by change notification (read in full every {} s)",
+                self.s.refresh_ms * RESYNC_FACTOR / 1000
+            ),
+        };
         let mut text = format!(
-            "{} calendars read every {} s ({}), {} in {}",
+            "{} calendars read every {} s ({}), {} in {}; {how}",
             self.eps.len(),
             self.s.refresh_ms / 1000,
             if self.s.subjects {
@@ -902,7 +1352,7 @@ mod tests {
                 value: v.clone(),
             });
         }
-        Settings::from_config(&Config::new(e)).unwrap()
+        Settings::from_config(&Config::new(e), None).unwrap()
     }
 
     fn http(actions: &[Action]) -> Vec<(ReqId, Request)> {
@@ -925,10 +1375,10 @@ mod tests {
 
     #[test]
     fn a_round_reads_schedules_in_twenties_and_replies_then_reports() {
-        let mut c = Core::new(settings(&[(
-            "time_zone",
-            ConfigValue::Text("Europe/Berlin".into()),
-        )]));
+        let mut c = Core::new(
+            settings(&[("time_zone", ConfigValue::Text("Europe/Berlin".into()))]),
+            Box::new(|n| vec![7; n as usize]),
+        );
         c.start(1_000);
         let reqs = http(&c.take_actions());
         assert_eq!(reqs.len(), 1, "a token first");
@@ -998,7 +1448,7 @@ mod tests {
 
     #[test]
     fn throttling_holds_everything_back_and_refused_credentials_wait() {
-        let mut c = Core::new(settings(&[]));
+        let mut c = Core::new(settings(&[]), Box::new(|n| vec![7; n as usize]));
         c.start(0);
         let reqs = http(&c.take_actions());
         c.on_http(
@@ -1025,12 +1475,28 @@ mod tests {
             acts.iter()
                 .any(|a| matches!(a, Action::Status(ConnectorStatus::Throttled, _)))
         );
+        c.on_http(
+            reqs[1].0,
+            Ok(Response {
+                status: 429,
+                headers: vec![("Retry-After".into(), "3".into())],
+                body: vec![],
+            }),
+            20,
+        );
         c.on_timer(TimerKey::Gate, 2_000);
         assert!(http(&c.take_actions()).is_empty(), "not before Retry-After");
-        c.on_timer(TimerKey::Gate, 3_010);
-        assert_eq!(http(&c.take_actions()).len(), 1);
+        c.on_timer(TimerKey::Gate, 3_030);
+        let probe = http(&c.take_actions());
+        assert_eq!(probe.len(), 1, "one request alone after throttling");
+        c.on_http(
+            probe[0].0,
+            ok(r#"{"value":[{"scheduleId":"a@x.com","scheduleItems":[]}]}"#),
+            3_040,
+        );
+        assert_eq!(http(&c.take_actions()).len(), 1, "then the rest");
 
-        let mut c = Core::new(settings(&[]));
+        let mut c = Core::new(settings(&[]), Box::new(|n| vec![7; n as usize]));
         c.start(0);
         let reqs = http(&c.take_actions());
         c.on_http(

@@ -26,6 +26,9 @@ pub struct Settings {
     /// Subjects and locations of items that are not private.
     pub subjects: bool,
     pub requests_per_minute: usize,
+    /// Public URL of `/hooks/{instance}/notify`: the operator's, else the
+    /// hub's own; none: polling only.
+    pub notification_url: Option<String>,
 }
 
 // Written by hand so the client secret never reaches a log.
@@ -41,6 +44,7 @@ impl fmt::Debug for Settings {
             .field("refresh_ms", &self.refresh_ms)
             .field("subjects", &self.subjects)
             .field("requests_per_minute", &self.requests_per_minute)
+            .field("notification_url", &self.notification_url)
             .finish()
     }
 }
@@ -131,6 +135,15 @@ pub fn fields() -> Vec<ConfigField> {
             false,
         ),
         f(
+            "notification_url",
+            "Notification URL",
+            "Public https URL that reaches /hooks/{instance}/notify on this hub, for change notifications on events; empty: the hub's public webhook URL, or polling only when the hub has none",
+            FieldKind::Url,
+            None,
+            false,
+            false,
+        ),
+        f(
             "requests_per_minute",
             "Graph requests per minute",
             "The connector's own budget of Graph requests (1-10000); work beyond it waits for the next minute",
@@ -145,8 +158,9 @@ pub fn fields() -> Vec<ConfigField> {
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 impl Settings {
-    /// Validate the configuration `configure` received.
-    pub fn from_config(c: &Config) -> Result<Settings, ConnectorError> {
+    /// Validate the configuration `configure` received. `webhook_base` is
+    /// the hub's public URL of this instance's webhooks, where it knows one.
+    pub fn from_config(c: &Config, webhook_base: Option<&str>) -> Result<Settings, ConnectorError> {
         let tenant_id = c.text("tenant_id")?.trim().to_string();
         if !tenant_id
             .chars()
@@ -206,7 +220,12 @@ impl Settings {
             }
             Ok(v as u64)
         };
+        let notification_url = match c.opt_text("notification_url")? {
+            Some(_) => Some(http_url(c, "notification_url", "")?),
+            None => webhook_base.map(|b| format!("{}/notify", b.trim_end_matches('/'))),
+        };
         Ok(Settings {
+            notification_url,
             tenant_id,
             client_id,
             client_secret,
@@ -271,7 +290,7 @@ mod tests {
 
     #[test]
     fn defaults_and_errors_naming_the_field() {
-        let s = Settings::from_config(&Config::new(base())).unwrap();
+        let s = Settings::from_config(&Config::new(base()), None).unwrap();
         assert_eq!(s.refresh_ms, 60_000);
         assert!(!s.subjects);
         assert_eq!(s.zone.windows, "UTC");
@@ -285,7 +304,7 @@ mod tests {
         ] {
             let mut e = base();
             e.push(text(name, value));
-            assert_eq!(field_of(Settings::from_config(&Config::new(e))), name);
+            assert_eq!(field_of(Settings::from_config(&Config::new(e), None)), name);
         }
         let mut e = base();
         e.push(ConfigEntry {
@@ -293,17 +312,17 @@ mod tests {
             value: ConfigValue::Integer(0),
         });
         assert_eq!(
-            field_of(Settings::from_config(&Config::new(e))),
+            field_of(Settings::from_config(&Config::new(e), None)),
             "refresh_seconds"
         );
         let e: Vec<ConfigEntry> = base().into_iter().take(2).collect();
         assert_eq!(
-            field_of(Settings::from_config(&Config::new(e))),
+            field_of(Settings::from_config(&Config::new(e), None)),
             "client_secret"
         );
         let mut e = base();
         e.push(text("graph_base", "http://127.0.0.1:9/v1.0"));
-        let s = Settings::from_config(&Config::new(e)).unwrap();
+        let s = Settings::from_config(&Config::new(e), None).unwrap();
         assert_eq!(s.scope(), "http://127.0.0.1:9/.default");
     }
 }

@@ -126,6 +126,17 @@ pub struct AutomaticReplies {
     pub scheduled_end_date_time: Option<DateTimeTz>,
 }
 
+/// A change or lifecycle notification.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    pub subscription_id: String,
+    #[serde(default)]
+    pub client_state: Option<String>,
+    #[serde(default)]
+    pub lifecycle_event: Option<String>,
+}
+
 /// Graph's `freeBusyStatus` (getSchedule writes it in any case) as show-as.
 pub fn show_as(status: Option<&str>) -> ShowAs {
     match status.map(str::to_ascii_lowercase).as_deref() {
