@@ -31,6 +31,9 @@ pub struct HubConfig {
     /// their webhook base URL (`{public_url}/hooks/{instance}`) from it;
     /// unset, they are told none and operators type it into the connector.
     pub public_url: Option<String>,
+    /// Whether `/metrics` (which names every instance and plugin) wants an
+    /// API token, as the other routes do.
+    pub metrics_auth: bool,
     /// Limits applied where a plugin manifest asks for more or says nothing.
     pub limits: Limits,
 }
@@ -59,6 +62,10 @@ pub struct Limits {
     pub max_webhook_bytes: usize,
     /// Most API connections open at once (WebSocket and SSE included).
     pub max_connections: usize,
+    /// Most live-feed streams (SSE and WebSocket) open at once, and per
+    /// API token.
+    pub max_feeds: usize,
+    pub max_feeds_per_token: usize,
     /// File descriptors kept free for plugins' sockets, the store and the
     /// plugin cache: API connections are capped below RLIMIT_NOFILE minus
     /// this.
@@ -90,6 +97,7 @@ impl Default for HubConfig {
             log_filter: "info".into(),
             admin_token: None,
             public_url: None,
+            metrics_auth: false,
             limits: Limits::default(),
         }
     }
@@ -109,6 +117,8 @@ impl Default for Limits {
             max_upload_bytes: 64 * 1024 * 1024,
             max_webhook_bytes: 1024 * 1024,
             max_connections: 1024,
+            max_feeds: 512,
+            max_feeds_per_token: 32,
             fd_reserve: 256,
             header_timeout_ms: ms(timing::HEADER_READ_TIMEOUT),
             body_timeout_ms: ms(timing::BODY_READ_TIMEOUT),
@@ -207,12 +217,17 @@ impl HubConfig {
             "HUB_LOG" => self.log_filter = value.into(),
             "HUB_ADMIN_TOKEN" => self.admin_token = Some(value.into()),
             "HUB_PUBLIC_URL" => self.public_url = Some(value.into()),
+            "HUB_METRICS_AUTH" => self.metrics_auth = parse(var, value)?,
             "HUB_MAX_MEMORY_MIB" => l.max_memory_mib = parse(var, value)?,
             "HUB_CALL_TIMEOUT_MS" => l.call_timeout_ms = parse(var, value)?,
             "HUB_QUEUE" => l.queue = parse(var, value)?,
             "HUB_QUARANTINE_AFTER" => l.quarantine_after = parse(var, value)?,
             "HUB_RESTART_BACKOFF_MIN_MS" => l.restart_backoff_min_ms = parse(var, value)?,
             "HUB_RESTART_BACKOFF_MAX_MS" => l.restart_backoff_max_ms = parse(var, value)?,
+            "HUB_MAX_UPLOAD_BYTES" => l.max_upload_bytes = parse(var, value)?,
+            "HUB_MAX_WEBHOOK_BYTES" => l.max_webhook_bytes = parse(var, value)?,
+            "HUB_MAX_FEEDS" => l.max_feeds = parse(var, value)?,
+            "HUB_MAX_FEEDS_PER_TOKEN" => l.max_feeds_per_token = parse(var, value)?,
             "HUB_MAX_CONNECTIONS" => l.max_connections = parse(var, value)?,
             "HUB_FD_RESERVE" => l.fd_reserve = parse(var, value)?,
             "HUB_HEADER_TIMEOUT_MS" => l.header_timeout_ms = parse(var, value)?,

@@ -63,6 +63,12 @@ impl Hub {
             metrics: services.metrics.clone(),
             auth,
             max_webhook_bytes: config.limits.max_webhook_bytes,
+            metrics_auth: config.metrics_auth,
+            snapshots: Arc::default(),
+            feeds: Arc::new(api::FeedSlots::new(
+                config.limits.max_feeds,
+                config.limits.max_feeds_per_token,
+            )),
         };
         Ok(Self {
             config,
@@ -87,7 +93,15 @@ impl Hub {
         println!("presence-hub listening on http://{addr}");
         tracing::info!(%addr, "serving");
         let app = api::router(self.state, self.config.limits.max_upload_bytes)
-            .layer(tower_http::trace::TraceLayer::new_for_http());
+            .layer(
+                // The span names the path only: a query string may hold a
+                // feed's access token, which is never logged.
+                tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                    |req: &http::Request<axum::body::Body>| {
+                        tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+                    },
+                ),
+            );
         crate::io::listener::serve(listener, app, self.config.limits.listen(), shutdown).await;
         self.runtime.shutdown().await;
         Ok(())

@@ -88,3 +88,10 @@ pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// At shutdown, how long open API connections may take to finish their
 /// request before they are closed.
 pub const SERVE_DRAIN: Duration = Duration::from_secs(3);
+
+/// A live-feed WebSocket client that cannot take a message within this is
+/// cut off (it holds at most that one message meanwhile).
+pub const FEED_SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The same for the first message, the snapshot, which can be tens of MB.
+pub const FEED_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);

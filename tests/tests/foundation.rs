@@ -352,7 +352,7 @@ async fn bad_plugins_are_refused_and_the_hub_keeps_serving() {
     let wrong = dist("test-plugins/chaos-wrong-api");
     let (s, v) = hub.upload(&wrong).await;
     assert_eq!(s, 422, "{v}");
-    assert_eq!(v["field"], "manifest", "{v}");
+    assert_eq!(v["field"], "manifest.api-version", "{v}");
     let e = v["error"].as_str().unwrap();
     assert!(e.contains("0.9.0") && e.contains("0.1.0, 0.2.0"), "{v}");
     // The version is read from the component, not from what the manifest

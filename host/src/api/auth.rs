@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use tokio::sync::watch;
+
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
@@ -46,18 +48,34 @@ impl Role {
     }
 }
 
-/// Who made a request, for handlers (note authors).
+/// Who made a request, for handlers (note authors, feed limits).
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub name: String,
     pub role: Role,
+    /// The API token's id; None for the admin token.
+    pub token_id: Option<String>,
+    /// Becomes true when the token is revoked: long-lived answers (the live
+    /// feed) end then.
+    pub revoked: watch::Receiver<bool>,
+}
+
+/// A created token as held in memory.
+struct Held {
+    id: String,
+    name: String,
+    role: Role,
+    revoked: watch::Sender<bool>,
 }
 
 /// Token hashes and their roles.
 pub struct AdminAuth {
     admin: [u8; 32],
+    /// The admin token is never revoked (it is replaced by configuration);
+    /// its receiver stays false.
+    admin_revoked: watch::Sender<bool>,
     store: Arc<dyn Store>,
-    tokens: RwLock<HashMap<[u8; 32], (String, String, Role)>>,
+    tokens: RwLock<HashMap<[u8; 32], Held>>,
 }
 
 impl AdminAuth {
@@ -68,11 +86,20 @@ impl AdminAuth {
             if let (Ok(h), Some(role)) = (hex::decode(&t.sha256), Role::parse(&t.role))
                 && let Ok(h) = <[u8; 32]>::try_from(h)
             {
-                tokens.insert(h, (t.id, t.name, role));
+                tokens.insert(
+                    h,
+                    Held {
+                        id: t.id,
+                        name: t.name,
+                        role,
+                        revoked: watch::channel(false).0,
+                    },
+                );
             }
         }
         Ok(Self {
             admin,
+            admin_revoked: watch::channel(false).0,
             store,
             tokens: RwLock::new(tokens),
         })
@@ -83,7 +110,7 @@ impl AdminAuth {
         Sha256::digest(token.as_bytes()).into()
     }
 
-    fn caller(&self, token: &str) -> Option<Caller> {
+    pub fn caller(&self, token: &str) -> Option<Caller> {
         let h = Self::hash(token);
         // Fixed-length comparison without early exit for the admin token;
         // other tokens are found by their hash (a lookup on a hash leaks
@@ -96,15 +123,19 @@ impl AdminAuth {
             return Some(Caller {
                 name: "admin".into(),
                 role: Role::Admin,
+                token_id: None,
+                revoked: self.admin_revoked.subscribe(),
             });
         }
         self.tokens
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&h)
-            .map(|(_, name, role)| Caller {
-                name: name.clone(),
-                role: *role,
+            .map(|t| Caller {
+                name: t.name.clone(),
+                role: t.role,
+                token_id: Some(t.id.clone()),
+                revoked: t.revoked.subscribe(),
             })
     }
 
@@ -128,16 +159,31 @@ impl AdminAuth {
         self.tokens
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(h, (rec.id.clone(), rec.name.clone(), role));
+            .insert(
+                h,
+                Held {
+                    id: rec.id.clone(),
+                    name: rec.name.clone(),
+                    role,
+                    revoked: watch::channel(false).0,
+                },
+            );
         Ok((rec, token))
     }
 
+    /// Revoke a token: it is refused from now on, and the feed streams it
+    /// opened end.
     pub fn revoke(&self, id: &str) -> Result<bool, StoreError> {
         let found = self.store.delete_token(id)?;
         self.tokens
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, (tid, _, _)| tid != id);
+            .retain(|_, t| {
+                if t.id == id {
+                    t.revoked.send_replace(true);
+                }
+                t.id != id
+            });
         Ok(found)
     }
 
@@ -160,22 +206,40 @@ fn required(method: &Method, path: &str) -> Role {
     Role::Admin
 }
 
+/// The routes a browser opens without being able to set a header
+/// (`EventSource`, `WebSocket`): the only ones that take `access_token` in
+/// the query string. Everywhere else a token in a URL (kept in histories,
+/// proxy logs, Referer headers) is refused.
+pub const QUERY_TOKEN_ROUTES: [&str; 2] = ["/api/v1/feed/sse", "/api/v1/feed/ws"];
+
+/// The `access_token` query parameter, decoded.
+fn query_token(req: &Request) -> Option<String> {
+    let q = req.uri().query()?;
+    form_urlencoded::parse(q.as_bytes())
+        .find(|(k, _)| k == "access_token")
+        .map(|(_, v)| v.into_owned())
+}
+
 /// Middleware: 401 without a valid token, 403 when its role is too low.
 pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let token = req
+    let header_token = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
-        .map(str::to_string)
-        // Browsers' EventSource and WebSocket cannot set headers.
-        .or_else(|| {
-            req.uri().query().and_then(|q| {
-                q.split('&')
-                    .find_map(|kv| kv.strip_prefix("access_token=").map(str::to_string))
-            })
-        });
+        .map(str::to_string);
+    let query = query_token(&req);
+    if header_token.is_none() && query.is_some() && !QUERY_TOKEN_ROUTES.contains(&req.uri().path())
+    {
+        return unauthorized(ApiError::field(
+            StatusCode::UNAUTHORIZED,
+            "access_token",
+            "a token in the query string is taken only by the live feed (/api/v1/feed/sse, \
+             /api/v1/feed/ws); send Authorization: Bearer <token>",
+        ));
+    }
+    let token = header_token.or(query);
     let Some(token) = token else {
         return unauthorized(ApiError::field(
             StatusCode::UNAUTHORIZED,

@@ -59,6 +59,7 @@ impl From<RuntimeError> for ApiError {
                     LoadError::Checksum { .. } | LoadError::MissingChecksum => {
                         StatusCode::BAD_REQUEST
                     }
+                    LoadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                     _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };
                 ApiError::field(status, field, msg)
@@ -139,4 +140,107 @@ where
                 )
             })
     }
+}
+
+/// The longest request target (path and query) the API reads; longer ones
+/// are answered 414. (Heads beyond hyper's buffer, ~400 KiB, are refused
+/// by hyper itself with a bare 431.)
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Marks a response whose body is a plugin's own answer (webhooks): it is
+/// passed on as the plugin made it.
+#[derive(Clone, Copy)]
+pub struct PluginAnswer;
+
+/// Middleware: every error leaves in one shape, `{"error": ..., "field"?}`
+/// as JSON, including those the framework makes before a handler runs (an
+/// unknown method, a body over its limit, a path that is not UTF-8, a
+/// missing multipart boundary), which come as plain text or empty.
+pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if req.uri().to_string().len() > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            format!("the request target is longer than {MAX_URI_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error())
+        || is_json
+        || resp.extensions().get::<PluginAnswer>().is_some()
+    {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    // Framework messages are one line; more is not a framework message.
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let error = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            "this route does not take this method; see /api/v1/openapi.json".to_string()
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "the request body is over this route's limit ({}); uploads are bounded by \
+             max_upload_bytes, webhooks by max_webhook_bytes",
+            if text.is_empty() {
+                "length limit exceeded"
+            } else {
+                &text
+            }
+        ),
+        _ if text.is_empty() => status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_string(),
+        _ => text,
+    };
+    let mut out = ApiError::new(status, error).into_response();
+    // Keep what the framework said beside the body (Allow on a 405).
+    for (name, value) in parts.headers.iter() {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            out.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// Middleware for JSON routes: a request with a body must say it is JSON
+/// (a form post from another site's page cannot, without a preflight).
+pub async fn require_json(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    // The two routes that take other bodies check their own types.
+    if matches!(req.uri().path(), "/api/v1/plugins" | "/api/v1/users/import") {
+        return next.run(req).await;
+    }
+    let headers = req.headers();
+    let has_body = headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+        || headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|m| m == "application/json" || m.ends_with("+json"));
+    if has_body && !json {
+        return ApiError::field(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type",
+            "this route takes JSON: send Content-Type: application/json",
+        )
+        .into_response();
+    }
+    next.run(req).await
 }

@@ -52,7 +52,17 @@ async fn dispatch(
             .collect(),
         body: body.to_vec(),
     };
-    let resp = s.runtime.webhook(&instance, request).await?;
+    // Unknown, disabled and webhook-less instances answer alike, naming
+    // nothing: the answer does not tell which instance ids exist.
+    let resp = match s.runtime.webhook(&instance, request).await {
+        Err(crate::runtime::RuntimeError::NotFound { .. }) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                crate::runtime::actor::NO_WEBHOOK_RECEIVER,
+            ));
+        }
+        r => r?,
+    };
     let status = StatusCode::from_u16(resp.status).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_GATEWAY,
@@ -60,6 +70,7 @@ async fn dispatch(
         )
     })?;
     let mut out = (status, resp.body).into_response();
+    out.extensions_mut().insert(super::error::PluginAnswer);
     // The guest's headers replace the defaults (a validation echo must be
     // text/plain, not the octet-stream a byte body gets by default); a header
     // the guest repeats keeps every value.

@@ -17,10 +17,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
+use axum::response::IntoResponse;
 use axum::routing::{any, delete, get, post, put};
 
 pub use auth::AdminAuth;
 pub use error::ApiError;
+pub use presence::FeedSlots;
 
 use crate::presence::Presence;
 use crate::runtime::Runtime;
@@ -34,6 +36,12 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub auth: Arc<AdminAuth>,
     pub max_webhook_bytes: usize,
+    /// Whether `/metrics` wants a token (console role or more).
+    pub metrics_auth: bool,
+    /// Live-feed streams open, in all and per token.
+    pub feeds: Arc<presence::FeedSlots>,
+    /// The last snapshot sent to a feed client that follows everyone.
+    pub snapshots: Arc<presence::SnapshotCache>,
 }
 
 /// Every documented route, as `(method, path)`; the OpenAPI description
@@ -87,6 +95,42 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/tokens/{id}"),
     ("post", "/hooks/{instance}/{path}"),
 ];
+
+/// A write, once its handler started, runs to its end even when its client
+/// goes away: hyper drops a request's future when the connection closes,
+/// and a write cut between its database change and the service's update
+/// (a user deleted on disk but still in memory) left the two disagreeing:
+/// deleted users came back after a restart, notes outlived their user.
+/// Reads need no such care.
+async fn run_writes_to_the_end(
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    if matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) {
+        return next.run(req).await;
+    }
+    match tokio::spawn(next.run(req)).await {
+        Ok(resp) => resp,
+        Err(e) => ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the request failed: {e}"),
+        )
+        .into_response(),
+    }
+}
+
+/// Admin answers (a new token, users, configurations) are never kept by a
+/// browser or a proxy cache.
+async fn no_store(mut resp: axum::response::Response) -> axum::response::Response {
+    resp.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
 
 /// The whole HTTP surface.
 pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
@@ -158,6 +202,9 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
             get(settings::tokens).post(settings::create_token),
         )
         .route("/api/v1/tokens/{id}", delete(settings::revoke_token))
+        .route_layer(middleware::from_fn(error::require_json))
+        .route_layer(middleware::map_response(no_store))
+        .route_layer(middleware::from_fn(run_writes_to_the_end))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authorize,
@@ -177,4 +224,5 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         .merge(admin)
         .fallback(system::not_found)
         .with_state(state)
+        .layer(middleware::from_fn(error::json_errors))
 }

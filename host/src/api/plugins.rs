@@ -28,18 +28,25 @@ pub async fn upload(
     mut form: Multipart,
 ) -> Result<impl IntoResponse, ApiError> {
     let bad = |field: &str, msg: String| ApiError::field(StatusCode::BAD_REQUEST, field, msg);
+    // A body over the upload limit is 413, whichever part crosses it.
+    let broken = |field: &str, e: axum::extract::multipart::MultipartError| {
+        let status = e.status();
+        let hint = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            " (the upload limit is max_upload_bytes)"
+        } else {
+            ""
+        };
+        ApiError::field(
+            status,
+            field,
+            format!("multipart body: {}{hint}", e.body_text()),
+        )
+    };
     let mut manifest = None;
     let mut component = None;
-    while let Some(part) = form
-        .next_field()
-        .await
-        .map_err(|e| bad("body", format!("multipart body: {e}")))?
-    {
+    while let Some(part) = form.next_field().await.map_err(|e| broken("body", e))? {
         let name = part.name().unwrap_or_default().to_string();
-        let data = part
-            .bytes()
-            .await
-            .map_err(|e| bad(&name, format!("cannot read part: {e}")))?;
+        let data = part.bytes().await.map_err(|e| broken(&name, e))?;
         match name.as_str() {
             "manifest" => {
                 manifest = Some(

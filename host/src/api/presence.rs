@@ -3,18 +3,18 @@
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::auth::Caller;
 use super::error::ApiQuery;
 use super::users::Page;
 use super::{ApiError, AppState};
@@ -114,25 +114,143 @@ fn since(q: &FeedQuery, headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     }
 }
 
-fn first_messages(sub: &Subscription) -> Vec<(String, String, Option<u64>)> {
+/// The snapshot's JSON, made once for every client that starts following
+/// everyone at the same sequence number and shared by them (at 100k users
+/// it is ~29 MB: one copy per client took gigabytes).
+#[derive(Default)]
+pub struct SnapshotCache(std::sync::Mutex<Option<(u64, Bytes)>>);
+
+impl SnapshotCache {
+    fn json(&self, sub: &mut Subscription, everyone: bool) -> Option<Bytes> {
+        let snap = sub.snapshot.take()?;
+        let make = |snap: &[std::sync::Arc<crate::presence::UserPresence>]| {
+            Bytes::from(json!({ "type": "snapshot", "seq": sub.seq, "users": snap }).to_string())
+        };
+        if !everyone {
+            return Some(make(&snap));
+        }
+        let mut cached = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((seq, bytes)) = cached.as_ref()
+            && *seq == sub.seq
+        {
+            return Some(bytes.clone());
+        }
+        let bytes = make(&snap);
+        *cached = Some((sub.seq, bytes.clone()));
+        Some(bytes)
+    }
+}
+
+/// What a client gets first: the snapshot (shared bytes) or the replay,
+/// as (event name, JSON, id).
+fn first_messages(
+    s: &AppState,
+    sub: &mut Subscription,
+    everyone: bool,
+) -> Vec<(String, Bytes, Option<u64>)> {
     let mut out = Vec::new();
-    if let Some(snap) = &sub.snapshot {
-        out.push((
-            "snapshot".to_string(),
-            json!({ "type": "snapshot", "seq": sub.seq, "users": snap }).to_string(),
-            Some(sub.seq),
-        ));
+    if let Some(bytes) = s.snapshots.json(sub, everyone) {
+        out.push(("snapshot".to_string(), bytes, Some(sub.seq)));
     }
     for ev in &sub.replay {
-        out.push((kind(ev), ev.json().to_string(), Some(ev.seq)));
+        out.push((kind(ev), Bytes::from(ev.json().to_string()), Some(ev.seq)));
     }
     out
+}
+
+/// One SSE event as bytes; `data` is JSON, which has no raw newline, so one
+/// `data:` line holds it, and the shared bytes are not copied.
+fn sse_event(event: &str, id: Option<u64>, data: Bytes) -> [Bytes; 3] {
+    let mut head = format!("event: {event}\n");
+    if let Some(id) = id {
+        head.push_str(&format!("id: {id}\n"));
+    }
+    head.push_str("data: ");
+    [Bytes::from(head), data, Bytes::from_static(b"\n\n")]
 }
 
 fn kind(ev: &FeedEvent) -> String {
     match ev.kind {
         crate::presence::FeedKind::Presence(_) => "presence".into(),
         crate::presence::FeedKind::Removed { .. } => "removed".into(),
+    }
+}
+
+/// How many live-feed streams are open, in all and per token: each holds
+/// a subscription (its backlog) and a connection, so an authenticated
+/// console cannot open them without bound.
+pub struct FeedSlots {
+    total: usize,
+    per_token: usize,
+    open: std::sync::Mutex<(usize, std::collections::HashMap<String, usize>)>,
+}
+
+/// One open feed stream; its slot is given back when it is dropped.
+pub struct FeedSlot {
+    slots: std::sync::Arc<FeedSlots>,
+    token: String,
+}
+
+impl FeedSlots {
+    pub fn new(total: usize, per_token: usize) -> Self {
+        Self {
+            total,
+            per_token,
+            open: Default::default(),
+        }
+    }
+
+    /// A slot for a stream of `caller`, or the 429 that says which cap.
+    pub fn take(self: &std::sync::Arc<Self>, caller: &Caller) -> Result<FeedSlot, ApiError> {
+        let token = caller.token_id.clone().unwrap_or_else(|| "admin".into());
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if open.0 >= self.total {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "the hub serves {} live-feed streams at most; retry later or raise HUB_MAX_FEEDS",
+                    self.total
+                ),
+            ));
+        }
+        let mine = open.1.entry(token.clone()).or_default();
+        if *mine >= self.per_token {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "this token has {} live-feed streams open, the most one token may; close one \
+                     or raise HUB_MAX_FEEDS_PER_TOKEN",
+                    self.per_token
+                ),
+            ));
+        }
+        *mine += 1;
+        open.0 += 1;
+        Ok(FeedSlot {
+            slots: self.clone(),
+            token,
+        })
+    }
+}
+
+impl Drop for FeedSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.0 = open.0.saturating_sub(1);
+        if let Some(n) = open.1.get_mut(&self.token) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.1.remove(&self.token);
+            }
+        }
+    }
+}
+
+/// Resolves when the caller's token is revoked (never for the admin
+/// token).
+async fn revoked(mut rx: tokio::sync::watch::Receiver<bool>) {
+    if rx.wait_for(|r| *r).await.is_err() {
+        // The sender lives as long as the token: gone means revoked.
     }
 }
 
@@ -143,60 +261,114 @@ fn kind(ev: &FeedEvent) -> String {
 pub async fn sse(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<FeedQuery>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let since = since(&q, &headers)?;
-    let mut sub = s.presence.subscribe(follow(&q), since).await?;
-    let first = first_messages(&sub);
+    let slot = s.feeds.take(&caller)?;
+    let follow = follow(&q);
+    let everyone = follow.is_none();
+    let mut sub = s.presence.subscribe(follow, since).await?;
+    let first = first_messages(&s, &mut sub, everyone);
+    let mut gone = Box::pin(revoked(caller.revoked.clone()));
     let stream = async_stream::stream! {
+        let _slot = slot;
         for (event, data, id) in first {
-            let mut e = Event::default().event(event).data(data);
-            if let Some(id) = id { e = e.id(id.to_string()); }
-            yield Ok::<_, Infallible>(e);
+            for part in sse_event(&event, id, data) {
+                yield Ok::<_, Infallible>(part);
+            }
         }
+        let mut keepalive = tokio::time::interval(crate::timing::FEED_KEEPALIVE);
+        keepalive.tick().await;
         loop {
-            match sub.next().await {
+            let next = tokio::select! {
+                n = sub.next() => n,
+                _ = keepalive.tick() => {
+                    yield Ok(Bytes::from_static(b":\n\n"));
+                    continue;
+                }
+                _ = &mut gone => {
+                    for part in sse_event("revoked", None, Bytes::from_static(br#"{"type":"revoked","reason":"the token was revoked"}"#)) {
+                        yield Ok(part);
+                    }
+                    break;
+                }
+            };
+            match next {
                 Next::Event(ev) => {
-                    let e = Event::default()
-                        .event(kind(&ev))
-                        .id(ev.seq.to_string())
-                        .data(ev.json());
-                    yield Ok(e);
+                    for part in sse_event(&kind(&ev), Some(ev.seq), Bytes::from(ev.json().to_string())) {
+                        yield Ok(part);
+                    }
                 }
                 Next::Lagged => {
-                    yield Ok(Event::default().event("resync").data(r#"{"type":"resync","reason":"client too slow; reconnect with Last-Event-ID"}"#));
+                    for part in sse_event("resync", None, Bytes::from_static(br#"{"type":"resync","reason":"client too slow; reconnect with Last-Event-ID"}"#)) {
+                        yield Ok(part);
+                    }
                     break;
                 }
                 Next::Closed => break,
             }
         }
     };
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(crate::timing::FEED_KEEPALIVE)))
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        axum::body::Body::from_stream(stream),
+    ))
 }
 
 /// WebSocket: the same messages as JSON text frames.
 pub async fn ws(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<FeedQuery>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Result<impl IntoResponse, ApiError> {
     let since = since(&q, &headers)?;
-    let sub = s.presence.subscribe(follow(&q), since).await?;
+    let slot = s.feeds.take(&caller)?;
+    let follow = follow(&q);
+    let everyone = follow.is_none();
+    let mut sub = s.presence.subscribe(follow, since).await?;
+    let first = first_messages(&s, &mut sub, everyone);
+    let gone = revoked(caller.revoked.clone());
     // A console only ever sends a close frame: a small read buffer (the
     // default is 128 KiB per client) keeps 10,000 clients cheap.
     Ok(upgrade
         .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(WS_WRITE_BUFFER)
-        .on_upgrade(move |socket| ws_session(socket, sub)))
+        .max_frame_size(WS_MAX_MESSAGE)
+        .max_message_size(WS_MAX_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            ws_session(socket, sub, first, gone).await
+        }))
 }
 
 /// Per WebSocket client: what it may send (close frames, pings) and what is
 /// gathered before a write.
 const WS_READ_BUFFER: usize = 4 * 1024;
 const WS_WRITE_BUFFER: usize = 16 * 1024;
+/// The largest frame or message a console may send: it only ever sends
+/// close frames and pings, so anything bigger ends the session instead of
+/// being buffered (the default would take 64 MiB).
+pub const WS_MAX_MESSAGE: usize = 4 * 1024;
+/// What is sent to a WebSocket client waits for its flush, so a session
+/// holds at most one message for a client that does not read, and for a
+/// bounded time.
+use crate::timing::{
+    FEED_SEND_TIMEOUT as WS_SEND_TIMEOUT, FEED_SNAPSHOT_TIMEOUT as WS_SNAPSHOT_TIMEOUT,
+};
 
-async fn ws_session(socket: WebSocket, mut sub: Subscription) {
+async fn ws_session(
+    socket: WebSocket,
+    mut sub: Subscription,
+    first: Vec<(String, Bytes, Option<u64>)>,
+    gone: impl Future<Output = ()>,
+) {
+    let mut gone = std::pin::pin!(gone);
     let (mut socket, mut incoming) = socket.split();
     // The client only ever closes. Its side is read by a task of its own:
     // polling it from the loop below would read (and re-buffer) the socket
@@ -209,9 +381,15 @@ async fn ws_session(socket: WebSocket, mut sub: Subscription) {
         }
     });
     let _reader = AbortOnDrop(closed.abort_handle());
-    for (_, data, _) in first_messages(&sub) {
-        if socket.send(Message::Text(data.into())).await.is_err() {
+    for (_, data, _) in first {
+        // JSON made from Rust strings is UTF-8: the shared bytes are sent
+        // as they are.
+        let Ok(text) = axum::extract::ws::Utf8Bytes::try_from(data) else {
             return;
+        };
+        match tokio::time::timeout(WS_SNAPSHOT_TIMEOUT, socket.send(Message::Text(text))).await {
+            Ok(Ok(())) => {}
+            _ => return,
         }
     }
     // Pings keep a quiet feed's connection from looking idle and show a
@@ -221,7 +399,7 @@ async fn ws_session(socket: WebSocket, mut sub: Subscription) {
     loop {
         tokio::select! {
             _ = ping.tick() => {
-                match tokio::time::timeout(Duration::from_secs(5), socket.send(Message::Ping(Default::default()))).await {
+                match tokio::time::timeout(WS_SEND_TIMEOUT, socket.send(Message::Ping(Default::default()))).await {
                     Ok(Ok(())) => {}
                     _ => return,
                 }
@@ -229,8 +407,8 @@ async fn ws_session(socket: WebSocket, mut sub: Subscription) {
             next = sub.next() => match next {
                 Next::Event(ev) => {
                     let text = ev.json().to_string();
-                    // A client that cannot take a message within 5 s is cut off.
-                    match tokio::time::timeout(Duration::from_secs(5), socket.send(Message::Text(text.into()))).await {
+                    // A client that cannot take a message in time is cut off.
+                    match tokio::time::timeout(WS_SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await {
                         Ok(Ok(())) => {}
                         _ => return,
                     }
@@ -243,6 +421,11 @@ async fn ws_session(socket: WebSocket, mut sub: Subscription) {
                 Next::Closed => return,
             },
             _ = &mut closed => return,
+            _ = &mut gone => {
+                let _ = socket.send(Message::Text(r#"{"type":"revoked","reason":"the token was revoked"}"#.into())).await;
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
         }
     }
 }

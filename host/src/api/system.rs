@@ -29,7 +29,29 @@ pub async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     )
 }
 
-pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+/// Prometheus text; with `metrics_auth` set, only for a valid token.
+pub async fn metrics(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    if s.metrics_auth {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if token.and_then(|t| s.auth.caller(t)).is_none() {
+            let mut e = ApiError::field(
+                StatusCode::UNAUTHORIZED,
+                "Authorization",
+                "metrics need a token here (HUB_METRICS_AUTH): send Authorization: Bearer <token>",
+            )
+            .into_response();
+            e.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static"));
+            return e;
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -37,6 +59,7 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         )],
         s.metrics.encode(),
     )
+        .into_response()
 }
 
 pub async fn openapi() -> impl IntoResponse {

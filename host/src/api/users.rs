@@ -33,6 +33,9 @@ impl From<PresenceError> for ApiError {
     }
 }
 
+/// The highest page number a list accepts.
+pub const MAX_PAGE: usize = 1_000_000;
+
 /// Paging and search.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,11 +51,12 @@ impl Page {
     pub fn bounds(&self) -> Result<(usize, usize), ApiError> {
         let page = self.page.unwrap_or(1);
         let per_page = self.per_page.unwrap_or(50);
-        if page == 0 {
+        // Bounded so that (page - 1) * per_page cannot overflow.
+        if page == 0 || page > MAX_PAGE {
             return Err(ApiError::field(
                 StatusCode::BAD_REQUEST,
                 "page",
-                "pages start at 1",
+                format!("1-{MAX_PAGE} (pages start at 1)"),
             ));
         }
         if per_page == 0 || per_page > 1000 {

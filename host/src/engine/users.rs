@@ -102,6 +102,42 @@ impl Channel {
     }
 }
 
+/// Most entries in a user's `endpoints`, `attributes` or `sync_instances`.
+pub const MAX_ENTRIES: usize = 256;
+
+/// The canonical form of a username: 1-128 of lowercase ASCII letters,
+/// digits, '.', '_', '-' and '@', starting and ending with a letter or a
+/// digit. So a name is addressable as it is in a URL path (no `.` or `..`
+/// that URL normalisers rewrite, no percent-encoding), means one thing
+/// (no case variants, no Unicode look-alikes such as a Cyrillic 'а' for
+/// 'a', no normalisation forms), and reads the same in logs. People's
+/// names in any script go in `display_name`.
+pub fn check_username(u: &str) -> Result<(), String> {
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if u.is_empty() || u.len() > 128 {
+        return Err("1-128 characters".into());
+    }
+    if u.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(format!(
+            "usernames are lower case: {:?}",
+            u.to_ascii_lowercase()
+        ));
+    }
+    if !u
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '@'))
+    {
+        return Err(
+            "lowercase ASCII letters, digits, '.', '_', '-' or '@' (names in other scripts go in display_name)"
+                .into(),
+        );
+    }
+    if !edge_ok(u.chars().next()) || !edge_ok(u.chars().last()) {
+        return Err("starts and ends with a letter or a digit".into());
+    }
+    Ok(())
+}
+
 /// A field that does not validate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -120,20 +156,27 @@ fn err(field: &str, message: &str) -> UserError {
 impl User {
     /// Check the fields an operator typed.
     pub fn validate(&self) -> Result<(), UserError> {
-        let u = &self.username;
-        if u.is_empty()
-            || u.len() > 128
-            || !u
-                .chars()
-                .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
-        {
-            return Err(err(
-                "username",
-                "1-128 letters, digits, '.', '_', '-' or '@'",
-            ));
+        if let Err(message) = check_username(&self.username) {
+            return Err(err("username", &message));
         }
         if self.display_name.len() > 256 {
             return Err(err("display_name", "at most 256 characters"));
+        }
+        if let Some(d) = &self.department
+            && d.len() > 256
+        {
+            return Err(err("department", "at most 256 characters"));
+        }
+        if self.endpoints.len() > MAX_ENTRIES {
+            return Err(err("endpoints", "at most 256 entries"));
+        }
+        if self.attributes.len() > MAX_ENTRIES {
+            return Err(err("attributes", "at most 256 entries"));
+        }
+        if let Some(list) = &self.sync_instances
+            && list.len() > MAX_ENTRIES
+        {
+            return Err(err("sync_instances", "at most 256 entries"));
         }
         if let Some(e) = &self.email
             && (!e.contains('@') || e.starts_with('@') || e.ends_with('@') || e.len() > 256)
@@ -172,6 +215,12 @@ impl User {
             return Err(err("teams_upn", "a UPN (user@tenant) or an object id"));
         }
         for (i, e) in &self.endpoints {
+            if i.len() > 128 {
+                return Err(err(
+                    "endpoints",
+                    "connector instance ids of 1-128 characters",
+                ));
+            }
             if e.trim().is_empty() || e.len() > 512 {
                 return Err(err(&format!("endpoints.{i}"), "1-512 characters"));
             }
@@ -403,6 +452,28 @@ mod tests {
         let mut u = user();
         u.username = "has space".into();
         assert_eq!(u.validate().unwrap_err().field, "username");
+        // The canonical form: what URL normalisers rewrite, case variants
+        // and look-alikes are refused; plain names pass.
+        for bad in [
+            ".",
+            "..",
+            ".alice",
+            "alice.",
+            "Alice",
+            "\u{430}lice",
+            "e\u{301}",
+            "a/b",
+            "a%2e",
+        ] {
+            assert!(check_username(bad).is_err(), "{bad:?}");
+        }
+        for good in ["alice", "a.b-c_d@example.com", "1001", "x"] {
+            assert!(check_username(good).is_ok(), "{good:?}");
+        }
+        assert!(check_username("Alice").unwrap_err().contains("\"alice\""));
+        let mut long = user();
+        long.department = Some("d".repeat(257));
+        assert_eq!(long.validate().unwrap_err().field, "department");
         let mut u = user();
         u.sip_uri_rich = Some("alice".into());
         assert_eq!(u.validate().unwrap_err().field, "sip_uri_rich");

@@ -777,11 +777,10 @@ impl Actor {
             return;
         }
         if self.guest.is_none() {
-            let state = self.status.get().run_state;
-            let _ = call.reply.send(json_response(
-                503,
-                &format!("connector {} is not running ({state:?})", self.instance),
-            ));
+            // A sender learns nothing from a webhook address: one of an
+            // instance that is not running (disabled, quarantined) is
+            // answered like one of no instance at all.
+            let _ = call.reply.send(json_response(404, NO_WEBHOOK_RECEIVER));
             return;
         }
         self.count_events(1);
@@ -802,6 +801,11 @@ impl Actor {
 }
 
 /// A JSON error response produced by the host on the guest's behalf.
+/// The answer to a webhook for no instance, or for one that is not
+/// running: the same, so the address tells nothing.
+pub const NO_WEBHOOK_RECEIVER: &str =
+    "no webhook receiver at this address; check the URL the sender was given";
+
 pub fn json_response(status: u16, message: &str) -> guest::WebhookResponse {
     guest::WebhookResponse {
         status,

@@ -247,6 +247,55 @@ impl PluginInfo {
         Ok((public, secrets))
     }
 
+    /// A secret goes where the instance's address fields (server
+    /// addresses, URLs) point. When one of them changes, each stored
+    /// secret must be given again in the same change, so that a stored
+    /// password or client secret is never sent to an address it was not
+    /// typed for.
+    pub fn check_secrets_follow_addresses(
+        &self,
+        old_public: &BTreeMap<String, Value>,
+        new_public: &BTreeMap<String, Value>,
+        given: &serde_json::Map<String, Value>,
+        old_secrets: &BTreeMap<String, String>,
+    ) -> Result<(), FieldError> {
+        let effective = |public: &BTreeMap<String, Value>, f: &FieldSpec| {
+            public
+                .get(&f.name)
+                .cloned()
+                .or_else(|| f.default.clone().map(Value::String))
+        };
+        let moved: Vec<&str> = self
+            .config_fields
+            .iter()
+            .filter(|f| {
+                !f.secret && matches!(f.kind, FieldKind::ServerAddress { .. } | FieldKind::Url)
+            })
+            .filter(|f| effective(old_public, f) != effective(new_public, f))
+            .map(|f| f.name.as_str())
+            .collect();
+        if moved.is_empty() {
+            return Ok(());
+        }
+        let kept = self.config_fields.iter().find(|f| {
+            f.secret
+                && old_secrets.contains_key(&f.name)
+                && given.get(&f.name).is_none_or(Value::is_null)
+        });
+        match kept {
+            None => Ok(()),
+            Some(f) => Err(err(
+                &f.name,
+                format!(
+                    "{} changed: give `{}` again in the same change (a stored secret is not \
+                     sent to a new address)",
+                    moved.join(", "),
+                    f.name
+                ),
+            )),
+        }
+    }
+
     /// The entries passed to `configure` (defaults filled in) and the grants
     /// the configured addresses add.
     pub fn entries(
@@ -365,6 +414,35 @@ mod tests {
             required,
             secret,
         }
+    }
+
+    #[test]
+    fn a_new_address_needs_its_secrets_again() {
+        let i = info();
+        let stored: BTreeMap<String, String> = [("password".to_string(), "pw".to_string())].into();
+        let old: BTreeMap<String, Value> =
+            [("server".to_string(), json!("pbx.example.com"))].into();
+        let moved: BTreeMap<String, Value> =
+            [("server".to_string(), json!("evil.example.net"))].into();
+        let given_without = serde_json::Map::new();
+        let e = i
+            .check_secrets_follow_addresses(&old, &moved, &given_without, &stored)
+            .unwrap_err();
+        assert_eq!(e.field, "config.password");
+        assert!(e.message.contains("server"), "{}", e.message);
+        let mut given_with = serde_json::Map::new();
+        given_with.insert("password".into(), json!("new"));
+        assert!(
+            i.check_secrets_follow_addresses(&old, &moved, &given_with, &stored)
+                .is_ok()
+        );
+        // The same address (or another field changing) keeps the secret.
+        let mut same = old.clone();
+        same.insert("expires".into(), json!(60));
+        assert!(
+            i.check_secrets_follow_addresses(&old, &same, &given_without, &stored)
+                .is_ok()
+        );
     }
 
     fn info() -> PluginInfo {

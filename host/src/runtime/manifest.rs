@@ -87,10 +87,54 @@ fn field_err(field: &str, message: impl Into<String>) -> ManifestError {
     }
 }
 
+/// The dotted key (`limits.memory-mib`) of the `key = value` line holding
+/// byte `at`, with the `[table]` it is under.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let before = text.get(..at)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('[') || key.contains(char::is_whitespace) {
+        return None;
+    }
+    let table = before[..line_start].lines().rev().find_map(|l| {
+        let l = l.trim();
+        l.strip_prefix('[')
+            .and_then(|l| l.strip_suffix(']'))
+            .map(|t| t.trim_matches(['[', ']']).trim().to_string())
+    });
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
+}
+
 impl Manifest {
     /// Parse and validate.
     pub fn parse(text: &str) -> Result<Self, ManifestError> {
-        let m: Manifest = toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+        let m: Manifest = toml::from_str(text).map_err(|e| {
+            // A mistyped or unknown key is named like a validation error;
+            // only text that is not TOML at all stays a syntax error.
+            if text.parse::<toml::Table>().is_err() {
+                return ManifestError::Syntax(e.to_string());
+            }
+            let missing = e
+                .message()
+                .strip_prefix("missing field `")
+                .and_then(|m| m.split('`').next())
+                .map(str::to_string);
+            // A span over one line points at a key or its value; a wider
+            // one (a whole table) names nothing.
+            let key = e
+                .span()
+                .filter(|span| text.get(span.clone()).is_some_and(|t| !t.contains('\n')))
+                .and_then(|span| key_at(text, span.start));
+            match missing.or(key) {
+                Some(field) => field_err(&field, e.message()),
+                None => ManifestError::Syntax(e.to_string()),
+            }
+        })?;
         m.validate()?;
         Ok(m)
     }
@@ -244,14 +288,28 @@ memory-mib = 32
                 "{text}"
             );
         }
+        // Mistyped and unknown keys are named, under their table.
+        assert_eq!(
+            Manifest::parse("id = \"x\"\nversion = 1")
+                .unwrap_err()
+                .field(),
+            Some("version")
+        );
+        let unknown = GOOD.replace("memory-mib = 32", "memory-mib = 32\nmemroy = 1");
+        assert_eq!(
+            Manifest::parse(&unknown).unwrap_err().field(),
+            Some("limits.memroy")
+        );
         assert!(matches!(
-            Manifest::parse("id = \"x\"\nversion = 1"),
+            Manifest::parse("id = \"x\"\nversion = "),
             Err(ManifestError::Syntax(_))
         ));
-        assert!(matches!(
-            Manifest::parse(&format!("{GOOD}\nbogus = 1")),
-            Err(ManifestError::Syntax(_))
-        ));
+        assert_eq!(
+            Manifest::parse(&format!("{GOOD}\nbogus = 1"))
+                .unwrap_err()
+                .field(),
+            Some("limits.bogus")
+        );
     }
 
     #[test]

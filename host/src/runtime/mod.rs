@@ -1,7 +1,7 @@
 //! The plugin runtime: the wasmtime engine, the plugin registry, and one
 //! supervised actor per connector instance.
 
-mod actor;
+pub(crate) mod actor;
 pub mod call_clock;
 pub mod config_schema;
 mod convert;
@@ -198,6 +198,7 @@ impl Runtime {
                 Err(e) => tracing::error!(plugin = %rec.id, error = %e, "stored plugin not loaded"),
             }
         }
+        self.prune_compiled();
         let _admin = self.admin.lock().await;
         for record in self.services.store.connectors()? {
             let c = self.spawn_connector(record);
@@ -472,7 +473,21 @@ impl Runtime {
             .load(manifest, component, PluginOrigin::Uploaded, true)
             .await?;
         let _admin = self.admin.lock().await;
-        self.replace(p, Some((manifest, component))).await
+        let r = self.replace(p, Some((manifest, component))).await;
+        self.prune_compiled();
+        r
+    }
+
+    /// Keep in the compiled-component cache only what loaded plugins use.
+    fn prune_compiled(&self) {
+        let keep: std::collections::HashSet<String> = self
+            .plugins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|p| p.sha256.clone())
+            .collect();
+        self.wasm.prune_cache(&keep);
     }
 
     /// Load a plugin again from where it came from and move its instances.
@@ -599,6 +614,7 @@ impl Runtime {
                 id: id.into(),
             });
         }
+        self.prune_compiled();
         Ok(())
     }
 
@@ -719,6 +735,10 @@ impl Runtime {
             let (public, secrets) = plugin
                 .info
                 .validate(config, &record.secrets)
+                .map_err(|e| invalid(&e.field, e.message))?;
+            plugin
+                .info
+                .check_secrets_follow_addresses(&record.config, &public, config, &record.secrets)
                 .map_err(|e| invalid(&e.field, e.message))?;
             record.config = public;
             record.secrets = secrets;

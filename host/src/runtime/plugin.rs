@@ -61,6 +61,10 @@ pub enum LoadError {
     MissingChecksum,
     #[error("not a valid WebAssembly component: {0}")]
     Compile(String),
+    #[error(
+        "the component is {size} bytes, more than the {max} this hub loads (max_upload_bytes, HUB_MAX_UPLOAD_BYTES)"
+    )]
+    TooLarge { size: usize, max: usize },
     #[error("the component does not fit presence:connector@{0}: {1}")]
     Link(ContractVersion, String),
     #[error(transparent)]
@@ -78,14 +82,17 @@ pub enum LoadError {
 }
 
 impl LoadError {
-    /// The request field at fault, for API errors.
-    pub fn field(&self) -> &str {
+    /// The request field at fault, for API errors: the upload's part, and
+    /// within the manifest the key (`manifest.limits.memory-mib`).
+    pub fn field(&self) -> String {
         match self {
-            LoadError::Manifest(m) => m.field().map(|_| "manifest").unwrap_or("manifest"),
-            LoadError::Checksum { .. } | LoadError::MissingChecksum => "manifest.sha256",
-            LoadError::Mismatch { field, .. } => field,
-            LoadError::Version(_) => "component",
-            _ => "component",
+            LoadError::Manifest(m) => match m.field() {
+                Some(f) => format!("manifest.{f}"),
+                None => "manifest".into(),
+            },
+            LoadError::Checksum { .. } | LoadError::MissingChecksum => "manifest.sha256".into(),
+            LoadError::Mismatch { field, .. } => format!("manifest.{field}"),
+            _ => "component".into(),
         }
     }
 }
@@ -118,9 +125,46 @@ pub async fn load(
         None if require_checksum => return Err(LoadError::MissingChecksum),
         _ => {}
     }
+    if component.len() > hub_limits.max_upload_bytes {
+        return Err(LoadError::TooLarge {
+            size: component.len(),
+            max: hub_limits.max_upload_bytes,
+        });
+    }
     let (component_c, compile_source) = wasm
         .compile(component, &actual)
+        .await
         .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    let checked = check_compiled(wasm, services, hub_limits, &manifest, component_c, &actual).await;
+    if checked.is_err() && compile_source == CompileSource::Compiled {
+        // A refused component leaves no compiled file behind.
+        wasm.forget(&actual);
+    }
+    let (info, pre, limits, _version) = checked?;
+    Ok(LoadedPlugin {
+        manifest,
+        info,
+        sha256: actual,
+        size_bytes: component.len(),
+        origin,
+        limits,
+        loaded_at_ms: crate::store::now_ms(),
+        load_ms: started.elapsed().as_secs_f64() * 1000.0,
+        compile_source,
+        pre,
+    })
+}
+
+/// What a compiled component must pass: its contract version read from the
+/// component (the manifest must agree), linking, and its own description.
+async fn check_compiled(
+    wasm: &WasmHost,
+    services: &Services,
+    hub_limits: &crate::config::Limits,
+    manifest: &Manifest,
+    component_c: wasmtime::component::Component,
+    _sha256: &str,
+) -> Result<(PluginInfo, GuestPre, EffectiveLimits, ContractVersion), LoadError> {
     // The contract version is read from the component itself, before
     // anything runs; the manifest must agree with it.
     let version = ContractVersion::of_component(&component_c)?;
@@ -138,7 +182,7 @@ pub async fn load(
     let pre =
         GuestPre::new(version, pre).map_err(|e| LoadError::Link(version, format!("{e:#}")))?;
     let limits = manifest.effective_limits(hub_limits);
-    let info = describe(wasm, services, &manifest, &limits, &pre).await?;
+    let info = describe(wasm, services, manifest, &limits, &pre).await?;
     if info.version != manifest.version {
         return Err(LoadError::Mismatch {
             field: "version",
@@ -147,18 +191,7 @@ pub async fn load(
         });
     }
     info.check().map_err(LoadError::BadDescription)?;
-    Ok(LoadedPlugin {
-        manifest,
-        info,
-        sha256: actual,
-        size_bytes: component.len(),
-        origin,
-        limits,
-        loaded_at_ms: crate::store::now_ms(),
-        load_ms: started.elapsed().as_secs_f64() * 1000.0,
-        compile_source,
-        pre,
-    })
+    Ok((info, pre, limits, version))
 }
 
 /// Instantiate once in a throwaway, grant-less sandbox and ask the plugin

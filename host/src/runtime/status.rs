@@ -71,8 +71,21 @@ impl StatusCell {
         }))
     }
 
+    /// The status as shown: the connector's last word is only shown as
+    /// `up-and-running` while the supervisor has it running; a quarantined,
+    /// restarting, disabled or stopped instance is not up, whatever it said
+    /// before it went down.
     pub fn get(&self) -> InstanceStatus {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if s.status == ConnectorStatus::UpAndRunning
+            && !matches!(s.run_state, RunState::Running | RunState::Starting)
+        {
+            s.status = match s.run_state {
+                RunState::Disabled => ConnectorStatus::Disabled,
+                _ => ConnectorStatus::ConnectionError,
+            };
+        }
+        s
     }
 
     pub fn update(&self, f: impl FnOnce(&mut InstanceStatus)) {
@@ -87,5 +100,29 @@ impl StatusCell {
                 message,
             })
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_down_is_never_shown_up() {
+        let cell = StatusCell::new("1.0.0");
+        cell.update(|s| {
+            s.run_state = RunState::Running;
+            s.status = ConnectorStatus::UpAndRunning;
+        });
+        assert_eq!(cell.get().status, ConnectorStatus::UpAndRunning);
+        for (state, shown) in [
+            (RunState::Quarantined, ConnectorStatus::ConnectionError),
+            (RunState::Restarting, ConnectorStatus::ConnectionError),
+            (RunState::Stopped, ConnectorStatus::ConnectionError),
+            (RunState::Disabled, ConnectorStatus::Disabled),
+        ] {
+            cell.update(|s| s.run_state = state);
+            assert_eq!(cell.get().status, shown, "{state:?}");
+        }
     }
 }

@@ -23,7 +23,14 @@ pub struct WasmHost {
     pub linker: Linker<InstanceState>,
     cache_dir: PathBuf,
     ticker_stop: Arc<AtomicBool>,
+    /// Compiles in progress: each takes a core for seconds (and memory in
+    /// proportion to the component), so they wait their turn.
+    compiles: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many components are compiled at once. Cranelift keeps one core busy
+/// per compile; the API and the plugins need the others.
+pub const MAX_CONCURRENT_COMPILES: usize = 1;
 
 impl Drop for WasmHost {
     fn drop(&mut self) {
@@ -70,6 +77,7 @@ impl WasmHost {
             linker,
             cache_dir,
             ticker_stop,
+            compiles: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_COMPILES)),
         })
     }
 
@@ -104,43 +112,98 @@ impl WasmHost {
         Ok(store)
     }
 
-    fn cache_path(&self, sha256: &str) -> PathBuf {
+    /// The compatibility suffix of this engine's cache entries.
+    fn engine_tag(&self) -> String {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut h);
-        self.cache_dir
-            .join(format!("{sha256}-{:016x}.cwasm", h.finish()))
+        format!("{:016x}", h.finish())
     }
 
-    /// Compile `bytes` (whose hash is `sha256`), or load the cached result.
-    pub fn compile(
+    fn cache_path(&self, sha256: &str) -> PathBuf {
+        self.cache_dir
+            .join(format!("{sha256}-{}.cwasm", self.engine_tag()))
+    }
+
+    /// Compile `bytes` (whose hash is `sha256`), or load the cached result,
+    /// on a blocking thread and one compile at a time: never on the async
+    /// workers, which serve the API meanwhile.
+    pub async fn compile(
         &self,
         bytes: &[u8],
         sha256: &str,
     ) -> wasmtime::Result<(Component, CompileSource)> {
+        let _turn = self
+            .compiles
+            .acquire()
+            .await
+            .map_err(|_| wasmtime::Error::msg("the hub is shutting down"))?;
+        let engine = self.engine.clone();
         let path = self.cache_path(sha256);
-        if path.exists() {
-            // SAFETY: the cache holds only what `serialize` below wrote, keyed
-            // by the source's hash and this engine's compatibility hash;
-            // wasmtime still checks the header and refuses a mismatch.
-            match unsafe { Component::deserialize_file(&self.engine, &path) } {
-                Ok(c) => return Ok((c, CompileSource::Cache)),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compiled-component cache entry")
-                }
-            }
-        }
-        let component = Component::new(&self.engine, bytes)?;
-        match component.serialize() {
-            Ok(compiled) => {
-                let tmp = path.with_extension("tmp");
-                if let Err(e) =
-                    std::fs::write(&tmp, compiled).and_then(|_| std::fs::rename(&tmp, &path))
-                {
-                    tracing::warn!(error = %e, "cannot write compiled-component cache");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot serialise compiled component"),
-        }
-        Ok((component, CompileSource::Compiled))
+        let bytes = bytes.to_vec();
+        tokio::task::spawn_blocking(move || compile_blocking(&engine, &path, &bytes))
+            .await
+            .map_err(|e| wasmtime::Error::msg(format!("compile task failed: {e}")))?
     }
+
+    /// Forget the compiled form of `sha256` (a component that was refused
+    /// after compiling).
+    pub fn forget(&self, sha256: &str) {
+        let _ = std::fs::remove_file(self.cache_path(sha256));
+    }
+
+    /// Remove from the cache every compiled component that is not one of
+    /// `keep` (by source hash), was compiled by another engine, or is a
+    /// write that never finished: refused, replaced and deleted plugins
+    /// leave nothing behind.
+    pub fn prune_cache(&self, keep: &std::collections::HashSet<String>) {
+        let tag = format!("-{}.cwasm", self.engine_tag());
+        let Ok(rd) = std::fs::read_dir(&self.cache_dir) else {
+            return;
+        };
+        for entry in rd.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let kept = name
+                .strip_suffix(&tag)
+                .is_some_and(|sha| keep.contains(sha));
+            if !kept {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => tracing::debug!(file = %name, "pruned compiled-component cache"),
+                    Err(e) => {
+                        tracing::warn!(file = %name, error = %e, "cannot prune compiled-component cache")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Compile, or load the cached result at `path`.
+fn compile_blocking(
+    engine: &Engine,
+    path: &std::path::Path,
+    bytes: &[u8],
+) -> wasmtime::Result<(Component, CompileSource)> {
+    if path.exists() {
+        // SAFETY: the cache holds only what `serialize` below wrote, keyed
+        // by the source's hash and this engine's compatibility hash;
+        // wasmtime still checks the header and refuses a mismatch.
+        match unsafe { Component::deserialize_file(engine, path) } {
+            Ok(c) => return Ok((c, CompileSource::Cache)),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compiled-component cache entry")
+            }
+        }
+    }
+    let component = Component::new(engine, bytes)?;
+    match component.serialize() {
+        Ok(compiled) => {
+            let tmp = path.with_extension("tmp");
+            if let Err(e) = std::fs::write(&tmp, compiled).and_then(|_| std::fs::rename(&tmp, path))
+            {
+                tracing::warn!(error = %e, "cannot write compiled-component cache");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot serialise compiled component"),
+    }
+    Ok((component, CompileSource::Compiled))
 }

@@ -68,7 +68,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_at ON events (at_ms);
     CREATE INDEX events_user ON events (username, at_ms);
     CREATE INDEX events_instance ON events (instance, at_ms);",
+    // 3: plugins' key-value data is sealed like connector secrets (OAuth
+    // refresh tokens live there); rows written before are sealed at open.
+    "ALTER TABLE kv ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;",
 ];
+
+/// What sealing adds to a value (nonce and tag); not counted against a
+/// plugin's key-value limit.
+const SEAL_OVERHEAD: i64 = 12 + 16;
 
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
@@ -79,18 +86,32 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Open (or create) `hub.db` and `secret.key` in `data_dir` and migrate.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir)?;
+        create_private_dir(data_dir)?;
         let secrets = SecretBox::open_or_create(&data_dir.join("secret.key"))?;
-        let mut conn = Connection::open(data_dir.join("hub.db"))?;
+        let db = data_dir.join("hub.db");
+        private_file(&db)?;
+        let mut conn = Connection::open(&db)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Freed pages are zeroed: a value replaced by its sealed form (or a
+        // deleted token) does not linger in the file.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
+        seal_plain_kv(&mut conn, &secrets)?;
         Ok(Self {
             conn: Mutex::new(conn),
             secrets,
         })
+    }
+
+    fn open_kv(&self, value: Vec<u8>, sealed: bool) -> Result<Vec<u8>, StoreError> {
+        if sealed {
+            self.secrets.open(&value)
+        } else {
+            Ok(value)
+        }
     }
 
     fn with<T>(
@@ -102,6 +123,58 @@ impl SqliteStore {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut conn)
     }
+}
+
+/// The data directory, created readable by the hub's user only (it holds
+/// the database and the key that opens its secrets). One that exists is
+/// left as the operator made it.
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)?;
+    Ok(())
+}
+
+/// The database file, 0600 (SQLite gives its -wal and -shm files the same
+/// mode). An existing file is narrowed to it.
+fn private_file(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Seal the key-value rows written before values were sealed.
+fn seal_plain_kv(conn: &mut Connection, secrets: &SecretBox) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    let plain: Vec<(String, String, Vec<u8>)> = {
+        let mut st = tx.prepare("SELECT instance, key, value FROM kv WHERE sealed = 0")?;
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    for (instance, key, value) in plain {
+        tx.execute(
+            "UPDATE kv SET value = ?3, sealed = 1 WHERE instance = ?1 AND key = ?2",
+            params![instance, key, secrets.seal(&value)],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -208,14 +281,15 @@ impl Store for SqliteStore {
     }
 
     fn kv_get(&self, instance: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.with(|c| {
+        let row: Option<(Vec<u8>, bool)> = self.with(|c| {
             Ok(c.query_row(
-                "SELECT value FROM kv WHERE instance = ?1 AND key = ?2",
+                "SELECT value, sealed FROM kv WHERE instance = ?1 AND key = ?2",
                 params![instance, key],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)
-        })
+        })?;
+        row.map(|(v, sealed)| self.open_kv(v, sealed)).transpose()
     }
 
     fn kv_set(
@@ -228,8 +302,8 @@ impl Store for SqliteStore {
         self.with(|c| {
             let tx = c.transaction()?;
             let others: i64 = tx.query_row(
-                "SELECT COALESCE(SUM(length(key) + length(value)), 0) FROM kv WHERE instance = ?1 AND key <> ?2",
-                params![instance, key],
+                "SELECT COALESCE(SUM(length(key) + length(value) - sealed * ?3), 0) FROM kv WHERE instance = ?1 AND key <> ?2",
+                params![instance, key, SEAL_OVERHEAD],
                 |r| r.get(0),
             )?;
             let total = others as u64 + key.len() as u64 + value.len() as u64;
@@ -239,8 +313,8 @@ impl Store for SqliteStore {
                 )));
             }
             tx.execute(
-                "INSERT OR REPLACE INTO kv (instance, key, value) VALUES (?1, ?2, ?3)",
-                params![instance, key, value],
+                "INSERT OR REPLACE INTO kv (instance, key, value, sealed) VALUES (?1, ?2, ?3, 1)",
+                params![instance, key, self.secrets.seal(value)],
             )?;
             tx.commit()?;
             Ok(())
@@ -269,11 +343,15 @@ impl Store for SqliteStore {
     }
 
     fn kv_all(&self, instance: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.with(|c| {
-            let mut st = c.prepare("SELECT key, value FROM kv WHERE instance = ?1 ORDER BY key")?;
-            let rows = st.query_map([instance], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows: Vec<(String, Vec<u8>, bool)> = self.with(|c| {
+            let mut st =
+                c.prepare("SELECT key, value, sealed FROM kv WHERE instance = ?1 ORDER BY key")?;
+            let rows = st.query_map([instance], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             Ok(rows.collect::<Result<_, _>>()?)
-        })
+        })?;
+        rows.into_iter()
+            .map(|(k, v, sealed)| Ok((k, self.open_kv(v, sealed)?)))
+            .collect()
     }
 
     fn kv_write(&self, instance: &str, writes: &[KvWrite]) -> Result<(), StoreError> {
@@ -281,14 +359,14 @@ impl Store for SqliteStore {
             let tx = c.transaction()?;
             {
                 let mut set = tx.prepare_cached(
-                    "INSERT OR REPLACE INTO kv (instance, key, value) VALUES (?1, ?2, ?3)",
+                    "INSERT OR REPLACE INTO kv (instance, key, value, sealed) VALUES (?1, ?2, ?3, 1)",
                 )?;
                 let mut delete =
                     tx.prepare_cached("DELETE FROM kv WHERE instance = ?1 AND key = ?2")?;
                 for w in writes {
                     match w {
                         KvWrite::Set { key, value } => {
-                            set.execute(params![instance, key, value])?
+                            set.execute(params![instance, key, self.secrets.seal(value)])?
                         }
                         KvWrite::Delete { key } => delete.execute(params![instance, key])?,
                     };
@@ -499,6 +577,60 @@ mod tests {
         let s = SqliteStore::open(dir.path()).unwrap();
         assert!(s.delete_connector("a").unwrap());
         assert!(s.connectors().unwrap().is_empty());
+    }
+
+    #[test]
+    fn kv_values_are_sealed_and_files_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let s = SqliteStore::open(&data).unwrap();
+        s.kv_set("t", "refresh", b"refresh-token-abcdef", 1000)
+            .unwrap();
+        s.kv_write(
+            "t",
+            &[KvWrite::Set {
+                key: "access".into(),
+                value: b"access-token-ghijkl".to_vec(),
+            }],
+        )
+        .unwrap();
+        // A value written before sealing existed is sealed at the next open.
+        s.with(|c| {
+            c.execute(
+                "INSERT INTO kv (instance, key, value) VALUES ('t', 'old', CAST('old-plain-token-mnop' AS BLOB))",
+                [],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        drop(s);
+        let s = SqliteStore::open(&data).unwrap();
+        assert_eq!(
+            s.kv_get("t", "refresh").unwrap().unwrap(),
+            b"refresh-token-abcdef"
+        );
+        assert_eq!(s.kv_all("t").unwrap().len(), 3);
+        assert_eq!(
+            s.kv_get("t", "old").unwrap().unwrap(),
+            b"old-plain-token-mnop"
+        );
+        // The limit counts what the plugin stored, not the seal.
+        s.kv_set("u", "k", &[7; 90], 91).unwrap();
+        drop(s);
+        for f in std::fs::read_dir(&data).unwrap() {
+            let bytes = std::fs::read(f.unwrap().path()).unwrap();
+            for plain in [&b"refresh-token"[..], b"access-token", b"old-plain-token"] {
+                assert!(!bytes.windows(plain.len()).any(|w| w == plain));
+            }
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&data), 0o700);
+            assert_eq!(mode(&data.join("hub.db")), 0o600);
+            assert_eq!(mode(&data.join("secret.key")), 0o600);
+        }
     }
 
     #[test]

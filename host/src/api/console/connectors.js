@@ -3,15 +3,18 @@
 // the login step with a copy button, create from a form generated from the
 // plugin's described configuration fields, enable / disable / delete,
 // endpoint states with filters.
-import { call, get, seg } from './api.js';
+import { call, get, seg, token } from './api.js';
 import { h, clear, field, input, select, dialog, table, toast, ago, fmtTime, action, showError, copyable, confirmDo, clearErrors } from './dom.js';
 import { CONNECTOR_STATUS, linkBadge, LINES, activityText } from './states.js';
 
-/** events_in_total per instance, from /metrics (public, Prometheus text). */
+/** events_in_total per instance, from /metrics (Prometheus text; the token
+ * is sent in case the hub wants one there, HUB_METRICS_AUTH). */
 async function eventCounters() {
   const out = new Map();
   try {
-    const resp = await fetch(new URL('../metrics', document.baseURI), { cache: 'no-store' });
+    const resp = await fetch(new URL('../metrics', document.baseURI), {
+      cache: 'no-store', headers: { Authorization: `Bearer ${token()}` },
+    });
     const text = await resp.text();
     for (const line of text.split('\n')) {
       const m = line.match(/^presence_hub_connector_events_in_total\{([^}]*)\}\s+(\S+)/);

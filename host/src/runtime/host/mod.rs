@@ -94,6 +94,29 @@ impl Drop for MemoryCap {
     }
 }
 
+/// What one table element is counted as against the memory cap: a
+/// table's elements live in host memory too (a function reference is a
+/// pointer and its type, 16 bytes on 64-bit hosts).
+pub const TABLE_ELEMENT_BYTES: usize = 16;
+
+impl MemoryCap {
+    /// Count `grown` more bytes of the run against the cap: the cap holds
+    /// for all of an instance's memories and tables together, not for each
+    /// (20 memories of 15 MiB are 300 MiB, not 15).
+    fn grow(&mut self, grown: usize) -> bool {
+        let total = self.total.saturating_add(grown);
+        if total > self.max_bytes {
+            self.refused = true;
+            return false;
+        }
+        self.total = total;
+        if let Some(g) = &self.gauge {
+            g.inc_by(grown as i64);
+        }
+        true
+    }
+}
+
 impl wasmtime::ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
@@ -101,25 +124,17 @@ impl wasmtime::ResourceLimiter for MemoryCap {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
-            self.refused = true;
-            return Ok(false);
-        }
-        let grown = desired.saturating_sub(current);
-        self.total += grown;
-        if let Some(g) = &self.gauge {
-            g.inc_by(grown as i64);
-        }
-        Ok(true)
+        Ok(self.grow(desired.saturating_sub(current)))
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        let grown = desired.saturating_sub(current);
+        Ok(desired <= 100_000 && self.grow(grown.saturating_mul(TABLE_ELEMENT_BYTES)))
     }
 }
 
@@ -266,3 +281,35 @@ fn sockaddr(a: std::net::SocketAddr) -> types::SocketAddress {
 }
 
 impl types::Host for InstanceState {}
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::ResourceLimiter;
+
+    use super::*;
+
+    #[test]
+    fn the_memory_cap_holds_for_all_memories_and_tables_together() {
+        const MIB: usize = 1 << 20;
+        let mut cap = MemoryCap {
+            max_bytes: 16 * MIB,
+            refused: false,
+            total: 0,
+            gauge: None,
+        };
+        // One memory of 15 MiB fits; a second of 15 MiB does not, although
+        // each alone is under the cap.
+        assert!(cap.memory_growing(0, 15 * MIB, None).unwrap());
+        assert!(!cap.memory_growing(0, 15 * MIB, None).unwrap());
+        assert!(cap.refused);
+        // Tables count too.
+        assert!(cap.table_growing(0, 1000, None).unwrap());
+        assert_eq!(cap.total, 15 * MIB + 1000 * TABLE_ELEMENT_BYTES);
+        assert!(!cap.table_growing(1000, 100_000, None).unwrap());
+        // Growing the first memory within what is left still works.
+        assert!(
+            cap.memory_growing(15 * MIB, 15 * MIB + 64 * 1024, None)
+                .unwrap()
+        );
+    }
+}
