@@ -503,3 +503,253 @@ fn pki() -> Pki {
         server: Arc::new(server),
     }
 }
+
+/// More mailboxes than one request may carry: batches of at most 100, every
+/// mailbox read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_and_fifty_mailboxes_go_in_two_batches() {
+    let sim = EwsSim::start(EwsSimConfig::default()).await;
+    sim.add_account(USER, PASSWORD);
+    let people: Vec<String> = (0..150)
+        .map(|i| format!("user{i:03}@example.com"))
+        .collect();
+    for (i, p) in people.iter().enumerate() {
+        sim.set_items(
+            p,
+            vec![item(9.0, 9.5, "Busy", &format!("Meeting {i}"), "", false)],
+        );
+    }
+    let hub = hub();
+    create(
+        &hub,
+        json!({"id": ID, "plugin": "exchange-ews", "config": config(&sim, "basic", PASSWORD, json!({"read_out_of_office": false})), "watches": people}),
+    )
+    .await;
+    let v = hub
+        .wait_for(
+            &format!("/api/v1/connectors/{ID}/endpoints"),
+            "150 calendars",
+            |v| {
+                people
+                    .iter()
+                    .all(|p| items(&v["endpoints"][p.as_str()]).len() == 1)
+            },
+        )
+        .await;
+    assert_eq!(
+        items(&v["endpoints"]["user149@example.com"])[0]["subject"],
+        "Meeting 149"
+    );
+    let log = sim.requests();
+    let sizes: Vec<usize> = log
+        .iter()
+        .filter(|l| l.operation == "GetUserAvailability")
+        .take(2)
+        .map(|l| l.mailboxes.len())
+        .collect();
+    assert_eq!(sizes, [100, 50]);
+}
+
+/// The simulator itself: what Exchange refuses, it refuses (SOAP fault,
+/// HTTP 500), and it counts every refusal as a violation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_refuses_requests_outside_the_schema() {
+    use hub_e2e::ews_sim::{MESSAGES, SOAP, TYPES};
+    let sim = EwsSim::start(EwsSimConfig::default()).await;
+    sim.add_account(USER, PASSWORD);
+    sim.add_mailbox("alice@example.com");
+    let http = reqwest::Client::new();
+    let post = |body: String| {
+        http.post(sim.url())
+            .basic_auth(format!("CONTOSO\\{USER}"), Some(PASSWORD))
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .body(body)
+            .send()
+    };
+    let tz = "<t:TimeZone><t:Bias>0</t:Bias><t:StandardTime><t:Bias>0</t:Bias><t:Time>02:00:00</t:Time><t:DayOrder>5</t:DayOrder><t:Month>10</t:Month><t:DayOfWeek>Sunday</t:DayOfWeek></t:StandardTime><t:DaylightTime><t:Bias>0</t:Bias><t:Time>02:00:00</t:Time><t:DayOrder>5</t:DayOrder><t:Month>3</t:Month><t:DayOfWeek>Sunday</t:DayOfWeek></t:DaylightTime></t:TimeZone>";
+    let mailbox = |a: &str| {
+        format!(
+            "<t:MailboxData><t:Email><t:Address>{a}</t:Address></t:Email><t:AttendeeType>Required</t:AttendeeType></t:MailboxData>"
+        )
+    };
+    let window = |s: &str, e: &str| {
+        format!(
+            "<t:FreeBusyViewOptions><t:TimeWindow><t:StartTime>{s}</t:StartTime><t:EndTime>{e}</t:EndTime></t:TimeWindow><t:RequestedView>Detailed</t:RequestedView></t:FreeBusyViewOptions>"
+        )
+    };
+    let env = |header: &str, body: &str| {
+        format!(
+            r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="{SOAP}" xmlns:t="{TYPES}" xmlns:m="{MESSAGES}">{header}<soap:Body>{body}</soap:Body></soap:Envelope>"#
+        )
+    };
+    let rsv = r#"<soap:Header><t:RequestServerVersion Version="Exchange2010_SP2"/></soap:Header>"#;
+    let ok_window = window("2026-07-17T00:00:00", "2026-07-18T00:00:00");
+    let gua = |inner: String| {
+        format!("<m:GetUserAvailabilityRequest>{inner}</m:GetUserAvailabilityRequest>")
+    };
+
+    // A valid request is served.
+    let good = env(
+        rsv,
+        &gua(format!(
+            "{tz}<m:MailboxDataArray>{}</m:MailboxDataArray>{ok_window}",
+            mailbox("alice@example.com")
+        )),
+    );
+    let r = post(good).await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    let many: String = (0..101)
+        .map(|i| mailbox(&format!("u{i}@example.com")))
+        .collect();
+    let cases = [
+        (
+            "no RequestServerVersion",
+            env(
+                "",
+                &gua(format!(
+                    "{tz}<m:MailboxDataArray>{}</m:MailboxDataArray>{ok_window}",
+                    mailbox("alice@example.com")
+                )),
+            ),
+            "ErrorSchemaValidation",
+        ),
+        (
+            "MailboxDataArray in the types namespace",
+            env(
+                rsv,
+                &gua(format!(
+                    "{tz}<t:MailboxDataArray>{}</t:MailboxDataArray>{ok_window}",
+                    mailbox("alice@example.com")
+                )),
+            ),
+            "ErrorSchemaValidation",
+        ),
+        (
+            "TimeZone after MailboxDataArray",
+            env(
+                rsv,
+                &gua(format!(
+                    "<m:MailboxDataArray>{}</m:MailboxDataArray>{tz}{ok_window}",
+                    mailbox("alice@example.com")
+                )),
+            ),
+            "ErrorSchemaValidation",
+        ),
+        (
+            "AttendeeType before Email",
+            env(
+                rsv,
+                &gua(format!(
+                    "{tz}<m:MailboxDataArray><t:MailboxData><t:AttendeeType>Required</t:AttendeeType><t:Email><t:Address>a@x</t:Address></t:Email></t:MailboxData></m:MailboxDataArray>{ok_window}"
+                )),
+            ),
+            "ErrorSchemaValidation",
+        ),
+        (
+            "101 mailboxes",
+            env(
+                rsv,
+                &gua(format!(
+                    "{tz}<m:MailboxDataArray>{many}</m:MailboxDataArray>{ok_window}"
+                )),
+            ),
+            "ErrorInvalidRequest",
+        ),
+        (
+            "43 days",
+            env(
+                rsv,
+                &gua(format!(
+                    "{tz}<m:MailboxDataArray>{}</m:MailboxDataArray>{}",
+                    mailbox("alice@example.com"),
+                    window("2026-07-01T00:00:00", "2026-08-13T00:00:00")
+                )),
+            ),
+            "ErrorTimeIntervalTooBig",
+        ),
+        (
+            "a window that ends first",
+            env(
+                rsv,
+                &gua(format!(
+                    "{tz}<m:MailboxDataArray>{}</m:MailboxDataArray>{}",
+                    mailbox("alice@example.com"),
+                    window("2026-07-18T00:00:00", "2026-07-17T00:00:00")
+                )),
+            ),
+            "ErrorInvalidTimeInterval",
+        ),
+        (
+            "a date that is none",
+            env(
+                rsv,
+                &gua(format!(
+                    "{tz}<m:MailboxDataArray>{}</m:MailboxDataArray>{}",
+                    mailbox("alice@example.com"),
+                    window("17/07/2026", "2026-07-18T00:00:00")
+                )),
+            ),
+            "ErrorSchemaValidation",
+        ),
+        (
+            "an unknown version",
+            env(
+                r#"<soap:Header><t:RequestServerVersion Version="Exchange2003"/></soap:Header>"#,
+                "<m:GetUserOofSettingsRequest><t:Mailbox><t:Address>alice@example.com</t:Address></t:Mailbox></m:GetUserOofSettingsRequest>",
+            ),
+            "ErrorSchemaValidation",
+        ),
+        (
+            "SOAP 1.2",
+            env(rsv, "").replace(SOAP, "http://www.w3.org/2003/05/soap-envelope"),
+            "ErrorSchemaValidation",
+        ),
+    ];
+    for (what, body, code) in cases {
+        let r = post(body).await.unwrap();
+        assert_eq!(r.status(), 500, "{what}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains(&format!("<e:ResponseCode xmlns:e=\"http://schemas.microsoft.com/exchange/services/2006/errors\">{code}</e:ResponseCode>")), "{what}: {text}");
+    }
+    assert_eq!(sim.take_violations().len(), 10);
+
+    // Authentication: no header is challenged with NTLM and Basic, a wrong
+    // password counts as a failed attempt and the account locks at the
+    // threshold (5), after which even the right password fails.
+    let r = http.post(sim.url()).body("x").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let offered: Vec<_> = r
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert!(
+        offered.contains(&"NTLM".to_string()) && offered.iter().any(|o| o.starts_with("Basic")),
+        "{offered:?}"
+    );
+    let before = sim.attempts(USER);
+    for _ in 0..5 {
+        let r = http
+            .post(sim.url())
+            .basic_auth(USER, Some("wrong"))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    assert!(sim.locked(USER));
+    let r = http
+        .post(sim.url())
+        .basic_auth(USER, Some(PASSWORD))
+        .header("Content-Type", "text/xml")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a locked account");
+    assert_eq!(sim.attempts(USER), before + 6);
+    sim.unlock(USER);
+}
