@@ -6,7 +6,12 @@
 #   the web console's browser tests, tests/tests/console.rs);
 #   openapi-core (Python, pinned in tests/rc_openapi/requirements.txt) in
 #   target/openapi-venv: the RingCentral simulator checks every request
-#   against RingCentral's OpenAPI description with it (tests/src/rc_sim.rs).
+#   against RingCentral's OpenAPI description with it (tests/src/rc_sim.rs);
+#   the toolchains of the example connectors in other languages (examples/):
+#   componentize-py (pinned in examples/python-connector/requirements.txt) in
+#   target/py-tools, and componentize-js (pinned by
+#   examples/js-connector/package-lock.json) in examples/js-connector/node_modules.
+#   `cargo xtask plugins` then builds those examples offline.
 # Idempotent. Debian packages (and the one pip requirement above). The Debian package's own service is
 # neither started nor enabled: the tests run their own instances on
 # 127.0.0.1 with private config, pid file and runtime dir.
@@ -128,5 +133,31 @@ else
     say "no venv module; pip install --user -r tests/rc_openapi/requirements.txt"
     python3 -m pip install -q --user --disable-pip-version-check -r "$REQS"
     openapi_ok python3 || { say "openapi-core is still missing for python3" >&2; exit 1; }
+fi
+# The example connectors in Python and JavaScript: their toolchains, pinned.
+# Installing needs PyPI and npm; building with them afterwards needs nothing.
+PY_TOOLS="$ROOT/target/py-tools"
+PY_REQS="$ROOT/examples/python-connector/requirements.txt"
+PY_WANT="componentize-py $(sed -n 's/^componentize-py==//p' "$PY_REQS")"
+if [ -x "$PY_TOOLS/bin/componentize-py" ] && [ "$("$PY_TOOLS/bin/componentize-py" --version 2>/dev/null)" = "$PY_WANT" ]; then
+    say "$PY_WANT already installed in $PY_TOOLS; pip skipped"
+else
+    say "pip install -r examples/python-connector/requirements.txt into $PY_TOOLS"
+    python3 -m venv "$PY_TOOLS" || { say "python3 -m venv is needed for componentize-py (apt-get install python3-venv)" >&2; exit 1; }
+    "$PY_TOOLS/bin/python" -m pip install -q --disable-pip-version-check -r "$PY_REQS"
+    [ "$("$PY_TOOLS/bin/componentize-py" --version)" = "$PY_WANT" ] || { say "$PY_WANT is still missing in $PY_TOOLS" >&2; exit 1; }
+fi
+JS_DIR="$ROOT/examples/js-connector"
+# npm ci leaves a copy of the lock it installed: unchanged lock, nothing to do.
+JS_STAMP="$JS_DIR/node_modules/.installed-package-lock.json"
+if [ -x "$JS_DIR/node_modules/.bin/componentize-js" ] && cmp -s "$JS_DIR/package-lock.json" "$JS_STAMP"; then
+    say "examples/js-connector/node_modules matches its package-lock.json; npm skipped"
+elif ! command -v npm >/dev/null 2>&1; then
+    say "npm (Node.js 18 or later) is needed for componentize-js (apt-get install nodejs npm)" >&2
+    exit 1
+else
+    say "npm ci in examples/js-connector (componentize-js, pinned by its package-lock.json)"
+    (cd "$JS_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$JS_DIR/package-lock.json" "$JS_STAMP"
 fi
 say "done"

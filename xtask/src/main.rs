@@ -3,7 +3,9 @@
 //! - `plugins`: install the wasm32-wasip2 target if missing, build every
 //!   plugin and test guest as a component, and package each as a folder
 //!   (`plugin.toml` with the component's sha256, plus the `.wasm`) under
-//!   `dist/plugins/` and `dist/test-plugins/`.
+//!   `dist/plugins/` and `dist/test-plugins/`; the example connectors in
+//!   Python and JavaScript (`examples/`) go to `dist/examples/` when their
+//!   toolchains are installed (`.ci/install-test-deps.sh`).
 //! - `run [ARGS]`: `plugins`, then the hub in release mode on its defaults.
 //! - `demo --attach URL`: the same simulated source against a hub that runs
 //!   already (`HUB_ADMIN_TOKEN` set to its token); the end-to-end tests use it.
@@ -153,6 +155,36 @@ const BUILDS: &[Build] = &[
     },
 ];
 
+/// An example connector in another language, built by its own toolchain
+/// (installed by `.ci/install-test-deps.sh`, then used offline) and packaged
+/// like the others under `dist/examples/`.
+struct Foreign {
+    id: &'static str,
+    source: &'static str,
+    /// The toolchain's command, relative to the workspace root.
+    tool: &'static str,
+    /// Its arguments, split at white space; `{out}` stands for the
+    /// component to write.
+    args: &'static str,
+}
+
+const FOREIGN: &[Foreign] = &[
+    Foreign {
+        id: "example-python",
+        source: "examples/python-connector",
+        tool: "target/py-tools/bin/componentize-py",
+        args: "-d wit/since_v0.2.0 -w connector-plugin componentize --stub-wasi \
+               -p examples/python-connector app -o {out}",
+    },
+    Foreign {
+        id: "example-js",
+        source: "examples/js-connector",
+        tool: "examples/js-connector/node_modules/.bin/componentize-js",
+        args: "examples/js-connector/connector.js -w wit/since_v0.2.0 -n connector-plugin \
+               -d http fetch-event stdio random clocks -o {out}",
+    },
+];
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = workspace_root();
@@ -264,8 +296,78 @@ fn plugins(root: &Path) -> Result<()> {
         };
         package(&root.join(b.source), &wasm, &dest, b)?;
     }
+    for f in FOREIGN {
+        foreign(root, f)?;
+    }
     println!("plugins packaged under {}", dist.display());
     Ok(())
+}
+
+/// Build one example in another language when its toolchain is installed
+/// and its sources changed since the last build; package it.
+fn foreign(root: &Path, f: &Foreign) -> Result<()> {
+    let tool = root.join(f.tool);
+    if !tool.exists() {
+        println!(
+            "skipping {}: {} is missing; install it with `bash .ci/install-test-deps.sh` (see {}/README.md)",
+            f.id, f.tool, f.source
+        );
+        return Ok(());
+    }
+    let out = root.join("target/examples").join(format!("{}.wasm", f.id));
+    let inputs = [
+        root.join(f.source),
+        root.join("wit/since_v0.2.0"),
+        tool.clone(),
+    ];
+    if newest(&inputs)? > mtime(&out) {
+        std::fs::create_dir_all(out.parent().unwrap())?;
+        let out_s = out.to_string_lossy();
+        run(Command::new(&tool).args(
+            f.args
+                .split_whitespace()
+                .map(|a| a.replace("{out}", &out_s)),
+        ))?;
+    }
+    let b = Build {
+        package: "",
+        features: "",
+        source: f.source,
+        id: f.id,
+        version: None,
+        api_version: None,
+        dest: "examples",
+    };
+    package(
+        &root.join(f.source),
+        &out,
+        &root.join("dist/examples").join(f.id),
+        &b,
+    )
+}
+
+/// Modification time, or the epoch when missing.
+fn mtime(p: &Path) -> std::time::SystemTime {
+    p.metadata()
+        .and_then(|m| m.modified())
+        .unwrap_or(std::time::UNIX_EPOCH)
+}
+
+/// The newest modification time below these paths (not in `node_modules`).
+fn newest(paths: &[PathBuf]) -> Result<std::time::SystemTime> {
+    let mut t = std::time::UNIX_EPOCH;
+    for p in paths {
+        t = t.max(mtime(p));
+        if p.is_dir() {
+            for e in std::fs::read_dir(p)? {
+                let path = e?.path();
+                if !path.ends_with("node_modules") && !path.ends_with("__pycache__") {
+                    t = t.max(newest(&[path])?);
+                }
+            }
+        }
+    }
+    Ok(t)
 }
 
 /// Copy the component and write its manifest with the checksum filled in.
