@@ -36,7 +36,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 have_all() {
     command -v kamailio >/dev/null 2>&1 && command -v sipp >/dev/null 2>&1 && module_dir >/dev/null \
-        && command -v sqlite3 >/dev/null 2>&1 \
+        && command -v sqlite3 >/dev/null 2>&1 && command -v xmllint >/dev/null 2>&1 \
         && command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1
 }
 
@@ -76,10 +76,12 @@ else
     say "apt-get update"
     $SUDO apt-get update -qq
     # sqlite3: the host-work test holds the hub's store locked with it.
-    say "apt-get install kamailio kamailio-presence-modules sip-tester sqlite3 chromium chromium-driver"
+    # libxml2-utils: xmllint, with which the EWS simulator validates every
+    # request against tests/ews_xsd/ (tests/src/ews_sim.rs).
+    say "apt-get install kamailio kamailio-presence-modules sip-tester sqlite3 libxml2-utils chromium chromium-driver"
     $SUDO apt-get install -y -qq --no-install-recommends \
         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-        kamailio kamailio-presence-modules sip-tester sqlite3 chromium chromium-driver
+        kamailio kamailio-presence-modules sip-tester sqlite3 libxml2-utils chromium chromium-driver
     restore_policy
     trap - EXIT
     if [ -n "$POLICY_BACKUP" ]; then say "previous policy-rc.d restored"; else say "policy-rc.d removed"; fi

@@ -258,6 +258,12 @@ async fn todays_items_for_several_users_private_masked_oof_and_a_change_within_o
             .unwrap()
             .contains(PASSWORD)
     );
+    if sim.validates_with_xsd() {
+        assert_eq!(
+            sim.xsd_validated(),
+            sim.served("GetUserAvailability") + sim.served("GetUserOofSettings")
+        );
+    }
 }
 
 /// A private CA: refused without it (the certificate's issuer is unknown),
@@ -712,7 +718,16 @@ async fn the_simulator_refuses_requests_outside_the_schema() {
         let text = r.text().await.unwrap();
         assert!(text.contains(&format!("<e:ResponseCode xmlns:e=\"http://schemas.microsoft.com/exchange/services/2006/errors\">{code}</e:ResponseCode>")), "{what}: {text}");
     }
-    assert_eq!(sim.take_violations().len(), 10);
+    let violations = sim.take_violations();
+    assert_eq!(violations.len(), 10);
+    if sim.validates_with_xsd() {
+        // libxml2 found the misplaced element, not only our own parser.
+        assert!(
+            violations[1].contains("(XSD)") && violations[1].contains("not expected"),
+            "{violations:#?}"
+        );
+        assert!(sim.xsd_validated() >= 1);
+    }
 
     // Authentication: no header is challenged with NTLM and Basic, a wrong
     // password counts as a failed attempt and the account locks at the
