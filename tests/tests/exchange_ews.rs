@@ -511,11 +511,11 @@ fn pki() -> Pki {
 }
 
 /// More mailboxes than one request may carry: batches of at most 100, every
-/// mailbox read.
+/// mailbox read; with an OAuth bearer token and the DetailedMerged view.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_and_fifty_mailboxes_go_in_two_batches() {
     let sim = EwsSim::start(EwsSimConfig::default()).await;
-    sim.add_account(USER, PASSWORD);
+    sim.add_token("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.test");
     let people: Vec<String> = (0..150)
         .map(|i| format!("user{i:03}@example.com"))
         .collect();
@@ -528,7 +528,7 @@ async fn a_hundred_and_fifty_mailboxes_go_in_two_batches() {
     let hub = hub();
     create(
         &hub,
-        json!({"id": ID, "plugin": "exchange-ews", "config": config(&sim, "basic", PASSWORD, json!({"read_out_of_office": false})), "watches": people}),
+        json!({"id": ID, "plugin": "exchange-ews", "config": config(&sim, "basic", PASSWORD, json!({"read_out_of_office": false, "auth_mode": "oauth", "username": "", "password": "", "oauth_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.test", "view": "DetailedMerged"})), "watches": people}),
     )
     .await;
     let v = hub
@@ -554,6 +554,7 @@ async fn a_hundred_and_fifty_mailboxes_go_in_two_batches() {
         .map(|l| l.mailboxes.len())
         .collect();
     assert_eq!(sizes, [100, 50]);
+    assert!(log.iter().all(|l| l.auth == "bearer"));
 }
 
 /// The simulator itself: what Exchange refuses, it refuses (SOAP fault,
