@@ -30,11 +30,16 @@
 //! thin layer around it.
 
 pub mod backoff;
+mod builders;
 mod config;
+mod connector;
 mod errors;
 #[cfg(feature = "graph")]
 pub mod graph;
 mod logging;
+pub mod runtime;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod time;
 pub mod urlcode;
 
@@ -50,7 +55,9 @@ wit_bindgen::generate!({
     additional_derives: [PartialEq],
 });
 
+pub use builders::{Presence, Request, ResponseExt};
 pub use config::{Config, config_field};
+pub use connector::{Connector, Cx, Effect, Host, HttpError, Report, WitHost};
 pub use errors::{invalid_config, render_failure, render_host_error};
 
 /// The host interfaces a connector imports.
@@ -72,6 +79,17 @@ pub use types::{
     SocketId, TelephonyPresence, TelephonySource, TimerId, TimestampMs, UpdateOrigin, VendorValue,
     WebsocketId, WriteAction, WriteFailure, WriteId, WriteOutcome, WriteRequest,
 };
+
+/// What [`register_connector!`] expands to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::connector::WitHost;
+    pub use crate::exports::presence::connector::connector::{
+        Event, Guest, WebhookRequest, WebhookResponse,
+    };
+    pub use crate::runtime::Runtime;
+    pub use crate::types::{ConfigEntry, ConnectorError, EndpointId, PluginInfo, WriteRequest};
+}
 
 /// The contract version these bindings implement: the version of the WIT
 /// package `presence:connector`. Write it as `api-version` in `plugin.toml`;

@@ -2,8 +2,8 @@
 //! (a CTI/TAPI bridge, a script, a monitoring tool). They push presence to the
 //! hub as JSON on an HMAC-signed webhook, `POST /hooks/{instance}/presence`.
 //!
-//! The modules below hold the logic and never call the host; this file is the
-//! thin layer that reads the clock, keeps the state and sends the reports.
+//! The modules below hold the logic and never call the host; this file hands
+//! the SDK's calls to [`Receiver`] and its reports back to the SDK.
 
 mod payload;
 mod receiver;
@@ -12,26 +12,39 @@ mod response;
 mod settings;
 mod signature;
 
-use std::cell::RefCell;
-
 use presence_connector_sdk::{
-    self as sdk, Capabilities, Channels, Config, ConfigEntry, ConnectorError, ConnectorStatus,
-    EndpointId, EndpointKind, Event, Guest, PluginInfo, WebhookRequest, WebhookResponse,
-    WriteRequest, report, timers,
+    self as sdk, Capabilities, Channels, Config, Connector, ConnectorError, ConnectorStatus, Cx,
+    EndpointId, EndpointKind, PluginInfo, WebhookRequest, WebhookResponse, WriteRequest,
 };
 
-use receiver::{Receiver, Report};
+use receiver::Receiver;
 use settings::Settings;
 
-thread_local! {
-    // A component instance is single-threaded; the host serialises calls.
-    static RECEIVER: RefCell<Receiver> = RefCell::new(Receiver::default());
+/// The exported connector.
+struct HttpPush {
+    receiver: Receiver,
 }
 
-/// The exported connector.
-struct HttpPush;
+impl HttpPush {
+    fn apply(&mut self, cx: &mut Cx<Self>, settings: Settings) {
+        let skew = settings.max_skew_secs;
+        self.receiver.configure(settings);
+        cx.info(format!(
+            "configured; accepting pushes with up to {skew} s clock skew"
+        ));
+        cx.status(
+            ConnectorStatus::UpAndRunning,
+            Some("accepting pushes on POST /presence"),
+        );
+    }
+}
 
-impl Guest for HttpPush {
+impl Connector for HttpPush {
+    // Nothing is ever opened: no timers, requests or sockets.
+    type TimerKey = ();
+    type RequestKey = ();
+    type SocketKey = ();
+
     fn describe() -> PluginInfo {
         PluginInfo {
             name: "http-push".into(),
@@ -50,56 +63,53 @@ impl Guest for HttpPush {
         }
     }
 
-    fn configure(entries: Vec<ConfigEntry>) -> Result<(), ConnectorError> {
-        match Settings::from_config(&Config::new(entries)) {
-            Ok(settings) => {
-                let skew = settings.max_skew_secs;
-                RECEIVER.with_borrow_mut(|receiver| receiver.configure(settings));
-                sdk::info!("configured; accepting pushes with up to {skew} s clock skew");
-                report::status(
-                    ConnectorStatus::UpAndRunning,
-                    Some("accepting pushes on POST /presence"),
-                );
-                Ok(())
-            }
-            Err(error) => {
-                // Refuse pushes rather than keep checking them with a
-                // configuration the operator has replaced.
-                RECEIVER.with_borrow_mut(Receiver::unconfigure);
-                Err(error)
-            }
-        }
+    fn new(cx: &mut Cx<Self>, config: &Config) -> Result<Self, ConnectorError> {
+        let mut connector = Self {
+            receiver: Receiver::default(),
+        };
+        connector.apply(cx, Settings::from_config(config)?);
+        Ok(connector)
     }
 
-    fn handle_events(_events: Vec<Event>) -> Result<(), ConnectorError> {
-        // Nothing is ever opened, so no event concerns this connector.
+    /// Keeps the replay guard and what was seen and watched. A bad
+    /// configuration leaves the connector not configured, so pushes are
+    /// refused rather than checked with settings the operator replaced.
+    fn reconfigure(&mut self, cx: &mut Cx<Self>, config: &Config) -> Result<(), ConnectorError> {
+        self.apply(cx, Settings::from_config(config)?);
         Ok(())
     }
 
-    fn handle_webhook(request: WebhookRequest) -> WebhookResponse {
-        let now_ms = timers::now();
-        let outcome =
-            RECEIVER.with_borrow_mut(|receiver| receiver.handle_webhook(&request, now_ms));
-        if let Some((level, message)) = &outcome.log {
-            sdk::log::log(*level, message);
+    fn webhook(&mut self, cx: &mut Cx<Self>, request: WebhookRequest) -> WebhookResponse {
+        let outcome = self.receiver.handle_webhook(&request, cx.now());
+        if let Some((level, message)) = outcome.log {
+            cx.log(level, message);
         }
-        send(outcome.reports);
+        outcome.reports.into_iter().for_each(|r| cx.report(r));
         outcome.response
     }
 
-    fn watch(endpoints: Vec<EndpointId>) -> Result<(), ConnectorError> {
-        send(RECEIVER.with_borrow_mut(|receiver| receiver.watch(endpoints)));
+    fn watch(
+        &mut self,
+        cx: &mut Cx<Self>,
+        endpoints: Vec<EndpointId>,
+    ) -> Result<(), ConnectorError> {
+        self.receiver
+            .watch(endpoints)
+            .into_iter()
+            .for_each(|r| cx.report(r));
         Ok(())
     }
 
-    fn unwatch(endpoints: Vec<EndpointId>) -> Result<(), ConnectorError> {
-        RECEIVER.with_borrow_mut(|receiver| receiver.unwatch(&endpoints));
+    fn unwatch(
+        &mut self,
+        _: &mut Cx<Self>,
+        endpoints: Vec<EndpointId>,
+    ) -> Result<(), ConnectorError> {
+        self.receiver.unwatch(&endpoints);
         Ok(())
     }
 
-    fn write_presence(_request: WriteRequest) -> Result<(), ConnectorError> {
-        // Refusing the call means no write outcome follows, as the contract
-        // asks of a refused write.
+    fn write(&mut self, _: &mut Cx<Self>, _: WriteRequest) -> Result<(), ConnectorError> {
         Err(ConnectorError::Unsupported(
             "http-push receives presence only; it cannot write back".into(),
         ))
@@ -127,39 +137,7 @@ fn endpoint_kinds() -> Vec<EndpointKind> {
     ]
 }
 
-/// Carries out the receiver's reports through the `report` import.
-fn send(reports: Vec<Report>) {
-    for item in reports {
-        match item {
-            Report::Presence(update) => report::presence(&update),
-            Report::EndpointState {
-                endpoint,
-                state,
-                detail,
-            } => report::endpoint_state(&endpoint, state, detail.as_deref()),
-        }
-    }
-}
-
-sdk::export!(HttpPush);
+sdk::register_connector!(HttpPush);
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn describes_two_kinds_and_no_writes() {
-        let info = HttpPush::describe();
-        let kinds: Vec<_> = info
-            .endpoint_kinds
-            .iter()
-            .map(|kind| (kind.attribute.as_str(), kind.feeds))
-            .collect();
-        let both = Channels::TELEPHONY | Channels::RICH;
-        assert_eq!(kinds, [("extension", both), ("username", both)]);
-        let capabilities = info.capabilities;
-        assert!(capabilities.webhooks);
-        assert!(capabilities.writes.is_empty());
-        assert!(!capabilities.restore && !capabilities.expiry);
-    }
-}
+mod tests;

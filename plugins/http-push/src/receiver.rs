@@ -20,22 +20,9 @@ use crate::signature::{self, AuthError};
 /// The one route this connector serves, below `/hooks/{instance}`.
 pub const PUSH_PATH: &str = "/presence";
 
-/// Something to tell the hub through the `report` import.
-// Nearly every report is a presence update, so boxing the large variant
-// would add an allocation per update and save nothing. (`allow`, not
-// `expect`: on wasm32 the enum is under the lint's threshold.)
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
-pub enum Report {
-    /// `report::presence`.
-    Presence(PresenceUpdate),
-    /// `report::endpoint-state`.
-    EndpointState {
-        endpoint: EndpointId,
-        state: EndpointState,
-        detail: Option<String>,
-    },
-}
+/// Something to tell the hub: the SDK's report type, of which this connector
+/// uses `Presence` and `EndpointState`.
+pub use presence_connector_sdk::Report;
 
 /// The answer to a webhook request and what it caused.
 #[derive(Debug)]
@@ -89,7 +76,9 @@ impl Receiver {
     }
 
     /// Forgets the configuration: requests are refused until the next
-    /// successful `configure`.
+    /// successful `configure`. (In the component the SDK drops a connector
+    /// whose configuration fails, which has the same effect.)
+    #[cfg(test)]
     pub fn unconfigure(&mut self) {
         self.settings = None;
     }

@@ -1,0 +1,468 @@
+//! The runtime behind [`register_connector!`](crate::register_connector):
+//! it owns the one connector instance, answers `not-configured` before the
+//! first good configuration, turns host events into keyed calls and carries
+//! out each call's effects — keyed timers multiplexed on one host timer,
+//! request and WebSocket handles mapped back to keys, refusals fed back.
+//!
+//! It is generic over the [`Host`], so the test kit runs exactly this code
+//! under its fake host.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+
+use crate::config::Config;
+use crate::connector::{Connector, Cx, Effect, Host, HttpError};
+use crate::exports::presence::connector::connector::{Event, WebhookRequest, WebhookResponse};
+use crate::presence::connector::log::Level;
+use crate::types::{
+    CloseInfo, ConfigEntry, ConnectorError, EndpointId, Failure, RequestId, TimerId, WebsocketId,
+    WriteRequest,
+};
+
+/// How many rounds of fed-back refusals one call may cause before the
+/// runtime gives up (a connector that retries a refused request at once,
+/// forever).
+const MAX_FEEDBACK_ROUNDS: usize = 64;
+
+/// Logical timers by key, ordered by deadline (then by when they were set).
+#[derive(Debug)]
+pub(crate) struct TimerMux<K> {
+    by_key: HashMap<K, (u64, u64)>,
+    queue: BTreeMap<(u64, u64), K>,
+    seq: u64,
+}
+
+impl<K> Default for TimerMux<K> {
+    fn default() -> Self {
+        Self {
+            by_key: HashMap::new(),
+            queue: BTreeMap::new(),
+            seq: 0,
+        }
+    }
+}
+
+impl<K: Clone + Eq + Hash> TimerMux<K> {
+    pub(crate) fn set(&mut self, key: K, deadline: u64) {
+        self.cancel(&key);
+        self.seq += 1;
+        let slot = (deadline, self.seq);
+        self.queue.insert(slot, key.clone());
+        self.by_key.insert(key, slot);
+    }
+
+    pub(crate) fn cancel(&mut self, key: &K) {
+        if let Some(slot) = self.by_key.remove(key) {
+            self.queue.remove(&slot);
+        }
+    }
+
+    /// Removes and returns the keys due at `now`, earliest first.
+    pub(crate) fn due(&mut self, now: u64) -> Vec<K> {
+        let mut due = Vec::new();
+        while let Some(entry) = self.queue.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let key = entry.remove();
+            self.by_key.remove(&key);
+            due.push(key);
+        }
+        due
+    }
+
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        self.queue.keys().next().map(|(deadline, _)| *deadline)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.by_key.clear();
+        self.queue.clear();
+    }
+}
+
+/// Something the host refused, to be handed back to the connector.
+enum Feedback<C: Connector> {
+    Http(C::RequestKey, HttpError),
+    WsClosed(C::SocketKey, CloseInfo),
+}
+
+/// One connector instance and the host state around it.
+pub struct Runtime<C: Connector, H: Host> {
+    host: H,
+    connector: Option<C>,
+    timers: TimerMux<C::TimerKey>,
+    /// The one host timer in use, and when it fires.
+    armed: Option<(TimerId, u64)>,
+    requests: HashMap<RequestId, C::RequestKey>,
+    sockets: HashMap<WebsocketId, C::SocketKey>,
+    socket_keys: HashMap<C::SocketKey, WebsocketId>,
+}
+
+impl<C: Connector, H: Host> Runtime<C, H> {
+    pub fn new(host: H) -> Self {
+        Self {
+            host,
+            connector: None,
+            timers: TimerMux::default(),
+            armed: None,
+            requests: HashMap::new(),
+            sockets: HashMap::new(),
+            socket_keys: HashMap::new(),
+        }
+    }
+
+    pub fn host(&self) -> &H {
+        &self.host
+    }
+
+    pub fn host_mut(&mut self) -> &mut H {
+        &mut self.host
+    }
+
+    /// The connector, once configured.
+    pub fn connector(&self) -> Option<&C> {
+        self.connector.as_ref()
+    }
+
+    pub fn connector_mut(&mut self) -> Option<&mut C> {
+        self.connector.as_mut()
+    }
+
+    /// Logical timers set, requests in flight, WebSockets open.
+    pub fn pending(&self) -> (usize, usize, usize) {
+        (
+            self.timers.len(),
+            self.requests.len(),
+            self.socket_keys.len(),
+        )
+    }
+
+    /// `configure`: builds the connector or reconfigures it.
+    pub fn configure(&mut self, entries: Vec<ConfigEntry>) -> Result<(), ConnectorError> {
+        let config = Config::new(entries);
+        let mut cx = Cx::new(&mut self.host);
+        let result = match self.connector.as_mut() {
+            Some(connector) => connector.reconfigure(&mut cx, &config),
+            None => C::new(&mut cx, &config).map(|connector| self.connector = Some(connector)),
+        };
+        let effects = cx.take_effects();
+        if result.is_err() {
+            self.connector = None;
+        }
+        self.execute(effects);
+        if result.is_err() {
+            self.reset();
+        }
+        result
+    }
+
+    /// `handle-events`.
+    pub fn handle_events(&mut self, events: Vec<Event>) -> Result<(), ConnectorError> {
+        for event in events {
+            self.event(event);
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Timer(handle) => {
+                if self.armed.is_some_and(|(armed, _)| armed == handle) {
+                    self.armed = None;
+                }
+                let now = self.host.now();
+                let due = self.timers.due(now);
+                if !due.is_empty() {
+                    self.call(|connector, cx| {
+                        for key in due {
+                            connector.on_timer(cx, key);
+                        }
+                    });
+                }
+                self.rearm();
+            }
+            Event::HttpResponse(result) => {
+                let Some(key) = self.requests.remove(&result.request) else {
+                    return;
+                };
+                let outcome = result.outcome.map_err(HttpError::Failed);
+                self.call(|connector, cx| connector.on_http(cx, key, outcome));
+            }
+            Event::WebsocketOpened(open) => {
+                let Some(key) = self.sockets.get(&open.socket).cloned() else {
+                    return;
+                };
+                self.call(|connector, cx| connector.on_ws_open(cx, key, open));
+            }
+            Event::WebsocketMessage(message) => {
+                let Some(key) = self.sockets.get(&message.socket).cloned() else {
+                    return;
+                };
+                self.call(|connector, cx| connector.on_ws_message(cx, key, message.payload));
+            }
+            Event::WebsocketClosed(closed) => {
+                let Some(key) = self.sockets.remove(&closed.socket) else {
+                    return;
+                };
+                if self.socket_keys.get(&key) == Some(&closed.socket) {
+                    self.socket_keys.remove(&key);
+                }
+                self.call(|connector, cx| connector.on_ws_closed(cx, key, closed.close));
+            }
+            Event::Datagram(datagram) => {
+                self.call(|connector, cx| connector.on_datagram(cx, datagram));
+            }
+            Event::StreamConnected(info) => {
+                self.call(|connector, cx| connector.on_stream_connected(cx, info));
+            }
+            Event::StreamData(data) => {
+                self.call(|connector, cx| connector.on_stream_data(cx, data));
+            }
+            Event::StreamClosed(closed) => {
+                self.call(|connector, cx| connector.on_stream_closed(cx, closed));
+            }
+            Event::Shutdown => {
+                self.call(|connector, cx| connector.on_shutdown(cx));
+            }
+        }
+    }
+
+    /// `handle-webhook`: 503 before the connector is configured.
+    pub fn handle_webhook(&mut self, request: WebhookRequest) -> WebhookResponse {
+        self.call(|connector, cx| connector.webhook(cx, request))
+            .unwrap_or_else(|| WebhookResponse {
+                status: 503,
+                headers: vec![crate::types::Header {
+                    name: "content-type".into(),
+                    value: "application/json".into(),
+                }],
+                body: br#"{"error":"the connector is not configured"}"#.to_vec(),
+            })
+    }
+
+    pub fn watch(&mut self, endpoints: Vec<EndpointId>) -> Result<(), ConnectorError> {
+        self.call(|connector, cx| connector.watch(cx, endpoints))
+            .unwrap_or(Err(ConnectorError::NotConfigured))
+    }
+
+    pub fn unwatch(&mut self, endpoints: Vec<EndpointId>) -> Result<(), ConnectorError> {
+        self.call(|connector, cx| connector.unwatch(cx, endpoints))
+            .unwrap_or(Err(ConnectorError::NotConfigured))
+    }
+
+    pub fn write_presence(&mut self, request: WriteRequest) -> Result<(), ConnectorError> {
+        self.call(|connector, cx| connector.write(cx, request))
+            .unwrap_or(Err(ConnectorError::NotConfigured))
+    }
+
+    /// Runs `f` on the connector with a fresh context, then carries out what
+    /// it asked for. `None` when not configured.
+    fn call<R>(&mut self, f: impl FnOnce(&mut C, &mut Cx<'_, C>) -> R) -> Option<R> {
+        let connector = self.connector.as_mut()?;
+        let mut cx = Cx::new(&mut self.host);
+        let result = f(connector, &mut cx);
+        let effects = cx.take_effects();
+        self.execute(effects);
+        Some(result)
+    }
+
+    /// Carries out effects; refusals go back to the connector, whose answer
+    /// is carried out in turn, for a bounded number of rounds.
+    fn execute(&mut self, mut effects: Vec<Effect<C>>) {
+        for _ in 0..MAX_FEEDBACK_ROUNDS {
+            let feedback = self.apply(effects);
+            self.rearm();
+            if feedback.is_empty() {
+                return;
+            }
+            let Some(connector) = self.connector.as_mut() else {
+                return;
+            };
+            let mut cx = Cx::new(&mut self.host);
+            for item in feedback {
+                match item {
+                    Feedback::Http(key, error) => connector.on_http(&mut cx, key, Err(error)),
+                    Feedback::WsClosed(key, close) => connector.on_ws_closed(&mut cx, key, close),
+                }
+            }
+            effects = cx.take_effects();
+        }
+        self.host.log(
+            Level::Error,
+            "the connector kept retrying refused requests; dropped the rest",
+        );
+    }
+
+    fn apply(&mut self, effects: Vec<Effect<C>>) -> Vec<Feedback<C>> {
+        let mut feedback = Vec::new();
+        let now = self.host.now();
+        for effect in effects {
+            match effect {
+                Effect::SetTimer(key, after_ms) => {
+                    self.timers.set(key, now.saturating_add(after_ms));
+                }
+                Effect::CancelTimer(key) => self.timers.cancel(&key),
+                Effect::Http(key, request) => match self.host.http_send(&request) {
+                    Ok(handle) => {
+                        self.requests.insert(handle, key);
+                    }
+                    Err(error) => feedback.push(Feedback::Http(key, HttpError::Refused(error))),
+                },
+                Effect::CancelHttp(key) => {
+                    let handles: Vec<RequestId> = self
+                        .requests
+                        .iter()
+                        .filter(|(_, k)| **k == key)
+                        .map(|(handle, _)| *handle)
+                        .collect();
+                    for handle in handles {
+                        self.requests.remove(&handle);
+                        self.host.http_cancel(handle);
+                    }
+                }
+                Effect::WsConnect(key, url, options) => {
+                    if let Some(old) = self.socket_keys.remove(&key) {
+                        self.sockets.remove(&old);
+                        self.host.ws_close(old, 1000, "replaced");
+                    }
+                    match self.host.ws_connect(&url, &options) {
+                        Ok(handle) => {
+                            self.sockets.insert(handle, key.clone());
+                            self.socket_keys.insert(key, handle);
+                        }
+                        Err(error) => feedback.push(Feedback::WsClosed(
+                            key,
+                            CloseInfo {
+                                code: None,
+                                reason: String::new(),
+                                failure: Some(Failure::Other(format!(
+                                    "refused by the host: {}",
+                                    crate::render_host_error(&error)
+                                ))),
+                            },
+                        )),
+                    }
+                }
+                Effect::WsSend(key, payload) => match self.socket_keys.get(&key) {
+                    Some(handle) => {
+                        if let Err(error) = self.host.ws_send(*handle, &payload) {
+                            let message = format!(
+                                "WebSocket {key:?}: send refused: {}",
+                                crate::render_host_error(&error)
+                            );
+                            self.host.log(Level::Warn, &message);
+                        }
+                    }
+                    None => {
+                        let message = format!("WebSocket {key:?} is not open; message dropped");
+                        self.host.log(Level::Warn, &message);
+                    }
+                },
+                Effect::WsClose(key, code, reason) => {
+                    if let Some(handle) = self.socket_keys.get(&key) {
+                        self.host.ws_close(*handle, code, &reason);
+                    }
+                }
+                Effect::Report(report) => self.host.report(report),
+                Effect::Log(level, message) => self.host.log(level, &message),
+                Effect::Reset => self.reset(),
+            }
+        }
+        feedback
+    }
+
+    /// Drops every timer and WebSocket and forgets requests in flight.
+    fn reset(&mut self) {
+        self.timers.clear();
+        self.requests.clear();
+        for (handle, _) in self.sockets.drain() {
+            self.host.ws_close(handle, 1000, "reconfigured");
+        }
+        self.socket_keys.clear();
+    }
+
+    /// Keeps one host timer armed for the earliest logical deadline. A host
+    /// timer that would fire later than needed is replaced; one that fires
+    /// early (its key was cancelled) is left to fire and re-arm.
+    fn rearm(&mut self) {
+        let Some(deadline) = self.timers.next_deadline() else {
+            if let Some((handle, _)) = self.armed.take() {
+                self.host.cancel_timer(handle);
+            }
+            return;
+        };
+        if let Some((handle, armed_at)) = self.armed {
+            if armed_at <= deadline {
+                return;
+            }
+            self.host.cancel_timer(handle);
+        }
+        let now = self.host.now();
+        let handle = self.host.set_timer(deadline.saturating_sub(now));
+        self.armed = Some((handle, deadline));
+    }
+}
+
+/// Registers a [`Connector`] as the component's export. Write it once, at
+/// the crate root:
+///
+/// ```ignore
+/// presence_connector_sdk::register_connector!(MyConnector);
+/// ```
+///
+/// The macro owns the single instance (one per component instance; the host
+/// serialises calls), answers `not-configured` before the first good
+/// configuration, and exports the WIT `connector` interface.
+#[macro_export]
+macro_rules! register_connector {
+    ($connector:ty) => {
+        const _: () = {
+            use ::std::cell::RefCell;
+            use $crate::__private::{
+                ConfigEntry, ConnectorError, EndpointId, Event, Guest, PluginInfo, Runtime,
+                WebhookRequest, WebhookResponse, WitHost, WriteRequest,
+            };
+
+            ::std::thread_local! {
+                static RUNTIME: RefCell<Runtime<$connector, WitHost>> =
+                    RefCell::new(Runtime::new(WitHost));
+            }
+
+            struct __PresenceConnectorExport;
+
+            impl Guest for __PresenceConnectorExport {
+                fn describe() -> PluginInfo {
+                    <$connector as $crate::Connector>::describe()
+                }
+                fn configure(config: Vec<ConfigEntry>) -> Result<(), ConnectorError> {
+                    RUNTIME.with_borrow_mut(|rt| rt.configure(config))
+                }
+                fn handle_events(events: Vec<Event>) -> Result<(), ConnectorError> {
+                    RUNTIME.with_borrow_mut(|rt| rt.handle_events(events))
+                }
+                fn handle_webhook(request: WebhookRequest) -> WebhookResponse {
+                    RUNTIME.with_borrow_mut(|rt| rt.handle_webhook(request))
+                }
+                fn watch(endpoints: Vec<EndpointId>) -> Result<(), ConnectorError> {
+                    RUNTIME.with_borrow_mut(|rt| rt.watch(endpoints))
+                }
+                fn unwatch(endpoints: Vec<EndpointId>) -> Result<(), ConnectorError> {
+                    RUNTIME.with_borrow_mut(|rt| rt.unwatch(endpoints))
+                }
+                fn write_presence(request: WriteRequest) -> Result<(), ConnectorError> {
+                    RUNTIME.with_borrow_mut(|rt| rt.write_presence(request))
+                }
+            }
+
+    $crate::export!(__PresenceConnectorExport with_types_in $crate);
+        };
+    };
+}
+
+#[cfg(test)]
+mod tests;
