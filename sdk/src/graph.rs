@@ -169,8 +169,11 @@ pub enum Outcome {
     Rejected(u16, String),
 }
 
+/// An HTTP answer as [`classify`] reads it: status, headers, body.
+pub type RawAnswer<'a> = (u16, &'a [(String, String)], &'a [u8]);
+
 /// Sort an answer (or a transport failure, `Err`) by what to do with it.
-pub fn classify(result: Result<(u16, &[(String, String)], &[u8]), &str>, now_ms: u64) -> Outcome {
+pub fn classify(result: Result<RawAnswer<'_>, &str>, now_ms: u64) -> Outcome {
     let (status, headers, body) = match result {
         Ok(r) => r,
         Err(e) => return Outcome::Transient(None, e.to_string()),

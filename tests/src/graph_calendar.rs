@@ -234,7 +234,7 @@ impl Tz {
         )
     }
 
-    fn to_utc(&self, local_ms: i64) -> i64 {
+    fn utc_of(&self, local_ms: i64) -> i64 {
         let first = local_ms - self.offset_at(local_ms - self.std_ms);
         first.min(local_ms - self.offset_at(first))
     }
@@ -295,11 +295,15 @@ fn access_denied() -> Answer {
 }
 
 fn invalid(message: &str) -> Answer {
-    reply(graph_error(400, "ErrorInvalidParameter", message))
+    reply(bad_param(message))
+}
+
+fn bad_param(message: &str) -> (u16, Value) {
+    graph_error(400, "ErrorInvalidParameter", message)
 }
 
 /// The zone of `Prefer: outlook.timezone="..."`: `Ok(None)` without one.
-fn prefer_zone(req: &Req) -> Result<Option<Tz>, Answer> {
+fn prefer_zone(req: &Req) -> Result<Option<Tz>, (u16, Value)> {
     let mut zone = None;
     for v in req.headers.get_all("prefer") {
         let v = v.to_str().unwrap_or("");
@@ -308,11 +312,11 @@ fn prefer_zone(req: &Req) -> Result<Option<Tz>, Answer> {
             if let Some(name) = part.strip_prefix("outlook.timezone=") {
                 let name = name.trim().trim_matches('"');
                 zone = Some(tz(name).ok_or_else(|| {
-                    reply(graph_error(
+                    graph_error(
                         400,
                         "ErrorTimeZoneNotSupported",
                         &format!("A valid TimeZone value must be specified. The following TimeZone value is not supported: '{name}'."),
-                    ))
+                    )
                 })?);
             }
         }
@@ -434,7 +438,7 @@ fn answer(s: &mut Sim, req: &Req, kind: &str, mailbox: &str, user: Option<&str>)
     }
     let zone = match prefer_zone(req) {
         Ok(z) => z,
-        Err(a) => return a,
+        Err(e) => return reply(e),
     };
     match kind {
         "getSchedule" => {
@@ -482,34 +486,34 @@ fn answer(s: &mut Sim, req: &Req, kind: &str, mailbox: &str, user: Option<&str>)
 }
 
 /// A `dateTimeTimeZone` of a request: wall-clock time, known zone.
-fn request_time(body: &Value, name: &str) -> Result<u64, Answer> {
-    let v = field(body, name).ok_or_else(|| invalid(&format!("{name} is required.")))?;
+fn request_time(body: &Value, name: &str) -> Result<u64, (u16, Value)> {
+    let v = field(body, name).ok_or_else(|| bad_param(&format!("{name} is required.")))?;
     let dt = v["dateTime"]
         .as_str()
-        .ok_or_else(|| invalid(&format!("{name}.dateTime is required.")))?;
+        .ok_or_else(|| bad_param(&format!("{name}.dateTime is required.")))?;
     let zone_name = v["timeZone"]
         .as_str()
-        .ok_or_else(|| invalid(&format!("{name}.timeZone is required.")))?;
+        .ok_or_else(|| bad_param(&format!("{name}.timeZone is required.")))?;
     let zone = tz(zone_name).ok_or_else(|| {
-        reply(graph_error(
+        graph_error(
             400,
             "ErrorTimeZoneNotSupported",
             &format!("The following TimeZone value is not supported: '{zone_name}'."),
-        ))
+        )
     })?;
     let wall = parse_wall(dt).ok_or_else(|| {
-        invalid(&format!(
+        bad_param(&format!(
             "{name}.dateTime '{dt}' is not a date and time without offset (yyyy-MM-ddTHH:mm:ss)."
         ))
     })?;
-    u64::try_from(zone.to_utc(wall)).map_err(|_| invalid(&format!("{name} is out of range.")))
+    u64::try_from(zone.utc_of(wall)).map_err(|_| bad_param(&format!("{name} is out of range.")))
 }
 
-fn overlapping<'a>(
-    items: Option<&'a Vec<CalItem>>,
+fn overlapping(
+    items: Option<&Vec<CalItem>>,
     start: u64,
     end: u64,
-) -> impl Iterator<Item = &'a CalItem> {
+) -> impl Iterator<Item = &CalItem> {
     items
         .into_iter()
         .flatten()
@@ -535,7 +539,7 @@ fn get_schedule(s: &mut Sim, req: &Req, zone: Option<Tz>) -> Answer {
         request_time(&body, "endTime"),
     ) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return e,
+        (Err(e), _) | (_, Err(e)) => return reply(e),
     };
     if end <= start {
         return invalid("endTime must be after startTime.");
@@ -803,16 +807,17 @@ pub(super) fn subscriptions(
             .any(|r| !s.cal.revoked.contains(*r));
     let now = now_ms();
     let bad = |m: &str| reply(graph_error(400, "ValidationError", m));
-    let expiry = |body: &Value| -> Result<u64, Answer> {
+    let verr = |m: &str| graph_error(400, "ValidationError", m);
+    let expiry = |body: &Value| -> Result<u64, (u16, Value)> {
         let at = body["expirationDateTime"]
             .as_str()
             .and_then(super::parse_rfc3339)
-            .ok_or_else(|| bad("expirationDateTime is not a valid DateTimeOffset."))?;
+            .ok_or_else(|| verr("expirationDateTime is not a valid DateTimeOffset."))?;
         if at <= now {
-            return Err(bad("Subscription expiration must be in the future."));
+            return Err(verr("Subscription expiration must be in the future."));
         }
         if at > now + MAX_EVENT_SUBSCRIPTION_MS {
-            return Err(bad(
+            return Err(verr(
                 "Subscription expiration can only be 10080 minutes in the future.",
             ));
         }
@@ -865,7 +870,7 @@ pub(super) fn subscriptions(
             }
             let requested_ms = match expiry(&body) {
                 Ok(a) => a,
-                Err(a) => return a,
+                Err(e) => return reply(e),
             };
             if let Err(e) = check_url(s, &url, "notificationUrl") {
                 return reply(e);
@@ -952,7 +957,7 @@ pub(super) fn subscriptions(
                     }
                     let at = match expiry(&body) {
                         Ok(a) => a,
-                        Err(a) => return a,
+                        Err(e) => return reply(e),
                     };
                     let sub = s.subs.get_mut(&id).unwrap();
                     sub.expires_ms = at.min(granted_max);
@@ -1105,7 +1110,7 @@ mod tests {
             "2026-07-01T12:00:00.0000000"
         );
         let wall = parse_wall("2026-07-01T12:00:00").unwrap();
-        assert_eq!(berlin.to_utc(wall), 1_782_900_000_000);
+        assert_eq!(berlin.utc_of(wall), 1_782_900_000_000);
         let ny = tz("Eastern Standard Time").unwrap();
         // 2026-01-15T15:00Z is 10:00 in New York (standard time).
         assert_eq!(ny.wall(1_768_489_200_000), "2026-01-15T10:00:00.0000000");
