@@ -503,48 +503,61 @@ async fn a_secret_does_not_follow_a_new_address() {
 async fn racing_operators_leave_one_truth() {
     let mut hub = Hub::start(&[], &[]);
     const N: usize = 300;
-    let mut tasks = Vec::new();
-    for i in 0..N {
-        let (s, v) = hub
-            .call(
-                "POST",
-                "/api/v1/users",
-                Some(json!({"username": format!("u{i}")})),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
-    }
-    for i in 0..N {
-        let base = hub.base.clone();
-        tasks.push(tokio::spawn(async move {
-            // Each client gives up after 0-15 ms: some requests are cut
-            // before their handler, some inside it.
-            let client = |ms: u64| {
-                reqwest::Client::builder()
-                    .timeout(Duration::from_millis(ms))
-                    .build()
-                    .unwrap()
-            };
-            let name = format!("u{i}");
-            let del = client((i % 16) as u64)
-                .delete(format!("{base}/api/v1/users/{name}"))
-                .bearer_auth(TOKEN)
-                .send();
-            let put = client(((i * 7) % 16) as u64)
-                .put(format!("{base}/api/v1/users/{name}"))
-                .bearer_auth(TOKEN)
-                .json(&json!({"username": name, "display_name": "again"}))
-                .send();
-            let note = client(((i * 5) % 16) as u64)
-                .post(format!("{base}/api/v1/users/{name}/notes"))
-                .bearer_auth(TOKEN)
-                .json(&json!({"text": "racing"}))
-                .send();
-            let _ = tokio::join!(del, put, note);
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
+    // Rounds make a cut between a write's database change and the
+    // service's update likely to be hit at least once without the fix
+    // (one round alone hit it about every other run).
+    for round in 0..4usize {
+        let mut creates = Vec::new();
+        for i in 0..N {
+            let base = hub.base.clone();
+            creates.push(tokio::spawn(async move {
+                reqwest::Client::new()
+                    .post(format!("{base}/api/v1/users"))
+                    .bearer_auth(TOKEN)
+                    .json(&json!({"username": format!("u{i}")}))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            }));
+        }
+        for c in creates {
+            let s = c.await.unwrap().unwrap();
+            assert!(s == 201 || s == 409, "create: {s}");
+        }
+        let mut tasks = Vec::new();
+        for i in 0..N {
+            let base = hub.base.clone();
+            tasks.push(tokio::spawn(async move {
+                // Each client gives up after 0-30 ms: some requests are
+                // cut before their handler, some inside it.
+                let client = |ms: usize| {
+                    reqwest::Client::builder()
+                        .timeout(Duration::from_millis((ms % 31) as u64))
+                        .build()
+                        .unwrap()
+                };
+                let k = i + round * 7;
+                let name = format!("u{i}");
+                let del = client(k)
+                    .delete(format!("{base}/api/v1/users/{name}"))
+                    .bearer_auth(TOKEN)
+                    .send();
+                let put = client(k * 7)
+                    .put(format!("{base}/api/v1/users/{name}"))
+                    .bearer_auth(TOKEN)
+                    .json(&json!({"username": name, "display_name": "again"}))
+                    .send();
+                let note = client(k * 5)
+                    .post(format!("{base}/api/v1/users/{name}/notes"))
+                    .bearer_auth(TOKEN)
+                    .json(&json!({"text": "racing"}))
+                    .send();
+                let _ = tokio::join!(del, put, note);
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
     }
     // Let every started write finish.
     tokio::time::sleep(Duration::from_millis(500)).await;
