@@ -35,14 +35,24 @@ impl State {
         self.handles.insert(h, key);
     }
 
+    /// A new configuration replaces the running core: its subscriptions
+    /// are deleted first (those requests are left to run; their answers
+    /// find nobody), its timers and reads abandoned.
     fn reset(&mut self) {
+        if let Some(core) = self.core.as_mut() {
+            core.shutdown(timers::now());
+        }
+        let before: std::collections::HashSet<RequestId> = self.requests.keys().copied().collect();
+        self.run();
         self.core = None;
         for (_, h) in self.timers.drain() {
             timers::cancel(h);
         }
         self.handles.clear();
         for (h, _) in self.requests.drain() {
-            http::cancel(h);
+            if before.contains(&h) {
+                http::cancel(h);
+            }
         }
     }
 

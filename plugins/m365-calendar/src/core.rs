@@ -156,6 +156,9 @@ struct Ep {
     dirty: bool,
     /// When the items were last asked for.
     items_at: u64,
+    /// An unknown mailbox is asked again later each time: not before this.
+    skip_until: u64,
+    misses: u32,
 }
 
 /// Where a mailbox's change-notification subscription stands.
@@ -404,6 +407,9 @@ impl Core {
             let eps: Vec<String> = self.eps.keys().cloned().collect();
             let resync = self.s.refresh_ms * RESYNC_FACTOR;
             for ep in eps {
+                if self.eps.get(&ep).is_some_and(|e| now < e.skip_until) {
+                    continue;
+                }
                 // Followed by notifications: the items only now and then.
                 let items = !self.notified(&ep)
                     || self
@@ -1191,6 +1197,8 @@ impl Core {
 
     fn items_in(&mut self, ep: &str, items: Vec<CalendarItem>, now: u64) {
         if let Some(e) = self.eps.get_mut(ep) {
+            e.misses = 0;
+            e.skip_until = 0;
             e.items = Some(items);
             e.pending_items = false;
             e.dirty = true;
@@ -1198,12 +1206,18 @@ impl Core {
         self.maybe_report(ep, now);
     }
 
-    fn items_failed(&mut self, ep: &str, state: EndpointState, detail: String, _now: u64) {
+    fn items_failed(&mut self, ep: &str, state: EndpointState, detail: String, now: u64) {
+        let refresh = self.s.refresh_ms;
         let Some(e) = self.eps.get_mut(ep) else {
             return;
         };
         e.items = None;
         e.pending_items = false;
+        if state == EndpointState::NotFound {
+            // Read again after 2, 4, ... up to 32 intervals.
+            e.misses = e.misses.saturating_add(1);
+            e.skip_until = now + refresh * (1u64 << e.misses.min(5));
+        }
         if e.state != Some(state) {
             e.state = Some(state);
             self.out
@@ -1514,6 +1528,83 @@ mod tests {
             c.on_timer(TimerKey::Poll, t * 1_000);
         }
         assert_eq!(c.token_requests(), 1, "no hammering");
+    }
+
+    #[test]
+    fn notifications_validate_check_client_state_and_follow_lifecycle() {
+        let mut c = Core::new(
+            settings(&[(
+                "notification_url",
+                ConfigValue::Text("https://hub.example.com/hooks/cal/notify".into()),
+            )]),
+            Box::new(|n| vec![0xab; n as usize]),
+        );
+        c.start(0);
+        let reqs = http(&c.take_actions());
+        c.on_http(
+            reqs[0].0,
+            ok(r#"{"access_token":"tok","expires_in":3600}"#),
+            0,
+        );
+        c.watch(&["a@x.com".to_string()], 0);
+        let reqs = http(&c.take_actions());
+        let create = reqs
+            .iter()
+            .find(|(_, r)| r.url.ends_with("/subscriptions"))
+            .expect("a subscription is asked for")
+            .clone();
+        let body: serde_json::Value = serde_json::from_slice(&create.1.body).unwrap();
+        assert_eq!(body["resource"], "/users/a@x.com/events");
+        assert_eq!(body["changeType"], "created,updated,deleted");
+        let cs = body["clientState"].as_str().unwrap().to_string();
+        assert_eq!(cs.len(), 32);
+        c.on_http(
+            create.0,
+            Ok(Response {
+                status: 201,
+                headers: vec![],
+                body: br#"{"id":"sub-1","expirationDateTime":"2100-01-01T00:00:00Z"}"#.to_vec(),
+            }),
+            10,
+        );
+        // Answer the first reads so nothing is pending.
+        for (id, r) in reqs
+            .iter()
+            .filter(|(_, r)| !r.url.ends_with("/subscriptions"))
+        {
+            let body = if r.url.contains("getSchedule") {
+                r#"{"value":[{"scheduleId":"a@x.com","scheduleItems":[]}]}"#
+            } else {
+                r#"{"status":"disabled"}"#
+            };
+            c.on_http(*id, ok(body), 20);
+        }
+        c.take_actions();
+        let (status, ct, echo) = c.on_webhook("POST", "validationToken=a%20b%2Bc", b"", 30);
+        assert_eq!(
+            (status, ct, echo.as_slice()),
+            (200, "text/plain; charset=utf-8", b"a b+c".as_slice())
+        );
+        let wrong = br#"{"value":[{"subscriptionId":"sub-1","clientState":"forged","changeType":"created"}]}"#;
+        assert_eq!(c.on_webhook("POST", "", wrong, 40).0, 202);
+        assert!(
+            http(&c.take_actions()).is_empty(),
+            "a forged notification reads nothing"
+        );
+        let right = format!(
+            r#"{{"value":[{{"subscriptionId":"sub-1","clientState":"{cs}","changeType":"created"}}]}}"#
+        );
+        assert_eq!(c.on_webhook("POST", "", right.as_bytes(), 50).0, 202);
+        let reads = http(&c.take_actions());
+        assert_eq!(reads.len(), 1, "the items at once: {reads:?}");
+        assert!(reads[0].1.url.contains("getSchedule"));
+        let reauth = format!(
+            r#"{{"value":[{{"subscriptionId":"sub-1","clientState":"{cs}","lifecycleEvent":"reauthorizationRequired"}}]}}"#
+        );
+        c.on_webhook("POST", "", reauth.as_bytes(), 60);
+        assert!(http(&c.take_actions()).iter().any(
+            |(_, r)| r.method == "POST" && r.url.ends_with("/subscriptions/sub-1/reauthorize")
+        ));
     }
 
     #[test]
