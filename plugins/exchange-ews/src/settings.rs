@@ -44,6 +44,7 @@ pub struct Settings {
     pub batch_size: usize,
     pub view: View,
     pub read_oof: bool,
+    pub oof_refresh_ms: u64,
     pub auth_retry_ms: u64,
     pub workstation: String,
 }
@@ -179,9 +180,18 @@ pub fn fields() -> Vec<ConfigField> {
         f(
             "read_out_of_office",
             "Read out-of-office",
-            "Read each mailbox's automatic reply (GetUserOofSettings) on every refresh",
+            "Read each mailbox's automatic reply (GetUserOofSettings, one request per mailbox)",
             FieldKind::Boolean,
             Some("true"),
+            false,
+            false,
+        ),
+        f(
+            "oof_refresh_seconds",
+            "Out-of-office refresh interval",
+            "Seconds between two reads of one mailbox's automatic reply (5 to 86400); calendars are read every refresh, automatic replies change seldom and cost a request per mailbox",
+            FieldKind::Integer,
+            Some("300"),
             false,
             false,
         ),
@@ -314,6 +324,7 @@ impl Settings {
             batch_size: int(c, "batch_size", 100, 1..=100)? as usize,
             view,
             read_oof: c.opt_boolean("read_out_of_office")?.unwrap_or(true),
+            oof_refresh_ms: int(c, "oof_refresh_seconds", 300, 5..=86_400)? as u64 * 1000,
             auth_retry_ms: int(c, "auth_retry_seconds", 900, 5..=86_400)? as u64 * 1000,
             workstation: "PRESENCEHUB".into(),
         })
@@ -333,7 +344,7 @@ impl Settings {
     pub fn fingerprint(&self) -> String {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         let text = format!(
-            "{}|{:?}|{}|{}|{:?}|{}|{}|{}|{:?}|{}|{}|{:?}|{}|{}",
+            "{}|{:?}|{}|{}|{:?}|{}|{}|{}|{:?}|{}|{}|{:?}|{}|{}|{}",
             self.url,
             self.auth,
             self.username,
@@ -347,6 +358,7 @@ impl Settings {
             self.batch_size,
             self.view,
             self.read_oof,
+            self.oof_refresh_ms,
             self.auth_retry_ms
         );
         for b in text.bytes() {
@@ -422,6 +434,7 @@ pub(crate) mod tests {
             ("batch_size", "101"),
             ("view", "FreeBusy"),
             ("auth_retry_seconds", "0"),
+            ("oof_refresh_seconds", "1"),
         ] {
             let mut pairs = base.to_vec();
             pairs.push((field, value));

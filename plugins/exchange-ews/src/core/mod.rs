@@ -4,7 +4,8 @@
 //!
 //! A *refresh* reads every watched calendar: `GetUserAvailability` in
 //! batches of up to 100 mailboxes for today and the next working day, then
-//! `GetUserOofSettings` per mailbox; then it reports each calendar and
+//! `GetUserOofSettings` per mailbox whose reply is older than
+//! `oof_refresh_seconds`; then it reports each calendar and
 //! waits for the next refresh. Requests go one at a time: gentle on the
 //! server, and NTLM's handshake stays on one connection.
 //!
@@ -177,6 +178,8 @@ pub struct Core {
     rerun: bool,
     status: Option<(ConnectorStatus, Option<String>)>,
     oof_denied: BTreeSet<String>,
+    /// The last out-of-office settings read per mailbox, and when.
+    oof_cache: BTreeMap<String, (Option<Oof>, u64)>,
     actions: Vec<Action>,
 }
 
@@ -258,6 +261,7 @@ impl Core {
             rerun: false,
             status: None,
             oof_denied: BTreeSet::new(),
+            oof_cache: BTreeMap::new(),
             actions: Vec::new(),
         }
     }
@@ -364,6 +368,7 @@ impl Core {
         for ep in eps {
             self.watched.remove(ep);
             self.states.remove(ep);
+            self.oof_cache.remove(ep);
         }
     }
 
@@ -408,9 +413,18 @@ impl Core {
             .map(|c| Job::Availability(c.to_vec()))
             .collect();
         if self.s.read_oof {
+            // Each mailbox's reply at most every `oof_refresh_seconds`
+            // (less a refresh's worth of slack, so a reply due "soon" is
+            // read now rather than one whole refresh late).
+            let slack = self.s.refresh_ms / 2;
             jobs.extend(
                 eps.iter()
                     .filter(|e| !self.oof_denied.contains(*e))
+                    .filter(|e| {
+                        self.oof_cache
+                            .get(*e)
+                            .is_none_or(|(_, at)| now + slack >= at + self.s.oof_refresh_ms)
+                    })
                     .map(|e| Job::Oof(e.clone())),
             );
         }
@@ -700,6 +714,7 @@ impl Core {
             }),
             Job::Oof(ep) => soap::oof(&root).map(|answer| match answer {
                 Ok(o) => {
+                    self.oof_cache.insert(ep.clone(), (Some(o.clone()), now));
                     if let Some(c) = self.cycle.as_mut() {
                         c.oof.insert(ep.clone(), Some(o));
                     }
@@ -753,7 +768,10 @@ impl Core {
                         .map(item)
                         .collect();
                     items.sort_by_key(|i| (i.start, i.end));
-                    let oof = cycle.oof.get(ep).cloned().flatten();
+                    let oof = match cycle.oof.get(ep) {
+                        Some(o) => o.clone(),
+                        None => self.oof_cache.get(ep).and_then(|(o, _)| o.clone()),
+                    };
                     let mut raw = vec![VendorValue {
                         name: "ews.events".into(),
                         value: events.len().to_string(),

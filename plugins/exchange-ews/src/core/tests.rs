@@ -209,6 +209,30 @@ fn a_refresh_reads_calendars_then_out_of_office_and_reports_the_day() {
         EndpointState::Active,
         None
     )));
+
+    // The next refresh reads the calendars only: the replies are fresh
+    // (oof_refresh_seconds 300), and the one in force is still reported.
+    c.on_timer(TimerKey::Refresh, NOW + 60_000);
+    let reqs = http(&c.take_actions());
+    c.on_http(
+        reqs[0].0,
+        ok(availability(&[Some(""), Some("")])),
+        NOW + 60_000,
+    );
+    let a = c.take_actions();
+    assert!(http(&a).is_empty());
+    let p = presences(&a);
+    assert!(p[1].calendar.as_ref().unwrap().out_of_office.is_some());
+    // Five minutes on, the replies are read again.
+    c.on_timer(TimerKey::Refresh, NOW + 300_000);
+    let reqs = http(&c.take_actions());
+    c.on_http(
+        reqs[0].0,
+        ok(availability(&[Some(""), Some("")])),
+        NOW + 300_000,
+    );
+    let reqs = http(&c.take_actions());
+    assert!(body(&reqs[0].1).contains("GetUserOofSettingsRequest"));
 }
 
 #[test]
