@@ -1,6 +1,7 @@
 //! Builders for the normalized presence types and for HTTP requests.
 
 use crate::presence::connector::http;
+use crate::presence::connector::websocket::ConnectOptions;
 use crate::types::{
     Activity, Availability, CalendarPresence, ForwardTarget, Header, LineState, Ordering,
     PresenceUpdate, RichPresence, TelephonyPresence, TelephonySource, TimestampMs, UpdateOrigin,
@@ -243,5 +244,59 @@ impl ResponseExt for http::Response {
 
     fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+}
+
+/// WebSocket connect options, built step by step; pass them to
+/// [`Cx::ws_connect`](crate::Cx::ws_connect). `WsOptions::default()` sends no
+/// extra headers, offers no subprotocol, sends no pings and takes the host's
+/// connect timeout (10 s).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WsOptions(ConnectOptions);
+
+impl Default for WsOptions {
+    fn default() -> Self {
+        Self(ConnectOptions {
+            headers: Vec::new(),
+            subprotocols: Vec::new(),
+            connect_timeout_ms: None,
+            ping_interval_ms: None,
+            pong_timeout_ms: None,
+        })
+    }
+}
+
+impl WsOptions {
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.0.headers.push(Header {
+            name: name.into(),
+            value: value.into(),
+        });
+        self
+    }
+
+    /// Offers a subprotocol (in order of preference).
+    pub fn subprotocol(mut self, name: impl Into<String>) -> Self {
+        self.0.subprotocols.push(name.into());
+        self
+    }
+
+    pub fn connect_timeout_ms(mut self, ms: u32) -> Self {
+        self.0.connect_timeout_ms = Some(ms);
+        self
+    }
+
+    /// Pings every `interval_ms` while idle; closes with `timeout` when no
+    /// frame arrives within `pong_timeout_ms` of a ping.
+    pub fn ping(mut self, interval_ms: u32, pong_timeout_ms: u32) -> Self {
+        self.0.ping_interval_ms = Some(interval_ms);
+        self.0.pong_timeout_ms = Some(pong_timeout_ms);
+        self
+    }
+}
+
+impl From<WsOptions> for ConnectOptions {
+    fn from(options: WsOptions) -> Self {
+        options.0
     }
 }

@@ -98,8 +98,8 @@ pub trait Connector: Sized + 'static {
     }
 
     /// A WebSocket closed, failed to connect, or was refused by the host
-    /// (then `close.failure` is [`Failure::Other`] starting with
-    /// `refused by the host:`).
+    /// (then `close.failure` is [`Failure::Other`] holding the rendered host
+    /// error, e.g. `not-granted: wss://push.example.com:443`).
     fn on_ws_closed(&mut self, cx: &mut Cx<Self>, key: Self::SocketKey, close: CloseInfo) {
         let _ = (cx, key, close);
     }
@@ -363,9 +363,9 @@ impl<'h, C: Connector> Cx<'h, C> {
         &mut self,
         key: C::SocketKey,
         url: impl Into<String>,
-        options: ConnectOptions,
+        options: impl Into<ConnectOptions>,
     ) {
-        self.push(Effect::WsConnect(key, url.into(), options));
+        self.push(Effect::WsConnect(key, url.into(), options.into()));
     }
 
     /// Sends text on the WebSocket `key`; dropped with a warning when none

@@ -2,32 +2,42 @@
 //! `presence:connector@0.2.0` contract (world `connector-plugin`) and run
 //! inside the presence hub.
 //!
-//! A connector implements [`Guest`] and exports it with [`export!`]:
+//! A connector implements [`Connector`] (`&mut self` methods with defaults)
+//! and registers it once with [`register_connector!`], which owns the single
+//! instance, answers `not-configured` until a configuration succeeds, and
+//! exports the WIT interface. The connector asks its effects context [`Cx`]
+//! for timers, HTTP requests and WebSockets, each named by a key of its own
+//! type, and for reports; the [`runtime`] carries them out (keyed timers on
+//! one host timer, handles mapped back to keys, host refusals fed back as
+//! failures). With the `testkit` feature, [`testkit::TestHub`] runs the same
+//! runtime natively over a fake host, so a connector is tested with
+//! `cargo test`. See `sdk/GUIDE.md` for the walk-through.
 //!
 //! ```ignore
-//! use presence_connector_sdk::{self as sdk, Config, ConnectorError, Guest};
+//! use presence_connector_sdk::{self as sdk, Config, Connector, ConnectorError, Cx};
 //!
 //! struct MyConnector;
 //!
-//! impl Guest for MyConnector {
+//! impl Connector for MyConnector {
+//!     type TimerKey = ();
+//!     type RequestKey = ();
+//!     type SocketKey = ();
 //!     fn describe() -> sdk::PluginInfo { /* ... */ }
-//!     fn configure(entries: Vec<sdk::ConfigEntry>) -> Result<(), ConnectorError> {
-//!         let config = Config::new(entries);
+//!     fn new(cx: &mut Cx<Self>, config: &Config) -> Result<Self, ConnectorError> {
 //!         let server = config.text("server")?;
-//!         sdk::info!("configured for {server}");
-//!         Ok(())
+//!         cx.info(format!("configured for {server}"));
+//!         Ok(MyConnector)
 //!     }
-//!     // ...
 //! }
 //!
-//! presence_connector_sdk::export!(MyConnector);
+//! sdk::register_connector!(MyConnector);
 //! ```
 //!
-//! The host functions ([`log`], [`net`], [`http`], [`websocket`], [`timers`],
-//! [`kv`], [`report`]) exist only inside a component: on any other target the
-//! bindings compile but calling them panics. Keep protocol logic in plain
-//! functions so it can be unit-tested natively, and call the imports from a
-//! thin layer around it.
+//! The raw bindings stay available: implementing [`Guest`] and exporting it
+//! with [`export!`] still works. The host functions ([`log`], [`net`],
+//! [`http`], [`websocket`], [`timers`], [`kv`], [`report`]) exist only inside
+//! a component: on any other target the bindings compile but calling them
+//! panics, which is why connector code goes through [`Cx`].
 
 pub mod backoff;
 mod builders;
@@ -55,7 +65,7 @@ wit_bindgen::generate!({
     additional_derives: [PartialEq],
 });
 
-pub use builders::{Presence, Request, ResponseExt};
+pub use builders::{Presence, Request, ResponseExt, WsOptions};
 pub use config::{Config, config_field};
 pub use connector::{Connector, Cx, Effect, Host, HttpError, Report, WitHost};
 pub use errors::{invalid_config, render_failure, render_host_error};

@@ -340,10 +340,9 @@ impl<C: Connector, H: Host> Runtime<C, H> {
                             CloseInfo {
                                 code: None,
                                 reason: String::new(),
-                                failure: Some(Failure::Other(format!(
-                                    "refused by the host: {}",
-                                    crate::render_host_error(&error)
-                                ))),
+                                // `not-granted: wss://host:443`, as
+                                // `render_failure` shows it.
+                                failure: Some(Failure::Other(crate::render_host_error(&error))),
                             },
                         )),
                     }
