@@ -140,12 +140,37 @@ pub async fn watches(
     Ok(Json(json!({ "endpoints": view.watches })))
 }
 
+/// The longest a write-back may be asked to hold (30 days).
+pub const MAX_WRITE_EXPIRY_MS: u64 = 30 * 24 * 3600 * 1000;
+
 pub async fn set_presence(
     State(s): State<AppState>,
     Path((id, endpoint)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let write: PresenceWrite = parse_json(&body)?;
+    if let PresenceWrite::Set {
+        expires_in_ms,
+        note,
+        ..
+    } = &write
+    {
+        // Bounded before a plugin adds it to a clock.
+        if expires_in_ms.is_some_and(|ms| ms == 0 || ms > MAX_WRITE_EXPIRY_MS) {
+            return Err(ApiError::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "expires_in_ms",
+                format!("1-{MAX_WRITE_EXPIRY_MS} (at most 30 days), or absent for no expiry"),
+            ));
+        }
+        if note.as_ref().is_some_and(|n| n.len() > 2000) {
+            return Err(ApiError::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "note",
+                "at most 2000 characters",
+            ));
+        }
+    }
     let record = s.runtime.set_presence(&id, &endpoint, write).await?;
     let location = format!("/api/v1/writes/{}", record.id);
     Ok((

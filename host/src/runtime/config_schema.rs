@@ -366,7 +366,17 @@ fn parse_json(f: &FieldSpec, v: &Value) -> Result<wit::ConfigValue, FieldError> 
     }
 }
 
+/// The longest text a configuration field takes (a private key or a
+/// certificate chain in PEM fits).
+pub const MAX_CONFIG_TEXT_BYTES: usize = 16 * 1024;
+
 fn parse_text(f: &FieldSpec, s: &str) -> Result<wit::ConfigValue, FieldError> {
+    if s.len() > MAX_CONFIG_TEXT_BYTES {
+        return Err(err(
+            &f.name,
+            format!("at most {MAX_CONFIG_TEXT_BYTES} bytes"),
+        ));
+    }
     Ok(match &f.kind {
         FieldKind::Text => wit::ConfigValue::Text(s.to_owned()),
         FieldKind::Integer => wit::ConfigValue::Integer(
@@ -435,6 +445,17 @@ mod tests {
         assert!(
             i.check_secrets_follow_addresses(&old, &moved, &given_with, &stored)
                 .is_ok()
+        );
+        // Text is bounded.
+        let mut long = serde_json::Map::new();
+        long.insert("server".into(), json!("pbx.example.com"));
+        long.insert(
+            "password".into(),
+            json!("x".repeat(MAX_CONFIG_TEXT_BYTES + 1)),
+        );
+        assert_eq!(
+            i.validate(&long, &BTreeMap::new()).unwrap_err().field,
+            "config.password"
         );
         // The same address (or another field changing) keeps the secret.
         let mut same = old.clone();

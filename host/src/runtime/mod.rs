@@ -116,6 +116,9 @@ pub struct Runtime {
 }
 
 /// Identifiers used in URLs: 1-64 of a-z, 0-9, - and _.
+/// The most PEM text an instance's own CA certificates may take.
+pub const MAX_CA_PEM_BYTES: usize = 64 * 1024;
+
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
@@ -329,6 +332,16 @@ impl Runtime {
         let mut grants = Grants::new(plugin.manifest.network_grants());
         for a in addresses {
             grants.widen(a);
+        }
+        if record
+            .tls_ca_pem
+            .as_ref()
+            .is_some_and(|p| p.len() > MAX_CA_PEM_BYTES)
+        {
+            return Err(invalid(
+                "tls_ca_pem",
+                format!("at most {MAX_CA_PEM_BYTES} bytes of PEM certificates"),
+            ));
         }
         let tls = crate::io::tls::client_config(record.tls_ca_pem.as_deref())
             .map_err(|e| invalid("tls_ca_pem", e.to_string()))?;
