@@ -769,3 +769,36 @@ async fn the_simulator_refuses_requests_outside_the_schema() {
     assert_eq!(sim.attempts(USER), before + 6);
     sim.unlock(USER);
 }
+
+/// A configuration the connector refuses names its field, and nothing is
+/// sent to the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_configuration_names_its_field() {
+    let sim = EwsSim::start(EwsSimConfig::default()).await;
+    sim.add_account(USER, PASSWORD);
+    let hub = hub();
+    create(
+        &hub,
+        json!({"id": ID, "plugin": "exchange-ews", "config": config(&sim, "basic", PASSWORD, json!({"time_zone": "Mars/Olympus"})), "watches": ["alice@example.com"]}),
+    )
+    .await;
+    let v = hub
+        .wait_for(
+            &format!("/api/v1/connectors/{ID}/status"),
+            "the refusal",
+            |v| {
+                v["status"]["last_error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("invalid configuration field `time_zone`"))
+            },
+        )
+        .await;
+    assert!(
+        v["status"]["last_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Mars/Olympus")
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(sim.requests().is_empty());
+}
