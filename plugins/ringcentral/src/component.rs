@@ -1,55 +1,42 @@
-//! The component glue: host HTTP, WebSocket, timers, key-value store and
-//! reports around [`Core`].
-
-use std::cell::RefCell;
-use std::collections::HashMap;
+//! The component glue: [`Core`] as an SDK [`Connector`]. The SDK owns the
+//! instance, the not-configured checks, the timer, request and WebSocket
+//! handles and the refusals; this file converts between the core's types and
+//! the contract's.
 
 use presence_connector_sdk::{
-    self as sdk, Capabilities, Channels, Config, ConfigEntry, ConnectorError, DndScope, EndpointId,
-    EndpointKind, Event, Failure, Guest, Header, PluginInfo, RequestId, TimerId, WebhookRequest,
-    WebhookResponse, WebsocketId, WriteRequest, WsPayload, http, instance, kv, report, timers,
-    websocket,
+    self as sdk, Capabilities, Channels, CloseInfo, Config, Connector, ConnectorError, Cx,
+    DndScope, EndpointId, EndpointKind, Failure, HttpError, PluginInfo, WebhookRequest,
+    WebhookResponse, WebsocketOpen, WriteRequest, WsOptions, WsPayload, http,
 };
 
 use crate::core::{Action, Core, Hook, Level, ReqId, Response, Stored, TimerKey, keys};
 use crate::settings::Settings;
 
-#[derive(Default)]
-struct State {
-    core: Option<Core>,
-    requests: HashMap<RequestId, ReqId>,
-    timers: HashMap<TimerKey, TimerId>,
-    handles: HashMap<TimerId, TimerKey>,
-    /// Host WebSocket handle <-> the core's connection number.
-    sockets: HashMap<WebsocketId, u64>,
-    conns: HashMap<u64, WebsocketId>,
-}
-
-thread_local! {
-    // A component instance is single-threaded; the host serialises calls.
-    static STATE: RefCell<State> = RefCell::new(State::default());
+struct RingCentral {
+    core: Core,
 }
 
 /// What the key-value store holds for this instance.
-fn load_stored() -> Stored {
-    let get = |key: &str| kv::get(key).ok().flatten();
-    let exts = kv::list_keys(keys::EXT_PREFIX)
+fn load_stored(cx: &mut Cx<RingCentral>) -> Stored {
+    let get = |cx: &mut Cx<RingCentral>, key: &str| cx.kv_get(key).ok().flatten();
+    let exts = cx
+        .kv_list(keys::EXT_PREFIX)
         .unwrap_or_default()
         .into_iter()
         .filter_map(|k| {
-            let v = get(&k)?;
+            let v = get(cx, &k)?;
             Some((k.strip_prefix(keys::EXT_PREFIX)?.to_string(), v))
         })
         .collect();
     Stored {
-        tokens: get(keys::TOKENS),
-        subscription: get(keys::SUBSCRIPTION),
-        penalties: get(keys::PENALTIES),
+        tokens: get(cx, keys::TOKENS),
+        subscription: get(cx, keys::SUBSCRIPTION),
+        penalties: get(cx, keys::PENALTIES),
         exts,
     }
 }
 
-fn describe_close(close: &sdk::CloseInfo) -> (String, bool) {
+fn describe_close(close: &CloseInfo) -> (String, bool) {
     let mut why = match close.code {
         Some(code) if close.reason.is_empty() => format!("close code {code}"),
         Some(code) => format!("close code {code}: {}", close.reason),
@@ -63,207 +50,78 @@ fn describe_close(close: &sdk::CloseInfo) -> (String, bool) {
     (why, unauthorized)
 }
 
-impl State {
-    fn set_timer(&mut self, key: TimerKey, ms: u64) {
-        self.cancel_timer(&key);
-        let h = timers::set_timer(ms);
-        self.timers.insert(key.clone(), h);
-        self.handles.insert(h, key);
-    }
+fn pairs(headers: Vec<sdk::Header>) -> Vec<(String, String)> {
+    headers.into_iter().map(|h| (h.name, h.value)).collect()
+}
 
-    fn cancel_timer(&mut self, key: &TimerKey) {
-        if let Some(h) = self.timers.remove(key) {
-            self.handles.remove(&h);
-            timers::cancel(h);
-        }
-    }
+fn headers(pairs: Vec<(String, String)>) -> Vec<sdk::Header> {
+    pairs
+        .into_iter()
+        .map(|(name, value)| sdk::Header { name, value })
+        .collect()
+}
 
-    /// A new configuration replaces the running core: it says goodbye
-    /// (subscription deleted, socket closed), then it is dropped with its
-    /// timers, requests and sockets.
-    fn replace(&mut self) {
-        if let Some(core) = self.core.as_mut() {
-            core.shutdown(timers::now());
-            self.run();
-        }
-        self.core = None;
-        for (_, h) in self.timers.drain() {
-            timers::cancel(h);
-        }
-        self.handles.clear();
-        for (h, _) in self.requests.drain() {
-            http::cancel(h);
-        }
-        for (h, _) in self.sockets.drain() {
-            websocket::close(h, 1000, "reconfigured");
-        }
-        self.conns.clear();
-    }
-
-    /// Carry out what the core asked for. Refusals by the host come back to
-    /// the core as failures, which may produce more actions: bounded rounds.
-    fn run(&mut self) {
-        for _round in 0..64 {
-            let Some(core) = self.core.as_mut() else {
-                return;
-            };
-            let actions = core.take_actions();
-            if actions.is_empty() {
-                return;
-            }
-            let mut refused = Vec::new();
-            let mut ws_refused = Vec::new();
-            for a in actions {
-                match a {
-                    Action::Http(id, r) => {
-                        let request = http::Request {
-                            method: r.method.into(),
-                            url: r.url,
-                            headers: r
-                                .headers
-                                .into_iter()
-                                .map(|(name, value)| Header { name, value })
-                                .collect(),
-                            body: r.body,
-                            timeout_ms: Some(r.timeout_ms),
-                        };
-                        match http::send(&request) {
-                            Ok(h) => {
-                                self.requests.insert(h, id);
-                            }
-                            Err(e) => refused.push((id, sdk::render_host_error(&e))),
-                        }
-                    }
-                    Action::WsConnect(conn, url) => {
-                        let options = websocket::ConnectOptions {
-                            headers: vec![],
-                            subprotocols: vec![],
-                            connect_timeout_ms: Some(15_000),
-                            ping_interval_ms: Some(30_000),
-                            pong_timeout_ms: Some(10_000),
-                        };
-                        match websocket::connect(&url, &options) {
-                            Ok(h) => {
-                                self.sockets.insert(h, conn);
-                                self.conns.insert(conn, h);
-                            }
-                            Err(e) => ws_refused.push((conn, sdk::render_host_error(&e))),
-                        }
-                    }
-                    Action::WsSend(conn, text) => {
-                        if let Some(h) = self.conns.get(&conn)
-                            && let Err(e) = websocket::send_text(*h, &text)
-                        {
-                            sdk::warn!("WebSocket send: {}", sdk::render_host_error(&e));
-                        }
-                    }
-                    Action::WsClose(conn, code, reason) => {
-                        if let Some(h) = self.conns.get(&conn) {
-                            websocket::close(*h, code, &reason);
-                        }
-                    }
-                    Action::SetTimer(k, ms) => self.set_timer(k, ms),
-                    Action::CancelTimer(k) => self.cancel_timer(&k),
-                    Action::KvSet(k, v) => {
-                        if let Err(e) = kv::set(&k, &v) {
-                            sdk::error!("storing {k}: {}", sdk::render_host_error(&e));
-                        }
-                    }
-                    Action::KvDelete(k) => {
-                        if let Err(e) = kv::delete(&k) {
-                            sdk::warn!("deleting {k}: {}", sdk::render_host_error(&e));
-                        }
-                    }
-                    Action::Presence(u) => report::presence(&u),
-                    Action::EndpointState(ep, st, detail) => {
-                        report::endpoint_state(&ep, st, detail.as_deref())
-                    }
-                    Action::Status(st, detail) => report::status(st, detail.as_deref()),
-                    Action::LoginStep(step) => report::login_step(step.as_ref()),
-                    Action::Directory(entries, complete) => report::directory(&entries, complete),
-                    Action::WriteOutcome(id, outcome) => report::write_outcome(id, &outcome),
-                    Action::Log(level, m) => match level {
-                        Level::Debug => sdk::debug!("{m}"),
-                        Level::Info => sdk::info!("{m}"),
-                        Level::Warn => sdk::warn!("{m}"),
-                        Level::Error => sdk::error!("{m}"),
+impl RingCentral {
+    /// Hands what the core asked for to the SDK.
+    fn flush(&mut self, cx: &mut Cx<Self>) {
+        for action in self.core.take_actions() {
+            match action {
+                Action::Http(id, r) => cx.http(
+                    id,
+                    http::Request {
+                        method: r.method.into(),
+                        url: r.url,
+                        headers: headers(r.headers),
+                        body: r.body,
+                        timeout_ms: Some(r.timeout_ms),
                     },
+                ),
+                Action::WsConnect(conn, url) => cx.ws_connect(
+                    conn,
+                    url,
+                    WsOptions::default()
+                        .connect_timeout_ms(15_000)
+                        .ping(30_000, 10_000),
+                ),
+                Action::WsSend(conn, text) => cx.ws_send_text(conn, text),
+                Action::WsClose(conn, code, reason) => cx.ws_close(conn, code, reason),
+                Action::SetTimer(key, ms) => cx.set_timer(key, ms),
+                Action::CancelTimer(key) => cx.cancel_timer(key),
+                Action::KvSet(k, v) => {
+                    if let Err(e) = cx.kv_set(&k, &v) {
+                        cx.error(format!("storing {k}: {}", sdk::render_host_error(&e)));
+                    }
                 }
-            }
-            let now = timers::now();
-            if let Some(core) = self.core.as_mut() {
-                for (id, why) in refused {
-                    core.on_http(id, Err(why), now);
+                Action::KvDelete(k) => {
+                    if let Err(e) = cx.kv_delete(&k) {
+                        cx.warn(format!("deleting {k}: {}", sdk::render_host_error(&e)));
+                    }
                 }
-                for (conn, why) in ws_refused {
-                    core.on_ws_closed(conn, why, false, now);
+                Action::Presence(u) => cx.presence(u),
+                Action::EndpointState(ep, st, detail) => {
+                    cx.endpoint_state(ep, st, detail.as_deref())
                 }
+                Action::Status(st, detail) => cx.status(st, detail.as_deref()),
+                Action::LoginStep(step) => cx.login_step(step),
+                Action::Directory(entries, complete) => cx.directory(entries, complete),
+                Action::WriteOutcome(id, outcome) => cx.write_outcome(id, outcome),
+                Action::Log(level, m) => match level {
+                    Level::Debug => cx.debug(m),
+                    Level::Info => cx.info(m),
+                    Level::Warn => cx.warn(m),
+                    Level::Error => cx.error(m),
+                },
             }
         }
-    }
-
-    fn event(&mut self, event: Event) {
-        let now = timers::now();
-        let Some(core) = self.core.as_mut() else {
-            return;
-        };
-        match event {
-            Event::HttpResponse(r) => {
-                let Some(id) = self.requests.remove(&r.request) else {
-                    return;
-                };
-                let result = r
-                    .outcome
-                    .map(|resp| Response {
-                        status: resp.status,
-                        headers: resp
-                            .headers
-                            .into_iter()
-                            .map(|h| (h.name, h.value))
-                            .collect(),
-                        body: resp.body,
-                    })
-                    .map_err(|f| sdk::render_failure(&f));
-                core.on_http(id, result, now);
-            }
-            Event::WebsocketOpened(o) => {
-                if let Some(conn) = self.sockets.get(&o.socket) {
-                    core.on_ws_open(*conn, now);
-                }
-            }
-            Event::WebsocketMessage(m) => {
-                if let Some(conn) = self.sockets.get(&m.socket) {
-                    let text = match m.payload {
-                        WsPayload::Text(t) => t,
-                        WsPayload::Binary(b) => String::from_utf8_lossy(&b).into_owned(),
-                    };
-                    core.on_ws_text(*conn, &text, now);
-                }
-            }
-            Event::WebsocketClosed(c) => {
-                if let Some(conn) = self.sockets.remove(&c.socket) {
-                    self.conns.remove(&conn);
-                    let (why, unauthorized) = describe_close(&c.close);
-                    core.on_ws_closed(conn, why, unauthorized, now);
-                }
-            }
-            Event::Timer(h) => {
-                let Some(key) = self.handles.remove(&h) else {
-                    return;
-                };
-                self.timers.remove(&key);
-                core.on_timer(key, now);
-            }
-            Event::Shutdown => core.shutdown(now),
-            _ => {}
-        }
-        self.run();
     }
 }
 
-struct RingCentral;
+impl Connector for RingCentral {
+    type TimerKey = TimerKey;
+    type RequestKey = ReqId;
+    /// The core's WebSocket connection number.
+    type SocketKey = u64;
 
-impl Guest for RingCentral {
     fn describe() -> PluginInfo {
         PluginInfo {
             name: "RingCentral".into(),
@@ -293,95 +151,118 @@ impl Guest for RingCentral {
         }
     }
 
-    fn configure(entries: Vec<ConfigEntry>) -> Result<(), ConnectorError> {
-        let hub = instance::info();
-        let settings =
-            Settings::from_config(&Config::new(entries), hub.webhook_base_url.as_deref())?;
-        STATE.with_borrow_mut(|st| {
-            st.replace();
-            let now = timers::now();
-            let entropy = Box::new(instance::random_bytes);
-            let mut core = Core::new(settings, load_stored(), now, entropy);
-            core.start(now);
-            st.core = Some(core);
-            st.run();
-        });
+    /// A new configuration builds a new core; the SDK's default
+    /// `reconfigure` lets the old one say goodbye (subscription deleted,
+    /// socket closed) and drops its timers and sockets first.
+    fn new(cx: &mut Cx<Self>, config: &Config) -> Result<Self, ConnectorError> {
+        let hub = cx.instance_info();
+        let settings = Settings::from_config(config, hub.webhook_base_url.as_deref())?;
+        let now = cx.now();
+        let stored = load_stored(cx);
+        // The core draws on the host's generator whenever it needs a nonce.
+        let entropy = Box::new(sdk::instance::random_bytes);
+        let mut core = Core::new(settings, stored, now, entropy);
+        core.start(now);
+        let mut connector = Self { core };
+        connector.flush(cx);
+        Ok(connector)
+    }
+
+    fn on_timer(&mut self, cx: &mut Cx<Self>, key: TimerKey) {
+        self.core.on_timer(key, cx.now());
+        self.flush(cx);
+    }
+
+    fn on_http(
+        &mut self,
+        cx: &mut Cx<Self>,
+        id: ReqId,
+        outcome: Result<http::Response, HttpError>,
+    ) {
+        let result = match outcome {
+            Ok(resp) => Ok(Response {
+                status: resp.status,
+                headers: pairs(resp.headers),
+                body: resp.body,
+            }),
+            Err(HttpError::Refused(e)) => Err(sdk::render_host_error(&e)),
+            Err(HttpError::Failed(f)) => Err(sdk::render_failure(&f)),
+        };
+        self.core.on_http(id, result, cx.now());
+        self.flush(cx);
+    }
+
+    fn on_ws_open(&mut self, cx: &mut Cx<Self>, conn: u64, _: WebsocketOpen) {
+        self.core.on_ws_open(conn, cx.now());
+        self.flush(cx);
+    }
+
+    fn on_ws_message(&mut self, cx: &mut Cx<Self>, conn: u64, payload: WsPayload) {
+        let text = match payload {
+            WsPayload::Text(t) => t,
+            WsPayload::Binary(b) => String::from_utf8_lossy(&b).into_owned(),
+        };
+        self.core.on_ws_text(conn, &text, cx.now());
+        self.flush(cx);
+    }
+
+    fn on_ws_closed(&mut self, cx: &mut Cx<Self>, conn: u64, close: CloseInfo) {
+        let (why, unauthorized) = describe_close(&close);
+        self.core.on_ws_closed(conn, why, unauthorized, cx.now());
+        self.flush(cx);
+    }
+
+    fn on_shutdown(&mut self, cx: &mut Cx<Self>) {
+        self.core.shutdown(cx.now());
+        self.flush(cx);
+    }
+
+    fn webhook(&mut self, cx: &mut Cx<Self>, request: WebhookRequest) -> WebhookResponse {
+        let headers_in = pairs(request.headers);
+        let hook = Hook {
+            method: &request.method,
+            path: &request.path,
+            query: &request.query,
+            headers: &headers_in,
+            body: &request.body,
+        };
+        let answer = self.core.on_webhook(&hook, cx.now());
+        self.flush(cx);
+        WebhookResponse {
+            status: answer.status,
+            headers: headers(answer.headers),
+            body: answer.body,
+        }
+    }
+
+    fn watch(
+        &mut self,
+        cx: &mut Cx<Self>,
+        endpoints: Vec<EndpointId>,
+    ) -> Result<(), ConnectorError> {
+        self.core.watch(&endpoints, cx.now());
+        self.flush(cx);
         Ok(())
     }
 
-    fn handle_events(events: Vec<Event>) -> Result<(), ConnectorError> {
-        STATE.with_borrow_mut(|st| {
-            for event in events {
-                st.event(event);
-            }
-        });
+    fn unwatch(
+        &mut self,
+        cx: &mut Cx<Self>,
+        endpoints: Vec<EndpointId>,
+    ) -> Result<(), ConnectorError> {
+        self.core.unwatch(&endpoints, cx.now());
+        self.flush(cx);
         Ok(())
     }
 
-    fn handle_webhook(request: WebhookRequest) -> WebhookResponse {
-        STATE.with_borrow_mut(|st| {
-            let Some(core) = st.core.as_mut() else {
-                return WebhookResponse {
-                    status: 503,
-                    headers: vec![],
-                    body: b"not configured".to_vec(),
-                };
-            };
-            let headers: Vec<(String, String)> = request
-                .headers
-                .into_iter()
-                .map(|h| (h.name, h.value))
-                .collect();
-            let hook = Hook {
-                method: &request.method,
-                path: &request.path,
-                query: &request.query,
-                headers: &headers,
-                body: &request.body,
-            };
-            let answer = core.on_webhook(&hook, timers::now());
-            st.run();
-            WebhookResponse {
-                status: answer.status,
-                headers: answer
-                    .headers
-                    .into_iter()
-                    .map(|(name, value)| Header { name, value })
-                    .collect(),
-                body: answer.body,
-            }
-        })
-    }
-
-    fn watch(endpoints: Vec<EndpointId>) -> Result<(), ConnectorError> {
-        STATE.with_borrow_mut(|st| {
-            let core = st.core.as_mut().ok_or(ConnectorError::NotConfigured)?;
-            core.watch(&endpoints, timers::now());
-            st.run();
-            Ok(())
-        })
-    }
-
-    fn unwatch(endpoints: Vec<EndpointId>) -> Result<(), ConnectorError> {
-        STATE.with_borrow_mut(|st| {
-            let core = st.core.as_mut().ok_or(ConnectorError::NotConfigured)?;
-            core.unwatch(&endpoints, timers::now());
-            st.run();
-            Ok(())
-        })
-    }
-
-    fn write_presence(request: WriteRequest) -> Result<(), ConnectorError> {
-        STATE.with_borrow_mut(|st| {
-            let core = st.core.as_mut().ok_or(ConnectorError::NotConfigured)?;
-            let r = core.write_presence(request, timers::now());
-            st.run();
-            r
-        })
+    fn write(&mut self, cx: &mut Cx<Self>, request: WriteRequest) -> Result<(), ConnectorError> {
+        let result = self.core.write_presence(request, cx.now());
+        self.flush(cx);
+        result
     }
 }
 
 // Exported only in the component: natively (tests) the crate is a plain
 // library.
 #[cfg(target_arch = "wasm32")]
-sdk::export!(RingCentral);
+sdk::register_connector!(RingCentral);
