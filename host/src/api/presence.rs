@@ -123,8 +123,23 @@ pub struct SnapshotCache(std::sync::Mutex<Option<(u64, Bytes)>>);
 impl SnapshotCache {
     fn json(&self, sub: &mut Subscription, everyone: bool) -> Option<Bytes> {
         let snap = sub.snapshot.take()?;
+        // Written straight from the users (no JSON value tree in between,
+        // which took ten times the text's size).
+        #[derive(serde::Serialize)]
+        struct Snapshot<'a> {
+            seq: u64,
+            r#type: &'static str,
+            users: &'a [std::sync::Arc<crate::presence::UserPresence>],
+        }
         let make = |snap: &[std::sync::Arc<crate::presence::UserPresence>]| {
-            Bytes::from(json!({ "type": "snapshot", "seq": sub.seq, "users": snap }).to_string())
+            Bytes::from(
+                serde_json::to_vec(&Snapshot {
+                    seq: sub.seq,
+                    r#type: "snapshot",
+                    users: snap,
+                })
+                .unwrap_or_default(),
+            )
         };
         if !everyone {
             return Some(make(&snap));
