@@ -704,3 +704,125 @@ async fn changes_by_notification_with_lifecycle() {
     assert!(s == 204 || s == 200, "{s}");
     wait_sim("subscriptions deleted", || sim.subscriptions().is_empty()).await;
 }
+
+/// The attendant's view of one colleague (issue 16's merge): the merged
+/// presence of `GET /api/v1/presence/{user}` and the feed carry the day
+/// beside live presence — the meeting in progress and until when, free
+/// from the end of the back-to-back run, the next item, an out-of-office
+/// reply in force — with subjects only when the operator's rule shows
+/// them, and never for a private item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attendant_view_of_a_colleague_in_the_api_and_the_feed() {
+    let sim = GraphSim::start(SimConfig::default()).await;
+    let alice = "alice@contoso.onmicrosoft.com".to_string();
+    sim.add_user(&alice);
+    // On whole minutes: a meeting running now, a tentative one right after
+    // it, a private one later.
+    let m = now() / 60_000 * 60_000;
+    let (start, end) = (m - 10 * 60_000, m + 30 * 60_000);
+    sim.set_events(
+        &alice,
+        vec![
+            CalItem::new(start, end, "busy", "Sales review").at("Room 4"),
+            CalItem::new(end, end + 30 * 60_000, "tentative", "Coffee with Bob"),
+            CalItem::new(end + 2 * HOUR, end + 3 * HOUR, "busy", "Doctor").private(),
+        ],
+    );
+    sim.set_automatic_replies(
+        &alice,
+        Replies {
+            status: "alwaysEnabled".into(),
+            internal: "<p>At the customer site today, back tomorrow.</p>".into(),
+            external: "Out of the office".into(),
+            start_ms: None,
+            end_ms: None,
+        },
+    );
+    let hub = hub();
+    let (s, v) = hub
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(json!({"username": "alice", "display_name": "Alice Adams", "email": alice})),
+        )
+        .await;
+    assert!(s == 200 || s == 201, "{s} {v}");
+    create(&hub, ID, config(&sim, json!({"subjects": true})), &[]).await;
+    // Subjects hidden by default (rules.calendar.show_subjects off).
+    let p = hub
+        .wait_for("/api/v1/presence/alice", "alice's day", |v| {
+            v["calendar"]["now"].is_object()
+        })
+        .await;
+    let c = &p["calendar"];
+    assert_eq!(c["source"], ID, "{c:#}");
+    assert_eq!(c["now"]["show_as"], "busy", "{c:#}");
+    assert_eq!(c["now"]["end_ms"], end, "{c:#}");
+    assert!(c["now"]["subject"].is_null(), "hidden by default: {c:#}");
+    assert_eq!(c["free_from_ms"], end + 30 * 60_000, "{c:#}");
+    assert_eq!(c["next"]["start_ms"], end, "{c:#}");
+    assert!(
+        c["out_of_office"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("back tomorrow")),
+        "{c:#}"
+    );
+    // Calendar never overrides live presence: nothing reports alice's
+    // presence, so rich stays as it was.
+    assert_ne!(p["rich"]["state"], "busy", "{p:#}");
+
+    // The operator shows subjects: the private item still has none.
+    let mut rules = hub.get("/api/v1/settings/rules").await;
+    rules["calendar"] = json!({"show_subjects": true});
+    let (s, v) = hub
+        .call("PUT", "/api/v1/settings/rules", Some(rules.clone()))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let p = hub
+        .wait_for("/api/v1/presence/alice", "subjects shown", |v| {
+            v["calendar"]["now"]["subject"] == "Sales review"
+        })
+        .await;
+    let items = p["calendar"]["items"].as_array().unwrap();
+    let doctor = items.iter().find(|i| i["private"] == true).unwrap();
+    assert!(
+        doctor["subject"].is_null() && doctor["location"].is_null(),
+        "{p:#}"
+    );
+    eprintln!(
+        "attendant's view of alice: {}",
+        serde_json::to_string_pretty(
+            &json!({"rich": p["rich"], "telephony": p["telephony"], "calendar": p["calendar"]})
+        )
+        .unwrap()
+    );
+    // An unknown rule field is refused, naming it.
+    rules["calendar"] = json!({"show_subject": true});
+    let (s, v) = hub.call("PUT", "/api/v1/settings/rules", Some(rules)).await;
+    assert!(s == 400 || s == 422, "{s} {v}");
+    assert!(v.to_string().contains("show_subject"), "{v}");
+
+    // The feed's snapshot carries the day.
+    let mut resp = hub
+        .http
+        .get(hub.url("/api/v1/feed/sse?users=alice"))
+        .bearer_auth(hub_e2e::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut buf = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !buf.contains("\n\n") {
+        assert!(Instant::now() < deadline, "no snapshot: {buf}");
+        if let Ok(Ok(Some(c))) =
+            tokio::time::timeout(Duration::from_millis(500), resp.chunk()).await
+        {
+            buf.push_str(&String::from_utf8_lossy(&c));
+        }
+    }
+    assert!(
+        buf.contains("\"free_from_ms\"") && buf.contains("Sales review"),
+        "{buf}"
+    );
+}
