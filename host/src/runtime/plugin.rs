@@ -114,7 +114,17 @@ pub async fn load(
 ) -> Result<LoadedPlugin, LoadError> {
     let started = Instant::now();
     let manifest = Manifest::parse(manifest_text)?;
-    let actual = sha256_hex(component);
+    if component.len() > hub_limits.max_upload_bytes {
+        return Err(LoadError::TooLarge {
+            size: component.len(),
+            max: hub_limits.max_upload_bytes,
+        });
+    }
+    // Hashing tens of MB is CPU work: off the async workers too.
+    let owned = component.to_vec();
+    let actual = tokio::task::spawn_blocking(move || sha256_hex(&owned))
+        .await
+        .map_err(|e| LoadError::Compile(format!("hash task failed: {e}")))?;
     match &manifest.sha256 {
         Some(expected) if !expected.eq_ignore_ascii_case(&actual) => {
             return Err(LoadError::Checksum {
@@ -124,12 +134,6 @@ pub async fn load(
         }
         None if require_checksum => return Err(LoadError::MissingChecksum),
         _ => {}
-    }
-    if component.len() > hub_limits.max_upload_bytes {
-        return Err(LoadError::TooLarge {
-            size: component.len(),
-            max: hub_limits.max_upload_bytes,
-        });
     }
     let (component_c, compile_source) = wasm
         .compile(component, &actual)
