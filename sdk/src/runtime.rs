@@ -408,7 +408,7 @@ impl<C: Connector, H: Host> Runtime<C, H> {
 }
 
 /// Registers a [`Connector`] as the component's export. Write it once, at
-/// the crate root:
+/// the crate root (it adds a hidden module there):
 ///
 /// ```ignore
 /// presence_connector_sdk::register_connector!(MyConnector);
@@ -420,7 +420,12 @@ impl<C: Connector, H: Host> Runtime<C, H> {
 #[macro_export]
 macro_rules! register_connector {
     ($connector:ty) => {
-        const _: () = {
+        // A public module at the crate root keeps the connector alive for the
+        // dead-code lint in native builds too, where nothing is exported.
+        #[doc(hidden)]
+        pub mod __presence_connector_export {
+            #[allow(unused_imports)]
+            use super::*;
             use ::std::cell::RefCell;
             use $crate::__private::{
                 ConfigEntry, ConnectorError, EndpointId, Event, Guest, PluginInfo, Runtime,
@@ -432,9 +437,9 @@ macro_rules! register_connector {
                     RefCell::new(Runtime::new(WitHost));
             }
 
-            struct __PresenceConnectorExport;
+            pub struct Export;
 
-            impl Guest for __PresenceConnectorExport {
+            impl Guest for Export {
                 fn describe() -> PluginInfo {
                     <$connector as $crate::Connector>::describe()
                 }
@@ -458,8 +463,12 @@ macro_rules! register_connector {
                 }
             }
 
-    $crate::export!(__PresenceConnectorExport with_types_in $crate);
-        };
+            // Exported only in the component: natively the export's symbol
+            // names (`presence:connector/...`) cannot be linked into a
+            // cdylib, and tests drive the connector through the test kit.
+            #[cfg(target_arch = "wasm32")]
+            $crate::export!(Export with_types_in $crate);
+        }
     };
 }
 

@@ -262,7 +262,4 @@ impl Connector for RingCentral {
     }
 }
 
-// Exported only in the component: natively (tests) the crate is a plain
-// library.
-#[cfg(target_arch = "wasm32")]
 sdk::register_connector!(RingCentral);
