@@ -729,3 +729,31 @@ async fn refused_uploads_leave_no_compiled_files() {
     hub.restart();
     assert_eq!(files(), before);
 }
+
+/// A connection on which no byte moves for the idle time is closed, even
+/// in the middle of an answer (here a live feed with nothing to say, under
+/// an idle time shorter than the feed's keep-alive).
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let hub = Hub::start(&[], &[("HUB_IDLE_TIMEOUT_MS", "1500")]);
+    let addr = hub.base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!(
+            "GET /api/v1/feed/sse HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let text = read_to_close(&mut s, Duration::from_secs(8))
+        .await
+        .expect("an idle connection is closed");
+    assert!(text.contains("snapshot"), "{text}");
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_millis(1400) && after < Duration::from_secs(5),
+        "closed after {after:?}"
+    );
+}
