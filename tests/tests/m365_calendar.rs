@@ -767,9 +767,9 @@ async fn attendant_view_of_a_colleague_in_the_api_and_the_feed() {
             .is_some_and(|m| m.contains("back tomorrow")),
         "{c:#}"
     );
-    // Calendar never overrides live presence: nothing reports alice's
-    // presence, so rich stays as it was.
-    assert_ne!(p["rich"]["state"], "busy", "{p:#}");
+    // Calendar never overrides live presence: with no presence source,
+    // alice's rich channel is not configured (not busy, not unknown).
+    assert_eq!(p["rich"]["state"], "not-configured", "{p:#}");
 
     // The operator shows subjects: the private item still has none.
     let mut rules = hub.get("/api/v1/settings/rules").await;

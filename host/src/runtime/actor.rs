@@ -138,6 +138,10 @@ struct Actor {
     hooks_base_url: Option<String>,
     /// Webhooks that arrived while a run said goodbye, for the next run.
     deferred: VecDeque<WebhookCall>,
+    /// The run's `configure` refused the configuration: the plugin's words
+    /// stay the instance's last error (its later "not configured" answers
+    /// to watches say nothing new).
+    configure_refused: bool,
 }
 
 /// Everything needed to spawn an actor.
@@ -205,6 +209,7 @@ pub fn spawn(init: ActorInit) -> ActorHandle {
         guest: None,
         crashes: VecDeque::new(),
         restart_at: None,
+        configure_refused: false,
         hooks_base_url: init.hooks_base_url,
         deferred: VecDeque::new(),
     };
@@ -486,6 +491,7 @@ impl Actor {
                 g.exports.configure(&mut g.store, &entries).await
             })
             .await;
+        self.configure_refused = matches!(configured, Some(Err(_)));
         match configured {
             Some(Ok(())) => {
                 let all: Vec<Arc<str>> = self.watches.iter().cloned().collect();
@@ -697,6 +703,11 @@ impl Actor {
             .errors
             .get_or_create(&self.labels())
             .inc();
+        // After a refused configuration the plugin's reason (naming the
+        // field) is what the operator needs; "not configured" hides it.
+        if self.configure_refused && matches!(e, types::ConnectorError::NotConfigured) {
+            return;
+        }
         self.status.error(msg);
     }
 

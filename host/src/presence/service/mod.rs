@@ -674,6 +674,9 @@ impl Service {
         let slot = self.slot(user);
         let mut rich = Vec::new();
         let mut tel = Vec::new();
+        // Any of the user's sources may carry the calendar channel (a
+        // calendar connector maps like a rich one).
+        let mut calendar_sources = Vec::new();
         for s in &slot.sources {
             let inst = &self.instances[s.instance];
             let (technology, running) = inst
@@ -687,7 +690,16 @@ impl Service {
                 observed: inst.endpoints.get(&s.endpoint).map(|e| &e.view),
                 connector_ok: running,
             };
+            calendar_sources.push(view.clone());
+            // A source that reports a calendar and never a rich presence
+            // (a calendar connector) is no rich source: with no presence
+            // source the user's rich channel is not configured, not
+            // unknown.
+            let calendar_only = view
+                .observed
+                .is_some_and(|o| o.calendar.is_some() && o.rich.is_none());
             match s.channel {
+                Channel::Rich if calendar_only => {}
                 Channel::Rich => rich.push(view),
                 Channel::Telephony => tel.push(view),
                 Channel::Both => {
@@ -697,9 +709,6 @@ impl Service {
             }
         }
         let u = &slot.user;
-        // Any of the user's sources may carry the calendar channel (a
-        // calendar connector maps like a rich one).
-        let calendar_sources: Vec<SourceView> = rich.iter().chain(&tel).cloned().collect();
         let calendar = calendar::day_view(&calendar_sources, &self.rules, now);
         let Merged {
             telephony,
