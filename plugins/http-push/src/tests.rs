@@ -4,7 +4,7 @@
 use presence_connector_sdk::testkit::{TestHub, text, webhook};
 use presence_connector_sdk::{
     Availability, Channels, Connector, ConnectorError, ConnectorStatus, EndpointState, Presence,
-    WriteAction, WriteRequest,
+    WebhookRequest, WriteAction, WriteRequest,
 };
 use serde_json::{Value, json};
 
@@ -20,19 +20,20 @@ fn configured() -> TestHub<HttpPush> {
 }
 
 /// A push signed at the fake hub clock.
-fn push(hub: &mut TestHub<HttpPush>, body: &Value) -> (u16, Value) {
+fn signed(hub: &mut TestHub<HttpPush>, body: &Value) -> WebhookRequest {
     let timestamp = (hub.now() / 1000).to_string();
     let body = body.to_string().into_bytes();
     let signature = sign(SECRET.as_bytes(), &timestamp, &body);
-    let request = webhook(
-        "POST",
-        "/presence",
-        &[
-            ("X-Hub-Timestamp", &timestamp),
-            ("X-Hub-Signature", &signature),
-        ],
-        &body,
-    );
+    let headers = [
+        ("X-Hub-Timestamp", timestamp.as_str()),
+        ("X-Hub-Signature", signature.as_str()),
+    ];
+    webhook("POST", "/presence", &headers, &body)
+}
+
+/// Sends a signed push; the answer's status and JSON body.
+fn push(hub: &mut TestHub<HttpPush>, body: &Value) -> (u16, Value) {
+    let request = signed(hub, body);
     let response = hub.webhook(request);
     let answer = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
     (response.status, answer)
@@ -112,18 +113,7 @@ fn a_replaced_secret_refuses_pushes_until_reconfigured_well() {
 #[test]
 fn reconfiguring_keeps_the_replay_guard() {
     let mut hub = configured();
-    let timestamp = (hub.now() / 1000).to_string();
-    let body = away("1001").to_string().into_bytes();
-    let signature = sign(SECRET.as_bytes(), &timestamp, &body);
-    let request = webhook(
-        "POST",
-        "/presence",
-        &[
-            ("X-Hub-Timestamp", &timestamp),
-            ("X-Hub-Signature", &signature),
-        ],
-        &body,
-    );
+    let request = signed(&mut hub, &away("1001"));
     assert_eq!(hub.webhook(request.clone()).status, 202);
     hub.configure(&[
         ("shared_secret", text(SECRET)),
