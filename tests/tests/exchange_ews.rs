@@ -191,6 +191,26 @@ async fn todays_items_for_several_users_private_masked_oof_and_a_change_within_o
         bob["calendar"]["out_of_office"]["message"],
         "On holiday, back on Monday."
     );
+    // A hub user with bob's email sees his day in the merged presence (as
+    // consoles and the feed get it): out of office now, with the message.
+    let (s, v) = hub
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(json!({"username": "bob", "display_name": "Bob", "email": "bob@example.com"})),
+        )
+        .await;
+    assert!(s == 200 || s == 201, "{s} {v}");
+    let p = hub
+        .wait_for("/api/v1/presence/bob", "bob's day merged", |v| {
+            v["calendar"]["now"]["show_as"] == "out-of-office"
+        })
+        .await;
+    assert_eq!(p["calendar"]["source"], ID, "{p:#}");
+    assert_eq!(
+        p["calendar"]["out_of_office"]["message"], "On holiday, back on Monday.",
+        "{p:#}"
+    );
     let carol = wait_endpoint(&hub, "carol@example.com", "carol's day", |e| {
         items(e).len() == 2
     })
