@@ -3,9 +3,9 @@
 use crate::presence::connector::http;
 use crate::presence::connector::websocket::ConnectOptions;
 use crate::types::{
-    Activity, Availability, CalendarPresence, ForwardTarget, Header, LineState, Ordering,
-    PresenceUpdate, RichPresence, TelephonyPresence, TelephonySource, TimestampMs, UpdateOrigin,
-    VendorValue, WriteId,
+    Activity, Availability, CalendarPresence, Capabilities, Channels, ForwardTarget, Header,
+    LineState, Ordering, PresenceUpdate, RichPresence, TelephonyPresence, TelephonySource,
+    TimestampMs, UpdateOrigin, VendorValue, WriteId,
 };
 
 /// A [`PresenceUpdate`] for one endpoint, built channel by channel. Channels
@@ -298,5 +298,21 @@ impl WsOptions {
 impl From<WsOptions> for ConnectOptions {
     fn from(options: WsOptions) -> Self {
         options.0
+    }
+}
+
+/// No writes, no restore, no expiry, no webhooks, one event per call: a
+/// read-only connector. Name what yours adds:
+/// `Capabilities { webhooks: true, ..Capabilities::default() }`.
+impl Default for Capabilities {
+    fn default() -> Self {
+        Self {
+            writes: Channels::empty(),
+            dnd_scopes: Vec::new(),
+            restore: false,
+            expiry: false,
+            webhooks: false,
+            batched_events: false,
+        }
     }
 }

@@ -52,13 +52,10 @@ impl Connector for HttpPush {
             description: "Presence pushed by any system over an HMAC-signed webhook".into(),
             config_fields: settings::config_fields(),
             endpoint_kinds: endpoint_kinds(),
+            // Reads only, from its webhook.
             capabilities: Capabilities {
-                writes: Channels::empty(),
-                dnd_scopes: Vec::new(),
-                restore: false,
-                expiry: false,
                 webhooks: true,
-                batched_events: false,
+                ..Capabilities::default()
             },
         }
     }

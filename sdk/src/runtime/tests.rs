@@ -4,7 +4,7 @@
 
 use super::TimerMux;
 use crate::testkit::{TestHub, response, text, webhook};
-use crate::{Capabilities, Channels, Failure, http};
+use crate::{Capabilities, Failure, http};
 use crate::{
     CloseInfo, Config, Connector, ConnectorError, ConnectorStatus, Cx, HostError, HttpError,
     PluginInfo, Request, ResponseExt, WebhookRequest, WebhookResponse, WsPayload,
@@ -46,12 +46,8 @@ impl Connector for Probe {
             config_fields: Vec::new(),
             endpoint_kinds: Vec::new(),
             capabilities: Capabilities {
-                writes: Channels::empty(),
-                dnd_scopes: Vec::new(),
-                restore: false,
-                expiry: false,
                 webhooks: true,
-                batched_events: false,
+                ..Capabilities::default()
             },
         }
     }
