@@ -100,6 +100,14 @@ pub struct FakeHost {
     pub requests: Vec<SentRequest>,
     pub sockets: Vec<FakeSocket>,
     pub kv: BTreeMap<String, Vec<u8>>,
+    /// Datagrams sent: (socket, to, bytes).
+    pub datagrams: Vec<(SocketId, SocketAddress, Vec<u8>)>,
+    /// Streams opened: (socket, to).
+    pub streams: Vec<(SocketId, SocketAddress)>,
+    /// Bytes queued on streams: (socket, bytes).
+    pub stream_sent: Vec<(SocketId, Vec<u8>)>,
+    /// UDP sockets and streams the connector closed.
+    pub net_closed: Vec<SocketId>,
     pub reports: Vec<Report>,
     pub logs: Vec<(Level, String)>,
     pub instance: InstanceInfo,
@@ -118,6 +126,10 @@ impl Default for FakeHost {
             requests: Vec::new(),
             sockets: Vec::new(),
             kv: BTreeMap::new(),
+            datagrams: Vec::new(),
+            streams: Vec::new(),
+            stream_sent: Vec::new(),
+            net_closed: Vec::new(),
             reports: Vec::new(),
             logs: Vec::new(),
             instance: InstanceInfo {
@@ -269,20 +281,31 @@ impl Host for FakeHost {
             },
         })
     }
-    fn udp_send(&mut self, _: SocketId, _: &SocketAddress, _: &[u8]) -> Result<(), HostError> {
+    fn udp_send(
+        &mut self,
+        socket: SocketId,
+        to: &SocketAddress,
+        data: &[u8],
+    ) -> Result<(), HostError> {
+        self.datagrams.push((socket, to.clone(), data.to_vec()));
         Ok(())
     }
     fn stream_connect(
         &mut self,
-        _: &SocketAddress,
+        to: &SocketAddress,
         _: StreamOptions,
     ) -> Result<SocketId, HostError> {
-        Ok(self.handle())
+        let socket = self.handle();
+        self.streams.push((socket, to.clone()));
+        Ok(socket)
     }
-    fn stream_send(&mut self, _: SocketId, _: &[u8]) -> Result<(), HostError> {
+    fn stream_send(&mut self, socket: SocketId, data: &[u8]) -> Result<(), HostError> {
+        self.stream_sent.push((socket, data.to_vec()));
         Ok(())
     }
-    fn net_close(&mut self, _: SocketId) {}
+    fn net_close(&mut self, socket: SocketId) {
+        self.net_closed.push(socket);
+    }
     fn report(&mut self, report: Report) {
         self.reports.push(report);
     }

@@ -105,6 +105,14 @@ impl Connector for Probe {
                 crate::WsOptions::default(),
             ),
             "/timer" => cx.set_timer("hook".into(), 10),
+            "/udp" => {
+                let pbx = crate::SocketAddress {
+                    host: "pbx.example.com".into(),
+                    port: 5060,
+                };
+                let socket = cx.udp_bind(&pbx).unwrap().socket;
+                cx.udp_send(socket, &pbx, b"OPTIONS").unwrap();
+            }
             _ => {}
         }
         WebhookResponse {
@@ -292,4 +300,14 @@ fn response_helpers_read_headers_and_text() {
     assert_eq!(answer.header("retry-after"), Some("5"));
     assert_eq!(answer.text(), "done");
     assert!(answer.is_success());
+}
+
+#[test]
+fn datagrams_are_recorded() {
+    let mut hub = probe(0);
+    hook(&mut hub, "/udp");
+    let sent = &hub.host().datagrams;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1.port, 5060);
+    assert_eq!(sent[0].2, b"OPTIONS");
 }
