@@ -57,7 +57,9 @@ async fn create(hub: &Hub, id: &str, sim: &UcmaSim, config: Value) -> (u16, Valu
     hub.call(
         "POST",
         "/api/v1/connectors",
-        Some(json!({"id": id, "plugin": "skype-ucma", "config": config, "tls_ca_pem": sim.ca_pem()})),
+        Some(
+            json!({"id": id, "plugin": "skype-ucma", "config": config, "tls_ca_pem": sim.ca_pem()}),
+        ),
     )
     .await
 }
@@ -124,7 +126,13 @@ async fn every_band_and_activity_token_mapped_and_changes_pushed() {
         ("available", 3500, None, "available", Value::Null),
         ("idle", 5000, None, "available", json!("inactive")),
         ("busy", 6500, None, "busy", Value::Null),
-        ("phone", 6500, Some("on-the-phone"), "busy", json!("in-a-call")),
+        (
+            "phone",
+            6500,
+            Some("on-the-phone"),
+            "busy",
+            json!("in-a-call"),
+        ),
         (
             "conference",
             6500,
@@ -132,7 +140,13 @@ async fn every_band_and_activity_token_mapped_and_changes_pushed() {
             "busy",
             json!("in-a-conference"),
         ),
-        ("meeting", 6500, Some("in-a-meeting"), "busy", json!("in-a-meeting")),
+        (
+            "meeting",
+            6500,
+            Some("in-a-meeting"),
+            "busy",
+            json!("in-a-meeting"),
+        ),
         ("busyidle", 8000, None, "busy", json!("inactive")),
         ("dnd", 9500, None, "do-not-disturb", Value::Null),
         (
@@ -230,11 +244,9 @@ async fn each_endpoint_type_configured_and_validated() {
         config.as_object_mut().unwrap().remove(field);
         let (s, v) = create(&hub, id, &sim, config).await;
         if s == 201 {
-            hub.wait_for(
-                &format!("/api/v1/connectors/{id}/status"),
-                field,
-                |v| v["status"]["status"] != "up-and-running" && v.to_string().contains(field),
-            )
+            hub.wait_for(&format!("/api/v1/connectors/{id}/status"), field, |v| {
+                v["status"]["status"] != "up-and-running" && v.to_string().contains(field)
+            })
             .await;
         } else {
             assert!(s == 400 || s == 422, "{s} {v}");
@@ -381,7 +393,9 @@ async fn dnd_written_back_and_restored_with_outcomes() {
             .await
         }
     };
-    let w = write(json!({"action": "set", "availability": "do-not-disturb", "activity": "in-a-call"})).await;
+    let w =
+        write(json!({"action": "set", "availability": "do-not-disturb", "activity": "in-a-call"}))
+            .await;
     assert_eq!(w["state"], "applied", "{w}");
     let published = sim.hub_publication(&alice).expect("the hub's publication");
     assert!(published.to_string().contains("9500"), "{published}");
@@ -389,7 +403,10 @@ async fn dnd_written_back_and_restored_with_outcomes() {
         e["rich"]["availability"] == "do-not-disturb"
     })
     .await;
-    assert_eq!(ep["origin"]["kind"], "hub-write", "the echo is marked: {ep}");
+    assert_eq!(
+        ep["origin"]["kind"], "hub-write",
+        "the echo is marked: {ep}"
+    );
     let w = write(json!({"action": "restore"})).await;
     assert_eq!(w["state"], "restored", "{w}");
     assert!(sim.hub_publication(&alice).is_none());
