@@ -95,3 +95,8 @@ pub const FEED_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The same for the first message, the snapshot, which can be tens of MB.
 pub const FEED_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// When the API's connections are all taken and one that never sent a
+/// request head is closed for a new one, how long the new one waits for
+/// that slot before it is refused.
+pub const EVICT_WAIT: Duration = Duration::from_millis(200);

@@ -11,7 +11,9 @@
 //! - at most `max_connections` are open at once (WebSocket sessions
 //!   included), and fewer when `RLIMIT_NOFILE` is low: `fd_reserve`
 //!   descriptors are always left to the plugins' sockets, the store and the
-//!   compiled-plugin cache. One more is answered `503` in JSON and closed;
+//!   compiled-plugin cache. When all are taken, the oldest connection that
+//!   has not sent a whole request head yet is closed for the new one; when
+//!   every one has, the new one is answered `503` in JSON and closed;
 //! - when accepting fails for want of descriptors or memory, the loop backs
 //!   off (up to [`timing::ACCEPT_BACKOFF_MAX`]) and logs once per second,
 //!   instead of spinning and filling the log.
@@ -123,6 +125,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut backoff = Backoff::default();
+    let waiting = Waiting::default();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -143,9 +146,25 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            refuse(tcp);
-            continue;
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            // Full: a connection that has not finished its first request
+            // head in all this time gives way to the new one, so clients
+            // that only open connections cannot lock everyone out.
+            Err(_) if waiting.evict_oldest() => {
+                match tokio::time::timeout(timing::EVICT_WAIT, slots.clone().acquire_owned()).await
+                {
+                    Ok(Ok(p)) => p,
+                    _ => {
+                        refuse(tcp);
+                        continue;
+                    }
+                }
+            }
+            Err(_) => {
+                refuse(tcp);
+                continue;
+            }
         };
         // No Nagle: a live-feed event is a small write that must leave at
         // once, not wait (up to the peer's delayed ACK, ~40 ms) for the
@@ -153,12 +172,15 @@ pub async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
+        let (head_seen, evicted) = waiting.add();
         tokio::spawn(connection(
             tcp,
             permit,
             app.clone(),
             limits.clone(),
             stop_rx.clone(),
+            head_seen,
+            evicted,
         ));
     }
     drop(listener);
@@ -194,6 +216,8 @@ async fn connection(
     app: Router,
     limits: ListenLimits,
     mut stop: watch::Receiver<bool>,
+    head_seen: Arc<AtomicBool>,
+    evicted: Arc<tokio::sync::Notify>,
 ) {
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched {
@@ -203,6 +227,7 @@ async fn connection(
     });
     let body_timeout = limits.body_timeout;
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        head_seen.store(true, Ordering::Relaxed);
         let mut app = app.clone();
         let expired = Arc::new(AtomicBool::new(false));
         let req = req.map(|b| Body::new(DeadlineBody::new(b, body_timeout, expired.clone())));
@@ -240,11 +265,52 @@ async fn connection(
                     return;
                 }
             }
+            _ = evicted.notified() => {
+                tracing::debug!("API connection closed: it sent no request head and its slot was needed");
+                return;
+            }
             _ = stop.changed(), if !stopping => {
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
         }
+    }
+}
+
+/// The open connections in the order they came, with whether each has sent
+/// a complete request head yet: those that have not are the ones to close
+/// when the cap is reached.
+#[derive(Default)]
+struct Waiting(
+    std::sync::Mutex<std::collections::VecDeque<(Arc<AtomicBool>, Arc<tokio::sync::Notify>)>>,
+);
+
+impl Waiting {
+    /// Note a new connection: its head flag and the signal that evicts it.
+    fn add(&self) -> (Arc<AtomicBool>, Arc<tokio::sync::Notify>) {
+        let entry = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(tokio::sync::Notify::new()),
+        );
+        let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget connections that have sent a head or ended (only the queue
+        // still holds them): the queue stays as long as the waiting ones.
+        q.retain(|(head, evict)| !head.load(Ordering::Relaxed) && Arc::strong_count(evict) > 1);
+        q.push_back(entry.clone());
+        entry
+    }
+
+    /// Evict the oldest connection still waiting for its first head; false
+    /// when there is none.
+    fn evict_oldest(&self) -> bool {
+        let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some((head, evict)) = q.pop_front() {
+            if !head.load(Ordering::Relaxed) && Arc::strong_count(&evict) > 1 {
+                evict.notify_one();
+                return true;
+            }
+        }
+        false
     }
 }
 
