@@ -522,7 +522,7 @@ async fn simulator_restarts_forgets_and_polices_the_schema() {
 /// `UCMA_SIM_SECS=120 cargo test -p hub-e2e --test ucma_bridge_kit -- --ignored --nocapture serve_simulator`
 /// prints the command line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
+#[ignore = "a tool, not a test: serves the simulator for a manual run of the kit binary"]
 async fn serve_simulator() {
     let sim = sim(None).await;
     let dir = tempfile::tempdir().unwrap();
