@@ -1,47 +1,13 @@
-//! Deterministic mutation tests: every recorded body, mutated many times,
-//! through every body parser, and every recorded SIP message through the
-//! message parser and the stream framer, with no panic allowed. They run
-//! in the normal test suite so CI (stable Rust, no cargo-fuzz) holds the
-//! parsers to the same contract as the fuzz target in `fuzz/`.
-
-use std::panic::{AssertUnwindSafe, catch_unwind};
+//! Fuzz targets `sip-bodies` and `sip-messages` on the shared engine
+//! (`tools/fuzzkit`): every recorded body, mutated, through every body
+//! parser, and every recorded SIP message through the message parser and
+//! the stream framer, with no panic allowed. They run in the normal test
+//! suite so CI (stable Rust, no cargo-fuzz) holds the parsers to the same
+//! contract as the fuzz target in `fuzz/`. Budget: `fuzzkit::Budget::CI`
+//! (20 000 inputs or 15 s per target); `FUZZ_SECONDS=<n>` runs longer.
 
 use super::fixtures::corpus;
 use super::*;
-
-/// Mutations in total, spread evenly over the recorded bodies. Each one
-/// goes through every parser, so this is ~8 parser runs per mutation; in an
-/// unoptimised test build that takes a few seconds. Set
-/// `SIP_BODY_MUTATIONS` to run more (e.g. 400000 with `--release`).
-const DEFAULT_MUTATIONS: usize = 20_000;
-
-fn total_mutations() -> usize {
-    std::env::var("SIP_BODY_MUTATIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_MUTATIONS)
-}
-
-/// xorshift64*: tiny, deterministic, good enough to pick mutations.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
 
 /// Fragments that steer mutations towards parser edge cases.
 const TOKENS: &[&[u8]] = &[
@@ -93,56 +59,12 @@ const TOKENS: &[&[u8]] = &[
     b"CSeq: 1 X\r\n",
     b" SIP/2.0",
     b"SIP/2.0 ",
+    // Content-type parameters (the first line of a body input).
+    b"multipart/mixed; boundary=",
+    b";boundary=\"",
+    b";type=\"application/rlmi+xml\"",
+    b";start=\"<",
 ];
-
-fn mutate(rng: &mut XorShift, input: &[u8]) -> Vec<u8> {
-    let mut out = input.to_vec();
-    let rounds = 1 + rng.below(4);
-    for _ in 0..rounds {
-        let len = out.len();
-        match rng.below(8) {
-            0 if len > 0 => {
-                let i = rng.below(len);
-                out[i] ^= 1 << rng.below(8);
-            }
-            1 if len > 0 => {
-                let i = rng.below(len);
-                out[i] = rng.next() as u8;
-            }
-            2 => out.truncate(rng.below(len + 1)),
-            3 => {
-                let i = rng.below(len + 1);
-                let tok = TOKENS[rng.below(TOKENS.len())];
-                out.splice(i..i, tok.iter().copied());
-            }
-            4 if len > 0 => {
-                let a = rng.below(len);
-                let b = (a + rng.below(64)).min(len);
-                out.drain(a..b);
-            }
-            5 if len > 0 => {
-                let a = rng.below(len);
-                let b = (a + rng.below(128)).min(len);
-                let chunk = out[a..b].to_vec();
-                let at = rng.below(len + 1);
-                out.splice(at..at, chunk);
-            }
-            6 => {
-                let i = rng.below(len + 1);
-                let n = rng.below(8);
-                let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
-                out.splice(i..i, bytes);
-            }
-            _ if len > 1 => {
-                let a = rng.below(len);
-                let b = rng.below(len);
-                out.swap(a, b);
-            }
-            _ => {}
-        }
-    }
-    out
-}
 
 const CONTENT_TYPES: &[&str] = &[
     "application/pidf+xml",
@@ -174,43 +96,38 @@ fn exercise(content_type: &str, body: &[u8]) {
     let _ = parse_rls_notify(content_type, body);
 }
 
-#[test]
-fn mutated_bodies_never_panic() {
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-    let bodies = corpus();
-    let per_body = total_mutations().div_ceil(bodies.len());
-    let mut runs = 0usize;
-    for (index, (content_type, body)) in bodies.iter().copied().enumerate() {
-        // The unmutated body first.
-        exercise(content_type, body.as_bytes());
-        for i in 0..per_body {
-            let mutated = mutate(&mut rng, body.as_bytes());
-            // Now and then garble the content type too.
-            let ct_owned;
-            let ct = if rng.below(16) == 0 {
-                ct_owned = String::from_utf8_lossy(&mutate(&mut rng, content_type.as_bytes()))
-                    .into_owned();
-                ct_owned.as_str()
-            } else if rng.below(4) == 0 {
-                CONTENT_TYPES[rng.below(CONTENT_TYPES.len())]
-            } else {
-                content_type
-            };
-            let outcome = catch_unwind(AssertUnwindSafe(|| exercise(ct, &mutated)));
-            assert!(
-                outcome.is_ok(),
-                "panic on corpus body {index}, mutation {i}, content type {ct:?}, input {:?}",
-                String::from_utf8_lossy(&mutated)
-            );
-            runs += 1;
-        }
+/// A body input is `content-type \n body`, as the cargo-fuzz target reads
+/// it, so mutations garble the content type too. One input in four also
+/// runs under one of the real content types.
+fn exercise_typed(input: &[u8]) {
+    let (ct, body) = match input.iter().position(|&b| b == b'\n') {
+        Some(nl) => (String::from_utf8_lossy(&input[..nl]), &input[nl + 1..]),
+        None => (String::new().into(), input),
+    };
+    exercise(&ct, body);
+    if input.len().is_multiple_of(4) {
+        exercise(CONTENT_TYPES[(input.len() / 4) % CONTENT_TYPES.len()], body);
     }
-    assert_eq!(runs, bodies.len() * per_body);
+}
+
+#[test]
+fn fuzz_sip_bodies() {
+    let seeds: Vec<Vec<u8>> = corpus()
+        .into_iter()
+        .map(|(ct, body)| format!("{ct}\n{body}").into_bytes())
+        .collect();
+    fuzzkit::check(
+        "sip-bodies",
+        &seeds,
+        TOKENS,
+        fuzzkit::Budget::from_env(),
+        exercise_typed,
+    );
 }
 
 /// Parses one message as a datagram and as stream bytes (in two pieces),
 /// and builds the answer an unreadable request would get.
-fn exercise_message(bytes: &[u8], split: usize) {
+fn exercise_message(bytes: &[u8]) {
     use crate::sip::{Message, framing::Framer};
     match Message::parse(bytes) {
         Ok(m) => {
@@ -220,8 +137,11 @@ fn exercise_message(bytes: &[u8], split: usize) {
             let _ = (e.answer(), e.start_line(), e.to_string());
         }
     }
+    // Where the stream is cut: anywhere, chosen by the input itself.
+    let split = bytes.first().map_or(0, |&b| {
+        (usize::from(b) * 131 + bytes.len() / 2) % (bytes.len() + 1)
+    });
     let mut framer = Framer::default();
-    let split = split.min(bytes.len());
     for chunk in [&bytes[..split], &bytes[split..]] {
         for frame in framer.push(chunk) {
             if let crate::sip::framing::Frame::Message(m) = frame {
@@ -231,8 +151,7 @@ fn exercise_message(bytes: &[u8], split: usize) {
     }
 }
 
-#[test]
-fn mutated_messages_never_panic() {
+fn message_seeds() -> Vec<Vec<u8>> {
     use crate::sip::torture;
     let mut messages: Vec<Vec<u8>> = torture::valid().into_iter().map(|(_, m)| m).collect();
     messages.extend(
@@ -245,21 +164,18 @@ fn mutated_messages_never_panic() {
             .iter()
             .map(|(_, t)| torture::wire(t)),
     );
-    let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
-    let per_message = total_mutations().div_ceil(messages.len());
-    for (index, message) in messages.iter().enumerate() {
-        exercise_message(message, message.len() / 2);
-        for i in 0..per_message {
-            let mutated = mutate(&mut rng, message);
-            let split = rng.below(mutated.len() + 1);
-            let outcome = catch_unwind(AssertUnwindSafe(|| exercise_message(&mutated, split)));
-            assert!(
-                outcome.is_ok(),
-                "panic on message {index}, mutation {i}, input {:?}",
-                String::from_utf8_lossy(&mutated)
-            );
-        }
-    }
+    messages
+}
+
+#[test]
+fn fuzz_sip_messages() {
+    fuzzkit::check(
+        "sip-messages",
+        &message_seeds(),
+        TOKENS,
+        fuzzkit::Budget::from_env(),
+        exercise_message,
+    );
 }
 
 /// Seeds the cargo-fuzz corpus (`fuzz/corpus/bodies/`, not committed)
