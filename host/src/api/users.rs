@@ -345,3 +345,66 @@ pub async fn subscribe(
     let until = s.presence.force_subscribe(&name).await?;
     Ok(Json(json!({ "username": name, "until_ms": until })))
 }
+
+/// Fuzz target `csv` (`tools/fuzzkit`): the user import CSV, from the seeds
+/// in `fuzz/corpus/csv/`, mutated, through the parser and each row's
+/// validation; no panic allowed.
+/// `FUZZ_SECONDS=<n> cargo test -p presence-hub fuzz_csv` runs longer.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+
+    const DICTIONARY: &[&[u8]] = &[
+        b",",
+        b"\n",
+        b"\r\n",
+        b"\r",
+        b"\"",
+        b"\"\"",
+        b" ",
+        b"\t",
+        b"\xEF\xBB\xBF",
+        b"\xFF",
+        b"\0",
+        b"username",
+        b"display_name",
+        b"department",
+        b"email",
+        b"extension",
+        b"voicemail_number",
+        b"sip_uri_rich",
+        b"sip_uri_telephony",
+        b"teams_upn",
+        b"lync_uri",
+        b"sip:",
+        b"@",
+        b"alice",
+    ];
+
+    fn exercise(input: &[u8]) {
+        match parse_csv(input) {
+            Ok(rows) => {
+                for (_, row) in rows {
+                    if let Ok(user) = row {
+                        let _ = user.validate();
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = format!("{e:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn fuzz_csv() {
+        let corpus = fuzzkit::load_corpus(env!("CARGO_MANIFEST_DIR"), "csv");
+        fuzzkit::check(
+            "csv",
+            &corpus,
+            DICTIONARY,
+            fuzzkit::Budget::from_env(),
+            exercise,
+        );
+    }
+}

@@ -322,3 +322,83 @@ memory-mib = 32
         }
     }
 }
+
+/// Fuzz target `manifests` (`tools/fuzzkit`): `plugin.toml` text, from the
+/// seeds in `fuzz/corpus/manifests/` (the shipped plugins' manifests and
+/// edge cases), mutated; no panic allowed.
+/// `FUZZ_SECONDS=<n> cargo test -p presence-hub fuzz_manifests` runs longer.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+
+    const DICTIONARY: &[&[u8]] = &[
+        b"\n",
+        b"=",
+        b"\"",
+        b"'",
+        b"\"\"\"",
+        b"'''",
+        b"[",
+        b"]",
+        b"[[",
+        b"]]",
+        b"{",
+        b"}",
+        b",",
+        b".",
+        b"#",
+        b"\\u",
+        b"\\U0010FFFF",
+        b"\\",
+        b"0",
+        b"-1",
+        b"18446744073709551616",
+        b"1979-05-27T07:32:00Z",
+        b"inf",
+        b"nan",
+        b"true",
+        b"id = ",
+        b"version = \"1.0.0\"",
+        b"api-version = \"0.2.0\"",
+        b"api-version = \"0.1.0\"",
+        b"component = ",
+        b"sha256 = ",
+        b"[grants]\n",
+        b"network = [\"https://*.example.com\", \"udp://*:5060\"]",
+        b"webhooks = true",
+        b"kv = true",
+        b"[limits]\n",
+        b"memory-mib = ",
+        b"call-timeout-ms = ",
+        b"queue = ",
+        b"kv-max-bytes = ",
+    ];
+
+    fn exercise(input: &[u8]) {
+        let text = String::from_utf8_lossy(input);
+        match Manifest::parse(&text) {
+            Ok(m) => {
+                let _ = (
+                    m.network_grants(),
+                    m.component_file(),
+                    m.effective_limits(&Limits::default()),
+                );
+            }
+            Err(e) => {
+                let _ = (e.field(), e.to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn fuzz_manifests() {
+        let corpus = fuzzkit::load_corpus(env!("CARGO_MANIFEST_DIR"), "manifests");
+        fuzzkit::check(
+            "manifests",
+            &corpus,
+            DICTIONARY,
+            fuzzkit::Budget::from_env(),
+            exercise,
+        );
+    }
+}

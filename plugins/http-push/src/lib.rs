@@ -137,4 +137,6 @@ fn endpoint_kinds() -> Vec<EndpointKind> {
 sdk::register_connector!(HttpPush);
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;

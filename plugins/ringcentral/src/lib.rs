@@ -23,3 +23,6 @@ pub mod layers;
 pub mod mapping;
 pub mod settings;
 pub mod wire;
+
+#[cfg(test)]
+mod fuzz;

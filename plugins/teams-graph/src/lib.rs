@@ -20,3 +20,6 @@ pub mod mapping;
 pub mod settings;
 pub mod time;
 pub mod wire;
+
+#[cfg(test)]
+mod fuzz;
