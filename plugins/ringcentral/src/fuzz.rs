@@ -2,14 +2,16 @@
 //! directory and presence pages, subscriptions, notifications (WebHook
 //! bodies and the `[meta, body]` WebSocket frames) and error bodies, from
 //! the seeds in `fuzz/corpus/ringcentral-json/`, mutated; no panic allowed.
-//! `FUZZ_SECONDS=<n> cargo test -p ringcentral fuzz` runs longer.
+//! `FUZZ_SECONDS=<n> cargo test -p ringcentral fuzz` runs longer. The same
+//! seeds also drive the whole engine over a live WebSocket
+//! (`core::tests::fuzz`, target `ringcentral-ws`).
 
 use serde_json::Value;
 
 use crate::mapping;
 use crate::wire::*;
 
-const DICTIONARY: &[&[u8]] = &[
+pub(crate) const DICTIONARY: &[&[u8]] = &[
     b"{",
     b"}",
     b"[",
@@ -24,6 +26,7 @@ const DICTIONARY: &[&[u8]] = &[
     b"-1",
     b"1e400",
     b"18446744073709551616",
+    b"9999999999999999999",
     b"\"\\ud800\"",
     b"\"\\u0000\"",
     b"\\",

@@ -463,7 +463,9 @@ impl Core {
         self.cancel_timer(TimerKey::Hello(self.ws.conn));
         let b = &frame.body;
         if let Some(t) = b.get("recoveryTimeout").and_then(Value::as_u64) {
-            self.ws.recovery_ms = t * 1000;
+            // Outside input: a huge timeout must not overflow (found by
+            // the ringcentral-ws fuzz target).
+            self.ws.recovery_ms = t.saturating_mul(1000);
         }
         let state = b.get("recoveryState").and_then(Value::as_str);
         let recovered =
@@ -559,7 +561,7 @@ impl Core {
         let can_recover = self.ws.wsc.is_some()
             && self.ws.sub_id.is_some()
             && !self.ws.no_recovery
-            && now < self.ws.last_contact + self.ws.recovery_ms;
+            && now < self.ws.last_contact.saturating_add(self.ws.recovery_ms);
         self.ws.recovering = can_recover;
         if !can_recover {
             self.ws.wsc = None;

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::*;
 
 mod auth;
+mod fuzz;
 mod push;
 mod reads;
 mod rules;

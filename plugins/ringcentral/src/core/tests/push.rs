@@ -131,6 +131,38 @@ fn a_lost_session_is_recovered_with_the_wsc_token() {
 }
 
 #[test]
+fn a_huge_recovery_timeout_neither_overflows_nor_ends_recovery() {
+    // Found by the ringcentral-ws fuzz target: `recoveryTimeout` × 1000
+    // overflowed (a panic in debug builds, a wrapped window in release).
+    let mut h = H::new(settings(&[]), Stored::default());
+    h.ready();
+    let reqs = h.watch_only(&["101"]);
+    let (conn, _) = h.ws_token(&reqs);
+    h.core.on_ws_open(conn, h.now);
+    let frame = details(None).replace(
+        "\"recoveryTimeout\":180",
+        "\"recoveryTimeout\":600000000000000000",
+    );
+    assert!(frame.contains("600000000000000000"));
+    h.core.on_ws_text(conn, &frame, h.now);
+    let frames = h.sent_frames();
+    let sub = frames
+        .iter()
+        .find(|f| f[0]["type"] == "ClientRequest")
+        .expect("a subscribe request")
+        .clone();
+    h.ws_subscribed(conn, &sub);
+    h.requests();
+    h.advance(10_000);
+    closes(&mut h, conn, "connection reset");
+    h.advance(1_000);
+    h.timer(TimerKey::Reconnect);
+    let reqs = h.requests();
+    let (_, url) = h.ws_token(&reqs);
+    assert!(url.ends_with("&wsc=wsc-token-1"), "recovers: {url}");
+}
+
+#[test]
 fn a_failed_recovery_subscribes_again_and_reads_presence_again() {
     let mut h = H::new(settings(&[]), Stored::default());
     let conn = h.live(&["101"]);
