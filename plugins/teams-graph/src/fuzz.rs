@@ -1,13 +1,15 @@
 //! Fuzz target `graph-json` (`tools/fuzzkit`): every Graph and identity
 //! platform answer and every notification body the connector reads, from
 //! the seeds in `fuzz/corpus/graph-json/`, mutated; no panic allowed.
-//! `FUZZ_SECONDS=<n> cargo test -p teams-graph fuzz` runs longer.
+//! `FUZZ_SECONDS=<n> cargo test -p teams-graph fuzz` runs longer. The same
+//! seeds also go to the whole engine as notifications
+//! (`core::tests::fuzz`, target `graph-notifications`).
 
 use crate::mapping;
 use crate::time;
 use crate::wire::*;
 
-const DICTIONARY: &[&[u8]] = &[
+pub(crate) const DICTIONARY: &[&[u8]] = &[
     b"{",
     b"}",
     b"[",
