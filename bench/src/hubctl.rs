@@ -21,9 +21,18 @@ pub struct BenchHub {
 
 impl BenchHub {
     /// Start the hub with copies of these `dist/` plugin folders; logs at
-    /// `warn` unless `env` says otherwise.
+    /// `warn` unless `env` says otherwise. The API's connection and feed
+    /// caps are raised as an operator would for a wall of consoles: the
+    /// fan-out benchmark connects up to 10,000 feed clients with one token
+    /// (the hub still lowers the connection cap to its descriptor limit
+    /// less its reserve).
     pub fn start(plugins: &[&str], env: &[(&str, &str)]) -> BenchHub {
-        let mut all = vec![("HUB_LOG", "warn")];
+        let mut all = vec![
+            ("HUB_LOG", "warn"),
+            ("HUB_MAX_CONNECTIONS", "25000"),
+            ("HUB_MAX_FEEDS", "25000"),
+            ("HUB_MAX_FEEDS_PER_TOKEN", "25000"),
+        ];
         // Profiling aid passed through: plugin function names for `perf`.
         if std::env::var_os("HUB_WASM_PERFMAP").is_some() {
             all.push(("HUB_WASM_PERFMAP", "1"));
