@@ -17,8 +17,7 @@ use std::hash::Hash;
 
 use crate::config::Config;
 use crate::exports::presence::connector::connector::{
-    Datagram, StreamClosed, StreamData, StreamInfo, WebhookRequest, WebhookResponse, WebsocketOpen,
-    WsPayload,
+    WebhookRequest, WebhookResponse, WebsocketOpen, WsPayload,
 };
 use crate::presence::connector::instance::InstanceInfo;
 use crate::presence::connector::log::Level;
@@ -39,14 +38,18 @@ use crate::types::{
 /// answer 404, writes are refused as unsupported).
 ///
 /// The three key types name the connector's timers, HTTP requests and
-/// WebSocket connections. Use `()` for a kind the connector never uses, an
-/// enum where it has several (`enum Timer { Refresh, Renew(String) }`).
+/// connections (WebSockets, UDP sockets, TCP/TLS streams). Use `()` for a
+/// kind the connector never uses, an enum where it has several
+/// (`enum Timer { Refresh, Renew(String) }`).
 pub trait Connector: Sized + 'static {
     /// Names a logical timer. Setting a key again moves its deadline.
     type TimerKey: Clone + Eq + Hash + fmt::Debug;
     /// Tags an HTTP request; its response comes back with the same key.
     type RequestKey: Clone + Eq + Hash + fmt::Debug;
-    /// Names a WebSocket connection.
+    /// Names a connection: a WebSocket ([`Cx::ws_connect`]) or a UDP socket
+    /// or stream ([`Cx::udp_bind`], [`Cx::stream_connect`]). WebSockets and
+    /// UDP sockets/streams are separate namespaces: one key may name a
+    /// WebSocket and a stream at once.
     type SocketKey: Clone + Eq + Hash + fmt::Debug;
 
     /// Name, version, configuration fields, endpoint kinds, capabilities.
@@ -104,24 +107,36 @@ pub trait Connector: Sized + 'static {
         let _ = (cx, key, close);
     }
 
-    /// A datagram arrived on a UDP socket bound with [`Cx::udp_bind`].
-    fn on_datagram(&mut self, cx: &mut Cx<Self>, datagram: Datagram) {
-        let _ = (cx, datagram);
+    /// The UDP socket `key` is bound (delivered right after the call that
+    /// asked for it, with the local address peers should answer to), or
+    /// the stream `key` is connected (`local` is our end of it).
+    fn on_net_open(&mut self, cx: &mut Cx<Self>, key: Self::SocketKey, local: SocketAddress) {
+        let _ = (cx, key, local);
     }
 
-    /// A stream opened with [`Cx::stream_connect`] is up.
-    fn on_stream_connected(&mut self, cx: &mut Cx<Self>, stream: StreamInfo) {
-        let _ = (cx, stream);
+    /// A datagram from `from` arrived on the UDP socket `key`.
+    fn on_datagram(
+        &mut self,
+        cx: &mut Cx<Self>,
+        key: Self::SocketKey,
+        from: SocketAddress,
+        data: Vec<u8>,
+    ) {
+        let _ = (cx, key, from, data);
     }
 
-    /// Bytes arrived on a stream.
-    fn on_stream_data(&mut self, cx: &mut Cx<Self>, data: StreamData) {
-        let _ = (cx, data);
+    /// Bytes arrived on the stream `key` (any slice of the byte stream:
+    /// the connector does its own framing).
+    fn on_stream_data(&mut self, cx: &mut Cx<Self>, key: Self::SocketKey, data: Vec<u8>) {
+        let _ = (cx, key, data);
     }
 
-    /// A stream closed or failed to connect.
-    fn on_stream_closed(&mut self, cx: &mut Cx<Self>, closed: StreamClosed) {
-        let _ = (cx, closed);
+    /// The stream `key` closed or failed to connect, or the host refused
+    /// to bind or connect `key` (then `close.failure` is [`Failure::Other`]
+    /// holding the rendered host error, e.g. `not-granted: pbx.example.com:5061`).
+    /// Not called after [`Cx::net_close`].
+    fn on_net_closed(&mut self, cx: &mut Cx<Self>, key: Self::SocketKey, close: CloseInfo) {
+        let _ = (cx, key, close);
     }
 
     /// The instance is stopping (or, with the default
@@ -230,9 +245,15 @@ pub enum Effect<C: Connector> {
     WsConnect(C::SocketKey, String, ConnectOptions),
     WsSend(C::SocketKey, WsPayload),
     WsClose(C::SocketKey, u16, String),
+    UdpBind(C::SocketKey, SocketAddress),
+    UdpSend(C::SocketKey, SocketAddress, Vec<u8>),
+    StreamConnect(C::SocketKey, SocketAddress, StreamOptions),
+    StreamSend(C::SocketKey, Vec<u8>),
+    NetClose(C::SocketKey),
     Report(Report),
     Log(Level, String),
-    /// Drop every timer and WebSocket, forget requests in flight.
+    /// Drop every timer, WebSocket, UDP socket and stream; forget requests
+    /// in flight.
     Reset,
 }
 
@@ -248,6 +269,25 @@ impl<C: Connector> fmt::Debug for Effect<C> {
             Self::WsConnect(key, url, _) => write!(f, "WsConnect({key:?}, {url})"),
             Self::WsSend(key, payload) => write!(f, "WsSend({key:?}, {payload:?})"),
             Self::WsClose(key, code, reason) => write!(f, "WsClose({key:?}, {code}, {reason})"),
+            Self::UdpBind(key, toward) => {
+                write!(f, "UdpBind({key:?}, {}:{})", toward.host, toward.port)
+            }
+            Self::UdpSend(key, to, data) => {
+                write!(
+                    f,
+                    "UdpSend({key:?}, {}:{}, {} bytes)",
+                    to.host,
+                    to.port,
+                    data.len()
+                )
+            }
+            Self::StreamConnect(key, to, options) => write!(
+                f,
+                "StreamConnect({key:?}, {}:{}, {:?})",
+                to.host, to.port, options.security
+            ),
+            Self::StreamSend(key, data) => write!(f, "StreamSend({key:?}, {} bytes)", data.len()),
+            Self::NetClose(key) => write!(f, "NetClose({key:?})"),
             Self::Report(report) => write!(f, "Report({report:?})"),
             Self::Log(level, message) => write!(f, "Log({level:?}, {message})"),
             Self::Reset => f.write_str("Reset"),
@@ -292,9 +332,10 @@ pub trait Host {
 }
 
 /// The effects context a connector's methods receive: the clock, the
-/// key-value store and the network calls that answer at once, and an outbox
-/// for everything else (timers, HTTP, WebSockets, reports, log lines), which
-/// the runtime carries out in order when the method returns.
+/// key-value store and the instance facts, which answer at once, and an
+/// outbox for everything else (timers, HTTP, WebSockets, UDP sockets and
+/// streams, reports, log lines), which the runtime carries out in order when
+/// the method returns.
 pub struct Cx<'h, C: Connector> {
     host: &'h mut dyn Host,
     now: u64,
@@ -385,8 +426,8 @@ impl<'h, C: Connector> Cx<'h, C> {
         self.push(Effect::WsClose(key, code, reason.into()));
     }
 
-    /// Drops every timer and WebSocket and forgets the requests in flight
-    /// (they run on; their outcomes are not delivered). The default
+    /// Drops every timer, WebSocket, UDP socket and stream and forgets the
+    /// requests in flight (they run on; their outcomes are not delivered). The default
     /// [`Connector::reconfigure`] uses it between the old and the new
     /// connector.
     pub fn reset(&mut self) {
@@ -423,35 +464,40 @@ impl<'h, C: Connector> Cx<'h, C> {
         self.host.random_bytes(len)
     }
 
-    // ---- datagrams and streams (answer at once; events by socket id) -----
+    // ---- UDP sockets and streams (keyed, like WebSockets) ---------------
 
-    pub fn udp_bind(&mut self, toward: &SocketAddress) -> Result<UdpSocket, HostError> {
-        self.host.udp_bind(toward)
+    /// Binds a UDP socket named `key` for talking to `toward` (closing one
+    /// already open under it). [`Connector::on_net_open`] follows with the
+    /// local address, or [`Connector::on_net_closed`] if the host refuses;
+    /// datagrams arrive in [`Connector::on_datagram`].
+    pub fn udp_bind(&mut self, key: C::SocketKey, toward: SocketAddress) {
+        self.push(Effect::UdpBind(key, toward));
     }
 
-    pub fn udp_send(
-        &mut self,
-        socket: SocketId,
-        to: &SocketAddress,
-        data: &[u8],
-    ) -> Result<(), HostError> {
-        self.host.udp_send(socket, to, data)
+    /// Sends one datagram to `to` from the UDP socket `key`; dropped with a
+    /// warning when none is bound under that key or the host refuses it.
+    pub fn udp_send(&mut self, key: C::SocketKey, to: SocketAddress, data: impl Into<Vec<u8>>) {
+        self.push(Effect::UdpSend(key, to, data.into()));
     }
 
-    pub fn stream_connect(
-        &mut self,
-        to: &SocketAddress,
-        options: StreamOptions,
-    ) -> Result<SocketId, HostError> {
-        self.host.stream_connect(to, options)
+    /// Opens a TCP or TLS stream named `key` to `to` (closing one already
+    /// open under it). [`Connector::on_net_open`] or
+    /// [`Connector::on_net_closed`] follows; bytes arrive in
+    /// [`Connector::on_stream_data`].
+    pub fn stream_connect(&mut self, key: C::SocketKey, to: SocketAddress, options: StreamOptions) {
+        self.push(Effect::StreamConnect(key, to, options));
     }
 
-    pub fn stream_send(&mut self, socket: SocketId, data: &[u8]) -> Result<(), HostError> {
-        self.host.stream_send(socket, data)
+    /// Queues bytes on the stream `key` (the host sends them once it is
+    /// connected); dropped with a warning when none is open under that key.
+    pub fn stream_send(&mut self, key: C::SocketKey, data: impl Into<Vec<u8>>) {
+        self.push(Effect::StreamSend(key, data.into()));
     }
 
-    pub fn net_close(&mut self, socket: SocketId) {
-        self.host.net_close(socket)
+    /// Closes the UDP socket or stream `key`, after what was queued before;
+    /// no event for it follows.
+    pub fn net_close(&mut self, key: C::SocketKey) {
+        self.push(Effect::NetClose(key));
     }
 
     // ---- reports -------------------------------------------------------

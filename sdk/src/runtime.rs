@@ -2,7 +2,8 @@
 //! it owns the one connector instance, answers `not-configured` before the
 //! first good configuration, turns host events into keyed calls and carries
 //! out each call's effects — keyed timers multiplexed on one host timer,
-//! request and WebSocket handles mapped back to keys, refusals fed back.
+//! request, WebSocket, UDP socket and stream handles mapped back to keys,
+//! refusals fed back.
 //!
 //! It is generic over the [`Host`], so the test kit runs exactly this code
 //! under its fake host.
@@ -15,8 +16,8 @@ use crate::connector::{Connector, Cx, Effect, Host, HttpError};
 use crate::exports::presence::connector::connector::{Event, WebhookRequest, WebhookResponse};
 use crate::presence::connector::log::Level;
 use crate::types::{
-    CloseInfo, ConfigEntry, ConnectorError, EndpointId, Failure, RequestId, TimerId, WebsocketId,
-    WriteRequest,
+    CloseInfo, ConfigEntry, ConnectorError, EndpointId, Failure, HostError, RequestId,
+    SocketAddress, TimerId, WriteRequest,
 };
 
 /// How many rounds of fed-back refusals one call may cause before the
@@ -85,10 +86,80 @@ impl<K: Clone + Eq + Hash> TimerMux<K> {
     }
 }
 
-/// Something the host refused, to be handed back to the connector.
+/// What goes back to the connector after its effects: something the host
+/// refused, or a UDP socket it bound (with the local address).
 enum Feedback<C: Connector> {
     Http(C::RequestKey, HttpError),
     WsClosed(C::SocketKey, CloseInfo),
+    NetOpen(C::SocketKey, SocketAddress),
+    NetClosed(C::SocketKey, CloseInfo),
+}
+
+/// A refused connect, as the connector's close callbacks see it:
+/// `failure` is `Other("not-granted: wss://host:443")`, as
+/// [`render_failure`](crate::render_failure) shows it.
+fn refused(error: &HostError) -> CloseInfo {
+    CloseInfo {
+        code: None,
+        reason: String::new(),
+        failure: Some(Failure::Other(crate::render_host_error(error))),
+    }
+}
+
+/// Handles and keys both ways, for one kind of connection.
+#[derive(Debug)]
+struct Handles<K> {
+    keys: HashMap<u32, K>,
+    handles: HashMap<K, u32>,
+}
+
+impl<K> Default for Handles<K> {
+    fn default() -> Self {
+        Self {
+            keys: HashMap::new(),
+            handles: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Clone + Eq + Hash> Handles<K> {
+    fn insert(&mut self, key: K, handle: u32) {
+        self.keys.insert(handle, key.clone());
+        self.handles.insert(key, handle);
+    }
+
+    fn key(&self, handle: u32) -> Option<K> {
+        self.keys.get(&handle).cloned()
+    }
+
+    fn handle(&self, key: &K) -> Option<u32> {
+        self.handles.get(key).copied()
+    }
+
+    /// Forgets the connection under `key`; its handle, if there was one.
+    fn remove_key(&mut self, key: &K) -> Option<u32> {
+        let handle = self.handles.remove(key)?;
+        self.keys.remove(&handle);
+        Some(handle)
+    }
+
+    /// Forgets the connection `handle` (it ended); its key, if known.
+    fn remove_handle(&mut self, handle: u32) -> Option<K> {
+        let key = self.keys.remove(&handle)?;
+        if self.handles.get(&key) == Some(&handle) {
+            self.handles.remove(&key);
+        }
+        Some(key)
+    }
+
+    fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    fn drain(&mut self) -> Vec<u32> {
+        self.handles.clear();
+        self.keys.drain().map(|(handle, _)| handle).collect()
+    }
 }
 
 /// One connector instance and the host state around it.
@@ -99,8 +170,9 @@ pub struct Runtime<C: Connector, H: Host> {
     /// The one host timer in use, and when it fires.
     armed: Option<(TimerId, u64)>,
     requests: HashMap<RequestId, C::RequestKey>,
-    sockets: HashMap<WebsocketId, C::SocketKey>,
-    socket_keys: HashMap<C::SocketKey, WebsocketId>,
+    websockets: Handles<C::SocketKey>,
+    /// UDP sockets and streams.
+    net: Handles<C::SocketKey>,
 }
 
 impl<C: Connector, H: Host> Runtime<C, H> {
@@ -111,8 +183,8 @@ impl<C: Connector, H: Host> Runtime<C, H> {
             timers: TimerMux::default(),
             armed: None,
             requests: HashMap::new(),
-            sockets: HashMap::new(),
-            socket_keys: HashMap::new(),
+            websockets: Handles::default(),
+            net: Handles::default(),
         }
     }
 
@@ -133,12 +205,13 @@ impl<C: Connector, H: Host> Runtime<C, H> {
         self.connector.as_mut()
     }
 
-    /// Logical timers set, requests in flight, WebSockets open.
+    /// Logical timers set, requests in flight, connections open (WebSockets,
+    /// UDP sockets and streams).
     pub fn pending(&self) -> (usize, usize, usize) {
         (
             self.timers.len(),
             self.requests.len(),
-            self.socket_keys.len(),
+            self.websockets.len() + self.net.len(),
         )
     }
 
@@ -194,37 +267,48 @@ impl<C: Connector, H: Host> Runtime<C, H> {
                 self.call(|connector, cx| connector.on_http(cx, key, outcome));
             }
             Event::WebsocketOpened(open) => {
-                let Some(key) = self.sockets.get(&open.socket).cloned() else {
+                let Some(key) = self.websockets.key(open.socket) else {
                     return;
                 };
                 self.call(|connector, cx| connector.on_ws_open(cx, key, open));
             }
             Event::WebsocketMessage(message) => {
-                let Some(key) = self.sockets.get(&message.socket).cloned() else {
+                let Some(key) = self.websockets.key(message.socket) else {
                     return;
                 };
                 self.call(|connector, cx| connector.on_ws_message(cx, key, message.payload));
             }
             Event::WebsocketClosed(closed) => {
-                let Some(key) = self.sockets.remove(&closed.socket) else {
+                let Some(key) = self.websockets.remove_handle(closed.socket) else {
                     return;
                 };
-                if self.socket_keys.get(&key) == Some(&closed.socket) {
-                    self.socket_keys.remove(&key);
-                }
                 self.call(|connector, cx| connector.on_ws_closed(cx, key, closed.close));
             }
             Event::Datagram(datagram) => {
-                self.call(|connector, cx| connector.on_datagram(cx, datagram));
+                let Some(key) = self.net.key(datagram.socket) else {
+                    return;
+                };
+                self.call(|connector, cx| {
+                    connector.on_datagram(cx, key, datagram.from, datagram.data)
+                });
             }
             Event::StreamConnected(info) => {
-                self.call(|connector, cx| connector.on_stream_connected(cx, info));
+                let Some(key) = self.net.key(info.socket) else {
+                    return;
+                };
+                self.call(|connector, cx| connector.on_net_open(cx, key, info.local));
             }
             Event::StreamData(data) => {
-                self.call(|connector, cx| connector.on_stream_data(cx, data));
+                let Some(key) = self.net.key(data.socket) else {
+                    return;
+                };
+                self.call(|connector, cx| connector.on_stream_data(cx, key, data.data));
             }
             Event::StreamClosed(closed) => {
-                self.call(|connector, cx| connector.on_stream_closed(cx, closed));
+                let Some(key) = self.net.remove_handle(closed.socket) else {
+                    return;
+                };
+                self.call(|connector, cx| connector.on_net_closed(cx, key, closed.close));
             }
             Event::Shutdown => {
                 self.call(|connector, cx| connector.on_shutdown(cx));
@@ -288,6 +372,8 @@ impl<C: Connector, H: Host> Runtime<C, H> {
                 match item {
                     Feedback::Http(key, error) => connector.on_http(&mut cx, key, Err(error)),
                     Feedback::WsClosed(key, close) => connector.on_ws_closed(&mut cx, key, close),
+                    Feedback::NetOpen(key, local) => connector.on_net_open(&mut cx, key, local),
+                    Feedback::NetClosed(key, close) => connector.on_net_closed(&mut cx, key, close),
                 }
             }
             effects = cx.take_effects();
@@ -326,47 +412,58 @@ impl<C: Connector, H: Host> Runtime<C, H> {
                     }
                 }
                 Effect::WsConnect(key, url, options) => {
-                    if let Some(old) = self.socket_keys.remove(&key) {
-                        self.sockets.remove(&old);
+                    if let Some(old) = self.websockets.remove_key(&key) {
                         self.host.ws_close(old, 1000, "replaced");
                     }
                     match self.host.ws_connect(&url, &options) {
-                        Ok(handle) => {
-                            self.sockets.insert(handle, key.clone());
-                            self.socket_keys.insert(key, handle);
-                        }
-                        Err(error) => feedback.push(Feedback::WsClosed(
-                            key,
-                            CloseInfo {
-                                code: None,
-                                reason: String::new(),
-                                // `not-granted: wss://host:443`, as
-                                // `render_failure` shows it.
-                                failure: Some(Failure::Other(crate::render_host_error(&error))),
-                            },
-                        )),
+                        Ok(handle) => self.websockets.insert(key, handle),
+                        Err(error) => feedback.push(Feedback::WsClosed(key, refused(&error))),
                     }
                 }
-                Effect::WsSend(key, payload) => match self.socket_keys.get(&key) {
+                Effect::WsSend(key, payload) => match self.websockets.handle(&key) {
                     Some(handle) => {
-                        if let Err(error) = self.host.ws_send(*handle, &payload) {
-                            let message = format!(
-                                "WebSocket {key:?}: send refused: {}",
-                                crate::render_host_error(&error)
-                            );
-                            self.host.log(Level::Warn, &message);
-                        }
+                        let sent = self.host.ws_send(handle, &payload);
+                        self.warn_refused("WebSocket", &key, sent);
                     }
-                    None => {
-                        let message = format!("WebSocket {key:?} is not open; message dropped");
-                        self.host.log(Level::Warn, &message);
-                    }
+                    None => self.warn_not_open("WebSocket", &key),
                 },
                 Effect::WsClose(key, code, reason) => {
-                    if let Some(handle) = self.socket_keys.get(&key) {
-                        self.host.ws_close(*handle, code, &reason);
+                    if let Some(handle) = self.websockets.handle(&key) {
+                        self.host.ws_close(handle, code, &reason);
                     }
                 }
+                Effect::UdpBind(key, toward) => {
+                    self.close_net(&key);
+                    match self.host.udp_bind(&toward) {
+                        Ok(bound) => {
+                            self.net.insert(key.clone(), bound.socket);
+                            feedback.push(Feedback::NetOpen(key, bound.local));
+                        }
+                        Err(error) => feedback.push(Feedback::NetClosed(key, refused(&error))),
+                    }
+                }
+                Effect::UdpSend(key, to, data) => match self.net.handle(&key) {
+                    Some(handle) => {
+                        let sent = self.host.udp_send(handle, &to, &data);
+                        self.warn_refused("UDP socket", &key, sent);
+                    }
+                    None => self.warn_not_open("UDP socket", &key),
+                },
+                Effect::StreamConnect(key, to, options) => {
+                    self.close_net(&key);
+                    match self.host.stream_connect(&to, options) {
+                        Ok(handle) => self.net.insert(key, handle),
+                        Err(error) => feedback.push(Feedback::NetClosed(key, refused(&error))),
+                    }
+                }
+                Effect::StreamSend(key, data) => match self.net.handle(&key) {
+                    Some(handle) => {
+                        let sent = self.host.stream_send(handle, &data);
+                        self.warn_refused("stream", &key, sent);
+                    }
+                    None => self.warn_not_open("stream", &key),
+                },
+                Effect::NetClose(key) => self.close_net(&key),
                 Effect::Report(report) => self.host.report(report),
                 Effect::Log(level, message) => self.host.log(level, &message),
                 Effect::Reset => self.reset(),
@@ -375,14 +472,40 @@ impl<C: Connector, H: Host> Runtime<C, H> {
         feedback
     }
 
-    /// Drops every timer and WebSocket and forgets requests in flight.
+    /// Closes the UDP socket or stream `key`, if open; its later events
+    /// are dropped.
+    fn close_net(&mut self, key: &C::SocketKey) {
+        if let Some(handle) = self.net.remove_key(key) {
+            self.host.net_close(handle);
+        }
+    }
+
+    fn warn_not_open(&mut self, kind: &str, key: &C::SocketKey) {
+        let message = format!("{kind} {key:?} is not open; message dropped");
+        self.host.log(Level::Warn, &message);
+    }
+
+    fn warn_refused(&mut self, kind: &str, key: &C::SocketKey, sent: Result<(), HostError>) {
+        if let Err(error) = sent {
+            let message = format!(
+                "{kind} {key:?}: send refused: {}",
+                crate::render_host_error(&error)
+            );
+            self.host.log(Level::Warn, &message);
+        }
+    }
+
+    /// Drops every timer, WebSocket, UDP socket and stream and forgets
+    /// requests in flight.
     fn reset(&mut self) {
         self.timers.clear();
         self.requests.clear();
-        for (handle, _) in self.sockets.drain() {
+        for handle in self.websockets.drain() {
             self.host.ws_close(handle, 1000, "reconfigured");
         }
-        self.socket_keys.clear();
+        for handle in self.net.drain() {
+            self.host.net_close(handle);
+        }
     }
 
     /// Keeps one host timer armed for the earliest logical deadline. A host

@@ -19,7 +19,8 @@
 //!
 //! Time only moves when the test says so ([`TestHub::advance`]); scripted
 //! HTTP answers are delivered as soon as a call returns; everything else
-//! (WebSocket messages, timers, webhooks) happens when the test calls it.
+//! (WebSocket messages, datagrams, stream bytes, timers, webhooks) happens
+//! when the test calls it.
 
 use std::collections::BTreeMap;
 
@@ -100,6 +101,8 @@ pub struct FakeHost {
     pub requests: Vec<SentRequest>,
     pub sockets: Vec<FakeSocket>,
     pub kv: BTreeMap<String, Vec<u8>>,
+    /// UDP sockets bound: (socket, toward).
+    pub udp: Vec<(SocketId, SocketAddress)>,
     /// Datagrams sent: (socket, to, bytes).
     pub datagrams: Vec<(SocketId, SocketAddress, Vec<u8>)>,
     /// Streams opened: (socket, to).
@@ -111,10 +114,13 @@ pub struct FakeHost {
     pub reports: Vec<Report>,
     pub logs: Vec<(Level, String)>,
     pub instance: InstanceInfo,
-    /// URLs (by prefix) the host refuses, with the error it returns.
+    /// URLs (by prefix) the host refuses, with the error it returns; UDP
+    /// binds and streams are matched as `host:port`.
     pub refusals: Vec<(String, HostError)>,
     scripts: Vec<Script>,
     random_counter: u8,
+    /// UDP sockets and streams the test ended (the server's side).
+    dropped: Vec<SocketId>,
 }
 
 impl Default for FakeHost {
@@ -126,6 +132,7 @@ impl Default for FakeHost {
             requests: Vec::new(),
             sockets: Vec::new(),
             kv: BTreeMap::new(),
+            udp: Vec::new(),
             datagrams: Vec::new(),
             streams: Vec::new(),
             stream_sent: Vec::new(),
@@ -140,11 +147,17 @@ impl Default for FakeHost {
             refusals: Vec::new(),
             scripts: Vec::new(),
             random_counter: 0,
+            dropped: Vec::new(),
         }
     }
 }
 
 impl FakeHost {
+    /// Whether the UDP socket or stream `id` is still open on both sides.
+    fn net_open(&self, id: SocketId) -> bool {
+        !self.net_closed.contains(&id) && !self.dropped.contains(&id)
+    }
+
     fn handle(&mut self) -> u32 {
         self.next_handle += 1;
         self.next_handle
@@ -271,8 +284,12 @@ impl Host for FakeHost {
             .cloned()
             .collect())
     }
-    fn udp_bind(&mut self, _toward: &SocketAddress) -> Result<UdpSocket, HostError> {
+    fn udp_bind(&mut self, toward: &SocketAddress) -> Result<UdpSocket, HostError> {
+        if let Some(error) = self.refusal(&format!("{}:{}", toward.host, toward.port)) {
+            return Err(error);
+        }
         let socket = self.handle();
+        self.udp.push((socket, toward.clone()));
         Ok(UdpSocket {
             socket,
             local: SocketAddress {
@@ -295,6 +312,9 @@ impl Host for FakeHost {
         to: &SocketAddress,
         _: StreamOptions,
     ) -> Result<SocketId, HostError> {
+        if let Some(error) = self.refusal(&format!("{}:{}", to.host, to.port)) {
+            return Err(error);
+        }
         let socket = self.handle();
         self.streams.push((socket, to.clone()));
         Ok(socket)
@@ -506,7 +526,8 @@ impl<C: Connector> TestHub<C> {
     }
 
     /// Makes the host refuse requests and WebSockets to URLs starting with
-    /// `prefix` (a missing grant).
+    /// `prefix`, and UDP binds and streams to a `host:port` starting with it
+    /// (a missing grant).
     pub fn refuse(&mut self, prefix: &str, error: HostError) {
         self.host().refusals.push((prefix.into(), error));
     }
@@ -598,7 +619,105 @@ impl<C: Connector> TestHub<C> {
         self.event(Event::WebsocketClosed(WebsocketClosed { socket, close }));
     }
 
-    // ---- datagrams and streams (raw events) -------------------------------
+    // ---- UDP sockets and streams -------------------------------------------
+
+    /// The latest UDP socket bound toward a host containing `host_contains`
+    /// and not closed by the connector.
+    fn udp_socket(&mut self, host_contains: &str) -> (SocketId, SocketAddress) {
+        let host = self.host();
+        host.udp
+            .iter()
+            .rev()
+            .find(|(id, toward)| toward.host.contains(host_contains) && host.net_open(*id))
+            .cloned()
+            .unwrap_or_else(|| panic!("no UDP socket bound toward {host_contains:?}"))
+    }
+
+    /// The latest stream to a host containing `host_contains` that neither
+    /// side closed.
+    fn stream(&mut self, host_contains: &str) -> (SocketId, SocketAddress) {
+        let host = self.host();
+        host.streams
+            .iter()
+            .rev()
+            .find(|(id, to)| to.host.contains(host_contains) && host.net_open(*id))
+            .cloned()
+            .unwrap_or_else(|| panic!("no open stream to {host_contains:?}"))
+    }
+
+    /// A datagram arrives on the latest UDP socket bound toward a host
+    /// containing `host_contains`, from the address it was bound toward.
+    pub fn udp_receive(&mut self, host_contains: &str, data: &[u8]) {
+        let (socket, from) = self.udp_socket(host_contains);
+        self.event(Event::Datagram(Datagram {
+            socket,
+            from,
+            data: data.to_vec(),
+        }));
+    }
+
+    /// The stream to a host containing `host_contains` connects; our end is
+    /// 192.0.2.1:40000.
+    pub fn stream_accept(&mut self, host_contains: &str) {
+        let (socket, remote) = self.stream(host_contains);
+        self.event(Event::StreamConnected(StreamInfo {
+            socket,
+            local: SocketAddress {
+                host: "192.0.2.1".into(),
+                port: 40_000,
+            },
+            remote,
+        }));
+    }
+
+    /// Bytes arrive on the stream to a host containing `host_contains`.
+    pub fn stream_receive(&mut self, host_contains: &str, data: &[u8]) {
+        let (socket, _) = self.stream(host_contains);
+        self.event(Event::StreamData(StreamData {
+            socket,
+            data: data.to_vec(),
+        }));
+    }
+
+    /// The stream to a host containing `host_contains` ends (the server
+    /// closed it, or it failed to connect).
+    pub fn stream_drop(&mut self, host_contains: &str, close: CloseInfo) {
+        let (socket, _) = self.stream(host_contains);
+        self.host().dropped.push(socket);
+        self.event(Event::StreamClosed(StreamClosed { socket, close }));
+    }
+
+    /// Bytes the connector queued on streams to a host containing
+    /// `host_contains`, concatenated, as text (lossy UTF-8).
+    pub fn stream_sent_text(&mut self, host_contains: &str) -> String {
+        let host = self.host();
+        let sockets: Vec<SocketId> = host
+            .streams
+            .iter()
+            .filter(|(_, to)| to.host.contains(host_contains))
+            .map(|(id, _)| *id)
+            .collect();
+        let bytes: Vec<u8> = host
+            .stream_sent
+            .iter()
+            .filter(|(id, _)| sockets.contains(id))
+            .flat_map(|(_, data)| data.iter().copied())
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Datagrams the connector sent to a host containing `host_contains`,
+    /// in order, each as text (lossy UTF-8).
+    pub fn datagrams_sent_text(&mut self, host_contains: &str) -> Vec<String> {
+        self.host()
+            .datagrams
+            .iter()
+            .filter(|(_, to, _)| to.host.contains(host_contains))
+            .map(|(_, _, data)| String::from_utf8_lossy(data).into_owned())
+            .collect()
+    }
+
+    // ---- raw socket events, by handle ----------------------------------------
 
     pub fn datagram(&mut self, datagram: Datagram) {
         self.event(Event::Datagram(datagram));

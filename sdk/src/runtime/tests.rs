@@ -1,6 +1,6 @@
-//! The runtime under the test kit: keyed timers on one host timer, request
-//! and WebSocket keys, refusals fed back, not-configured answers and the
-//! default reconfiguration.
+//! The runtime under the test kit: keyed timers on one host timer, request,
+//! WebSocket, UDP socket and stream keys, refusals fed back, not-configured
+//! answers and the default reconfiguration.
 
 use super::TimerMux;
 use crate::testkit::{TestHub, response, text, webhook};
@@ -31,6 +31,15 @@ struct Probe {
     fired: Vec<(u64, String)>,
     http: Vec<(u32, Result<u16, String>)>,
     ws: Vec<String>,
+    /// UDP socket and stream events, as "{key} {what}".
+    net: Vec<String>,
+}
+
+fn pbx(port: u16) -> crate::SocketAddress {
+    crate::SocketAddress {
+        host: "pbx.example.com".into(),
+        port,
+    }
 }
 
 impl Connector for Probe {
@@ -87,6 +96,37 @@ impl Connector for Probe {
         self.ws.push(format!("{key} closed: {why:?}"));
     }
 
+    fn on_net_open(&mut self, _: &mut Cx<Self>, key: &'static str, local: crate::SocketAddress) {
+        self.net
+            .push(format!("{key} open {}:{}", local.host, local.port));
+    }
+
+    fn on_datagram(
+        &mut self,
+        cx: &mut Cx<Self>,
+        key: &'static str,
+        from: crate::SocketAddress,
+        data: Vec<u8>,
+    ) {
+        let text = String::from_utf8_lossy(&data).into_owned();
+        self.net.push(format!(
+            "{key} datagram {text} from {}:{}",
+            from.host, from.port
+        ));
+        cx.udp_send(key, from, format!("ack {text}"));
+    }
+
+    fn on_stream_data(&mut self, cx: &mut Cx<Self>, key: &'static str, data: Vec<u8>) {
+        let text = String::from_utf8_lossy(&data).into_owned();
+        self.net.push(format!("{key} data {text}"));
+        cx.stream_send(key, format!("ack {text}"));
+    }
+
+    fn on_net_closed(&mut self, _: &mut Cx<Self>, key: &'static str, close: CloseInfo) {
+        let why = close.failure.map(|f| crate::render_failure(&f));
+        self.net.push(format!("{key} closed: {why:?}"));
+    }
+
     fn on_shutdown(&mut self, cx: &mut Cx<Self>) {
         cx.status(ConnectorStatus::Disabled, Some("bye"));
     }
@@ -106,13 +146,22 @@ impl Connector for Probe {
             ),
             "/timer" => cx.set_timer("hook".into(), 10),
             "/udp" => {
-                let pbx = crate::SocketAddress {
-                    host: "pbx.example.com".into(),
-                    port: 5060,
-                };
-                let socket = cx.udp_bind(&pbx).unwrap().socket;
-                cx.udp_send(socket, &pbx, b"OPTIONS").unwrap();
+                // Sent in order after the bind, before on_net_open.
+                cx.udp_bind("pbx", pbx(5060));
+                cx.udp_send("pbx", pbx(5060), "OPTIONS");
             }
+            "/tcp" => {
+                cx.stream_connect(
+                    "pbx",
+                    pbx(5061),
+                    crate::net::StreamOptions {
+                        security: crate::net::StreamSecurity::Tls,
+                        connect_timeout_ms: None,
+                    },
+                );
+                cx.stream_send("pbx", "OPTIONS");
+            }
+            "/net-close" => cx.net_close("pbx"),
             _ => {}
         }
         WebhookResponse {
@@ -257,6 +306,8 @@ fn before_configuration_calls_answer_not_configured() {
 fn the_default_reconfigure_says_goodbye_and_starts_afresh() {
     let mut hub = probe(3);
     hook(&mut hub, "/ws");
+    hook(&mut hub, "/udp");
+    let udp = hub.host().udp[0].0;
     hub.configure(&[("timers", crate::ConfigValue::Integer(1))])
         .unwrap();
     assert_eq!(
@@ -272,6 +323,7 @@ fn the_default_reconfigure_says_goodbye_and_starts_afresh() {
         hub.sockets()[0].closed_by_connector,
         Some((1000, "reconfigured".into()))
     );
+    assert_eq!(hub.host().net_closed, [udp]);
     hub.advance(1000);
     assert_eq!(hub.connector().unwrap().fired.len(), 1);
 }
@@ -303,11 +355,105 @@ fn response_helpers_read_headers_and_text() {
 }
 
 #[test]
-fn datagrams_are_recorded() {
+fn udp_sockets_are_named_by_key() {
     let mut hub = probe(0);
     hook(&mut hub, "/udp");
-    let sent = &hub.host().datagrams;
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].1.port, 5060);
-    assert_eq!(sent[0].2, b"OPTIONS");
+    assert_eq!(hub.datagrams_sent_text("pbx"), ["OPTIONS"]);
+    assert_eq!(hub.host().datagrams[0].1, pbx(5060));
+    hub.udp_receive("pbx", b"200 OK");
+    assert_eq!(
+        hub.connector().unwrap().net,
+        [
+            "pbx open 192.0.2.1:5060",
+            "pbx datagram 200 OK from pbx.example.com:5060"
+        ]
+    );
+    assert_eq!(hub.datagrams_sent_text("pbx"), ["OPTIONS", "ack 200 OK"]);
+    assert_eq!(hub.pending().2, 1);
+
+    let socket = hub.host().udp[0].0;
+    hook(&mut hub, "/net-close");
+    assert_eq!(hub.host().net_closed, [socket]);
+    assert_eq!(hub.pending().2, 0);
+    // A datagram still in the host's queue for the closed socket is dropped.
+    hub.datagram(crate::Datagram {
+        socket,
+        from: pbx(5060),
+        data: b"late".to_vec(),
+    });
+    assert_eq!(hub.connector().unwrap().net.len(), 2);
+}
+
+#[test]
+fn streams_are_named_by_key() {
+    let mut hub = probe(0);
+    hook(&mut hub, "/tcp");
+    assert!(
+        hub.connector().unwrap().net.is_empty(),
+        "open before connect"
+    );
+    hub.stream_accept("pbx");
+    hub.stream_receive("pbx", b"NOTIFY");
+    assert_eq!(hub.stream_sent_text("pbx"), "OPTIONSack NOTIFY");
+    hub.stream_drop(
+        "pbx",
+        CloseInfo {
+            code: None,
+            reason: String::new(),
+            failure: Some(Failure::Refused),
+        },
+    );
+    assert_eq!(
+        hub.connector().unwrap().net,
+        [
+            "pbx open 192.0.2.1:40000",
+            "pbx data NOTIFY",
+            "pbx closed: Some(\"connection refused\")"
+        ]
+    );
+    assert_eq!(hub.pending().2, 0);
+}
+
+#[test]
+fn connecting_a_key_again_replaces_its_stream() {
+    let mut hub = probe(0);
+    hook(&mut hub, "/tcp");
+    hook(&mut hub, "/tcp");
+    let first = hub.host().streams[0].0;
+    let second = hub.host().streams[1].0;
+    assert_eq!(hub.host().net_closed, [first]);
+    assert_eq!(hub.pending().2, 1);
+    // Bytes on the replaced stream do not reach the connector.
+    hub.stream_data(crate::StreamData {
+        socket: first,
+        data: b"stale".to_vec(),
+    });
+    assert!(hub.connector().unwrap().net.is_empty());
+    hub.stream_data(crate::StreamData {
+        socket: second,
+        data: b"fresh".to_vec(),
+    });
+    assert_eq!(hub.connector().unwrap().net, ["pbx data fresh"]);
+}
+
+#[test]
+fn a_refused_bind_is_reported_closed_and_sends_are_dropped() {
+    let mut hub = probe(0);
+    hub.refuse(
+        "pbx.example.com:",
+        HostError::NotGranted("pbx.example.com:5060".into()),
+    );
+    hook(&mut hub, "/udp");
+    assert_eq!(
+        hub.connector().unwrap().net,
+        ["pbx closed: Some(\"not-granted: pbx.example.com:5060\")"]
+    );
+    assert!(hub.host().datagrams.is_empty());
+    assert!(
+        hub.logs()
+            .iter()
+            .any(|(_, line)| line == "UDP socket \"pbx\" is not open; message dropped"),
+        "{:?}",
+        hub.logs()
+    );
 }
