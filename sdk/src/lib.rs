@@ -66,9 +66,11 @@ wit_bindgen::generate!({
 });
 
 pub use builders::{Presence, Request, ResponseExt, WsOptions};
-pub use config::{Config, config_field};
+pub use config::{Config, ConnectorConfig, Secret, config_field};
 pub use connector::{Connector, Cx, Effect, Host, HttpError, Report, WitHost};
 pub use errors::{invalid_config, render_failure, render_host_error};
+/// `#[derive(ConnectorConfig)]`: see the [`ConnectorConfig`] trait.
+pub use presence_connector_sdk_macros::ConnectorConfig;
 
 /// The host interfaces a connector imports.
 pub use presence::connector::{http, instance, kv, log, net, report, timers, types, websocket};
@@ -93,6 +95,8 @@ pub use types::{
 /// What [`register_connector!`] expands to; not part of the API.
 #[doc(hidden)]
 pub mod __private {
+    /// What `#[derive(ConnectorConfig)]` expands to.
+    pub use crate::config::derive as config;
     pub use crate::connector::WitHost;
     pub use crate::exports::presence::connector::connector::{
         Event, Guest, WebhookRequest, WebhookResponse,
@@ -100,6 +104,10 @@ pub mod __private {
     pub use crate::runtime::Runtime;
     pub use crate::types::{ConfigEntry, ConnectorError, EndpointId, PluginInfo, WriteRequest};
 }
+
+// The derive names `::presence_connector_sdk`, which inside this crate (its
+// own tests) needs this alias.
+extern crate self as presence_connector_sdk;
 
 /// The contract version these bindings implement: the version of the WIT
 /// package `presence:connector`. Write it as `api-version` in `plugin.toml`;

@@ -1,66 +1,52 @@
-//! The connector's configuration: the fields it declares and their validation.
+//! The connector's configuration: the fields it declares and their validation,
+//! from one struct (`#[derive(ConnectorConfig)]`).
 
 use std::fmt;
 
-use presence_connector_sdk::{Config, ConfigField, ConnectorError, FieldKind, invalid_config};
+use presence_connector_sdk::{Config, ConfigField, ConnectorConfig, ConnectorError, Secret};
 
-/// Name of the HMAC key field.
-pub const SHARED_SECRET: &str = "shared_secret";
-/// Name of the allowed clock difference field.
-pub const MAX_SKEW_SECONDS: &str = "max_skew_seconds";
-/// Name of the field giving pushed states a validity.
-pub const STATE_VALID_SECONDS: &str = "state_valid_seconds";
-/// The range of a declared validity (seconds), here and in payloads.
+// The field names, for the tests; the fields of `Fields` below are the names.
+#[cfg(test)]
+const SHARED_SECRET: &str = "shared_secret";
+#[cfg(test)]
+const MAX_SKEW_SECONDS: &str = "max_skew_seconds";
+#[cfg(test)]
+const STATE_VALID_SECONDS: &str = "state_valid_seconds";
+/// The range of a declared validity (seconds), here and in payloads; the
+/// field's `range` below says the same.
 pub const VALID_SECONDS_RANGE: std::ops::RangeInclusive<u64> = 1..=86_400;
 
-/// Shorter keys are guessable; 16 bytes is the floor RFC 2104 suggests for
-/// SHA-256 (half its output length).
-const MIN_SECRET_BYTES: usize = 16;
-const DEFAULT_MAX_SKEW_SECONDS: i64 = 300;
-/// An hour covers any sane clock drift; a longer window only widens the
-/// time a captured request stays interesting and the replay set's size.
-const MAX_SKEW_RANGE: std::ops::RangeInclusive<i64> = 1..=3600;
+/// The fields as the operator fills them in; `describe` announces them and
+/// [`Settings::from_config`] reads them.
+///
+/// The secret's floor: shorter keys are guessable; 16 bytes is the floor
+/// RFC 2104 suggests for SHA-256 (half its output length). The skew's
+/// ceiling: an hour covers any sane clock drift; a longer window only widens
+/// the time a captured request stays interesting and the replay set's size.
+#[derive(ConnectorConfig)]
+struct Fields {
+    /// HMAC-SHA256 key the sender signs each request with; at least 16 bytes.
+    #[config(label = "Shared secret", min_len = 16)]
+    shared_secret: Secret,
+    /// How far the sender's X-Hub-Timestamp may be from the hub's clock;
+    /// also how long a signature is remembered to refuse replays.
+    #[config(
+        label = "Maximum clock skew (seconds)",
+        default = 300,
+        range(min = 1, max = 3600)
+    )]
+    max_skew_seconds: u64,
+    /// How long a pushed state holds unless pushed again (an update's own
+    /// valid_for_seconds wins). Set it when the sender re-sends its state
+    /// periodically, so that a sender that dies does not leave its last
+    /// state standing; empty: a state holds until the sender changes it.
+    #[config(label = "State valid for (seconds)", range(min = 1, max = 86400))]
+    state_valid_seconds: Option<u64>,
+}
 
 /// The fields `describe` announces.
 pub fn config_fields() -> Vec<ConfigField> {
-    vec![
-        ConfigField {
-            name: SHARED_SECRET.into(),
-            label: "Shared secret".into(),
-            description: format!(
-                "HMAC-SHA256 key the sender signs each request with; at least \
-                 {MIN_SECRET_BYTES} bytes."
-            ),
-            kind: FieldKind::Text,
-            default_value: None,
-            required: true,
-            secret: true,
-        },
-        ConfigField {
-            name: MAX_SKEW_SECONDS.into(),
-            label: "Maximum clock skew (seconds)".into(),
-            description: "How far the sender's X-Hub-Timestamp may be from the hub's clock; \
-                          also how long a signature is remembered to refuse replays."
-                .into(),
-            kind: FieldKind::Integer,
-            default_value: Some(DEFAULT_MAX_SKEW_SECONDS.to_string()),
-            required: false,
-            secret: false,
-        },
-        ConfigField {
-            name: STATE_VALID_SECONDS.into(),
-            label: "State valid for (seconds)".into(),
-            description: "How long a pushed state holds unless pushed again (an update's own \
-                          valid_for_seconds wins). Set it when the sender re-sends its state \
-                          periodically, so that a sender that dies does not leave its last \
-                          state standing; empty: a state holds until the sender changes it."
-                .into(),
-            kind: FieldKind::Integer,
-            default_value: None,
-            required: false,
-            secret: false,
-        },
-    ]
+    Fields::config_fields()
 }
 
 /// A validated configuration.
@@ -76,47 +62,15 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Validates the configuration `configure` received.
+    /// Validates the configuration `configure` received: an
+    /// [`ConnectorError::InvalidConfig`] names the field and what is allowed
+    /// (`must be a whole number from 1 to 3600`).
     pub fn from_config(config: &Config) -> Result<Self, ConnectorError> {
-        let secret = config.text(SHARED_SECRET)?;
-        if secret.len() < MIN_SECRET_BYTES {
-            return Err(invalid_config(
-                SHARED_SECRET,
-                format!("must be at least {MIN_SECRET_BYTES} bytes long"),
-            ));
-        }
-        // The host should fill in the default, but an absent optional field
-        // must not stop the connector.
-        let skew = config
-            .opt_integer(MAX_SKEW_SECONDS)?
-            .unwrap_or(DEFAULT_MAX_SKEW_SECONDS);
-        if !MAX_SKEW_RANGE.contains(&skew) {
-            return Err(invalid_config(
-                MAX_SKEW_SECONDS,
-                format!(
-                    "must be between {} and {} seconds",
-                    MAX_SKEW_RANGE.start(),
-                    MAX_SKEW_RANGE.end()
-                ),
-            ));
-        }
-        let valid = config.opt_integer(STATE_VALID_SECONDS)?;
-        if let Some(v) = valid
-            && !u64::try_from(v).is_ok_and(|v| VALID_SECONDS_RANGE.contains(&v))
-        {
-            return Err(invalid_config(
-                STATE_VALID_SECONDS,
-                format!(
-                    "must be between {} and {} seconds, or left empty",
-                    VALID_SECONDS_RANGE.start(),
-                    VALID_SECONDS_RANGE.end()
-                ),
-            ));
-        }
+        let fields = Fields::from_config(config)?;
         Ok(Self {
-            secret: secret.as_bytes().to_vec(),
-            max_skew_secs: skew.unsigned_abs(),
-            state_valid_ms: valid.map(|v| v.unsigned_abs() * 1000),
+            secret: fields.shared_secret.expose().as_bytes().to_vec(),
+            max_skew_secs: fields.max_skew_seconds,
+            state_valid_ms: fields.state_valid_seconds.map(|v| v * 1000),
         })
     }
 }
@@ -203,6 +157,24 @@ mod tests {
     }
 
     #[test]
+    fn rejects_a_validity_out_of_range_and_names_the_bounds() {
+        let err = Settings::from_config(&config(&[
+            (SHARED_SECRET, ConfigValue::Text(SECRET.into())),
+            (STATE_VALID_SECONDS, ConfigValue::Integer(86_401)),
+        ]))
+        .unwrap_err();
+        let err = field_error(err);
+        assert_eq!(err.field, STATE_VALID_SECONDS);
+        assert_eq!(err.message, "must be a whole number from 1 to 86400");
+        let ok = Settings::from_config(&config(&[
+            (SHARED_SECRET, ConfigValue::Text(SECRET.into())),
+            (STATE_VALID_SECONDS, ConfigValue::Integer(60)),
+        ]))
+        .unwrap();
+        assert_eq!(ok.state_valid_ms, Some(60_000));
+    }
+
+    #[test]
     fn declares_its_fields() {
         let fields = config_fields();
         assert_eq!(fields[0].name, SHARED_SECRET);
@@ -210,5 +182,13 @@ mod tests {
         assert_eq!(fields[1].name, MAX_SKEW_SECONDS);
         assert_eq!(fields[1].default_value.as_deref(), Some("300"));
         assert!(!fields[1].required);
+        assert_eq!(fields[1].label, "Maximum clock skew (seconds)");
+        assert_eq!(fields[2].name, STATE_VALID_SECONDS);
+        assert!(!fields[2].required && fields[2].default_value.is_none());
+        assert!(
+            fields[2]
+                .description
+                .starts_with("How long a pushed state holds")
+        );
     }
 }
