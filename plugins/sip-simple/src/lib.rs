@@ -4,9 +4,9 @@
 //! `as-feature-event` (DND, call forwarding) and resource lists (RFC 4662),
 //! and writes presence back with PUBLISH.
 //!
-//! [`core::Core`] holds the protocol and never calls the host; this file
-//! owns the transport (through the host's sockets), the timers, and turns the
-//! core's actions into host calls and reports.
+//! [`core::Core`] holds the protocol and never calls the host; `component`
+//! is the SDK connector around it: the link to the server through the host's
+//! sockets, and the core's actions turned into effects.
 
 /// Talc instead of the default (wasi-libc's dlmalloc): parsing a NOTIFY
 /// makes many small short-lived allocations, and dlmalloc took about a
@@ -19,9 +19,6 @@ static ALLOC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocat
 mod blf;
 pub mod body;
 mod close;
-// The component's glue; compiled (and type-checked) natively too, where
-// nothing calls it.
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod component;
 pub mod core;
 #[cfg(test)]
@@ -32,3 +29,5 @@ mod info;
 mod publication;
 pub mod settings;
 pub mod sip;
+
+presence_connector_sdk::register_connector!(component::SipSimple);
