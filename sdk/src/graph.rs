@@ -107,48 +107,16 @@ fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64
 }
 
 /// How long `Retry-After` asks to wait, in ms: delay-seconds or an
-/// IMF-fixdate. `None` when absent or unreadable.
+/// HTTP-date (see [`crate::retry::parse_retry_after`]). `None` when absent
+/// or unreadable.
 pub fn retry_after_ms(headers: &[(String, String)], now_ms: u64) -> Option<u64> {
-    let value = headers
+    let (_, value) = headers
         .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))?
-        .1
-        .trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(secs.saturating_mul(1000));
-    }
-    if let Ok(secs) = value.parse::<f64>()
-        && secs.is_finite()
-        && secs >= 0.0
-    {
-        return Some((secs * 1000.0) as u64);
-    }
-    parse_http_date(value).map(|at| at.saturating_sub(now_ms))
+        .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))?;
+    crate::retry::parse_retry_after(value, now_ms)
 }
 
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
-pub fn parse_http_date(text: &str) -> Option<u64> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let parts: Vec<&str> = text.split_whitespace().collect();
-    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
-        return None;
-    };
-    let month = MONTHS.iter().position(|m| m == month)? as u32 + 1;
-    let day: u32 = day.parse().ok()?;
-    let year: i64 = year.parse().ok()?;
-    let mut hms = time.split(':').map(|p| p.parse::<u32>().ok());
-    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
-    if hms.next().is_some() || h > 23 || m > 59 || s > 60 || !(1..=31).contains(&day) {
-        return None;
-    }
-    let secs = crate::time::days_from_civil(year, month, day) * 86_400
-        + i64::from(h) * 3600
-        + i64::from(m) * 60
-        + i64::from(s.min(59));
-    u64::try_from(secs).ok().map(|s| s * 1000)
-}
+pub use crate::retry::parse_http_date;
 
 /// A Graph answer sorted by what to do with it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -47,6 +47,9 @@ mod errors;
 #[cfg(feature = "graph")]
 pub mod graph;
 mod logging;
+#[cfg(feature = "oauth")]
+pub mod oauth;
+pub mod retry;
 pub mod runtime;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
