@@ -1,197 +1,97 @@
-//! The component glue: host HTTP, timers, key-value store and reports around
-//! [`Core`].
-
-use std::cell::RefCell;
-use std::collections::HashMap;
+//! The component glue: [`Core`] as an SDK [`Connector`]. The SDK owns the
+//! instance, the not-configured checks, timer and request handles and the
+//! refusals; this file hands the core's actions to the effects context.
 
 use presence_connector_sdk::{
-    self as sdk, Capabilities, Channels, Config, ConfigEntry, ConnectorError, EndpointId,
-    EndpointKind, Event, Guest, Header, PluginInfo, RequestId, TimerId, WebhookRequest,
-    WebhookResponse, WriteRequest, http, instance, kv, report, timers,
+    self as sdk, Capabilities, Channels, Config, Connector, ConnectorError, Cx, EndpointId,
+    EndpointKind, Header, HttpError, PluginInfo, WebhookRequest, WebhookResponse, WriteRequest,
+    http,
 };
 
 use crate::core::{Action, Core, Hook, Level, ReqId, Response, Stored, TimerKey, keys};
 use crate::settings::Settings;
 
-#[derive(Default)]
-struct State {
-    core: Option<Core>,
-    /// Host request handle -> the core's request id.
-    requests: HashMap<RequestId, ReqId>,
-    timers: HashMap<TimerKey, TimerId>,
-    handles: HashMap<TimerId, TimerKey>,
+struct TeamsGraph {
+    core: Core,
 }
 
-thread_local! {
-    // A component instance is single-threaded; the host serialises calls.
-    static STATE: RefCell<State> = RefCell::new(State::default());
-}
-
-/// What the key-value store holds for this instance.
-fn load_stored() -> Stored {
-    let get = |key: &str| kv::get(key).ok().flatten();
-    Stored {
-        primary: get(keys::TOKEN_PRIMARY),
-        app: get(keys::TOKEN_APP),
-        subs: get(keys::SUBS),
-        users: get(keys::USERS),
-        writes: get(keys::WRITES),
-    }
-}
-
-impl State {
-    fn set_timer(&mut self, key: TimerKey, ms: u64) {
-        self.cancel_timer(&key);
-        let h = timers::set_timer(ms);
-        self.timers.insert(key.clone(), h);
-        self.handles.insert(h, key);
+impl TeamsGraph {
+    fn build(cx: &mut Cx<Self>, settings: Settings) -> Self {
+        let get = |cx: &mut Cx<Self>, key: &str| cx.kv_get(key).ok().flatten();
+        let stored = Stored {
+            primary: get(cx, keys::TOKEN_PRIMARY),
+            app: get(cx, keys::TOKEN_APP),
+            subs: get(cx, keys::SUBS),
+            users: get(cx, keys::USERS),
+            writes: get(cx, keys::WRITES),
+        };
+        let now = cx.now();
+        // The core draws on the host's generator for clientState and OAuth state.
+        let mut core = Core::new(settings, stored, now, Box::new(sdk::instance::random_bytes));
+        core.start(now);
+        let mut connector = Self { core };
+        connector.flush(cx);
+        connector
     }
 
-    fn cancel_timer(&mut self, key: &TimerKey) {
-        if let Some(h) = self.timers.remove(key) {
-            self.handles.remove(&h);
-            timers::cancel(h);
-        }
+    fn settings(cx: &mut Cx<Self>, config: &Config) -> Result<Settings, ConnectorError> {
+        let hub = cx.instance_info();
+        Settings::from_config(config, hub.webhook_base_url.as_deref())
     }
 
-    /// A new configuration replaces the running core within this instance:
-    /// it settles what it owes the hub and leaves its subscriptions to the
-    /// new one, then it is dropped and its timers and requests abandoned.
-    fn replace(&mut self) {
-        if let Some(core) = self.core.as_mut() {
-            core.make_way();
-            self.run();
-        }
-        self.core = None;
-        for (_, h) in self.timers.drain() {
-            timers::cancel(h);
-        }
-        self.handles.clear();
-        for (h, _) in self.requests.drain() {
-            http::cancel(h);
-        }
-    }
-
-    /// Carry out what the core asked for. A request the host refuses at once
-    /// is answered to the core as a failure, which may produce more actions:
-    /// the loop runs until none are left, bounded because each refusal
-    /// consumes one request the core sent.
-    fn run(&mut self) {
-        for _round in 0..64 {
-            let Some(core) = self.core.as_mut() else {
-                return;
-            };
-            let actions = core.take_actions();
-            if actions.is_empty() {
-                return;
-            }
-            let mut refused = Vec::new();
-            for a in actions {
-                match a {
-                    Action::Http(id, r) => {
-                        let request = http::Request {
-                            method: r.method.into(),
-                            url: r.url,
-                            headers: r
-                                .headers
-                                .into_iter()
-                                .map(|(name, value)| Header { name, value })
-                                .collect(),
-                            body: r.body,
-                            timeout_ms: Some(r.timeout_ms),
-                        };
-                        match http::send(&request) {
-                            Ok(h) => {
-                                self.requests.insert(h, id);
-                            }
-                            Err(e) => refused.push((id, sdk::render_host_error(&e))),
-                        }
-                    }
-                    Action::SetTimer(k, ms) => self.set_timer(k, ms),
-                    Action::CancelTimer(k) => self.cancel_timer(&k),
-                    Action::KvSet(k, v) => {
-                        if let Err(e) = kv::set(&k, &v) {
-                            sdk::error!("storing {k}: {}", sdk::render_host_error(&e));
-                        }
-                    }
-                    Action::KvDelete(k) => {
-                        if let Err(e) = kv::delete(&k) {
-                            sdk::warn!("deleting {k}: {}", sdk::render_host_error(&e));
-                        }
-                    }
-                    Action::Presence(u) => report::presence(&u),
-                    Action::EndpointState(ep, st, detail) => {
-                        report::endpoint_state(&ep, st, detail.as_deref())
-                    }
-                    Action::Status(st, detail) => report::status(st, detail.as_deref()),
-                    Action::LoginStep(step) => report::login_step(step.as_ref()),
-                    Action::WriteOutcome(id, outcome) => report::write_outcome(id, &outcome),
-                    Action::Log(level, m) => match level {
-                        Level::Debug => sdk::debug!("{m}"),
-                        Level::Info => sdk::info!("{m}"),
-                        Level::Warn => sdk::warn!("{m}"),
-                        Level::Error => sdk::error!("{m}"),
-                    },
-                }
-            }
-            let now = timers::now();
-            if let Some(core) = self.core.as_mut() {
-                for (id, why) in refused {
-                    core.on_http(id, Err(why), now);
-                }
-            }
-        }
-    }
-
-    fn event(&mut self, event: Event) {
-        let now = timers::now();
-        match event {
-            Event::HttpResponse(r) => {
-                let Some(id) = self.requests.remove(&r.request) else {
-                    return;
-                };
-                let result = r
-                    .outcome
-                    .map(|resp| Response {
-                        status: resp.status,
-                        headers: resp
+    /// Hands what the core asked for to the SDK.
+    fn flush(&mut self, cx: &mut Cx<Self>) {
+        for action in self.core.take_actions() {
+            match action {
+                Action::Http(id, r) => cx.http(
+                    id,
+                    http::Request {
+                        method: r.method.into(),
+                        url: r.url,
+                        headers: r
                             .headers
                             .into_iter()
-                            .map(|h| (h.name, h.value))
+                            .map(|(name, value)| Header { name, value })
                             .collect(),
-                        body: resp.body,
-                    })
-                    .map_err(|f| sdk::render_failure(&f));
-                if let Some(c) = self.core.as_mut() {
-                    c.on_http(id, result, now);
+                        body: r.body,
+                        timeout_ms: Some(r.timeout_ms),
+                    },
+                ),
+                Action::SetTimer(key, ms) => cx.set_timer(key, ms),
+                Action::CancelTimer(key) => cx.cancel_timer(key),
+                Action::KvSet(k, v) => {
+                    if let Err(e) = cx.kv_set(&k, &v) {
+                        cx.error(format!("storing {k}: {}", sdk::render_host_error(&e)));
+                    }
                 }
-            }
-            Event::Timer(h) => {
-                let Some(key) = self.handles.remove(&h) else {
-                    return;
-                };
-                self.timers.remove(&key);
-                if let Some(c) = self.core.as_mut() {
-                    c.on_timer(key, now);
+                Action::KvDelete(k) => {
+                    if let Err(e) = cx.kv_delete(&k) {
+                        cx.warn(format!("deleting {k}: {}", sdk::render_host_error(&e)));
+                    }
                 }
-            }
-            // The instance stops. The core stays: the host keeps delivering
-            // answers for a grace period, in which its subscription deletes
-            // go out and are answered.
-            Event::Shutdown => {
-                if let Some(c) = self.core.as_mut() {
-                    c.shutdown(now);
+                Action::Presence(u) => cx.presence(u),
+                Action::EndpointState(ep, st, detail) => {
+                    cx.endpoint_state(ep, st, detail.as_deref())
                 }
+                Action::Status(st, detail) => cx.status(st, detail.as_deref()),
+                Action::LoginStep(step) => cx.login_step(step),
+                Action::WriteOutcome(id, outcome) => cx.write_outcome(id, outcome),
+                Action::Log(level, m) => match level {
+                    Level::Debug => cx.debug(m),
+                    Level::Info => cx.info(m),
+                    Level::Warn => cx.warn(m),
+                    Level::Error => cx.error(m),
+                },
             }
-            _ => {}
         }
-        self.run();
     }
 }
 
-struct TeamsGraph;
+impl Connector for TeamsGraph {
+    type TimerKey = TimerKey;
+    type RequestKey = ReqId;
+    type SocketKey = ();
 
-impl Guest for TeamsGraph {
     fn describe() -> PluginInfo {
         PluginInfo {
             name: "Microsoft Teams (Graph)".into(),
@@ -222,88 +122,102 @@ impl Guest for TeamsGraph {
         }
     }
 
-    fn configure(entries: Vec<ConfigEntry>) -> Result<(), ConnectorError> {
-        let hub = instance::info();
-        let settings =
-            Settings::from_config(&Config::new(entries), hub.webhook_base_url.as_deref())?;
-        STATE.with_borrow_mut(|st| {
-            st.replace();
-            let now = timers::now();
-            let entropy = Box::new(instance::random_bytes);
-            let mut core = Core::new(settings, load_stored(), now, entropy);
-            core.start(now);
-            st.core = Some(core);
-            st.run();
-        });
+    fn new(cx: &mut Cx<Self>, config: &Config) -> Result<Self, ConnectorError> {
+        let settings = Self::settings(cx, config)?;
+        Ok(Self::build(cx, settings))
+    }
+
+    /// A new configuration replaces the core within this instance: the old
+    /// one settles what it owes the hub and leaves its subscriptions to the
+    /// new one (no goodbye), then its timers and requests are dropped.
+    fn reconfigure(&mut self, cx: &mut Cx<Self>, config: &Config) -> Result<(), ConnectorError> {
+        let settings = Self::settings(cx, config)?;
+        self.core.make_way();
+        self.flush(cx);
+        cx.reset();
+        *self = Self::build(cx, settings);
         Ok(())
     }
 
-    fn handle_events(events: Vec<Event>) -> Result<(), ConnectorError> {
-        STATE.with_borrow_mut(|st| {
-            for event in events {
-                st.event(event);
-            }
-        });
+    fn on_timer(&mut self, cx: &mut Cx<Self>, key: TimerKey) {
+        self.core.on_timer(key, cx.now());
+        self.flush(cx);
+    }
+
+    fn on_http(
+        &mut self,
+        cx: &mut Cx<Self>,
+        id: ReqId,
+        outcome: Result<http::Response, HttpError>,
+    ) {
+        let result = match outcome {
+            Ok(resp) => Ok(Response {
+                status: resp.status,
+                headers: resp
+                    .headers
+                    .into_iter()
+                    .map(|h| (h.name, h.value))
+                    .collect(),
+                body: resp.body,
+            }),
+            Err(HttpError::Refused(e)) => Err(sdk::render_host_error(&e)),
+            Err(HttpError::Failed(f)) => Err(sdk::render_failure(&f)),
+        };
+        self.core.on_http(id, result, cx.now());
+        self.flush(cx);
+    }
+
+    /// The instance stops. The core stays: the host keeps delivering answers
+    /// for a grace period, in which its subscription deletes go out.
+    fn on_shutdown(&mut self, cx: &mut Cx<Self>) {
+        self.core.shutdown(cx.now());
+        self.flush(cx);
+    }
+
+    fn webhook(&mut self, cx: &mut Cx<Self>, request: WebhookRequest) -> WebhookResponse {
+        let hook = Hook {
+            method: &request.method,
+            path: &request.path,
+            query: &request.query,
+            body: &request.body,
+        };
+        let answer = self.core.on_webhook(&hook, cx.now());
+        self.flush(cx);
+        WebhookResponse {
+            status: answer.status,
+            headers: vec![Header {
+                name: "content-type".into(),
+                value: answer.content_type.into(),
+            }],
+            body: answer.body,
+        }
+    }
+
+    fn watch(
+        &mut self,
+        cx: &mut Cx<Self>,
+        endpoints: Vec<EndpointId>,
+    ) -> Result<(), ConnectorError> {
+        self.core.watch(&endpoints, cx.now());
+        self.flush(cx);
         Ok(())
     }
 
-    fn handle_webhook(request: WebhookRequest) -> WebhookResponse {
-        STATE.with_borrow_mut(|st| {
-            let Some(core) = st.core.as_mut() else {
-                return WebhookResponse {
-                    status: 503,
-                    headers: vec![],
-                    body: b"not configured".to_vec(),
-                };
-            };
-            let hook = Hook {
-                method: &request.method,
-                path: &request.path,
-                query: &request.query,
-                body: &request.body,
-            };
-            let answer = core.on_webhook(&hook, timers::now());
-            st.run();
-            WebhookResponse {
-                status: answer.status,
-                headers: vec![Header {
-                    name: "content-type".into(),
-                    value: answer.content_type.into(),
-                }],
-                body: answer.body,
-            }
-        })
+    fn unwatch(
+        &mut self,
+        cx: &mut Cx<Self>,
+        endpoints: Vec<EndpointId>,
+    ) -> Result<(), ConnectorError> {
+        self.core.unwatch(&endpoints, cx.now());
+        self.flush(cx);
+        Ok(())
     }
 
-    fn watch(endpoints: Vec<EndpointId>) -> Result<(), ConnectorError> {
-        STATE.with_borrow_mut(|st| {
-            let core = st.core.as_mut().ok_or(ConnectorError::NotConfigured)?;
-            core.watch(&endpoints, timers::now());
-            st.run();
-            Ok(())
-        })
-    }
-
-    fn unwatch(endpoints: Vec<EndpointId>) -> Result<(), ConnectorError> {
-        STATE.with_borrow_mut(|st| {
-            let core = st.core.as_mut().ok_or(ConnectorError::NotConfigured)?;
-            core.unwatch(&endpoints, timers::now());
-            st.run();
-            Ok(())
-        })
-    }
-
-    fn write_presence(request: WriteRequest) -> Result<(), ConnectorError> {
-        STATE.with_borrow_mut(|st| {
-            let core = st.core.as_mut().ok_or(ConnectorError::NotConfigured)?;
-            let r = core.write_presence(request, timers::now());
-            st.run();
-            r
-        })
+    fn write(&mut self, cx: &mut Cx<Self>, request: WriteRequest) -> Result<(), ConnectorError> {
+        let result = self.core.write_presence(request, cx.now());
+        self.flush(cx);
+        result
     }
 }
 
-// Exported only in the component: natively (tests) the crate is a plain
-// library, and the component's export names are not valid symbols.
-#[cfg(target_arch = "wasm32")]
-sdk::export!(TeamsGraph);
+sdk::register_connector!(TeamsGraph);

@@ -8,11 +8,10 @@
 //! the key-value store).
 //!
 //! [`core::Core`] holds the protocol and never calls the host;
-//! `component.rs` carries its actions out through the host's HTTP client,
-//! timers, key-value store and reports.
+//! `component.rs` makes it an SDK connector, whose effects context carries
+//! its actions out.
 
-// The component's glue; compiled (and type-checked) natively too, where
-// nothing calls it.
+// Registered with the SDK; natively nothing calls it.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod component;
 pub mod core;
