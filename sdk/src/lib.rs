@@ -49,6 +49,7 @@ pub mod graph;
 mod logging;
 #[cfg(feature = "oauth")]
 pub mod oauth;
+pub mod plain;
 pub mod retry;
 pub mod runtime;
 #[cfg(any(test, feature = "testkit"))]

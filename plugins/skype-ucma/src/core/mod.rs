@@ -39,13 +39,7 @@ pub mod keys {
 }
 
 /// Log levels of [`Action::Log`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
+pub use presence_connector_sdk::plain::Level;
 
 /// What the core wants done.
 #[derive(Debug, Clone, PartialEq)]
