@@ -34,39 +34,9 @@ const PAGE_SIZE: u32 = 50;
 /// Graph refusing fresh tokens (401) is asked again at most this often.
 const TOKEN_REJECT_GAP_MS: u64 = 60_000;
 
-/// Log levels of [`Action::Log`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
-
-/// An HTTP request to send.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Request {
-    pub method: &'static str,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    pub timeout_ms: u32,
-}
-
-// The headers carry the bearer token and a token request's body the secret.
-impl std::fmt::Debug for Request {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.method, self.url)
-    }
-}
-
-/// An HTTP answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
+/// Log levels of [`Action::Log`]; requests to send (their `Debug` hides
+/// the bearer token and the secret) and their answers, as plain data.
+pub use presence_connector_sdk::plain::{Level, Request, Response};
 
 /// Timers the core asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
