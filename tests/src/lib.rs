@@ -5,6 +5,7 @@
 //! `cargo xtask test` builds the hub and packages the plugins first.
 
 pub mod ews_sim;
+pub mod genesys_sim;
 pub mod graph_sim;
 pub mod kamailio;
 pub mod rc_sim;

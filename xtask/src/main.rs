@@ -176,6 +176,16 @@ const FOREIGN: &[Foreign] = &[
         args: "-d wit/since_v0.2.0 -w connector-plugin componentize --stub-wasi \
                -p examples/python-connector app -o {out}",
     },
+    // The worked third-party connector: Python on the SDK in sdk/python
+    // (linked into the plugin folder as `presence_sdk`, so SDK changes
+    // rebuild it; componentize-py does not follow the link, hence `-p`).
+    Foreign {
+        id: "genesys-cloud",
+        source: "plugins/genesys-cloud",
+        tool: "target/py-tools/bin/componentize-py",
+        args: "-d wit/since_v0.2.0 -w connector-plugin componentize --stub-wasi \
+               -p plugins/genesys-cloud -p sdk/python app -o {out}",
+    },
     Foreign {
         id: "example-js",
         source: "examples/js-connector",
