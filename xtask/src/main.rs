@@ -15,7 +15,15 @@
 //! - `test [ARGS]`: `plugins`, build the hub, then every test of the workspace.
 //! - `bench [ARGS]`: `plugins`, build the hub and `hub-bench` in release
 //!   mode, then run every benchmark (see `bench/README.md`).
+//! - `new-connector NAME [--dir PATH] [--sdk PATH]`: a connector crate from
+//!   `sdk/template/` (its own workspace, the SDK by path) in `./NAME` or
+//!   PATH; it builds, its test-kit tests pass, and it packages itself.
+//! - `package PATH [--out DIR] [--wasm FILE]`: build the connector crate at
+//!   PATH for wasm32-wasip2 and write a plugin folder (default
+//!   `PATH/dist/{id}/`) whose `plugin.toml` is derived from `Cargo.toml`,
+//!   the component and the author's `grants.toml` (see `connector.rs`).
 
+mod connector;
 mod demo;
 
 use std::path::{Path, PathBuf};
@@ -198,9 +206,14 @@ const FOREIGN: &[Foreign] = &[
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = workspace_root();
+    // Paths given to new-connector and package are relative to where the
+    // command was typed; everything else runs from the workspace root.
+    let cwd = std::env::current_dir()?;
     std::env::set_current_dir(&root)?;
     match args.first().map(String::as_str) {
         Some("plugins") => plugins(&root),
+        Some("new-connector") => connector::new_connector(&root, &cwd, &args[1..]),
+        Some("package") => connector::package(&cwd, &args[1..]),
         Some("run") => {
             plugins(&root)?;
             run(cargo()
@@ -236,7 +249,7 @@ fn main() -> Result<()> {
             run(Command::new(root.join("target/release/hub-bench")).args(&args[1..]))
         }
         _ => bail!(
-            "usage: cargo xtask plugins | run [hub args] | demo [hub args] | test [cargo test args] | bench [bench args]"
+            "usage: cargo xtask plugins | run [hub args] | demo [hub args] | test [cargo test args] | bench [bench args] | new-connector NAME [--dir PATH] [--sdk PATH] | package PATH [--out DIR] [--wasm FILE]"
         ),
     }
 }
