@@ -34,6 +34,10 @@ pub struct HubConfig {
     /// Whether `/metrics` (which names every instance and plugin) wants an
     /// API token, as the other routes do.
     pub metrics_auth: bool,
+    /// Connector instance ids `/readyz` requires up (running and
+    /// `up-and-running`); `*` means every enabled one. Empty: readiness
+    /// does not wait on any platform. Env: `HUB_READY_REQUIRES=pbx,teams`.
+    pub ready_requires: Vec<String>,
     /// Limits applied where a plugin manifest asks for more or says nothing.
     pub limits: Limits,
 }
@@ -98,6 +102,7 @@ impl Default for HubConfig {
             admin_token: None,
             public_url: None,
             metrics_auth: false,
+            ready_requires: Vec::new(),
             limits: Limits::default(),
         }
     }
@@ -218,6 +223,14 @@ impl HubConfig {
             "HUB_ADMIN_TOKEN" => self.admin_token = Some(value.into()),
             "HUB_PUBLIC_URL" => self.public_url = Some(value.into()),
             "HUB_METRICS_AUTH" => self.metrics_auth = parse(var, value)?,
+            "HUB_READY_REQUIRES" => {
+                self.ready_requires = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }
             "HUB_MAX_MEMORY_MIB" => l.max_memory_mib = parse(var, value)?,
             "HUB_CALL_TIMEOUT_MS" => l.call_timeout_ms = parse(var, value)?,
             "HUB_QUEUE" => l.queue = parse(var, value)?,

@@ -20,16 +20,20 @@ pub struct Hub {
     pub config: HubConfig,
     pub runtime: Arc<Runtime>,
     state: AppState,
+    /// A generated admin token, stored and printed only once the port is
+    /// bound: a start that fails before (port taken, bad plugin folder)
+    /// loses no token, the next start makes one.
+    new_admin_token: Option<String>,
+    store: Arc<dyn Store>,
 }
 
 impl Hub {
     /// Open the store, load plugins and start stored connectors.
     pub async fn start(config: HubConfig) -> anyhow::Result<Self> {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
-        let auth = Arc::new(AdminAuth::new(
-            admin_hash(&config, store.as_ref())?,
-            store.clone(),
-        )?);
+        let (hash, new_admin_token) = admin_hash(&config, store.as_ref())?;
+        let store_handle = store.clone();
+        let auth = Arc::new(AdminAuth::new(hash, store.clone())?);
         let metrics = Arc::new(Metrics::default());
         // Write ids start from the clock (µs): unique across restarts
         // without being stored.
@@ -64,6 +68,7 @@ impl Hub {
             auth,
             max_webhook_bytes: config.limits.max_webhook_bytes,
             metrics_auth: config.metrics_auth,
+            ready_requires: Arc::new(config.ready_requires.clone()),
             snapshots: Arc::default(),
             feeds: Arc::new(api::FeedSlots::new(
                 config.limits.max_feeds,
@@ -74,6 +79,8 @@ impl Hub {
             config,
             runtime,
             state,
+            new_admin_token,
+            store: store_handle,
         })
     }
 
@@ -89,10 +96,25 @@ impl Hub {
             )
         })?;
         let addr = listener.local_addr()?;
+        if let Some(token) = &self.new_admin_token {
+            // Stored only now: the hub is about to serve, so the token
+            // printed next is the one that works.
+            self.store
+                .set_setting(ADMIN_TOKEN_SETTING, &hex::encode(AdminAuth::hash(token)))?;
+            // Printed once, on purpose, to stdout only (never to the log).
+            println!(
+                "admin token (shown once, store it now; lost: `presence-hub admin-token rotate`): {token}"
+            );
+        }
         // Tests and scripts read this line to find the port.
         println!("presence-hub listening on http://{addr}");
         tracing::info!(%addr, "serving");
+        let metrics = self.state.metrics.clone();
         let app = api::router(self.state, self.config.limits.max_upload_bytes)
+            .layer(axum::middleware::from_fn_with_state(
+                metrics,
+                api::track_requests,
+            ))
             .layer(
                 // The span names the path only: a query string may hold a
                 // feed's access token, which is never logged.
@@ -108,16 +130,17 @@ impl Hub {
     }
 }
 
-/// The configured token wins; otherwise the stored hash; otherwise a new
-/// token is generated and printed once.
-fn admin_hash(config: &HubConfig, store: &dyn Store) -> anyhow::Result<[u8; 32]> {
-    if let Some(token) = &config.admin_token {
+/// The admin token's hash, and a newly generated token to store and print
+/// once the hub serves. The configured token wins (an empty one counts as
+/// unset); otherwise the stored hash; otherwise a new token.
+fn admin_hash(config: &HubConfig, store: &dyn Store) -> anyhow::Result<([u8; 32], Option<String>)> {
+    if let Some(token) = config.admin_token.as_deref().filter(|t| !t.is_empty()) {
         if token.len() < 16 {
             anyhow::bail!("admin_token (HUB_ADMIN_TOKEN) must be at least 16 characters");
         }
         let h = AdminAuth::hash(token);
         store.set_setting(ADMIN_TOKEN_SETTING, &hex::encode(h))?;
-        return Ok(h);
+        return Ok((h, None));
     }
     if let Some(stored) = store.setting(ADMIN_TOKEN_SETTING)? {
         let bytes = hex::decode(&stored)
@@ -125,17 +148,55 @@ fn admin_hash(config: &HubConfig, store: &dyn Store) -> anyhow::Result<[u8; 32]>
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
             .ok_or_else(|| {
                 anyhow::anyhow!(
-                    "stored admin token hash is corrupt; set HUB_ADMIN_TOKEN to replace it"
+                    "stored admin token hash is corrupt; run `presence-hub admin-token rotate` \
+                     or set HUB_ADMIN_TOKEN to replace it"
                 )
             })?;
-        return Ok(bytes);
+        return Ok((bytes, None));
     }
+    let token = new_token();
+    Ok((AdminAuth::hash(&token), Some(token)))
+}
+
+fn new_token() -> String {
     let mut raw = [0u8; 32];
     rand::rng().fill_bytes(&mut raw);
-    let token = hex::encode(raw);
-    let h = AdminAuth::hash(&token);
-    store.set_setting(ADMIN_TOKEN_SETTING, &hex::encode(h))?;
-    // Printed once, on purpose, to the terminal only (never to the log).
-    println!("admin token (shown once, store it now): {token}");
-    Ok(h)
+    hex::encode(raw)
+}
+
+/// Why the admin token cannot be rotated.
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    #[error(
+        "the admin token is configured (admin_token / HUB_ADMIN_TOKEN) and wins over a stored \
+         one: change it there instead"
+    )]
+    Configured,
+    #[error("cannot open the hub's data folder {dir}: {source}")]
+    Store {
+        dir: std::path::PathBuf,
+        source: crate::store::StoreError,
+    },
+    #[error("cannot store the new admin token's hash: {0}")]
+    Write(crate::store::StoreError),
+}
+
+/// `presence-hub admin-token rotate`: make a new admin token, store its hash
+/// in `config.data_dir` and return it (to print once). The old admin token
+/// stops working at once for a stopped hub, and for a running hub at its
+/// next start (a running hub keeps the token it started with). Refused when
+/// the token is configured, since the configured one would win.
+pub fn rotate_admin_token(config: &HubConfig) -> Result<String, RotateError> {
+    if config.admin_token.as_deref().is_some_and(|t| !t.is_empty()) {
+        return Err(RotateError::Configured);
+    }
+    let store = SqliteStore::open(&config.data_dir).map_err(|source| RotateError::Store {
+        dir: config.data_dir.clone(),
+        source,
+    })?;
+    let token = new_token();
+    store
+        .set_setting(ADMIN_TOKEN_SETTING, &hex::encode(AdminAuth::hash(&token)))
+        .map_err(RotateError::Write)?;
+    Ok(token)
 }

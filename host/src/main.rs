@@ -1,8 +1,8 @@
-//! `presence-hub`: run the hub.
+//! `presence-hub`: run the hub, or rotate its admin token.
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use presence_hub::{Hub, HubConfig, telemetry};
 
 /// Presence connector hub.
@@ -10,14 +10,52 @@ use presence_hub::{Hub, HubConfig, telemetry};
 #[command(version, about)]
 struct Args {
     /// TOML configuration file (optional; HUB_* variables override it).
-    #[arg(long, short, env = "HUB_CONFIG")]
+    #[arg(long, short, env = "HUB_CONFIG", global = true)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The admin token.
+    AdminToken {
+        #[command(subcommand)]
+        action: AdminTokenAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminTokenAction {
+    /// Make a new admin token and print it once; the old one stops working
+    /// (a running hub keeps the old one until it is restarted).
+    Rotate {
+        /// The hub's data folder (default: `data_dir` / HUB_DATA_DIR).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = HubConfig::load(args.config.as_deref(), std::env::vars())?;
+    let mut config = HubConfig::load(args.config.as_deref(), std::env::vars())?;
+    match args.command {
+        Some(Command::AdminToken {
+            action: AdminTokenAction::Rotate { data },
+        }) => {
+            if let Some(dir) = data {
+                config.data_dir = dir;
+            }
+            let token = presence_hub::hub::rotate_admin_token(&config)?;
+            println!("new admin token (shown once, store it now): {token}");
+            println!(
+                "the old admin token no longer works; restart a running hub to apply it there"
+            );
+            return Ok(());
+        }
+        None => {}
+    }
     telemetry::init_logging(&config);
     let hub = Hub::start(config).await?;
     hub.serve(async {

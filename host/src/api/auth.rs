@@ -270,8 +270,85 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
         )
         .into_response();
     }
+    let audit = (!matches!(*req.method(), Method::GET | Method::HEAD)).then(|| {
+        (
+            req.method().clone(),
+            path.clone(),
+            req.uri().path().to_string(),
+        )
+    });
+    let who = who(&caller);
     req.extensions_mut().insert(caller);
-    next.run(req).await
+    let mut resp = next.run(req).await;
+    if let Some((method, route, raw)) = audit
+        && resp.status().is_success()
+    {
+        // A created connector is named in the answer, not the path.
+        let mut created = None;
+        if method == Method::POST && route == "/api/v1/connectors" {
+            let (parts, body) = resp.into_parts();
+            let bytes = axum::body::to_bytes(body, 1 << 20)
+                .await
+                .unwrap_or_default();
+            created = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_string));
+            resp = Response::from_parts(parts, axum::body::Body::from(bytes));
+        }
+        record_change(&state, &who, &method, &route, &raw, resp.status(), created);
+    }
+    resp
+}
+
+/// The caller as the event log names it: the token's name and id (never
+/// the token).
+fn who(caller: &Caller) -> String {
+    match &caller.token_id {
+        Some(id) => format!(
+            "token {:?} (id {id}, {})",
+            caller.name,
+            caller.role.as_str()
+        ),
+        None => "the admin token".to_string(),
+    }
+}
+
+/// An operator's change, with who made it, in the event log (kind
+/// `operator`): the route template, its parameters and the answer. The
+/// instance (`{id}` of a connector route, `{instance}`) and the user
+/// (`{username}`) are set so the log's filters find the entry.
+fn record_change(
+    state: &AppState,
+    who: &str,
+    method: &Method,
+    route: &str,
+    raw: &str,
+    status: StatusCode,
+    created: Option<String>,
+) {
+    let mut params = Vec::new();
+    for (t, v) in route.split('/').zip(raw.split('/')) {
+        if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            let v = form_urlencoded::parse(format!("v={v}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            params.push((name.trim_start_matches('*').to_string(), v));
+        }
+    }
+    let param = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let instance = if route.starts_with("/api/v1/connectors/") {
+        param("id")
+    } else {
+        param("instance").or(created)
+    };
+    state.presence.log().record(crate::store::EventRecord {
+        at_ms: crate::store::now_ms(),
+        kind: "operator".into(),
+        username: param("username"),
+        instance,
+        detail: format!("{method} {raw} by {who}: {}", status.as_u16()),
+    });
 }
 
 fn unauthorized(e: ApiError) -> Response {

@@ -75,24 +75,17 @@ pub async fn status(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let c = s.runtime.connector(&id).await?;
-    let online = c
+    // aurenz's sense, bound to the status: online = up and reported in the
+    // last 5 minutes; connected = up but quiet; offline = not up (not
+    // running, or its status is anything but up-and-running). See
+    // `runtime::Link`.
+    let link = c
         .status
         .as_ref()
-        .and_then(|st| st.last_event_at_ms)
-        .is_some_and(|t| crate::store::now_ms().saturating_sub(t) < 5 * 60 * 1000);
-    // aurenz's sense: online = events in the last 5 minutes; connected =
-    // running but quiet; offline = not running.
-    let running = c
-        .status
-        .as_ref()
-        .is_some_and(|st| st.run_state == crate::runtime::RunState::Running);
-    let link = if !running {
-        "offline"
-    } else if online {
-        "online"
-    } else {
-        "connected"
-    };
+        .map_or(crate::runtime::Link::Offline, |st| {
+            st.link(crate::store::now_ms())
+        });
+    let online = link == crate::runtime::Link::Online;
     Ok(Json(json!({
         "id": c.id,
         "plugin": c.plugin,

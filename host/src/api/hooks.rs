@@ -54,15 +54,26 @@ async fn dispatch(
     };
     // Unknown, disabled and webhook-less instances answer alike, naming
     // nothing: the answer does not tell which instance ids exist.
+    use crate::telemetry::WebhookResult;
     let resp = match s.runtime.webhook(&instance, request).await {
         Err(crate::runtime::RuntimeError::NotFound { .. }) => {
+            s.metrics.webhook(WebhookResult::NoReceiver);
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 crate::runtime::actor::NO_WEBHOOK_RECEIVER,
             ));
         }
-        r => r?,
+        Err(e) => {
+            s.metrics.webhook(WebhookResult::Unavailable);
+            return Err(e.into());
+        }
+        Ok(r) => r,
     };
+    s.metrics.webhook(match resp.status {
+        200..=299 => WebhookResult::Accepted,
+        400..=499 => WebhookResult::Refused,
+        _ => WebhookResult::Failed,
+    });
     let status = StatusCode::from_u16(resp.status).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_GATEWAY,

@@ -23,6 +23,7 @@ use axum::routing::{any, delete, get, post, put};
 pub use auth::AdminAuth;
 pub use error::ApiError;
 pub use presence::FeedSlots;
+pub use system::track as track_requests;
 
 use crate::presence::Presence;
 use crate::runtime::Runtime;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub max_webhook_bytes: usize,
     /// Whether `/metrics` wants a token (console role or more).
     pub metrics_auth: bool,
+    /// Connector ids `/readyz` always requires up (`HUB_READY_REQUIRES`).
+    pub ready_requires: Arc<Vec<String>>,
     /// Live-feed streams open, in all and per token.
     pub feeds: Arc<presence::FeedSlots>,
     /// The last snapshot sent to a feed client that follows everyone.

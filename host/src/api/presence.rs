@@ -281,6 +281,7 @@ pub async fn sse(
 ) -> Result<impl IntoResponse, ApiError> {
     let since = since(&q, &headers)?;
     let slot = s.feeds.take(&caller)?;
+    let client = s.metrics.feed_client("sse");
     let follow = follow(&q);
     let everyone = follow.is_none();
     let mut sub = s.presence.subscribe(follow, since).await?;
@@ -288,6 +289,7 @@ pub async fn sse(
     let mut gone = Box::pin(revoked(caller.revoked.clone()));
     let stream = async_stream::stream! {
         let _slot = slot;
+        let _client = client;
         for (event, data, id) in first {
             for part in sse_event(&event, id, data) {
                 yield Ok::<_, Infallible>(part);
@@ -349,6 +351,7 @@ pub async fn ws(
     let mut sub = s.presence.subscribe(follow, since).await?;
     let first = first_messages(&s, &mut sub, everyone);
     let gone = revoked(caller.revoked.clone());
+    let metrics = s.metrics.clone();
     // A console only ever sends a close frame: a small read buffer (the
     // default is 128 KiB per client) keeps 10,000 clients cheap.
     Ok(upgrade
@@ -358,6 +361,7 @@ pub async fn ws(
         .max_message_size(WS_MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
             let _slot = slot;
+            let _client = metrics.feed_client("websocket");
             ws_session(socket, sub, first, gone).await
         }))
 }

@@ -1,7 +1,7 @@
 //! Health, readiness, metrics and the OpenAPI description.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::json;
@@ -15,17 +15,107 @@ pub async fn health() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready when every stored connector could be started.
-pub async fn ready(State(s): State<AppState>) -> impl IntoResponse {
+/// `GET /readyz[?require=ID,ID|*]`: readiness, with every connector that is
+/// not up named and why.
+///
+/// Answers 200 `{"ready": true, ...}` when every stored connector could be
+/// started (its plugin is loaded, its configuration fits) and every
+/// *required* connector is up (running and `up-and-running`); otherwise 503
+/// with the same body and `"ready": false`. Required connectors are those
+/// named in `require` (comma-separated instance ids; `*` means every
+/// enabled connector) and in the `ready_requires` setting
+/// (`HUB_READY_REQUIRES`). Connectors that are down but not required do not
+/// make the hub unready, but are listed under `down` and set `"degraded":
+/// true`, so the answer never looks healthy while a platform is
+/// unreachable.
+///
+/// Body: `ready` (bool), `degraded` (bool: some enabled connector is not
+/// up), `problems` (strings: connectors that cannot start), `required`
+/// (ids), `not_ready` (`[{id, reason}]`: required connectors not up),
+/// `down` (`[{id, plugin, run_state, status, reason}]`: enabled connectors
+/// not up), `up` (ids).
+pub async fn ready(State(s): State<AppState>, RawQuery(query): RawQuery) -> impl IntoResponse {
     let problems = s.runtime.problems().await;
-    let status = if problems.is_empty() {
+    let connectors = s.runtime.connectors().await;
+    let mut require: Vec<String> = s.ready_requires.as_ref().clone();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if k == "require" {
+            require.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_string),
+            );
+        }
+    }
+    let all = require.iter().any(|r| r == "*");
+    let mut up = Vec::new();
+    let mut down = Vec::new();
+    let mut reasons = std::collections::BTreeMap::new();
+    for c in &connectors {
+        let why = match &c.status {
+            Some(st) => st.why_not_up(),
+            None => Some(
+                c.problem
+                    .clone()
+                    .unwrap_or_else(|| "not started".to_string()),
+            ),
+        };
+        match why {
+            None => up.push(c.id.clone()),
+            Some(reason) => {
+                reasons.insert(c.id.clone(), reason.clone());
+                if c.enabled {
+                    down.push(json!({
+                        "id": c.id,
+                        "plugin": c.plugin,
+                        "run_state": c.status.as_ref().map(|st| st.run_state),
+                        "status": c.status.as_ref().map(|st| st.status),
+                        "reason": reason,
+                    }));
+                }
+            }
+        }
+    }
+    if all {
+        require.retain(|r| r != "*");
+        require.extend(
+            connectors
+                .iter()
+                .filter(|c| c.enabled)
+                .map(|c| c.id.clone()),
+        );
+    }
+    require.sort();
+    require.dedup();
+    let not_ready: Vec<_> = require
+        .iter()
+        .filter(|id| !up.contains(id))
+        .map(|id| {
+            let reason = match reasons.get(id) {
+                Some(r) => r.clone(),
+                None => "no such connector".to_string(),
+            };
+            json!({ "id": id, "reason": reason })
+        })
+        .collect();
+    let ready = problems.is_empty() && not_ready.is_empty();
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (
         status,
-        Json(json!({ "ready": problems.is_empty(), "problems": problems })),
+        Json(json!({
+            "ready": ready,
+            "degraded": !down.is_empty(),
+            "problems": problems,
+            "required": require,
+            "not_ready": not_ready,
+            "down": down,
+            "up": up,
+        })),
     )
 }
 
@@ -52,6 +142,20 @@ pub async fn metrics(
             return e;
         }
     }
+    // Gauges read from their source at scrape time: the status the API
+    // shows, and the event log's queue.
+    let connectors = s.runtime.connectors().await;
+    s.metrics.set_statuses(connectors.into_iter().map(|c| {
+        let (status, up) = c.status.as_ref().map_or(
+            (crate::engine::ConnectorStatus::NotConfigured, false),
+            |st| (st.status, st.is_up()),
+        );
+        (c.id, c.plugin, status, up)
+    }));
+    s.metrics
+        .presence
+        .log_queued
+        .set(i64::try_from(s.presence.log().queued()).unwrap_or(i64::MAX));
     (
         [(
             header::CONTENT_TYPE,
@@ -60,6 +164,34 @@ pub async fn metrics(
         s.metrics.encode(),
     )
         .into_response()
+}
+
+/// Middleware: count every answered request in `http_requests` and
+/// `http_request_duration_seconds`, by method, route template (never the
+/// raw path: `/api/v1/users/{username}`; `unmatched` for a path no route
+/// takes) and status. Methods outside the standard ones count as `other`.
+pub async fn track(
+    State(metrics): State<std::sync::Arc<crate::telemetry::Metrics>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m.to_string(),
+        _ => "other".to_string(),
+    };
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let resp = next.run(req).await;
+    metrics.http_request(
+        &method,
+        &route,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    resp
 }
 
 pub async fn openapi() -> impl IntoResponse {

@@ -1,5 +1,10 @@
-//! The event log: every report and every decision, written in batches by a
-//! background task so the engine never waits on the disk.
+//! The event log: every report and every decision, connector lifecycle
+//! (created, configured, started, status changes, restarted, quarantined,
+//! deleted) and every operator change with who made it, written in batches
+//! by a background task so the engine never waits on the disk.
+//!
+//! Details use the API's vocabulary (`connection-error`, `in-call`), never
+//! Rust debug names; see [`crate::telemetry::term`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +63,12 @@ impl EventLog {
         if self.tx.try_send(e).is_err() {
             self.dropped.inc();
         }
+    }
+
+    /// Entries queued for the writer, not yet written (at most 100,000;
+    /// beyond that entries are dropped and counted).
+    pub fn queued(&self) -> usize {
+        QUEUE - self.tx.capacity()
     }
 
     /// Entries dropped because the writer could not keep up.

@@ -175,6 +175,8 @@ pub fn spawn(init: ActorInit) -> ActorHandle {
         instance: init.instance.clone(),
         plugin: init.plugin.manifest.id.clone(),
     };
+    // Every series of the instance shows from its start, at 0.
+    init.services.metrics.register_instance(&labels);
     let events_in = init
         .services
         .metrics
@@ -255,6 +257,10 @@ impl Actor {
     }
 
     fn set_run_state(&self, state: RunState) {
+        let before = self.status.get().run_state;
+        if before != state {
+            self.lifecycle(state);
+        }
         self.status.update(|s| {
             s.run_state = state;
             if state == RunState::Disabled {
@@ -262,6 +268,26 @@ impl Actor {
                 s.status_detail = None;
             }
         });
+    }
+
+    /// A run-state change, in the event log beside the instance (the
+    /// operator's record of when it started, was disabled, stopped).
+    fn lifecycle(&self, state: RunState) {
+        let detail = match state {
+            RunState::Running => format!(
+                "started (plugin {} {})",
+                self.plugin.manifest.id, self.plugin.manifest.version
+            ),
+            RunState::Disabled => "disabled: not running".into(),
+            RunState::Stopped => "stopped".into(),
+            // Starting is shown by the `started` that follows; restarting
+            // and quarantined are recorded with their cause in `crashed`.
+            RunState::Starting | RunState::Restarting | RunState::Quarantined => return,
+        };
+        tracing::info!(run_state = %crate::telemetry::term(&state), "{detail}");
+        self.services
+            .presence
+            .decision(&self.instance, None, "connector", detail);
     }
 
     async fn run(mut self, mut control: mpsc::Receiver<Control>) {
@@ -494,6 +520,12 @@ impl Actor {
         self.configure_refused = matches!(configured, Some(Err(_)));
         match configured {
             Some(Ok(())) => {
+                self.services.presence.decision(
+                    &self.instance,
+                    None,
+                    "connector",
+                    "configured: the plugin took the configuration".into(),
+                );
                 let all: Vec<Arc<str>> = self.watches.iter().cloned().collect();
                 if !all.is_empty() {
                     self.call_watch(all, true).await;
@@ -635,6 +667,21 @@ impl Actor {
                 .quarantined
                 .get_or_create(&labels)
                 .set(1);
+            self.services
+                .metrics
+                .quarantines
+                .get_or_create(&labels)
+                .inc();
+            self.services.presence.decision(
+                &self.instance,
+                None,
+                "connector",
+                format!(
+                    "quarantined after {} crashes within {} s; last: {reason}",
+                    self.crashes.len(),
+                    self.policy.crash_window_secs
+                ),
+            );
             self.status.update(|s| {
                 s.run_state = RunState::Quarantined;
                 s.quarantine_reason = Some(format!(
@@ -653,6 +700,12 @@ impl Actor {
             .saturating_mul(1 << exp)
             .min(self.policy.restart_backoff_max_ms);
         self.services.metrics.restarts.get_or_create(&labels).inc();
+        self.services.presence.decision(
+            &self.instance,
+            None,
+            "connector",
+            format!("crashed: {reason}; restarting in {backoff} ms"),
+        );
         self.status.update(|s| {
             s.run_state = RunState::Restarting;
             s.restarts += 1;

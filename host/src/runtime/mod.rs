@@ -28,7 +28,7 @@ pub use config_schema::{CapabilitiesSpec, ChannelName, EndpointKindSpec, FieldSp
 pub use convert::PresenceWrite;
 pub use host::{Services, kv_writes_lost};
 pub use plugin::{LoadError, PluginOrigin, sha256_hex};
-pub use status::{InstanceStatus, RunState};
+pub use status::{InstanceStatus, Link, RunState};
 pub use views::{
     ConnectorPatch, ConnectorView, FolderError, GrantsView, LimitsView, NewConnector, PluginView,
 };
@@ -842,6 +842,13 @@ impl Runtime {
             let _ = a.control.send(Control::Stop(tx)).await;
             let _ = rx.await;
         }
+        // A deleted instance's series go with it (ids do not pile up).
+        self.services
+            .metrics
+            .forget_instance(&crate::telemetry::ConnectorLabels {
+                instance: id.to_string(),
+                plugin: c.record.plugin.clone(),
+            });
         self.services.store.delete_connector(id)?;
         // Gone everywhere: no user's source any more, its observations go.
         self.services.presence.instance_removed(id);

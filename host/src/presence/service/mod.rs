@@ -349,7 +349,8 @@ impl Service {
             .expect("interned above");
         if let Some((state, detail, at_ms)) = state {
             let text = format!(
-                "endpoint {state:?}{}",
+                "endpoint {}{}",
+                crate::telemetry::term(&state),
                 detail
                     .as_deref()
                     .map(|d| format!(": {d}"))
@@ -1203,8 +1204,10 @@ impl Service {
     }
 }
 
-/// A report in one line for the event log.
+/// A report in one line for the event log, in the API's words
+/// (`telephony in-call`, `rich busy in-a-call`).
 fn describe(r: &PresenceReport) -> String {
+    use crate::telemetry::term;
     let mut parts = Vec::new();
     match &r.origin {
         UpdateOrigin::Platform => {}
@@ -1226,22 +1229,26 @@ fn describe(r: &PresenceReport) -> String {
     }
     if let Some(t) = &r.telephony {
         parts.push(format!(
-            "telephony {:?}{}{}",
-            t.line,
-            if t.do_not_disturb { " dnd" } else { "" },
+            "telephony {}{}{}",
+            term(&t.line),
+            if t.do_not_disturb {
+                " do-not-disturb"
+            } else {
+                ""
+            },
             t.forward
                 .as_ref()
-                .map(|f| format!(" forward {f:?}"))
+                .map(|f| format!(" forwarded to {}", term(f)))
                 .unwrap_or_default()
         ));
     }
     if let Some(x) = &r.rich {
         parts.push(format!(
-            "rich {:?}{}{}",
-            x.availability,
+            "rich {}{}{}",
+            term(&x.availability),
             x.activity
                 .as_ref()
-                .map(|a| format!(" {a:?}"))
+                .map(|a| format!(" {}", term(a)))
                 .unwrap_or_default(),
             x.note
                 .as_ref()

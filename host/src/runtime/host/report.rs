@@ -61,15 +61,34 @@ impl report::Host for InstanceState {
     ) -> wasmtime::Result<()> {
         self.reported();
         let status = convert::status(status);
-        tracing::info!(
-            ?status,
-            detail = detail.as_deref().unwrap_or(""),
-            "connector status"
-        );
+        let words = crate::telemetry::term(&status);
+        let shown = detail.as_deref().unwrap_or("");
+        // A connector that is not up (lost connection, refused login) is
+        // worth an operator's attention: WARN; back up is INFO.
+        if status == crate::engine::ConnectorStatus::UpAndRunning {
+            tracing::info!(status = %words, detail = shown, "connector status");
+        } else {
+            tracing::warn!(status = %words, detail = shown, "connector status");
+        }
+        let mut changed = false;
         self.status.update(|s| {
+            changed = s.status != status;
             s.status = status;
-            s.status_detail = detail;
+            s.status_detail = detail.clone();
         });
+        // Status changes go to the event log (a repeated status, which
+        // plugins send with every retry, does not).
+        if changed {
+            self.services.presence.decision(
+                &self.id.instance,
+                None,
+                "connector",
+                match &detail {
+                    Some(d) => format!("status {words}: {d}"),
+                    None => format!("status {words}"),
+                },
+            );
+        }
         Ok(())
     }
 
