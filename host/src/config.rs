@@ -38,6 +38,14 @@ pub struct HubConfig {
     /// `up-and-running`); `*` means every enabled one. Empty: readiness
     /// does not wait on any platform. Env: `HUB_READY_REQUIRES=pbx,teams`.
     pub ready_requires: Vec<String>,
+    /// PEM certificate chain (leaf first) for TLS on the listener (API,
+    /// console, feeds, webhooks); with `tls_key`, the hub serves HTTPS
+    /// only. Reloaded when the file changes or on `SIGHUP`. Env:
+    /// `HUB_TLS_CERT`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1). Env:
+    /// `HUB_TLS_KEY`.
+    pub tls_key: Option<PathBuf>,
     /// Limits applied where a plugin manifest asks for more or says nothing.
     pub limits: Limits,
 }
@@ -103,6 +111,8 @@ impl Default for HubConfig {
             public_url: None,
             metrics_auth: false,
             ready_requires: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
             limits: Limits::default(),
         }
     }
@@ -189,7 +199,32 @@ impl HubConfig {
         for (var, value) in env {
             cfg.apply_env(&var, &value)?;
         }
+        cfg.tls()?;
         Ok(cfg)
+    }
+
+    /// The listener's TLS files, when both are set; one without the other
+    /// is an error naming the missing one.
+    pub fn tls(&self) -> Result<Option<crate::io::tls_server::TlsFiles>, ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(crate::io::tls_server::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError::Env {
+                var: "HUB_TLS_KEY".into(),
+                message: "tls_cert is set but tls_key is not: set both (PEM files) to serve \
+                          HTTPS, or neither to serve plain HTTP"
+                    .into(),
+            }),
+            (None, Some(_)) => Err(ConfigError::Env {
+                var: "HUB_TLS_CERT".into(),
+                message: "tls_key is set but tls_cert is not: set both (PEM files) to serve \
+                          HTTPS, or neither to serve plain HTTP"
+                    .into(),
+            }),
+        }
     }
 
     fn apply_env(&mut self, var: &str, value: &str) -> Result<(), ConfigError> {
@@ -222,6 +257,8 @@ impl HubConfig {
             "HUB_LOG" => self.log_filter = value.into(),
             "HUB_ADMIN_TOKEN" => self.admin_token = Some(value.into()),
             "HUB_PUBLIC_URL" => self.public_url = Some(value.into()),
+            "HUB_TLS_CERT" => self.tls_cert = Some(value.into()),
+            "HUB_TLS_KEY" => self.tls_key = Some(value.into()),
             "HUB_METRICS_AUTH" => self.metrics_auth = parse(var, value)?,
             "HUB_READY_REQUIRES" => {
                 self.ready_requires = value

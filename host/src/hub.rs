@@ -89,6 +89,13 @@ impl Hub {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // A certificate that cannot be used stops the start before the port
+        // is taken, with the file and what is wrong named.
+        let tls = self
+            .config
+            .tls()?
+            .map(crate::io::tls_server::ServerTls::load)
+            .transpose()?;
         let listener = TcpListener::bind(self.config.listen).await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot listen on {}: {e} (set `listen` or HUB_LISTEN)",
@@ -107,7 +114,8 @@ impl Hub {
             );
         }
         // Tests and scripts read this line to find the port.
-        println!("presence-hub listening on http://{addr}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("presence-hub listening on {scheme}://{addr}");
         tracing::info!(%addr, "serving");
         let metrics = self.state.metrics.clone();
         let app = api::router(self.state, self.config.limits.max_upload_bytes)
@@ -124,7 +132,8 @@ impl Hub {
                     },
                 ),
             );
-        crate::io::listener::serve(listener, app, self.config.limits.listen(), shutdown).await;
+        crate::io::listener::serve(listener, app, self.config.limits.listen(), tls, shutdown)
+            .await;
         self.runtime.shutdown().await;
         Ok(())
     }

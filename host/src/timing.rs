@@ -33,6 +33,10 @@ pub const STOP_WAIT: Duration = Duration::from_secs(5);
 /// ended. A source's age is therefore known to within this.
 pub const PRESENCE_TICK: Duration = Duration::from_secs(2);
 
+/// How often the listener's certificate and key files are looked at for a
+/// renewal (`SIGHUP` reloads at once).
+pub const TLS_RELOAD_POLL: Duration = Duration::from_secs(5);
+
 /// A guest call's deadline is CPU time (see `runtime::call_clock`); a call
 /// that has waited this many times its deadline in wall-clock time ends
 /// anyway, however little CPU it got.

@@ -37,7 +37,17 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
+use super::tls_server::ServerTls;
 use crate::timing;
+
+/// Aborts a background task when the serve loop that owns it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// The limits of the API listener (see the module documentation).
 #[derive(Debug, Clone)]
@@ -114,12 +124,18 @@ fn raise_nofile() -> Option<u64> {
 /// Serve `app` on `listener` until `shutdown` resolves; then stop accepting,
 /// let connections finish their request (for at most
 /// [`timing::SERVE_DRAIN`]) and return.
+///
+/// With `tls`, every connection is TLS (handshake within the header
+/// timeout); the certificate is reloaded while serving (see
+/// [`super::tls_server`]).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ListenLimits,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    let _reloader = tls.as_ref().map(|t| AbortOnDrop(t.watch()));
     let cap = connection_cap(&limits);
     let slots = Arc::new(Semaphore::new(cap));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -175,6 +191,7 @@ pub async fn serve(
         let (head_seen, evicted) = waiting.add();
         tokio::spawn(connection(
             tcp,
+            tls.clone(),
             permit,
             app.clone(),
             limits.clone(),
@@ -212,19 +229,57 @@ fn refuse(tcp: TcpStream) {
 /// an upgraded WebSocket keeps it until it closes.
 async fn connection(
     tcp: TcpStream,
+    tls: Option<ServerTls>,
     permit: OwnedSemaphorePermit,
+    app: Router,
+    limits: ListenLimits,
+    stop: watch::Receiver<bool>,
+    head_seen: Arc<AtomicBool>,
+    evicted: Arc<tokio::sync::Notify>,
+) {
+    let activity = Arc::new(Activity::new());
+    let watched = Watched {
+        inner: tcp,
+        activity: activity.clone(),
+        _slot: permit,
+    };
+    let Some(tls) = tls else {
+        return http(watched, activity, app, limits, stop, head_seen, evicted).await;
+    };
+    // The handshake counts as part of the first request's head: a client
+    // that opens TLS slowly is bounded like one that sends its head slowly,
+    // and can be evicted meanwhile.
+    let handshake = tokio::time::timeout(limits.header_timeout, tls.acceptor().accept(watched));
+    let stream = tokio::select! {
+        r = handshake => match r {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "API connection closed: TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("API connection closed: no TLS handshake within the header timeout");
+                return;
+            }
+        },
+        _ = evicted.notified() => return,
+    };
+    http(stream, activity, app, limits, stop, head_seen, evicted).await
+}
+
+/// HTTP/1.1 on one (plain or TLS) connection until it ends.
+async fn http<S>(
+    io: S,
+    activity: Arc<Activity>,
     app: Router,
     limits: ListenLimits,
     mut stop: watch::Receiver<bool>,
     head_seen: Arc<AtomicBool>,
     evicted: Arc<tokio::sync::Notify>,
-) {
-    let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(Watched {
-        inner: tcp,
-        activity: activity.clone(),
-        _slot: permit,
-    });
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
     let body_timeout = limits.body_timeout;
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         head_seen.store(true, Ordering::Relaxed);

@@ -16,6 +16,7 @@ mod http;
 pub mod listener;
 mod stream;
 pub mod tls;
+pub mod tls_server;
 mod udp;
 mod websocket;
 
