@@ -144,6 +144,7 @@ struct Sim {
     log: Vec<Logged>,
     violations: Vec<String>,
     channels_created: usize,
+    cut_by_service: usize,
 }
 
 type Shared = Arc<Mutex<Sim>>;
@@ -305,6 +306,9 @@ impl Sim {
         if let Some(i) = self.channels.iter().position(|c| c.id == id) {
             let c = self.channels.remove(i);
             if let Some(tx) = c.conn {
+                if !tx.is_closed() {
+                    self.cut_by_service += 1;
+                }
                 let _ = tx.send(WsOut::Close(code, reason.into()));
             }
         }
@@ -881,6 +885,7 @@ impl GenesysSim {
             log: Vec::new(),
             violations: Vec::new(),
             channels_created: 0,
+            cut_by_service: 0,
         }));
         let st_http = state.clone();
         let st_ws = state.clone();
@@ -1095,6 +1100,13 @@ impl GenesysSim {
         cs.into_iter()
             .map(|(_, id, t, open)| (id, t, open))
             .collect()
+    }
+
+    /// Sockets the service closed itself (a channel expired, a
+    /// `socket_closing` grace ran out, the channel limit) while the client
+    /// still held them.
+    pub fn sockets_cut_by_service(&self) -> usize {
+        self.lock().cut_by_service
     }
 
     /// Requests the documents refuse that no test provoked.
