@@ -12,6 +12,8 @@
 #   target/py-tools, and componentize-js (pinned by
 #   examples/js-connector/package-lock.json) in examples/js-connector/node_modules.
 #   `cargo xtask plugins` then builds those examples offline.
+#   cargo-deb (pinned, crates.io) in target/tools: tests/tests/package.rs
+#   builds the Debian package with it and, as root, installs and purges it.
 # Idempotent. Debian packages (and the one pip requirement above). The Debian package's own service is
 # neither started nor enabled: the tests run their own instances on
 # 127.0.0.1 with private config, pid file and runtime dir.
@@ -161,5 +163,15 @@ else
     say "npm ci in examples/js-connector (componentize-js, pinned by its package-lock.json)"
     (cd "$JS_DIR" && npm ci --no-audit --no-fund --loglevel=error)
     cp "$JS_DIR/package-lock.json" "$JS_STAMP"
+fi
+# The Debian package's builder (tests/tests/package.rs), pinned; dpkg,
+# adduser and systemd-analyze come with Debian itself.
+CARGO_DEB_VERSION=3.8.0
+TOOLS="$ROOT/target/tools"
+if [ "$("$TOOLS/bin/cargo-deb" --version 2>/dev/null)" = "cargo-deb $CARGO_DEB_VERSION" ]; then
+    say "cargo-deb $CARGO_DEB_VERSION already installed in $TOOLS; cargo install skipped"
+else
+    say "cargo install cargo-deb $CARGO_DEB_VERSION into $TOOLS"
+    cargo install -q --locked --version "$CARGO_DEB_VERSION" --root "$TOOLS" cargo-deb
 fi
 say "done"

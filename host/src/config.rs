@@ -12,13 +12,25 @@ use crate::timing;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HubConfig {
-    /// Address of the REST API, webhooks, health and metrics.
+    /// Address of the REST API, webhooks, health and metrics: an IP
+    /// address and port (`127.0.0.1:8740`, `[::]:8740`), or a host name
+    /// and port (`localhost:8740`), resolved once at start to its first
+    /// IPv4 address (else its first address).
+    #[serde(deserialize_with = "deserialize_listen")]
     pub listen: SocketAddr,
     /// Where the database, uploaded plugins, the compiled-plugin cache and the
     /// secret key live.
     pub data_dir: PathBuf,
     /// Plugins shipped with the hub: one folder per plugin with `plugin.toml`.
+    /// Unset, the first that exists of [`HubConfig::plugins_dir_searched`]:
+    /// `dist/plugins` in the working directory, then beside the binary
+    /// (`<exe>/../share/presence-hub/plugins`, `<exe>/plugins`), then the
+    /// workspace's `dist/plugins` when the binary runs from its `target/`.
     pub plugins_dir: PathBuf,
+    /// Where the plugins directory was looked for when it was not set
+    /// (empty when it was).
+    #[serde(skip)]
+    pub plugins_dir_searched: Vec<PathBuf>,
     /// `text` or `json`.
     pub log_format: LogFormat,
     /// `tracing` filter, e.g. `info,presence_hub=debug`.
@@ -48,6 +60,79 @@ pub struct HubConfig {
     pub tls_key: Option<PathBuf>,
     /// Limits applied where a plugin manifest asks for more or says nothing.
     pub limits: Limits,
+}
+
+/// The plugins directory when none is set, relative to the working
+/// directory (the workspace root, where `cargo xtask plugins` puts them).
+const DEFAULT_PLUGINS_DIR: &str = "dist/plugins";
+
+/// What `listen` / `HUB_LISTEN` takes, for error messages.
+const LISTEN_FORMS: &str = "an address and port to listen on: 127.0.0.1:8740 (this machine \
+    only), 0.0.0.0:8740 (every IPv4 interface), [::]:8740 (every interface), or a host name \
+    that resolves here with a port, such as localhost:8740";
+
+/// Parse a listen address: an IP address and port, or a host name and
+/// port resolved now (its first IPv4 address, else its first address).
+pub fn parse_listen(value: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let value = value.trim();
+    if let Ok(a) = value.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let Some((host, port)) = value.rsplit_once(':') else {
+        return Err(format!("expected {LISTEN_FORMS}; got {value:?} (no port)"));
+    };
+    if port.parse::<u16>().is_err() || host.is_empty() {
+        return Err(format!("expected {LISTEN_FORMS}; got {value:?}"));
+    }
+    match (host, port.parse::<u16>().unwrap_or(0)).to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(addrs.first())
+                .copied()
+                .ok_or_else(|| format!("{host:?} resolves to no address; expected {LISTEN_FORMS}"))
+        }
+        Err(e) => Err(format!(
+            "cannot resolve {host:?} ({e}); expected {LISTEN_FORMS}"
+        )),
+    }
+}
+
+fn deserialize_listen<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_listen(&text).map_err(serde::de::Error::custom)
+}
+
+/// Where an unset plugins directory is looked for, in order: the working
+/// directory's `dist/plugins`, then the install layouts around the binary
+/// `exe`: `<prefix>/bin/presence-hub` with `<prefix>/share/presence-hub/plugins`,
+/// an unpacked archive with `plugins/` beside the binary, and a build in a
+/// workspace (`<ws>/target/<profile>/presence-hub`) with `<ws>/dist/plugins`.
+pub fn plugins_dir_candidates(cwd: Option<&Path>, exe: Option<&Path>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(cwd) = cwd {
+        out.push(cwd.join(DEFAULT_PLUGINS_DIR));
+    }
+    if let Some(bin) = exe.and_then(Path::parent) {
+        if let Some(prefix) = bin.parent() {
+            out.push(prefix.join("share/presence-hub/plugins"));
+        }
+        out.push(bin.join("plugins"));
+        // `target/<profile>/` or `target/<triple>/<profile>/`.
+        if let Some(ws) = bin
+            .ancestors()
+            .take(4)
+            .find(|a| a.file_name().is_some_and(|n| n == "target"))
+            .and_then(Path::parent)
+        {
+            out.push(ws.join(DEFAULT_PLUGINS_DIR));
+        }
+    }
+    out.dedup();
+    out
 }
 
 /// Upper bounds for every connector instance.
@@ -104,7 +189,8 @@ impl Default for HubConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8740)),
             data_dir: PathBuf::from("data"),
-            plugins_dir: PathBuf::from("dist/plugins"),
+            plugins_dir: PathBuf::from(DEFAULT_PLUGINS_DIR),
+            plugins_dir_searched: Vec::new(),
             log_format: LogFormat::Text,
             log_filter: "info".into(),
             admin_token: None,
@@ -200,6 +286,11 @@ impl HubConfig {
             cfg.apply_env(&var, &value)?;
         }
         cfg.tls()?;
+        if cfg.plugins_dir == Path::new(DEFAULT_PLUGINS_DIR) {
+            let exe = std::env::current_exe().ok();
+            let cwd = std::env::current_dir().ok();
+            cfg.resolve_plugins_dir(plugins_dir_candidates(cwd.as_deref(), exe.as_deref()));
+        }
         Ok(cfg)
     }
 
@@ -227,6 +318,16 @@ impl HubConfig {
         }
     }
 
+    /// Take the first of `candidates` that exists as the plugins directory;
+    /// when none does, keep the default and remember where it was looked
+    /// for (the hub's warning names them and `HUB_PLUGINS_DIR`).
+    pub fn resolve_plugins_dir(&mut self, candidates: Vec<PathBuf>) {
+        if let Some(found) = candidates.iter().find(|p| p.is_dir()) {
+            self.plugins_dir = found.clone();
+        }
+        self.plugins_dir_searched = candidates;
+    }
+
     fn apply_env(&mut self, var: &str, value: &str) -> Result<(), ConfigError> {
         fn parse<T: std::str::FromStr>(var: &str, value: &str) -> Result<T, ConfigError>
         where
@@ -239,7 +340,12 @@ impl HubConfig {
         }
         let l = &mut self.limits;
         match var {
-            "HUB_LISTEN" => self.listen = parse(var, value)?,
+            "HUB_LISTEN" => {
+                self.listen = parse_listen(value).map_err(|message| ConfigError::Env {
+                    var: var.into(),
+                    message,
+                })?
+            }
             "HUB_DATA_DIR" => self.data_dir = value.into(),
             "HUB_PLUGINS_DIR" => self.plugins_dir = value.into(),
             "HUB_LOG_FORMAT" => {
@@ -312,6 +418,56 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.listen.port(), 9001);
         assert_eq!(cfg.limits.queue, 10);
+    }
+
+    #[test]
+    fn listen_takes_host_names_and_says_what_it_takes() {
+        let cfg = HubConfig::load(None, [("HUB_LISTEN".into(), "localhost:8741".into())]).unwrap();
+        assert_eq!(cfg.listen, SocketAddr::from(([127, 0, 0, 1], 8741)));
+        let err = HubConfig::load(None, [("HUB_LISTEN".into(), "localhost".into())]).unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains("HUB_LISTEN") && err.contains("127.0.0.1:8740") && err.contains("no port"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.toml");
+        std::fs::write(&path, "listen = \"localhost:9002\"\n").unwrap();
+        assert_eq!(
+            HubConfig::load(Some(&path), []).unwrap().listen.port(),
+            9002
+        );
+    }
+
+    #[test]
+    fn plugins_dir_is_found_beside_the_binary() {
+        let root = tempfile::tempdir().unwrap();
+        let ws = root.path().join("ws");
+        let exe = ws.join("target/release/presence-hub");
+        let elsewhere = root.path().join("elsewhere");
+        let tried = plugins_dir_candidates(Some(&elsewhere), Some(&exe));
+        assert_eq!(
+            tried,
+            vec![
+                elsewhere.join("dist/plugins"),
+                ws.join("target/share/presence-hub/plugins"),
+                ws.join("target/release/plugins"),
+                ws.join("dist/plugins"),
+            ]
+        );
+        std::fs::create_dir_all(ws.join("dist/plugins")).unwrap();
+        let mut cfg = HubConfig::default();
+        cfg.resolve_plugins_dir(tried.clone());
+        assert_eq!(cfg.plugins_dir, ws.join("dist/plugins"));
+        // Installed: <prefix>/bin and <prefix>/share.
+        let prefix = root.path().join("usr");
+        std::fs::create_dir_all(prefix.join("share/presence-hub/plugins")).unwrap();
+        let mut cfg = HubConfig::default();
+        cfg.resolve_plugins_dir(plugins_dir_candidates(
+            Some(&elsewhere),
+            Some(&prefix.join("bin/presence-hub")),
+        ));
+        assert_eq!(cfg.plugins_dir, prefix.join("share/presence-hub/plugins"));
     }
 
     #[test]

@@ -30,6 +30,17 @@ pub struct Hub {
 impl Hub {
     /// Open the store, load plugins and start stored connectors.
     pub async fn start(config: HubConfig) -> anyhow::Result<Self> {
+        if !config.plugins_dir.is_dir() && !config.plugins_dir_searched.is_empty() {
+            let tried: Vec<String> = config
+                .plugins_dir_searched
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            tracing::warn!(
+                tried = %tried.join(", "),
+                "no plugins directory found where one is looked for when HUB_PLUGINS_DIR is unset; set HUB_PLUGINS_DIR to the folder of plugin folders (`cargo xtask plugins` builds them into dist/plugins)"
+            );
+        }
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
         let (hash, new_admin_token) = admin_hash(&config, store.as_ref())?;
         let store_handle = store.clone();

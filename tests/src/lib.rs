@@ -42,7 +42,8 @@ pub fn dist(rel: &str) -> PathBuf {
     p
 }
 
-fn hub_binary() -> PathBuf {
+/// The hub binary the tests run (`HUB_BIN`, else `target/debug/presence-hub`).
+pub fn hub_binary() -> PathBuf {
     let p = std::env::var_os("HUB_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target/debug/presence-hub"));

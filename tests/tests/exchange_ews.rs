@@ -797,28 +797,24 @@ async fn a_bad_configuration_names_its_field() {
     let sim = EwsSim::start(EwsSimConfig::default()).await;
     sim.add_account(USER, PASSWORD);
     let hub = hub();
-    create(
-        &hub,
-        json!({"id": ID, "plugin": "exchange-ews", "config": config(&sim, "basic", PASSWORD, json!({"time_zone": "Mars/Olympus"})), "watches": ["alice@example.com"]}),
-    )
-    .await;
-    let v = hub
-        .wait_for(
-            &format!("/api/v1/connectors/{ID}/status"),
-            "the refusal",
-            |v| {
-                v["status"]["last_error"]["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("invalid configuration field `time_zone`"))
-            },
+    // Refused on create (issue 18): 422 naming the field, no instance.
+    let (s, v) = hub
+        .call(
+            "POST",
+            "/api/v1/connectors",
+            Some(json!({"id": ID, "plugin": "exchange-ews", "config": config(&sim, "basic", PASSWORD, json!({"time_zone": "Mars/Olympus"})), "watches": ["alice@example.com"]})),
         )
         .await;
-    assert!(
-        v["status"]["last_error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Mars/Olympus")
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (422, Some("config.time_zone")),
+        "{v}"
     );
+    assert!(v["error"].as_str().unwrap().contains("Mars/Olympus"), "{v}");
+    let (s, _) = hub
+        .call("GET", &format!("/api/v1/connectors/{ID}"), None)
+        .await;
+    assert_eq!(s, 404);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(sim.requests().is_empty());
 }

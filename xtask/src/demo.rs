@@ -305,7 +305,10 @@ fn set_up(api: &Api) -> Result<()> {
                 "config": {"shared_secret": SECRET},
             });
             api.expect("POST", "/api/v1/connectors", Some(&connector), &[201])
-                .context("the demo needs the http-push plugin (cargo xtask plugins)")?;
+                .context(
+                    "the demo needs the http-push plugin: run `cargo xtask plugins`, or set \
+                     HUB_PLUGINS_DIR to a folder holding it (the hub's log names where it looked)",
+                )?;
         }
     }
     Ok(())

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::error::parse_json;
 use super::{ApiError, AppState};
-use crate::runtime::{ConnectorPatch, NewConnector, PresenceWrite};
+use crate::runtime::{ConnectorPatch, ConnectorReplace, NewConnector, PresenceWrite};
 
 pub async fn list(State(s): State<AppState>) -> impl IntoResponse {
     Json(json!({ "connectors": s.runtime.connectors().await }))
@@ -36,6 +36,10 @@ pub async fn get_one(
     Ok(Json(v))
 }
 
+/// `PATCH`: a JSON merge patch (RFC 7396) over the instance; its `config`
+/// is merged into the stored one (`null` removes a field). 422 names the
+/// field when the host's check or the plugin's `configure` refuses it; the
+/// old configuration is kept then.
 pub async fn update(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -43,6 +47,18 @@ pub async fn update(
 ) -> Result<impl IntoResponse, ApiError> {
     let patch: ConnectorPatch = parse_json(&body)?;
     let view = s.runtime.update_connector(&id, patch).await?;
+    Ok(Json(view))
+}
+
+/// `PUT`: the instance's settings in full (see [`ConnectorReplace`]);
+/// refusals as for `PATCH`.
+pub async fn replace(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let req: ConnectorReplace = parse_json(&body)?;
+    let view = s.runtime.replace_connector(&id, req).await?;
     Ok(Json(view))
 }
 

@@ -77,7 +77,10 @@ impl From<RuntimeError> for ApiError {
     }
 }
 
-/// Parse a JSON body strictly, naming the offending field on failure.
+/// Parse a JSON body strictly, naming the offending field on failure:
+/// the answer says where (line and column), what was expected, and the
+/// field's path where serde knows it (`config.expires`), else the field
+/// its message names (`unknown field`, `missing field`), else `body`.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.is_empty() {
         return Err(ApiError::field(
@@ -88,22 +91,45 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.inner();
+        let text = inner.to_string();
+        // serde_json ends its message with the position; it is said apart.
+        let what = text
+            .rsplit_once(" at line ")
+            .map_or(text.as_str(), |(w, _)| w);
         let path = e.path().to_string();
-        let field = if path == "." || path.is_empty() {
-            // serde names unknown fields only in its message: surface it.
-            let inner = e.inner().to_string();
-            inner
-                .split('`')
-                .nth(1)
-                .filter(|_| {
-                    inner.starts_with("unknown field") || inner.starts_with("missing field")
-                })
-                .unwrap_or("body")
-                .to_string()
-        } else {
-            path
+        // `?` stands for a step serde could not name: keep what is known.
+        let known = path
+            .split('.')
+            .take_while(|s| !s.is_empty() && !s.contains('?'))
+            .collect::<Vec<_>>()
+            .join(".");
+        let named = what
+            .split('`')
+            .nth(1)
+            .filter(|_| what.starts_with("unknown field") || what.starts_with("missing field"));
+        let field = match (known.is_empty(), named) {
+            (true, Some(n)) => n.to_string(),
+            (true, None) => "body".to_string(),
+            // serde_path_to_error ends the path with an unknown field's
+            // name already, not with a missing one's.
+            (false, Some(n)) if known != n && !known.ends_with(&format!(".{n}")) => {
+                format!("{known}.{n}")
+            }
+            (false, _) => known,
         };
-        ApiError::field(StatusCode::BAD_REQUEST, field, e.inner().to_string())
+        let (line, column) = (inner.line(), inner.column());
+        let message = match inner.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => format!(
+                "the body is not valid JSON: {what} at line {line}, column {column}; \
+                 send one JSON object with Content-Type: application/json"
+            ),
+            serde_json::error::Category::Data => {
+                format!("{what} (at line {line}, column {column}); see /api/v1/openapi.json")
+            }
+            serde_json::error::Category::Io => text.clone(),
+        };
+        ApiError::field(StatusCode::BAD_REQUEST, field, message)
     })
 }
 

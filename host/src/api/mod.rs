@@ -63,6 +63,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/connectors"),
     ("get", "/api/v1/connectors/{id}"),
     ("patch", "/api/v1/connectors/{id}"),
+    ("put", "/api/v1/connectors/{id}"),
     ("delete", "/api/v1/connectors/{id}"),
     ("post", "/api/v1/connectors/{id}/enable"),
     ("post", "/api/v1/connectors/{id}/disable"),
@@ -157,6 +158,7 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
             "/api/v1/connectors/{id}",
             get(connectors::get_one)
                 .patch(connectors::update)
+                .put(connectors::replace)
                 .delete(connectors::delete),
         )
         .route("/api/v1/connectors/{id}/enable", post(connectors::enable))

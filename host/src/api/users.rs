@@ -14,8 +14,8 @@ use serde_json::json;
 use super::auth::Caller;
 use super::error::{ApiQuery, parse_json};
 use super::{ApiError, AppState};
-use crate::engine::users::User;
-use crate::presence::{Note, PresenceError, RowError};
+use crate::engine::users::{ImportMode, ImportRow, User};
+use crate::presence::{Note, PresenceError};
 
 impl From<PresenceError> for ApiError {
     fn from(e: PresenceError) -> Self {
@@ -26,6 +26,7 @@ impl From<PresenceError> for ApiError {
             }
             PresenceError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, msg),
             PresenceError::Exists(_) => ApiError::field(StatusCode::CONFLICT, "username", msg),
+            PresenceError::Clash(c) => ApiError::field(StatusCode::CONFLICT, c.field, msg),
             PresenceError::Store(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, msg),
             PresenceError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg),
             PresenceError::Rejected(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg),
@@ -161,26 +162,59 @@ const CSV_COLUMNS: &[&str] = &[
     "sip_uri_telephony",
     "teams_upn",
     "lync_uri",
+    "shared",
 ];
 
-/// Import rows: row number and the user or why the row is unusable.
-type Rows = Vec<(usize, Result<User, RowError>)>;
+/// The field separator of a CSV file: whichever of `,`, `;` and tab its
+/// header line has most of (spreadsheets in many locales export `;`),
+/// `,` when it has none.
+fn csv_delimiter(header_line: &[u8]) -> u8 {
+    let count = |d: u8| header_line.iter().filter(|b| **b == d).count();
+    [b',', b';', b'\t']
+        .into_iter()
+        .max_by_key(|d| (count(*d), *d == b','))
+        .filter(|d| count(*d) > 0)
+        .unwrap_or(b',')
+}
 
-fn parse_csv(body: &[u8]) -> Result<Rows, ApiError> {
+/// A CSV header as the column it names: trimmed, lower case, spaces as
+/// `_` (`Display Name` is `display_name`).
+fn csv_column(h: &str) -> String {
+    h.trim().to_lowercase().replace([' ', '-'], "_")
+}
+
+fn parse_csv(body: &[u8]) -> Result<Vec<ImportRow>, ApiError> {
+    // A spreadsheet's UTF-8 export often starts with a byte-order mark.
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let first_line = body.split(|b| *b == b'\n').next().unwrap_or_default();
+    let delimiter = csv_delimiter(first_line);
     let mut rd = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
+        .delimiter(delimiter)
         .flexible(false)
         .from_reader(body);
-    let headers = rd
+    let headers: Vec<String> = rd
         .headers()
-        .map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "body", format!("CSV header: {e}")))?
-        .clone();
-    for h in headers.iter() {
-        if !CSV_COLUMNS.contains(&h) {
+        .map_err(|e| {
+            ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "body",
+                format!("CSV header line: {e}; the file must be UTF-8 text with a header line of column names"),
+            )
+        })?
+        .iter()
+        .map(csv_column)
+        .collect();
+    for h in &headers {
+        if !CSV_COLUMNS.contains(&h.as_str()) {
             return Err(ApiError::field(
                 StatusCode::BAD_REQUEST,
-                h,
-                format!("unknown CSV column; known: {}", CSV_COLUMNS.join(", ")),
+                h.clone(),
+                format!(
+                    "unknown CSV column {h:?}; the columns are: {} (separated by , ; or tab, \
+                     as the header line shows; username is required)",
+                    CSV_COLUMNS.join(", ")
+                ),
             ));
         }
     }
@@ -188,7 +222,11 @@ fn parse_csv(body: &[u8]) -> Result<Rows, ApiError> {
         return Err(ApiError::field(
             StatusCode::BAD_REQUEST,
             "username",
-            "the CSV needs a username column",
+            format!(
+                "the CSV needs a username column; its header line names the columns, e.g. \
+                 username,display_name,extension (found: {})",
+                headers.join(", ")
+            ),
         ));
     }
     let mut out = Vec::new();
@@ -197,42 +235,78 @@ fn parse_csv(body: &[u8]) -> Result<Rows, ApiError> {
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
-                out.push((
+                let line = e.position().map(|p| p.line());
+                out.push(ImportRow {
                     row,
-                    Err(RowError {
-                        row,
-                        field: "row".into(),
-                        error: e.to_string(),
-                    }),
-                ));
+                    line,
+                    columns: headers.clone(),
+                    user: Err((
+                        "row".into(),
+                        format!("{e}; every line has the header's columns"),
+                    )),
+                });
                 continue;
             }
         };
+        let line = rec.position().map(|p| p.line());
         let mut obj = serde_json::Map::new();
         for (h, v) in headers.iter().zip(rec.iter()) {
-            if !v.is_empty() {
-                obj.insert(h.to_string(), serde_json::Value::String(v.to_string()));
+            if h == "shared" {
+                let list: Vec<serde_json::Value> = v
+                    .split([' ', '|', ';', ','])
+                    .filter(|f| !f.is_empty())
+                    .map(|f| serde_json::Value::String(f.to_string()))
+                    .collect();
+                obj.insert(h.clone(), serde_json::Value::Array(list));
+            } else if !v.is_empty() {
+                obj.insert(h.clone(), serde_json::Value::String(v.to_string()));
             }
         }
-        out.push((
+        out.push(ImportRow {
             row,
-            serde_json::from_value::<User>(obj.into()).map_err(|e| RowError {
-                row,
-                field: "row".into(),
-                error: e.to_string(),
-            }),
-        ));
+            line,
+            columns: headers.clone(),
+            user: serde_path_to_error::deserialize::<_, User>(serde_json::Value::Object(obj))
+                .map_err(|e| (e.path().to_string(), e.inner().to_string())),
+        });
     }
     Ok(out)
 }
 
-/// Bulk import: `text/csv` with a header line, or a JSON array of users.
-/// All or nothing: any rejected row rejects the import, with every reason.
+/// How an import treats existing users.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    /// `merge` (default): only the given columns change; `replace`: each
+    /// row replaces its user.
+    #[serde(default)]
+    pub mode: ImportMode,
+    /// With `mode=replace`: delete the users the file does not name.
+    #[serde(default)]
+    pub delete_missing: bool,
+}
+
+/// Bulk import: `text/csv` with a header line (`,`, `;` or tab
+/// separated, a UTF-8 byte-order mark allowed), or a JSON array of users.
+/// `?mode=merge` (default) changes only the columns (JSON: the fields)
+/// given; `?mode=replace` makes each row its user, and with
+/// `&delete_missing=true` deletes users the file does not name. All or
+/// nothing: 200 with the report when every row was taken, 422 with the
+/// same report (`applied: false`, each rejected row's line, field and
+/// reason) when any was not.
 pub async fn import(
     State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<ImportQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
+    if q.delete_missing && q.mode != ImportMode::Replace {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "delete_missing",
+            "deleting the users a file does not name needs mode=replace",
+        ));
+    }
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -246,13 +320,17 @@ pub async fn import(
             .into_iter()
             .enumerate()
             .map(|(i, v)| {
-                let row = i + 1;
-                let parsed = serde_path_to_error::deserialize::<_, User>(v).map_err(|e| RowError {
-                    row,
-                    field: e.path().to_string(),
-                    error: e.inner().to_string(),
-                });
-                (row, parsed)
+                let columns = v
+                    .as_object()
+                    .map(|o| o.keys().cloned().collect())
+                    .unwrap_or_default();
+                ImportRow {
+                    row: i + 1,
+                    line: None,
+                    columns,
+                    user: serde_path_to_error::deserialize::<_, User>(v)
+                        .map_err(|e| (e.path().to_string(), e.inner().to_string())),
+                }
             })
             .collect()
     } else {
@@ -262,21 +340,24 @@ pub async fn import(
             "send text/csv or application/json",
         ));
     };
-    match s.presence.import(rows).await {
-        Ok(n) => Ok((
-            StatusCode::OK,
-            Json(json!({ "imported": n, "rejected": [] })),
-        )),
-        Err(PresenceError::Rejected(rejected)) => Ok((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({
-                "error": format!("{} rows rejected; nothing was imported", rejected.len()),
-                "imported": 0,
-                "rejected": rejected,
-            })),
-        )),
-        Err(e) => Err(e.into()),
+    let report = s
+        .presence
+        .import_users(rows, q.mode, q.delete_missing)
+        .await?;
+    let status = if report.applied {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let mut body = serde_json::to_value(&report)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if !report.applied {
+        body["error"] = json!(format!(
+            "{} rows rejected; nothing was imported (each rejected row says why)",
+            report.rejected.len()
+        ));
     }
+    Ok((status, Json(body)))
 }
 
 #[derive(Deserialize)]
@@ -384,8 +465,8 @@ mod fuzz {
     fn exercise(input: &[u8]) {
         match parse_csv(input) {
             Ok(rows) => {
-                for (_, row) in rows {
-                    if let Ok(user) = row {
+                for row in rows {
+                    if let Ok(user) = row.user {
                         let _ = user.validate();
                     }
                 }

@@ -135,7 +135,10 @@ pub async fn serve(
     tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let _reloader = tls.as_ref().map(|t| AbortOnDrop(t.watch()));
+    let _reloader = AbortOnDrop(match &tls {
+        Some(t) => t.watch(),
+        None => tokio::spawn(ignore_hangups()),
+    });
     let cap = connection_cap(&limits);
     let slots = Arc::new(Semaphore::new(cap));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -212,6 +215,21 @@ pub async fn serve(
         tracing::info!(
             open = cap - slots.available_permits(),
             "connections still open after the drain time; closing them"
+        );
+    }
+}
+
+/// Without TLS there is nothing to reload; `SIGHUP` (a service manager's
+/// `reload`) must not end the process as its default action would.
+async fn ignore_hangups() {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!(
+            "SIGHUP: nothing to reload (no TLS configured); restart the hub to apply \
+             configuration changes"
         );
     }
 }

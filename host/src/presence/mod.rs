@@ -29,7 +29,7 @@ use crate::engine::EndpointView;
 use crate::engine::InstanceBoard;
 use crate::engine::merge::{RichOut, Rules, TelephonyOut};
 use crate::engine::sync::{HoldRecord, SyncWrite, WriteIds};
-use crate::engine::users::{User, UserError};
+use crate::engine::users::{ImportMode, ImportReport, ImportRow, User, UserError};
 use crate::store::{EventRecord, KvWrite, Store, StoreError, now_ms};
 use crate::telemetry::PresenceCounters;
 use command::Command;
@@ -121,6 +121,9 @@ pub enum PresenceError {
     NotFound(String),
     #[error("user {0:?} exists already")]
     Exists(String),
+    /// An identifier (extension, SIP URI, UPN, email) another user holds.
+    #[error("{0}")]
+    Clash(crate::engine::users::Clash),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The presence service has stopped (the hub is shutting down).
@@ -398,8 +401,10 @@ impl Presence {
         self.ask(|r| Command::User(name.to_string(), r)).await
     }
 
-    /// Create (`create`) or replace a user. Costs work in proportion to
-    /// this user, not to all users.
+    /// Create (`create`) or replace a user. An identifier another user
+    /// holds is refused ([`PresenceError::Clash`]) unless both share it;
+    /// that check reads every user (a scan of their identifiers), the rest
+    /// costs work in proportion to this user.
     pub async fn put_user(&self, user: User, create: bool) -> Result<User, PresenceError> {
         user.validate()?;
         let _edit = self.edits.lock().await;
@@ -409,6 +414,16 @@ impl Presence {
         }
         if !create && !exists {
             return Err(PresenceError::NotFound(user.username));
+        }
+        let others = self.users().await?;
+        let index = crate::engine::users::IdentifierIndex::new(
+            others
+                .iter()
+                .map(|u| u.as_ref())
+                .filter(|u| u.username != user.username),
+        );
+        if let Some(c) = index.clash(&user) {
+            return Err(PresenceError::Clash(c));
         }
         let row = (
             user.username.clone(),
@@ -425,40 +440,60 @@ impl Presence {
         Ok(user)
     }
 
-    /// Import many users at once: all or nothing.
+    /// Import many users at once in replace mode (each row is its user):
+    /// all or nothing; the number of users stored.
     pub async fn import(
         &self,
         users: Vec<(usize, Result<User, RowError>)>,
     ) -> Result<usize, PresenceError> {
-        let mut rejected = Vec::new();
-        let mut seen = BTreeSet::new();
-        let mut ok = Vec::new();
-        for (row, u) in users {
-            match u {
-                Err(e) => rejected.push(e),
-                Ok(u) => {
-                    if let Err(e) = u.validate() {
-                        rejected.push(RowError {
-                            row,
-                            field: e.field,
-                            error: e.message,
-                        });
-                    } else if !seen.insert(u.username.clone()) {
-                        rejected.push(RowError {
-                            row,
-                            field: "username".into(),
-                            error: format!("{} appears twice in this import", u.username),
-                        });
-                    } else {
-                        ok.push(u);
-                    }
-                }
-            }
+        let rows = users
+            .into_iter()
+            .map(|(row, u)| ImportRow {
+                row,
+                line: None,
+                columns: Vec::new(),
+                user: u.map_err(|e| (e.field, e.error)),
+            })
+            .collect();
+        let report = self.import_users(rows, ImportMode::Replace, false).await?;
+        if !report.applied {
+            return Err(PresenceError::Rejected(
+                report
+                    .rejected
+                    .into_iter()
+                    .map(|r| RowError {
+                        row: r.row,
+                        field: r.field.unwrap_or_default(),
+                        error: r.error.unwrap_or_default(),
+                    })
+                    .collect(),
+            ));
         }
-        if !rejected.is_empty() {
-            return Err(PresenceError::Rejected(rejected));
+        Ok(report.imported)
+    }
+
+    /// Import many users at once: all or nothing (with any row rejected
+    /// nothing changes, and the report says why per row). See
+    /// [`crate::engine::users::plan_import`] for the modes.
+    pub async fn import_users(
+        &self,
+        rows: Vec<ImportRow>,
+        mode: ImportMode,
+        delete_missing: bool,
+    ) -> Result<ImportReport, PresenceError> {
+        let _edit = self.edits.lock().await;
+        let existing: std::collections::BTreeMap<String, User> = self
+            .users()
+            .await?
+            .into_iter()
+            .map(|u| (u.username.clone(), u.as_ref().clone()))
+            .collect();
+        let plan = crate::engine::users::plan_import(&existing, rows, mode, delete_missing);
+        if !plan.report.applied {
+            return Ok(plan.report);
         }
-        let rows: Vec<(String, String)> = ok
+        let stored: Vec<(String, String)> = plan
+            .put
             .iter()
             .map(|u| {
                 (
@@ -467,12 +502,32 @@ impl Presence {
                 )
             })
             .collect();
-        let _edit = self.edits.lock().await;
-        self.blocking(move |s| s.put_users(&rows)).await?;
-        let n = ok.len();
-        self.record("user", None, format!("imported {n} users"));
-        self.ask(|r| Command::PutUsers(ok, r)).await?;
-        Ok(n)
+        if !stored.is_empty() {
+            self.blocking(move |s| s.put_users(&stored)).await?;
+        }
+        for name in &plan.delete {
+            let owned = name.clone();
+            self.blocking(move |s| s.delete_user(&owned)).await?;
+            self.ask(|r| Command::DeleteUser(name.clone(), r)).await?;
+        }
+        let r = &plan.report;
+        self.record(
+            "user",
+            None,
+            format!(
+                "import ({:?} mode): {} created, {} updated, {} unchanged, {} deleted",
+                r.mode,
+                r.created,
+                r.updated,
+                r.unchanged,
+                r.deleted.len()
+            )
+            .to_lowercase(),
+        );
+        if !plan.put.is_empty() {
+            self.ask(|r| Command::PutUsers(plan.put, r)).await?;
+        }
+        Ok(plan.report)
     }
 
     pub async fn delete_user(&self, name: &str) -> Result<(), PresenceError> {

@@ -73,10 +73,33 @@ pub enum CallError {
     NotRunning(RunState),
 }
 
+/// What became of a run's `configure` call: the runtime answers an
+/// operator's create or update by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Configured {
+    /// The plugin took the configuration.
+    Accepted,
+    /// No run was started (the instance is disabled or quarantined).
+    NotRun,
+    /// The plugin refused it, in its own words; `field` is the
+    /// configuration field it named (`invalid-config`), if any.
+    Refused {
+        field: Option<String>,
+        message: String,
+    },
+    /// The run ended before `configure` answered (a trap, its deadline,
+    /// an instantiation failure): why.
+    Failed(String),
+}
+
 /// Commands from the runtime.
 pub enum Control {
-    /// New configuration: restart the run with it.
-    Configure(RunSpec, oneshot::Sender<Result<(), String>>),
+    /// New configuration: restart the run with it; the reply is what
+    /// became of its `configure`.
+    Configure(RunSpec, oneshot::Sender<Configured>),
+    /// What became of the current run's `configure` (sent right after a
+    /// spawn, it is answered once the first run has configured).
+    Outcome(oneshot::Sender<Configured>),
     /// Start a write-back; the reply says whether the plugin took it.
     Write {
         request: types::WriteRequest,
@@ -84,8 +107,10 @@ pub enum Control {
     },
     /// Move to another build of the plugin (hot reload).
     Reload(Arc<LoadedPlugin>, RunSpec, oneshot::Sender<()>),
-    /// Enable (also lifts a quarantine) or disable.
-    Enable(bool, oneshot::Sender<()>),
+    /// Enable (also lifts a quarantine) or disable; the reply is what
+    /// became of the run's `configure` ([`Configured::NotRun`] when
+    /// disabled).
+    Enable(bool, oneshot::Sender<Configured>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -142,6 +167,8 @@ struct Actor {
     /// stay the instance's last error (its later "not configured" answers
     /// to watches say nothing new).
     configure_refused: bool,
+    /// What became of the last run's `configure`.
+    configured: Configured,
 }
 
 /// Everything needed to spawn an actor.
@@ -212,6 +239,7 @@ pub fn spawn(init: ActorInit) -> ActorHandle {
         crashes: VecDeque::new(),
         restart_at: None,
         configure_refused: false,
+        configured: Configured::NotRun,
         hooks_base_url: init.hooks_base_url,
         deferred: VecDeque::new(),
     };
@@ -356,12 +384,13 @@ impl Actor {
                     self.crashes.clear();
                     self.restart_at = None;
                     self.start().await;
+                } else {
+                    self.configured = Configured::NotRun;
                 }
-                let outcome = match self.status.get().last_error {
-                    Some(e) if self.guest.is_none() => Err(e.message),
-                    _ => Ok(()),
-                };
-                let _ = reply.send(outcome);
+                let _ = reply.send(self.configured.clone());
+            }
+            Control::Outcome(reply) => {
+                let _ = reply.send(self.configured.clone());
             }
             Control::Write { request, reply } => {
                 let outcome = self.write(request).await;
@@ -397,8 +426,9 @@ impl Actor {
                     self.stop_guest().await;
                     self.restart_at = None;
                     self.set_run_state(RunState::Disabled);
+                    self.configured = Configured::NotRun;
                 }
-                let _ = reply.send(());
+                let _ = reply.send(self.configured.clone());
             }
             Control::Stop(reply) => {
                 self.stop_guest().await;
@@ -499,6 +529,7 @@ impl Actor {
             Ok(store) => store,
             Err(e) => {
                 self.status.error(format!("cannot set up I/O: {e}"));
+                self.configured = Configured::Failed(format!("cannot set up I/O: {e}"));
                 return;
             }
         };
@@ -506,6 +537,7 @@ impl Actor {
             Ok(exports) => self.guest = Some(Guest { store, exports }),
             Err(e) => {
                 let reason = explain("instantiate", &e, store.data(), limits.call_timeout_ms);
+                self.configured = Configured::Failed(reason.clone());
                 self.crashed(reason);
                 return;
             }
@@ -518,6 +550,24 @@ impl Actor {
             })
             .await;
         self.configure_refused = matches!(configured, Some(Err(_)));
+        self.configured = match &configured {
+            Some(Ok(())) => Configured::Accepted,
+            Some(Err(types::ConnectorError::InvalidConfig(f))) => Configured::Refused {
+                field: Some(f.field.clone()),
+                message: f.message.clone(),
+            },
+            Some(Err(e)) => Configured::Refused {
+                field: None,
+                message: convert::connector_error(e),
+            },
+            None => Configured::Failed(
+                self.status
+                    .get()
+                    .last_error
+                    .map(|e| e.message)
+                    .unwrap_or_else(|| "the run ended during configure".into()),
+            ),
+        };
         match configured {
             Some(Ok(())) => {
                 self.services.presence.decision(
@@ -535,6 +585,15 @@ impl Actor {
                 let msg = convert::connector_error(&e);
                 tracing::warn!(error = %msg, "configure refused");
                 self.status.error(format!("configure: {msg}"));
+                // The operator reads why in the event log too, beside the
+                // instance (a reload or a restart may refuse a stored
+                // configuration that was taken before).
+                self.services.presence.decision(
+                    &self.instance,
+                    None,
+                    "connector",
+                    format!("configuration refused by the plugin: {msg}"),
+                );
                 self.status.update(|s| {
                     if s.status == ConnectorStatus::UpAndRunning {
                         s.status = ConnectorStatus::NotConfigured;

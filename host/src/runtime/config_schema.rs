@@ -352,17 +352,64 @@ fn server_address(name: &str, text: &str, default_port: u16) -> Result<(String, 
     Ok((host.to_owned(), port))
 }
 
+/// What a JSON value is, as an error message names it (`the string "5"`).
+fn got(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("{b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) if s.len() > 64 => "a string".into(),
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+/// The whole numbers an integer field holds (the contract's `s64`); the
+/// plugin may allow fewer, and says so when it refuses one.
+const INTEGER_RANGE: &str = "from -9223372036854775808 to 9223372036854775807";
+
 fn parse_json(f: &FieldSpec, v: &Value) -> Result<wit::ConfigValue, FieldError> {
+    let name = &f.name;
     match (&f.kind, v) {
-        (FieldKind::Integer, Value::Number(n)) => n
-            .as_i64()
-            .map(wit::ConfigValue::Integer)
-            .ok_or_else(|| err(&f.name, "expected a whole number")),
-        (FieldKind::Integer, _) => Err(err(&f.name, "expected a whole number")),
+        (FieldKind::Integer, Value::Number(n)) => {
+            n.as_i64().map(wit::ConfigValue::Integer).ok_or_else(|| {
+                err(
+                    name,
+                    format!("expected a whole number {INTEGER_RANGE}, got {}", got(v)),
+                )
+            })
+        }
+        (FieldKind::Integer, Value::String(s)) if s.trim().parse::<i64>().is_ok() => Err(err(
+            name,
+            format!(
+                "expected a whole number as a JSON number, got {}: write \"{name}\": {} without quotes",
+                got(v),
+                s.trim()
+            ),
+        )),
+        (FieldKind::Integer, _) => Err(err(
+            name,
+            format!(
+                "expected a whole number (a JSON number such as 60), got {}",
+                got(v)
+            ),
+        )),
         (FieldKind::Boolean, Value::Bool(b)) => Ok(wit::ConfigValue::Boolean(*b)),
-        (FieldKind::Boolean, _) => Err(err(&f.name, "expected true or false")),
+        (FieldKind::Boolean, _) => Err(err(
+            name,
+            format!("expected true or false (without quotes), got {}", got(v)),
+        )),
         (_, Value::String(s)) => parse_text(f, s),
-        _ => Err(err(&f.name, "expected a string")),
+        (FieldKind::Choice { options }, _) => Err(err(
+            name,
+            format!(
+                "expected one of {} (a string), got {}",
+                options.join(", "),
+                got(v)
+            ),
+        )),
+        _ => Err(err(name, format!("expected a string, got {}", got(v)))),
     }
 }
 
@@ -379,11 +426,12 @@ fn parse_text(f: &FieldSpec, s: &str) -> Result<wit::ConfigValue, FieldError> {
     }
     Ok(match &f.kind {
         FieldKind::Text => wit::ConfigValue::Text(s.to_owned()),
-        FieldKind::Integer => wit::ConfigValue::Integer(
-            s.trim()
-                .parse()
-                .map_err(|_| err(&f.name, format!("expected a whole number, got {s:?}")))?,
-        ),
+        FieldKind::Integer => wit::ConfigValue::Integer(s.trim().parse().map_err(|_| {
+            err(
+                &f.name,
+                format!("expected a whole number {INTEGER_RANGE}, got {s:?}"),
+            )
+        })?),
         FieldKind::Boolean => wit::ConfigValue::Boolean(match s.trim() {
             "true" => true,
             "false" => false,
@@ -546,6 +594,25 @@ mod tests {
             let e = i.validate(&map(v.clone()), &BTreeMap::new()).unwrap_err();
             assert_eq!(e.field, field, "{v}");
         }
+    }
+
+    #[test]
+    fn type_errors_say_the_type_and_what_came() {
+        let i = info();
+        let msg = |v: Value| i.validate(&map(v), &BTreeMap::new()).unwrap_err().message;
+        let m = msg(json!({"server": "pbx", "password": "pw", "expires": "5"}));
+        assert!(
+            m.contains("whole number")
+                && m.contains("the string \"5\"")
+                && m.contains("without quotes"),
+            "{m}"
+        );
+        let m = msg(json!({"server": "pbx", "password": "pw", "expires": 1.5}));
+        assert!(m.contains("the number 1.5"), "{m}");
+        let m = msg(json!({"server": "pbx", "password": "pw", "expires": 1e30}));
+        assert!(m.contains(INTEGER_RANGE), "{m}");
+        let m = msg(json!({"server": "pbx", "password": "pw", "transport": 5}));
+        assert!(m.contains("udp, tcp") && m.contains("the number 5"), "{m}");
     }
 
     #[test]

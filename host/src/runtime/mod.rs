@@ -30,7 +30,8 @@ pub use host::{Services, kv_writes_lost};
 pub use plugin::{LoadError, PluginOrigin, sha256_hex};
 pub use status::{InstanceStatus, Link, RunState};
 pub use views::{
-    ConnectorPatch, ConnectorView, FolderError, GrantsView, LimitsView, NewConnector, PluginView,
+    ConnectorPatch, ConnectorReplace, ConnectorView, FolderError, GrantsView, LimitsView,
+    NewConnector, PluginView,
 };
 pub use wasm::CompileSource;
 pub use wit::guest::{WebhookRequest, WebhookResponse};
@@ -160,7 +161,7 @@ impl Runtime {
                 .filter(|p| p.join("plugin.toml").exists())
                 .collect(),
             Err(e) => {
-                tracing::warn!(dir = %self.plugins_dir.display(), error = %e, "no plugins directory; only uploaded plugins are available");
+                tracing::warn!(dir = %self.plugins_dir.display(), error = %e, "no plugins directory: set HUB_PLUGINS_DIR (or plugins_dir in the config file) to the folder holding one folder per plugin; only uploaded plugins are available");
                 Vec::new()
             }
         };
@@ -715,14 +716,112 @@ impl Runtime {
         Self::run_spec(&plugin, &record)?;
         self.services.store.put_connector(&record)?;
         let c = self.put(self.spawn_connector(record));
+        // The plugin has the last word on its configuration: a refusal is
+        // the operator's answer, and nothing stays behind.
+        if let Some(actor) = &c.actor {
+            let (tx, rx) = oneshot::channel();
+            let _ = actor.control.send(Control::Outcome(tx)).await;
+            let outcome = self.configure_wait(&plugin, rx).await;
+            if let Err(e) = check_configured(outcome, "nothing was created") {
+                self.discard(&req.id).await;
+                return Err(e);
+            }
+        }
         Ok(Self::connector_view(&c))
     }
 
-    /// Change a connector instance.
+    /// Wait, bounded, for an actor's answer about its `configure`: the
+    /// call's CPU deadline times the wall factor, plus instantiation.
+    async fn configure_wait(
+        &self,
+        plugin: &LoadedPlugin,
+        rx: oneshot::Receiver<actor::Configured>,
+    ) -> Option<actor::Configured> {
+        let bound = configure_bound(plugin);
+        match tokio::time::timeout(bound, rx).await {
+            Ok(Ok(c)) => Some(c),
+            // The actor is gone: it stopped (or ended) before answering.
+            Ok(Err(_)) => Some(actor::Configured::Failed("the connector stopped".into())),
+            Err(_) => None,
+        }
+    }
+
+    /// Undo a creation the plugin refused: stop the actor (bounded), drop
+    /// the row, the stored record and its key-value data.
+    async fn discard(&self, id: &str) {
+        let c = self
+            .connectors
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        if let Some(a) = c.as_ref().and_then(|c| c.actor.as_ref()) {
+            let (tx, rx) = oneshot::channel();
+            if a.control.send(Control::Stop(tx)).await.is_ok() {
+                let _ = tokio::time::timeout(crate::timing::STOP_WAIT, rx).await;
+            }
+        }
+        if let Err(e) = self.services.store.delete_connector(id) {
+            tracing::error!(instance = %id, error = %e, "a refused connector could not be removed from the store");
+        }
+        self.services.presence.instance_removed(id);
+    }
+
+    /// Change a connector instance: `patch.config` is a JSON merge patch
+    /// (RFC 7396) over the stored configuration. The plugin has the last
+    /// word: when the running instance refuses the new configuration (or
+    /// an instance being enabled refuses its configuration), the old one
+    /// is put back and the answer names the field.
     pub async fn update_connector(
         &self,
         id: &str,
         patch: ConnectorPatch,
+    ) -> Result<ConnectorView, RuntimeError> {
+        let config = patch.config.as_ref().map(ConfigChange::Merge);
+        self.change_connector(id, &patch, config).await
+    }
+
+    /// Replace a connector instance's settings (`PUT`): what is not given
+    /// takes its default, except secret fields, which keep their stored
+    /// value unless given (they cannot be read back to send again); `null`
+    /// removes one. The plugin cannot change.
+    pub async fn replace_connector(
+        &self,
+        id: &str,
+        req: ConnectorReplace,
+    ) -> Result<ConnectorView, RuntimeError> {
+        if req.id.as_deref().is_some_and(|i| i != id) {
+            return Err(invalid(
+                "id",
+                "must match the URL; delete and create to rename",
+            ));
+        }
+        let patch = ConnectorPatch {
+            config: Some(req.config),
+            enabled: Some(req.enabled),
+            tls_ca_pem: Some(req.tls_ca_pem),
+            watches: Some(req.watches),
+        };
+        let replace = patch.config.as_ref().map(ConfigChange::Replace);
+        if let Some(p) = &req.plugin {
+            let c = self.get(id).ok_or_else(|| not_found(id))?;
+            if *p != c.record.plugin {
+                return Err(invalid(
+                    "plugin",
+                    format!(
+                        "connector {id:?} runs plugin {:?}; a connector cannot change its plugin: create a new one",
+                        c.record.plugin
+                    ),
+                ));
+            }
+        }
+        self.change_connector(id, &patch, replace).await
+    }
+
+    async fn change_connector(
+        &self,
+        id: &str,
+        patch: &ConnectorPatch,
+        config: Option<ConfigChange<'_>>,
     ) -> Result<ConnectorView, RuntimeError> {
         let _admin = self.admin.lock().await;
         let c = self.get(id).ok_or_else(|| not_found(id))?;
@@ -741,18 +840,11 @@ impl Runtime {
             record.tls_ca_pem = ca.clone();
         }
         let plugin = self.plugin_arc(&record.plugin);
-        if let Some(config) = &patch.config {
+        if let Some(change) = &config {
             let plugin = plugin.as_ref().ok_or_else(|| {
                 RuntimeError::Unavailable(format!("plugin {:?} is not loaded", record.plugin))
             })?;
-            let (public, secrets) = plugin
-                .info
-                .validate(config, &record.secrets)
-                .map_err(|e| invalid(&e.field, e.message))?;
-            plugin
-                .info
-                .check_secrets_follow_addresses(&record.config, &public, config, &record.secrets)
-                .map_err(|e| invalid(&e.field, e.message))?;
+            let (public, secrets) = change.apply(&plugin.info, &record)?;
             record.config = public;
             record.secrets = secrets;
         }
@@ -761,14 +853,79 @@ impl Runtime {
             None => None,
         };
         record.updated_at_ms = now_ms();
-        self.services.store.put_connector(&record)?;
         let old = c.record.clone();
         if c.actor.is_none() && spec.is_some() {
             // It could not start before (its configuration did not fit the
-            // plugin); now it fits: start it.
-            let c = self.put(self.spawn_connector(record));
-            return Ok(Self::connector_view(&c));
+            // plugin); now it fits: start it, unless the plugin refuses.
+            self.services.store.put_connector(&record)?;
+            let started = self.put(self.spawn_connector(record));
+            if let (Some(actor), Some(p)) = (&started.actor, &plugin) {
+                let (tx, rx) = oneshot::channel();
+                let _ = actor.control.send(Control::Outcome(tx)).await;
+                let outcome = self.configure_wait(p, rx).await;
+                if let Err(e) = check_configured(outcome, "the connector was left as it was") {
+                    if let Some(a) = &started.actor {
+                        let (tx, rx) = oneshot::channel();
+                        if a.control.send(Control::Stop(tx)).await.is_ok() {
+                            let _ = tokio::time::timeout(crate::timing::STOP_WAIT, rx).await;
+                        }
+                    }
+                    self.services.store.put_connector(&old)?;
+                    self.put(Connector {
+                        record: old,
+                        actor: None,
+                        problem: c.problem.clone(),
+                        hook_timeout: c.hook_timeout,
+                        incarnation: c.incarnation,
+                    });
+                    return Err(e);
+                }
+            }
+            return Ok(Self::connector_view(&started));
         }
+        let reconfigure = config.is_some() || patch.tls_ca_pem.is_some();
+        let enabling = patch.enabled.is_some() && old.enabled != record.enabled;
+        if let (Some(actor), Some(p), Some(spec)) = (&c.actor, &plugin, &spec) {
+            // Ask the plugin before anything is stored: a refusal leaves
+            // the instance as it was.
+            let mut outcome = None;
+            if enabling && !record.enabled {
+                let (tx, rx) = oneshot::channel();
+                let _ = actor.control.send(Control::Enable(false, tx)).await;
+                let _ = rx.await;
+            }
+            if reconfigure {
+                let (tx, rx) = oneshot::channel();
+                let _ = actor
+                    .control
+                    .send(Control::Configure(spec.clone(), tx))
+                    .await;
+                outcome = Some(self.configure_wait(p, rx).await);
+            }
+            if enabling && record.enabled {
+                let (tx, rx) = oneshot::channel();
+                let _ = actor.control.send(Control::Enable(true, tx)).await;
+                outcome = Some(self.configure_wait(p, rx).await);
+            }
+            if let Some(outcome) = outcome
+                && let Err(e) = check_configured(outcome, "the previous configuration was kept")
+            {
+                // Put the old settings back in the running actor.
+                if reconfigure && let Ok(old_spec) = Self::run_spec(p, &old) {
+                    let (tx, rx) = oneshot::channel();
+                    let _ = actor.control.send(Control::Configure(old_spec, tx)).await;
+                    let _ = self.configure_wait(p, rx).await;
+                }
+                if enabling {
+                    let (tx, rx) = oneshot::channel();
+                    let _ = actor.control.send(Control::Enable(old.enabled, tx)).await;
+                    let _ = self.configure_wait(p, rx).await;
+                }
+                self.announce(&c);
+                return Err(e);
+            }
+        }
+        self.services.store.put_connector(&record)?;
         let c = self.put(Connector {
             record,
             actor: c.actor.clone(),
@@ -776,24 +933,6 @@ impl Runtime {
             hook_timeout: c.hook_timeout,
             incarnation: c.incarnation,
         });
-        if let Some(actor) = &c.actor {
-            if patch.config.is_some() || patch.tls_ca_pem.is_some() {
-                let (tx, rx) = oneshot::channel();
-                let _ = actor
-                    .control
-                    .send(Control::Configure(spec.expect("plugin present"), tx))
-                    .await;
-                let _ = rx.await;
-            }
-            if patch.enabled.is_some() && old.enabled != c.record.enabled {
-                let (tx, rx) = oneshot::channel();
-                let _ = actor
-                    .control
-                    .send(Control::Enable(c.record.enabled, tx))
-                    .await;
-                let _ = rx.await;
-            }
-        }
         // The run state may have changed with the configuration.
         self.announce(&c);
         Ok(Self::connector_view(&c))
@@ -1073,6 +1212,91 @@ impl Runtime {
             .values()
             .filter_map(|c| c.problem.as_ref().map(|p| format!("{}: {p}", c.record.id)))
             .collect()
+    }
+}
+
+/// How a change gives an instance's configuration.
+enum ConfigChange<'a> {
+    /// A JSON merge patch (RFC 7396) over the stored configuration: given
+    /// fields change, `null` removes one (a secret too), the rest stays.
+    Merge(&'a serde_json::Map<String, serde_json::Value>),
+    /// The whole configuration; secret fields not given keep their stored
+    /// value, `null` removes one.
+    Replace(&'a serde_json::Map<String, serde_json::Value>),
+}
+
+impl ConfigChange<'_> {
+    /// The new non-secret and secret values, checked against the plugin's
+    /// fields.
+    fn apply(
+        &self,
+        info: &PluginInfo,
+        record: &ConnectorRecord,
+    ) -> Result<config_schema::SplitConfig, RuntimeError> {
+        let (given, mut values) = match self {
+            ConfigChange::Merge(g) => (
+                *g,
+                record
+                    .config
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<serde_json::Map<_, _>>(),
+            ),
+            ConfigChange::Replace(g) => (*g, serde_json::Map::new()),
+        };
+        let mut kept_secrets = record.secrets.clone();
+        for (k, v) in given {
+            if !info.config_fields.iter().any(|f| &f.name == k) {
+                let known: Vec<_> = info.config_fields.iter().map(|f| f.name.as_str()).collect();
+                return Err(invalid(
+                    &format!("config.{k}"),
+                    format!("unknown field; this plugin has: {}", known.join(", ")),
+                ));
+            }
+            if v.is_null() {
+                values.remove(k);
+                kept_secrets.remove(k);
+            } else {
+                values.insert(k.clone(), v.clone());
+            }
+        }
+        let (public, secrets) = info
+            .validate(&values, &kept_secrets)
+            .map_err(|e| invalid(&e.field, e.message))?;
+        info.check_secrets_follow_addresses(&record.config, &public, given, &record.secrets)
+            .map_err(|e| invalid(&e.field, e.message))?;
+        Ok((public, secrets))
+    }
+}
+
+/// How long the runtime waits for an actor's word on `configure`:
+/// instantiation and the call, each under the plugin's CPU deadline
+/// (times the wall factor), with room for the actor to finish what it is
+/// doing.
+fn configure_bound(plugin: &LoadedPlugin) -> Duration {
+    Duration::from_millis(u64::from(plugin.limits.call_timeout_ms))
+        * (2 * crate::timing::CALL_WALL_FACTOR)
+        + crate::timing::GOODBYE_GRACE
+        + Duration::from_secs(2)
+}
+
+/// The operator's answer for what became of a `configure`; `undone` says
+/// what was done about a refusal. A run that crashed or ran past its
+/// deadline in `configure` is the plugin's fault, not the operator's: the
+/// instance stays, supervised (restarts, then quarantine), and its status
+/// says why.
+fn check_configured(outcome: Option<actor::Configured>, undone: &str) -> Result<(), RuntimeError> {
+    use actor::Configured;
+    match outcome {
+        Some(Configured::Accepted | Configured::NotRun | Configured::Failed(_)) => Ok(()),
+        Some(Configured::Refused { field, message }) => Err(RuntimeError::Invalid {
+            field: field.map_or_else(|| "config".to_string(), |f| format!("config.{f}")),
+            message: format!("the plugin refused the configuration: {message}; {undone}"),
+        }),
+        None => Err(RuntimeError::Unavailable(format!(
+            "the plugin did not answer its configuration in time; {undone}. \
+             Retry, or raise the plugin's call_timeout_ms"
+        ))),
     }
 }
 

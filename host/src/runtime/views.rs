@@ -98,9 +98,11 @@ fn yes() -> bool {
     true
 }
 
-/// A change to a connector instance; absent fields stay as they are. A new
-/// `config` replaces the old one, except that secret fields left out keep
-/// their value.
+/// A change to a connector instance (`PATCH`, a JSON merge patch, RFC
+/// 7396): absent fields stay as they are; `config` is merged into the
+/// stored configuration: a field given changes, a field given as `null`
+/// is removed (its default applies; a secret is forgotten), the others
+/// (secrets included) stay.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorPatch {
@@ -110,6 +112,28 @@ pub struct ConnectorPatch {
     #[serde(default, with = "double_option")]
     pub tls_ca_pem: Option<Option<String>>,
     pub watches: Option<Vec<String>>,
+}
+
+/// A connector instance's settings in full (`PUT`): what is not given
+/// takes its default (`enabled`: true, no CA, no watches, configuration
+/// defaults), except secret fields, which keep their stored value unless
+/// given (they cannot be read back to send again) or given as `null`.
+/// `id` and `plugin` may be given; they must be the instance's own.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorReplace {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub plugin: Option<String>,
+    #[serde(default)]
+    pub config: serde_json::Map<String, serde_json::Value>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub tls_ca_pem: Option<String>,
+    #[serde(default)]
+    pub watches: Vec<String>,
 }
 
 mod double_option {

@@ -68,7 +68,7 @@ export class Users {
       },
     },
     h('h3', 'Import users from CSV'),
-    h('p.hint', `A header line with any of: ${CSV_COLUMNS.join(', ')}. All or nothing: if any row is rejected, nothing is imported and every rejected row is listed.`),
+    h('p.hint', `A header line with any of: ${CSV_COLUMNS.join(', ')}. Only the columns given change on existing users. All or nothing: if any row is rejected, nothing is imported and every rejected row is listed.`),
     field('CSV file', file, { name: 'csv_file' }),
     field('…or CSV text', text, { name: 'csv' }),
     h('button.primary', { type: 'submit' }, 'Import'));
@@ -79,7 +79,7 @@ export class Users {
     clear(this.importBox);
     try {
       const r = await call('POST', 'users/import', body, 'text/csv');
-      clear(this.importBox, h('p.ok', `${r.imported} users imported.`));
+      clear(this.importBox, h('p.ok', `${r.imported} users imported (${r.created} created, ${r.updated} updated, ${r.unchanged} unchanged).`));
       form.reset();
       await this.load();
     } catch (e) {
