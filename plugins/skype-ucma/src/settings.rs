@@ -13,7 +13,9 @@
 
 use std::fmt;
 
-use presence_connector_sdk::{Config, ConfigField, ConnectorError, FieldKind, invalid_config};
+use presence_connector_sdk::{
+    Config, ConfigField, ConnectorConfig, ConnectorError, Secret, invalid_config,
+};
 
 /// How the bridge connects to the Front End pool (the seeds' three modes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,151 +119,96 @@ impl fmt::Debug for Settings {
     }
 }
 
-/// Targets per watch request unless configured.
+/// Targets per watch request unless configured (the field's `default`
+/// below says the same).
 pub const DEFAULT_BATCH: usize = 100;
-/// The most targets one watch request may carry.
+/// The most targets one watch request may carry (the field's `range`).
 pub const MAX_BATCH: usize = 500;
+
+/// The fields as the operator fills them in; `describe` announces them and
+/// [`Settings::from_config`] reads them. Which of the endpoint's fields are
+/// required depends on `endpoint_type`; that is checked there.
+#[derive(ConnectorConfig)]
+struct Fields {
+    /// WebSocket URL of the UCMA bridge on the Windows host beside the Front
+    /// End pool, e.g. wss://ucma-bridge.example.com:9443/presence (a private
+    /// CA goes into the instance's TLS CA)
+    #[config(label = "Bridge URL", url)]
+    bridge_url: String,
+    /// The bearer token set on the bridge
+    #[config(label = "Bridge token")]
+    bridge_token: Secret,
+    /// user-endpoint-without-tls: a dedicated Lync / SfB user over plain SIP
+    /// (TCP 5060); user-endpoint-with-tls: the same over TLS (5061, a Web
+    /// Server certificate on the bridge host); trusted-application-endpoint:
+    /// a manually provisioned trusted application (GRUU, certificate, bridge
+    /// host joined to the domain)
+    #[config(
+        label = "Endpoint type",
+        choice(
+            "user-endpoint-without-tls",
+            "user-endpoint-with-tls",
+            "trusted-application-endpoint"
+        ),
+        default = "user-endpoint-with-tls"
+    )]
+    endpoint_type: String,
+    /// FQDN of the Lync / SfB Front End server or pool, optionally with
+    /// :port (default 5060 without TLS, 5061 otherwise)
+    #[config(label = "Lync / SfB Server Address")]
+    server_fqdn: String,
+    /// User endpoints: the user name of the monitoring user created for the
+    /// hub
+    #[config(label = "Username")]
+    user_name: Option<String>,
+    /// User endpoints: the monitoring user's SIP address, e.g.
+    /// presence.hub@example.com
+    #[config(label = "URI")]
+    sip_uri: Option<String>,
+    /// User endpoints: the monitoring user's password
+    #[config(label = "Password")]
+    password: Option<Secret>,
+    /// User endpoints: the domain of the presence server, e.g. EXAMPLE.COM
+    #[config(label = "Domain")]
+    domain: Option<String>,
+    /// Trusted application: an existing Lync / SfB SIP URI the application
+    /// endpoint uses as its contact
+    #[config(label = "Application Contact URI")]
+    application_contact_uri: Option<String>,
+    /// Trusted application: the ServiceGruu value New-CsTrustedApplication
+    /// returned
+    #[config(label = "Application GRUU")]
+    application_gruu: Option<String>,
+    /// Trusted application: the Friendly Name of the certificate installed
+    /// on the bridge host
+    #[config(label = "Certificate Name")]
+    certificate_name: Option<String>,
+    /// Trusted application: the FQDN used as Identity in
+    /// New-CsTrustedApplicationPool
+    #[config(label = "Application Host")]
+    application_host: Option<String>,
+    /// Trusted application: the Port New-CsTrustedApplication returned
+    #[config(label = "Application Port", range(min = 1))]
+    application_port: Option<u16>,
+    /// How many Lync URIs one watch request to the bridge carries (1 to 500;
+    /// the bridge may allow fewer, at least 100)
+    #[config(
+        label = "Targets per watch request",
+        default = 100,
+        range(min = 1, max = 500)
+    )]
+    watch_batch_size: usize,
+}
 
 /// The fields `describe` announces.
 pub fn fields() -> Vec<ConfigField> {
-    let f = presence_connector_sdk::config_field;
-    let choices = EndpointType::CHOICES
-        .iter()
-        .map(|(n, _)| n.to_string())
-        .collect();
-    vec![
-        f(
-            "bridge_url",
-            "Bridge URL",
-            "WebSocket URL of the UCMA bridge on the Windows host beside the Front End pool, e.g. wss://ucma-bridge.example.com:9443/presence (a private CA goes into the instance's TLS CA)",
-            FieldKind::Url,
-            None,
-            true,
-            false,
-        ),
-        f(
-            "bridge_token",
-            "Bridge token",
-            "The bearer token set on the bridge",
-            FieldKind::Text,
-            None,
-            true,
-            true,
-        ),
-        f(
-            "endpoint_type",
-            "Endpoint type",
-            "user-endpoint-without-tls: a dedicated Lync / SfB user over plain SIP (TCP 5060); user-endpoint-with-tls: the same over TLS (5061, a Web Server certificate on the bridge host); trusted-application-endpoint: a manually provisioned trusted application (GRUU, certificate, bridge host joined to the domain)",
-            FieldKind::Choice(choices),
-            Some("user-endpoint-with-tls"),
-            false,
-            false,
-        ),
-        f(
-            "server_fqdn",
-            "Lync / SfB Server Address",
-            "FQDN of the Lync / SfB Front End server or pool, optionally with :port (default 5060 without TLS, 5061 otherwise)",
-            FieldKind::Text,
-            None,
-            true,
-            false,
-        ),
-        f(
-            "user_name",
-            "Username",
-            "User endpoints: the user name of the monitoring user created for the hub",
-            FieldKind::Text,
-            None,
-            false,
-            false,
-        ),
-        f(
-            "sip_uri",
-            "URI",
-            "User endpoints: the monitoring user's SIP address, e.g. presence.hub@example.com",
-            FieldKind::Text,
-            None,
-            false,
-            false,
-        ),
-        f(
-            "password",
-            "Password",
-            "User endpoints: the monitoring user's password",
-            FieldKind::Text,
-            None,
-            false,
-            true,
-        ),
-        f(
-            "domain",
-            "Domain",
-            "User endpoints: the domain of the presence server, e.g. EXAMPLE.COM",
-            FieldKind::Text,
-            None,
-            false,
-            false,
-        ),
-        f(
-            "application_contact_uri",
-            "Application Contact URI",
-            "Trusted application: an existing Lync / SfB SIP URI the application endpoint uses as its contact",
-            FieldKind::Text,
-            None,
-            false,
-            false,
-        ),
-        f(
-            "application_gruu",
-            "Application GRUU",
-            "Trusted application: the ServiceGruu value New-CsTrustedApplication returned",
-            FieldKind::Text,
-            None,
-            false,
-            false,
-        ),
-        f(
-            "certificate_name",
-            "Certificate Name",
-            "Trusted application: the Friendly Name of the certificate installed on the bridge host",
-            FieldKind::Text,
-            None,
-            false,
-            false,
-        ),
-        f(
-            "application_host",
-            "Application Host",
-            "Trusted application: the FQDN used as Identity in New-CsTrustedApplicationPool",
-            FieldKind::Text,
-            None,
-            false,
-            false,
-        ),
-        f(
-            "application_port",
-            "Application Port",
-            "Trusted application: the Port New-CsTrustedApplication returned",
-            FieldKind::Integer,
-            None,
-            false,
-            false,
-        ),
-        f(
-            "watch_batch_size",
-            "Targets per watch request",
-            "How many Lync URIs one watch request to the bridge carries (1 to 500; the bridge may allow fewer, at least 100)",
-            FieldKind::Integer,
-            Some("100"),
-            false,
-            false,
-        ),
-    ]
+    Fields::config_fields()
 }
 
-fn required(c: &Config, name: &str, why: &str) -> Result<String, ConnectorError> {
-    match c.opt_text(name)? {
-        Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+/// A field the endpoint type needs: present and not blank, trimmed.
+fn required(value: Option<&str>, name: &str, why: &str) -> Result<String, ConnectorError> {
+    match value.map(str::trim) {
+        Some(v) if !v.is_empty() => Ok(v.to_string()),
         _ => Err(invalid_config(name, format!("is required {why}"))),
     }
 }
@@ -319,8 +266,12 @@ fn server(text: &str, default_port: u16) -> Result<(String, u16), ConnectorError
 }
 
 impl Settings {
+    /// Validates the configuration `configure` received: an
+    /// [`ConnectorError::InvalidConfig`] names the field and what is allowed
+    /// (or that the endpoint type needs it).
     pub fn from_config(c: &Config) -> Result<Settings, ConnectorError> {
-        let bridge_url = c.text("bridge_url")?.trim().to_string();
+        let f = Fields::from_config(c)?;
+        let bridge_url = f.bridge_url.trim().to_string();
         let lower = bridge_url.to_ascii_lowercase();
         if !lower.starts_with("wss://") && !lower.starts_with("ws://") {
             return Err(invalid_config(
@@ -334,30 +285,22 @@ impl Settings {
                 "must be wss://: the token and the endpoint's password cross this connection (plain ws:// only to a bridge on loopback)",
             ));
         }
-        let bridge_token = c.text("bridge_token")?.to_string();
-        let endpoint_type = match c.opt_text("endpoint_type")? {
-            None => EndpointType::UserWithTls,
-            Some(t) => EndpointType::CHOICES
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(t.trim()))
-                .map(|(_, v)| *v)
-                .ok_or_else(|| {
-                    invalid_config(
-                        "endpoint_type",
-                        "must be one of user-endpoint-without-tls, user-endpoint-with-tls, trusted-application-endpoint",
-                    )
-                })?,
-        };
-        let (server_fqdn, server_port) =
-            server(c.text("server_fqdn")?, endpoint_type.default_port())?;
+        let endpoint_type = EndpointType::CHOICES
+            .iter()
+            .find(|(n, _)| *n == f.endpoint_type)
+            .map_or(EndpointType::UserWithTls, |(_, v)| *v);
+        let (server_fqdn, server_port) = server(&f.server_fqdn, endpoint_type.default_port())?;
         let endpoint = match endpoint_type {
             EndpointType::UserWithoutTls | EndpointType::UserWithTls => {
                 let why = "for a user endpoint";
                 Endpoint::User(UserEndpoint {
-                    user_name: required(c, "user_name", why)?,
-                    sip_uri: check_sip("sip_uri", &required(c, "sip_uri", why)?)?,
-                    password: match c.opt_text("password")? {
-                        Some(p) => p.to_string(),
+                    user_name: required(f.user_name.as_deref(), "user_name", why)?,
+                    sip_uri: check_sip(
+                        "sip_uri",
+                        &required(f.sip_uri.as_deref(), "sip_uri", why)?,
+                    )?,
+                    password: match &f.password {
+                        Some(p) => p.expose().to_string(),
                         None => {
                             return Err(invalid_config(
                                 "password",
@@ -365,13 +308,17 @@ impl Settings {
                             ));
                         }
                     },
-                    domain: required(c, "domain", why)?,
+                    domain: required(f.domain.as_deref(), "domain", why)?,
                 })
             }
             EndpointType::TrustedApplication => {
                 let why = "for a trusted application endpoint";
-                let contact = required(c, "application_contact_uri", why)?;
-                let gruu = required(c, "application_gruu", why)?;
+                let contact = required(
+                    f.application_contact_uri.as_deref(),
+                    "application_contact_uri",
+                    why,
+                )?;
+                let gruu = required(f.application_gruu.as_deref(), "application_gruu", why)?;
                 if !gruu.to_ascii_lowercase().starts_with("sip:") {
                     return Err(invalid_config(
                         "application_gruu",
@@ -381,38 +328,29 @@ impl Settings {
                 Endpoint::Trusted(TrustedApplication {
                     contact_uri: check_sip("application_contact_uri", &contact)?,
                     gruu,
-                    certificate_name: required(c, "certificate_name", why)?,
-                    host: required(c, "application_host", why)?,
-                    port: match c.opt_integer("application_port")? {
-                        Some(p) => port(p, "application_port")?,
-                        None => {
-                            return Err(invalid_config(
-                                "application_port",
-                                "is required for a trusted application endpoint",
-                            ));
-                        }
-                    },
+                    certificate_name: required(
+                        f.certificate_name.as_deref(),
+                        "certificate_name",
+                        why,
+                    )?,
+                    host: required(f.application_host.as_deref(), "application_host", why)?,
+                    port: f.application_port.ok_or_else(|| {
+                        invalid_config(
+                            "application_port",
+                            "is required for a trusted application endpoint",
+                        )
+                    })?,
                 })
-            }
-        };
-        let batch_size = match c.opt_integer("watch_batch_size")? {
-            None => DEFAULT_BATCH,
-            Some(n) if (1..=MAX_BATCH as i64).contains(&n) => n as usize,
-            Some(_) => {
-                return Err(invalid_config(
-                    "watch_batch_size",
-                    format!("must be from 1 to {MAX_BATCH}"),
-                ));
             }
         };
         Ok(Settings {
             bridge_url,
-            bridge_token,
+            bridge_token: f.bridge_token.expose().to_string(),
             endpoint_type,
             server_fqdn,
             server_port,
             endpoint,
-            batch_size,
+            batch_size: f.watch_batch_size,
         })
     }
 }
@@ -430,7 +368,7 @@ fn is_loopback(rest: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use presence_connector_sdk::{ConfigEntry, ConfigValue, FieldError};
+    use presence_connector_sdk::{ConfigEntry, ConfigValue, FieldError, FieldKind};
 
     fn cfg(pairs: &[(&str, &str)]) -> Config {
         Config::new(
@@ -484,6 +422,18 @@ mod tests {
         let mut v: Vec<_> = base.iter().copied().filter(|(k, _)| *k != key).collect();
         v.push((key, value));
         cfg(&v)
+    }
+
+    /// The derived fields say what is allowed in the SDK's words.
+    #[test]
+    fn derived_fields_say_what_is_allowed() {
+        match Settings::from_config(&with(USER, "watch_batch_size", "5000")) {
+            Err(ConnectorError::InvalidConfig(e)) => assert_eq!(
+                (e.field.as_str(), e.message.as_str()),
+                ("watch_batch_size", "must be a whole number from 1 to 500")
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     fn field_of(e: ConnectorError) -> String {
