@@ -2,12 +2,11 @@
 
 use std::fmt;
 
-use presence_connector_sdk::{Config, ConfigField, ConnectorError, FieldKind, invalid_config};
+use presence_connector_sdk::{
+    Config, ConfigField, ConnectorConfig, ConnectorError, Secret, invalid_config,
+};
 
 use crate::zones::{self, Zone};
-
-const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
-const DEFAULT_GRAPH: &str = "https://graph.microsoft.com/v1.0";
 
 /// Validated settings.
 #[derive(Clone, PartialEq)]
@@ -49,110 +48,114 @@ impl fmt::Debug for Settings {
     }
 }
 
+/// The fields as the operator fills them in; `describe` announces them and
+/// [`Settings::from_config`] reads them.
+#[derive(ConnectorConfig)]
+struct Fields {
+    /// Directory (tenant) id or verified domain of the Microsoft 365 tenant
+    #[config(label = "Directory (tenant) id", validate = "tenant")]
+    tenant_id: String,
+    /// Application (client) id of the app registration in Entra ID
+    #[config(label = "Application (client) id", validate = "client")]
+    client_id: String,
+    /// Client secret of the app registration (application permissions
+    /// Calendars.Read and MailboxSettings.Read, admin consent)
+    #[config(label = "Client secret")]
+    client_secret: Secret,
+    /// https://login.microsoftonline.com; national clouds:
+    /// https://login.microsoftonline.us, https://login.chinacloudapi.cn
+    #[config(
+        label = "Identity platform URL",
+        url,
+        default = "https://login.microsoftonline.com",
+        validate = "http_url"
+    )]
+    authority: String,
+    /// https://graph.microsoft.com/v1.0; national clouds:
+    /// https://graph.microsoft.us/v1.0,
+    /// https://microsoftgraph.chinacloudapi.cn/v1.0
+    #[config(
+        label = "Graph base URL",
+        url,
+        default = "https://graph.microsoft.com/v1.0",
+        validate = "http_url"
+    )]
+    graph_base: String,
+    /// The zone whose today and next working day are read: an IANA name
+    /// (Europe/Rome) or a Windows name (W. Europe Standard Time)
+    #[config(label = "Time zone", default = "UTC")]
+    time_zone: String,
+    /// Comma-separated days (mon,tue,wed,thu,fri): the next of them after
+    /// today is read too
+    #[config(label = "Working days", default = "mon,tue,wed,thu,fri")]
+    working_days: String,
+    /// How often every watched calendar is read (1-3600)
+    #[config(
+        label = "Data refresh interval (s)",
+        default = 60,
+        range(min = 1, max = 3600)
+    )]
+    refresh_seconds: u64,
+    /// Read subjects and locations (calendarView) for items that are not
+    /// private; off: free/busy only (getSchedule)
+    #[config(label = "Show subjects", default = false)]
+    subjects: bool,
+    /// Public https URL that reaches /hooks/{instance}/notify on this hub,
+    /// for change notifications on events; empty: the hub's public webhook
+    /// URL, or polling only when the hub has none
+    #[config(label = "Notification URL", url, validate = "http_url")]
+    notification_url: Option<String>,
+    /// The connector's own budget of Graph requests (1-10000); work beyond
+    /// it waits for the next minute
+    #[config(
+        label = "Graph requests per minute",
+        default = 600,
+        range(min = 1, max = 10000)
+    )]
+    requests_per_minute: usize,
+}
+
 /// The fields `describe` announces.
 pub fn fields() -> Vec<ConfigField> {
-    let f = presence_connector_sdk::config_field;
-    vec![
-        f(
-            "tenant_id",
-            "Directory (tenant) id",
-            "Directory (tenant) id or verified domain of the Microsoft 365 tenant",
-            FieldKind::Text,
-            None,
-            true,
-            false,
-        ),
-        f(
-            "client_id",
-            "Application (client) id",
-            "Application (client) id of the app registration in Entra ID",
-            FieldKind::Text,
-            None,
-            true,
-            false,
-        ),
-        f(
-            "client_secret",
-            "Client secret",
-            "Client secret of the app registration (application permissions Calendars.Read and MailboxSettings.Read, admin consent)",
-            FieldKind::Text,
-            None,
-            true,
-            true,
-        ),
-        f(
-            "authority",
-            "Identity platform URL",
-            "https://login.microsoftonline.com; national clouds: https://login.microsoftonline.us, https://login.chinacloudapi.cn",
-            FieldKind::Url,
-            Some(DEFAULT_AUTHORITY),
-            false,
-            false,
-        ),
-        f(
-            "graph_base",
-            "Graph base URL",
-            "https://graph.microsoft.com/v1.0; national clouds: https://graph.microsoft.us/v1.0, https://microsoftgraph.chinacloudapi.cn/v1.0",
-            FieldKind::Url,
-            Some(DEFAULT_GRAPH),
-            false,
-            false,
-        ),
-        f(
-            "time_zone",
-            "Time zone",
-            "The zone whose today and next working day are read: an IANA name (Europe/Rome) or a Windows name (W. Europe Standard Time)",
-            FieldKind::Text,
-            Some("UTC"),
-            false,
-            false,
-        ),
-        f(
-            "working_days",
-            "Working days",
-            "Comma-separated days (mon,tue,wed,thu,fri): the next of them after today is read too",
-            FieldKind::Text,
-            Some("mon,tue,wed,thu,fri"),
-            false,
-            false,
-        ),
-        f(
-            "refresh_seconds",
-            "Data refresh interval (s)",
-            "How often every watched calendar is read (1-3600)",
-            FieldKind::Integer,
-            Some("60"),
-            false,
-            false,
-        ),
-        f(
-            "subjects",
-            "Show subjects",
-            "Read subjects and locations (calendarView) for items that are not private; off: free/busy only (getSchedule)",
-            FieldKind::Boolean,
-            Some("false"),
-            false,
-            false,
-        ),
-        f(
-            "notification_url",
-            "Notification URL",
-            "Public https URL that reaches /hooks/{instance}/notify on this hub, for change notifications on events; empty: the hub's public webhook URL, or polling only when the hub has none",
-            FieldKind::Url,
-            None,
-            false,
-            false,
-        ),
-        f(
-            "requests_per_minute",
-            "Graph requests per minute",
-            "The connector's own budget of Graph requests (1-10000); work beyond it waits for the next minute",
-            FieldKind::Integer,
-            Some("600"),
-            false,
-            false,
-        ),
-    ]
+    Fields::config_fields()
+}
+
+fn tenant(id: &str) -> Result<(), &'static str> {
+    let ok = id
+        .trim()
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '.' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err("a tenant id (GUID) or domain name")
+    }
+}
+
+fn client(id: &str) -> Result<(), &'static str> {
+    let ok = id
+        .trim()
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || ch == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err("an application (client) id (GUID)")
+    }
+}
+
+fn http_url(url: &str) -> Result<(), &'static str> {
+    let url = url.trim();
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(())
+    } else {
+        Err("an http(s) URL")
+    }
+}
+
+/// A URL without surrounding spaces or a trailing slash.
+fn base_url(url: &str) -> String {
+    url.trim().trim_end_matches('/').to_string()
 }
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -161,30 +164,8 @@ impl Settings {
     /// Validate the configuration `configure` received. `webhook_base` is
     /// the hub's public URL of this instance's webhooks, where it knows one.
     pub fn from_config(c: &Config, webhook_base: Option<&str>) -> Result<Settings, ConnectorError> {
-        let tenant_id = c.text("tenant_id")?.trim().to_string();
-        if !tenant_id
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '.' | '_'))
-        {
-            return Err(invalid_config(
-                "tenant_id",
-                "a tenant id (GUID) or domain name",
-            ));
-        }
-        let client_id = c.text("client_id")?.trim().to_string();
-        if !client_id
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
-        {
-            return Err(invalid_config(
-                "client_id",
-                "an application (client) id (GUID)",
-            ));
-        }
-        let client_secret = c.text("client_secret")?.to_string();
-        let authority = http_url(c, "authority", DEFAULT_AUTHORITY)?;
-        let graph_base = http_url(c, "graph_base", DEFAULT_GRAPH)?;
-        let zone_name = c.opt_text("time_zone")?.unwrap_or("UTC");
+        let f = Fields::from_config(c)?;
+        let zone_name = f.time_zone.as_str();
         let zone = zones::lookup(zone_name).ok_or_else(|| {
             invalid_config(
                 "time_zone",
@@ -194,9 +175,8 @@ impl Settings {
             )
         })?;
         let mut working_days = [false; 7];
-        for part in c
-            .opt_text("working_days")?
-            .unwrap_or("mon,tue,wed,thu,fri")
+        for part in f
+            .working_days
             .split(',')
             .map(str::trim)
             .filter(|p| !p.is_empty())
@@ -213,29 +193,22 @@ impl Settings {
         if !working_days.iter().any(|d| *d) {
             return Err(invalid_config("working_days", "name at least one day"));
         }
-        let int = |name: &str, default: i64, lo: i64, hi: i64| -> Result<u64, ConnectorError> {
-            let v = c.opt_integer(name)?.unwrap_or(default);
-            if !(lo..=hi).contains(&v) {
-                return Err(invalid_config(name, format!("must be {lo}..={hi}")));
-            }
-            Ok(v as u64)
-        };
-        let notification_url = match c.opt_text("notification_url")? {
-            Some(_) => Some(http_url(c, "notification_url", "")?),
+        let notification_url = match &f.notification_url {
+            Some(url) => Some(base_url(url)),
             None => webhook_base.map(|b| format!("{}/notify", b.trim_end_matches('/'))),
         };
         Ok(Settings {
             notification_url,
-            tenant_id,
-            client_id,
-            client_secret,
-            authority,
-            graph_base,
+            tenant_id: f.tenant_id.trim().to_string(),
+            client_id: f.client_id.trim().to_string(),
+            client_secret: f.client_secret.expose().to_string(),
+            authority: base_url(&f.authority),
+            graph_base: base_url(&f.graph_base),
             zone,
             working_days,
-            refresh_ms: int("refresh_seconds", 60, 1, 3600)? * 1000,
-            subjects: c.opt_boolean("subjects")?.unwrap_or(false),
-            requests_per_minute: int("requests_per_minute", 600, 1, 10_000)? as usize,
+            refresh_ms: f.refresh_seconds * 1000,
+            subjects: f.subjects,
+            requests_per_minute: f.requests_per_minute,
         })
     }
 
@@ -251,14 +224,6 @@ impl Settings {
         };
         format!("{origin}/.default")
     }
-}
-
-fn http_url(c: &Config, name: &str, default: &str) -> Result<String, ConnectorError> {
-    let v = c.opt_text(name)?.unwrap_or(default).trim();
-    if !(v.starts_with("https://") || v.starts_with("http://")) {
-        return Err(invalid_config(name, "an http(s) URL"));
-    }
-    Ok(v.trim_end_matches('/').to_string())
 }
 
 #[cfg(test)]
@@ -279,6 +244,33 @@ mod tests {
             text("client_id", "22553876-f5ab-4529-bffb-cfe50aa89f87"),
             text("client_secret", "s3cret"),
         ]
+    }
+
+    /// The derived fields say what is allowed in the SDK's words, and the
+    /// table marks the secret.
+    #[test]
+    fn derived_fields_say_what_is_allowed() {
+        let mut e = base();
+        e.push(ConfigEntry {
+            name: "requests_per_minute".into(),
+            value: ConfigValue::Integer(10_001),
+        });
+        match Settings::from_config(&Config::new(e), None) {
+            Err(ConnectorError::InvalidConfig(e)) => assert_eq!(
+                (e.field.as_str(), e.message.as_str()),
+                (
+                    "requests_per_minute",
+                    "must be a whole number from 1 to 10000"
+                )
+            ),
+            other => panic!("{other:?}"),
+        }
+        let secrets: Vec<_> = fields()
+            .into_iter()
+            .filter(|f| f.secret)
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(secrets, ["client_secret"]);
     }
 
     fn field_of(r: Result<Settings, ConnectorError>) -> String {
