@@ -3,7 +3,9 @@
 
 use std::fmt;
 
-use presence_connector_sdk::{Config, ConfigField, ConnectorError, FieldKind, invalid_config};
+use presence_connector_sdk::{
+    Config, ConfigField, ConnectorConfig, ConnectorError, Secret, invalid_config,
+};
 
 use crate::soap::View;
 use crate::tz::{WorkingDays, Zone};
@@ -18,16 +20,6 @@ pub enum AuthMode {
     /// modern authentication, where configured).
     OAuth,
 }
-
-/// The RequestServerVersion values from Exchange 2007 SP1 on.
-pub const VERSIONS: &[&str] = &[
-    "Exchange2007_SP1",
-    "Exchange2010",
-    "Exchange2010_SP1",
-    "Exchange2010_SP2",
-    "Exchange2013",
-    "Exchange2013_SP1",
-];
 
 #[derive(Clone, PartialEq)]
 pub struct Settings {
@@ -66,186 +58,138 @@ impl fmt::Debug for Settings {
     }
 }
 
-pub fn fields() -> Vec<ConfigField> {
-    let f = presence_connector_sdk::config_field;
-    vec![
-        f(
-            "ews_url",
-            "EWS URL",
-            "Exchange Web Services endpoint, e.g. https://mail.example.com/ews/exchange.asmx (plain http only for tests)",
-            FieldKind::Url,
-            None,
-            true,
-            false,
+/// The fields as the operator fills them in; `describe` announces them and
+/// [`Settings::from_config`] reads them. What depends on another field (a
+/// password for basic and ntlm, a token for oauth) is checked there.
+#[derive(ConnectorConfig)]
+struct Fields {
+    /// Exchange Web Services endpoint, e.g.
+    /// https://mail.example.com/ews/exchange.asmx (plain http only for tests)
+    #[config(label = "EWS URL", url, validate = "http_url")]
+    ews_url: String,
+    /// ntlm (Windows integrated, Exchange's default), basic (over TLS only)
+    /// or oauth (a bearer token, where the server is set up for OAuth)
+    #[config(
+        label = "Authentication",
+        choice("ntlm", "basic", "oauth"),
+        default = "ntlm"
+    )]
+    auth_mode: String,
+    /// DOMAIN\user or user@domain of the account that reads the calendars
+    /// (needs free/busy access with details to show subjects)
+    #[config(label = "Service account")]
+    username: Option<String>,
+    /// The service account's password
+    #[config(label = "Password")]
+    password: Option<Secret>,
+    /// NTLM domain when the account is written without one (optional)
+    #[config(label = "NTLM domain")]
+    domain: Option<String>,
+    /// Access token for auth_mode oauth
+    #[config(label = "OAuth bearer token")]
+    oauth_token: Option<Secret>,
+    /// RequestServerVersion sent with every request; Exchange2007_SP1 works
+    /// with every server from 2007 SP1 on
+    #[config(
+        label = "Exchange version",
+        choice(
+            "Exchange2007_SP1",
+            "Exchange2010",
+            "Exchange2010_SP1",
+            "Exchange2010_SP2",
+            "Exchange2013",
+            "Exchange2013_SP1"
         ),
-        f(
-            "auth_mode",
-            "Authentication",
-            "ntlm (Windows integrated, Exchange's default), basic (over TLS only) or oauth (a bearer token, where the server is set up for OAuth)",
-            FieldKind::Choice(vec!["ntlm".into(), "basic".into(), "oauth".into()]),
-            Some("ntlm"),
-            false,
-            false,
-        ),
-        f(
-            "username",
-            "Service account",
-            "DOMAIN\\user or user@domain of the account that reads the calendars (needs free/busy access with details to show subjects)",
-            FieldKind::Text,
-            None,
-            false,
-            false,
-        ),
-        f(
-            "password",
-            "Password",
-            "The service account's password",
-            FieldKind::Text,
-            None,
-            false,
-            true,
-        ),
-        f(
-            "domain",
-            "NTLM domain",
-            "NTLM domain when the account is written without one (optional)",
-            FieldKind::Text,
-            None,
-            false,
-            false,
-        ),
-        f(
-            "oauth_token",
-            "OAuth bearer token",
-            "Access token for auth_mode oauth",
-            FieldKind::Text,
-            None,
-            false,
-            true,
-        ),
-        f(
-            "server_version",
-            "Exchange version",
-            "RequestServerVersion sent with every request; Exchange2007_SP1 works with every server from 2007 SP1 on",
-            FieldKind::Choice(VERSIONS.iter().map(|v| v.to_string()).collect()),
-            Some("Exchange2007_SP1"),
-            false,
-            false,
-        ),
-        f(
-            "refresh_seconds",
-            "Data refresh interval",
-            "Seconds between calendar refreshes (5 to 3600); each refresh reads every watched calendar",
-            FieldKind::Integer,
-            Some("60"),
-            false,
-            false,
-        ),
-        f(
-            "time_zone",
-            "Time zone",
-            "Where 'today' begins: UTC, UTC+hh:mm, or a name such as Europe/Rome, Europe/London, America/New_York",
-            FieldKind::Text,
-            Some("UTC"),
-            false,
-            false,
-        ),
-        f(
-            "working_days",
-            "Working days",
-            "Comma-separated days (mon,tue,wed,thu,fri) that count as 'the next working day'",
-            FieldKind::Text,
-            Some("mon,tue,wed,thu,fri"),
-            false,
-            false,
-        ),
-        f(
-            "batch_size",
-            "Mailboxes per request",
-            "Mailboxes per GetUserAvailability request (1 to 100, EWS's maximum)",
-            FieldKind::Integer,
-            Some("100"),
-            false,
-            false,
-        ),
-        f(
-            "view",
-            "Free/busy view",
-            "Detailed or DetailedMerged (RequestedView)",
-            FieldKind::Choice(vec!["Detailed".into(), "DetailedMerged".into()]),
-            Some("Detailed"),
-            false,
-            false,
-        ),
-        f(
-            "read_out_of_office",
-            "Read out-of-office",
-            "Read each mailbox's automatic reply (GetUserOofSettings, one request per mailbox)",
-            FieldKind::Boolean,
-            Some("true"),
-            false,
-            false,
-        ),
-        f(
-            "oof_refresh_seconds",
-            "Out-of-office refresh interval",
-            "Seconds between two reads of one mailbox's automatic reply (5 to 86400); calendars are read every refresh, automatic replies change seldom and cost a request per mailbox",
-            FieldKind::Integer,
-            Some("300"),
-            false,
-            false,
-        ),
-        f(
-            "auth_retry_seconds",
-            "Retry after a refused sign-in",
-            "After the server refuses the credentials, wait this long (5 to 86400 s) and try once more; after a second refusal wait for a configuration change",
-            FieldKind::Integer,
-            Some("900"),
-            false,
-            false,
-        ),
-    ]
+        default = "Exchange2007_SP1"
+    )]
+    server_version: String,
+    /// Seconds between calendar refreshes (5 to 3600); each refresh reads
+    /// every watched calendar
+    #[config(
+        label = "Data refresh interval",
+        default = 60,
+        range(min = 5, max = 3600)
+    )]
+    refresh_seconds: u64,
+    /// Where 'today' begins: UTC, UTC+hh:mm, or a name such as Europe/Rome,
+    /// Europe/London, America/New_York
+    #[config(label = "Time zone", default = "UTC")]
+    time_zone: String,
+    /// Comma-separated days (mon,tue,wed,thu,fri) that count as 'the next
+    /// working day'
+    #[config(label = "Working days", default = "mon,tue,wed,thu,fri")]
+    working_days: String,
+    /// Mailboxes per GetUserAvailability request (1 to 100, EWS's maximum)
+    #[config(
+        label = "Mailboxes per request",
+        default = 100,
+        range(min = 1, max = 100)
+    )]
+    batch_size: usize,
+    /// Detailed or DetailedMerged (RequestedView)
+    #[config(
+        label = "Free/busy view",
+        choice("Detailed", "DetailedMerged"),
+        default = "Detailed"
+    )]
+    view: String,
+    /// Read each mailbox's automatic reply (GetUserOofSettings, one request
+    /// per mailbox)
+    #[config(label = "Read out-of-office", default = true)]
+    read_out_of_office: bool,
+    /// Seconds between two reads of one mailbox's automatic reply (5 to
+    /// 86400); calendars are read every refresh, automatic replies change
+    /// seldom and cost a request per mailbox
+    #[config(
+        label = "Out-of-office refresh interval",
+        default = 300,
+        range(min = 5, max = 86400)
+    )]
+    oof_refresh_seconds: u64,
+    /// After the server refuses the credentials, wait this long (5 to 86400
+    /// s) and try once more; after a second refusal wait for a configuration
+    /// change
+    #[config(
+        label = "Retry after a refused sign-in",
+        default = 900,
+        range(min = 5, max = 86400)
+    )]
+    auth_retry_seconds: u64,
 }
 
-fn int(
-    c: &Config,
-    name: &str,
-    default: i64,
-    range: std::ops::RangeInclusive<i64>,
-) -> Result<i64, ConnectorError> {
-    let v = c.opt_integer(name)?.unwrap_or(default);
-    if !range.contains(&v) {
-        return Err(invalid_config(
-            name,
-            format!("must be from {} to {}", range.start(), range.end()),
-        ));
+/// The fields `describe` announces.
+pub fn fields() -> Vec<ConfigField> {
+    Fields::config_fields()
+}
+
+fn http_url(url: &str) -> Result<(), &'static str> {
+    let lower = url.trim().to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"));
+    if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+        return Err("must be an https URL such as https://mail.example.com/ews/exchange.asmx");
     }
-    Ok(v)
+    Ok(())
 }
 
 impl Settings {
+    /// Validates the configuration `configure` received: an
+    /// [`ConnectorError::InvalidConfig`] names the field and what is allowed.
     pub fn from_config(c: &Config) -> Result<Settings, ConnectorError> {
-        let url = c.text("ews_url")?.trim().to_string();
-        let lower = url.to_ascii_lowercase();
-        let rest = lower
-            .strip_prefix("https://")
-            .or_else(|| lower.strip_prefix("http://"));
-        if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
-            return Err(invalid_config(
-                "ews_url",
-                "must be an https URL such as https://mail.example.com/ews/exchange.asmx",
-            ));
-        }
-        let auth = match c.opt_text("auth_mode")?.map(str::trim) {
-            None => AuthMode::Ntlm,
-            Some(m) if m.eq_ignore_ascii_case("ntlm") => AuthMode::Ntlm,
-            Some(m) if m.eq_ignore_ascii_case("basic") => AuthMode::Basic,
-            Some(m) if m.eq_ignore_ascii_case("oauth") => AuthMode::OAuth,
-            Some(_) => return Err(invalid_config("auth_mode", "must be ntlm, basic or oauth")),
+        let f = Fields::from_config(c)?;
+        let auth = match f.auth_mode.as_str() {
+            "basic" => AuthMode::Basic,
+            "oauth" => AuthMode::OAuth,
+            _ => AuthMode::Ntlm,
         };
-        let username = c.opt_text("username")?.unwrap_or("").trim().to_string();
-        let password = c.opt_text("password")?.unwrap_or("").to_string();
-        let token = c.opt_text("oauth_token")?.unwrap_or("").trim().to_string();
+        let username = f.username.as_deref().unwrap_or("").trim().to_string();
+        let password = f.password.as_ref().map_or("", |p| p.expose()).to_string();
+        let token = f
+            .oauth_token
+            .as_ref()
+            .map_or("", |t| t.expose().trim())
+            .to_string();
         match auth {
             AuthMode::Basic | AuthMode::Ntlm => {
                 if username.is_empty() {
@@ -276,56 +220,40 @@ impl Settings {
                 }
             }
         }
-        let version = c
-            .opt_text("server_version")?
-            .map(str::trim)
-            .unwrap_or("Exchange2007_SP1");
-        let version = VERSIONS
-            .iter()
-            .find(|v| v.eq_ignore_ascii_case(version))
-            .ok_or_else(|| {
-                invalid_config(
-                    "server_version",
-                    format!("must be one of {}", VERSIONS.join(", ")),
-                )
-            })?
-            .to_string();
-        let zone_text = c.opt_text("time_zone")?.unwrap_or("UTC");
-        let zone = Zone::parse(zone_text).ok_or_else(|| {
+        let zone = Zone::parse(&f.time_zone).ok_or_else(|| {
             invalid_config(
                 "time_zone",
-                format!("`{zone_text}` is not a known zone: write UTC, UTC+hh:mm or a name such as Europe/Rome"),
+                format!(
+                    "`{}` is not a known zone: write UTC, UTC+hh:mm or a name such as Europe/Rome",
+                    f.time_zone
+                ),
             )
         })?;
-        let days_text = c.opt_text("working_days")?.unwrap_or("mon,tue,wed,thu,fri");
-        let working_days = WorkingDays::parse(days_text).ok_or_else(|| {
+        let working_days = WorkingDays::parse(&f.working_days).ok_or_else(|| {
             invalid_config(
                 "working_days",
                 "write day names such as mon,tue,wed,thu,fri",
             )
         })?;
-        let view = match c.opt_text("view")?.map(str::trim) {
-            None => View::Detailed,
-            Some(v) if v.eq_ignore_ascii_case("Detailed") => View::Detailed,
-            Some(v) if v.eq_ignore_ascii_case("DetailedMerged") => View::DetailedMerged,
-            Some(_) => return Err(invalid_config("view", "must be Detailed or DetailedMerged")),
-        };
         Ok(Settings {
-            url,
+            url: f.ews_url.trim().to_string(),
             auth,
             username,
             password,
-            domain: c.opt_text("domain")?.map(|d| d.trim().to_string()),
+            domain: f.domain.map(|d| d.trim().to_string()),
             token,
-            version,
-            refresh_ms: int(c, "refresh_seconds", 60, 5..=3600)? as u64 * 1000,
+            version: f.server_version,
+            refresh_ms: f.refresh_seconds * 1000,
             zone,
             working_days,
-            batch_size: int(c, "batch_size", 100, 1..=100)? as usize,
-            view,
-            read_oof: c.opt_boolean("read_out_of_office")?.unwrap_or(true),
-            oof_refresh_ms: int(c, "oof_refresh_seconds", 300, 5..=86_400)? as u64 * 1000,
-            auth_retry_ms: int(c, "auth_retry_seconds", 900, 5..=86_400)? as u64 * 1000,
+            batch_size: f.batch_size,
+            view: match f.view.as_str() {
+                "DetailedMerged" => View::DetailedMerged,
+                _ => View::Detailed,
+            },
+            read_oof: f.read_out_of_office,
+            oof_refresh_ms: f.oof_refresh_seconds * 1000,
+            auth_retry_ms: f.auth_retry_seconds * 1000,
             workstation: "PRESENCEHUB".into(),
         })
     }
@@ -415,6 +343,32 @@ pub(crate) mod tests {
         assert!(s.read_oof);
         assert!(!format!("{s:?}").contains("s3cret"));
         assert_eq!(s.credential_field(), "password");
+    }
+
+    /// The derived fields say what is allowed in the SDK's words, and the
+    /// table marks the secrets.
+    #[test]
+    fn derived_fields_say_what_is_allowed() {
+        let e = Settings::from_config(&cfg(&[
+            ("ews_url", "https://mail.example.com/ews/exchange.asmx"),
+            ("username", "svc"),
+            ("password", "pw"),
+            ("refresh_seconds", "4"),
+        ]))
+        .unwrap_err();
+        let ConnectorError::InvalidConfig(e) = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("refresh_seconds", "must be a whole number from 5 to 3600")
+        );
+        let secrets: Vec<_> = fields()
+            .into_iter()
+            .filter(|f| f.secret)
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(secrets, ["password", "oauth_token"]);
     }
 
     #[test]
