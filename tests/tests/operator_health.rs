@@ -594,11 +594,17 @@ async fn logs_and_the_event_log_speak_the_apis_words() {
     }
 }
 
+/// The hub binary (as the test kit finds it: `HUB_BIN`, else the debug build).
+fn hub_bin() -> std::path::PathBuf {
+    std::env::var_os("HUB_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| hub_e2e::root().join("target/debug/presence-hub"))
+}
+
 /// Start the hub binary with no configured admin token; its stdout lines
 /// until it says it listens (then it keeps running) or exits.
 fn start_bare(data: &std::path::Path, listen: &str) -> (std::process::Child, Vec<String>) {
-    let bin = hub_e2e::root().join("target/debug/presence-hub");
-    let mut child = Command::new(bin)
+    let mut child = Command::new(hub_bin())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HUB_LISTEN", listen)
@@ -665,7 +671,7 @@ async fn admin_token_survives_a_failed_start_and_rotates() {
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let out = Command::new(hub_e2e::root().join("target/debug/presence-hub"))
+    let out = Command::new(hub_bin())
         .env_clear()
         .args(["admin-token", "rotate", "--data"])
         .arg(&data)
@@ -694,7 +700,7 @@ async fn admin_token_survives_a_failed_start_and_rotates() {
     child.wait().unwrap();
 
     // With the token configured, rotating is refused, naming why.
-    let out = Command::new(hub_e2e::root().join("target/debug/presence-hub"))
+    let out = Command::new(hub_bin())
         .env_clear()
         .env("HUB_ADMIN_TOKEN", "configured-token-0123456789")
         .args(["admin-token", "rotate", "--data"])
