@@ -237,18 +237,25 @@ class GenesysCloud(Connector):
     def on_http(self, cx, key, out):
         if key == self.auth.request_key:
             return self.on_token(cx, out)
+        if key[0] in ("presence", "routing"):
+            self.reading.discard(key)
         if isinstance(out, HttpError):
             cx.status("connection-error", f"Genesys Cloud at {self.api}: {out.detail}")
             return self.retry_later(cx, key)
         if out.status == 401:
             # The token was revoked or expired early: sign in again once.
             if self.fresh_token:
-                return cx.status("forbidden", f"{self.api} refused a new token (401)")
+                return cx.status("forbidden", f"Genesys Cloud at {self.api} refused a token it had just "
+                                 "issued (401): is api_url the API host of the login_url's region?")
             self.auth.forget(cx)
             self.resume = True
-            return self.sign_in(cx)
+            if not cx.in_flight(self.auth.request_key):
+                self.sign_in(cx)
+            return
         if out.status == 403:
             return self.refused(cx, key, out)
+        if out.ok:
+            self.fresh_token = False
         if self.throttled and out.ok:
             self.throttled = False
             self.health(cx)
@@ -270,7 +277,6 @@ class GenesysCloud(Connector):
         elif key[0] == "subs":
             self.on_subscribed(cx, key, out)
         elif key[0] in ("presence", "routing"):
-            self.reading.discard(key)
             if out.ok and doc:
                 uid = key[1]
                 if key[0] == "presence":
@@ -306,7 +312,6 @@ class GenesysCloud(Connector):
             self.forbidden = None
             self.resume = False
             self.start(cx)
-        self.fresh_token = False
 
     def refused(self, cx, key, out):
         doc = out.json() or {}
@@ -338,7 +343,6 @@ class GenesysCloud(Connector):
             if g is not None:
                 cx.set_timer(("recreate", g.idx), 10_000)
         elif key[0] in ("presence", "routing"):
-            self.reading.discard(key)
             self.pump(cx)
         else:
             cx.set_timer("retry-start", 30_000)
@@ -420,12 +424,15 @@ class GenesysCloud(Connector):
             new = [u for u in users if u not in g.users]
             g.users = users
             if g.channel_id is None:
-                if not cx.in_flight(("channel", g.idx, g.gen)):
+                if not cx.in_flight(("channel", g.idx, g.gen)) and not cx.has_timer(("recreate", g.idx)):
                     self.create(cx, g)
-            elif g.ready:
+            elif cx.ws_is_open(g.ws_key()) and not cx.in_flight(("subs", g.idx, g.gen)):
+                # Subscribed already (the topics changed) or refused before
+                # (a new token, a fixed role): PUT replaces the whole set.
                 self.subscribe(cx, g)
-                for uid in new:
-                    self.read(cx, uid)
+                if g.ready:
+                    for uid in new:
+                        self.read(cx, uid)
         for g in self.groups[len(slices):]:
             for k in [g.ws_key()] + g.old_keys:
                 cx.ws_close(k, 1000, "no users left")

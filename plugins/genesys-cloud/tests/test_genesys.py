@@ -281,6 +281,39 @@ class Notifications(unittest.TestCase):
         self.assertEqual(len(chans), 2)
 
 
+class Tokens(unittest.TestCase):
+    def test_a_401_signs_in_again_and_resubscribes(self):
+        h = signed_in()
+        h.watch(ALICE)
+        h.advance(300)
+        ch = h.take_request("POST", API + "/api/v2/notifications/channels")
+        h.respond(ch, 200, {"id": "c1", "connectUri": "wss://streaming.mypurecloud.ie/channels/c1",
+                            "expires": "2026-11-30T19:00:00Z"})
+        h.ws_open(h.socket("wss://streaming.mypurecloud.ie/channels/c1"))
+        h.respond(h.take_request("PUT", API + "/api/v2/notifications/channels/c1/"), 401,
+                  {"message": "Invalid login credentials.", "code": "bad.credentials", "status": 401})
+        self.assertNotIn("oauth/token", h.host.kv)
+        tok = h.take_request("POST", LOGIN)
+        h.respond(tok, 200, {"access_token": "tok-2", "token_type": "bearer", "expires_in": 86400})
+        h.respond(h.take_request("GET", API + "/api/v2/presencedefinitions"), 200, DEFS)
+        h.respond(h.take_request("GET", API + "/api/v2/users?"), 200,
+                  {"entities": [user(ALICE, "Alice", "alice@example.com", "1001")], "pageCount": 1})
+        subs = h.take_request("PUT", API + "/api/v2/notifications/channels/c1/subscriptions")
+        self.assertEqual(subs.header("authorization"), "Bearer tok-2")
+        h.respond(subs, 200, {"entities": subs.json()})
+        self.assertEqual(h.status()[0], "up-and-running")
+        # Later, a 401 signs in again; a 401 right after a new token does
+        # not loop: forbidden.
+        r = h.take_request("GET", API + f"/api/v2/users/{ALICE}/")
+        h.respond(r, 401, {"code": "bad.credentials"})
+        h.respond(h.take_request("POST", LOGIN), 200, {"access_token": "tok-3", "token_type": "bearer", "expires_in": 86400})
+        h.respond(h.take_request("GET", API + "/api/v2/presencedefinitions"), 401, {"code": "bad.credentials"})
+        status, detail = h.status()
+        self.assertEqual(status, "forbidden")
+        self.assertIn("refused a token it had just issued", detail)
+        self.assertEqual([r for r in h.open_requests() if r.url.startswith(LOGIN)], [])
+
+
 class RateLimits(unittest.TestCase):
     def test_429_waits_for_retry_after_and_reports_throttled(self):
         h = Harness(GenesysCloud, now=T0)
