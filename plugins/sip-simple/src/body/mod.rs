@@ -26,7 +26,7 @@ mod xml;
 #[cfg(test)]
 mod fixtures;
 #[cfg(test)]
-mod robustness;
+pub(crate) mod robustness;
 
 use std::fmt;
 

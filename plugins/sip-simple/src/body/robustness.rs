@@ -10,7 +10,7 @@ use super::fixtures::corpus;
 use super::*;
 
 /// Fragments that steer mutations towards parser edge cases.
-const TOKENS: &[&[u8]] = &[
+pub(crate) const TOKENS: &[&[u8]] = &[
     b"<",
     b">",
     b"/>",
@@ -151,7 +151,7 @@ fn exercise_message(bytes: &[u8]) {
     }
 }
 
-fn message_seeds() -> Vec<Vec<u8>> {
+pub(crate) fn message_seeds() -> Vec<Vec<u8>> {
     use crate::sip::torture;
     let mut messages: Vec<Vec<u8>> = torture::valid().into_iter().map(|(_, m)| m).collect();
     messages.extend(

@@ -150,8 +150,38 @@ fn shutdown_keeps_the_link_while_goodbyes_are_out() {
     hub.watch(&["201"]).unwrap();
     hub.stream_accept("pbx");
     hub.shutdown();
-    assert!(hub.host().net_closed.is_empty(), "closed before the goodbyes");
+    assert!(
+        hub.host().net_closed.is_empty(),
+        "closed before the goodbyes"
+    );
     hub.stream_drop("pbx", refused());
     hub.advance(60_000);
     assert_eq!(hub.host().streams.len(), 1, "reconnected while stopping");
+}
+
+/// Fuzz target `sip-link`: every recorded SIP message, mutated, arriving
+/// on a stream and in a datagram at a connector that is subscribing, so
+/// the core's dialog handling and the link glue run on it, not only the
+/// parser. No panic allowed; budget as the other SIP targets
+/// (`FUZZ_SECONDS=<n>` runs longer).
+#[test]
+fn fuzz_sip_link() {
+    use crate::body::robustness::{TOKENS, message_seeds};
+    fuzzkit::check(
+        "sip-link",
+        &message_seeds(),
+        TOKENS,
+        fuzzkit::Budget::from_env(),
+        |bytes| {
+            let mut tcp = hub("tcp");
+            tcp.watch(&["201"]).unwrap();
+            tcp.stream_accept("pbx");
+            tcp.stream_receive("pbx", bytes);
+            tcp.advance(64_000);
+            let mut udp = hub("udp");
+            udp.watch(&["201"]).unwrap();
+            udp.udp_receive("pbx", bytes);
+            udp.advance(64_000);
+        },
+    );
 }
