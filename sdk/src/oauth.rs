@@ -338,7 +338,7 @@ fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64
 }
 
 /// Which endpoint a request of the client goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CallKind {
     Token,
     DeviceAuthorization,
@@ -346,7 +346,7 @@ pub enum CallKind {
 
 /// The request key of a client's calls; the connector's `RequestKey` wraps
 /// it (`impl From<Call> for MyRequestKey`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Call {
     /// [`OAuthConfig::name`] of the client.
     pub client: &'static str,
@@ -354,7 +354,7 @@ pub struct Call {
 }
 
 /// What a client's timer is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TimerKind {
     /// Renew ahead of expiry, or retry after a failure.
     Renew,
@@ -363,7 +363,7 @@ pub enum TimerKind {
 }
 
 /// The timer key of a client; the connector's `TimerKey` wraps it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Timer {
     pub client: &'static str,
     pub kind: TimerKind,
@@ -491,6 +491,11 @@ pub struct TokenClient {
     login: Login,
     problem: Option<(ConnectorStatus, String)>,
     steps: Vec<Step>,
+    /// Tokens obtained (or restored) so far, to tell a refused replacement
+    /// from the token it replaced.
+    generation: u64,
+    /// The generation the resource server last refused.
+    rejected_generation: Option<u64>,
     /// Requests sent to the provider so far.
     pub requests: u64,
 }
@@ -527,6 +532,8 @@ impl TokenClient {
             login: Login::None,
             problem: None,
             steps: Vec::new(),
+            generation: 0,
+            rejected_generation: None,
             requests: 0,
         }
     }
@@ -536,18 +543,30 @@ impl TokenClient {
     }
 
     /// Takes tokens from what the key-value store held under
-    /// [`OAuthConfig::storage_key`], if they belong to this configuration.
-    /// Returns whether they did.
-    pub fn restore(&mut self, stored: Option<&[u8]>) -> bool {
-        let tokens = stored
+    /// [`OAuthConfig::storage_key`], if they belong to this configuration,
+    /// and sets the renewal timer for them. Returns whether they did.
+    pub fn restore(&mut self, stored: Option<&[u8]>, now: u64) -> bool {
+        let Some(tokens) = stored
             .and_then(|b| serde_json::from_slice::<Stored>(b).ok())
             .filter(|s| s.fingerprint == self.fingerprint)
-            .map(|s| s.tokens);
-        let restored = tokens.is_some();
-        if restored {
-            self.tokens = tokens;
-        }
-        restored
+            .map(|s| s.tokens)
+        else {
+            return false;
+        };
+        let renew = tokens.refresh_at().saturating_sub(now);
+        self.tokens = Some(tokens);
+        self.generation += 1;
+        self.steps.push(Step::SetTimer(TimerKind::Renew, renew));
+        true
+    }
+
+    /// The current access token is not to be sent again (the resource
+    /// server refused it, or asks for a fresh one): the next
+    /// [`ensure`](Self::ensure) fetches another, with the refresh token
+    /// where there is one.
+    pub fn invalidate(&mut self) {
+        self.stale = true;
+        self.refresh_due = true;
     }
 
     /// The access token, if one may be sent at `now`.
@@ -802,15 +821,26 @@ impl TokenClient {
         }
     }
 
-    /// The resource server refused the access token (HTTP 401): a new one is
-    /// fetched, but not more often than every [`REJECTED_MIN_GAP_MS`].
+    /// The resource server refused the access token (HTTP 401): a new one
+    /// is fetched at once. Should the server refuse that replacement too
+    /// within [`REJECTED_MIN_GAP_MS`] of its issue, the next is fetched only
+    /// that long after it was issued, so a server that refuses every token
+    /// (wrong audience, no consent) does not make the client hammer the
+    /// provider. The same token refused again (requests that were in
+    /// flight) changes nothing.
     pub fn rejected(&mut self, now: u64, rng: Rng<'_>) {
-        self.stale = true;
-        if let Some(t) = &self.tokens
+        self.invalidate();
+        let replacement = self
+            .rejected_generation
+            .is_some_and(|g| g + 1 == self.generation);
+        if replacement
+            && let Some(t) = &self.tokens
             && now.saturating_sub(t.obtained_at) < REJECTED_MIN_GAP_MS
         {
-            self.retry.hold_until(t.obtained_at + REJECTED_MIN_GAP_MS);
+            let at = t.obtained_at + REJECTED_MIN_GAP_MS;
+            self.retry.hold_until(at);
         }
+        self.rejected_generation = Some(self.generation);
         self.ensure(now, rng);
     }
 
@@ -1036,6 +1066,7 @@ impl TokenClient {
             self.steps.push(Step::Store(Some(bytes)));
         }
         self.tokens = Some(tokens);
+        self.generation += 1;
         self.stale = false;
         self.refresh_due = false;
         self.retry.succeeded();
@@ -1169,10 +1200,11 @@ impl TokenClient {
     // ---- driven through a connector's effects context -------------------
 
     /// Takes the tokens the key-value store holds for this client, if they
-    /// belong to this configuration.
+    /// belong to this configuration (see [`restore`](Self::restore)); the
+    /// renewal timer is set with the next flush ([`start`](Self::start)).
     pub fn restore_from<C: Connector>(&mut self, cx: &mut Cx<C>) -> bool {
         let stored = cx.kv_get(&self.cfg.storage_key()).ok().flatten();
-        self.restore(stored.as_deref())
+        self.restore(stored.as_deref(), cx.now())
     }
 
     /// [`ensure`](Self::ensure) a token, through `cx`.

@@ -462,6 +462,11 @@ fn stored_tokens_are_reused_only_by_the_same_configuration() {
         same.connector().unwrap().oauth.access_token(now),
         Some("at")
     );
+    // A restored token is renewed ahead of its expiry too.
+    same.advance(3_300_000 - 1);
+    assert!(same.requests().is_empty());
+    same.advance(1);
+    assert_eq!(token_bodies(&mut same).len(), 1);
 
     let mut changed = TestHub::<Demo>::new();
     changed.host().kv = kv;
@@ -510,4 +515,55 @@ fn debug_output_leaves_secrets_and_tokens_out() {
     assert_eq!(t.refresh_at(), 40_000);
     assert!(client.access_token(53_999).is_some());
     assert!(client.access_token(54_000).is_none());
+}
+
+#[test]
+fn a_refused_token_is_replaced_at_once_a_refused_replacement_only_after_a_minute() {
+    let mut client = TokenClient::new(
+        OAuthConfig::new("x", TOKEN_URL, "id", Flow::ClientCredentials)
+            .secret("s", ClientAuth::Post),
+    );
+    let rng = &mut |n: u32| vec![1; n as usize];
+    let sent = |client: &mut TokenClient| {
+        client
+            .take_steps()
+            .iter()
+            .filter(|s| matches!(s, Step::Send(..)))
+            .count()
+    };
+    let obtain = |client: &mut TokenClient, now: u64, rng: Rng<'_>| {
+        let body = token("t", None, 3600);
+        let answer = Ok((200, &[][..], body.as_bytes()));
+        assert_eq!(
+            client.on_response(CallKind::Token, answer, now, rng),
+            TokenEvent::Obtained
+        );
+    };
+    client.ensure(0, rng);
+    assert_eq!(sent(&mut client), 1);
+    obtain(&mut client, 0, rng);
+    client.rejected(1_000, rng);
+    assert_eq!(sent(&mut client), 1, "replaced at once");
+    assert_eq!(
+        client.access_token(1_000),
+        None,
+        "the refused token is not sent"
+    );
+    obtain(&mut client, 1_000, rng);
+    client.rejected(2_000, rng);
+    assert_eq!(
+        sent(&mut client),
+        0,
+        "the replacement was refused too: wait"
+    );
+    client.rejected(2_500, rng);
+    assert_eq!(sent(&mut client), 0);
+    client.on_timer(TimerKind::Renew, 60_999, rng);
+    assert_eq!(sent(&mut client), 0);
+    client.on_timer(TimerKind::Renew, 61_000, rng);
+    assert_eq!(
+        sent(&mut client),
+        1,
+        "a minute after the replacement was issued"
+    );
 }
