@@ -36,6 +36,13 @@ async fn hub() -> Hub {
     let hub = Hub::start(&[], &[]);
     let (s, v) = hub.upload(&packaged()).await;
     assert_eq!(s, 201, "{v}");
+    let plugins = hub.get("/api/v1/plugins").await;
+    let p = plugins["plugins"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["id"] == PLUGIN))
+        .expect("the plugin is loaded");
+    assert_eq!(p["compile_source"], "compiled", "{p}");
+    eprintln!("genesys-cloud: compiled at upload in {} ms", p["load_ms"]);
     hub
 }
 
