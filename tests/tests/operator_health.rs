@@ -487,6 +487,17 @@ async fn logs_and_the_event_log_speak_the_apis_words() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
+    // A write to a connector that is not running says so in the API's words.
+    let (s, v) = hub
+        .call(
+            "POST",
+            "/api/v1/connectors/pbx/endpoints/1001/presence",
+            Some(json!({"action": "restore"})),
+        )
+        .await;
+    assert!(s >= 400, "{s} {v}");
+    let said = v["error"].as_str().unwrap_or_default();
+    assert!(said.contains("(disabled)"), "{said}");
     let (s, _) = hub.call("DELETE", "/api/v1/connectors/pbx", None).await;
     assert_eq!(s, 204);
 
@@ -589,7 +600,14 @@ async fn logs_and_the_event_log_speak_the_apis_words() {
         .find(|l| l.contains("connector status") && l.contains("status=connection-error"))
         .unwrap_or_else(|| panic!("no status line in the API's words:\n{log}"));
     assert!(status_line.contains(" WARN "), "{status_line}");
-    for debug_name in ["ConnectionError", "UpAndRunning", "InCall"] {
+    assert!(log.contains("source=compiled"), "{log}");
+    for debug_name in [
+        "ConnectionError",
+        "UpAndRunning",
+        "InCall",
+        "Compiled",
+        "nofile=Some(",
+    ] {
         assert!(!log.contains(debug_name), "{debug_name} in the log:\n{log}");
     }
 }

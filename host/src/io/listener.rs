@@ -72,6 +72,8 @@ content-length: 85\r\n\r\n\
 /// Raises the soft descriptor limit to the hard one first.
 pub fn connection_cap(limits: &ListenLimits) -> usize {
     let nofile = raise_nofile();
+    // Logged as a number (or `unknown`), not as a Rust `Some(..)`.
+    let limit = nofile.map_or_else(|| "unknown".to_string(), |n| n.to_string());
     let cap = match nofile {
         Some(n) => limits.max_connections.min(
             usize::try_from(n)
@@ -82,7 +84,7 @@ pub fn connection_cap(limits: &ListenLimits) -> usize {
     };
     if cap < 8 {
         tracing::warn!(
-            ?nofile,
+            nofile = %limit,
             fd_reserve = limits.fd_reserve,
             "very few descriptors are left for API connections ({cap}); raise the \
              process's RLIMIT_NOFILE (ulimit -n) or lower HUB_FD_RESERVE"
@@ -91,7 +93,7 @@ pub fn connection_cap(limits: &ListenLimits) -> usize {
     let cap = cap.max(1);
     tracing::info!(
         cap,
-        ?nofile,
+        nofile = %limit,
         fd_reserve = limits.fd_reserve,
         "API connection cap"
     );
@@ -222,8 +224,7 @@ pub async fn serve(
 /// Without TLS there is nothing to reload; `SIGHUP` (a service manager's
 /// `reload`) must not end the process as its default action would.
 async fn ignore_hangups() {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    else {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         return;
     };
     while hup.recv().await.is_some() {

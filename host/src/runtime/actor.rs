@@ -69,7 +69,7 @@ pub enum CallError {
     Rejected(String),
     #[error("the connector crashed: {0}")]
     Crashed(String),
-    #[error("the connector is not running ({0:?})")]
+    #[error("the connector is not running ({})", crate::telemetry::term(.0))]
     NotRunning(RunState),
 }
 

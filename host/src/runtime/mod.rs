@@ -304,7 +304,7 @@ impl Runtime {
     }
 
     fn register(&self, p: LoadedPlugin) {
-        tracing::info!(plugin = %p.manifest.id, version = %p.manifest.version, load_ms = p.load_ms, source = ?p.compile_source, "plugin loaded");
+        tracing::info!(plugin = %p.manifest.id, version = %p.manifest.version, load_ms = p.load_ms, source = %crate::telemetry::term(&p.compile_source), "plugin loaded");
         self.plugins
             .write()
             .unwrap_or_else(|p| p.into_inner())

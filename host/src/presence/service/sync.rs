@@ -206,7 +206,23 @@ impl Service {
                 WriteReason::Decision | WriteReason::Refresh => {}
             }
             self.write_owner.insert(w.id, user);
-            tracing::info!(user = %name, instance = %w.instance, write = w.id, action = ?w.action, why = ?w.why, "sync write");
+            // In the API's words, not Rust debug names.
+            let action = match w.action {
+                crate::engine::sync::SyncAction::SetDnd {
+                    expires_in_ms: Some(ms),
+                } => format!("set do-not-disturb for {ms} ms"),
+                crate::engine::sync::SyncAction::SetDnd {
+                    expires_in_ms: None,
+                } => "set do-not-disturb".to_string(),
+                crate::engine::sync::SyncAction::Restore => "restore".to_string(),
+            };
+            let why = match w.why {
+                WriteReason::Decision => "decision",
+                WriteReason::Retry => "retry",
+                WriteReason::Refresh => "refresh",
+                WriteReason::SetBack => "set-back",
+            };
+            tracing::info!(user = %name, instance = %w.instance, write = w.id, %action, why, "sync write");
             let _ = self.sync_writes.send(w);
         }
         if let Some(at) = step.wake_at {
