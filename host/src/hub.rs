@@ -15,6 +15,10 @@ use crate::telemetry::Metrics;
 
 const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
 
+/// How often a serving hub looks for an admin token rotated by
+/// `presence-hub admin-token rotate` (a read of one stored setting).
+const ADMIN_TOKEN_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A started hub, ready to serve.
 pub struct Hub {
     pub config: HubConfig,
@@ -128,6 +132,9 @@ impl Hub {
         let scheme = if tls.is_some() { "https" } else { "http" };
         println!("presence-hub listening on {scheme}://{addr}");
         tracing::info!(%addr, "serving");
+        if self.config.admin_token.as_deref().is_none_or(str::is_empty) {
+            follow_admin_rotation(self.store.clone(), self.state.clone());
+        }
         let metrics = self.state.metrics.clone();
         let app = api::router(self.state, self.config.limits.max_upload_bytes)
             .layer(axum::middleware::from_fn_with_state(
@@ -143,8 +150,7 @@ impl Hub {
                     },
                 ),
             );
-        crate::io::listener::serve(listener, app, self.config.limits.listen(), tls, shutdown)
-            .await;
+        crate::io::listener::serve(listener, app, self.config.limits.listen(), tls, shutdown).await;
         self.runtime.shutdown().await;
         Ok(())
     }
@@ -178,6 +184,40 @@ fn admin_hash(config: &HubConfig, store: &dyn Store) -> anyhow::Result<([u8; 32]
     Ok((AdminAuth::hash(&token), Some(token)))
 }
 
+/// Take an admin token rotated while the hub serves: the old one is refused
+/// within [`ADMIN_TOKEN_RECHECK`], its feeds end, and the event log says so.
+fn follow_admin_rotation(store: Arc<dyn Store>, state: AppState) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(ADMIN_TOKEN_RECHECK);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let s = store.clone();
+            let Ok(Ok(Some(stored))) =
+                tokio::task::spawn_blocking(move || s.setting(ADMIN_TOKEN_SETTING)).await
+            else {
+                continue;
+            };
+            let Some(hash) = hex::decode(&stored)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            else {
+                continue;
+            };
+            if state.auth.replace_admin(hash) {
+                tracing::info!("admin token rotated: the old one is refused from now on");
+                state.presence.log().record(crate::store::EventRecord {
+                    at_ms: crate::store::now_ms(),
+                    kind: "operator".into(),
+                    username: None,
+                    instance: None,
+                    detail: "admin token rotated (presence-hub admin-token rotate); the old one is refused".into(),
+                });
+            }
+        }
+    });
+}
+
 fn new_token() -> String {
     let mut raw = [0u8; 32];
     rand::rng().fill_bytes(&mut raw);
@@ -203,9 +243,9 @@ pub enum RotateError {
 
 /// `presence-hub admin-token rotate`: make a new admin token, store its hash
 /// in `config.data_dir` and return it (to print once). The old admin token
-/// stops working at once for a stopped hub, and for a running hub at its
-/// next start (a running hub keeps the token it started with). Refused when
-/// the token is configured, since the configured one would win.
+/// stops working: a stopped hub starts with the new one, a running hub on
+/// the same data takes it within [`ADMIN_TOKEN_RECHECK`] (2 s). Refused
+/// when the token is configured, since the configured one would win.
 pub fn rotate_admin_token(config: &HubConfig) -> Result<String, RotateError> {
     if config.admin_token.as_deref().is_some_and(|t| !t.is_empty()) {
         return Err(RotateError::Configured);

@@ -28,7 +28,7 @@ enum Command {
 #[derive(Subcommand)]
 enum AdminTokenAction {
     /// Make a new admin token and print it once; the old one stops working
-    /// (a running hub keeps the old one until it is restarted).
+    /// (a running hub on the same data takes the new one within 2 s).
     Rotate {
         /// The hub's data folder (default: `data_dir` / HUB_DATA_DIR).
         #[arg(long)]
@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
             let token = presence_hub::hub::rotate_admin_token(&config)?;
             println!("new admin token (shown once, store it now): {token}");
             println!(
-                "the old admin token no longer works; restart a running hub to apply it there"
+                "the old admin token no longer works (a running hub takes the new one within 2 s)"
             );
             return Ok(());
         }

@@ -686,9 +686,16 @@ async fn admin_token_survives_a_failed_start_and_rotates() {
         .unwrap()
         .to_string();
     assert_eq!(users_status(&base, &first).await, 200);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // A feed the old token opened, to see it end at the rotation.
+    let mut feed = reqwest::Client::new()
+        .get(format!("{base}/api/v1/feed/sse"))
+        .bearer_auth(&first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(feed.status().as_u16(), 200);
 
+    // Rotated while the hub runs.
     let out = Command::new(hub_bin())
         .env_clear()
         .args(["admin-token", "rotate", "--data"])
@@ -703,7 +710,42 @@ async fn admin_token_survives_a_failed_start_and_rotates() {
         .unwrap_or_else(|| panic!("{stdout}"))
         .to_string();
     assert_ne!(first, second);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while users_status(&base, &first).await != 401 {
+        assert!(Instant::now() < deadline, "the old token still works");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(users_status(&base, &second).await, 200);
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = feed.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the old token's feed is still open");
+    let (_, ev) = {
+        let r = reqwest::Client::new()
+            .get(format!("{base}/api/v1/events?limit=50"))
+            .bearer_auth(&second)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json::<Value>().await.unwrap())
+    };
+    assert!(
+        ev["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "operator"
+                && e["detail"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("admin token rotated")),
+        "{ev}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
 
+    // And after a restart: no token printed, the new one works.
     let (mut child, lines) = start_bare(&data, "127.0.0.1:0");
     assert_eq!(printed_token(&lines), None, "printed again: {lines:?}");
     let base = lines

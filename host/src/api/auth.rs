@@ -68,12 +68,16 @@ struct Held {
     revoked: watch::Sender<bool>,
 }
 
+/// The admin token's hash, and what its feeds watch: set to true when the
+/// token is replaced (`presence-hub admin-token rotate`), ending them.
+struct AdminHeld {
+    hash: [u8; 32],
+    revoked: watch::Sender<bool>,
+}
+
 /// Token hashes and their roles.
 pub struct AdminAuth {
-    admin: [u8; 32],
-    /// The admin token is never revoked (it is replaced by configuration);
-    /// its receiver stays false.
-    admin_revoked: watch::Sender<bool>,
+    admin: RwLock<AdminHeld>,
     store: Arc<dyn Store>,
     tokens: RwLock<HashMap<[u8; 32], Held>>,
 }
@@ -98,8 +102,10 @@ impl AdminAuth {
             }
         }
         Ok(Self {
-            admin,
-            admin_revoked: watch::channel(false).0,
+            admin: RwLock::new(AdminHeld {
+                hash: admin,
+                revoked: watch::channel(false).0,
+            }),
             store,
             tokens: RwLock::new(tokens),
         })
@@ -115,8 +121,9 @@ impl AdminAuth {
         // Fixed-length comparison without early exit for the admin token;
         // other tokens are found by their hash (a lookup on a hash leaks
         // nothing useful about the token).
+        let admin = self.admin.read().unwrap_or_else(|p| p.into_inner());
         if h.iter()
-            .zip(self.admin.iter())
+            .zip(admin.hash.iter())
             .fold(0u8, |a, (x, y)| a | (x ^ y))
             == 0
         {
@@ -124,9 +131,10 @@ impl AdminAuth {
                 name: "admin".into(),
                 role: Role::Admin,
                 token_id: None,
-                revoked: self.admin_revoked.subscribe(),
+                revoked: admin.revoked.subscribe(),
             });
         }
+        drop(admin);
         self.tokens
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -137,6 +145,22 @@ impl AdminAuth {
                 token_id: Some(t.id.clone()),
                 revoked: t.revoked.subscribe(),
             })
+    }
+
+    /// Take a new admin token hash (rotated while the hub runs): the old
+    /// token is refused from now on and the feeds it opened end. Returns
+    /// whether it changed.
+    pub fn replace_admin(&self, hash: [u8; 32]) -> bool {
+        let mut admin = self.admin.write().unwrap_or_else(|p| p.into_inner());
+        if admin.hash == hash {
+            return false;
+        }
+        admin.revoked.send_replace(true);
+        *admin = AdminHeld {
+            hash,
+            revoked: watch::channel(false).0,
+        };
+        true
     }
 
     /// Create a token; the clear token is returned once.
