@@ -76,8 +76,9 @@ async fn presence_round_trip(transport: &str) {
     )
     .await;
     let v = hub
-        .wait_for(&endpoints("pbx"), "alice away", |v| {
-            rich(v, "alice")["availability"] == "away"
+        // Both subscriptions' first NOTIFYs, in whichever order they come.
+        .wait_for(&endpoints("pbx"), "alice away, bob watched", |v| {
+            rich(v, "alice")["availability"] == "away" && v["endpoints"]["bob"]["state"] == "active"
         })
         .await;
     assert_eq!(rich(&v, "alice")["note"], "at lunch");
