@@ -333,6 +333,18 @@ async fn signs_in_maps_by_email_and_follows_presence_calls_and_channel_closing()
 
     // Heartbeats came every second all along; the socket was never replaced for silence.
     assert_eq!(sim.channels_created(), 2);
+
+    // kill -9 and start again: the token comes from kv (no second
+    // sign-in), a new channel, the state read again.
+    let mut hub = hub;
+    hub.restart();
+    wait_status(&hub, "gc", "up-and-running").await;
+    wait_endpoint(&hub, &alice, "alice after the restart", |e| {
+        e["rich"]["note"] == "back"
+    })
+    .await;
+    assert_eq!(count(&sim, "POST", "/login/oauth/token", 200), 1);
+    assert_eq!(sim.channels_created(), 3);
     assert_eq!(sim.violations(), Vec::<String>::new());
 }
 
