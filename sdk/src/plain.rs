@@ -1,19 +1,20 @@
 //! Plain-data HTTP for connectors whose protocol core is free of I/O.
 //!
-//! Such a core writes its requests as [`Request`] (headers as
-//! `(name, value)` pairs, the shape [`graph`](crate::graph) reads too),
-//! gets its answers as [`Response`] or as the rendered reason there was
-//! none ([`outcome`]), and names log levels with [`Level`]. The connector's
-//! glue hands a request to [`Cx::http`] as is (`Request` converts into the
-//! contract's `http::Request`) and a stored value to
-//! [`Cx::kv_set_logged`]. Nothing here calls the host, so cores and their
-//! unit tests use these types natively.
+//! Such a core returns what it wants done as [`Action`]s (requests as
+//! [`Request`], with headers as `(name, value)` pairs, the shape
+//! [`graph`](crate::graph) reads too), gets its answers as [`Response`] or
+//! as the rendered reason there was none ([`outcome`]), and names log
+//! levels with [`Level`]. The connector's glue hands each action to
+//! [`Cx::apply`]. Nothing here calls the host, so cores and their unit
+//! tests use these types natively.
 
 use std::fmt;
 
 use crate::connector::{Connector, Cx, HttpError};
 use crate::presence::connector::http;
-use crate::types::Header;
+use crate::types::{
+    ConnectorStatus, EndpointState, Header, LoginStep, PresenceUpdate, WriteId, WriteOutcome,
+};
 
 /// Log levels (the contract's `log.level`).
 pub use crate::presence::connector::log::Level;
@@ -98,6 +99,30 @@ pub fn outcome(outcome: Result<http::Response, HttpError>) -> Result<Response, S
     }
 }
 
+/// What an HTTP-speaking core wants done, as data its unit tests can
+/// inspect; `T` names its timers, `R` its requests (the connector's
+/// [`Connector::TimerKey`] and [`Connector::RequestKey`]).
+// Nearly every action is a request or a report; boxing saves nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action<T, R> {
+    /// Send; the outcome comes back to the core with this key.
+    Http(R, Request),
+    /// Fire the timer `T` after this many milliseconds (moves it if set).
+    SetTimer(T, u64),
+    CancelTimer(T),
+    /// Store a value in the instance's key-value store.
+    KvSet(String, Vec<u8>),
+    KvDelete(String),
+    Presence(PresenceUpdate),
+    /// An endpoint's state, with a detail for operators.
+    EndpointState(String, EndpointState, Option<String>),
+    Status(ConnectorStatus, Option<String>),
+    LoginStep(Option<LoginStep>),
+    WriteOutcome(WriteId, WriteOutcome),
+    Log(Level, String),
+}
+
 /// `(name, value)` pairs as the contract's headers.
 pub fn headers(pairs: Vec<(String, String)>) -> Vec<Header> {
     pairs
@@ -119,6 +144,26 @@ fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 impl<C: Connector> Cx<'_, C> {
+    /// Carries out a core's [`Action`]: requests and timers by key, reports
+    /// and log lines in order, key-value writes at once (a refusal logged).
+    pub fn apply(&mut self, action: Action<C::TimerKey, C::RequestKey>) {
+        match action {
+            Action::Http(key, request) => self.http(key, request),
+            Action::SetTimer(key, ms) => self.set_timer(key, ms),
+            Action::CancelTimer(key) => self.cancel_timer(key),
+            Action::KvSet(key, value) => self.kv_set_logged(&key, &value),
+            Action::KvDelete(key) => self.kv_delete_logged(&key),
+            Action::Presence(update) => self.presence(update),
+            Action::EndpointState(endpoint, state, detail) => {
+                self.endpoint_state(endpoint, state, detail.as_deref())
+            }
+            Action::Status(status, detail) => self.status(status, detail.as_deref()),
+            Action::LoginStep(step) => self.login_step(step),
+            Action::WriteOutcome(write, outcome) => self.write_outcome(write, outcome),
+            Action::Log(level, message) => self.log(level, message),
+        }
+    }
+
     /// Stores `value` under `key`; a refusal is logged as an error naming
     /// the key (the value is never logged: it may hold tokens).
     pub fn kv_set_logged(&mut self, key: &str, value: &[u8]) {
@@ -156,7 +201,62 @@ impl<C: Connector> Cx<'_, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Failure, HostError};
+    use crate::testkit::FakeHost;
+    use crate::types::{Capabilities, Failure, HostError, PluginInfo};
+    use crate::{Config, ConnectorError};
+
+    /// A connector type to give the context its keys.
+    struct Probe;
+
+    impl Connector for Probe {
+        type TimerKey = &'static str;
+        type RequestKey = u64;
+        type SocketKey = ();
+        fn describe() -> PluginInfo {
+            PluginInfo {
+                name: "probe".into(),
+                version: "0".into(),
+                description: String::new(),
+                config_fields: Vec::new(),
+                endpoint_kinds: Vec::new(),
+                capabilities: Capabilities::default(),
+            }
+        }
+        fn new(_: &mut Cx<Self>, _: &Config) -> Result<Self, ConnectorError> {
+            Ok(Probe)
+        }
+    }
+
+    #[test]
+    fn apply_carries_out_each_action_in_order() {
+        let mut host = FakeHost::default();
+        let mut cx = Cx::<Probe>::new(&mut host);
+        cx.apply(Action::Http(7, request()));
+        cx.apply(Action::SetTimer("poll", 30_000));
+        cx.apply(Action::CancelTimer("poll"));
+        cx.apply(Action::KvSet("auth/guard".into(), b"1".to_vec()));
+        cx.apply(Action::Status(
+            ConnectorStatus::UpAndRunning,
+            Some("ok".into()),
+        ));
+        cx.apply(Action::Log(Level::Warn, "careful".into()));
+        let effects: Vec<String> = cx.take_effects().iter().map(|e| format!("{e:?}")).collect();
+        assert_eq!(
+            effects,
+            [
+                "Http(7, POST https://login.example.com/token)",
+                "SetTimer(\"poll\", 30000)",
+                "CancelTimer(\"poll\")",
+                "Report(Status { status: ConnectorStatus::UpAndRunning, detail: Some(\"ok\") })",
+                "Log(Level::Warn, careful)",
+            ]
+        );
+        // The store answers at once.
+        assert_eq!(
+            host.kv.get("auth/guard").map(Vec::as_slice),
+            Some(&b"1"[..])
+        );
+    }
 
     fn request() -> Request {
         Request {

@@ -7,7 +7,7 @@ use presence_connector_sdk::{
     EndpointKind, HttpError, PluginInfo, WriteRequest, http, plain,
 };
 
-use crate::core::{Action, Core, ReqId, TimerKey, keys};
+use crate::core::{Core, ReqId, TimerKey, keys};
 use crate::settings::Settings;
 
 struct ExchangeEws {
@@ -18,19 +18,7 @@ impl ExchangeEws {
     /// Hands what the core asked for to the SDK.
     fn flush(&mut self, cx: &mut Cx<Self>) {
         for action in self.core.take_actions() {
-            match action {
-                Action::Http(id, r) => cx.http(id, r),
-                Action::SetTimer(k, ms) => cx.set_timer(k, ms),
-                Action::CancelTimer(k) => cx.cancel_timer(k),
-                Action::KvSet(k, v) => cx.kv_set_logged(&k, &v),
-                Action::KvDelete(k) => cx.kv_delete_logged(&k),
-                Action::Presence(u) => cx.presence(u),
-                Action::EndpointState(ep, st, detail) => {
-                    cx.endpoint_state(ep, st, detail.as_deref())
-                }
-                Action::Status(st, detail) => cx.status(st, detail.as_deref()),
-                Action::Log(level, m) => cx.log(level, m),
-            }
+            cx.apply(action);
         }
     }
 

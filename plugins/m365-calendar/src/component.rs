@@ -8,7 +8,7 @@ use presence_connector_sdk::{
     http, plain,
 };
 
-use crate::core::{Action, Core, ReqId, TimerKey};
+use crate::core::{Core, ReqId, TimerKey};
 use crate::settings::Settings;
 
 struct M365Calendar {
@@ -19,16 +19,7 @@ impl M365Calendar {
     /// Hands what the core asked for to the SDK.
     fn flush(&mut self, cx: &mut Cx<Self>) {
         for action in self.core.take_actions() {
-            match action {
-                Action::Http(id, r) => cx.http(id, r),
-                Action::SetTimer(k, ms) => cx.set_timer(k, ms),
-                Action::Presence(u) => cx.presence(u),
-                Action::EndpointState(ep, st, detail) => {
-                    cx.endpoint_state(ep, st, detail.as_deref())
-                }
-                Action::Status(st, detail) => cx.status(st, detail.as_deref()),
-                Action::Log(level, m) => cx.log(level, m),
-            }
+            cx.apply(action);
         }
     }
 }

@@ -53,16 +53,9 @@ pub enum TimerKey {
     Subs,
 }
 
-/// What the core wants done.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    Http(ReqId, Request),
-    SetTimer(TimerKey, u64),
-    Presence(PresenceUpdate),
-    EndpointState(String, EndpointState, Option<String>),
-    Status(ConnectorStatus, Option<String>),
-    Log(Level, String),
-}
+/// What the core wants done (the SDK's vocabulary for I/O-free cores; the
+/// glue hands each to `Cx::apply`).
+pub type Action = presence_connector_sdk::plain::Action<TimerKey, ReqId>;
 
 /// Classes of Graph calls, for the permission a refusal names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -60,18 +60,9 @@ pub enum TimerKey {
     Resume,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    Http(ReqId, Request),
-    SetTimer(TimerKey, u64),
-    CancelTimer(TimerKey),
-    KvSet(String, Vec<u8>),
-    KvDelete(String),
-    Presence(PresenceUpdate),
-    EndpointState(String, EndpointState, Option<String>),
-    Status(ConnectorStatus, Option<String>),
-    Log(Level, String),
-}
+/// What the core wants done (the SDK's vocabulary for I/O-free cores; the
+/// glue hands each to `Cx::apply`).
+pub type Action = presence_connector_sdk::plain::Action<TimerKey, ReqId>;
 
 /// The lock-out guard's record.
 #[derive(Debug, Clone, PartialEq, Eq)]
