@@ -697,8 +697,13 @@ async fn by_default_one_instance_feeds_both_channels_of_a_user() {
         .await;
     assert_eq!(s, 201, "{v}");
     let v = hub
+        // Every state names its source, "requesting" too: wait for the
+        // states the NOTIFYs bring.
         .wait_for("/api/v1/presence/alice", "both channels", |v| {
-            v["rich"]["source"] == "pbx" && v["telephony"]["source"] == "pbx"
+            v["rich"]["source"] == "pbx"
+                && v["telephony"]["source"] == "pbx"
+                && v["rich"]["state"] != "requesting"
+                && v["telephony"]["state"] != "requesting"
         })
         .await;
     assert_eq!(v["rich"]["state"], "busy", "{v}");
