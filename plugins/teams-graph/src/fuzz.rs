@@ -5,6 +5,8 @@
 //! seeds also go to the whole engine as notifications
 //! (`core::tests::fuzz`, target `graph-notifications`).
 
+use presence_connector_sdk::{graph, oauth, retry, urlcode};
+
 use crate::mapping;
 use crate::time;
 use crate::wire::*;
@@ -77,27 +79,48 @@ fn exercise(body: &[u8]) {
     if let Ok(answer) = serde_json::from_slice::<BatchAnswer>(body) {
         for r in answer.responses {
             let headers = r.header_list();
-            let _ = retry_after_ms(&headers, NOW_MS);
+            let _ = graph::retry_after_ms(&headers, NOW_MS);
             let inner = r.body_bytes();
             let _ = serde_json::from_slice::<Collection<Presence>>(&inner);
-            let _ = graph_error_text(r.status, &inner);
+            let _ = graph::graph_error_text(r.status, &inner);
         }
     }
     if let Ok(sub) = serde_json::from_slice::<Subscription>(body) {
         let _ = time::parse_rfc3339(&sub.expiration_date_time);
     }
     let _ = serde_json::from_slice::<User>(body);
-    let _ = serde_json::from_slice::<TokenResponse>(body);
-    let _ = serde_json::from_slice::<DeviceCodeResponse>(body);
-    let _ = OAuthError::parse(body).text(400);
-    let _ = graph_error_text(403, body);
+    // The identity platform's answers, as the sign-in reads them.
+    for kind in [oauth::CallKind::DeviceAuthorization, oauth::CallKind::Token] {
+        let flow = oauth::Flow::DeviceCode {
+            device_authorization_url: "https://login.example/t/oauth2/v2.0/devicecode".into(),
+        };
+        let cfg = oauth::OAuthConfig::new(
+            "fuzz",
+            "https://login.example/t/oauth2/v2.0/token",
+            "c",
+            flow,
+        );
+        let mut client = oauth::TokenClient::new(cfg);
+        client.ensure(NOW_MS, &mut |n| vec![7; n as usize]);
+        for status in [200, 400, 429] {
+            let _ = client.on_response(kind, Ok((status, &[], body)), NOW_MS, &mut |n| {
+                vec![7; n as usize]
+            });
+        }
+    }
+    let _ = oauth::ErrorAnswer::parse(body).text(400);
+    let _ = graph::graph_error_text(403, body);
     // Headers and query strings arrive as text.
     let text = String::from_utf8_lossy(body);
-    let _ = retry_after_ms(&[("Retry-After".into(), text.to_string())], NOW_MS);
-    let _ = time::parse_http_date(&text);
+    let _ = graph::retry_after_ms(&[("Retry-After".into(), text.to_string())], NOW_MS);
+    let _ = retry::parse_http_date(&text);
     let _ = time::parse_rfc3339(&text);
-    let _ = query_param(&text, "validationToken");
-    let _ = (decode(&text), is_guid(&text), Lifecycle::parse(&text));
+    let _ = urlcode::query_value(&text, "validationToken");
+    let _ = (
+        urlcode::decode_component(&text),
+        is_guid(&text),
+        Lifecycle::parse(&text),
+    );
 }
 
 #[test]

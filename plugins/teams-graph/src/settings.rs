@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use presence_connector_sdk::{Config, ConfigField, ConnectorError, FieldKind, invalid_config};
+use presence_connector_sdk::{
+    Config, ConfigField, ConnectorConfig, ConnectorError, Secret, invalid_config,
+};
 
 /// How the connector signs in to the Microsoft identity platform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,135 +95,124 @@ impl fmt::Debug for Settings {
     }
 }
 
-const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
-const DEFAULT_GRAPH: &str = "https://graph.microsoft.com/v1.0";
+/// The fields as operators fill them in: `describe` announces them and
+/// [`Settings::from_config`] reads them (`#[derive(ConnectorConfig)]`).
+#[derive(ConnectorConfig)]
+struct Fields {
+    /// Directory (tenant) id or verified domain of the Microsoft 365 tenant
+    #[config(label = "Tenant", validate = "tenant_id")]
+    tenant_id: String,
+    /// Application (client) id of the app registration; also the setPresence
+    /// session id
+    #[config(label = "Client id", validate = "client_id")]
+    client_id: String,
+    /// Client secret of the app registration: required for
+    /// client-credentials; with a delegated flow it adds an application token
+    /// for write-back
+    #[config(label = "Client secret")]
+    client_secret: Option<Secret>,
+    /// client-credentials (application permissions), device-code or
+    /// authorization-code (delegated, a service account signs in once)
+    #[config(
+        label = "Sign-in flow",
+        choice("client-credentials", "device-code", "authorization-code"),
+        default = "client-credentials"
+    )]
+    auth_flow: String,
+    /// https://login.microsoftonline.com; national clouds:
+    /// https://login.microsoftonline.us, https://login.chinacloudapi.cn
+    #[config(
+        label = "Identity platform URL",
+        url,
+        default = "https://login.microsoftonline.com",
+        validate = "http_url"
+    )]
+    authority: String,
+    /// https://graph.microsoft.com/v1.0; national clouds:
+    /// https://graph.microsoft.us/v1.0,
+    /// https://microsoftgraph.chinacloudapi.cn/v1.0
+    #[config(
+        label = "Graph base URL",
+        url,
+        default = "https://graph.microsoft.com/v1.0",
+        validate = "http_url"
+    )]
+    graph_base: String,
+    /// Space-separated scopes; empty: <graph>/.default for
+    /// client-credentials, offline_access plus Presence.Read.All,
+    /// Presence.ReadWrite and User.ReadBasic.All for delegated flows
+    #[config(label = "Scopes")]
+    scopes: Option<String>,
+    /// Public https URL that reaches /hooks/{instance}/notify on this hub;
+    /// empty: the hub's public webhook URL, or polling when the hub has none
+    #[config(label = "Notification URL", url, validate = "http_url")]
+    notification_url: Option<String>,
+    /// Public URL that reaches /hooks/{instance}/auth/callback on this hub
+    /// (authorization-code flow); empty: the hub's public webhook URL
+    #[config(label = "Redirect URL", url, validate = "http_url")]
+    redirect_url: Option<String>,
+    /// session: setPresence as this application's session; preferred:
+    /// setUserPreferredPresence (overrides what the user picked)
+    #[config(
+        label = "Write-back",
+        choice("session", "preferred"),
+        default = "session"
+    )]
+    write_mode: String,
+    /// How often to read presence for users not covered by change
+    /// notifications (stretched to stay inside Graph's limits)
+    #[config(label = "Poll interval (s)", default = 30, range(min = 1, max = 3600))]
+    poll_seconds: u64,
+    /// How often users followed by change notifications are read anyway, as
+    /// a safety net should Graph stop delivering (stretched to stay inside
+    /// Graph's limits)
+    #[config(
+        label = "Re-read interval (s)",
+        default = 300,
+        range(min = 1, max = 86400)
+    )]
+    reread_seconds: u64,
+    /// expirationDuration of a write-back that has no expiry of its own; it
+    /// is renewed while it stands
+    #[config(
+        label = "Write-back duration (min)",
+        default = 30,
+        range(min = 5, max = 240)
+    )]
+    write_expiration_minutes: u64,
+}
+
+fn tenant_id(v: &str) -> Result<(), &'static str> {
+    let ok = v
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '.' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err("a tenant id (GUID) or domain name")
+    }
+}
+
+fn client_id(v: &str) -> Result<(), &'static str> {
+    let ok = v.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err("an application (client) id (GUID)")
+    }
+}
+
+fn http_url(v: &str) -> Result<(), &'static str> {
+    if v.starts_with("https://") || v.starts_with("http://") {
+        Ok(())
+    } else {
+        Err("an http(s) URL")
+    }
+}
 
 /// The fields `describe` announces.
 pub fn fields() -> Vec<ConfigField> {
-    let f = presence_connector_sdk::config_field;
-    vec![
-        f(
-            "tenant_id",
-            "Tenant",
-            "Directory (tenant) id or verified domain of the Microsoft 365 tenant",
-            FieldKind::Text,
-            None,
-            true,
-            false,
-        ),
-        f(
-            "client_id",
-            "Client id",
-            "Application (client) id of the app registration; also the setPresence session id",
-            FieldKind::Text,
-            None,
-            true,
-            false,
-        ),
-        f(
-            "client_secret",
-            "Client secret",
-            "Client secret of the app registration: required for client-credentials; with a delegated flow it adds an application token for write-back",
-            FieldKind::Text,
-            None,
-            false,
-            true,
-        ),
-        f(
-            "auth_flow",
-            "Sign-in flow",
-            "client-credentials (application permissions), device-code or authorization-code (delegated, a service account signs in once)",
-            FieldKind::Choice(vec![
-                "client-credentials".into(),
-                "device-code".into(),
-                "authorization-code".into(),
-            ]),
-            Some("client-credentials"),
-            false,
-            false,
-        ),
-        f(
-            "authority",
-            "Identity platform URL",
-            "https://login.microsoftonline.com; national clouds: https://login.microsoftonline.us, https://login.chinacloudapi.cn",
-            FieldKind::Url,
-            Some(DEFAULT_AUTHORITY),
-            false,
-            false,
-        ),
-        f(
-            "graph_base",
-            "Graph base URL",
-            "https://graph.microsoft.com/v1.0; national clouds: https://graph.microsoft.us/v1.0, https://microsoftgraph.chinacloudapi.cn/v1.0",
-            FieldKind::Url,
-            Some(DEFAULT_GRAPH),
-            false,
-            false,
-        ),
-        f(
-            "scopes",
-            "Scopes",
-            "Space-separated scopes; empty: <graph>/.default for client-credentials, offline_access plus Presence.Read.All, Presence.ReadWrite and User.ReadBasic.All for delegated flows",
-            FieldKind::Text,
-            None,
-            false,
-            false,
-        ),
-        f(
-            "notification_url",
-            "Notification URL",
-            "Public https URL that reaches /hooks/{instance}/notify on this hub; empty: the hub's public webhook URL, or polling when the hub has none",
-            FieldKind::Url,
-            None,
-            false,
-            false,
-        ),
-        f(
-            "redirect_url",
-            "Redirect URL",
-            "Public URL that reaches /hooks/{instance}/auth/callback on this hub (authorization-code flow); empty: the hub's public webhook URL",
-            FieldKind::Url,
-            None,
-            false,
-            false,
-        ),
-        f(
-            "write_mode",
-            "Write-back",
-            "session: setPresence as this application's session; preferred: setUserPreferredPresence (overrides what the user picked)",
-            FieldKind::Choice(vec!["session".into(), "preferred".into()]),
-            Some("session"),
-            false,
-            false,
-        ),
-        f(
-            "poll_seconds",
-            "Poll interval (s)",
-            "How often to read presence for users not covered by change notifications (stretched to stay inside Graph's limits)",
-            FieldKind::Integer,
-            Some("30"),
-            false,
-            false,
-        ),
-        f(
-            "reread_seconds",
-            "Re-read interval (s)",
-            "How often users followed by change notifications are read anyway, as a safety net should Graph stop delivering (1-86400; stretched to stay inside Graph's limits)",
-            FieldKind::Integer,
-            Some("300"),
-            false,
-            false,
-        ),
-        f(
-            "write_expiration_minutes",
-            "Write-back duration (min)",
-            "expirationDuration of a write-back that has no expiry of its own (5-240); it is renewed while it stands",
-            FieldKind::Integer,
-            Some("30"),
-            false,
-            false,
-        ),
-    ]
+    Fields::config_fields()
 }
 
 impl Settings {
@@ -229,47 +220,22 @@ impl Settings {
     /// the hub's public URL of this instance's webhooks, where it knows one:
     /// the notification and redirect URLs default to routes below it.
     pub fn from_config(c: &Config, webhook_base: Option<&str>) -> Result<Settings, ConnectorError> {
-        let tenant_id = c.text("tenant_id")?.trim().to_string();
-        if !tenant_id
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '.' | '_'))
-        {
-            return Err(invalid_config(
-                "tenant_id",
-                "a tenant id (GUID) or domain name",
-            ));
-        }
-        let client_id = c.text("client_id")?.trim().to_string();
-        if !client_id
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
-        {
-            return Err(invalid_config(
-                "client_id",
-                "an application (client) id (GUID)",
-            ));
-        }
-        let client_secret = c.opt_text("client_secret")?.map(str::to_string);
-        let flow = match c.opt_text("auth_flow")?.unwrap_or("client-credentials") {
-            "client-credentials" => AuthFlow::ClientCredentials,
+        let f = Fields::from_config(c)?;
+        let flow = match f.auth_flow.as_str() {
             "device-code" => AuthFlow::DeviceCode,
             "authorization-code" => AuthFlow::AuthorizationCode,
-            _ => {
-                return Err(invalid_config(
-                    "auth_flow",
-                    "client-credentials, device-code or authorization-code",
-                ));
-            }
+            _ => AuthFlow::ClientCredentials,
         };
+        let client_secret = f.client_secret.map(|s| s.expose().to_string());
         if flow == AuthFlow::ClientCredentials && client_secret.is_none() {
             return Err(invalid_config(
                 "client_secret",
                 "is required for the client-credentials flow",
             ));
         }
-        let authority = http_url(c, "authority", DEFAULT_AUTHORITY)?;
-        let graph_base = http_url(c, "graph_base", DEFAULT_GRAPH)?;
-        let scopes: Vec<String> = match c.opt_text("scopes")? {
+        let url = |v: String| v.trim().trim_end_matches('/').to_string();
+        let graph_base = url(f.graph_base);
+        let scopes: Vec<String> = match f.scopes {
             Some(s) => s.split_whitespace().map(str::to_string).collect(),
             None => default_scopes(flow, &graph_base),
         };
@@ -278,41 +244,35 @@ impl Settings {
         }
         let below_hub =
             |route: &str| webhook_base.map(|base| format!("{}{route}", base.trim_end_matches('/')));
-        let notification_url =
-            opt_http_url(c, "notification_url")?.or_else(|| below_hub("/notify"));
-        let redirect_url = opt_http_url(c, "redirect_url")?.or_else(|| below_hub("/auth/callback"));
+        let notification_url = f.notification_url.map(url).or_else(|| below_hub("/notify"));
+        let redirect_url = f
+            .redirect_url
+            .map(url)
+            .or_else(|| below_hub("/auth/callback"));
         if flow == AuthFlow::AuthorizationCode && redirect_url.is_none() {
             return Err(invalid_config(
                 "redirect_url",
                 "is required for the authorization-code flow: the hub has no public webhook URL to derive it from",
             ));
         }
-        let write_mode = match c.opt_text("write_mode")?.unwrap_or("session") {
-            "session" => WriteMode::Session,
-            "preferred" => WriteMode::Preferred,
-            _ => return Err(invalid_config("write_mode", "session or preferred")),
-        };
-        let int = |name: &str, default: i64, lo: i64, hi: i64| -> Result<u64, ConnectorError> {
-            let v = c.opt_integer(name)?.unwrap_or(default);
-            if !(lo..=hi).contains(&v) {
-                return Err(invalid_config(name, format!("must be {lo}..={hi}")));
-            }
-            Ok(v as u64)
-        };
         Ok(Settings {
-            tenant_id,
-            client_id,
+            tenant_id: f.tenant_id.trim().to_string(),
+            client_id: f.client_id.trim().to_string(),
             client_secret,
             flow,
-            authority,
+            authority: url(f.authority),
             graph_base,
             scopes,
             notification_url,
             redirect_url,
-            write_mode,
-            poll_ms: int("poll_seconds", 30, 1, 3600)? * 1000,
-            reread_ms: int("reread_seconds", 300, 1, 86_400)? * 1000,
-            write_expiration_ms: int("write_expiration_minutes", 30, 5, 240)? * 60_000,
+            write_mode: if f.write_mode == "preferred" {
+                WriteMode::Preferred
+            } else {
+                WriteMode::Session
+            },
+            poll_ms: f.poll_seconds * 1000,
+            reread_ms: f.reread_seconds * 1000,
+            write_expiration_ms: f.write_expiration_minutes * 60_000,
         })
     }
 
@@ -398,21 +358,6 @@ pub fn default_scopes(flow: AuthFlow, graph_base: &str) -> Vec<String> {
     } else {
         vec![format!("{o}/.default")]
     }
-}
-
-fn http_url(c: &Config, name: &str, default: &str) -> Result<String, ConnectorError> {
-    Ok(opt_http_url(c, name)?.unwrap_or_else(|| default.to_string()))
-}
-
-fn opt_http_url(c: &Config, name: &str) -> Result<Option<String>, ConnectorError> {
-    let Some(v) = c.opt_text(name)? else {
-        return Ok(None);
-    };
-    let v = v.trim().trim_end_matches('/');
-    if !(v.starts_with("https://") || v.starts_with("http://")) {
-        return Err(invalid_config(name, "an http(s) URL"));
-    }
-    Ok(Some(v.to_string()))
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
-//! What travels on the wire: Graph and identity-platform JSON, form and URL
-//! encoding, `Retry-After`, and the batching rules of the presence APIs.
+//! What travels on the wire: Graph's JSON and the batching rules of the
+//! presence APIs. Error answers, `Retry-After`, URL and form encoding and
+//! the identity platform's answers are the SDK's (`sdk::graph`,
+//! `sdk::urlcode`, `sdk::oauth`).
 
+use presence_connector_sdk::urlcode;
 use serde::{Deserialize, Serialize};
-
-use crate::time;
 
 /// Most user ids one `getPresencesByUserId` call or one presence
 /// subscription may name.
@@ -246,107 +247,6 @@ pub struct BatchAnswer {
     pub responses: Vec<BatchResponse>,
 }
 
-/// A Graph error body: `{"error":{"code":...,"message":...}}`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct GraphErrorBody {
-    #[serde(default)]
-    pub error: GraphError,
-}
-
-/// The inner error.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct GraphError {
-    #[serde(default)]
-    pub code: String,
-    #[serde(default)]
-    pub message: String,
-}
-
-/// `code: message` of a Graph error answer, or the status alone.
-pub fn graph_error_text(status: u16, body: &[u8]) -> String {
-    match serde_json::from_slice::<GraphErrorBody>(body) {
-        Ok(b) if !b.error.code.is_empty() || !b.error.message.is_empty() => {
-            format!(
-                "{status} {}: {}",
-                b.error.code,
-                first_line(&b.error.message)
-            )
-        }
-        _ => format!("{status}"),
-    }
-}
-
-/// A token endpoint answer.
-#[derive(Debug, Clone, Deserialize)]
-pub struct TokenResponse {
-    pub access_token: String,
-    #[serde(default)]
-    pub refresh_token: Option<String>,
-    /// Seconds; some deployments write it as a string.
-    #[serde(default, deserialize_with = "number_or_string")]
-    pub expires_in: Option<u64>,
-}
-
-/// A device authorization answer.
-#[derive(Debug, Clone, Deserialize)]
-pub struct DeviceCodeResponse {
-    pub device_code: String,
-    pub user_code: String,
-    pub verification_uri: String,
-    #[serde(default, deserialize_with = "number_or_string")]
-    pub expires_in: Option<u64>,
-    #[serde(default, deserialize_with = "number_or_string")]
-    pub interval: Option<u64>,
-    #[serde(default)]
-    pub message: Option<String>,
-}
-
-/// An OAuth 2.0 error answer.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct OAuthError {
-    #[serde(default)]
-    pub error: String,
-    #[serde(default)]
-    pub error_description: String,
-}
-
-impl OAuthError {
-    /// Parse, tolerating bodies that are not JSON.
-    pub fn parse(body: &[u8]) -> OAuthError {
-        serde_json::from_slice(body).unwrap_or_default()
-    }
-
-    /// `error: first line of description`, for operators.
-    pub fn text(&self, status: u16) -> String {
-        if self.error.is_empty() {
-            format!("HTTP {status}")
-        } else if self.error_description.is_empty() {
-            self.error.clone()
-        } else {
-            format!("{}: {}", self.error, first_line(&self.error_description))
-        }
-    }
-}
-
-fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum N {
-        Num(u64),
-        Text(String),
-    }
-    Ok(match Option::<N>::deserialize(d)? {
-        Some(N::Num(n)) => Some(n),
-        Some(N::Text(t)) => t.trim().parse().ok(),
-        None => None,
-    })
-}
-
-fn first_line(s: &str) -> &str {
-    // The identity platform appends trace and correlation ids on new lines.
-    s.lines().next().unwrap_or("").trim()
-}
-
 /// Whether `s` is a GUID (`8-4-4-4-12` hex), the form of a user object id.
 pub fn is_guid(s: &str) -> bool {
     let b = s.as_bytes();
@@ -371,87 +271,9 @@ pub fn presence_resource<'a>(ids: impl IntoIterator<Item = &'a String>) -> Strin
     )
 }
 
-/// How long `Retry-After` asks to wait, in ms: delay-seconds or an HTTP
-/// date. `None` when absent or unreadable.
-pub fn retry_after_ms(headers: &[(String, String)], now_ms: u64) -> Option<u64> {
-    let value = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))?
-        .1
-        .trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(secs.saturating_mul(1000));
-    }
-    if let Ok(secs) = value.parse::<f64>()
-        && secs.is_finite()
-        && secs >= 0.0
-    {
-        return Some((secs * 1000.0) as u64);
-    }
-    time::parse_http_date(value).map(|at| at.saturating_sub(now_ms))
-}
-
-/// Percent-encode for a path segment or form value: everything but the
-/// unreserved characters.
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Percent-encode a UPN as a path segment; `@` stays readable.
 pub fn encode_upn(s: &str) -> String {
-    encode(s).replace("%40", "@")
-}
-
-/// `application/x-www-form-urlencoded` of pairs.
-pub fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-        .into_bytes()
-}
-
-/// Decode a query-string or form component (`+` is a space).
-pub fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(c: u8) -> Option<u8> {
-    (c as char).to_digit(16).map(|d| d as u8)
-}
-
-/// The first value of `name` in a query string, decoded.
-pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (decode(k) == name).then(|| decode(v))
-    })
+    urlcode::encode_component(s).replace("%40", "@")
 }
 
 #[cfg(test)]
@@ -468,29 +290,6 @@ mod tests {
         assert_eq!(b[2], vec![1300]);
         assert!(batches::<u32>(&[]).is_empty());
         assert_eq!(batches(&ids[..650]).len(), 1);
-    }
-
-    #[test]
-    fn retry_after_seconds_and_dates() {
-        let h = |v: &str| vec![("Retry-After".to_string(), v.to_string())];
-        assert_eq!(retry_after_ms(&h("3"), 0), Some(3000));
-        assert_eq!(retry_after_ms(&h(" 0 "), 0), Some(0));
-        assert_eq!(retry_after_ms(&h("1.5"), 0), Some(1500));
-        let now = 784_111_770_000;
-        assert_eq!(
-            retry_after_ms(&h("Sun, 06 Nov 1994 08:49:37 GMT"), now),
-            Some(7000)
-        );
-        assert_eq!(
-            retry_after_ms(&h("Sun, 06 Nov 1994 08:49:37 GMT"), now + 60_000),
-            Some(0),
-            "a date in the past means now"
-        );
-        assert_eq!(retry_after_ms(&h("soon"), 0), None);
-        assert_eq!(retry_after_ms(&h("-4"), 0), None);
-        assert_eq!(retry_after_ms(&[], 0), None);
-        let lower = vec![("retry-after".to_string(), "2".to_string())];
-        assert_eq!(retry_after_ms(&lower, 0), Some(2000));
     }
 
     #[test]
@@ -546,53 +345,11 @@ mod tests {
     }
 
     #[test]
-    fn token_answers_and_errors() {
-        let t: TokenResponse = serde_json::from_str(
-            r#"{"token_type":"Bearer","expires_in":"3599","access_token":"a","refresh_token":"r"}"#,
-        )
-        .unwrap();
-        assert_eq!(t.expires_in, Some(3599));
-        let e = OAuthError::parse(
-            br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.\r\nTrace ID: 1"}"#,
-        );
-        assert_eq!(
-            e.text(401),
-            "invalid_client: AADSTS7000215: Invalid client secret provided."
-        );
-        assert_eq!(OAuthError::parse(b"<html>").text(502), "HTTP 502");
-        assert_eq!(
-            graph_error_text(
-                403,
-                br#"{"error":{"code":"Forbidden","message":"Insufficient privileges"}}"#
-            ),
-            "403 Forbidden: Insufficient privileges"
-        );
-        assert_eq!(graph_error_text(500, b""), "500");
-    }
-
-    #[test]
     fn encoding() {
-        assert_eq!(encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
         assert_eq!(
             encode_upn("ext_bob#EXT#@contoso.com"),
             "ext_bob%23EXT%23@contoso.com"
         );
-        assert_eq!(
-            String::from_utf8(form(&[
-                ("grant_type", "client_credentials"),
-                ("scope", "x/.default")
-            ]))
-            .unwrap(),
-            "grant_type=client_credentials&scope=x%2F.default"
-        );
-        assert_eq!(decode("Validation%3A+Testing%20x"), "Validation: Testing x");
-        assert_eq!(decode("100%"), "100%");
-        assert_eq!(decode("%zz"), "%zz");
-        assert_eq!(
-            query_param("a=1&validationToken=tok%2Bx", "validationToken").as_deref(),
-            Some("tok+x")
-        );
-        assert_eq!(query_param("a=1", "b"), None);
     }
 
     #[test]

@@ -20,16 +20,17 @@ mod writes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+use presence_connector_sdk::oauth::{CallKind, TimerKind, TokenClient};
 use presence_connector_sdk::{
     ConnectorStatus, EndpointState, LoginStep, PresenceUpdate, UpdateOrigin, WriteFailure, WriteId,
     WriteOutcome,
 };
+use presence_connector_sdk::{graph, urlcode};
 
 use crate::settings::Settings;
 use crate::wire;
 
 pub use auth::Slot;
-use auth::{Grant, Login, TokenSlot};
 use backoff::Refusal;
 use reads::Snapshot;
 #[cfg(test)]
@@ -134,10 +135,9 @@ fn html_escape(s: &str) -> String {
 /// Timers the core asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TimerKey {
-    /// Refresh a token ahead of expiry, or retry a failed sign-in.
-    Token(Slot),
-    /// Poll the token endpoint during a device-code sign-in.
-    DevicePoll,
+    /// A sign-in's timer: renew a token ahead of expiry or retry a failed
+    /// sign-in, or poll during a device-code sign-in.
+    OAuth(Slot, TimerKind),
     /// End of a back-off (throttling, unreachable Graph).
     Gate,
     /// Read users not covered by change notifications.
@@ -193,8 +193,8 @@ pub struct Stored {
 /// Why a request was sent.
 #[derive(Debug, Clone)]
 enum Purpose {
-    Token(Slot, Grant),
-    DeviceCode,
+    /// A request of a sign-in's OAuth client.
+    OAuth(Slot, CallKind),
     /// A JSON batch of UPN look-ups, in this order.
     Lookup(Vec<String>),
     Read(Vec<String>),
@@ -269,9 +269,10 @@ pub struct Core {
     out: Vec<Action>,
     inflight: HashMap<ReqId, Purpose>,
     timers: BTreeSet<TimerKey>,
-    primary: TokenSlot,
-    app: Option<TokenSlot>,
-    login: Login,
+    primary: TokenClient,
+    app: Option<TokenClient>,
+    /// 401s in a row from Graph per sign-in since it last took a token.
+    rejected: BTreeMap<Slot, u32>,
     endpoints: BTreeMap<String, Ep>,
     ids: BTreeMap<String, IdInfo>,
     upn_cache: BTreeMap<String, String>,
@@ -322,10 +323,9 @@ fn norm_id(id: &str) -> String {
 impl Core {
     /// A core for `s`, resuming from what the key-value store held.
     pub fn new(s: Settings, stored: Stored, now: u64, entropy: Entropy) -> Core {
-        let fingerprint = s.fingerprint();
-        let primary = TokenSlot::load(Slot::Primary, stored.primary.as_deref(), &fingerprint, &s);
+        let primary = auth::client(Slot::Primary, &s, stored.primary.as_deref(), now);
         let app = (s.flow.delegated() && s.client_secret.is_some())
-            .then(|| TokenSlot::load(Slot::App, stored.app.as_deref(), &fingerprint, &s));
+            .then(|| auth::client(Slot::App, &s, stored.app.as_deref(), now));
         let mut core = Core {
             entropy,
             next_req: 1,
@@ -334,7 +334,7 @@ impl Core {
             timers: BTreeSet::new(),
             primary,
             app,
-            login: Login::None,
+            rejected: BTreeMap::new(),
             endpoints: BTreeMap::new(),
             ids: BTreeMap::new(),
             upn_cache: stored
@@ -396,12 +396,7 @@ impl Core {
                 }
             ),
         );
-        for slot in [Slot::Primary, Slot::App] {
-            if let Some(t) = self.slot(slot).and_then(|t| t.tokens.as_ref()) {
-                let at = auth::refresh_at(t).saturating_sub(now);
-                self.set_timer(TimerKey::Token(slot), at);
-            }
-        }
+        self.start_clients();
         self.arm_poll();
         if self.s.notifications_possible().is_ok() {
             self.arm_reread();
@@ -468,20 +463,6 @@ impl Core {
             headers,
             body,
             timeout_ms: HTTP_TIMEOUT_MS,
-        }
-    }
-
-    fn slot(&self, slot: Slot) -> Option<&TokenSlot> {
-        match slot {
-            Slot::Primary => Some(&self.primary),
-            Slot::App => self.app.as_ref(),
-        }
-    }
-
-    fn slot_mut(&mut self, slot: Slot) -> Option<&mut TokenSlot> {
-        match slot {
-            Slot::Primary => Some(&mut self.primary),
-            Slot::App => self.app.as_mut(),
         }
     }
 
@@ -639,7 +620,9 @@ impl Core {
         if self.stopping {
             // Only what the goodbyes need: a token and the end of a back-off.
             match key {
-                TimerKey::Token(slot) => self.token_due(slot),
+                TimerKey::OAuth(Slot::Primary, TimerKind::Renew) if self.silent_sign_in() => {
+                    self.token_timer(Slot::Primary, TimerKind::Renew, now)
+                }
                 TimerKey::Gate => self.gate_until = 0,
                 _ => return,
             }
@@ -647,8 +630,7 @@ impl Core {
             return;
         }
         match key {
-            TimerKey::Token(slot) => self.token_due(slot),
-            TimerKey::DevicePoll => self.device_poll(now),
+            TimerKey::OAuth(slot, kind) => self.token_timer(slot, kind, now),
             TimerKey::Gate => self.gate_until = 0,
             TimerKey::Poll => {
                 self.poll_tick();
@@ -671,13 +653,6 @@ impl Core {
         self.update_status(now);
     }
 
-    fn token_due(&mut self, slot: Slot) {
-        if let Some(t) = self.slot_mut(slot) {
-            t.retry_at = 0;
-            t.refresh_due = true;
-        }
-    }
-
     // ---- sending ---------------------------------------------------------------
 
     /// Send whatever may go now.
@@ -694,15 +669,15 @@ impl Core {
         if now < self.gate_until {
             return;
         }
-        if let Some(token) = self.primary.usable(now).map(str::to_string) {
+        if let Some(token) = self.primary.access_token(now).map(str::to_string) {
             self.pump_lookups(&token, now);
             self.pump_reads(&token, now);
             self.pump_deletes(&token);
             self.pump_subs(&token, now);
         }
         if let Some(token) = self
-            .slot(self.write_slot())
-            .and_then(|t| t.usable(now))
+            .client(self.write_slot())
+            .and_then(|t| t.access_token(now))
             .map(str::to_string)
         {
             self.pump_writes(&token);
@@ -715,19 +690,13 @@ impl Core {
         if self.to_delete.is_empty() {
             return;
         }
-        let silent = !self.s.flow.delegated()
-            || self
-                .primary
-                .tokens
-                .as_ref()
-                .is_some_and(|t| t.refresh.is_some());
-        if silent {
+        if self.silent_sign_in() {
             self.ensure_token(Slot::Primary, now);
         }
         if now < self.gate_until {
             return;
         }
-        if let Some(token) = self.primary.usable(now).map(str::to_string) {
+        if let Some(token) = self.primary.access_token(now).map(str::to_string) {
             self.pump_deletes(&token);
         }
     }
@@ -742,15 +711,14 @@ impl Core {
         if self.stopping
             && !matches!(
                 purpose,
-                Purpose::Token(..) | Purpose::DeleteSub(_) | Purpose::CreateSub(_)
+                Purpose::OAuth(..) | Purpose::DeleteSub(_) | Purpose::CreateSub(_)
             )
         {
             // Nobody listens to presence any more.
             return;
         }
         match purpose {
-            Purpose::Token(slot, grant) => self.on_token(slot, grant, result, now),
-            Purpose::DeviceCode => self.on_device_code(result, now),
+            Purpose::OAuth(slot, kind) => self.on_oauth(slot, kind, result, now),
             graph => {
                 let slot = match graph {
                     Purpose::Write(..) => self.write_slot(),
@@ -789,9 +757,7 @@ impl Core {
     fn graph_answered(&mut self, slot: Slot) {
         self.failures = 0;
         self.gate = None;
-        if let Some(t) = self.slot_mut(slot) {
-            t.rejected = 0;
-        }
+        self.rejected.remove(&slot);
         if let Some((ConnectorStatus::Forbidden, m)) = &self.auth_problem
             && m.starts_with("Graph rejects")
         {
@@ -858,7 +824,7 @@ impl Core {
             Purpose::Reauthorize(local) => self.sub_phase(local, SubPhase::NeedReauth),
             Purpose::DeleteSub(gid) => self.to_delete.push(gid),
             Purpose::Write(ep, p) => self.requeue_write(ep, p),
-            Purpose::Token(..) | Purpose::DeviceCode => {}
+            Purpose::OAuth(..) => {}
         }
     }
 
@@ -874,7 +840,7 @@ impl Core {
             Purpose::Reauthorize(local) => self.on_reauthorized(local, outcome, now),
             Purpose::DeleteSub(gid) => self.on_sub_deleted(gid, outcome),
             Purpose::Write(ep, p) => self.on_write(ep, p, outcome, now),
-            Purpose::Token(..) | Purpose::DeviceCode => {}
+            Purpose::OAuth(..) => {}
         }
     }
 
@@ -917,7 +883,7 @@ impl Core {
     pub fn on_webhook(&mut self, hook: &Hook<'_>, now: u64) -> HookAnswer {
         let answer = if hook.path.starts_with("/auth/callback") {
             self.on_auth_callback(hook)
-        } else if let Some(token) = wire::query_param(hook.query, "validationToken") {
+        } else if let Some(token) = urlcode::query_value(hook.query, "validationToken") {
             // The subscription validation handshake: echo the decoded token
             // as plain text within 10 s.
             HookAnswer::text(200, token)
@@ -979,11 +945,8 @@ impl Core {
     }
 
     fn desired_status(&self, now: u64) -> (ConnectorStatus, Option<String>) {
-        if let Some((st, d)) = &self.auth_problem {
-            return (*st, Some(d.clone()));
-        }
-        if let Some(msg) = self.login.pending_message() {
-            return (ConnectorStatus::LoginRequired, Some(msg));
+        if let Some((st, d)) = self.auth_problem.clone().or_else(|| self.sign_in_problem()) {
+            return (st, Some(d));
         }
         let read_problem = self
             .forbidden
@@ -1002,7 +965,7 @@ impl Core {
         if let Some(m) = self.forbidden.get(&OpClass::Write) {
             return (ConnectorStatus::Forbidden, Some(m.clone()));
         }
-        if self.primary.usable(now).is_none() && self.primary.tokens.is_none() {
+        if self.primary.access_token(now).is_none() && self.primary.tokens().is_none() {
             return (
                 ConnectorStatus::ConnectionError,
                 Some("signing in to the Microsoft identity platform".into()),
@@ -1026,14 +989,14 @@ fn classify(result: Result<Response, String>, now: u64) -> Outcome {
         Ok(r) => r,
         Err(e) => return Outcome::Transient(None, e),
     };
-    let text = || wire::graph_error_text(resp.status, &resp.body);
+    let text = || graph::graph_error_text(resp.status, &resp.body);
     match resp.status {
         200..=299 => Outcome::Ok(resp),
         401 => Outcome::Unauthorized(text()),
         403 => Outcome::Forbidden(text()),
         404 => Outcome::NotFound(text()),
         429 | 503 => {
-            let wait = wire::retry_after_ms(&resp.headers, now);
+            let wait = graph::retry_after_ms(&resp.headers, now);
             Outcome::Throttled(resp.status, wait)
         }
         500..=599 => Outcome::Transient(Some(resp.status), text()),

@@ -526,12 +526,16 @@ impl Core {
                 None => "Graph asked to wait".into(),
             };
             (why, Some(self.gate_until - now))
-        } else if self.slot(slot).and_then(|t| t.usable(now)).is_none() {
+        } else if self
+            .client(slot)
+            .and_then(|t| t.access_token(now))
+            .is_none()
+        {
             let why = self
                 .auth_problem
-                .as_ref()
-                .map(|(_, d)| d.clone())
-                .or_else(|| self.login.pending_message())
+                .clone()
+                .or_else(|| self.sign_in_problem())
+                .map(|(_, d)| d)
                 .unwrap_or_else(|| "signing in to the Microsoft identity platform".into());
             (format!("not signed in for write-back: {why}"), None)
         } else if self.id_of(&ep).is_none() {

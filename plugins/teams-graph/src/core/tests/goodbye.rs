@@ -93,7 +93,7 @@ fn a_subscription_created_while_stopping_is_deleted() {
         reqs[0].0,
         resp(200, json!({"device_code": "dc", "user_code": "U", "verification_uri": "https://x", "interval": 1})),
     );
-    h.timer(TimerKey::DevicePoll);
+    h.timer(TimerKey::OAuth(Slot::Primary, TimerKind::DevicePoll));
     let reqs = h.requests();
     h.token(&reqs, 3600, Some("rt"));
     h.core.watch(&[guid(1)], h.now);
@@ -151,7 +151,7 @@ fn stored_subscriptions_posting_elsewhere_are_deleted() {
         reqs[0].0,
         resp(200, json!({"device_code": "dc", "user_code": "U", "verification_uri": "https://x", "interval": 1})),
     );
-    h.timer(TimerKey::DevicePoll);
+    h.timer(TimerKey::OAuth(Slot::Primary, TimerKind::DevicePoll));
     let reqs = h.requests();
     h.token(&reqs, 3600, Some("rt"));
     let d = deletes(&h.requests());

@@ -407,14 +407,17 @@ fn tokens_are_refreshed_ahead_of_expiry_and_after_a_401() {
     h.token(&reqs, 6, None);
     let actions = h.take();
     // 6 s token: refreshed at two thirds of its life.
-    assert!(actions.contains(&Action::SetTimer(TimerKey::Token(Slot::Primary), 4000)));
+    assert!(actions.contains(&Action::SetTimer(
+        TimerKey::OAuth(Slot::Primary, TimerKind::Renew),
+        4000
+    )));
     assert!(
         actions
             .iter()
             .any(|a| matches!(a, Action::KvSet(k, _) if k == keys::TOKEN_PRIMARY))
     );
     h.now += 4000;
-    h.timer(TimerKey::Token(Slot::Primary));
+    h.timer(TimerKey::OAuth(Slot::Primary, TimerKind::Renew));
     let reqs = h.requests();
     assert_eq!(reqs.len(), 1, "a new token is asked for");
     h.token(&reqs, 3600, None);
@@ -439,25 +442,28 @@ fn tokens_are_refreshed_ahead_of_expiry_and_after_a_401() {
 #[test]
 fn stored_tokens_are_used_and_foreign_ones_ignored() {
     let s = settings(&[("auth_flow", "device-code"), ("client_secret", "")]);
-    let stored_for = |s: &Settings| {
-        let mut slot = auth::TokenSlot::load(Slot::Primary, None, &s.fingerprint(), s);
-        slot.tokens = Some(auth::Tokens {
-            access: "stored".into(),
-            refresh: Some("rt".into()),
-            expires_at: T0 + 600_000,
-            obtained_at: T0 - 3_000_000,
-        });
-        serde_json::to_vec(&json!({
-            "fingerprint": s.fingerprint(),
-            "scopes": s.scopes,
-            "tokens": slot.tokens,
-        }))
-        .unwrap()
-    };
+    // What a first run signed in by device code stored.
+    let mut first = H::new(s.clone(), Stored::default());
+    let reqs = first.requests();
+    first.answer(
+        reqs[0].0,
+        resp(200, json!({"device_code": "dc", "user_code": "U", "verification_uri": "https://x", "interval": 1})),
+    );
+    first.timer(TimerKey::OAuth(Slot::Primary, TimerKind::DevicePoll));
+    let reqs = first.requests();
+    first.token(&reqs, 3600, Some("rt"));
+    let stored = first
+        .take()
+        .into_iter()
+        .find_map(|a| match a {
+            Action::KvSet(k, v) if k == keys::TOKEN_PRIMARY => Some(v),
+            _ => None,
+        })
+        .expect("tokens stored");
     let mut h = H::new(
         s.clone(),
         Stored {
-            primary: Some(stored_for(&s)),
+            primary: Some(stored.clone()),
             ..Stored::default()
         },
     );
@@ -465,7 +471,17 @@ fn stored_tokens_are_used_and_foreign_ones_ignored() {
     h.timer(TimerKey::ReadSoon);
     let reqs = h.requests();
     assert_eq!(reqs.len(), 1);
-    assert!(reqs[0].1.headers.iter().any(|(_, v)| v == "Bearer stored"));
+    assert!(
+        reqs[0].1.url.ends_with("getPresencesByUserId"),
+        "no new sign-in: {reqs:?}"
+    );
+    assert!(
+        reqs[0]
+            .1
+            .headers
+            .iter()
+            .any(|(_, v)| v.starts_with("Bearer at-"))
+    );
     // Another tenant's tokens: a new sign-in instead.
     let other = settings(&[
         ("auth_flow", "device-code"),
@@ -475,7 +491,7 @@ fn stored_tokens_are_used_and_foreign_ones_ignored() {
     let mut h = H::new(
         other,
         Stored {
-            primary: Some(stored_for(&s)),
+            primary: Some(stored),
             ..Stored::default()
         },
     );
@@ -512,31 +528,34 @@ fn device_code_sign_in_polls_at_the_interval() {
     let step = step.expect("a login step");
     assert_eq!(step.user_code.as_deref(), Some("ABCD-EFGH"));
     assert_eq!(step.expires_at, Some(T0 + 900_000));
-    assert!(actions.contains(&Action::SetTimer(TimerKey::DevicePoll, 5000)));
+    assert!(actions.contains(&Action::SetTimer(
+        TimerKey::OAuth(Slot::Primary, TimerKind::DevicePoll),
+        5000
+    )));
     assert_eq!(h.last_status().0, ConnectorStatus::LoginRequired);
     h.now += 5000;
-    h.timer(TimerKey::DevicePoll);
+    h.timer(TimerKey::OAuth(Slot::Primary, TimerKind::DevicePoll));
     let reqs = h.requests();
     assert!(form(&reqs[0].1).contains("device_code=dc"));
     assert!(!form(&reqs[0].1).contains("client_secret"));
     h.answer(reqs[0].0, resp(400, json!({"error": "slow_down"})));
-    assert!(
-        h.take()
-            .contains(&Action::SetTimer(TimerKey::DevicePoll, 10_000))
-    );
+    assert!(h.take().contains(&Action::SetTimer(
+        TimerKey::OAuth(Slot::Primary, TimerKind::DevicePoll),
+        10_000
+    )));
     h.now += 10_000;
-    h.timer(TimerKey::DevicePoll);
+    h.timer(TimerKey::OAuth(Slot::Primary, TimerKind::DevicePoll));
     let reqs = h.requests();
     h.answer(
         reqs[0].0,
         resp(400, json!({"error": "authorization_pending"})),
     );
-    assert!(
-        h.take()
-            .contains(&Action::SetTimer(TimerKey::DevicePoll, 10_000))
-    );
+    assert!(h.take().contains(&Action::SetTimer(
+        TimerKey::OAuth(Slot::Primary, TimerKind::DevicePoll),
+        10_000
+    )));
     h.now += 10_000;
-    h.timer(TimerKey::DevicePoll);
+    h.timer(TimerKey::OAuth(Slot::Primary, TimerKind::DevicePoll));
     let reqs = h.requests();
     h.token(&reqs, 3600, Some("rt-1"));
     let actions = h.take();
@@ -552,11 +571,11 @@ fn a_refused_refresh_token_asks_for_a_new_sign_in() {
         reqs[0].0,
         resp(200, json!({"device_code": "dc", "user_code": "U", "verification_uri": "https://x", "interval": 1})),
     );
-    h.timer(TimerKey::DevicePoll);
+    h.timer(TimerKey::OAuth(Slot::Primary, TimerKind::DevicePoll));
     let reqs = h.requests();
     h.token(&reqs, 6, Some("rt-1"));
     h.now += 4000;
-    h.timer(TimerKey::Token(Slot::Primary));
+    h.timer(TimerKey::OAuth(Slot::Primary, TimerKind::Renew));
     let reqs = h.requests();
     assert!(form(&reqs[0].1).contains("grant_type=refresh_token"));
     assert!(form(&reqs[0].1).contains("refresh_token=rt-1"));
@@ -579,6 +598,58 @@ fn a_refused_refresh_token_asks_for_a_new_sign_in() {
     assert!(reqs.iter().any(|u| u.ends_with("/devicecode")), "{reqs:?}");
 }
 
+#[test]
+fn authorization_code_sign_in_shows_the_url_and_exchanges_the_code_with_pkce() {
+    let redirect = "https://hub.example.com/hooks/teams/auth/callback";
+    let mut h = H::new(
+        settings(&[
+            ("auth_flow", "authorization-code"),
+            ("redirect_url", redirect),
+        ]),
+        Stored::default(),
+    );
+    let actions = h.take();
+    let url = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::LoginStep(Some(step)) => step.url.clone(),
+            _ => None,
+        })
+        .expect("the authorization URL as the login step");
+    assert!(
+        url.starts_with(
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/authorize?"
+        ),
+        "{url}"
+    );
+    let query = url.split_once('?').unwrap().1;
+    assert_eq!(
+        urlcode::query_value(query, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    let (status, detail) = h.last_status();
+    assert_eq!(status, ConnectorStatus::LoginRequired, "{detail:?}");
+    let state = urlcode::query_value(query, "state").unwrap();
+    let callback = |query| Hook {
+        method: "GET",
+        path: "/auth/callback",
+        query,
+        body: b"",
+    };
+    let answer = h.core.on_webhook(&callback("code=c1&state=forged"), h.now);
+    assert_eq!(answer.status, 400);
+    assert!(h.requests().is_empty(), "a forged state exchanges nothing");
+    let query = format!("code=c1&state={state}");
+    assert_eq!(h.core.on_webhook(&callback(&query), h.now).status, 200);
+    let reqs = h.requests();
+    let body = form(&reqs[0].1);
+    assert!(body.contains("grant_type=authorization_code"), "{body}");
+    assert!(body.contains("code_verifier="), "{body}");
+    assert!(body.contains("client_secret="), "a confidential client");
+    h.token(&reqs, 3600, Some("rt"));
+    assert_eq!(h.last_status().0, ConnectorStatus::UpAndRunning);
+}
+
 /// Device flow signed in, one user watched, its subscription created.
 fn subscribed() -> (H, String, String) {
     let mut h = device_flow();
@@ -587,7 +658,7 @@ fn subscribed() -> (H, String, String) {
         reqs[0].0,
         resp(200, json!({"device_code": "dc", "user_code": "U", "verification_uri": "https://x", "interval": 1})),
     );
-    h.timer(TimerKey::DevicePoll);
+    h.timer(TimerKey::OAuth(Slot::Primary, TimerKind::DevicePoll));
     let reqs = h.requests();
     h.token(&reqs, 3600, Some("rt"));
     h.core.watch(&[guid(1)], h.now);
@@ -1405,10 +1476,10 @@ fn a_wrong_secret_is_forbidden() {
             .unwrap()
             .ends_with("invalid_client: AADSTS7000215: Invalid client secret provided.")
     );
-    assert!(
-        h.log
-            .contains(&Action::SetTimer(TimerKey::Token(Slot::Primary), 300_000))
-    );
+    assert!(h.log.contains(&Action::SetTimer(
+        TimerKey::OAuth(Slot::Primary, TimerKind::Renew),
+        300_000
+    )));
 }
 
 #[test]
@@ -1479,7 +1550,7 @@ fn adopted_subscriptions_are_renewed_at_start() {
         reqs[0].0,
         resp(200, json!({"device_code": "dc", "user_code": "U", "verification_uri": "https://x", "interval": 1})),
     );
-    h.timer(TimerKey::DevicePoll);
+    h.timer(TimerKey::OAuth(Slot::Primary, TimerKind::DevicePoll));
     let reqs = h.requests();
     h.token(&reqs, 3600, Some("rt"));
     let reqs = h.requests();

@@ -276,7 +276,7 @@ fn users_are_subscribed_once_readable_and_refused_ones_are_left_out() {
         reqs[0].0,
         resp(200, json!({"device_code": "dc", "user_code": "U", "verification_uri": "https://x", "interval": 1})),
     );
-    h.timer(TimerKey::DevicePoll);
+    h.timer(TimerKey::OAuth(Slot::Primary, TimerKind::DevicePoll));
     let reqs = h.requests();
     h.token(&reqs, 3600, Some("rt"));
     let ids: Vec<String> = (0..4).map(guid).collect();
