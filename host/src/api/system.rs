@@ -66,13 +66,13 @@ pub async fn ready(State(s): State<AppState>, RawQuery(query): RawQuery) -> impl
             Some(reason) => {
                 reasons.insert(c.id.clone(), reason.clone());
                 if c.enabled {
-                    down.push(json!({
-                        "id": c.id,
-                        "plugin": c.plugin,
-                        "run_state": c.status.as_ref().map(|st| st.run_state),
-                        "status": c.status.as_ref().map(|st| st.status),
-                        "reason": reason,
-                    }));
+                    down.push(ConnectorDown {
+                        id: c.id.clone(),
+                        plugin: c.plugin.clone(),
+                        run_state: c.status.as_ref().map(|st| st.run_state),
+                        status: c.status.as_ref().map(|st| st.status),
+                        reason,
+                    });
                 }
             }
         }
@@ -91,12 +91,12 @@ pub async fn ready(State(s): State<AppState>, RawQuery(query): RawQuery) -> impl
     let not_ready: Vec<_> = require
         .iter()
         .filter(|id| !up.contains(id))
-        .map(|id| {
-            let reason = match reasons.get(id) {
+        .map(|id| NotReady {
+            id: id.clone(),
+            reason: match reasons.get(id) {
                 Some(r) => r.clone(),
                 None => "no such connector".to_string(),
-            };
-            json!({ "id": id, "reason": reason })
+            },
         })
         .collect();
     let ready = problems.is_empty() && not_ready.is_empty();
@@ -107,16 +107,56 @@ pub async fn ready(State(s): State<AppState>, RawQuery(query): RawQuery) -> impl
     };
     (
         status,
-        Json(json!({
-            "ready": ready,
-            "degraded": !down.is_empty(),
-            "problems": problems,
-            "required": require,
-            "not_ready": not_ready,
-            "down": down,
-            "up": up,
-        })),
+        Json(ReadinessReport {
+            ready,
+            degraded: !down.is_empty(),
+            problems,
+            required: require,
+            not_ready,
+            down,
+            up,
+        }),
     )
+}
+
+/// The `/readyz` answer, the same with 200 and 503.
+#[derive(Debug, serde::Serialize)]
+pub struct ReadinessReport {
+    /// Every stored connector could be started and every required one is up.
+    pub ready: bool,
+    /// Some enabled connector is not up (required or not).
+    pub degraded: bool,
+    /// One line per stored connector that could not be started.
+    pub problems: Vec<String>,
+    /// Connector ids required up (`require` and `HUB_READY_REQUIRES`, `*`
+    /// expanded), sorted.
+    pub required: Vec<String>,
+    /// Required connectors that are not up, and why.
+    pub not_ready: Vec<NotReady>,
+    /// Enabled connectors that are not up.
+    pub down: Vec<ConnectorDown>,
+    /// Connectors running and `up-and-running`.
+    pub up: Vec<String>,
+}
+
+/// A required connector that is not up.
+#[derive(Debug, serde::Serialize)]
+pub struct NotReady {
+    pub id: String,
+    /// Why, in one line (`connection-error: pbx:5060 unreachable: ...`,
+    /// `quarantined: ...`, `disabled`, `no such connector`).
+    pub reason: String,
+}
+
+/// An enabled connector that is not up.
+#[derive(Debug, serde::Serialize)]
+pub struct ConnectorDown {
+    pub id: String,
+    pub plugin: String,
+    /// Absent when the instance could not be started at all.
+    pub run_state: Option<crate::runtime::RunState>,
+    pub status: Option<crate::engine::ConnectorStatus>,
+    pub reason: String,
 }
 
 /// Prometheus text; with `metrics_auth` set, only for a valid token.
