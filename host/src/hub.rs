@@ -124,9 +124,9 @@ impl Hub {
             self.store
                 .set_setting(ADMIN_TOKEN_SETTING, &hex::encode(AdminAuth::hash(token)))?;
             // Printed once, on purpose, to stdout only (never to the log).
-            println!(
-                "admin token (shown once, store it now; lost: `presence-hub admin-token rotate`): {token}"
-            );
+            // Scripts (`cargo xtask demo`) read this exact line.
+            println!("admin token (shown once, store it now): {token}");
+            println!("(lost it? `presence-hub admin-token rotate` makes a new one)");
         }
         // Tests and scripts read this line to find the port.
         let scheme = if tls.is_some() { "https" } else { "http" };

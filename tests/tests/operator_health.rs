@@ -647,7 +647,7 @@ fn start_bare(data: &std::path::Path, listen: &str) -> (std::process::Child, Vec
 fn printed_token(lines: &[String]) -> Option<String> {
     lines
         .iter()
-        .find_map(|l| l.strip_prefix("admin token ")?.rsplit(": ").next())
+        .find_map(|l| l.strip_prefix("admin token (shown once, store it now): "))
         .map(str::to_string)
 }
 
