@@ -43,6 +43,7 @@ pub mod backoff;
 mod builders;
 mod config;
 mod connector;
+pub mod days;
 mod errors;
 #[cfg(feature = "graph")]
 pub mod graph;

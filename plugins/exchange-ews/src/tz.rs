@@ -3,7 +3,7 @@
 //! or the United States' daylight-saving rule (which covers the zones an
 //! operator names here); no tz database in the component.
 
-use presence_connector_sdk::time::days_from_civil;
+use presence_connector_sdk::days::{civil_from_days, last_sunday, nth_sunday, weekday};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -98,7 +98,7 @@ impl Zone {
     /// The offset east of UTC in force at this instant, in minutes.
     pub fn offset_at(&self, utc_ms: u64) -> i32 {
         let t = utc_ms as i64;
-        let year = civil(t.div_euclid(DAY_MS)).0;
+        let year = civil_from_days(t.div_euclid(DAY_MS)).0;
         let std = i64::from(self.std_offset_min) * 60_000;
         let in_dst = match self.dst {
             Dst::None => false,
@@ -132,41 +132,6 @@ impl Zone {
         let off = self.offset_at(guess.max(0) as u64);
         (naive - i64::from(off) * 60_000).max(0) as u64
     }
-}
-
-/// (year, month, day) of days since 1970-01-01.
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// Day of the week, 0 = Monday.
-pub fn weekday(day: i64) -> u32 {
-    // 1970-01-01 was a Thursday.
-    (day + 3).rem_euclid(7) as u32
-}
-
-fn last_sunday(year: i64, month: u32) -> i64 {
-    let next = if month == 12 {
-        days_from_civil(year + 1, 1, 1)
-    } else {
-        days_from_civil(year, month + 1, 1)
-    };
-    let last = next - 1;
-    last - i64::from((weekday(last) + 1) % 7)
-}
-
-fn nth_sunday(year: i64, month: u32, n: i64) -> i64 {
-    let first = days_from_civil(year, month, 1);
-    let to_sunday = i64::from((6 + 7 - weekday(first)) % 7);
-    first + to_sunday + 7 * (n - 1)
 }
 
 /// Working days as a set of weekdays (bit 0 = Monday).
@@ -213,6 +178,7 @@ pub fn days_of_interest(zone: &Zone, work: &WorkingDays, now_ms: u64) -> [(u64, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use presence_connector_sdk::days::days_from_civil;
     use presence_connector_sdk::time::{MissingZone, parse_datetime};
 
     fn at(s: &str) -> u64 {

@@ -160,47 +160,9 @@ pub fn lookup(name: &str) -> Option<Zone> {
         })
 }
 
-/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's
-/// `civil_from_days`).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// Day of the week of a day number: 0 = Monday ... 6 = Sunday.
-pub fn weekday(days: i64) -> u32 {
-    // 1970-01-01 was a Thursday.
-    (days + 3).rem_euclid(7) as u32
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    presence_connector_sdk::time::days_from_civil(y, m, d)
-}
-
-/// Day number of the `n`-th (1-based) Sunday of a month, or of the last
-/// one with `n == 0`.
-fn sunday(year: i64, month: u32, n: u32) -> i64 {
-    if n == 0 {
-        let (ny, nm) = if month == 12 {
-            (year + 1, 1)
-        } else {
-            (year, month + 1)
-        };
-        let last = days_from_civil(ny, nm, 1) - 1;
-        last - i64::from((weekday(last) + 1) % 7)
-    } else {
-        let first = days_from_civil(year, month, 1);
-        let to_sunday = i64::from((6 + 7 - weekday(first)) % 7);
-        first + to_sunday + 7 * i64::from(n - 1)
-    }
-}
+pub use presence_connector_sdk::days::weekday;
+use presence_connector_sdk::days::{civil_from_days, last_sunday, nth_sunday};
 
 impl Zone {
     /// Offset from UTC at a UTC instant, in ms.
@@ -210,13 +172,13 @@ impl Zone {
         let dst = match self.rule {
             Rule::None => false,
             Rule::Eu => {
-                let start = sunday(year, 3, 0) * DAY + 3_600_000;
-                let end = sunday(year, 10, 0) * DAY + 3_600_000;
+                let start = last_sunday(year, 3) * DAY + 3_600_000;
+                let end = last_sunday(year, 10) * DAY + 3_600_000;
                 (start..end).contains(&utc_ms)
             }
             Rule::Us => {
-                let start = sunday(year, 3, 2) * DAY + 2 * 3_600_000 - std;
-                let end = sunday(year, 11, 1) * DAY + 2 * 3_600_000 - (std + 3_600_000);
+                let start = nth_sunday(year, 3, 2) * DAY + 2 * 3_600_000 - std;
+                let end = nth_sunday(year, 11, 1) * DAY + 2 * 3_600_000 - (std + 3_600_000);
                 (start..end).contains(&utc_ms)
             }
         };
@@ -241,6 +203,7 @@ impl Zone {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use presence_connector_sdk::days::days_from_civil;
 
     fn utc(y: i64, m: u32, d: u32, h: i64) -> i64 {
         days_from_civil(y, m, d) * DAY + h * 3_600_000
