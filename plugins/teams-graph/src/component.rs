@@ -8,7 +8,7 @@ use presence_connector_sdk::{
     http,
 };
 
-use crate::core::{Action, Core, Hook, Level, ReqId, Response, Stored, TimerKey, keys};
+use crate::core::{Core, Hook, ReqId, Stored, TimerKey, keys};
 use crate::settings::Settings;
 
 struct TeamsGraph {
@@ -42,47 +42,7 @@ impl TeamsGraph {
     /// Hands what the core asked for to the SDK.
     fn flush(&mut self, cx: &mut Cx<Self>) {
         for action in self.core.take_actions() {
-            match action {
-                Action::Http(id, r) => cx.http(
-                    id,
-                    http::Request {
-                        method: r.method.into(),
-                        url: r.url,
-                        headers: r
-                            .headers
-                            .into_iter()
-                            .map(|(name, value)| Header { name, value })
-                            .collect(),
-                        body: r.body,
-                        timeout_ms: Some(r.timeout_ms),
-                    },
-                ),
-                Action::SetTimer(key, ms) => cx.set_timer(key, ms),
-                Action::CancelTimer(key) => cx.cancel_timer(key),
-                Action::KvSet(k, v) => {
-                    if let Err(e) = cx.kv_set(&k, &v) {
-                        cx.error(format!("storing {k}: {}", sdk::render_host_error(&e)));
-                    }
-                }
-                Action::KvDelete(k) => {
-                    if let Err(e) = cx.kv_delete(&k) {
-                        cx.warn(format!("deleting {k}: {}", sdk::render_host_error(&e)));
-                    }
-                }
-                Action::Presence(u) => cx.presence(u),
-                Action::EndpointState(ep, st, detail) => {
-                    cx.endpoint_state(ep, st, detail.as_deref())
-                }
-                Action::Status(st, detail) => cx.status(st, detail.as_deref()),
-                Action::LoginStep(step) => cx.login_step(step),
-                Action::WriteOutcome(id, outcome) => cx.write_outcome(id, outcome),
-                Action::Log(level, m) => match level {
-                    Level::Debug => cx.debug(m),
-                    Level::Info => cx.info(m),
-                    Level::Warn => cx.warn(m),
-                    Level::Error => cx.error(m),
-                },
-            }
+            cx.apply(action);
         }
     }
 }
@@ -150,19 +110,7 @@ impl Connector for TeamsGraph {
         id: ReqId,
         outcome: Result<http::Response, HttpError>,
     ) {
-        let result = match outcome {
-            Ok(resp) => Ok(Response {
-                status: resp.status,
-                headers: resp
-                    .headers
-                    .into_iter()
-                    .map(|h| (h.name, h.value))
-                    .collect(),
-                body: resp.body,
-            }),
-            Err(HttpError::Refused(e)) => Err(sdk::render_host_error(&e)),
-            Err(HttpError::Failed(f)) => Err(sdk::render_failure(&f)),
-        };
+        let result = sdk::plain::outcome(outcome);
         self.core.on_http(id, result, cx.now());
         self.flush(cx);
     }

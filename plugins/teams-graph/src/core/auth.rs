@@ -5,12 +5,12 @@
 //! to other users. This file only routes the client's steps into the core's
 //! actions and its answers into the core's status.
 
+use presence_connector_sdk::ConnectorStatus;
 use presence_connector_sdk::oauth::{
     self, CallKind, ClientAuth, Flow, OAuthConfig, Step, TimerKind, TokenClient, TokenEvent,
 };
-use presence_connector_sdk::{ConnectorStatus, log};
 
-use super::{Action, Core, Hook, HookAnswer, Level, OpClass, Purpose, Request, Response, TimerKey};
+use super::{Action, Core, Hook, HookAnswer, OpClass, Purpose, Request, Response, TimerKey};
 use crate::settings::{AuthFlow, Settings};
 
 /// Which sign-in a token belongs to.
@@ -68,15 +68,6 @@ pub fn client(slot: Slot, s: &Settings, stored: Option<&[u8]>, now: u64) -> Toke
     client
 }
 
-fn level(l: log::Level) -> Level {
-    match l {
-        log::Level::Trace | log::Level::Debug => Level::Debug,
-        log::Level::Info => Level::Info,
-        log::Level::Warn => Level::Warn,
-        log::Level::Error => Level::Error,
-    }
-}
-
 impl Core {
     pub(super) fn client(&self, slot: Slot) -> Option<&TokenClient> {
         match slot {
@@ -116,7 +107,7 @@ impl Core {
                 Step::Store(Some(bytes)) => self.out.push(Action::KvSet(slot.key().into(), bytes)),
                 Step::Store(None) => self.out.push(Action::KvDelete(slot.key().into())),
                 Step::LoginStep(step) => self.out.push(Action::LoginStep(step)),
-                Step::Log(l, text) => self.log(level(l), text),
+                Step::Log(level, text) => self.log(level, text),
             }
         }
         Some(result)

@@ -21,10 +21,7 @@ mod writes;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use presence_connector_sdk::oauth::{CallKind, TimerKind, TokenClient};
-use presence_connector_sdk::{
-    ConnectorStatus, EndpointState, LoginStep, PresenceUpdate, UpdateOrigin, WriteFailure, WriteId,
-    WriteOutcome,
-};
+use presence_connector_sdk::{ConnectorStatus, EndpointState, UpdateOrigin, WriteFailure};
 use presence_connector_sdk::{graph, urlcode};
 
 use crate::settings::Settings;
@@ -61,32 +58,8 @@ const MAX_BACKOFF_MS: u64 = 60_000;
 /// A request's timeout.
 const HTTP_TIMEOUT_MS: u32 = 20_000;
 
-/// Log levels of [`Action::Log`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
-
-/// An HTTP request to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    pub method: &'static str,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    pub timeout_ms: u32,
-}
-
-/// An HTTP answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
+/// Requests, answers and log levels as the SDK's plain-data core types.
+pub use presence_connector_sdk::plain::{Level, Request, Response};
 
 /// An inbound webhook, as far as the core needs it.
 #[derive(Debug, Clone)]
@@ -164,21 +137,9 @@ pub enum TimerKey {
     WriteDeadline(String),
 }
 
-/// What the core wants done.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    Http(ReqId, Request),
-    SetTimer(TimerKey, u64),
-    CancelTimer(TimerKey),
-    KvSet(String, Vec<u8>),
-    KvDelete(String),
-    Presence(PresenceUpdate),
-    EndpointState(String, EndpointState, Option<String>),
-    Status(ConnectorStatus, Option<String>),
-    LoginStep(Option<LoginStep>),
-    WriteOutcome(WriteId, WriteOutcome),
-    Log(Level, String),
-}
+/// What the core wants done; `component.rs` hands it to the SDK
+/// (`Cx::apply`).
+pub type Action = presence_connector_sdk::plain::Action<TimerKey, ReqId>;
 
 /// What the key-value store held at start.
 #[derive(Debug, Clone, Default)]

@@ -2,8 +2,8 @@
 
 use presence_connector_sdk::{
     Activity, Availability, Config, ConfigEntry, ConfigValue, ConnectorError, ConnectorStatus,
-    EndpointState, PresenceIntent, UpdateOrigin, WriteAction, WriteFailure, WriteOutcome,
-    WriteRequest,
+    EndpointState, PresenceIntent, PresenceUpdate, UpdateOrigin, WriteAction, WriteFailure,
+    WriteId, WriteOutcome, WriteRequest,
 };
 use serde_json::{Value, json};
 
