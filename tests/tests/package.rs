@@ -37,7 +37,15 @@ fn run(cmd: &mut Command) -> String {
 fn build_deb(out: &Path) -> PathBuf {
     run(Command::new(cargo_deb())
         .current_dir(root().join("host"))
-        .args(["-p", "presence-hub", "--profile", "dev", "--no-build", "--fast", "-q"])
+        .args([
+            "-p",
+            "presence-hub",
+            "--profile",
+            "dev",
+            "--no-build",
+            "--fast",
+            "-q",
+        ])
         .arg("-o")
         .arg(out));
     std::fs::read_dir(out)
@@ -129,12 +137,20 @@ fn debian_package_builds_installs_starts_and_purges() {
     let meta = std::fs::metadata("/var/lib/presence-hub").unwrap();
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     assert_eq!(meta.permissions().mode() & 0o777, 0o700);
-    assert_ne!(meta.uid(), 0, "the data directory belongs to the service user");
+    assert_ne!(
+        meta.uid(),
+        0,
+        "the data directory belongs to the service user"
+    );
 
     // Started as the unit starts it (only the port differs, for the test).
     let mut hub = Command::new("runuser")
         .args(["-u", "presence-hub", "--"])
-        .args(["/usr/bin/presence-hub", "--config", "/etc/presence-hub/hub.toml"])
+        .args([
+            "/usr/bin/presence-hub",
+            "--config",
+            "/etc/presence-hub/hub.toml",
+        ])
         .env("HUB_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -194,7 +210,10 @@ fn debian_package_builds_installs_starts_and_purges() {
 
     drop(purge);
     assert!(!installed());
-    assert!(!Path::new("/var/lib/presence-hub").exists(), "purge removes the data");
+    assert!(
+        !Path::new("/var/lib/presence-hub").exists(),
+        "purge removes the data"
+    );
     assert!(!Path::new("/usr/bin/presence-hub").exists());
 }
 

@@ -193,7 +193,7 @@ pub async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-        let (head_seen, evicted) = waiting.add();
+        let waiter = waiting.add();
         tokio::spawn(connection(
             tcp,
             tls.clone(),
@@ -201,8 +201,7 @@ pub async fn serve(
             app.clone(),
             limits.clone(),
             stop_rx.clone(),
-            head_seen,
-            evicted,
+            waiter,
         ));
     }
     drop(listener);
@@ -253,8 +252,7 @@ async fn connection(
     app: Router,
     limits: ListenLimits,
     stop: watch::Receiver<bool>,
-    head_seen: Arc<AtomicBool>,
-    evicted: Arc<tokio::sync::Notify>,
+    waiter: Waiter,
 ) {
     let activity = Arc::new(Activity::new());
     let watched = Watched {
@@ -263,7 +261,7 @@ async fn connection(
         _slot: permit,
     };
     let Some(tls) = tls else {
-        return http(watched, activity, app, limits, stop, head_seen, evicted).await;
+        return http(watched, activity, app, limits, stop, waiter).await;
     };
     // The handshake counts as part of the first request's head: a client
     // that opens TLS slowly is bounded like one that sends its head slowly,
@@ -281,9 +279,9 @@ async fn connection(
                 return;
             }
         },
-        _ = evicted.notified() => return,
+        _ = waiter.evicted.notified() => return,
     };
-    http(stream, activity, app, limits, stop, head_seen, evicted).await
+    http(stream, activity, app, limits, stop, waiter).await
 }
 
 /// HTTP/1.1 on one (plain or TLS) connection until it ends.
@@ -293,13 +291,13 @@ async fn http<S>(
     app: Router,
     limits: ListenLimits,
     mut stop: watch::Receiver<bool>,
-    head_seen: Arc<AtomicBool>,
-    evicted: Arc<tokio::sync::Notify>,
+    waiter: Waiter,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let io = TokioIo::new(io);
     let body_timeout = limits.body_timeout;
+    let Waiter { head_seen, evicted } = waiter;
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         head_seen.store(true, Ordering::Relaxed);
         let mut app = app.clone();
@@ -361,7 +359,7 @@ struct Waiting(
 
 impl Waiting {
     /// Note a new connection: its head flag and the signal that evicts it.
-    fn add(&self) -> (Arc<AtomicBool>, Arc<tokio::sync::Notify>) {
+    fn add(&self) -> Waiter {
         let entry = (
             Arc::new(AtomicBool::new(false)),
             Arc::new(tokio::sync::Notify::new()),
@@ -371,7 +369,10 @@ impl Waiting {
         // still holds them): the queue stays as long as the waiting ones.
         q.retain(|(head, evict)| !head.load(Ordering::Relaxed) && Arc::strong_count(evict) > 1);
         q.push_back(entry.clone());
-        entry
+        Waiter {
+            head_seen: entry.0,
+            evicted: entry.1,
+        }
     }
 
     /// Evict the oldest connection still waiting for its first head; false
@@ -386,6 +387,13 @@ impl Waiting {
         }
         false
     }
+}
+
+/// A connection's place in [`Waiting`]: it sets `head_seen` at its first
+/// request head, and ends when `evicted` is signalled.
+struct Waiter {
+    head_seen: Arc<AtomicBool>,
+    evicted: Arc<tokio::sync::Notify>,
 }
 
 /// When a connection last moved a byte.
