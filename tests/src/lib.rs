@@ -8,6 +8,7 @@ pub mod ews_sim;
 pub mod genesys_sim;
 pub mod graph_sim;
 pub mod kamailio;
+pub mod openapi;
 pub mod rc_sim;
 pub mod ucma_sim;
 
@@ -72,6 +73,10 @@ pub struct Hub {
     /// RLIMIT_NOFILE for the hub process, if lowered.
     nofile: Option<u64>,
     pub http: reqwest::Client,
+    /// With [`Hub::check_api`]: every exchange through [`Hub::call`],
+    /// [`Hub::send`] and [`Hub::upload_raw`] is validated against the
+    /// hub's served OpenAPI description.
+    api_check: Option<std::sync::Arc<openapi::Checker>>,
 }
 
 impl Hub {
@@ -101,6 +106,7 @@ impl Hub {
                 .collect(),
             nofile,
             http: reqwest::Client::new(),
+            api_check: None,
         };
         hub.spawn();
         hub
@@ -197,20 +203,96 @@ impl Hub {
 
     /// An authenticated request; returns status and JSON body (Null if none).
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), self.url(path))
-            .bearer_auth(TOKEN);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("hub answers");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
+        let (ctype, bytes) = match body {
+            Some(b) => (
+                Some("application/json"),
+                serde_json::to_vec(&b).expect("JSON"),
+            ),
+            None => (None, Vec::new()),
+        };
+        let (status, _, body) = self
+            .send(
+                method,
+                path,
+                &[("authorization", &format!("Bearer {TOKEN}"))],
+                ctype,
+                bytes,
+            )
+            .await;
+        let text = String::from_utf8_lossy(&body).into_owned();
         (
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
+    }
+
+    /// Validate what this hub takes and answers from now on against the
+    /// OpenAPI description it serves (see [`openapi`]).
+    pub async fn check_api(&mut self) {
+        let doc = self
+            .http
+            .get(self.url("/api/v1/openapi.json"))
+            .send()
+            .await
+            .expect("hub answers")
+            .bytes()
+            .await
+            .expect("the description");
+        let spec = self.dir.path().join("openapi.json");
+        std::fs::write(&spec, &doc).unwrap();
+        self.api_check = Some(std::sync::Arc::new(openapi::Checker::start(&spec)));
+    }
+
+    /// The OpenAPI checker, when [`Hub::check_api`] turned it on.
+    pub fn api_checker(&self) -> Option<&openapi::Checker> {
+        self.api_check.as_deref()
+    }
+
+    /// Any request (`path` may carry a query); returns status, headers and
+    /// body. Validated against the description when the check is on.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let mut req = self.http.request(method.parse().unwrap(), self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        if !body.is_empty() || content_type.is_some() {
+            req = req.body(body.clone());
+        }
+        let resp = req.send().await.expect("hub answers");
+        let status = resp.status().as_u16();
+        let resp_headers = resp.headers().clone();
+        let resp_body = resp.bytes().await.unwrap().to_vec();
+        if let Some(c) = &self.api_check {
+            let (p, q) = path.split_once('?').unwrap_or((path, ""));
+            c.assert_conforms(&openapi::Exchange {
+                method: method.to_string(),
+                path: p.to_string(),
+                query: q.to_string(),
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                content_type: content_type.map(str::to_string),
+                body,
+                status,
+                response_content_type: resp_headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+                response_body: resp_body.clone(),
+            });
+        }
+        (status, resp_headers, resp_body)
     }
 
     pub async fn get(&self, path: &str) -> Value {
@@ -266,19 +348,31 @@ impl Hub {
     }
 
     pub async fn upload_raw(&self, manifest: String, component: Vec<u8>) -> (u16, Value) {
-        let form = reqwest::multipart::Form::new()
-            .text("manifest", manifest)
-            .part("component", reqwest::multipart::Part::bytes(component));
-        let resp = self
-            .http
-            .post(self.url("/api/v1/plugins"))
-            .bearer_auth(TOKEN)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        // The multipart body is made by hand so that the same bytes can be
+        // validated against the description (see `Hub::send`).
+        let boundary = format!("hub-test-{:016x}", rand_u64());
+        let mut body = Vec::new();
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"\r\n\r\n{manifest}\r\n\
+                 --{boundary}\r\nContent-Disposition: form-data; name=\"component\"; filename=\"component.wasm\"\r\n\
+                 Content-Type: application/wasm\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&component);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let ctype = format!("multipart/form-data; boundary={boundary}");
+        let (status, _, resp) = self
+            .send(
+                "POST",
+                "/api/v1/plugins",
+                &[("authorization", &format!("Bearer {TOKEN}"))],
+                Some(&ctype),
+                body,
+            )
+            .await;
+        (status, serde_json::from_slice(&resp).unwrap_or(Value::Null))
     }
 }
 
@@ -320,6 +414,12 @@ pub fn sign(secret: &str, timestamp: u64, body: &[u8]) -> String {
     mac.update(b".");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A random number (multipart boundaries).
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now())
 }
 
 /// Seconds since the Unix epoch.

@@ -21,7 +21,9 @@ use super::{ApiError, AppState};
 use crate::store::{Store, StoreError, TokenRecord};
 
 /// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Console,
@@ -217,7 +219,7 @@ impl AdminAuth {
 }
 
 /// The least role a route needs.
-fn required(method: &Method, path: &str) -> Role {
+pub(super) fn required(method: &Method, path: &str) -> Role {
     let console = path.starts_with("/api/v1/presence") || path.starts_with("/api/v1/feed");
     if console && method == Method::GET {
         return Role::Console;

@@ -12,16 +12,49 @@ use super::error::parse_json;
 use super::{ApiError, AppState};
 use crate::runtime::{ConnectorPatch, ConnectorReplace, NewConnector, PresenceWrite};
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/connectors",
+    tag = "connectors",
+    summary = "List connector instances",
+    responses(
+        (status = 200, description = "Every instance", body = super::openapi::ConnectorList)
+    )
+)]
 pub async fn list(State(s): State<AppState>) -> impl IntoResponse {
     Json(json!({ "connectors": s.runtime.connectors().await }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/connectors",
+    tag = "connectors",
+    summary = "Create a connector instance",
+    request_body = crate::runtime::NewConnector,
+    responses(
+        (status = 201, description = "Created", body = crate::runtime::ConnectorView),
+        (status = 400, description = "The body is not valid JSON or not of this shape; `field` names the JSON path", body = super::openapi::ErrorBody),
+        (status = 409, description = "An instance of this id exists", body = super::openapi::ErrorBody),
+        (status = 422, description = "The configuration is refused (by the host or the plugin's configure); `field` names it", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn create(State(s): State<AppState>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
     let req: NewConnector = parse_json(&body)?;
     let view = s.runtime.create_connector(req).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/connectors/{id}",
+    tag = "connectors",
+    summary = "One connector instance and its sync profile",
+    params(("id" = String, Path, description = "Connector instance id")),
+    responses(
+        (status = 200, description = "The instance", body = super::openapi::ConnectorDetail),
+        (status = 404, description = "No such connector", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn get_one(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -40,6 +73,20 @@ pub async fn get_one(
 /// is merged into the stored one (`null` removes a field). 422 names the
 /// field when the host's check or the plugin's `configure` refuses it; the
 /// old configuration is kept then.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/connectors/{id}",
+    tag = "connectors",
+    summary = "Change part of an instance (JSON merge patch of config)",
+    params(("id" = String, Path, description = "Connector instance id")),
+    request_body = crate::runtime::ConnectorPatch,
+    responses(
+        (status = 200, description = "Changed", body = crate::runtime::ConnectorView),
+        (status = 400, description = "The body is not valid JSON or not of this shape; `field` names the JSON path", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such connector", body = super::openapi::ErrorBody),
+        (status = 422, description = "The configuration is refused; the old one is kept", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn update(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -52,6 +99,20 @@ pub async fn update(
 
 /// `PUT`: the instance's settings in full (see [`ConnectorReplace`]);
 /// refusals as for `PATCH`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/connectors/{id}",
+    tag = "connectors",
+    summary = "Replace an instance's settings",
+    params(("id" = String, Path, description = "Connector instance id")),
+    request_body = crate::runtime::ConnectorReplace,
+    responses(
+        (status = 200, description = "Replaced", body = crate::runtime::ConnectorView),
+        (status = 400, description = "The body is not valid JSON or not of this shape; `field` names the JSON path", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such connector", body = super::openapi::ErrorBody),
+        (status = 422, description = "The configuration is refused; the old one is kept", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn replace(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -62,6 +123,17 @@ pub async fn replace(
     Ok(Json(view))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/connectors/{id}",
+    tag = "connectors",
+    summary = "Delete an instance",
+    params(("id" = String, Path, description = "Connector instance id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such connector", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn delete(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -70,6 +142,17 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/connectors/{id}/enable",
+    tag = "connectors",
+    summary = "Enable (and lift a quarantine)",
+    params(("id" = String, Path, description = "Connector instance id")),
+    responses(
+        (status = 200, description = "Enabled", body = crate::runtime::ConnectorView),
+        (status = 404, description = "No such connector", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn enable(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -78,6 +161,17 @@ pub async fn enable(
     Ok(Json(view))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/connectors/{id}/disable",
+    tag = "connectors",
+    summary = "Disable",
+    params(("id" = String, Path, description = "Connector instance id")),
+    responses(
+        (status = 200, description = "Disabled", body = crate::runtime::ConnectorView),
+        (status = 404, description = "No such connector", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn disable(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -86,6 +180,17 @@ pub async fn disable(
     Ok(Json(view))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/connectors/{id}/status",
+    tag = "connectors",
+    summary = "An instance's health",
+    params(("id" = String, Path, description = "Connector instance id")),
+    responses(
+        (status = 200, description = "Status and link", body = super::openapi::ConnectorHealth),
+        (status = 404, description = "No such connector", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn status(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -113,6 +218,17 @@ pub async fn status(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/connectors/{id}/endpoints",
+    tag = "connectors",
+    summary = "What the instance observed, per endpoint, and its directory",
+    params(("id" = String, Path, description = "Connector instance id")),
+    responses(
+        (status = 200, description = "Observations", body = crate::engine::InstanceBoard),
+        (status = 404, description = "No such connector", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn endpoints(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -121,12 +237,26 @@ pub async fn endpoints(
     Ok(Json(s.presence.observations(&id).await?))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Watches {
     endpoints: Vec<String>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/connectors/{id}/watches",
+    tag = "connectors",
+    summary = "Replace the endpoints an operator asks the instance to watch",
+    params(("id" = String, Path, description = "Connector instance id")),
+    request_body = Watches,
+    responses(
+        (status = 200, description = "The watch list now", body = super::openapi::WatchList),
+        (status = 400, description = "The body is not valid JSON or not of this shape; `field` names the JSON path", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such connector", body = super::openapi::ErrorBody),
+        (status = 422, description = "A value is refused; `field` names it and the error says what is allowed", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn watches(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -152,6 +282,20 @@ pub async fn watches(
 /// The longest a write-back may be asked to hold (30 days).
 pub const MAX_WRITE_EXPIRY_MS: u64 = 30 * 24 * 3600 * 1000;
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/connectors/{id}/endpoints/{endpoint}/presence",
+    tag = "connectors",
+    summary = "Write presence back to the platform",
+    params(("id" = String, Path, description = "Connector instance id"), ("endpoint" = String, Path, description = "The endpoint (in the plugin's endpoint kind)")),
+    request_body = crate::runtime::PresenceWrite,
+    responses(
+        (status = 202, description = "Accepted; the outcome comes later under the write id", body = crate::runtime::WriteRecord, headers(("Location" = String, description = "/api/v1/writes/{id}"))),
+        (status = 400, description = "The body is not valid JSON or not of this shape; `field` names the JSON path", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such connector", body = super::openapi::ErrorBody),
+        (status = 422, description = "A value is refused, or the plugin cannot write", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn set_presence(
     State(s): State<AppState>,
     Path((id, endpoint)): Path<(String, String)>,
@@ -190,6 +334,18 @@ pub async fn set_presence(
 }
 
 /// One write-back and its outcome.
+#[utoipa::path(
+    get,
+    path = "/api/v1/writes/{id}",
+    tag = "connectors",
+    summary = "One write-back and its outcome",
+    params(("id" = String, Path, description = "Write id (a whole number)")),
+    responses(
+        (status = 200, description = "The write", body = crate::runtime::WriteRecord),
+        (status = 400, description = "The id is not a whole number", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such write", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn write(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -205,6 +361,17 @@ pub async fn write(
 }
 
 /// An instance's recent write-backs, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/connectors/{id}/writes",
+    tag = "connectors",
+    summary = "An instance's recent write-backs, newest first",
+    params(("id" = String, Path, description = "Connector instance id")),
+    responses(
+        (status = 200, description = "At most 200", body = super::openapi::WriteList),
+        (status = 404, description = "No such connector", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn writes(
     State(s): State<AppState>,
     Path(id): Path<String>,

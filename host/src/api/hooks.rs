@@ -19,6 +19,20 @@ pub async fn root(
     dispatch(s, instance, String::new(), method, query, headers, body).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/hooks/{instance}/{path}",
+    tag = "webhooks",
+    summary = "A webhook for a connector instance, answered by its plugin (any method is passed on)",
+    params(("instance" = String, Path, description = "Connector instance id"), ("path" = String, Path, description = "The rest of the path, passed to the plugin")),
+    request_body(content = serde_json::Value, description = "Whatever the platform sends (any media type; the plugin reads it)", content_type = "*/*"),
+    responses(
+        (status = 200, description = "The plugin's answer, as the plugin made it (status, headers and body are the plugin's; any media type)", content_type = "*/*", body = serde_json::Value),
+        (status = "default", description = "Another status the plugin chose (e.g. 401 for a bad signature), with its body", content_type = "*/*", body = serde_json::Value),
+        (status = 404, description = "No such instance taking webhooks (unknown, disabled and webhook-less instances answer alike)", body = super::openapi::ErrorBody),
+        (status = 413, description = "Over max_webhook_bytes", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn handle(
     State(s): State<AppState>,
     Path((instance, path)): Path<(String, String)>,

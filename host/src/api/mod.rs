@@ -6,6 +6,7 @@ mod connectors;
 mod console;
 mod error;
 mod hooks;
+mod openapi;
 mod plugins;
 mod presence;
 mod settings;

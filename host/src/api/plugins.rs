@@ -9,11 +9,31 @@ use serde_json::json;
 
 use super::{ApiError, AppState};
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/plugins",
+    tag = "plugins",
+    summary = "List plugins",
+    responses(
+        (status = 200, description = "Every loaded plugin and the folders that failed", body = super::openapi::PluginList)
+    )
+)]
 pub async fn list(State(s): State<AppState>) -> impl IntoResponse {
     let (plugins, errors) = s.runtime.plugins().await;
     Json(json!({ "plugins": plugins, "folder_errors": errors }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/plugins/{id}",
+    tag = "plugins",
+    summary = "One plugin",
+    params(("id" = String, Path, description = "Plugin id")),
+    responses(
+        (status = 200, description = "The plugin", body = crate::runtime::PluginView),
+        (status = 404, description = "No such plugin", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn get_one(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -23,6 +43,20 @@ pub async fn get_one(
 
 /// `multipart/form-data` with a `manifest` part (plugin.toml, including the
 /// component's `sha256`) and a `component` part (the .wasm).
+#[utoipa::path(
+    post,
+    path = "/api/v1/plugins",
+    tag = "plugins",
+    summary = "Upload a plugin (hot-reloads one of the same id)",
+    request_body(content = super::openapi::PluginUpload, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Installed", body = crate::runtime::PluginView),
+        (status = 400, description = "A missing or unknown part, or the component does not match the manifest's sha256", body = super::openapi::ErrorBody),
+        (status = 409, description = "An instance does not fit the new build's configuration", body = super::openapi::ErrorBody),
+        (status = 413, description = "Over max_upload_bytes", body = super::openapi::ErrorBody),
+        (status = 422, description = "The manifest or component is refused", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn upload(
     State(s): State<AppState>,
     mut form: Multipart,
@@ -71,6 +105,19 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/plugins/{id}",
+    tag = "plugins",
+    summary = "Delete an uploaded plugin",
+    params(("id" = String, Path, description = "Plugin id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such plugin", body = super::openapi::ErrorBody),
+        (status = 409, description = "Connectors use it; delete them first", body = super::openapi::ErrorBody),
+        (status = 422, description = "A plugin of the plugins directory cannot be deleted through the API", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn delete(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -79,6 +126,19 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/plugins/{id}/reload",
+    tag = "plugins",
+    summary = "Reload a plugin and restart its instances",
+    params(("id" = String, Path, description = "Plugin id")),
+    responses(
+        (status = 200, description = "Reloaded", body = crate::runtime::PluginView),
+        (status = 404, description = "No such plugin", body = super::openapi::ErrorBody),
+        (status = 409, description = "An instance does not fit the new build", body = super::openapi::ErrorBody),
+        (status = 422, description = "The plugin cannot be loaded", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn reload(
     State(s): State<AppState>,
     Path(id): Path<String>,

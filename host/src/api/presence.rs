@@ -20,7 +20,8 @@ use super::users::Page;
 use super::{ApiError, AppState};
 use crate::presence::{FeedEvent, Next, Subscription};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PresenceQuery {
     pub q: Option<String>,
@@ -32,6 +33,17 @@ pub struct PresenceQuery {
     pub per_page: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/presence",
+    tag = "presence",
+    summary = "Merged presence of every user, filtered and paged",
+    params(PresenceQuery),
+    responses(
+        (status = 200, description = "One page", body = super::openapi::PresencePage),
+        (status = 400, description = "A parameter is out of range", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn list(
     State(s): State<AppState>,
     ApiQuery(p): ApiQuery<PresenceQuery>,
@@ -69,6 +81,17 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/presence/{username}",
+    tag = "presence",
+    summary = "One user's merged presence, every source's report, the reasons and the sync",
+    params(("username" = String, Path, description = "Username (canonical form)")),
+    responses(
+        (status = 200, description = "The detail", body = crate::presence::UserPresenceDetail),
+        (status = 404, description = "No such user", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn one(
     State(s): State<AppState>,
     Path(name): Path<String>,
@@ -77,7 +100,8 @@ pub async fn one(
 }
 
 /// Which users a feed client follows and where it resumes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FeedQuery {
     /// Comma-separated usernames; absent: everyone.
     pub users: Option<String>,
@@ -114,6 +138,53 @@ fn since(q: &FeedQuery, headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     }
 }
 
+/// The feed's first message: everyone the client follows, as of `seq`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct FeedSnapshot<'a> {
+    /// The sequence number the snapshot is current to (resume after it).
+    pub seq: u64,
+    pub r#type: SnapshotType,
+    #[schema(value_type = Vec<crate::presence::UserPresence>)]
+    pub users: &'a [std::sync::Arc<crate::presence::UserPresence>],
+}
+
+/// The `type` of a snapshot message.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotType {
+    Snapshot,
+}
+
+/// The feed's last message: the stream ends after it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct FeedNotice {
+    pub r#type: NoticeType,
+    /// What the client should do, in words.
+    pub reason: String,
+}
+
+/// Why a feed stream ends.
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoticeType {
+    /// The client fell too far behind: reconnect with `Last-Event-ID`
+    /// (SSE) or `since=` (WebSocket) to get what was missed.
+    Resync,
+    /// The client's token was revoked.
+    Revoked,
+}
+
+impl FeedNotice {
+    /// The message as the feed sends it.
+    fn json(r#type: NoticeType, reason: &str) -> String {
+        serde_json::to_string(&FeedNotice {
+            r#type,
+            reason: reason.to_string(),
+        })
+        .unwrap_or_default()
+    }
+}
+
 /// The snapshot's JSON, made once for every client that starts following
 /// everyone at the same sequence number and shared by them (at 100k users
 /// it is ~29 MB: one copy per client took gigabytes).
@@ -125,17 +196,11 @@ impl SnapshotCache {
         let snap = sub.snapshot.take()?;
         // Written straight from the users (no JSON value tree in between,
         // which took ten times the text's size).
-        #[derive(serde::Serialize)]
-        struct Snapshot<'a> {
-            seq: u64,
-            r#type: &'static str,
-            users: &'a [std::sync::Arc<crate::presence::UserPresence>],
-        }
         let make = |snap: &[std::sync::Arc<crate::presence::UserPresence>]| {
             Bytes::from(
-                serde_json::to_vec(&Snapshot {
+                serde_json::to_vec(&FeedSnapshot {
                     seq: sub.seq,
-                    r#type: "snapshot",
+                    r#type: SnapshotType::Snapshot,
                     users: snap,
                 })
                 .unwrap_or_default(),
@@ -273,6 +338,18 @@ async fn revoked(mut rx: tokio::sync::watch::Receiver<bool>) {
 /// with `since` / `Last-Event-ID`), then `presence` and `removed` events whose
 /// `id` is the sequence number. A client that falls behind gets `resync` and
 /// is disconnected.
+#[utoipa::path(
+    get,
+    path = "/api/v1/feed/sse",
+    tag = "presence",
+    summary = "Live feed over Server-Sent Events",
+    params(FeedQuery, ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this sequence number (what the browser sends on reconnect)")),
+    responses(
+        (status = 200, description = "An event stream: each event is named by the message's `type`, its `id` is the `seq`, its `data` one FeedMessage", content_type = "text/event-stream", body = super::openapi::FeedMessage),
+        (status = 400, description = "Last-Event-ID or since is not a sequence number", body = super::openapi::ErrorBody),
+        (status = 429, description = "Too many feed streams, in all or for this token", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn sse(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<FeedQuery>,
@@ -305,7 +382,7 @@ pub async fn sse(
                     continue;
                 }
                 _ = &mut gone => {
-                    for part in sse_event("revoked", None, Bytes::from_static(br#"{"type":"revoked","reason":"the token was revoked"}"#)) {
+                    for part in sse_event("revoked", None, Bytes::from(FeedNotice::json(NoticeType::Revoked, "the token was revoked"))) {
                         yield Ok(part);
                     }
                     break;
@@ -318,7 +395,7 @@ pub async fn sse(
                     }
                 }
                 Next::Lagged => {
-                    for part in sse_event("resync", None, Bytes::from_static(br#"{"type":"resync","reason":"client too slow; reconnect with Last-Event-ID"}"#)) {
+                    for part in sse_event("resync", None, Bytes::from(FeedNotice::json(NoticeType::Resync, "client too slow; reconnect with Last-Event-ID"))) {
                         yield Ok(part);
                     }
                     break;
@@ -337,6 +414,18 @@ pub async fn sse(
 }
 
 /// WebSocket: the same messages as JSON text frames.
+#[utoipa::path(
+    get,
+    path = "/api/v1/feed/ws",
+    tag = "presence",
+    summary = "Live feed over WebSocket",
+    params(FeedQuery, ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this sequence number (what the browser sends on reconnect)")),
+    responses(
+        (status = 101, description = "Switching to WebSocket: every text frame the hub sends is one FeedMessage (components/schemas/FeedMessage); the client only sends close frames and pings"),
+        (status = 400, description = "Not a WebSocket upgrade, or since is not a sequence number", body = super::openapi::ErrorBody),
+        (status = 429, description = "Too many feed streams, in all or for this token", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn ws(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<FeedQuery>,
@@ -433,7 +522,7 @@ async fn ws_session(
                     }
                 }
                 Next::Lagged => {
-                    let _ = socket.send(Message::Text(r#"{"type":"resync","reason":"client too slow; reconnect with since"}"#.into())).await;
+                    let _ = socket.send(Message::Text(FeedNotice::json(NoticeType::Resync, "client too slow; reconnect with since").into())).await;
                     let _ = socket.send(Message::Close(None)).await;
                     return;
                 }
@@ -441,7 +530,7 @@ async fn ws_session(
             },
             _ = &mut closed => return,
             _ = &mut gone => {
-                let _ = socket.send(Message::Text(r#"{"type":"revoked","reason":"the token was revoked"}"#.into())).await;
+                let _ = socket.send(Message::Text(FeedNotice::json(NoticeType::Revoked, "the token was revoked").into())).await;
                 let _ = socket.send(Message::Close(None)).await;
                 return;
             }

@@ -14,11 +14,32 @@ use super::{ApiError, AppState};
 use crate::engine::merge::Rules;
 use crate::store::EventQuery;
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/settings/rules",
+    tag = "settings",
+    summary = "The merge, sync and calendar rules",
+    responses(
+        (status = 200, description = "The rules", body = crate::engine::merge::Rules)
+    )
+)]
 pub async fn rules(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(s.presence.rules().await?))
 }
 
 /// Replace the merge rules; applied at once.
+#[utoipa::path(
+    put,
+    path = "/api/v1/settings/rules",
+    tag = "settings",
+    summary = "Replace the rules (applied at once)",
+    request_body = crate::engine::merge::Rules,
+    responses(
+        (status = 200, description = "The rules now", body = crate::engine::merge::Rules),
+        (status = 400, description = "The body is not valid JSON or not of this shape; `field` names the JSON path", body = super::openapi::ErrorBody),
+        (status = 422, description = "A value is refused; `field` names it and the error says what is allowed", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn set_rules(
     State(s): State<AppState>,
     body: Bytes,
@@ -58,11 +79,21 @@ pub async fn set_rules(
 
 /// The sync's mapping profiles: what each counts as a conversation, in
 /// plain words.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sync/profiles",
+    tag = "settings",
+    summary = "The sync's mapping profiles",
+    responses(
+        (status = 200, description = "Presets", body = super::openapi::ProfileList)
+    )
+)]
 pub async fn sync_profiles() -> impl IntoResponse {
     Json(json!({ "profiles": crate::engine::sync::profile::presets() }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     user: Option<String>,
@@ -73,6 +104,17 @@ pub struct EventsQuery {
 }
 
 /// The event log, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "settings",
+    summary = "The event log, newest first",
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "Events", body = super::openapi::EventList),
+        (status = 400, description = "A parameter is out of range", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn events(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<EventsQuery>,
@@ -97,13 +139,22 @@ pub async fn events(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewToken {
     name: String,
     role: Role,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    tag = "settings",
+    summary = "API tokens (never their values)",
+    responses(
+        (status = 200, description = "Tokens", body = super::openapi::TokenList)
+    )
+)]
 pub async fn tokens(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let list = s
         .auth
@@ -113,6 +164,18 @@ pub async fn tokens(State(s): State<AppState>) -> Result<impl IntoResponse, ApiE
 }
 
 /// Create a token; its value is shown in this answer only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    tag = "settings",
+    summary = "Create an API token",
+    request_body = NewToken,
+    responses(
+        (status = 201, description = "Created; the value is shown here only", body = super::openapi::NewTokenAnswer),
+        (status = 400, description = "The body is not valid JSON or not of this shape; `field` names the JSON path", body = super::openapi::ErrorBody),
+        (status = 422, description = "A value is refused; `field` names it and the error says what is allowed", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn create_token(
     State(s): State<AppState>,
     body: Bytes,
@@ -137,6 +200,17 @@ pub async fn create_token(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    tag = "settings",
+    summary = "Revoke a token (its open feeds end)",
+    params(("id" = String, Path, description = "Token id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such token", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn revoke_token(
     State(s): State<AppState>,
     Path(id): Path<String>,

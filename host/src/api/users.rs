@@ -38,7 +38,8 @@ impl From<PresenceError> for ApiError {
 pub const MAX_PAGE: usize = 1_000_000;
 
 /// Paging and search.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
     /// Matches username, display name, email, extension, department.
@@ -85,6 +86,17 @@ fn matches(u: &User, q: &str) -> bool {
     .any(|f| f.to_lowercase().contains(&q))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    tag = "users",
+    summary = "Search and page users",
+    params(Page),
+    responses(
+        (status = 200, description = "One page", body = super::openapi::UserPage),
+        (status = 400, description = "A paging or search parameter is out of range", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn list(
     State(s): State<AppState>,
     ApiQuery(p): ApiQuery<Page>,
@@ -108,6 +120,19 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/users",
+    tag = "users",
+    summary = "Create a user",
+    request_body = crate::engine::users::User,
+    responses(
+        (status = 201, description = "Created", body = crate::engine::users::User),
+        (status = 400, description = "The body is not valid JSON or not of this shape; `field` names the JSON path", body = super::openapi::ErrorBody),
+        (status = 409, description = "The username, or a unique attribute, is taken", body = super::openapi::ErrorBody),
+        (status = 422, description = "A value is refused; `field` names it and the error says what is allowed", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn create(State(s): State<AppState>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
     let u: User = parse_json(&body)?;
     Ok((
@@ -116,6 +141,17 @@ pub async fn create(State(s): State<AppState>, body: Bytes) -> Result<impl IntoR
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{username}",
+    tag = "users",
+    summary = "One user",
+    params(("username" = String, Path, description = "Username (canonical form)")),
+    responses(
+        (status = 200, description = "The user", body = crate::engine::users::User),
+        (status = 404, description = "No such user", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn get_one(
     State(s): State<AppState>,
     Path(name): Path<String>,
@@ -127,6 +163,21 @@ pub async fn get_one(
         .ok_or_else(|| PresenceError::NotFound(name).into())
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/{username}",
+    tag = "users",
+    summary = "Replace a user",
+    params(("username" = String, Path, description = "Username (canonical form)")),
+    request_body = crate::engine::users::User,
+    responses(
+        (status = 200, description = "Replaced", body = crate::engine::users::User),
+        (status = 400, description = "The body is not valid JSON or not of this shape; `field` names the JSON path", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such user", body = super::openapi::ErrorBody),
+        (status = 409, description = "A unique attribute is taken", body = super::openapi::ErrorBody),
+        (status = 422, description = "A value is refused; `field` names it and the error says what is allowed", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn replace(
     State(s): State<AppState>,
     Path(name): Path<String>,
@@ -143,6 +194,17 @@ pub async fn replace(
     Ok(Json(s.presence.put_user(u, false).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{username}",
+    tag = "users",
+    summary = "Delete a user and their notes",
+    params(("username" = String, Path, description = "Username (canonical form)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such user", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn delete(
     State(s): State<AppState>,
     Path(name): Path<String>,
@@ -274,7 +336,8 @@ fn parse_csv(body: &[u8]) -> Result<Vec<ImportRow>, ApiError> {
 }
 
 /// How an import treats existing users.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
     /// `merge` (default): only the given columns change; `replace`: each
@@ -294,6 +357,20 @@ pub struct ImportQuery {
 /// nothing: 200 with the report when every row was taken, 422 with the
 /// same report (`applied: false`, each rejected row's line, field and
 /// reason) when any was not.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/import",
+    tag = "users",
+    summary = "Bulk import (CSV with a header line, or a JSON array)",
+    params(ImportQuery),
+    request_body(content((String = "text/csv"), (Vec<crate::engine::users::User> = "application/json"))),
+    responses(
+        (status = 200, description = "Every row taken", body = super::openapi::ImportResult),
+        (status = 400, description = "The CSV header or JSON is unreadable", body = super::openapi::ErrorBody),
+        (status = 415, description = "Neither text/csv nor application/json", body = super::openapi::ErrorBody),
+        (status = 422, description = "Rows rejected; nothing imported", body = super::openapi::ImportResult)
+    )
+)]
 pub async fn import(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<ImportQuery>,
@@ -360,7 +437,7 @@ pub async fn import(
     Ok((status, Json(body)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewNote {
     text: String,
@@ -368,6 +445,17 @@ struct NewNote {
     expires_at_ms: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{username}/notes",
+    tag = "users",
+    summary = "A user's notes in force",
+    params(("username" = String, Path, description = "Username (canonical form)")),
+    responses(
+        (status = 200, description = "Notes", body = super::openapi::NoteList),
+        (status = 404, description = "No such user", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn notes(
     State(s): State<AppState>,
     Path(name): Path<String>,
@@ -376,6 +464,20 @@ pub async fn notes(
     Ok(Json(json!({ "notes": d.presence.notes })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{username}/notes",
+    tag = "users",
+    summary = "Add a note",
+    params(("username" = String, Path, description = "Username (canonical form)")),
+    request_body = NewNote,
+    responses(
+        (status = 201, description = "Added", body = crate::presence::Note),
+        (status = 400, description = "The body is not valid JSON or not of this shape; `field` names the JSON path", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such user", body = super::openapi::ErrorBody),
+        (status = 422, description = "A value is refused; `field` names it and the error says what is allowed", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn add_note(
     State(s): State<AppState>,
     Path(name): Path<String>,
@@ -408,6 +510,18 @@ pub async fn add_note(
     Ok((StatusCode::CREATED, Json(note)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{username}/notes/{id}",
+    tag = "users",
+    summary = "Delete a note",
+    params(("username" = String, Path, description = "Username (canonical form)"), ("id" = String, Path, description = "Note id (a whole number)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The id is not a number", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such user or note", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn delete_note(
     State(s): State<AppState>,
     Path((name, id)): Path<(String, String)>,
@@ -419,6 +533,17 @@ pub async fn delete_note(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{username}/subscribe",
+    tag = "users",
+    summary = "Force-subscribe a user's endpoints for a minute",
+    params(("username" = String, Path, description = "Username (canonical form)")),
+    responses(
+        (status = 200, description = "Until when", body = super::openapi::Subscribed),
+        (status = 404, description = "No such user", body = super::openapi::ErrorBody)
+    )
+)]
 pub async fn subscribe(
     State(s): State<AppState>,
     Path(name): Path<String>,

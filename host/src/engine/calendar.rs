@@ -13,7 +13,7 @@ use super::merge::{Rules, SourceView};
 use super::model::{CalendarItem, CalendarPresence, ShowAs};
 
 /// Operator rules for the calendar channel.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CalendarRules {
     /// Show subjects and locations of items that are not private. Off by
@@ -23,7 +23,7 @@ pub struct CalendarRules {
 }
 
 /// One calendar item as consoles get it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ItemOut {
     pub start_ms: u64,
     pub end_ms: u64,
@@ -35,7 +35,7 @@ pub struct ItemOut {
 }
 
 /// An automatic out-of-office reply in force now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AwayOut {
     pub message: Option<String>,
     /// The scheduled end, where the person set one.
@@ -43,7 +43,7 @@ pub struct AwayOut {
 }
 
 /// The calendar channel of a merged presence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CalendarOut {
     /// The connector instance the calendar comes from.
     pub source: String,

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use super::model::*;
 
 /// Operator-set rules, applied at once when changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Rules {
     /// Rich presence priority by technology (plugin id), first wins
@@ -75,7 +75,7 @@ pub struct SourceView<'a> {
 }
 
 /// The channel states consoles show (the seeds' diagnostics vocabulary).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChannelState {
     Available,
@@ -120,22 +120,42 @@ impl ChannelState {
 }
 
 /// Merged telephony presence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TelephonyOut {
     pub state: ChannelState,
     pub line: Option<LineState>,
     /// Forward target as shown (masked per the rules).
     pub forward_to: Option<String>,
+    /// The connector instance whose report won; for an error state
+    /// (`access-denied`, `not-found`, `error`, `requesting`) the instance
+    /// whose watch is in that state.
     pub source: Option<String>,
+    /// The plugin (technology) of `source`.
+    pub source_plugin: Option<String>,
+    /// For an error state: the source's own words (e.g. the platform's
+    /// status), when it gave any.
+    pub source_detail: Option<String>,
+    /// When this state (state, line and forward together) began, in ms
+    /// since the Unix epoch: the hub's time of the change (see [`stamp`]).
+    pub since_ms: Option<u64>,
 }
 
 /// Merged rich presence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RichOut {
     pub state: ChannelState,
     pub activity: Option<Activity>,
     pub note: Option<String>,
+    /// As [`TelephonyOut::source`].
     pub source: Option<String>,
+    /// The plugin (technology) of `source`.
+    pub source_plugin: Option<String>,
+    /// As [`TelephonyOut::source_detail`].
+    pub source_detail: Option<String>,
+    /// When `state` (the availability) began, ms since the Unix epoch.
+    pub since_ms: Option<u64>,
+    /// When `activity` (or its absence) began, ms since the Unix epoch.
+    pub activity_since_ms: Option<u64>,
 }
 
 /// The merged presence of one user and why.
@@ -194,27 +214,28 @@ fn mask(number: &str, visible: Option<u8>) -> String {
     }
 }
 
-/// When no source has presence: what consoles should see instead.
-fn service_state(sources: &[&SourceView], rules: &Rules, now_ms: u64) -> ChannelState {
+/// When no source has presence: what consoles should see instead, and
+/// the source whose watch is in that state (for the error states).
+fn service_state<'s, 'a>(
+    sources: &'s [&'s SourceView<'a>],
+) -> (ChannelState, Option<&'s SourceView<'a>>) {
     if sources.is_empty() {
-        return ChannelState::NotConfigured;
+        return (ChannelState::NotConfigured, None);
     }
     if sources.iter().all(|s| !s.connector_ok) {
-        return ChannelState::ServerNotConfigured;
+        return (ChannelState::ServerNotConfigured, None);
     }
-    let states: Vec<EndpointState> = sources
-        .iter()
-        .filter(|s| s.connector_ok)
-        .filter_map(|s| s.observed.and_then(|o| o.state))
-        .collect();
     for (e, c) in [
         (EndpointState::AccessDenied, ChannelState::AccessDenied),
         (EndpointState::NotFound, ChannelState::NotFound),
         (EndpointState::Error, ChannelState::Error),
         (EndpointState::Requesting, ChannelState::Requesting),
     ] {
-        if states.contains(&e) {
-            return c;
+        if let Some(s) = sources
+            .iter()
+            .find(|s| s.connector_ok && s.observed.and_then(|o| o.state) == Some(e))
+        {
+            return (c, Some(*s));
         }
     }
     let seen = sources
@@ -222,12 +243,243 @@ fn service_state(sources: &[&SourceView], rules: &Rules, now_ms: u64) -> Channel
         .any(|s| s.observed.is_some_and(|o| o.received_at_ms.is_some()));
     if seen {
         // Had presence once, but it aged out.
-        let _ = (rules, now_ms);
-        ChannelState::Unknown
-    } else if states.is_empty() {
-        ChannelState::NotRequested
+        (ChannelState::Unknown, None)
+    } else if sources
+        .iter()
+        .any(|s| s.connector_ok && s.observed.is_some_and(|o| o.state.is_some()))
+    {
+        (ChannelState::Requesting, None)
     } else {
-        ChannelState::Requesting
+        (ChannelState::NotRequested, None)
+    }
+}
+
+/// Why a source does not count now, in words (for the reasons).
+fn left_out(
+    s: &SourceView,
+    has: impl Fn(&EndpointView) -> bool,
+    rules: &Rules,
+    now_ms: u64,
+) -> String {
+    let why = if !s.connector_ok {
+        "its connector is not running".to_string()
+    } else {
+        match s.observed {
+            None => "nothing reported yet".to_string(),
+            Some(o) => match o.state {
+                Some(
+                    st @ (EndpointState::Error
+                    | EndpointState::AccessDenied
+                    | EndpointState::NotFound),
+                ) => {
+                    let name = match st {
+                        EndpointState::Error => "error",
+                        EndpointState::AccessDenied => "access denied",
+                        _ => "not found",
+                    };
+                    match &o.state_detail {
+                        Some(d) => format!("its watch is in {name}: {d}"),
+                        None => format!("its watch is in {name}"),
+                    }
+                }
+                _ if !has(o) => "no state of this kind reported yet".to_string(),
+                _ if o.valid_until_ms.is_some_and(|t| now_ms > t) => {
+                    "the validity its source declared lapsed".to_string()
+                }
+                _ if !fresh(o, rules, now_ms) => "older than stale_after_seconds".to_string(),
+                _ => "outranked".to_string(),
+            },
+        }
+    };
+    format!("{} ({}) {why}", s.instance, s.endpoint)
+}
+
+/// The reason line for a channel: who won and why, who was left out and
+/// why, or why no source counts.
+fn channel_reason(
+    channel: &str,
+    sources: &[SourceView],
+    live: &[&SourceView],
+    // The winner, and why it won when a rule decided between several.
+    winner: Option<(&SourceView, Option<String>)>,
+    has: impl Fn(&EndpointView) -> bool + Copy,
+    rules: &Rules,
+    now_ms: u64,
+) -> Option<String> {
+    if sources.is_empty() {
+        return Some(format!(
+            "{channel}: not configured (the user has no endpoint a connector watches for it)"
+        ));
+    }
+    let others: Vec<String> = sources
+        .iter()
+        .filter(|s| {
+            !live
+                .iter()
+                .any(|l| l.instance == s.instance && l.endpoint == s.endpoint)
+        })
+        .map(|s| left_out(s, has, rules, now_ms))
+        .collect();
+    let out = if others.is_empty() {
+        String::new()
+    } else {
+        format!("; left out: {}", others.join("; "))
+    };
+    Some(match winner {
+        Some((w, rank_reason)) => match rank_reason {
+            Some(r) => format!("{channel}: {r}{out}"),
+            None => format!(
+                "{channel}: {} is the only source with a current state{out}",
+                w.instance
+            ),
+        },
+        None => format!("{channel}: no source has a current state{out}"),
+    })
+}
+
+/// One dimension's key and start time, as [`stamp`] keeps them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Began {
+    /// The dimension's value, as compared (`busy`, `in-a-call`,
+    /// `busy|in-call|`).
+    pub key: String,
+    pub since_ms: u64,
+}
+
+/// When each dimension of a user's presence began, as stored so that it
+/// survives a restart (only states a source reported, not the hub's own
+/// service states such as `requesting`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinceRecord {
+    pub availability: Option<Began>,
+    pub activity: Option<Began>,
+    pub telephony: Option<Began>,
+}
+
+fn rich_key(r: &RichOut) -> String {
+    r.state.as_str().to_string()
+}
+
+fn activity_key(r: &RichOut) -> String {
+    match &r.activity {
+        None => String::new(),
+        Some(Activity::Other(o)) => format!("other:{o}"),
+        Some(a) => serde_json::to_value(a)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+    }
+}
+
+fn telephony_key(t: &TelephonyOut) -> String {
+    let line = t
+        .line
+        .and_then(|l| serde_json::to_value(l).ok())
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    format!(
+        "{}|{line}|{}",
+        t.state.as_str(),
+        t.forward_to.as_deref().unwrap_or("")
+    )
+}
+
+/// Whether a state was reported by a source (not one the hub shows for want
+/// of one): only those are remembered across restarts.
+fn reported(state: ChannelState) -> bool {
+    matches!(
+        state,
+        ChannelState::Available
+            | ChannelState::Away
+            | ChannelState::Busy
+            | ChannelState::DoNotDisturb
+            | ChannelState::Offline
+            | ChannelState::ForwardedToVoicemail
+            | ChannelState::ForwardedToNumber
+    )
+}
+
+/// Stamp when each state began. A dimension whose value is unchanged from
+/// `prev` (the user's last merged presence) keeps its start; one that
+/// changed began `now_ms`, unless `memory` (what was stored before a
+/// restart) holds the same reported value, whose start is kept then. A
+/// reported value consumes the remembered one, equal or not: the state it
+/// remembered has resumed or is over.
+pub fn stamp(
+    prev: Option<(&TelephonyOut, &RichOut)>,
+    telephony: &mut TelephonyOut,
+    rich: &mut RichOut,
+    memory: &mut SinceRecord,
+    now_ms: u64,
+) {
+    fn one(
+        prev: Option<(String, Option<u64>)>,
+        key: String,
+        reported: bool,
+        memory: &mut Option<Began>,
+        now_ms: u64,
+    ) -> u64 {
+        let remembered = if reported { memory.take() } else { None };
+        if let Some((k, Some(t))) = prev
+            && k == key
+        {
+            return t;
+        }
+        match remembered {
+            Some(b) if b.key == key => b.since_ms.min(now_ms),
+            _ => now_ms,
+        }
+    }
+    let rich_reported = reported(rich.state);
+    rich.since_ms = Some(one(
+        prev.map(|(_, r)| (rich_key(r), r.since_ms)),
+        rich_key(rich),
+        rich_reported,
+        &mut memory.availability,
+        now_ms,
+    ));
+    rich.activity_since_ms = Some(one(
+        prev.map(|(_, r)| (activity_key(r), r.activity_since_ms)),
+        activity_key(rich),
+        rich_reported,
+        &mut memory.activity,
+        now_ms,
+    ));
+    telephony.since_ms = Some(one(
+        prev.map(|(t, _)| (telephony_key(t), t.since_ms)),
+        telephony_key(telephony),
+        reported(telephony.state),
+        &mut memory.telephony,
+        now_ms,
+    ));
+}
+
+/// What to store of a user's stamped presence: each dimension's last
+/// reported value and its start; a dimension now in a service state
+/// (`requesting`, `server-not-configured`, ...) keeps what `stored` had.
+pub fn remember(stored: &SinceRecord, telephony: &TelephonyOut, rich: &RichOut) -> SinceRecord {
+    let began = |key: String, since: Option<u64>, reported: bool, old: &Option<Began>| {
+        if reported {
+            since.map(|since_ms| Began { key, since_ms })
+        } else {
+            old.clone()
+        }
+    };
+    let r = reported(rich.state);
+    SinceRecord {
+        availability: began(rich_key(rich), rich.since_ms, r, &stored.availability),
+        activity: began(
+            activity_key(rich),
+            rich.activity_since_ms,
+            r,
+            &stored.activity,
+        ),
+        telephony: began(
+            telephony_key(telephony),
+            telephony.since_ms,
+            reported(telephony.state),
+            &stored.telephony,
+        ),
     }
 }
 
@@ -262,6 +514,7 @@ pub fn merge(
     let rich = match winner {
         Some(w) => {
             let r = w.observed.and_then(|o| o.rich.clone()).expect("filtered");
+            let mut rank = None;
             if live.len() > 1 {
                 let others: Vec<&str> = live
                     .iter()
@@ -278,12 +531,21 @@ pub fn merge(
                 } else {
                     format!("winning technology {}", w.technology)
                 };
-                reasons.push(format!(
-                    "rich: {} wins over {} ({why})",
+                rank = Some(format!(
+                    "{} wins over {} ({why})",
                     w.instance,
                     others.join(", ")
                 ));
             }
+            reasons.extend(channel_reason(
+                "rich",
+                rich_sources,
+                &live,
+                Some((w, rank)),
+                |o| o.rich.is_some(),
+                rules,
+                now_ms,
+            ));
             RichOut {
                 state: match r.availability {
                     Availability::Available => ChannelState::Available,
@@ -296,22 +558,45 @@ pub fn merge(
                 activity: r.activity,
                 note: r.note,
                 source: Some(w.instance.to_string()),
+                source_plugin: Some(w.technology.to_string()),
+                source_detail: None,
+                since_ms: None,
+                activity_since_ms: None,
             }
         }
         None => {
             let srcs: Vec<&SourceView> = rich_sources.iter().collect();
-            let state = service_state(&srcs, rules, now_ms);
-            if state == ChannelState::Unknown {
+            let (state, culprit) = service_state(&srcs);
+            // Aged out only when a source had rich presence once (a
+            // source that never reported any has nothing to lapse).
+            if state == ChannelState::Unknown
+                && rich_sources
+                    .iter()
+                    .any(|s| s.observed.is_some_and(|o| o.rich.is_some()))
+            {
                 reasons.push(
                     "rich: no source vouches for its last state any more (lapsed or past stale_after_seconds); unknown"
                         .into(),
                 );
             }
+            reasons.extend(channel_reason(
+                "rich",
+                rich_sources,
+                &live,
+                None,
+                |o| o.rich.is_some(),
+                rules,
+                now_ms,
+            ));
             RichOut {
                 state,
                 activity: None,
                 note: None,
-                source: None,
+                source: culprit.map(|c| c.instance.to_string()),
+                source_plugin: culprit.map(|c| c.technology.to_string()),
+                source_detail: culprit.and_then(|c| c.observed?.state_detail.clone()),
+                since_ms: None,
+                activity_since_ms: None,
             }
         }
     };
@@ -341,17 +626,26 @@ pub fn merge(
                 .observed
                 .and_then(|o| o.telephony.clone())
                 .expect("filtered");
-            if live.len() > 1 {
-                reasons.push(format!(
-                    "telephony: {} wins ({})",
+            let rank = (live.len() > 1).then(|| {
+                format!(
+                    "{} wins ({})",
                     w.instance,
                     if t.source == TelephonySource::PbxLine {
                         "PBX line source over SIP-derived"
                     } else {
                         "technology priority"
                     }
-                ));
-            }
+                )
+            });
+            reasons.extend(channel_reason(
+                "telephony",
+                telephony_sources,
+                &live,
+                Some((w, rank)),
+                |o| o.telephony.is_some(),
+                rules,
+                now_ms,
+            ));
             let (state, forward_to) = if t.do_not_disturb {
                 if t.forward.is_some() {
                     reasons.push("telephony: DND overrides forwarded".into());
@@ -402,15 +696,31 @@ pub fn merge(
                 line: Some(t.line),
                 forward_to,
                 source: Some(w.instance.to_string()),
+                source_plugin: Some(w.technology.to_string()),
+                source_detail: None,
+                since_ms: None,
             }
         }
         None => {
             let srcs: Vec<&SourceView> = telephony_sources.iter().collect();
+            let (state, culprit) = service_state(&srcs);
+            reasons.extend(channel_reason(
+                "telephony",
+                telephony_sources,
+                &live,
+                None,
+                |o| o.telephony.is_some(),
+                rules,
+                now_ms,
+            ));
             TelephonyOut {
-                state: service_state(&srcs, rules, now_ms),
+                state,
                 line: None,
                 forward_to: None,
-                source: None,
+                source: culprit.map(|c| c.instance.to_string()),
+                source_plugin: culprit.map(|c| c.technology.to_string()),
+                source_detail: culprit.and_then(|c| c.observed?.state_detail.clone()),
+                since_ms: None,
             }
         }
     };
@@ -680,6 +990,190 @@ mod tests {
         assert_eq!(
             (m.rich.state, m.rich.source.as_deref()),
             (ChannelState::Away, Some("t"))
+        );
+    }
+
+    fn stamped(m: &mut Merged, prev: Option<&Merged>, memory: &mut SinceRecord, now: u64) {
+        stamp(
+            prev.map(|p| (&p.telephony, &p.rich)),
+            &mut m.telephony,
+            &mut m.rich,
+            memory,
+            now,
+        );
+    }
+
+    #[test]
+    fn each_state_keeps_its_start_until_it_changes() {
+        let rules = Rules::default();
+        let mut memory = SinceRecord::default();
+        let ringing = tel(
+            LineState::Ringing,
+            false,
+            None,
+            TelephonySource::PbxLine,
+            NOW,
+        );
+        let mut a = merge(&[], &[src("p", "x", Some(&ringing))], None, &rules, NOW);
+        stamped(&mut a, None, &mut memory, NOW);
+        assert_eq!(a.telephony.since_ms, Some(NOW));
+        // Reported again later: the same state, the same start.
+        let mut b = merge(
+            &[],
+            &[src("p", "x", Some(&ringing))],
+            None,
+            &rules,
+            NOW + 5_000,
+        );
+        stamped(&mut b, Some(&a), &mut memory, NOW + 5_000);
+        assert_eq!(b.telephony.since_ms, Some(NOW));
+        // Ringing to in a call: still busy, but a new state begins.
+        let call = tel(
+            LineState::InCall,
+            false,
+            None,
+            TelephonySource::PbxLine,
+            NOW + 9_000,
+        );
+        let mut c = merge(
+            &[],
+            &[src("p", "x", Some(&call))],
+            None,
+            &rules,
+            NOW + 9_000,
+        );
+        stamped(&mut c, Some(&b), &mut memory, NOW + 9_000);
+        assert_eq!(c.telephony.state, ChannelState::Busy);
+        assert_eq!(c.telephony.since_ms, Some(NOW + 9_000));
+        // Rich: the availability and the activity each keep their own start.
+        let busy = |activity: Option<Activity>, at| EndpointView {
+            rich: Some(RichPresence {
+                availability: Availability::Busy,
+                activity,
+                note: None,
+            }),
+            ..rich(Availability::Busy, at)
+        };
+        let v = busy(None, NOW);
+        let mut r1 = merge(&[src("t", "teams", Some(&v))], &[], None, &rules, NOW);
+        stamped(&mut r1, None, &mut memory, NOW);
+        let v = busy(Some(Activity::InAMeeting), NOW + 60_000);
+        let mut r2 = merge(
+            &[src("t", "teams", Some(&v))],
+            &[],
+            None,
+            &rules,
+            NOW + 60_000,
+        );
+        stamped(&mut r2, Some(&r1), &mut memory, NOW + 60_000);
+        assert_eq!(r2.rich.since_ms, Some(NOW), "still busy");
+        assert_eq!(
+            r2.rich.activity_since_ms,
+            Some(NOW + 60_000),
+            "meeting began"
+        );
+    }
+
+    #[test]
+    fn a_stored_start_comes_back_only_with_the_same_reported_state() {
+        let rules = Rules::default();
+        let call = tel(
+            LineState::InCall,
+            false,
+            None,
+            TelephonySource::PbxLine,
+            NOW,
+        );
+        let mut before = merge(&[], &[src("p", "x", Some(&call))], None, &rules, NOW);
+        stamped(&mut before, None, &mut SinceRecord::default(), NOW);
+        let stored = remember(&SinceRecord::default(), &before.telephony, &before.rich);
+        assert_eq!(
+            stored.telephony.as_ref().map(|b| b.since_ms),
+            Some(NOW),
+            "{stored:?}"
+        );
+        // After a restart: first the hub's own state (nothing reported yet)
+        // leaves the memory alone...
+        let later = NOW + 600_000;
+        let mut memory = stored.clone();
+        let mut waiting = merge(&[], &[src("p", "x", None)], None, &rules, later);
+        stamped(&mut waiting, None, &mut memory, later);
+        assert_eq!(waiting.telephony.state, ChannelState::NotRequested);
+        assert_eq!(waiting.telephony.since_ms, Some(later));
+        assert_eq!(
+            remember(&stored, &waiting.telephony, &waiting.rich),
+            stored,
+            "a service state keeps what was stored"
+        );
+        // ...then the same call, reported again, began when it began.
+        let again = tel(
+            LineState::InCall,
+            false,
+            None,
+            TelephonySource::PbxLine,
+            later,
+        );
+        let mut resumed = merge(&[], &[src("p", "x", Some(&again))], None, &rules, later);
+        stamped(&mut resumed, Some(&waiting), &mut memory, later);
+        assert_eq!(resumed.telephony.since_ms, Some(NOW));
+        assert!(memory.telephony.is_none(), "taken");
+        // Another state after a restart begins anew.
+        let mut memory = stored;
+        let idle = tel(
+            LineState::Idle,
+            false,
+            None,
+            TelephonySource::PbxLine,
+            later,
+        );
+        let mut other = merge(&[], &[src("p", "x", Some(&idle))], None, &rules, later);
+        stamped(&mut other, None, &mut memory, later);
+        assert_eq!(other.telephony.since_ms, Some(later));
+        assert!(memory.telephony.is_none(), "over");
+    }
+
+    #[test]
+    fn reasons_say_why_on_every_channel_and_error_states_name_their_source() {
+        let rules = Rules::default();
+        let busy = rich(Availability::Busy, NOW);
+        let m = merge(
+            &[src("pbx", "sip-simple", Some(&busy))],
+            &[],
+            None,
+            &rules,
+            NOW,
+        );
+        assert_eq!(
+            m.reasons,
+            vec![
+                "rich: pbx is the only source with a current state".to_string(),
+                "telephony: not configured (the user has no endpoint a connector watches for it)"
+                    .to_string()
+            ]
+        );
+        assert_eq!(m.rich.source_plugin.as_deref(), Some("sip-simple"));
+        let denied = EndpointView {
+            state: Some(EndpointState::AccessDenied),
+            state_detail: Some("403 Forbidden".into()),
+            ..Default::default()
+        };
+        let mut down = src("old", "sip-simple", Some(&busy));
+        down.connector_ok = false;
+        let m = merge(
+            &[src("teams", "teams-graph", Some(&denied)), down],
+            &[],
+            None,
+            &rules,
+            NOW,
+        );
+        assert_eq!(m.rich.state, ChannelState::AccessDenied);
+        assert_eq!(m.rich.source.as_deref(), Some("teams"));
+        assert_eq!(m.rich.source_plugin.as_deref(), Some("teams-graph"));
+        assert_eq!(m.rich.source_detail.as_deref(), Some("403 Forbidden"));
+        assert_eq!(
+            m.reasons[0],
+            "rich: no source has a current state; left out: teams (e) its watch is in access \
+             denied: 403 Forbidden; old (e) its connector is not running"
         );
     }
 

@@ -19,7 +19,7 @@ pub use model::*;
 pub use users::valid_attribute_name;
 
 /// What one connector instance reported, as the API shows it.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct InstanceBoard {
     pub endpoints: BTreeMap<String, EndpointView>,
     pub directory: Vec<DirectoryEntry>,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Rich presence availability.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Availability {
     Available,
@@ -15,7 +15,7 @@ pub enum Availability {
 }
 
 /// What a person is doing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Activity {
     InACall,
@@ -30,7 +30,7 @@ pub enum Activity {
 }
 
 /// Telephone line state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum LineState {
     Idle,
@@ -42,7 +42,7 @@ pub enum LineState {
 }
 
 /// Call forwarding target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ForwardTarget {
     Voicemail,
@@ -50,7 +50,7 @@ pub enum ForwardTarget {
 }
 
 /// Kind of telephony source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum TelephonySource {
     PbxLine,
@@ -58,7 +58,7 @@ pub enum TelephonySource {
 }
 
 /// Telephony presence of one extension.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TelephonyPresence {
     pub line: LineState,
     pub do_not_disturb: bool,
@@ -67,7 +67,7 @@ pub struct TelephonyPresence {
 }
 
 /// Rich presence of one person.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RichPresence {
     pub availability: Availability,
     pub activity: Option<Activity>,
@@ -76,14 +76,14 @@ pub struct RichPresence {
 
 /// The source's order of its updates: `sequence` is compared only within
 /// one `epoch` (a SIP subscription, a Graph subscription).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportOrdering {
     pub epoch: String,
     pub sequence: u64,
 }
 
 /// Why an update happened.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum UpdateOrigin {
     /// The platform's own change.
@@ -96,7 +96,7 @@ pub enum UpdateOrigin {
 }
 
 /// How a calendar item shows the person's time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ShowAs {
     Free,
@@ -108,7 +108,7 @@ pub enum ShowAs {
 }
 
 /// One calendar item; a private one never carries subject or location.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CalendarItem {
     pub start_ms: u64,
     pub end_ms: u64,
@@ -119,7 +119,7 @@ pub struct CalendarItem {
 }
 
 /// An automatic out-of-office reply in force.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OutOfOffice {
     pub message: Option<String>,
     pub start_ms: Option<u64>,
@@ -128,7 +128,7 @@ pub struct OutOfOffice {
 
 /// A person's calendar: today's and the next working day's items, and any
 /// out-of-office reply.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CalendarPresence {
     pub items: Vec<CalendarItem>,
     pub out_of_office: Option<OutOfOffice>,
@@ -166,7 +166,7 @@ pub struct PresenceReport {
 }
 
 /// State of a connector's watch on one endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum EndpointState {
     Active,
@@ -177,7 +177,7 @@ pub enum EndpointState {
 }
 
 /// Health of a connector instance, in the seeds' vocabulary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConnectorStatus {
     NotConfigured,
@@ -191,7 +191,7 @@ pub enum ConnectorStatus {
 }
 
 /// A login step an operator must take.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LoginStep {
     pub message: String,
     pub url: Option<String>,
@@ -200,7 +200,7 @@ pub struct LoginStep {
 }
 
 /// One entry of a source's directory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DirectoryEntry {
     pub endpoint: String,
     pub email: Option<String>,
@@ -209,7 +209,7 @@ pub struct DirectoryEntry {
 }
 
 /// Everything known of one endpoint of one instance.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EndpointView {
     pub state: Option<EndpointState>,
     pub state_detail: Option<String>,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// A person whose presence the hub shows.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     pub username: String,
@@ -171,7 +171,7 @@ fn normalise_identifier(field: &str, value: &str) -> String {
 }
 
 /// How a bulk import treats users that exist already.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ImportMode {
     /// Only the columns (JSON: the fields) given change; the user's other
@@ -196,7 +196,7 @@ pub struct ImportRow {
 }
 
 /// What an import did (or, when rejected, would have done) with a row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RowResult {
     Created,
@@ -206,7 +206,7 @@ pub enum RowResult {
 }
 
 /// One row's outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RowOutcome {
     pub row: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -227,7 +227,7 @@ pub struct RowOutcome {
 /// What a bulk import did: per row, and in sum. All or nothing: with any
 /// row rejected, `applied` is false and nothing changed (the other rows
 /// say what they would have done).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     pub mode: ImportMode,
     pub applied: bool,

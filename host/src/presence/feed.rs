@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::UserPresence;
 
 /// One change, numbered.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FeedEvent {
     pub seq: u64,
     #[serde(flatten)]
@@ -38,7 +38,7 @@ impl FeedEvent {
 }
 
 /// What changed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum FeedKind {
     /// A user's merged presence (or notes) changed.

@@ -47,7 +47,7 @@ pub struct WatchChange {
 }
 
 /// An operator's note on a user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Note {
     #[serde(default)]
     pub id: i64,
@@ -58,7 +58,7 @@ pub struct Note {
 }
 
 /// One user's merged presence as consoles see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct UserPresence {
     pub username: String,
     pub display_name: String,
@@ -74,10 +74,14 @@ pub struct UserPresence {
     /// out-of-office reply in force. None when no connector reports a
     /// calendar for them.
     pub calendar: Option<crate::engine::calendar::CalendarOut>,
+    /// When the user's presence as a whole (rich or telephony state) last
+    /// changed, ms since the Unix epoch: the later of `rich.since_ms` and
+    /// `telephony.since_ms`.
+    pub since_ms: Option<u64>,
 }
 
 /// A user's presence with every source's own report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserPresenceDetail {
     #[serde(flatten)]
     pub presence: UserPresence,
@@ -88,7 +92,7 @@ pub struct UserPresenceDetail {
 
 /// A user's bidirectional sync: whether it is on, and per platform what
 /// the hub holds there and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SyncDetail {
     pub enabled: bool,
     pub platforms: Vec<crate::engine::sync::PlatformSync>,
@@ -102,7 +106,7 @@ pub struct Flows {
 }
 
 /// One source's view of a user.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SourceDetail {
     pub instance: String,
     pub technology: String,
@@ -135,7 +139,7 @@ pub enum PresenceError {
 }
 
 /// Why one import row was rejected.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RowError {
     /// 1-based row (CSV: after the header line).
     pub row: usize,
@@ -146,11 +150,22 @@ pub struct RowError {
 const RULES_KEY: &str = "rules";
 /// The key-value namespace of the sync's holds (not an instance id).
 const SYNC_NAMESPACE: &str = "#sync";
+/// The key-value namespace of when each user's states began.
+const SINCE_NAMESPACE: &str = "#since";
 
 /// The writer of the sync's holds: the latest of each user, in batches,
 /// off the service's thread.
 fn store_sync(store: Arc<dyn Store>) -> mpsc::UnboundedSender<(String, Option<Vec<HoldRecord>>)> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(String, Option<Vec<HoldRecord>>)>();
+    store_latest(store, SYNC_NAMESPACE)
+}
+
+/// A writer of one JSON record per user into `namespace`: the latest of
+/// each user, in batches, off the service's thread.
+fn store_latest<T: Serialize + Send + 'static>(
+    store: Arc<dyn Store>,
+    namespace: &'static str,
+) -> mpsc::UnboundedSender<(String, Option<T>)> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(String, Option<T>)>();
     tokio::spawn(async move {
         let mut batch = Vec::new();
         while rx.recv_many(&mut batch, 1000).await > 0 {
@@ -167,9 +182,9 @@ fn store_sync(store: Arc<dyn Store>) -> mpsc::UnboundedSender<(String, Option<Ve
                 .collect();
             let s = store.clone();
             if let Ok(Err(e)) =
-                tokio::task::spawn_blocking(move || s.kv_write(SYNC_NAMESPACE, &writes)).await
+                tokio::task::spawn_blocking(move || s.kv_write(namespace, &writes)).await
             {
-                tracing::warn!(error = %e, "storing the sync's holds failed");
+                tracing::warn!(error = %e, namespace, "storing per-user records failed");
             }
         }
     });
@@ -243,6 +258,13 @@ impl Presence {
                 }
             }
         }
+        let mut since = Vec::new();
+        for (name, rec) in store.kv_all(SINCE_NAMESPACE)? {
+            // Unreadable: the states' start times are learned anew.
+            if let Ok(record) = serde_json::from_slice(&rec) {
+                since.push((name, record));
+            }
+        }
         let log = Arc::new(EventLog::start(store.clone(), counters.log_dropped.clone()));
         let inbox = Inbox::new(counters);
         let (watch_tx, watch_rx) = mpsc::unbounded_channel();
@@ -256,6 +278,8 @@ impl Presence {
                 notes,
                 sync,
                 sync_store: store_sync(store.clone()),
+                since,
+                since_store: store_latest(store.clone(), SINCE_NAMESPACE),
             },
             inbox.clone(),
             log.clone(),

@@ -25,7 +25,7 @@ pub struct PluginInfo {
 }
 
 /// A user attribute a plugin can watch, and the channels it feeds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EndpointKindSpec {
     pub attribute: String,
     pub label: String,
@@ -33,7 +33,7 @@ pub struct EndpointKindSpec {
 }
 
 /// A presence channel, as the API names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChannelName {
     Rich,
@@ -42,7 +42,7 @@ pub enum ChannelName {
 }
 
 /// What a plugin can do beyond reading.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CapabilitiesSpec {
     pub writes: Vec<ChannelName>,
     pub dnd_scopes: Vec<String>,
@@ -67,7 +67,7 @@ fn channel_names(c: wit::Channels) -> Vec<ChannelName> {
 }
 
 /// One configuration field.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FieldSpec {
     pub name: String,
     pub label: String,
@@ -79,7 +79,7 @@ pub struct FieldSpec {
 }
 
 /// A field's kind.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum FieldKind {
     Text,

@@ -172,7 +172,7 @@ pub fn directory_entry(e: wit::DirectoryEntry) -> model::DirectoryEntry {
 }
 
 /// A write-back as the engine or the API asks for it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum PresenceWrite {
     Set {
@@ -194,7 +194,9 @@ pub enum PresenceWrite {
 }
 
 /// Which calls a do-not-disturb write holds back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum DndScope {
     AllCalls,

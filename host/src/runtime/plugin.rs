@@ -20,11 +20,14 @@ use crate::io::EventSink;
 use crate::telemetry::ConnectorLabels;
 
 /// Where a plugin came from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum PluginOrigin {
     /// The plugins directory (this folder).
-    Directory { path: PathBuf },
+    Directory {
+        #[schema(value_type = String)]
+        path: PathBuf,
+    },
     /// Uploaded through the API and kept in the database.
     Uploaded,
 }

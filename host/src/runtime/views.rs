@@ -13,7 +13,7 @@ use super::wasm::CompileSource;
 use super::wit::ContractVersion;
 
 /// A plugin as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PluginView {
     pub id: String,
     pub version: String,
@@ -37,7 +37,7 @@ pub struct PluginView {
 }
 
 /// A plugin's grants.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GrantsView {
     pub network: Vec<String>,
     pub webhooks: bool,
@@ -45,7 +45,7 @@ pub struct GrantsView {
 }
 
 /// Limits in force.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LimitsView {
     pub memory_mib: usize,
     pub call_timeout_ms: u32,
@@ -54,14 +54,15 @@ pub struct LimitsView {
 }
 
 /// A plugin folder that could not be loaded.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FolderError {
+    #[schema(value_type = String)]
     pub path: PathBuf,
     pub error: String,
 }
 
 /// A connector instance as the API shows it. Secrets never appear.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConnectorView {
     pub id: String,
     pub plugin: String,
@@ -79,7 +80,7 @@ pub struct ConnectorView {
 }
 
 /// A request to create a connector instance.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConnector {
     pub id: String,
@@ -103,7 +104,7 @@ fn yes() -> bool {
 /// stored configuration: a field given changes, a field given as `null`
 /// is removed (its default applies; a secret is forgotten), the others
 /// (secrets included) stay.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorPatch {
     pub config: Option<serde_json::Map<String, serde_json::Value>>,
@@ -119,7 +120,7 @@ pub struct ConnectorPatch {
 /// defaults), except secret fields, which keep their stored value unless
 /// given (they cannot be read back to send again) or given as `null`.
 /// `id` and `plugin` may be given; they must be the instance's own.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorReplace {
     #[serde(default)]

@@ -39,7 +39,7 @@ impl Drop for WasmHost {
 }
 
 /// Where a compiled component came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CompileSource {
     Compiled,

@@ -62,7 +62,7 @@ pub struct ConnectorRecord {
 }
 
 /// An API token (only its hash is kept).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TokenRecord {
     pub id: String,
     pub name: String,
@@ -73,7 +73,7 @@ pub struct TokenRecord {
 }
 
 /// One entry of the event log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EventRecord {
     pub at_ms: u64,
     /// `report`, `decision`, `note`, `user`, `connector`.

@@ -33,7 +33,7 @@ use super::users::User;
 use super::{Availability, EndpointState, EndpointView, UpdateOrigin};
 
 /// The operator's sync rules (part of the rules, `sync`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SyncRules {
     /// Sync for every user (default off).
@@ -380,7 +380,7 @@ pub(crate) fn clock(ms: u64) -> String {
 }
 
 /// One platform as the API shows its sync.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PlatformSync {
     pub instance: String,
     pub endpoint: Option<String>,

@@ -13,7 +13,7 @@ use crate::engine::{Activity, Availability, EndpointView, LineState, ShowAs};
 
 /// An operator's choice for one instance: a preset, with any of its parts
 /// overridden.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProfileRule {
     /// A preset's name (see [`PRESETS`]); none: `calls-and-meetings`.
@@ -28,7 +28,7 @@ pub struct ProfileRule {
 }
 
 /// What counts as a conversation on one instance, resolved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Profile {
     /// The preset's name, or `custom (<preset>)` when parts are overridden.
     pub name: String,

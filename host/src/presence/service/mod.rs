@@ -23,7 +23,7 @@ use super::inbox::{Event, Inbox, InstanceInfo, Pending, Queue};
 use super::log::EventLog;
 use super::{Note, PresenceError, SourceDetail, UserPresence, UserPresenceDetail, WatchChange};
 use crate::engine::calendar;
-use crate::engine::merge::{self, Merged, Rules, SourceView};
+use crate::engine::merge::{self, Merged, Rules, SinceRecord, SourceView};
 use crate::engine::sync::{HoldRecord, Profile, SyncWrite, UserSync, WriteIds};
 use crate::engine::users::{Channel, Mapping, User, canonical_attribute};
 use crate::engine::{DirectoryEntry, EndpointView, InstanceBoard, PresenceReport, UpdateOrigin};
@@ -95,6 +95,11 @@ struct UserSlot {
     forced_until_ms: Option<u64>,
     /// The hub's do-not-disturb holds on the user's platforms.
     sync: UserSync,
+    /// When each state began as stored before a restart, until the same
+    /// state is reported again (see [`merge::stamp`]).
+    since_memory: SinceRecord,
+    /// What is stored of when each state began.
+    since_stored: SinceRecord,
 }
 
 /// The presence state and the one thread that changes it.
@@ -111,6 +116,7 @@ pub(super) struct Service {
     /// When a user's sync wants another look (retry, lease, grace).
     wakes: BTreeSet<(u64, UserId)>,
     sync_store: mpsc::UnboundedSender<(String, Option<Vec<HoldRecord>>)>,
+    since_store: mpsc::UnboundedSender<(String, Option<SinceRecord>)>,
     rules: Rules,
     instances: Vec<InstanceSlot>,
     instance_ids: HashMap<Arc<str>, InstanceId>,
@@ -146,6 +152,11 @@ pub(super) struct Loaded {
     pub sync: Vec<(String, Vec<HoldRecord>)>,
     /// Where changed holds go to be stored (user, holds; none: forget).
     pub sync_store: mpsc::UnboundedSender<(String, Option<Vec<HoldRecord>>)>,
+    /// When each user's states began, as the last run left them.
+    pub since: Vec<(String, SinceRecord)>,
+    /// Where changed start times go to be stored (user, record; none:
+    /// forget).
+    pub since_store: mpsc::UnboundedSender<(String, Option<SinceRecord>)>,
 }
 
 impl Service {
@@ -168,6 +179,7 @@ impl Service {
             write_owner: HashMap::new(),
             wakes: BTreeSet::new(),
             sync_store: loaded.sync_store.clone(),
+            since_store: loaded.since_store.clone(),
             rules: loaded.rules,
             instances: Vec::new(),
             instance_ids: HashMap::new(),
@@ -193,6 +205,18 @@ impl Service {
         for (name, note) in loaded.notes {
             if let Some(&id) = s.by_name.get(name.as_str()) {
                 s.slot_mut(id).notes.push(note);
+            }
+        }
+        for (name, record) in loaded.since {
+            match s.by_name.get(name.as_str()) {
+                Some(&id) => {
+                    let slot = s.slot_mut(id);
+                    slot.since_memory = record.clone();
+                    slot.since_stored = record;
+                }
+                None => {
+                    let _ = s.since_store.send((name, None));
+                }
             }
         }
         let now = now_ms();
@@ -670,8 +694,10 @@ impl Service {
 
     // ---- merging -------------------------------------------------------
 
-    /// A user's merged presence and the merge's reasons.
-    fn compute(&self, user: UserId, now: u64) -> (UserPresence, Vec<String>) {
+    /// A user's merged presence (stamped with when each state began), the
+    /// merge's reasons, and what is left of the user's remembered start
+    /// times once this presence is taken.
+    fn compute(&self, user: UserId, now: u64) -> (UserPresence, Vec<String>, SinceRecord) {
         let slot = self.slot(user);
         let mut rich = Vec::new();
         let mut tel = Vec::new();
@@ -712,10 +738,19 @@ impl Service {
         let u = &slot.user;
         let calendar = calendar::day_view(&calendar_sources, &self.rules, now);
         let Merged {
-            telephony,
-            rich,
+            mut telephony,
+            mut rich,
             reasons,
         } = merge::merge(&rich, &tel, u.voicemail_number.as_deref(), &self.rules, now);
+        let mut memory = slot.since_memory.clone();
+        merge::stamp(
+            slot.merged.as_deref().map(|m| (&m.telephony, &m.rich)),
+            &mut telephony,
+            &mut rich,
+            &mut memory,
+            now,
+        );
+        let since_ms = rich.since_ms.max(telephony.since_ms);
         let p = UserPresence {
             username: slot.name.to_string(),
             display_name: u.display_name.clone(),
@@ -731,8 +766,9 @@ impl Service {
                 .collect(),
             forced_until_ms: slot.forced_until_ms,
             calendar,
+            since_ms,
         };
-        (p, reasons)
+        (p, reasons, memory)
     }
 
     /// Recompute one user; publish a feed event when it changed (and say
@@ -741,11 +777,21 @@ impl Service {
         if self.users.get(user).is_none_or(Option::is_none) {
             return false;
         }
-        let (p, reasons) = self.compute(user, now);
+        let (p, reasons, memory) = self.compute(user, now);
         let slot = self.slot(user);
         if slot.merged.as_deref() == Some(&p) {
             return false;
         }
+        let stored = merge::remember(&slot.since_stored, &p.telephony, &p.rich);
+        if stored != slot.since_stored {
+            let _ = self
+                .since_store
+                .send((slot.name.to_string(), Some(stored.clone())));
+        }
+        let slot = self.slot_mut(user);
+        slot.since_memory = memory;
+        slot.since_stored = stored;
+        let slot = self.slot(user);
         let name = slot.name.to_string();
         // A user's first merge (at start, at an import) is no decision
         // worth a log line; every change after it is.
@@ -919,6 +965,8 @@ impl Service {
                     notes: Vec::new(),
                     forced_until_ms: None,
                     sync: UserSync::default(),
+                    since_memory: SinceRecord::default(),
+                    since_stored: SinceRecord::default(),
                 };
                 let id = match self.free.pop() {
                     Some(id) => {
@@ -946,6 +994,7 @@ impl Service {
         // sync lifts what it holds.
         self.sync_step(id, &[], now_ms(), false);
         let _ = self.sync_store.send((name.to_string(), None));
+        let _ = self.since_store.send((name.to_string(), None));
         self.by_name.remove(name);
         self.write_owner.retain(|_, u| *u != id);
         self.set_sources(id, Vec::new());
@@ -1092,7 +1141,7 @@ impl Service {
     }
 
     fn detail(&self, user: UserId, now: u64) -> UserPresenceDetail {
-        let (presence, reasons) = self.compute(user, now);
+        let (presence, reasons, _) = self.compute(user, now);
         let sources = self
             .slot(user)
             .sources

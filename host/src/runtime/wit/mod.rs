@@ -19,9 +19,11 @@ pub use since_v0_2_0::{guest, types};
 use super::host::InstanceState;
 
 /// A released version of `presence:connector`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, utoipa::ToSchema)]
 pub enum ContractVersion {
+    #[schema(rename = "0.1.0")]
     V0_1_0,
+    #[schema(rename = "0.2.0")]
     V0_2_0,
 }
 
