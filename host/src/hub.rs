@@ -85,6 +85,10 @@ impl Hub {
             metrics_auth: config.metrics_auth,
             ready_requires: Arc::new(config.ready_requires.clone()),
             snapshots: Arc::default(),
+            backups: Arc::new(api::backup::BackupSource {
+                store: store_handle.clone(),
+                data_dir: config.data_dir.clone(),
+            }),
             feeds: Arc::new(api::FeedSlots::new(
                 config.limits.max_feeds,
                 config.limits.max_feeds_per_token,

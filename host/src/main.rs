@@ -1,4 +1,4 @@
-//! `presence-hub`: run the hub, or rotate its admin token.
+//! `presence-hub`: run the hub, rotate its admin token, or restore a backup.
 
 use std::path::PathBuf;
 
@@ -22,6 +22,21 @@ enum Command {
     AdminToken {
         #[command(subcommand)]
         action: AdminTokenAction,
+    },
+    /// Restore a backup (`presence-hubctl backup`) into a new, empty data
+    /// folder; the hub must not be running on it. Checks the archive and
+    /// opens every connector's secrets before anything takes the folder's
+    /// name.
+    Restore {
+        /// The backup archive.
+        #[arg(long)]
+        from: PathBuf,
+        /// The data folder to create (default: `data_dir` / HUB_DATA_DIR).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The hub's `secret.key`, for a backup made without it.
+        #[arg(long)]
+        secret_key: Option<PathBuf>,
     },
 }
 
@@ -51,6 +66,24 @@ async fn main() -> anyhow::Result<()> {
             println!("new admin token (shown once, store it now): {token}");
             println!(
                 "the old admin token no longer works (a running hub takes the new one within 2 s)"
+            );
+            return Ok(());
+        }
+        Some(Command::Restore {
+            from,
+            data,
+            secret_key,
+        }) => {
+            let dir = data.unwrap_or(config.data_dir);
+            let r = presence_hub::store::backup::restore(&from, &dir, secret_key.as_deref())?;
+            println!(
+                "restored {} (hub {}, made at {} ms) into {}: {} connectors, {} users",
+                from.display(),
+                r.manifest.hub_version,
+                r.manifest.created_at_ms,
+                dir.display(),
+                r.connectors,
+                r.users
             );
             return Ok(());
         }

@@ -582,6 +582,30 @@ async fn every_route_answers_as_the_served_description_says() {
         404
     );
 
+    // ---- backup ------------------------------------------------------------
+    let (s, h, tar) = hub
+        .send(
+            "POST",
+            "/api/v1/backup?secret_key=exclude",
+            &[AUTH],
+            None,
+            vec![],
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(h["content-type"], "application/x-tar");
+    assert!(tar.len() > 1024, "{} bytes", tar.len());
+    let (s, _, _) = hub
+        .send(
+            "POST",
+            "/api/v1/backup?secret_key=maybe",
+            &[AUTH],
+            None,
+            vec![],
+        )
+        .await;
+    assert_eq!(s, 400);
+
     // ---- webhooks: unknown instance, and the deletes ---------------------
     assert_eq!(push(&hub, "nothing", &json!({"endpoint": "1"})).await, 404);
     assert_eq!(hub.call("DELETE", "/api/v1/users/bob", None).await.0, 204);

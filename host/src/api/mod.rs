@@ -2,6 +2,7 @@
 //! health, readiness and metrics.
 
 mod auth;
+pub mod backup;
 mod connectors;
 mod console;
 mod error;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub feeds: Arc<presence::FeedSlots>,
     /// The last snapshot sent to a feed client that follows everyone.
     pub snapshots: Arc<presence::SnapshotCache>,
+    /// What `POST /api/v1/backup` copies.
+    pub backups: Arc<backup::BackupSource>,
 }
 
 /// Every documented route, as `(method, path)`; the OpenAPI description
@@ -98,6 +101,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/tokens"),
     ("post", "/api/v1/tokens"),
     ("delete", "/api/v1/tokens/{id}"),
+    ("post", "/api/v1/backup"),
     ("post", "/hooks/{instance}/{path}"),
 ];
 
@@ -208,6 +212,7 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
             get(settings::tokens).post(settings::create_token),
         )
         .route("/api/v1/tokens/{id}", delete(settings::revoke_token))
+        .route("/api/v1/backup", post(backup::backup))
         .route_layer(middleware::from_fn(error::require_json))
         .route_layer(middleware::map_response(no_store))
         .route_layer(middleware::from_fn(run_writes_to_the_end))

@@ -257,6 +257,7 @@ pub enum FeedMessage {
         super::settings::tokens,
         super::settings::create_token,
         super::settings::revoke_token,
+        super::backup::backup,
         super::hooks::handle,
     ),
     components(schemas(FeedMessage, crate::engine::merge::ChannelState)),
@@ -269,6 +270,7 @@ pub enum FeedMessage {
         (name = "presence", description = "Merged presence and the live feed"),
         (name = "settings", description = "Rules, sync profiles, the event log and API tokens"),
         (name = "webhooks", description = "Inbound webhooks, answered by the instance's plugin"),
+        (name = "system", description = "Online backup of the hub's data"),
     )
 )]
 pub struct ApiDoc;

@@ -4,6 +4,7 @@
 //! The embedded default is SQLite in WAL mode with `synchronous=FULL`: a call
 //! that returned has been committed and survives `kill -9`.
 
+pub mod backup;
 mod secrets;
 mod sqlite;
 
@@ -102,6 +103,10 @@ pub struct EventQuery {
 
 /// The hub's persistent state.
 pub trait Store: Send + Sync + 'static {
+    /// Write a consistent copy of the whole database to `dest` (a file that
+    /// must not exist) while writes go on: every write is in it whole or
+    /// not at all. Secrets stay sealed in it. See [`backup`].
+    fn snapshot(&self, dest: &std::path::Path) -> Result<(), StoreError>;
     fn put_plugin(&self, plugin: &PluginRecord) -> Result<(), StoreError>;
     fn delete_plugin(&self, id: &str) -> Result<bool, StoreError>;
     fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError>;

@@ -314,6 +314,9 @@ mod tests {
         fn kv_keys(&self, i: &str, p: &str) -> Result<Vec<String>, StoreError> {
             self.inner.kv_keys(i, p)
         }
+        fn snapshot(&self, dest: &std::path::Path) -> Result<(), StoreError> {
+            self.inner.snapshot(dest)
+        }
         fn put_plugin(&self, p: &PluginRecord) -> Result<(), StoreError> {
             self.inner.put_plugin(p)
         }
