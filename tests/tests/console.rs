@@ -578,6 +578,21 @@ async fn admin_runs_the_hub_from_the_console() {
         "2",
         "alice and erin are in a call"
     );
+    // Each state shows how long it has lasted, from the feed's `since_ms`,
+    // and the duration moves on without a change ("on the phone for 4 min").
+    let since = b
+        .js("const s = document.querySelector('#board-rows tr[data-user=\"alice\"] td.tel span.since'); \
+             return s ? [s.textContent.trim(), Number(s.dataset.since)] : null")
+        .await;
+    assert_eq!(since[0], "just now", "{since}");
+    let started = since[1].as_u64().unwrap();
+    assert!(now_ms().abs_diff(started) < 60_000, "since {started}");
+    let later = b
+        .js("const s = document.querySelector('#board-rows tr[data-user=\"alice\"] td.tel span.since'); \
+             s.dataset.since = String(Date.now() - 4 * 60000 - 5000); window.presenceBoard.tickSince(); \
+             return s.textContent.trim()")
+        .await;
+    assert_eq!(later, "for 4 min");
 
     // The board shows a change within 200 ms of the API seeing it: measured
     // here (the row records when the browser applied it), printed, not

@@ -4,7 +4,7 @@
 // rows are updated in place so keyboard focus stays where it is.
 import { call, get, seg } from './api.js';
 import { h, clear, field, input, select, dialog, table, toast, fmtTime, action, showError } from './dom.js';
-import { STATES, LINES, badge, activityText, inCall, forwardText, calendarText } from './states.js';
+import { STATES, LINES, badge, activityText, inCall, forwardText, calendarText, forText } from './states.js';
 import { Feed } from './feed.js';
 
 const PER_PAGE = 100;
@@ -35,12 +35,15 @@ export class Board {
     });
     this.root = this.build();
     this.feed.start();
+    // Durations ("on the phone for 4 min") move on without a change.
+    this.sinceTimer = setInterval(() => this.tickSince(), 15000);
     // The test kit and the curious can reach the board from the console.
     window.presenceBoard = this;
   }
 
   destroy() {
     this.feed.stop();
+    clearInterval(this.sinceTimer);
     document.removeEventListener('keydown', this.onKey);
     cancelAnimationFrame(this.frame);
     if (window.presenceBoard === this) delete window.presenceBoard;
@@ -221,16 +224,21 @@ export class Board {
     clear(c[2], u.extension || '');
     const t = u.telephony || {};
     const tExtra = [t.line && t.line !== 'idle' ? LINES[t.line] || t.line : null, forwardText(t.forward_to)].filter(Boolean).join(', ');
-    clear(c[3], badge(t.state, tExtra), t.source ? h('span.source', ` via ${t.source}`) : null);
+    clear(c[3], badge(t.state, tExtra), sinceTag(t.since_ms), t.source ? h('span.source', ` via ${t.source}`) : null);
     c[3].dataset.state = t.state || '';
     const r = u.rich || {};
     const day = calendarText(u.calendar);
-    clear(c[4], badge(r.state, activityText(r.activity)), r.source ? h('span.source', ` via ${r.source}`) : null,
+    clear(c[4], badge(r.state, activityText(r.activity)), sinceTag(r.since_ms), r.source ? h('span.source', ` via ${r.source}`) : null,
       day ? h('span.calendar', { title: `Calendar via ${u.calendar.source}` }, day) : null);
     c[4].dataset.state = r.state || '';
     const notes = (u.notes || []).map((n) => n.text);
     clear(c[5], r.note ? h('span', r.note) : null, notes.length ? h('span.op-notes', { title: 'Operators\' notes' }, ` ✎ ${notes.join(' · ')}`) : null);
     if (changedAt) row.dataset.updatedAt = String(changedAt);
+  }
+
+  /** Refresh every shown duration (the rows themselves change only on events). */
+  tickSince() {
+    for (const el of this.tbody.querySelectorAll('span.since')) el.textContent = ` ${forText(Number(el.dataset.since))}`;
   }
 
   actions(username) {
@@ -319,4 +327,9 @@ export class Board {
     h('button', { type: 'submit' }, 'Add note'));
     clear(box, items, form);
   }
+}
+
+/** A state's duration beside its badge, kept current by `tickSince`. */
+function sinceTag(ms) {
+  return ms ? h('span.since', { dataset: { since: String(ms) }, title: `Since ${fmtTime(ms)}` }, ` ${forText(ms)}`) : null;
 }

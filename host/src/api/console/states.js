@@ -80,6 +80,20 @@ export function forwardText(f) {
   return typeof f === 'string' ? `to ${f}` : JSON.stringify(f);
 }
 
+/**
+ * How long a state has lasted, from its `since_ms`: "for 4 min",
+ * "for 2 h 5 min", "since Mon 7 Dec 09:00" after a day; "just now" under a
+ * minute. Null without a start time.
+ */
+export function forText(sinceMs, now = Date.now()) {
+  if (!sinceMs) return null;
+  const min = Math.floor(Math.max(0, now - sinceMs) / 60000);
+  if (min < 1) return 'just now';
+  if (min < 60) return `for ${min} min`;
+  if (min < 24 * 60) return `for ${Math.floor(min / 60)} h${min % 60 ? ` ${min % 60} min` : ''}`;
+  return `since ${clock(sinceMs)}`;
+}
+
 const SHOW_AS = {
   busy: 'In a meeting',
   tentative: 'Tentatively taken',
