@@ -45,6 +45,13 @@ impl Hub {
                 "no plugins directory found where one is looked for when HUB_PLUGINS_DIR is unset; set HUB_PLUGINS_DIR to the folder of plugin folders (`cargo xtask plugins` builds them into dist/plugins)"
             );
         }
+        // Both default to folders relative to where the hub is started:
+        // say where they are, so a start from another folder is obvious.
+        tracing::info!(
+            data_dir = %absolute(&config.data_dir).display(),
+            plugins_dir = %absolute(&config.plugins_dir).display(),
+            "data (HUB_DATA_DIR) and shipped plugins (HUB_PLUGINS_DIR)"
+        );
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
         let (hash, new_admin_token) = admin_hash(&config, store.as_ref())?;
         let store_handle = store.clone();
@@ -263,4 +270,9 @@ pub fn rotate_admin_token(config: &HubConfig) -> Result<String, RotateError> {
         .set_setting(ADMIN_TOKEN_SETTING, &hex::encode(AdminAuth::hash(&token)))
         .map_err(RotateError::Write)?;
     Ok(token)
+}
+
+/// `path` made absolute against the working directory, for the log.
+fn absolute(path: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
