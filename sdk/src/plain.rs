@@ -10,10 +10,12 @@
 
 use std::fmt;
 
+use crate::builders::WsOptions;
 use crate::connector::{Connector, Cx, HttpError};
 use crate::presence::connector::http;
 use crate::types::{
-    ConnectorStatus, EndpointState, Header, LoginStep, PresenceUpdate, WriteId, WriteOutcome,
+    ConnectorStatus, DirectoryEntry, EndpointState, Header, LoginStep, PresenceUpdate, WriteId,
+    WriteOutcome,
 };
 
 /// Log levels (the contract's `log.level`).
@@ -100,14 +102,23 @@ pub fn outcome(outcome: Result<http::Response, HttpError>) -> Result<Response, S
 }
 
 /// What an HTTP-speaking core wants done, as data its unit tests can
-/// inspect; `T` names its timers, `R` its requests (the connector's
-/// [`Connector::TimerKey`] and [`Connector::RequestKey`]).
+/// inspect; `T` names its timers, `R` its requests, `S` its WebSocket
+/// connections (the connector's [`Connector::TimerKey`],
+/// [`Connector::RequestKey`] and [`Connector::SocketKey`]; a core without
+/// sockets leaves `S` as `()`).
 // Nearly every action is a request or a report; boxing saves nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action<T, R> {
+pub enum Action<T, R, S = ()> {
     /// Send; the outcome comes back to the core with this key.
     Http(R, Request),
+    /// Open WebSocket `S` to this URL (`wss://...`; it may carry a
+    /// single-use token, so it is never logged).
+    WsConnect(S, String, WsOptions),
+    /// Send a text frame on WebSocket `S`.
+    WsSend(S, String),
+    /// Close WebSocket `S` with this close code (RFC 6455 §7.4) and reason.
+    WsClose(S, u16, String),
     /// Fire the timer `T` after this many milliseconds (moves it if set).
     SetTimer(T, u64),
     CancelTimer(T),
@@ -119,6 +130,8 @@ pub enum Action<T, R> {
     EndpointState(String, EndpointState, Option<String>),
     Status(ConnectorStatus, Option<String>),
     LoginStep(Option<LoginStep>),
+    /// Directory entries; `true` when this is the whole directory.
+    Directory(Vec<DirectoryEntry>, bool),
     WriteOutcome(WriteId, WriteOutcome),
     Log(Level, String),
 }
@@ -146,9 +159,12 @@ fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 impl<C: Connector> Cx<'_, C> {
     /// Carries out a core's [`Action`]: requests and timers by key, reports
     /// and log lines in order, key-value writes at once (a refusal logged).
-    pub fn apply(&mut self, action: Action<C::TimerKey, C::RequestKey>) {
+    pub fn apply(&mut self, action: Action<C::TimerKey, C::RequestKey, C::SocketKey>) {
         match action {
             Action::Http(key, request) => self.http(key, request),
+            Action::WsConnect(key, url, options) => self.ws_connect(key, url, options),
+            Action::WsSend(key, text) => self.ws_send_text(key, text),
+            Action::WsClose(key, code, reason) => self.ws_close(key, code, reason),
             Action::SetTimer(key, ms) => self.set_timer(key, ms),
             Action::CancelTimer(key) => self.cancel_timer(key),
             Action::KvSet(key, value) => self.kv_set_logged(&key, &value),
@@ -159,6 +175,7 @@ impl<C: Connector> Cx<'_, C> {
             }
             Action::Status(status, detail) => self.status(status, detail.as_deref()),
             Action::LoginStep(step) => self.login_step(step),
+            Action::Directory(entries, complete) => self.directory(entries, complete),
             Action::WriteOutcome(write, outcome) => self.write_outcome(write, outcome),
             Action::Log(level, message) => self.log(level, message),
         }
@@ -256,6 +273,51 @@ mod tests {
             host.kv.get("auth/guard").map(Vec::as_slice),
             Some(&b"1"[..])
         );
+    }
+
+    /// A connector whose WebSockets are numbered.
+    struct Sockets;
+
+    impl Connector for Sockets {
+        type TimerKey = ();
+        type RequestKey = ();
+        type SocketKey = u64;
+        fn describe() -> PluginInfo {
+            Probe::describe()
+        }
+        fn new(_: &mut Cx<Self>, _: &Config) -> Result<Self, ConnectorError> {
+            Ok(Sockets)
+        }
+    }
+
+    #[test]
+    fn apply_carries_out_websocket_and_directory_actions() {
+        let mut host = FakeHost::default();
+        let mut cx = Cx::<Sockets>::new(&mut host);
+        let options = crate::WsOptions::default()
+            .connect_timeout_ms(15_000)
+            .ping(30_000, 10_000);
+        cx.apply(Action::WsConnect(
+            3,
+            "wss://ws.example.com/ws?access_token=t".into(),
+            options.clone(),
+        ));
+        cx.apply(Action::WsSend(3, "[{\"type\":\"Heartbeat\"}]".into()));
+        cx.apply(Action::WsClose(3, 1000, "shutdown".into()));
+        cx.apply(Action::Directory(Vec::new(), true));
+        let effects = cx.take_effects();
+        assert_eq!(effects.len(), 4, "{effects:?}");
+        let shown: Vec<String> = effects.iter().map(|e| format!("{e:?}")).collect();
+        assert!(shown[0].starts_with("WsConnect(3, "), "{}", shown[0]);
+        assert!(shown[1].starts_with("WsSend(3, "), "{}", shown[1]);
+        assert!(shown[2].starts_with("WsClose(3, 1000, "), "{}", shown[2]);
+        assert!(shown[3].contains("Directory"), "{}", shown[3]);
+        let crate::connector::Effect::WsConnect(_, url, sent) = &effects[0] else {
+            unreachable!("checked above");
+        };
+        assert_eq!(url, "wss://ws.example.com/ws?access_token=t");
+        let expected: crate::presence::connector::websocket::ConnectOptions = options.into();
+        assert_eq!(format!("{sent:?}"), format!("{expected:?}"));
     }
 
     fn request() -> Request {

@@ -6,10 +6,10 @@
 use presence_connector_sdk::{
     self as sdk, Capabilities, Channels, CloseInfo, Config, Connector, ConnectorError, Cx,
     DndScope, EndpointId, EndpointKind, Failure, HttpError, PluginInfo, WebhookRequest,
-    WebhookResponse, WebsocketOpen, WriteRequest, WsOptions, WsPayload, http,
+    WebhookResponse, WebsocketOpen, WriteRequest, WsPayload, http,
 };
 
-use crate::core::{Action, Core, Hook, Level, ReqId, Response, Stored, TimerKey, keys};
+use crate::core::{Core, Hook, ReqId, Stored, TimerKey, keys};
 use crate::settings::Settings;
 
 struct RingCentral {
@@ -19,15 +19,7 @@ struct RingCentral {
 /// What the key-value store holds for this instance.
 fn load_stored(cx: &mut Cx<RingCentral>) -> Stored {
     let get = |cx: &mut Cx<RingCentral>, key: &str| cx.kv_get(key).ok().flatten();
-    let exts = cx
-        .kv_list(keys::EXT_PREFIX)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|k| {
-            let v = get(cx, &k)?;
-            Some((k.strip_prefix(keys::EXT_PREFIX)?.to_string(), v))
-        })
-        .collect();
+    let exts = cx.kv_under(keys::EXT_PREFIX);
     Stored {
         tokens: get(cx, keys::TOKENS),
         subscription: get(cx, keys::SUBSCRIPTION),
@@ -50,68 +42,11 @@ fn describe_close(close: &CloseInfo) -> (String, bool) {
     (why, unauthorized)
 }
 
-fn pairs(headers: Vec<sdk::Header>) -> Vec<(String, String)> {
-    headers.into_iter().map(|h| (h.name, h.value)).collect()
-}
-
-fn headers(pairs: Vec<(String, String)>) -> Vec<sdk::Header> {
-    pairs
-        .into_iter()
-        .map(|(name, value)| sdk::Header { name, value })
-        .collect()
-}
-
 impl RingCentral {
     /// Hands what the core asked for to the SDK.
     fn flush(&mut self, cx: &mut Cx<Self>) {
         for action in self.core.take_actions() {
-            match action {
-                Action::Http(id, r) => cx.http(
-                    id,
-                    http::Request {
-                        method: r.method.into(),
-                        url: r.url,
-                        headers: headers(r.headers),
-                        body: r.body,
-                        timeout_ms: Some(r.timeout_ms),
-                    },
-                ),
-                Action::WsConnect(conn, url) => cx.ws_connect(
-                    conn,
-                    url,
-                    WsOptions::default()
-                        .connect_timeout_ms(15_000)
-                        .ping(30_000, 10_000),
-                ),
-                Action::WsSend(conn, text) => cx.ws_send_text(conn, text),
-                Action::WsClose(conn, code, reason) => cx.ws_close(conn, code, reason),
-                Action::SetTimer(key, ms) => cx.set_timer(key, ms),
-                Action::CancelTimer(key) => cx.cancel_timer(key),
-                Action::KvSet(k, v) => {
-                    if let Err(e) = cx.kv_set(&k, &v) {
-                        cx.error(format!("storing {k}: {}", sdk::render_host_error(&e)));
-                    }
-                }
-                Action::KvDelete(k) => {
-                    if let Err(e) = cx.kv_delete(&k) {
-                        cx.warn(format!("deleting {k}: {}", sdk::render_host_error(&e)));
-                    }
-                }
-                Action::Presence(u) => cx.presence(u),
-                Action::EndpointState(ep, st, detail) => {
-                    cx.endpoint_state(ep, st, detail.as_deref())
-                }
-                Action::Status(st, detail) => cx.status(st, detail.as_deref()),
-                Action::LoginStep(step) => cx.login_step(step),
-                Action::Directory(entries, complete) => cx.directory(entries, complete),
-                Action::WriteOutcome(id, outcome) => cx.write_outcome(id, outcome),
-                Action::Log(level, m) => match level {
-                    Level::Debug => cx.debug(m),
-                    Level::Info => cx.info(m),
-                    Level::Warn => cx.warn(m),
-                    Level::Error => cx.error(m),
-                },
-            }
+            cx.apply(action);
         }
     }
 }
@@ -179,16 +114,8 @@ impl Connector for RingCentral {
         id: ReqId,
         outcome: Result<http::Response, HttpError>,
     ) {
-        let result = match outcome {
-            Ok(resp) => Ok(Response {
-                status: resp.status,
-                headers: pairs(resp.headers),
-                body: resp.body,
-            }),
-            Err(HttpError::Refused(e)) => Err(sdk::render_host_error(&e)),
-            Err(HttpError::Failed(f)) => Err(sdk::render_failure(&f)),
-        };
-        self.core.on_http(id, result, cx.now());
+        self.core
+            .on_http(id, sdk::plain::outcome(outcome), cx.now());
         self.flush(cx);
     }
 
@@ -218,7 +145,7 @@ impl Connector for RingCentral {
     }
 
     fn webhook(&mut self, cx: &mut Cx<Self>, request: WebhookRequest) -> WebhookResponse {
-        let headers_in = pairs(request.headers);
+        let headers_in = sdk::plain::pairs(request.headers);
         let hook = Hook {
             method: &request.method,
             path: &request.path,
@@ -230,7 +157,7 @@ impl Connector for RingCentral {
         self.flush(cx);
         WebhookResponse {
             status: answer.status,
-            headers: headers(answer.headers),
+            headers: sdk::plain::headers(answer.headers),
             body: answer.body,
         }
     }

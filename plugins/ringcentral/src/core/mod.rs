@@ -16,10 +16,7 @@ mod writes;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use presence_connector_sdk::{
-    ConnectorStatus, DirectoryEntry, EndpointState, LoginStep, PresenceUpdate, WriteId,
-    WriteOutcome,
-};
+use presence_connector_sdk::{ConnectorStatus, EndpointState};
 
 use crate::budget::{Budget, Group, retry_after_ms};
 use crate::layers::ExtLayers;
@@ -56,38 +53,12 @@ const TICK_MS: u64 = 30_000;
 /// aurenz console's five minutes).
 const ONLINE_MS: u64 = 5 * 60_000;
 
-/// Log levels of [`Action::Log`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
+pub use presence_connector_sdk::plain::{Level, Request, Response};
 
-/// An HTTP request to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    pub method: &'static str,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    pub timeout_ms: u32,
-}
-
-impl Request {
-    /// The body as JSON (tests and logs).
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
-    }
-}
-
-/// An HTTP answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+/// The body of a request as JSON (tests and logs).
+#[cfg(test)]
+pub fn body_json(r: &Request) -> serde_json::Value {
+    serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null)
 }
 
 /// An inbound webhook.
@@ -155,27 +126,9 @@ pub enum TimerKey {
     Tick,
 }
 
-/// What the core wants done.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    Http(ReqId, Request),
-    /// Open WebSocket number `conn` to this URL (it carries the single-use
-    /// WebSocket token).
-    WsConnect(u64, String),
-    WsSend(u64, String),
-    WsClose(u64, u16, String),
-    SetTimer(TimerKey, u64),
-    CancelTimer(TimerKey),
-    KvSet(String, Vec<u8>),
-    KvDelete(String),
-    Presence(PresenceUpdate),
-    EndpointState(String, EndpointState, Option<String>),
-    Status(ConnectorStatus, Option<String>),
-    LoginStep(Option<LoginStep>),
-    Directory(Vec<DirectoryEntry>, bool),
-    WriteOutcome(WriteId, WriteOutcome),
-    Log(Level, String),
-}
+/// What the core wants done; the WebSocket key is the core's connection
+/// number (each connection gets a new one).
+pub type Action = presence_connector_sdk::plain::Action<TimerKey, ReqId, u64>;
 
 /// What the key-value store held at start.
 #[derive(Debug, Clone, Default)]

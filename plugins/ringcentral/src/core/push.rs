@@ -367,7 +367,8 @@ impl Core {
                 }
                 self.ws.conn += 1;
                 self.ws.phase = Phase::Connecting;
-                self.out.push(Action::WsConnect(self.ws.conn, url));
+                self.out
+                    .push(Action::WsConnect(self.ws.conn, url, ws_options()));
                 self.set_timer(TimerKey::Hello(self.ws.conn), HELLO_MS);
             }
             Outcome::Forbidden(perm, text) => {
@@ -867,4 +868,13 @@ impl Core {
         self.on_notification(&v, &epoch, now);
         HookAnswer::json(200)
     }
+}
+
+/// RingCentral's WebSocket: a connect timeout of 15 s, and a ping every
+/// 30 s that must be answered within 10 s (a dead socket is noticed before
+/// the platform's own heartbeat interval).
+pub(super) fn ws_options() -> presence_connector_sdk::WsOptions {
+    presence_connector_sdk::WsOptions::default()
+        .connect_timeout_ms(15_000)
+        .ping(30_000, 10_000)
 }

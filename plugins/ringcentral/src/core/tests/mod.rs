@@ -363,7 +363,7 @@ impl H {
         self.unseen(2)
             .into_iter()
             .find_map(|a| match a {
-                Action::WsConnect(c, u) => Some((c, u)),
+                Action::WsConnect(c, u, _) => Some((c, u)),
                 _ => None,
             })
             .expect("a WebSocket connect")

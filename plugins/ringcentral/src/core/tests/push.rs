@@ -339,7 +339,7 @@ fn webhook_live(h: &mut H) -> (String, String) {
     let (id, r) = H::find(&reqs, "POST", "/restapi/v1.0/subscription")
         .expect("a create")
         .clone();
-    let body = r.json();
+    let body = crate::core::body_json(&r);
     let token = body["deliveryMode"]["verificationToken"]
         .as_str()
         .unwrap()
@@ -360,7 +360,7 @@ fn webhook_subscription_body_and_the_validation_handshake() {
     let reqs = h.watch(&["101"]);
     assert!(H::find(&reqs, "POST", "/restapi/oauth/wstoken").is_none());
     let (_, r) = H::find(&reqs, "POST", "/restapi/v1.0/subscription").unwrap();
-    let body = r.json();
+    let body = crate::core::body_json(r);
     assert_eq!(body["deliveryMode"]["transportType"], "WebHook");
     assert_eq!(
         body["deliveryMode"]["address"],

@@ -1,7 +1,7 @@
 //! Directory, endpoint resolution, first reads, rate budget and penalties.
 
 use super::*;
-use presence_connector_sdk::{Activity, Availability, LineState};
+use presence_connector_sdk::{Activity, Availability, DirectoryEntry, LineState};
 
 #[test]
 fn the_directory_is_reported_page_by_page_for_mapping_by_email() {

@@ -9,7 +9,7 @@ fn puts(h: &mut H) -> Vec<(ReqId, Value)> {
     h.requests()
         .into_iter()
         .filter(|(_, r)| r.method == "PUT")
-        .map(|(id, r)| (id, r.json()))
+        .map(|(id, r)| (id, crate::core::body_json(&r)))
         .collect()
 }
 

@@ -27,7 +27,7 @@ fn put(reqs: &[(ReqId, Request)]) -> (ReqId, Value) {
         r.url,
         format!("{SERVER}/restapi/v1.0/account/~/extension/62000001/presence")
     );
-    (*id, r.json())
+    (*id, crate::core::body_json(r))
 }
 
 fn status(avail: Availability) -> PresenceIntent {
