@@ -39,7 +39,8 @@ export PATH="$PATH:/usr/sbin:/sbin"
 have_all() {
     command -v kamailio >/dev/null 2>&1 && command -v sipp >/dev/null 2>&1 && module_dir >/dev/null \
         && command -v sqlite3 >/dev/null 2>&1 && command -v xmllint >/dev/null 2>&1 \
-        && command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1
+        && command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
+        && [ -x /usr/sbin/slapd ] && command -v ldapadd >/dev/null 2>&1
 }
 
 SUDO=""
@@ -80,15 +81,17 @@ else
     # sqlite3: the host-work test holds the hub's store locked with it.
     # libxml2-utils: xmllint, with which the EWS simulator validates every
     # request against tests/ews_xsd/ (tests/src/ews_sim.rs).
-    say "apt-get install kamailio kamailio-presence-modules sip-tester sqlite3 libxml2-utils chromium chromium-driver"
+    # slapd + ldap-utils: a throw-away OpenLDAP server for the directory
+    # sync test (tests/src/slapd.rs); its packaged service is not started.
+    say "apt-get install kamailio kamailio-presence-modules sip-tester sqlite3 libxml2-utils chromium chromium-driver slapd ldap-utils"
     $SUDO apt-get install -y -qq --no-install-recommends \
         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-        kamailio kamailio-presence-modules sip-tester sqlite3 libxml2-utils chromium chromium-driver
+        kamailio kamailio-presence-modules sip-tester sqlite3 libxml2-utils chromium chromium-driver slapd ldap-utils
     restore_policy
     trap - EXIT
     if [ -n "$POLICY_BACKUP" ]; then say "previous policy-rc.d restored"; else say "policy-rc.d removed"; fi
     if ! have_all; then
-        say "installation finished but kamailio/sipp/presence.so/sqlite3/chromium/chromedriver are still missing" >&2
+        say "installation finished but kamailio/sipp/presence.so/sqlite3/chromium/chromedriver/slapd/ldapadd are still missing" >&2
         exit 1
     fi
     say "installed: $(command -v kamailio), $(command -v sipp), modules in $(module_dir)"

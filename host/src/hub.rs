@@ -83,7 +83,15 @@ impl Hub {
         runtime.follow_watches(flows.watches);
         runtime.follow_sync_writes(flows.writes);
         runtime.boot().await?;
+        // The directory sync seals its bind password with the connectors' key.
+        let directory = api::directory::DirectorySync::new(
+            store_handle.clone(),
+            crate::store::SecretBox::open_or_create(&config.data_dir.join("secret.key"))?,
+            presence.clone(),
+        );
+        directory.spawn_scheduler();
         let state = AppState {
+            directory,
             presence,
             runtime: runtime.clone(),
             metrics: services.metrics.clone(),

@@ -104,3 +104,15 @@ pub const FEED_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// request head is closed for a new one, how long the new one waits for
 /// that slot before it is refused.
 pub const EVICT_WAIT: Duration = Duration::from_millis(200);
+
+/// A directory sync (connect, bind, every page of the search) gives up
+/// after this.
+pub const DIRECTORY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often the directory sync's scheduler looks whether a sync is due;
+/// a scheduled sync starts within this of its time.
+pub const DIRECTORY_SCHEDULE_TICK: Duration = Duration::from_secs(1);
+
+/// The shortest schedule a directory sync accepts (`interval_seconds`),
+/// so a directory is not searched in a tight loop.
+pub const DIRECTORY_MIN_INTERVAL: Duration = Duration::from_secs(5);

@@ -10,6 +10,7 @@ pub mod graph_sim;
 pub mod kamailio;
 pub mod openapi;
 pub mod rc_sim;
+pub mod slapd;
 pub mod ucma_sim;
 
 use std::io::{BufRead, BufReader};

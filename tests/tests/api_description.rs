@@ -606,6 +606,37 @@ async fn every_route_answers_as_the_served_description_says() {
         .await;
     assert_eq!(s, 400);
 
+    // ---- directory sync (LDAP); the sync itself: tests/tests/ldap_sync.rs --
+    assert_eq!(hub.call("GET", "/api/v1/directory/ldap", None).await.0, 404);
+    let (s, e) = hub
+        .call(
+            "PUT",
+            "/api/v1/directory/ldap",
+            Some(json!({"url": "http://x", "base_dn": "dc=example,dc=com"})),
+        )
+        .await;
+    assert_eq!((s, e["field"].as_str()), (422, Some("url")), "{e}");
+    // A closed port: the sync answers 502 naming the directory's URL.
+    let (s, v) = hub
+        .call(
+            "PUT",
+            "/api/v1/directory/ldap",
+            Some(
+                json!({"url": "ldap://127.0.0.1:1", "bind_dn": "cn=admin,dc=example,dc=com",
+                "bind_password": "pw", "base_dn": "dc=example,dc=com"}),
+            ),
+        )
+        .await;
+    assert_eq!((s, &v["bind_password_set"]), (200, &json!(true)), "{v}");
+    assert!(v.get("bind_password").is_none());
+    assert_eq!(hub.call("GET", "/api/v1/directory/ldap", None).await.0, 200);
+    let (s, e) = hub
+        .call("POST", "/api/v1/directory/ldap/sync?dry_run=true", None)
+        .await;
+    assert_eq!(s, 502, "{e}");
+    let (s, st) = hub.call("GET", "/api/v1/directory/ldap/status", None).await;
+    assert_eq!((s, &st["last"]["ok"]), (200, &json!(false)), "{st}");
+
     // ---- webhooks: unknown instance, and the deletes ---------------------
     assert_eq!(push(&hub, "nothing", &json!({"endpoint": "1"})).await, 404);
     assert_eq!(hub.call("DELETE", "/api/v1/users/bob", None).await.0, 204);

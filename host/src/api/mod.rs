@@ -5,6 +5,7 @@ mod auth;
 pub mod backup;
 mod connectors;
 mod console;
+pub mod directory;
 mod error;
 mod hooks;
 mod openapi;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub snapshots: Arc<presence::SnapshotCache>,
     /// What `POST /api/v1/backup` copies.
     pub backups: Arc<backup::BackupSource>,
+    /// The LDAP / Active Directory sync.
+    pub directory: Arc<directory::DirectorySync>,
 }
 
 /// Every documented route, as `(method, path)`; the OpenAPI description
@@ -102,6 +105,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/tokens"),
     ("delete", "/api/v1/tokens/{id}"),
     ("post", "/api/v1/backup"),
+    ("get", "/api/v1/directory/ldap"),
+    ("put", "/api/v1/directory/ldap"),
+    ("post", "/api/v1/directory/ldap/sync"),
+    ("get", "/api/v1/directory/ldap/status"),
     ("post", "/hooks/{instance}/{path}"),
 ];
 
@@ -213,6 +220,12 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         )
         .route("/api/v1/tokens/{id}", delete(settings::revoke_token))
         .route("/api/v1/backup", post(backup::backup))
+        .route(
+            "/api/v1/directory/ldap",
+            get(directory::get_settings).put(directory::put_settings),
+        )
+        .route("/api/v1/directory/ldap/sync", post(directory::sync))
+        .route("/api/v1/directory/ldap/status", get(directory::status))
         .route_layer(middleware::from_fn(error::require_json))
         .route_layer(middleware::map_response(no_store))
         .route_layer(middleware::from_fn(run_writes_to_the_end))

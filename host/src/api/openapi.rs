@@ -258,6 +258,10 @@ pub enum FeedMessage {
         super::settings::create_token,
         super::settings::revoke_token,
         super::backup::backup,
+        super::directory::get_settings,
+        super::directory::put_settings,
+        super::directory::sync,
+        super::directory::status,
         super::hooks::handle,
     ),
     components(schemas(FeedMessage, crate::engine::merge::ChannelState)),
@@ -271,6 +275,7 @@ pub enum FeedMessage {
         (name = "settings", description = "Rules, sync profiles, the event log and API tokens"),
         (name = "webhooks", description = "Inbound webhooks, answered by the instance's plugin"),
         (name = "system", description = "Online backup of the hub's data"),
+        (name = "directory", description = "Users kept in step with LDAP / Active Directory"),
     )
 )]
 pub struct ApiDoc;

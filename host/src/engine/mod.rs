@@ -8,6 +8,7 @@
 //! the merged presence.
 
 pub mod calendar;
+pub mod directory;
 pub mod merge;
 mod model;
 pub mod sync;

@@ -13,6 +13,7 @@
 mod dns;
 pub mod failure;
 mod http;
+pub mod ldap;
 pub mod listener;
 mod stream;
 pub mod tls;

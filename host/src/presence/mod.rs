@@ -354,7 +354,7 @@ impl Presence {
             .map_err(PresenceError::Store)
     }
 
-    fn record(&self, kind: &str, username: Option<&str>, detail: String) {
+    pub(crate) fn record(&self, kind: &str, username: Option<&str>, detail: String) {
         self.log.record(EventRecord {
             at_ms: now_ms(),
             kind: kind.into(),
