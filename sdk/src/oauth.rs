@@ -123,6 +123,30 @@ pub struct OAuthConfig {
     pub extra_params: Vec<(String, String)>,
     /// Timeout of each request to the provider, ms.
     pub timeout_ms: u32,
+    /// How long before expiry the access token is renewed.
+    pub renew_ahead: RenewAhead,
+}
+
+/// How long before expiry a token is renewed: `1/life_divisor` of its life,
+/// at most `max_ms`. The default (a third, at most five minutes) renews an
+/// hour's token at 55 minutes; a provider that wants renewal earlier (e.g.
+/// RingCentral: a fifth, at most ten minutes, so an hour's token at 50
+/// minutes) sets its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenewAhead {
+    /// The share of the lifetime (`life / life_divisor`); 0 counts as 1.
+    pub life_divisor: u64,
+    /// The longest lead, ms.
+    pub max_ms: u64,
+}
+
+impl Default for RenewAhead {
+    fn default() -> Self {
+        Self {
+            life_divisor: 3,
+            max_ms: 5 * 60_000,
+        }
+    }
 }
 
 impl OAuthConfig {
@@ -143,7 +167,18 @@ impl OAuthConfig {
             flow,
             extra_params: Vec::new(),
             timeout_ms: 30_000,
+            renew_ahead: RenewAhead::default(),
         }
+    }
+
+    /// Renew `1/life_divisor` of the token's life before expiry, at most
+    /// `max_ms` early (see [`RenewAhead`]).
+    pub fn renew_ahead(mut self, life_divisor: u64, max_ms: u64) -> Self {
+        self.renew_ahead = RenewAhead {
+            life_divisor,
+            max_ms,
+        };
+        self
     }
 
     /// A confidential client authenticating with `secret` as `auth` says.
@@ -229,6 +264,11 @@ pub struct Tokens {
     /// The scopes granted, when the answer names them.
     #[serde(default)]
     pub scope: Option<String>,
+    /// When the refresh token expires (Unix ms), where the provider says
+    /// (`refresh_token_expires_in`, as RingCentral and others send beside
+    /// RFC 6749 §5.1's fields); past it the refresh token is not sent.
+    #[serde(default)]
+    pub refresh_expires_at: Option<u64>,
 }
 
 impl fmt::Debug for Tokens {
@@ -245,8 +285,19 @@ impl Tokens {
     /// When to renew: five minutes before expiry, or at two thirds of a
     /// shorter life.
     pub fn refresh_at(&self) -> u64 {
+        self.renew_at(RenewAhead::default())
+    }
+
+    /// When to renew, `ahead` of expiry.
+    pub fn renew_at(&self, ahead: RenewAhead) -> u64 {
         let life = self.expires_at.saturating_sub(self.obtained_at);
-        self.expires_at - (life / 3).min(5 * 60_000)
+        self.expires_at - (life / ahead.life_divisor.max(1)).min(ahead.max_ms)
+    }
+
+    /// The refresh token, if there is one and it has not expired at `now`.
+    pub fn usable_refresh_token(&self, now: u64) -> Option<&str> {
+        let alive = self.refresh_expires_at.is_none_or(|at| now < at);
+        self.refresh_token.as_deref().filter(|_| alive)
     }
 
     /// Whether the access token may still be sent at `now`: not within the
@@ -273,6 +324,9 @@ struct TokenAnswer {
     expires_in: Option<u64>,
     #[serde(default)]
     refresh_token: Option<String>,
+    /// Seconds; not in RFC 6749, sent by RingCentral and others.
+    #[serde(default, deserialize_with = "number_or_string")]
+    refresh_token_expires_in: Option<u64>,
     #[serde(default)]
     scope: Option<String>,
 }
@@ -553,11 +607,65 @@ impl TokenClient {
         else {
             return false;
         };
-        let renew = tokens.refresh_at().saturating_sub(now);
+        self.take_tokens(tokens, now);
+        true
+    }
+
+    fn take_tokens(&mut self, tokens: Tokens, now: u64) {
+        let renew = tokens.renew_at(self.cfg.renew_ahead).saturating_sub(now);
         self.tokens = Some(tokens);
         self.generation += 1;
         self.steps.push(Step::SetTimer(TimerKind::Renew, renew));
-        true
+    }
+
+    /// Takes tokens kept elsewhere (a connector's storage from before it
+    /// used this client), stores them under
+    /// [`OAuthConfig::storage_key`] and sets their renewal timer, so moving
+    /// to this client does not cost a new sign-in. The caller vouches that
+    /// they belong to this configuration.
+    pub fn adopt(&mut self, tokens: Tokens, now: u64) {
+        self.store(&tokens);
+        self.take_tokens(tokens, now);
+    }
+
+    fn store(&mut self, tokens: &Tokens) {
+        if let Ok(bytes) = serde_json::to_vec(&Stored {
+            fingerprint: self.fingerprint.clone(),
+            tokens: tokens.clone(),
+        }) {
+            self.steps.push(Step::Store(Some(bytes)));
+        }
+    }
+
+    /// Sends no request to the provider before `at` (Unix ms); a request
+    /// due earlier waits, with the renewal timer set for `at`. For a
+    /// connector whose token endpoint shares a rate budget with its other
+    /// calls (RingCentral's Auth group): while the budget is spent it
+    /// defers the client, which cannot count calls it does not see.
+    pub fn defer_until(&mut self, at: u64) {
+        self.retry.hold_until(at);
+    }
+
+    /// Whether [`ensure`](Self::ensure) at `now` would send a request to the
+    /// provider (a token, or a device code), so a connector with a request
+    /// budget can check for room first ([`defer_until`](Self::defer_until)).
+    pub fn would_send(&self, now: u64) -> bool {
+        if self.inflight.is_some() || !self.retry.ready(now) {
+            return false;
+        }
+        if self.access_token(now).is_some() && !self.refresh_due {
+            return false;
+        }
+        let refresh = self
+            .tokens
+            .as_ref()
+            .is_some_and(|t| t.usable_refresh_token(now).is_some());
+        refresh
+            || match self.cfg.flow {
+                Flow::ClientCredentials | Flow::JwtBearer { .. } => true,
+                Flow::AuthorizationCode { .. } => false,
+                Flow::DeviceCode { .. } => self.login == Login::None,
+            }
     }
 
     /// The current access token is not to be sent again (the resource
@@ -637,7 +745,11 @@ impl TokenClient {
             return;
         }
         let scope = self.cfg.scopes.join(" ");
-        if let Some(refresh) = self.tokens.as_ref().and_then(|t| t.refresh_token.clone()) {
+        if let Some(refresh) = self
+            .tokens
+            .as_ref()
+            .and_then(|t| t.usable_refresh_token(now).map(str::to_string))
+        {
             let mut pairs = vec![
                 ("grant_type", "refresh_token".to_string()),
                 ("refresh_token", refresh),
@@ -792,7 +904,12 @@ impl TokenClient {
     pub fn on_timer(&mut self, kind: TimerKind, now: u64, rng: Rng<'_>) {
         match kind {
             TimerKind::Renew => {
-                if self.tokens.as_ref().is_some_and(|t| now >= t.refresh_at()) {
+                let ahead = self.cfg.renew_ahead;
+                if self
+                    .tokens
+                    .as_ref()
+                    .is_some_and(|t| now >= t.renew_at(ahead))
+                {
                     self.refresh_due = true;
                 }
                 self.ensure(now, rng);
@@ -1047,24 +1164,32 @@ impl TokenClient {
 
     fn obtained(&mut self, grant: GrantKind, answer: TokenAnswer, now: u64) -> TokenEvent {
         let life = answer.expires_in.unwrap_or(DEFAULT_LIFETIME_S).max(1) * 1000;
-        let old_refresh = self.tokens.as_ref().and_then(|t| t.refresh_token.clone());
+        let refresh_expires_at = answer.refresh_token_expires_in.map(|s| now + s * 1000);
+        // Refresh tokens rotate (RFC 6749 §6, RFC 9700 §4.14); where none
+        // comes back the old one holds, with its expiry.
+        let (refresh_token, refresh_expires_at) = match answer.refresh_token {
+            Some(new) => (Some(new), refresh_expires_at),
+            None => match self.tokens.as_ref() {
+                Some(old) => (
+                    old.refresh_token.clone(),
+                    refresh_expires_at.or(old.refresh_expires_at),
+                ),
+                None => (None, None),
+            },
+        };
         let tokens = Tokens {
             access_token: answer.access_token,
-            // Refresh tokens rotate (RFC 6749 §6, RFC 9700 §4.14); where none
-            // comes back the old one holds.
-            refresh_token: answer.refresh_token.or(old_refresh),
+            refresh_token,
             expires_at: now + life,
             obtained_at: now,
             scope: answer.scope,
+            refresh_expires_at,
         };
-        let renew = tokens.refresh_at().saturating_sub(now);
+        let renew = tokens.renew_at(self.cfg.renew_ahead).saturating_sub(now);
         let no_refresh = tokens.refresh_token.is_none();
-        if let Ok(bytes) = serde_json::to_vec(&Stored {
-            fingerprint: self.fingerprint.clone(),
-            tokens: tokens.clone(),
-        }) {
-            self.steps.push(Step::Store(Some(bytes)));
-        }
+        // Single-use refresh tokens: the new one is stored before anything
+        // else happens.
+        self.store(&tokens);
         self.tokens = Some(tokens);
         self.generation += 1;
         self.stale = false;

@@ -567,3 +567,188 @@ fn a_refused_token_is_replaced_at_once_a_refused_replacement_only_after_a_minute
         "a minute after the replacement was issued"
     );
 }
+
+// ---- options, driven through the pure methods ---------------------------
+
+fn jwt_client(cfg: impl FnOnce(OAuthConfig) -> OAuthConfig) -> TokenClient {
+    let flow = Flow::JwtBearer {
+        assertion: "eyJ.signed.jwt".into(),
+    };
+    let base =
+        OAuthConfig::new("rc", TOKEN_URL, "app-id", flow).secret("s3cret", ClientAuth::Basic);
+    TokenClient::new(cfg(base))
+}
+
+fn no_rng() -> impl FnMut(u32) -> Vec<u8> {
+    |n| vec![7; n as usize]
+}
+
+/// Answers the request in flight with `body` (200) and returns the steps.
+fn answer(client: &mut TokenClient, body: &str, now: u64) -> Vec<Step> {
+    let event = client.on_response(
+        CallKind::Token,
+        Ok((200, &[], body.as_bytes())),
+        now,
+        &mut no_rng(),
+    );
+    assert_eq!(event, TokenEvent::Obtained);
+    client.take_steps()
+}
+
+fn sent_grants(steps: &[Step]) -> Vec<String> {
+    steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Send(_, r) => form(&String::from_utf8_lossy(&r.body), "grant_type"),
+            _ => None,
+        })
+        .collect()
+}
+
+fn renew_timer(steps: &[Step]) -> Option<u64> {
+    steps.iter().find_map(|s| match s {
+        Step::SetTimer(TimerKind::Renew, ms) => Some(*ms),
+        _ => None,
+    })
+}
+
+#[test]
+fn renew_ahead_sets_when_an_hours_token_is_renewed() {
+    let t0 = EPOCH_MS;
+    // The default: a third of the life, at most five minutes.
+    let mut default = jwt_client(|c| c);
+    default.ensure(t0, &mut no_rng());
+    default.take_steps();
+    let steps = answer(&mut default, &token("at-1", None, 3600), t0);
+    assert_eq!(renew_timer(&steps), Some(55 * 60_000));
+    // A fifth, at most ten minutes: at 50 minutes.
+    let mut early = jwt_client(|c| c.renew_ahead(5, 10 * 60_000));
+    early.ensure(t0, &mut no_rng());
+    early.take_steps();
+    let steps = answer(&mut early, &token("at-1", None, 3600), t0);
+    assert_eq!(renew_timer(&steps), Some(50 * 60_000));
+    // A short life: a fifth of 100 s.
+    let mut short = jwt_client(|c| c.renew_ahead(5, 10 * 60_000));
+    short.ensure(t0, &mut no_rng());
+    short.take_steps();
+    let steps = answer(&mut short, &token("at-1", None, 100), t0);
+    assert_eq!(renew_timer(&steps), Some(80_000));
+    // The renewal timer then renews (at 50 minutes, not before).
+    early.on_timer(TimerKind::Renew, t0 + 50 * 60_000 - 1, &mut no_rng());
+    assert!(sent_grants(&early.take_steps()).is_empty(), "too early");
+    early.on_timer(TimerKind::Renew, t0 + 50 * 60_000, &mut no_rng());
+    assert_eq!(
+        sent_grants(&early.take_steps()),
+        ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
+    );
+    // Restored tokens keep the option's timing.
+    let mut restored = jwt_client(|c| c.renew_ahead(5, 10 * 60_000));
+    let stored = early_store(&steps_of_sign_in(|c| c.renew_ahead(5, 10 * 60_000), t0));
+    assert!(restored.restore(Some(&stored), t0 + 60_000));
+    assert_eq!(renew_timer(&restored.take_steps()), Some(49 * 60_000));
+}
+
+fn steps_of_sign_in(cfg: impl FnOnce(OAuthConfig) -> OAuthConfig, t0: u64) -> Vec<Step> {
+    let mut client = jwt_client(cfg);
+    client.ensure(t0, &mut no_rng());
+    client.take_steps();
+    answer(&mut client, &token("at-1", Some("rt-1"), 3600), t0)
+}
+
+fn early_store(steps: &[Step]) -> Vec<u8> {
+    steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Store(Some(b)) => Some(b.clone()),
+            _ => None,
+        })
+        .expect("stored")
+}
+
+#[test]
+fn an_expired_refresh_token_is_not_sent() {
+    let t0 = EPOCH_MS;
+    let mut client = jwt_client(|c| c);
+    client.ensure(t0, &mut no_rng());
+    client.take_steps();
+    let body = r#"{"access_token":"at-1","expires_in":3600,"refresh_token":"rt-1","refresh_token_expires_in":"7200"}"#;
+    let steps = answer(&mut client, body, t0);
+    let tokens = client.tokens().unwrap();
+    assert_eq!(tokens.refresh_expires_at, Some(t0 + 7_200_000));
+    // Kept in the store, so it survives a restart.
+    let stored = String::from_utf8(early_store(&steps)).unwrap();
+    assert!(stored.contains("\"refresh_expires_at\""), "{stored}");
+    // Renewed with the refresh token while it lives.
+    client.on_timer(TimerKind::Renew, t0 + 3_300_000, &mut no_rng());
+    assert_eq!(sent_grants(&client.take_steps()), ["refresh_token"]);
+    // An answer without a refresh token keeps the old one, with its expiry.
+    answer(&mut client, &token("at-2", None, 3600), t0 + 3_300_000);
+    assert_eq!(
+        client.tokens().unwrap().refresh_expires_at,
+        Some(t0 + 7_200_000)
+    );
+    // Past its expiry the grant is presented again instead.
+    client.invalidate();
+    client.ensure(t0 + 7_200_000, &mut no_rng());
+    assert_eq!(
+        sent_grants(&client.take_steps()),
+        ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
+    );
+}
+
+#[test]
+fn deferred_clients_wait_for_the_budget_and_say_whether_they_would_send() {
+    let t0 = EPOCH_MS;
+    let mut client = jwt_client(|c| c);
+    assert!(client.would_send(t0));
+    client.defer_until(t0 + 30_000);
+    assert!(!client.would_send(t0));
+    client.ensure(t0, &mut no_rng());
+    let steps = client.take_steps();
+    assert!(sent_grants(&steps).is_empty(), "{steps:?}");
+    assert_eq!(renew_timer(&steps), Some(30_000));
+    assert!(client.would_send(t0 + 30_000));
+    client.ensure(t0 + 30_000, &mut no_rng());
+    assert_eq!(sent_grants(&client.take_steps()).len(), 1);
+    // In flight: nothing more would go; with a fresh token neither.
+    assert!(!client.would_send(t0 + 30_000));
+    answer(&mut client, &token("at-1", None, 3600), t0 + 30_000);
+    assert!(!client.would_send(t0 + 31_000));
+    // An authorization-code client without tokens shows a link, sends nothing.
+    let code = TokenClient::new(OAuthConfig::new(
+        "code",
+        TOKEN_URL,
+        "app-id",
+        Flow::AuthorizationCode {
+            authorize_url: AUTHORIZE_URL.into(),
+            redirect_uri: REDIRECT.into(),
+            pkce: true,
+        },
+    ));
+    assert!(!code.would_send(t0));
+}
+
+#[test]
+fn adopted_tokens_are_stored_in_the_clients_format_and_renewed() {
+    let t0 = EPOCH_MS;
+    let mut client = jwt_client(|c| c.renew_ahead(5, 10 * 60_000));
+    client.adopt(
+        Tokens {
+            access_token: "at-old".into(),
+            refresh_token: Some("rt-old".into()),
+            expires_at: t0 + 3_600_000,
+            obtained_at: t0,
+            scope: None,
+            refresh_expires_at: None,
+        },
+        t0 + 600_000,
+    );
+    assert_eq!(client.access_token(t0 + 600_000), Some("at-old"));
+    let steps = client.take_steps();
+    assert_eq!(renew_timer(&steps), Some(40 * 60_000));
+    let stored = early_store(&steps);
+    // A restart takes them from the client's own key.
+    let mut again = jwt_client(|c| c.renew_ahead(5, 10 * 60_000));
+    assert!(again.restore(Some(&stored), t0 + 700_000));
+    assert_eq!(again.access_token(t0 + 700_000), Some("at-old"));
+}

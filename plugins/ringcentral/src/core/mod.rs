@@ -18,13 +18,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use presence_connector_sdk::{ConnectorStatus, EndpointState};
 
+use presence_connector_sdk::oauth::{CallKind, TimerKind, TokenClient};
+
 use crate::budget::{Budget, Group, retry_after_ms};
 use crate::layers::ExtLayers;
 use crate::settings::{Delivery, Settings};
 use crate::wire;
 
-pub use auth::Tokens;
-use auth::{Auth, Grant};
 use presence::{Directory, Ext};
 use push::{Hooks, Ws};
 use writes::{PendingWrite, PutCtx};
@@ -106,8 +106,9 @@ impl HookAnswer {
 /// Timers the core asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TimerKey {
-    /// Refresh the access token ahead of expiry, or retry a sign-in.
-    Token,
+    /// The OAuth client's: renew the access token ahead of expiry, retry
+    /// a sign-in.
+    OAuth(TimerKind),
     /// A throttling group has room again, or a back-off ended.
     Pump,
     /// Reconnect the WebSocket (or recover its session).
@@ -143,7 +144,7 @@ pub struct Stored {
 /// Why a request was sent.
 #[derive(Debug, Clone)]
 enum Purpose {
-    Token(Grant),
+    Token(CallKind),
     WsToken,
     Directory(u32),
     /// One extension's presence; when it was sent.
@@ -201,7 +202,11 @@ pub struct Core {
     out: Vec<Action>,
     inflight: BTreeMap<ReqId, Purpose>,
     budget: Budget,
-    auth: Auth,
+    oauth: TokenClient,
+    /// The sign-in link while an operator must sign in.
+    login_url: Option<String>,
+    /// Why signing in fails until an operator acts.
+    auth_problem: Option<(ConnectorStatus, String)>,
     dir: Directory,
     /// Watched endpoints (as the hub names them) -> extension id, once
     /// resolved.
@@ -262,7 +267,7 @@ impl Core {
     /// A core for `s`, resuming from what the key-value store held.
     pub fn new(s: Settings, stored: Stored, now: u64, entropy: Entropy) -> Core {
         let budget = Budget::new(s.limits, stored.penalties.as_deref(), now);
-        let auth = Auth::load(stored.tokens.as_deref(), &s.fingerprint());
+        let oauth = auth::client(&s, stored.tokens.as_deref(), now);
         let mut exts = BTreeMap::new();
         for (id, bytes) in stored.exts {
             if let Ok(layers) = serde_json::from_slice::<ExtLayers>(&bytes) {
@@ -276,7 +281,9 @@ impl Core {
             out: Vec::new(),
             inflight: BTreeMap::new(),
             budget,
-            auth,
+            oauth,
+            login_url: None,
+            auth_problem: None,
             dir: Directory::default(),
             endpoints: BTreeMap::new(),
             ep_states: BTreeMap::new(),
@@ -343,10 +350,7 @@ impl Core {
                 ),
             );
         }
-        if let Some(t) = &self.auth.tokens {
-            let at = auth::refresh_at(t).saturating_sub(now);
-            self.set_timer(TimerKey::Token, at);
-        }
+        self.start_client(now);
         self.arm_expiries(now);
         self.set_timer(TimerKey::Tick, TICK_MS);
         self.pump(now);
@@ -408,8 +412,8 @@ impl Core {
 
     fn api(&self, method: &'static str, path: &str, body: Option<serde_json::Value>) -> Request {
         let mut headers = vec![("Accept".to_string(), "application/json".to_string())];
-        if let Some(t) = &self.auth.tokens {
-            headers.push(("Authorization".into(), format!("Bearer {}", t.access)));
+        if let Some(t) = self.oauth.tokens() {
+            headers.push(("Authorization".into(), format!("Bearer {}", t.access_token)));
         }
         let body = match body {
             Some(b) => {
@@ -466,7 +470,7 @@ impl Core {
     /// A timer fired.
     pub fn on_timer(&mut self, key: TimerKey, now: u64) {
         match key {
-            TimerKey::Token => self.auth.refresh_due = true,
+            TimerKey::OAuth(kind) => self.token_timer(kind, now),
             TimerKey::Pump => self.pump_at = None,
             TimerKey::Reconnect => {}
             TimerKey::Hello(conn) => self.hello_overdue(conn, now),
@@ -519,7 +523,7 @@ impl Core {
             return;
         }
         match purpose {
-            Purpose::Token(grant) => self.on_token(grant, result, now),
+            Purpose::Token(kind) => self.on_token(kind, result, now),
             other => {
                 let outcome = classify(result);
                 match outcome {
@@ -551,7 +555,7 @@ impl Core {
                         self.not_done(other, None, status, &msg, now);
                     }
                     Outcome::Unauthorized(msg) => {
-                        self.auth.rejected(&msg);
+                        self.rejected(now);
                         self.not_done(other, None, Some(401), &msg, now);
                     }
                     outcome => self.on_answer(other, outcome, now),
@@ -631,7 +635,7 @@ impl Core {
             return;
         }
         self.ensure_token(now);
-        let Some(_) = self.auth.usable(now) else {
+        let Some(_) = self.usable(now) else {
             return;
         };
         self.pump_directory(now);
@@ -681,10 +685,10 @@ impl Core {
     }
 
     fn desired_status(&self, now: u64) -> (ConnectorStatus, Option<String>) {
-        if let Some((st, d)) = &self.auth.problem {
+        if let Some((st, d)) = &self.auth_problem {
             return (*st, Some(format!("offline: {d}")));
         }
-        if let Some(msg) = self.auth.login_message() {
+        if let Some(msg) = self.login_message() {
             return (
                 ConnectorStatus::LoginRequired,
                 Some(format!("offline: {msg}")),
@@ -718,7 +722,7 @@ impl Core {
                 Some(format!("offline: RingCentral could not be reached: {m}")),
             );
         }
-        if self.auth.usable(now).is_none() {
+        if self.usable(now).is_none() {
             return (
                 ConnectorStatus::ConnectionError,
                 Some(format!("offline: signing in to {}", self.s.server)),

@@ -557,7 +557,7 @@ impl Core {
         self.ws.down_since.get_or_insert(now);
         self.ws.last_error = Some(why.clone());
         if unauthorized {
-            self.auth.rejected(&why);
+            self.rejected(now);
         }
         let can_recover = self.ws.wsc.is_some()
             && self.ws.sub_id.is_some()
@@ -797,7 +797,7 @@ impl Core {
             return;
         };
         self.out.push(Action::KvDelete(keys::SUBSCRIPTION.into()));
-        if self.auth.usable(now).is_some() && self.budget.room(Group::Medium, now).is_ok() {
+        if self.usable(now).is_some() && self.budget.room(Group::Medium, now).is_ok() {
             let req = self.api(
                 "DELETE",
                 &format!("/restapi/v1.0/subscription/{}", sub.id),

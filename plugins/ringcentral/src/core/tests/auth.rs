@@ -52,10 +52,10 @@ fn jwt_sign_in_sends_the_jwt_bearer_grant_with_basic_client_auth() {
             .any(|(n, v)| n == "Authorization" && v.starts_with("Bearer at-"))
     );
     // A token of an hour is refreshed ten minutes ahead.
-    assert!(
-        h.log
-            .contains(&Action::SetTimer(TimerKey::Token, 3_000_000))
-    );
+    assert!(h.log.contains(&Action::SetTimer(
+        TimerKey::OAuth(TimerKind::Renew),
+        3_000_000
+    )));
 }
 
 #[test]
@@ -65,7 +65,7 @@ fn refresh_tokens_rotate_and_the_new_one_is_stored_at_once() {
     h.token(&reqs, 3600, "rt-1");
     h.requests();
     h.advance(3_000_000);
-    h.timer(TimerKey::Token);
+    h.timer(TimerKey::OAuth(TimerKind::Renew));
     let reqs = h.requests();
     let (_, r) = H::find(&reqs, "POST", "/restapi/oauth/token").unwrap();
     let body = form(r);
@@ -95,7 +95,7 @@ fn a_revoked_refresh_token_in_jwt_mode_presents_the_jwt_again() {
     h.token(&reqs, 3600, "rt-1");
     h.requests();
     h.advance(3_000_000);
-    h.timer(TimerKey::Token);
+    h.timer(TimerKey::OAuth(TimerKind::Renew));
     let reqs = h.requests();
     let (id, _) = H::find(&reqs, "POST", "/restapi/oauth/token").unwrap();
     h.answer(
@@ -227,7 +227,7 @@ fn authorization_code_sign_in_through_the_login_step_and_the_callback() {
     // The refresh token is revoked later: login required again.
     h.requests();
     h.advance(3_000_000);
-    h.timer(TimerKey::Token);
+    h.timer(TimerKey::OAuth(TimerKind::Renew));
     let reqs = h.requests();
     let (id, _) = H::find(&reqs, "POST", "/restapi/oauth/token").unwrap();
     h.answer(*id, resp(400, json!({"error": "invalid_grant"})));
@@ -275,4 +275,71 @@ fn an_api_401_gets_a_new_token_and_the_work_is_done_again() {
         d.headers
             .contains(&("Authorization".into(), "Bearer at-new".into()))
     );
+}
+
+#[test]
+fn tokens_kept_in_the_older_format_are_used_once_and_stored_anew() {
+    // What this connector stored before it signed in with the SDK's client.
+    let s = settings(&[]);
+    let now = H::new(settings(&[]), Stored::default()).now;
+    let old = json!({
+        "fingerprint": s.fingerprint(),
+        "tokens": {"access": "at-old", "refresh": "rt-old", "expires_at": now + 3_000_000,
+            "refresh_expires_at": now + 604_800_000, "obtained_at": now - 600_000}
+    });
+    let stored = Stored {
+        tokens: Some(serde_json::to_vec(&old).unwrap()),
+        ..Stored::default()
+    };
+    let mut h = H::new(s, stored);
+    let reqs = h.requests();
+    assert!(
+        H::find(&reqs, "POST", "/restapi/oauth/token").is_none(),
+        "no new sign-in"
+    );
+    let (_, d) = H::find(&reqs, "GET", "/restapi/v1.0/account/~/extension").unwrap();
+    assert!(
+        d.headers
+            .contains(&("Authorization".into(), "Bearer at-old".into()))
+    );
+    // Stored in the client's format, which the next start reads.
+    let kept = String::from_utf8(h.kv(keys::TOKENS).unwrap()).unwrap();
+    assert!(kept.contains("\"access_token\":\"at-old\""), "{kept}");
+    let mut again = H::new(settings(&[]), h.stored());
+    let reqs = again.requests();
+    assert!(H::find(&reqs, "POST", "/restapi/oauth/token").is_none());
+    // The renewal uses the old refresh token.
+    again.advance(3_000_000);
+    again.timer(TimerKey::OAuth(TimerKind::Renew));
+    let reqs = again.requests();
+    let (_, r) = H::find(&reqs, "POST", "/restapi/oauth/token").expect("a renewal");
+    assert_eq!(
+        query_value(&form(r), "refresh_token").as_deref(),
+        Some("rt-old")
+    );
+}
+
+#[test]
+fn token_requests_wait_for_room_in_the_auth_group() {
+    let mut h = H::new(settings(&[]), Stored::default());
+    let reqs = h.requests();
+    let (id, _) = H::find(&reqs, "POST", "/restapi/oauth/token").unwrap();
+    h.answer(
+        *id,
+        resp_h(
+            429,
+            &[("Retry-After", "60")],
+            json!({"errorCode": "CMN-301"}),
+        ),
+    );
+    assert_eq!(h.last_status().0, ConnectorStatus::Throttled);
+    // Restarted within the penalty: only the Auth group knows to wait.
+    let mut again = H::new(settings(&[]), h.stored());
+    assert!(H::find(&again.requests(), "POST", "/restapi/oauth/token").is_none());
+    again.advance(30_000);
+    again.timer(TimerKey::OAuth(TimerKind::Renew));
+    assert!(H::find(&again.requests(), "POST", "/restapi/oauth/token").is_none());
+    again.advance(30_000);
+    again.timer(TimerKey::OAuth(TimerKind::Renew));
+    assert!(H::find(&again.requests(), "POST", "/restapi/oauth/token").is_some());
 }
