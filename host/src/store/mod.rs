@@ -5,6 +5,7 @@
 //! that returned has been committed and survives `kill -9`.
 
 pub mod backup;
+pub mod cluster;
 mod secrets;
 mod sqlite;
 
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use cluster::{ClusterMessage, ClusterSignal, Coordination, Lease, NodeInfo};
 pub use secrets::SecretBox;
 pub use sqlite::SqliteStore;
 
