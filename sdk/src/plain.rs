@@ -4,11 +4,15 @@
 //! [`Request`], with headers as `(name, value)` pairs, the shape
 //! [`graph`](crate::graph) reads too), gets its answers as [`Response`] or
 //! as the rendered reason there was none ([`outcome`]), and names log
-//! levels with [`Level`]. The connector's glue hands each action to
-//! [`Cx::apply`]. Nothing here calls the host, so cores and their unit
+//! levels with [`Level`]. Such a core implements [`Core`], and [`Plain`]
+//! makes it a [`Connector`], handing each action to [`Cx::apply`] (see
+//! [`component`]). Nothing here calls the host, so cores and their unit
 //! tests use these types natively.
 
 use std::fmt;
+
+pub mod component;
+pub use component::{Component, Core, CoreAction, Plain};
 
 use crate::builders::WsOptions;
 use crate::connector::{Connector, Cx, HttpError};
