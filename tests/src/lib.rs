@@ -9,6 +9,7 @@ pub mod genesys_sim;
 pub mod graph_sim;
 pub mod kamailio;
 pub mod openapi;
+pub mod postgres;
 pub mod rc_sim;
 pub mod slapd;
 pub mod ucma_sim;

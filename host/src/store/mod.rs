@@ -6,6 +6,8 @@
 
 pub mod backup;
 pub mod cluster;
+pub mod copy;
+mod postgres;
 mod secrets;
 mod sqlite;
 
@@ -14,6 +16,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use cluster::{ClusterMessage, ClusterSignal, Coordination, Lease, NodeInfo};
+pub use postgres::PostgresStore;
 pub use secrets::SecretBox;
 pub use sqlite::SqliteStore;
 
@@ -30,6 +33,39 @@ pub enum StoreError {
     SecretKey(String),
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// PostgreSQL refused a statement, or the connection is down (the
+    /// store reconnects at the next call).
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
+    /// A write for `instance` under `this_fence` was refused: the lease
+    /// table holds another node (`holder`) or a newer `fence` (both `None`
+    /// when nobody holds the instance any more). See [`Coordination`].
+    #[error("{}", fenced_message(.instance, .holder.as_deref(), *.fence, *.this_fence))]
+    Fenced {
+        instance: String,
+        holder: Option<String>,
+        fence: Option<i64>,
+        this_fence: i64,
+    },
+}
+
+fn fenced_message(instance: &str, holder: Option<&str>, fence: Option<i64>, this: i64) -> String {
+    let held = match (holder, fence) {
+        (Some(h), Some(f)) => format!("node {h} holds it under fence {f}"),
+        _ => "no node holds it now".to_owned(),
+    };
+    format!(
+        "write refused for connector instance {instance} under fence {this}: {held}; \
+         a newer grant exists, so this node must stop acting for the instance"
+    )
+}
+
+impl From<::postgres::Error> for StoreError {
+    fn from(e: ::postgres::Error) -> Self {
+        // The Display of a server error names its severity, code and
+        // message; connection errors never carry the password.
+        StoreError::Postgres(e.to_string())
+    }
 }
 
 /// A plugin uploaded through the API (shipped plugins live in the plugins

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::copy::{Dump, SealedConnector, SealedKv};
 use super::{
     ConnectorRecord, EventQuery, EventRecord, KvWrite, PluginRecord, SecretBox, Store, StoreError,
     TokenRecord,
@@ -75,7 +76,7 @@ const MIGRATIONS: &[&str] = &[
 
 /// What sealing adds to a value (nonce and tag); not counted against a
 /// plugin's key-value limit.
-const SEAL_OVERHEAD: i64 = 12 + 16;
+pub(super) const SEAL_OVERHEAD: i64 = 12 + 16;
 
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
@@ -106,6 +107,102 @@ impl SqliteStore {
         })
     }
 
+    /// Everything stored, as stored (secrets and key-value data sealed), in
+    /// one read: see [`super::copy`].
+    pub fn dump(&self) -> Result<Dump, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let mut d = Dump::default();
+            {
+                let mut st = tx.prepare(
+                    "SELECT id, version, manifest, sha256, component, uploaded_at_ms FROM plugins ORDER BY id",
+                )?;
+                d.plugins = st
+                    .query_map([], |r| {
+                        Ok(PluginRecord {
+                            id: r.get(0)?,
+                            version: r.get(1)?,
+                            manifest: r.get(2)?,
+                            sha256: r.get(3)?,
+                            component: r.get(4)?,
+                            uploaded_at_ms: r.get::<_, i64>(5)? as u64,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let mut st =
+                    tx.prepare("SELECT id, plugin, record, secrets FROM connectors ORDER BY id")?;
+                d.connectors = st
+                    .query_map([], |r| {
+                        Ok(SealedConnector {
+                            id: r.get(0)?,
+                            plugin: r.get(1)?,
+                            record: r.get(2)?,
+                            secrets: r.get(3)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let mut st = tx.prepare(
+                    "SELECT instance, key, value, sealed FROM kv ORDER BY instance, key",
+                )?;
+                d.kv = st
+                    .query_map([], |r| {
+                        Ok(SealedKv {
+                            instance: r.get(0)?,
+                            key: r.get(1)?,
+                            value: r.get(2)?,
+                            sealed: r.get(3)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let mut st = tx.prepare("SELECT username, record FROM users ORDER BY username")?;
+                d.users = st
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                let mut st = tx.prepare("SELECT id, username, record FROM notes ORDER BY id")?;
+                d.notes = st
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<_, _>>()?;
+                let mut st = tx.prepare(
+                    "SELECT id, name, role, sha256, created_at_ms FROM tokens ORDER BY created_at_ms",
+                )?;
+                d.tokens = st
+                    .query_map([], |r| {
+                        Ok(TokenRecord {
+                            id: r.get(0)?,
+                            name: r.get(1)?,
+                            role: r.get(2)?,
+                            sha256: r.get(3)?,
+                            created_at_ms: r.get::<_, i64>(4)? as u64,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let mut st = tx.prepare("SELECT key, value FROM settings ORDER BY key")?;
+                d.settings = st
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                let mut st = tx.prepare(
+                    "SELECT id, at_ms, kind, username, instance, detail FROM events ORDER BY id",
+                )?;
+                d.events = st
+                    .query_map([], |r| {
+                        Ok((
+                            r.get(0)?,
+                            EventRecord {
+                                at_ms: r.get::<_, i64>(1)? as u64,
+                                kind: r.get(2)?,
+                                username: r.get(3)?,
+                                instance: r.get(4)?,
+                                detail: r.get(5)?,
+                            },
+                        ))
+                    })?
+                    .collect::<Result<_, _>>()?;
+            }
+            tx.commit()?;
+            Ok(d)
+        })
+    }
+
     fn open_kv(&self, value: Vec<u8>, sealed: bool) -> Result<Vec<u8>, StoreError> {
         if sealed {
             self.secrets.open(&value)
@@ -125,10 +222,91 @@ impl SqliteStore {
     }
 }
 
+/// Write `dump` into a new SQLite hub database at `dest` (a file that must
+/// not exist), with this store's schema, in one transaction: a PostgreSQL
+/// hub's backup snapshot. Sealed values stay sealed.
+pub(super) fn write_dump(dest: &Path, dump: &Dump) -> Result<(), StoreError> {
+    if dest.exists() {
+        return Err(StoreError::Io(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} exists", dest.display()),
+        )));
+    }
+    private_file(dest)?;
+    let mut conn = Connection::open(dest)?;
+    migrate(&mut conn)?;
+    let tx = conn.transaction()?;
+    {
+        let mut st = tx.prepare(
+            "INSERT INTO plugins (id, version, manifest, sha256, component, uploaded_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for p in &dump.plugins {
+            st.execute(params![
+                p.id,
+                p.version,
+                p.manifest,
+                p.sha256,
+                p.component,
+                p.uploaded_at_ms as i64
+            ])?;
+        }
+        let mut st = tx.prepare(
+            "INSERT INTO connectors (id, plugin, record, secrets) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for c in &dump.connectors {
+            st.execute(params![c.id, c.plugin, c.record, c.secrets])?;
+        }
+        let mut st =
+            tx.prepare("INSERT INTO kv (instance, key, value, sealed) VALUES (?1, ?2, ?3, ?4)")?;
+        for r in &dump.kv {
+            st.execute(params![r.instance, r.key, r.value, r.sealed])?;
+        }
+        let mut st = tx.prepare("INSERT INTO users (username, record) VALUES (?1, ?2)")?;
+        for (u, r) in &dump.users {
+            st.execute(params![u, r])?;
+        }
+        let mut st = tx.prepare("INSERT INTO notes (id, username, record) VALUES (?1, ?2, ?3)")?;
+        for (id, u, r) in &dump.notes {
+            st.execute(params![id, u, r])?;
+        }
+        let mut st = tx.prepare(
+            "INSERT INTO tokens (id, name, role, sha256, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for t in &dump.tokens {
+            st.execute(params![
+                t.id,
+                t.name,
+                t.role,
+                t.sha256,
+                t.created_at_ms as i64
+            ])?;
+        }
+        let mut st = tx.prepare("INSERT INTO settings (key, value) VALUES (?1, ?2)")?;
+        for (k, v) in &dump.settings {
+            st.execute(params![k, v])?;
+        }
+        let mut st = tx.prepare(
+            "INSERT INTO events (id, at_ms, kind, username, instance, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for (id, e) in &dump.events {
+            st.execute(params![
+                id,
+                e.at_ms as i64,
+                e.kind,
+                e.username,
+                e.instance,
+                e.detail
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 /// The data directory, created readable by the hub's user only (it holds
 /// the database and the key that opens its secrets). One that exists is
 /// left as the operator made it.
-fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+pub(super) fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
     #[cfg(unix)]
@@ -139,7 +317,7 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// The database file, 0600 (SQLite gives its -wal and -shm files the same
 /// mode). An existing file is narrowed to it.
-fn private_file(path: &Path) -> Result<(), StoreError> {
+pub(super) fn private_file(path: &Path) -> Result<(), StoreError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
