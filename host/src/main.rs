@@ -1,4 +1,5 @@
-//! `presence-hub`: run the hub, rotate its admin token, or restore a backup.
+//! `presence-hub`: run the hub, rotate its admin token, restore a backup, or
+//! copy a SQLite hub into PostgreSQL.
 
 use std::path::PathBuf;
 
@@ -37,6 +38,23 @@ enum Command {
         /// The hub's `secret.key`, for a backup made without it.
         #[arg(long)]
         secret_key: Option<PathBuf>,
+    },
+    /// Copy this SQLite hub (its data folder: plugins, connectors with
+    /// their secrets, users, notes, tokens, key-value data, settings, the
+    /// event log) into an empty PostgreSQL database, in one transaction.
+    /// Stop the hub first: what it writes meanwhile is not copied. Secrets
+    /// stay sealed with the data folder's secret.key, which every node on
+    /// the database then needs.
+    CopyToPostgres {
+        /// The target database (postgres://user:password@host:port/database).
+        #[arg(long, env = "HUB_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// The SQLite hub's data folder (default: `data_dir` / HUB_DATA_DIR).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Delete the hub data the target holds and copy over it.
+        #[arg(long)]
+        replace: bool,
     },
 }
 
@@ -84,6 +102,22 @@ async fn main() -> anyhow::Result<()> {
                 dir.display(),
                 r.connectors,
                 r.users
+            );
+            return Ok(());
+        }
+        Some(Command::CopyToPostgres {
+            database_url,
+            data,
+            replace,
+        }) => {
+            let dir = data.unwrap_or(config.data_dir);
+            let r = presence_hub::store::copy::sqlite_to_postgres(&dir, &database_url, replace)?;
+            println!("read from {}: {}", dir.display(), r.read);
+            println!("the PostgreSQL database now holds: {}", r.written);
+            println!(
+                "secrets and key-value data stay sealed with {key}: copy it into the data folder \
+                 of every node that uses this database (mode 0600), or they refuse to start",
+                key = dir.join("secret.key").display()
             );
             return Ok(());
         }

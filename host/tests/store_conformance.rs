@@ -576,16 +576,24 @@ fn publish_and_changes_wake_the_other_node() {
 #[test]
 fn readers_never_skip_under_concurrent_publishers() {
     let p = std::sync::Arc::new(pair("ordering"));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     const PER: usize = 150;
     const PUBLISHERS: usize = 6;
     let reader = {
-        let p = p.clone();
+        let (p, done) = (p.clone(), done.clone());
         std::thread::spawn(move || {
             let mut seen = Vec::new();
             let mut last = 0;
             let deadline = Instant::now() + Duration::from_secs(120);
             while seen.len() < PER * PUBLISHERS && Instant::now() < deadline {
-                for m in p.b.messages_after(last, 37).unwrap() {
+                // Read once more after the publishers finished: then
+                // nothing is in flight, so an empty page means the end.
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let page = p.b.messages_after(last, 37).unwrap();
+                if page.is_empty() && finished {
+                    break;
+                }
+                for m in page {
                     assert!(m.seq > last);
                     last = m.seq;
                     seen.push(m.seq);
@@ -608,6 +616,7 @@ fn readers_never_skip_under_concurrent_publishers() {
     for t in publishers {
         t.join().unwrap();
     }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
     let seen = reader.join().unwrap();
     let all: Vec<i64> =
         p.a.messages_after(0, usize::MAX)
