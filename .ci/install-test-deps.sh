@@ -14,6 +14,8 @@
 #   `cargo xtask plugins` then builds those examples offline.
 #   cargo-deb (pinned, crates.io) in target/tools: tests/tests/package.rs
 #   builds the Debian package with it and, as root, installs and purges it.
+#   postgresql (15): the test kit starts throw-away clusters with its
+#   initdb/pg_ctl (tests/src/postgres.rs); the packaged cluster is not used.
 # Idempotent. Debian packages (and the one pip requirement above). The Debian package's own service is
 # neither started nor enabled: the tests run their own instances on
 # 127.0.0.1 with private config, pid file and runtime dir.
@@ -40,7 +42,8 @@ have_all() {
     command -v kamailio >/dev/null 2>&1 && command -v sipp >/dev/null 2>&1 && module_dir >/dev/null \
         && command -v sqlite3 >/dev/null 2>&1 && command -v xmllint >/dev/null 2>&1 \
         && command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
-        && [ -x /usr/sbin/slapd ] && command -v ldapadd >/dev/null 2>&1
+        && [ -x /usr/sbin/slapd ] && command -v ldapadd >/dev/null 2>&1 \
+        && [ -x /usr/lib/postgresql/15/bin/initdb ] && [ -x /usr/lib/postgresql/15/bin/pg_ctl ]
 }
 
 SUDO=""
@@ -83,15 +86,18 @@ else
     # request against tests/ews_xsd/ (tests/src/ews_sim.rs).
     # slapd + ldap-utils: a throw-away OpenLDAP server for the directory
     # sync test (tests/src/slapd.rs); its packaged service is not started.
-    say "apt-get install kamailio kamailio-presence-modules sip-tester sqlite3 libxml2-utils chromium chromium-driver slapd ldap-utils"
+    # postgresql: throw-away PostgreSQL 15 clusters for the shared store's
+    # tests (tests/src/postgres.rs); its packaged service is not started.
+    say "apt-get install kamailio kamailio-presence-modules sip-tester sqlite3 libxml2-utils chromium chromium-driver slapd ldap-utils postgresql"
     $SUDO apt-get install -y -qq --no-install-recommends \
         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-        kamailio kamailio-presence-modules sip-tester sqlite3 libxml2-utils chromium chromium-driver slapd ldap-utils
+        kamailio kamailio-presence-modules sip-tester sqlite3 libxml2-utils chromium chromium-driver slapd ldap-utils \
+        postgresql
     restore_policy
     trap - EXIT
     if [ -n "$POLICY_BACKUP" ]; then say "previous policy-rc.d restored"; else say "policy-rc.d removed"; fi
     if ! have_all; then
-        say "installation finished but kamailio/sipp/presence.so/sqlite3/chromium/chromedriver/slapd/ldapadd are still missing" >&2
+        say "installation finished but kamailio/sipp/presence.so/sqlite3/chromium/chromedriver/slapd/ldapadd/postgresql 15 are still missing" >&2
         exit 1
     fi
     say "installed: $(command -v kamailio), $(command -v sipp), modules in $(module_dir)"
