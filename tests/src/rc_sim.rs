@@ -2637,6 +2637,21 @@ impl RcSim {
         self.add(number, name, email, "User")
     }
 
+    /// Rename an extension (what the extension list answers as its name).
+    pub fn rename_extension(&self, ext: u64, name: &str) {
+        let mut s = self.lock();
+        let i = s.ext_idx(ext);
+        s.exts[i].name = name.into();
+    }
+
+    /// Remove an extension from the account: it leaves the extension list
+    /// and requests naming it answer 404 (CMN-102).
+    pub fn remove_extension(&self, ext: u64) {
+        let mut s = self.lock();
+        let i = s.ext_idx(ext);
+        s.exts.remove(i);
+    }
+
     /// Add a Department (call queue) extension: it has no DND, so a PUT of
     /// `dndStatus` on it is refused with 400.
     pub fn add_department(&self, number: &str, name: &str) -> u64 {

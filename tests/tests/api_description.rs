@@ -637,6 +637,68 @@ async fn every_route_answers_as_the_served_description_says() {
     let (s, st) = hub.call("GET", "/api/v1/directory/ldap/status", None).await;
     assert_eq!((s, &st["last"]["ok"]), (200, &json!(false)), "{st}");
 
+    // ---- directory sync from a connector's own directory; the sync itself:
+    // tests/tests/directory_connectors.rs --------------------------------
+    let (s, v) = hub.call("GET", "/api/v1/directory/connectors", None).await;
+    assert_eq!((s, v), (200, json!([])));
+    let (s, _) = hub
+        .call(
+            "PUT",
+            "/api/v1/directory/connectors/nothing",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, e) = hub
+        .call(
+            "PUT",
+            "/api/v1/directory/connectors/c1",
+            Some(json!({"interval_seconds": 1})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["field"].as_str()),
+        (422, Some("interval_seconds")),
+        "{e}"
+    );
+    let (s, v) = hub
+        .call(
+            "PUT",
+            "/api/v1/directory/connectors/c1",
+            Some(json!({"remove": "delete"})),
+        )
+        .await;
+    assert_eq!((s, &v["username"]), (200, &json!("local-part")), "{v}");
+    let got = hub.get("/api/v1/directory/connectors/c1").await;
+    assert_eq!(got["remove"], "delete", "{got}");
+    // The chaos plugin reports no directory: nothing to sync from.
+    let (s, e) = hub
+        .call(
+            "POST",
+            "/api/v1/directory/connectors/c1/sync?dry_run=true",
+            None,
+        )
+        .await;
+    assert_eq!(s, 409, "{e}");
+    let st = hub.get("/api/v1/directory/connectors/c1/status").await;
+    assert_eq!(
+        (&st["configured"], &st["last"]["ok"]),
+        (&json!(true), &json!(false)),
+        "{st}"
+    );
+    assert_eq!(
+        hub.call("DELETE", "/api/v1/directory/connectors/c1", None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        hub.call("GET", "/api/v1/directory/connectors/c1", None)
+            .await
+            .0,
+        404
+    );
+
     // ---- webhooks: unknown instance, and the deletes ---------------------
     assert_eq!(push(&hub, "nothing", &json!({"endpoint": "1"})).await, 404);
     assert_eq!(hub.call("DELETE", "/api/v1/users/bob", None).await.0, 204);

@@ -250,3 +250,112 @@ async fn users_follow_the_directory() {
     )
     .await;
 }
+
+/// TLS to the directory: slapd with a certificate from a private CA the
+/// test makes. Without the CA the certificate is refused (502, the
+/// directory named); with `ca_pem` the sync works over `ldaps://` and over
+/// `ldap://` upgraded by StartTLS (slapd's log shows the StartTLS extended
+/// operation and TLS on each connection).
+#[tokio::test]
+async fn ldaps_and_starttls_with_a_private_ca() {
+    assert!(
+        slapd::available(),
+        "slapd and ldap-utils are needed (Debian packages slapd ldap-utils; .ci/install-test-deps.sh)"
+    );
+    let ldap = Slapd::start_tls();
+    let ca = ldap.ca_pem.clone().unwrap();
+    ldap.add(&person("tess", "Tess Tls", "+49 89 1234-606", "staff"));
+    let mut hub = Hub::start(&[], &[]);
+    hub.check_api().await;
+    let with = |url: String, starttls: bool, ca: Option<&str>| {
+        let mut body = settings(&url, ROOT_PW, "delete", 0);
+        body["starttls"] = json!(starttls);
+        if let Some(ca) = ca {
+            body["ca_pem"] = json!(ca);
+        }
+        body
+    };
+
+    // A CA that is no PEM certificate is refused, naming the field.
+    let (s, e) = hub
+        .call(
+            "PUT",
+            "/api/v1/directory/ldap",
+            Some(with(ldap.ldaps_url(), false, Some("not a certificate"))),
+        )
+        .await;
+    assert_eq!((s, e["field"].as_str()), (422, Some("ca_pem")), "{e}");
+    // StartTLS on ldaps:// makes no sense.
+    let (s, e) = hub
+        .call(
+            "PUT",
+            "/api/v1/directory/ldap",
+            Some(with(ldap.ldaps_url(), true, Some(&ca))),
+        )
+        .await;
+    assert_eq!((s, e["field"].as_str()), (422, Some("starttls")), "{e}");
+
+    // Without the private CA, the certificate is not trusted.
+    for (url, starttls) in [(ldap.ldaps_url(), false), (ldap.url(), true)] {
+        let (s, _) = hub
+            .call(
+                "PUT",
+                "/api/v1/directory/ldap",
+                Some(with(url.clone(), starttls, None)),
+            )
+            .await;
+        assert_eq!(s, 200);
+        let (s, e) = hub
+            .call("POST", "/api/v1/directory/ldap/sync?dry_run=true", None)
+            .await;
+        assert_eq!(s, 502, "{url} starttls={starttls}: {e}");
+        assert!(
+            e["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("certificate"),
+            "{e}"
+        );
+    }
+
+    // ldaps:// with the CA.
+    let (s, v) = hub
+        .call(
+            "PUT",
+            "/api/v1/directory/ldap",
+            Some(with(ldap.ldaps_url(), false, Some(&ca))),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(hub.get("/api/v1/directory/ldap").await["ca_pem"], ca);
+    let (s, plan) = hub
+        .call("POST", "/api/v1/directory/ldap/sync?dry_run=true", None)
+        .await;
+    assert_eq!((s, action(&plan, "tess")), (200, "created"), "{plan}");
+    let tls_port = ldap.tls_port.unwrap();
+    assert!(
+        ldap.log().contains(&format!("(IP=127.0.0.1:{tls_port})")),
+        "slapd saw no connection on its ldaps:// port:\n{}",
+        ldap.log()
+    );
+
+    // ldap:// upgraded by StartTLS, with the CA: the sync itself.
+    let starttls_before = ldap.log().matches("oid=1.3.6.1.4.1.1466.20037").count();
+    let (s, v) = hub
+        .call(
+            "PUT",
+            "/api/v1/directory/ldap",
+            Some(with(ldap.url(), true, Some(&ca))),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, r) = hub.call("POST", "/api/v1/directory/ldap/sync", None).await;
+    assert_eq!((s, action(&r, "tess")), (200, "created"), "{r}");
+    assert_eq!(hub.get("/api/v1/users/tess").await["extension"], "606");
+    let log = ldap.log();
+    assert!(
+        log.matches("oid=1.3.6.1.4.1.1466.20037").count() > starttls_before,
+        "no StartTLS extended operation in slapd's log:\n{log}"
+    );
+    assert!(log.contains("TLS established"), "{log}");
+}

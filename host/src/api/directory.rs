@@ -1,18 +1,23 @@
-//! `/api/v1/directory/ldap`: users kept in step with an LDAP directory or
-//! Active Directory, on demand and on a schedule, with a dry run.
+//! `/api/v1/directory/...`: users kept in step with a directory, on demand
+//! and on a schedule, with a dry run:
+//! - `ldap`: an LDAP directory or Active Directory;
+//! - `connectors/{id}`: a connector instance's own directory (the people a
+//!   plugin reports with `directory`, such as RingCentral's extensions),
+//!   matched to users by email.
 //!
-//! The settings live in the store (setting [`SETTING`], JSON) with the
-//! bind password sealed like connector secrets; it is never answered, only
-//! `bind_password_set`. The search is [`crate::io::ldap`]'s, the plan
-//! [`crate::engine::directory`]'s; this module stores, schedules and
-//! answers.
+//! The settings live in the store (settings [`SETTING`] and
+//! [`CONNECTORS_SETTING`], JSON) with the bind password sealed like
+//! connector secrets; it is never answered, only `bind_password_set`. The
+//! search is [`crate::io::ldap`]'s, the plan [`crate::engine::directory`]'s;
+//! this module stores, schedules and answers.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use base64::Engine as _;
@@ -20,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiQuery, parse_json};
 use super::{ApiError, AppState};
-use crate::engine::directory::{self as policy, Mapping, Removal, SyncReport};
+use crate::engine::directory::{self as policy, Mapping, Removal, SyncReport, UsernameFrom};
 use crate::engine::users::User;
 use crate::io::ldap::{self, LdapError, LdapQuery};
 use crate::presence::{Presence, PresenceError};
@@ -29,6 +34,9 @@ use crate::timing;
 
 /// The store setting holding the LDAP sync's settings.
 pub const SETTING: &str = "directory.ldap";
+/// The store setting holding the connector directory syncs' settings (a
+/// JSON object by instance id).
+pub const CONNECTORS_SETTING: &str = "directory.connectors";
 
 /// The LDAP search scope (RFC 4516's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -56,11 +64,16 @@ fn default_page_size() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct LdapSettingsIn {
     /// `ldap://host[:port]` or `ldaps://host[:port]` (TLS by rustls,
-    /// checked against the system's root certificates).
+    /// checked against the system's root certificates, or the Mozilla
+    /// roots plus `ca_pem` when given).
     pub url: String,
-    /// Upgrade `ldap://` with StartTLS before binding.
+    /// Upgrade `ldap://` with StartTLS (RFC 4511 §4.14) before binding.
     #[serde(default)]
     pub starttls: bool,
+    /// PEM certificates of a private CA that signed the directory's
+    /// certificate (`ldaps://` or StartTLS); left out or null: none.
+    #[serde(default)]
+    pub ca_pem: Option<String>,
     /// The DN to bind as (empty: anonymous), e.g.
     /// `CN=svc-presence,OU=Service,DC=corp,DC=example`.
     #[serde(default)]
@@ -96,6 +109,8 @@ pub struct LdapSettingsIn {
 struct Stored {
     url: String,
     starttls: bool,
+    #[serde(default)]
+    ca_pem: Option<String>,
     bind_dn: String,
     sealed_password: Option<String>,
     base_dn: String,
@@ -112,6 +127,8 @@ struct Stored {
 pub struct LdapSettings {
     pub url: String,
     pub starttls: bool,
+    /// The private CA's PEM certificates, if any (public, not a secret).
+    pub ca_pem: Option<String>,
     pub bind_dn: String,
     /// Whether a bind password is stored (it is never answered).
     pub bind_password_set: bool,
@@ -129,6 +146,7 @@ impl From<&Stored> for LdapSettings {
         Self {
             url: s.url.clone(),
             starttls: s.starttls,
+            ca_pem: s.ca_pem.clone(),
             bind_dn: s.bind_dn.clone(),
             bind_password_set: s.sealed_password.is_some(),
             base_dn: s.base_dn.clone(),
@@ -173,6 +191,14 @@ pub struct LastSync {
 pub enum SyncError {
     #[error("no LDAP directory is configured; PUT /api/v1/directory/ldap first")]
     NotConfigured,
+    #[error(
+        "connector instance {0}'s directory is not synced; PUT /api/v1/directory/connectors/{0} first"
+    )]
+    NotConfiguredFor(String),
+    #[error(
+        "connector instance {0} has not reported a whole directory (yet): is it running, and does its plugin report one?"
+    )]
+    NoDirectory(String),
     #[error("{0}")]
     Ldap(#[from] LdapError),
     #[error("{0}")]
@@ -195,6 +221,9 @@ pub struct DirectorySync {
     /// When the schedule's clock started (settings stored, or the last
     /// scheduled sync began).
     schedule_from: Mutex<Instant>,
+    /// Per connector instance: its sync's status and schedule clock.
+    connector_status: Mutex<BTreeMap<String, SyncStatus>>,
+    connector_from: Mutex<BTreeMap<String, Instant>>,
 }
 
 impl DirectorySync {
@@ -207,9 +236,29 @@ impl DirectorySync {
             running: tokio::sync::Mutex::new(()),
             status: Mutex::new(SyncStatus::default()),
             schedule_from: Mutex::new(Instant::now()),
+            connector_status: Mutex::default(),
+            connector_from: Mutex::default(),
         });
         if let Ok(Some(s)) = me.load() {
             me.set_schedule(&s);
+        }
+        if let Ok(all) = me.connector_settings() {
+            let now = crate::store::now_ms();
+            let mut st = me
+                .connector_status
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for (instance, cfg) in all {
+                st.insert(
+                    instance,
+                    SyncStatus {
+                        configured: true,
+                        next_at_ms: (cfg.interval_seconds > 0)
+                            .then(|| now + cfg.interval_seconds * 1000),
+                        last: None,
+                    },
+                );
+            }
         }
         me
     }
@@ -249,6 +298,7 @@ impl DirectorySync {
         let stored = Stored {
             url: new.url,
             starttls: new.starttls,
+            ca_pem: new.ca_pem,
             bind_dn: new.bind_dn,
             sealed_password,
             base_dn: new.base_dn,
@@ -278,13 +328,28 @@ impl DirectorySync {
         let _one = self.running.lock().await;
         let at_ms = crate::store::now_ms();
         let result = self.run_once(dry_run).await;
-        let (ok, error, report) = match &result {
+        let last = self.outcome("ldap sync", None, trigger, dry_run, at_ms, &result);
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).last = Some(last);
+        result
+    }
+
+    /// Log a finished sync (trace and event log) and make its status.
+    fn outcome(
+        &self,
+        what: &str,
+        instance: Option<&str>,
+        trigger: &str,
+        dry_run: bool,
+        at_ms: u64,
+        result: &Result<SyncReport, SyncError>,
+    ) -> LastSync {
+        let (ok, error, report) = match result {
             Ok(r) => (true, None, Some(r.clone())),
             Err(e) => (false, Some(e.to_string()), None),
         };
-        let detail = match &result {
+        let detail = match result {
             Ok(r) => format!(
-                "ldap sync ({trigger}{}): {} entries, {} created, {} updated, {} unchanged, {} rejected, {} deleted, {} missing{}",
+                "{what} ({trigger}{}): {} entries, {} created, {} updated, {} unchanged, {} rejected, {} deleted, {} missing{}{}",
                 if dry_run { ", dry run" } else { "" },
                 r.entries,
                 r.created,
@@ -293,30 +358,85 @@ impl DirectorySync {
                 r.rejected,
                 r.deleted,
                 r.missing,
+                if r.matched > 0 {
+                    format!(", {} matched (not made by the sync, left alone)", r.matched)
+                } else {
+                    String::new()
+                },
                 if !dry_run && !r.applied {
                     "; nothing changed (a user clashed)"
                 } else {
                     ""
                 }
             ),
-            Err(e) => format!("ldap sync ({trigger}) failed: {e}"),
+            Err(e) => format!("{what} ({trigger}) failed: {e}"),
         };
-        match &result {
-            Ok(_) => tracing::info!(trigger, dry_run, "{detail}"),
-            Err(_) => tracing::warn!(trigger, dry_run, "{detail}"),
+        let instance_field = instance.unwrap_or("");
+        match result {
+            Ok(_) => tracing::info!(instance = instance_field, trigger, dry_run, "{detail}"),
+            Err(_) => tracing::warn!(instance = instance_field, trigger, dry_run, "{detail}"),
         }
         self.presence.record("directory", None, detail);
-        let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        st.last = Some(LastSync {
+        LastSync {
             at_ms,
             trigger: trigger.into(),
             dry_run,
             ok,
             error,
             report,
-        });
-        drop(st);
-        result
+        }
+    }
+
+    /// Every user, by username.
+    async fn existing(&self) -> Result<BTreeMap<String, User>, SyncError> {
+        Ok(self
+            .presence
+            .users()
+            .await?
+            .into_iter()
+            .map(|u| (u.username.clone(), u.as_ref().clone()))
+            .collect())
+    }
+
+    /// Plan `input` against `existing` (dry run) or carry it out: the
+    /// import (all or nothing), then, when it applied and `deleting`, the
+    /// users gone from the directory.
+    async fn apply(
+        &self,
+        existing: &BTreeMap<String, User>,
+        input: policy::SyncInput,
+        entries: usize,
+        dry_run: bool,
+        deleting: bool,
+    ) -> Result<SyncReport, SyncError> {
+        if dry_run {
+            let plan = crate::engine::users::plan_import(
+                existing,
+                input.rows.clone(),
+                policy::SYNC_MODE,
+                false,
+            );
+            return Ok(policy::report(
+                true,
+                entries,
+                &plan.report,
+                &input,
+                deleting,
+            ));
+        }
+        let import = self
+            .presence
+            .import_users(input.rows.clone(), policy::SYNC_MODE, false)
+            .await?;
+        if import.applied && deleting {
+            for name in &input.gone {
+                match self.presence.delete_user(name).await {
+                    Ok(()) | Err(PresenceError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(policy::report(false, entries, &import, &input, deleting))
     }
 
     async fn run_once(&self, dry_run: bool) -> Result<SyncReport, SyncError> {
@@ -339,6 +459,7 @@ impl DirectorySync {
         let query = LdapQuery {
             url: cfg.url.clone(),
             starttls: cfg.starttls,
+            ca_pem: cfg.ca_pem.clone(),
             bind_dn: cfg.bind_dn.clone(),
             bind_password: password,
             base_dn: cfg.base_dn.clone(),
@@ -354,49 +475,171 @@ impl DirectorySync {
             timeout: timing::DIRECTORY_TIMEOUT,
         };
         let entries = ldap::search(&query).await?;
-        let existing: std::collections::BTreeMap<String, User> = self
-            .presence
-            .users()
-            .await?
-            .into_iter()
-            .map(|u| (u.username.clone(), u.as_ref().clone()))
-            .collect();
+        let existing = self.existing().await?;
         let input = policy::plan_sync(&existing, &entries, &cfg.mapping);
-        let deleting = cfg.remove == Removal::Delete;
-        if dry_run {
-            let plan = crate::engine::users::plan_import(
-                &existing,
-                input.rows.clone(),
-                policy::SYNC_MODE,
-                false,
-            );
-            return Ok(policy::report(
-                true,
-                entries.len(),
-                &plan.report,
-                &input,
-                deleting,
+        self.apply(
+            &existing,
+            input,
+            entries.len(),
+            dry_run,
+            cfg.remove == Removal::Delete,
+        )
+        .await
+    }
+
+    // ---- connector instances' own directories ---------------------------
+
+    fn connector_settings(&self) -> Result<BTreeMap<String, ConnectorSync>, StoreError> {
+        Ok(self
+            .store
+            .setting(CONNECTORS_SETTING)?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default())
+    }
+
+    /// The sync settings of every connector instance that has them.
+    pub fn connector_syncs(&self) -> Result<Vec<ConnectorSyncView>, StoreError> {
+        Ok(self
+            .connector_settings()?
+            .into_iter()
+            .map(|(instance, settings)| ConnectorSyncView::new(instance, settings))
+            .collect())
+    }
+
+    /// Store the sync settings of `instance` (its schedule starts now).
+    pub fn put_connector(
+        &self,
+        instance: &str,
+        new: ConnectorSync,
+    ) -> Result<ConnectorSyncView, PutError> {
+        if instance == policy::MARKER_LDAP {
+            return Err(PutError::Invalid(
+                "id".into(),
+                "users made by the LDAP sync are marked `directory: ldap`; a connector instance named ldap cannot sync its directory (give it another id)".into(),
             ));
         }
-        let import = self
-            .presence
-            .import_users(input.rows.clone(), policy::SYNC_MODE, false)
-            .await?;
-        if import.applied && deleting {
-            for name in &input.gone {
-                match self.presence.delete_user(name).await {
-                    Ok(()) | Err(PresenceError::NotFound(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
+        let min = timing::DIRECTORY_MIN_INTERVAL.as_secs();
+        if new.interval_seconds != 0 && !(min..=604_800).contains(&new.interval_seconds) {
+            return Err(PutError::Invalid(
+                "interval_seconds".into(),
+                format!("0 (on demand only) or {min}-604800 seconds"),
+            ));
         }
-        Ok(policy::report(
-            false,
-            entries.len(),
-            &import,
-            &input,
-            deleting,
-        ))
+        let mut all = self.connector_settings()?;
+        all.insert(instance.to_string(), new.clone());
+        self.store.set_setting(
+            CONNECTORS_SETTING,
+            &serde_json::to_string(&all).expect("settings serialise"),
+        )?;
+        self.connector_from
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(instance.to_string(), Instant::now());
+        let mut st = self
+            .connector_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let entry = st.entry(instance.to_string()).or_default();
+        entry.configured = true;
+        entry.next_at_ms = (new.interval_seconds > 0)
+            .then(|| crate::store::now_ms() + new.interval_seconds * 1000);
+        Ok(ConnectorSyncView::new(instance.to_string(), new))
+    }
+
+    /// Stop syncing `instance`'s directory (its users stay); false when it
+    /// had no settings.
+    pub fn delete_connector(&self, instance: &str) -> Result<bool, StoreError> {
+        let mut all = self.connector_settings()?;
+        if all.remove(instance).is_none() {
+            return Ok(false);
+        }
+        self.store.set_setting(
+            CONNECTORS_SETTING,
+            &serde_json::to_string(&all).expect("settings serialise"),
+        )?;
+        self.connector_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(instance);
+        self.connector_from
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(instance);
+        Ok(true)
+    }
+
+    /// The last sync of `instance`'s directory and the next one due.
+    pub fn connector_status(&self, instance: &str) -> SyncStatus {
+        self.connector_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(instance)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Bring the users in step with connector instance `instance`'s
+    /// directory (or, `dry_run`, say what that would change).
+    pub async fn run_connector(
+        &self,
+        instance: &str,
+        dry_run: bool,
+        trigger: &str,
+    ) -> Result<SyncReport, SyncError> {
+        let _one = self.running.lock().await;
+        let at_ms = crate::store::now_ms();
+        let result = self.run_connector_once(instance, dry_run).await;
+        let last = self.outcome(
+            &format!("directory sync of {instance}"),
+            Some(instance),
+            trigger,
+            dry_run,
+            at_ms,
+            &result,
+        );
+        if !matches!(result, Err(SyncError::NotConfiguredFor(_))) {
+            self.connector_status
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(instance.to_string())
+                .or_default()
+                .last = Some(last);
+        }
+        result
+    }
+
+    async fn run_connector_once(
+        &self,
+        instance: &str,
+        dry_run: bool,
+    ) -> Result<SyncReport, SyncError> {
+        let me_store = self.store.clone();
+        let all: BTreeMap<String, ConnectorSync> =
+            tokio::task::spawn_blocking(move || me_store.setting(CONNECTORS_SETTING))
+                .await
+                .map_err(|_| SyncError::Users(PresenceError::Stopped))??
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .unwrap_or_default();
+        let cfg = all
+            .get(instance)
+            .cloned()
+            .ok_or_else(|| SyncError::NotConfiguredFor(instance.to_string()))?;
+        // Only a whole directory: one still arriving page by page would
+        // look like people leaving.
+        let dir = match self.presence.directory_of(instance).await? {
+            Some(d) if d.complete => d,
+            _ => return Err(SyncError::NoDirectory(instance.to_string())),
+        };
+        let existing = self.existing().await?;
+        let input = policy::plan_connector_sync(&existing, instance, &dir.entries, cfg.username);
+        self.apply(
+            &existing,
+            input,
+            dir.entries.len(),
+            dry_run,
+            cfg.remove == Removal::Delete,
+        )
+        .await
     }
 
     /// Run scheduled syncs until the service is dropped.
@@ -408,6 +651,7 @@ impl DirectorySync {
             loop {
                 tick.tick().await;
                 let Some(me) = weak.upgrade() else { break };
+                me.connectors_due().await;
                 let interval = match me.load() {
                     Ok(Some(s)) if s.interval_seconds > 0 => s.interval_seconds,
                     _ => continue,
@@ -426,6 +670,89 @@ impl DirectorySync {
                 st.next_at_ms = Some(crate::store::now_ms() + interval * 1000);
             }
         });
+    }
+}
+
+impl DirectorySync {
+    /// Run the connector directory syncs that are due.
+    async fn connectors_due(&self) {
+        let Ok(all) = self.connector_settings() else {
+            return;
+        };
+        for (instance, cfg) in all {
+            if cfg.interval_seconds == 0 {
+                continue;
+            }
+            let due = {
+                let mut from = self
+                    .connector_from
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                let at = from.entry(instance.clone()).or_insert_with(Instant::now);
+                let due = at.elapsed().as_secs() >= cfg.interval_seconds;
+                if due {
+                    *at = Instant::now();
+                }
+                due
+            };
+            if !due {
+                continue;
+            }
+            // The outcome is in the status and the event log.
+            let _ = self.run_connector(&instance, false, "scheduled").await;
+            let mut st = self
+                .connector_status
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let entry = st.entry(instance).or_default();
+            entry.configured = true;
+            entry.next_at_ms = Some(crate::store::now_ms() + cfg.interval_seconds * 1000);
+        }
+    }
+}
+
+fn default_removal_report() -> Removal {
+    Removal::Report
+}
+
+/// `PUT /api/v1/directory/connectors/{id}`: keep users in step with that
+/// connector instance's own directory.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSync {
+    /// A new user's username: `local-part` (default) of the email, or the
+    /// whole `email`; the whole email where the local part is taken.
+    #[serde(default)]
+    pub username: UsernameFrom,
+    /// Users this sync made whose person left the directory: `report`
+    /// (default: listed as `missing`, kept) or `delete`.
+    #[serde(default = "default_removal_report")]
+    pub remove: Removal,
+    /// Seconds between scheduled syncs: 0 (default) syncs on demand only;
+    /// otherwise 5 to 604800 (a week).
+    #[serde(default)]
+    pub interval_seconds: u64,
+}
+
+/// A connector instance's directory sync settings.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ConnectorSyncView {
+    /// The connector instance's id; users the sync makes carry
+    /// `attributes.directory` = this id.
+    pub instance: String,
+    pub username: UsernameFrom,
+    pub remove: Removal,
+    pub interval_seconds: u64,
+}
+
+impl ConnectorSyncView {
+    fn new(instance: String, s: ConnectorSync) -> Self {
+        Self {
+            instance,
+            username: s.username,
+            remove: s.remove,
+            interval_seconds: s.interval_seconds,
+        }
     }
 }
 
@@ -457,6 +784,17 @@ fn check(s: &LdapSettingsIn) -> Result<(), (String, String)> {
             "StartTLS upgrades ldap:// only; ldaps:// is TLS already",
         );
     }
+    if let Some(pem) = &s.ca_pem {
+        if pem.len() > crate::runtime::MAX_CA_PEM_BYTES {
+            return Err((
+                "ca_pem".into(),
+                format!("at most {} bytes of PEM", crate::runtime::MAX_CA_PEM_BYTES),
+            ));
+        }
+        if let Err(e) = crate::io::tls::parse_ca(pem) {
+            return Err(("ca_pem".into(), e.to_string()));
+        }
+    }
     if s.base_dn.trim().is_empty() {
         return bad("base_dn", "required, e.g. ou=people,dc=example,dc=com");
     }
@@ -486,7 +824,10 @@ impl From<SyncError> for ApiError {
     fn from(e: SyncError) -> Self {
         let msg = e.to_string();
         match e {
-            SyncError::NotConfigured => ApiError::new(StatusCode::NOT_FOUND, msg),
+            SyncError::NotConfigured | SyncError::NotConfiguredFor(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, msg)
+            }
+            SyncError::NoDirectory(_) => ApiError::new(StatusCode::CONFLICT, msg),
             SyncError::Ldap(LdapError::Timeout(_)) => {
                 ApiError::new(StatusCode::GATEWAY_TIMEOUT, msg)
             }
@@ -608,4 +949,161 @@ pub async fn sync(
 )]
 pub async fn status(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(s.directory.status()))
+}
+
+// ---- connector instances' own directories -------------------------------
+
+/// Run a blocking settings call off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/directory/connectors",
+    tag = "directory",
+    summary = "The connector instances whose own directory users follow",
+    responses(
+        (status = 200, description = "Each instance's sync settings", body = [ConnectorSyncView])
+    )
+)]
+pub async fn list_connectors(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let d = s.directory.clone();
+    Ok(Json(blocking(move || d.connector_syncs()).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/directory/connectors/{id}",
+    tag = "directory",
+    summary = "A connector instance's directory sync settings",
+    params(("id" = String, Path, description = "Connector instance id")),
+    responses(
+        (status = 200, description = "The settings", body = ConnectorSyncView),
+        (status = 404, description = "The instance's directory is not synced", body = super::openapi::ErrorBody)
+    )
+)]
+pub async fn get_connector(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let d = s.directory.clone();
+    let all = blocking(move || d.connector_syncs()).await?;
+    all.into_iter()
+        .find(|v| v.instance == id)
+        .map(Json)
+        .ok_or_else(|| SyncError::NotConfiguredFor(id).into())
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/v1/directory/connectors/{id}",
+    tag = "directory",
+    summary = "Keep users in step with a connector instance's own directory (matched by email)",
+    params(("id" = String, Path, description = "Connector instance id")),
+    request_body = ConnectorSync,
+    responses(
+        (status = 200, description = "The settings now", body = ConnectorSyncView),
+        (status = 400, description = "Not JSON of this shape; `field` names the JSON path", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such connector instance", body = super::openapi::ErrorBody),
+        (status = 422, description = "A value is refused; `field` names it and the error says what is allowed", body = super::openapi::ErrorBody)
+    )
+)]
+pub async fn put_connector(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let new: ConnectorSync = parse_json(&body)?;
+    s.runtime.connector(&id).await?;
+    let d = s.directory.clone();
+    let out = tokio::task::spawn_blocking(move || d.put_connector(&id, new))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match out {
+        Ok(v) => Ok(Json(v)),
+        Err(PutError::Invalid(field, error)) => Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            field,
+            error,
+        )),
+        Err(PutError::Store(e)) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        )),
+    }
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/directory/connectors/{id}",
+    tag = "directory",
+    summary = "Stop following a connector instance's directory (its users stay)",
+    params(("id" = String, Path, description = "Connector instance id")),
+    responses(
+        (status = 204, description = "No longer synced"),
+        (status = 404, description = "The instance's directory was not synced", body = super::openapi::ErrorBody)
+    )
+)]
+pub async fn delete_connector(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let d = s.directory.clone();
+    let name = id.clone();
+    if blocking(move || d.delete_connector(&name)).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(SyncError::NotConfiguredFor(id).into())
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/directory/connectors/{id}/sync",
+    tag = "directory",
+    summary = "Sync users from a connector instance's directory now (or, dry_run=true, show the plan)",
+    params(("id" = String, Path, description = "Connector instance id"), SyncQuery),
+    responses(
+        (status = 200, description = "What changed (or would change), per user; each with the directory entry's `endpoint`", body = SyncReport),
+        (status = 400, description = "An unknown query parameter or value", body = super::openapi::ErrorBody),
+        (status = 404, description = "The instance's directory is not synced", body = super::openapi::ErrorBody),
+        (status = 409, description = "The instance has not reported a whole directory (not running, still reading it, or its plugin reports none)", body = super::openapi::ErrorBody),
+        (status = 422, description = "A user clashed with another; nothing changed (the report says which)", body = SyncReport)
+    )
+)]
+pub async fn sync_connector(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<SyncQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let report = s.directory.run_connector(&id, q.dry_run, "manual").await?;
+    let status = if !q.dry_run && !report.applied {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(report)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/directory/connectors/{id}/status",
+    tag = "directory",
+    summary = "The last sync of a connector instance's directory and when the next is due",
+    params(("id" = String, Path, description = "Connector instance id")),
+    responses(
+        (status = 200, description = "The status (`configured: false` when not synced)", body = SyncStatus)
+    )
+)]
+pub async fn connector_status(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.directory.connector_status(&id)))
 }

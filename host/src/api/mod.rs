@@ -109,6 +109,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/directory/ldap"),
     ("post", "/api/v1/directory/ldap/sync"),
     ("get", "/api/v1/directory/ldap/status"),
+    ("get", "/api/v1/directory/connectors"),
+    ("get", "/api/v1/directory/connectors/{id}"),
+    ("put", "/api/v1/directory/connectors/{id}"),
+    ("delete", "/api/v1/directory/connectors/{id}"),
+    ("post", "/api/v1/directory/connectors/{id}/sync"),
+    ("get", "/api/v1/directory/connectors/{id}/status"),
     ("post", "/hooks/{instance}/{path}"),
 ];
 
@@ -226,6 +232,24 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         )
         .route("/api/v1/directory/ldap/sync", post(directory::sync))
         .route("/api/v1/directory/ldap/status", get(directory::status))
+        .route(
+            "/api/v1/directory/connectors",
+            get(directory::list_connectors),
+        )
+        .route(
+            "/api/v1/directory/connectors/{id}",
+            get(directory::get_connector)
+                .put(directory::put_connector)
+                .delete(directory::delete_connector),
+        )
+        .route(
+            "/api/v1/directory/connectors/{id}/sync",
+            post(directory::sync_connector),
+        )
+        .route(
+            "/api/v1/directory/connectors/{id}/status",
+            get(directory::connector_status),
+        )
         .route_layer(middleware::from_fn(error::require_json))
         .route_layer(middleware::map_response(no_store))
         .route_layer(middleware::from_fn(run_writes_to_the_end))

@@ -262,6 +262,12 @@ pub enum FeedMessage {
         super::directory::put_settings,
         super::directory::sync,
         super::directory::status,
+        super::directory::list_connectors,
+        super::directory::get_connector,
+        super::directory::put_connector,
+        super::directory::delete_connector,
+        super::directory::sync_connector,
+        super::directory::connector_status,
         super::hooks::handle,
     ),
     components(schemas(FeedMessage, crate::engine::merge::ChannelState)),
@@ -275,7 +281,7 @@ pub enum FeedMessage {
         (name = "settings", description = "Rules, sync profiles, the event log and API tokens"),
         (name = "webhooks", description = "Inbound webhooks, answered by the instance's plugin"),
         (name = "system", description = "Online backup of the hub's data"),
-        (name = "directory", description = "Users kept in step with LDAP / Active Directory"),
+        (name = "directory", description = "Users kept in step with LDAP / Active Directory or a connector instance's own directory"),
     )
 )]
 pub struct ApiDoc;

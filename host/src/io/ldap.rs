@@ -6,7 +6,11 @@
 //!
 //! `ldap://` (optionally upgraded with StartTLS, RFC 4511 §4.14) and
 //! `ldaps://` are spoken by the `ldap3` crate; its TLS is rustls with ring
-//! (no OpenSSL), verified against the system's root certificates.
+//! (no OpenSSL), verified against the system's root certificates, or, with
+//! a private CA given, against the Mozilla roots plus that CA
+//! ([`crate::io::tls::client_config`], as connectors' `tls_ca_pem`). The
+//! server's name (host name or IP address of the URL) must be in its
+//! certificate.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -21,6 +25,8 @@ pub struct LdapQuery {
     pub url: String,
     /// Upgrade an `ldap://` connection with StartTLS before binding.
     pub starttls: bool,
+    /// PEM certificates of a private CA to trust besides the public roots.
+    pub ca_pem: Option<String>,
     /// Empty for an anonymous bind.
     pub bind_dn: String,
     pub bind_password: String,
@@ -60,6 +66,8 @@ pub enum LdapError {
     },
     #[error("the directory did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("{0}")]
+    Tls(#[from] crate::io::tls::TlsError),
 }
 
 /// Bind and search; every entry of every page.
@@ -71,9 +79,12 @@ pub async fn search(q: &LdapQuery) -> Result<Vec<LdapEntry>, LdapError> {
 }
 
 async fn search_inner(q: &LdapQuery) -> Result<Vec<LdapEntry>, LdapError> {
-    let settings = LdapConnSettings::new()
+    let mut settings = LdapConnSettings::new()
         .set_conn_timeout(q.timeout)
         .set_starttls(q.starttls);
+    if let Some(pem) = &q.ca_pem {
+        settings = settings.set_config(crate::io::tls::client_config(Some(pem))?);
+    }
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &q.url)
         .await
         .map_err(|e| LdapError::Connect {

@@ -39,6 +39,8 @@ pub(super) enum Command {
     HasNote(String, i64, Reply<bool>),
     Rules(Reply<Rules>),
     Observations(String, Reply<InstanceBoard>),
+    /// An instance's directory as last reported (none: never heard of).
+    Directory(String, Reply<Option<super::InstanceDirectory>>),
     /// Run the periodic tick now with this clock (tests).
     #[cfg(test)]
     Tick(u64, Reply<()>),

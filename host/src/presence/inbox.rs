@@ -111,6 +111,8 @@ pub(super) enum Event {
         instance: Arc<str>,
         entries: Vec<DirectoryEntry>,
         first_page: bool,
+        /// The last page: the directory is whole.
+        complete: bool,
     },
     /// A decision or outcome for the event log, about an endpoint's user.
     Decision {
@@ -251,13 +253,21 @@ impl Inbox {
         }
     }
 
-    /// A page of an instance's directory; the first page replaces it.
-    pub fn directory(&self, instance: &Arc<str>, entries: Vec<DirectoryEntry>, first_page: bool) {
+    /// A page of an instance's directory; the first page replaces it,
+    /// the `complete` one ends it.
+    pub fn directory(
+        &self,
+        instance: &Arc<str>,
+        entries: Vec<DirectoryEntry>,
+        first_page: bool,
+        complete: bool,
+    ) {
         self.push(
             Event::Directory {
                 instance: instance.clone(),
                 entries,
                 first_page,
+                complete,
             },
             false,
         );

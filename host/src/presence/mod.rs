@@ -46,6 +46,14 @@ pub struct WatchChange {
     pub remove: Vec<Arc<str>>,
 }
 
+/// A connector instance's directory (`directory` in the WIT contract).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceDirectory {
+    pub entries: Vec<crate::engine::DirectoryEntry>,
+    /// Its last page arrived: the whole directory is here.
+    pub complete: bool,
+}
+
 /// An operator's note on a user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Note {
@@ -413,6 +421,17 @@ impl Presence {
     /// What an instance observed of every endpoint, and its directory.
     pub async fn observations(&self, instance: &str) -> Result<InstanceBoard, PresenceError> {
         self.ask(|r| Command::Observations(instance.to_string(), r))
+            .await
+    }
+
+    /// An instance's directory as it last reported it, with whether the
+    /// last page has arrived; `None` when the instance never reported one
+    /// and is not known.
+    pub async fn directory_of(
+        &self,
+        instance: &str,
+    ) -> Result<Option<InstanceDirectory>, PresenceError> {
+        self.ask(|r| Command::Directory(instance.to_string(), r))
             .await
     }
 

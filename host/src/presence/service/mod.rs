@@ -64,6 +64,9 @@ struct InstanceSlot {
     /// Keys are the interned endpoint names users' sources share.
     endpoints: HashMap<Arc<str>, Endpoint>,
     directory: Vec<DirectoryEntry>,
+    /// The last page of the directory arrived (a directory sync reads only
+    /// a whole one: a half-read one would look like people leaving).
+    directory_complete: bool,
     /// What counts as a conversation here (the sync rules' profile).
     profile: Profile,
     /// Directory as lowercase email to endpoint.
@@ -275,7 +278,8 @@ impl Service {
                     instance,
                     entries,
                     first_page,
-                } => self.directory(&instance, entries, first_page),
+                    complete,
+                } => self.directory(&instance, entries, first_page, complete),
                 Event::Decision {
                     instance,
                     endpoint,
@@ -331,6 +335,7 @@ impl Service {
             mapping: Mapping::Kinds(Vec::new()),
             endpoints: HashMap::new(),
             directory: Vec::new(),
+            directory_complete: false,
             profile: self.rules.sync.profile(&name),
             by_email: HashMap::new(),
             directory_changed: false,
@@ -470,6 +475,7 @@ impl Service {
         slot.removed = true;
         slot.sent_incarnation = None;
         slot.directory.clear();
+        slot.directory_complete = false;
         slot.by_email.clear();
         slot.add.clear();
         slot.remove.clear();
@@ -504,9 +510,16 @@ impl Service {
         }
     }
 
-    fn directory(&mut self, instance: &str, entries: Vec<DirectoryEntry>, first_page: bool) {
+    fn directory(
+        &mut self,
+        instance: &str,
+        entries: Vec<DirectoryEntry>,
+        first_page: bool,
+        complete: bool,
+    ) {
         let i = self.instance_id(instance);
         let slot = &mut self.instances[i];
+        slot.directory_complete = complete;
         if first_page {
             slot.directory.clear();
             slot.by_email.clear();
@@ -1115,6 +1128,16 @@ impl Service {
                     })
                     .unwrap_or_default();
                 let _ = reply.send(board);
+            }
+            Command::Directory(instance, reply) => {
+                let dir = self.instance_ids.get(instance.as_str()).map(|&i| {
+                    let slot = &self.instances[i];
+                    super::InstanceDirectory {
+                        entries: slot.directory.clone(),
+                        complete: slot.directory_complete,
+                    }
+                });
+                let _ = reply.send(dir);
             }
             #[cfg(test)]
             Command::Tick(at, reply) => {

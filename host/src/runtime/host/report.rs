@@ -110,6 +110,7 @@ impl report::Host for InstanceState {
             &self.id.instance,
             entries.into_iter().map(convert::directory_entry).collect(),
             first_page,
+            complete,
         );
         Ok(())
     }
