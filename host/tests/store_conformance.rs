@@ -59,6 +59,7 @@ both!(
     events_query_and_prune,
     settings_round_trip,
     snapshot_opens_as_a_sqlite_hub,
+    backup_archive_restores_as_a_sqlite_hub,
 );
 
 fn connector(id: &str, password: &str) -> ConnectorRecord {
@@ -328,6 +329,39 @@ fn snapshot_opens_as_a_sqlite_hub(s: &dyn Store, data: &Path) {
     assert_eq!(back.setting("k").unwrap().as_deref(), Some("v"));
     // Notes added later do not reuse a copied id.
     assert!(back.add_note("ann", "later").unwrap() > note);
+}
+
+fn backup_archive_restores_as_a_sqlite_hub(s: &dyn Store, data: &Path) {
+    use presence_hub::store::backup;
+    s.put_connector(&connector("pbx", "s3cret-value")).unwrap();
+    s.put_users(&[("ann".into(), "{}".into())]).unwrap();
+    let bytes = backup::archive(s, data, true, 1_700_000_000_000).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("hub.backup");
+    std::fs::write(&file, bytes).unwrap();
+    let r = backup::restore(&file, &out.path().join("restored"), None).unwrap();
+    assert_eq!((r.connectors, r.users), (1, 1));
+    let back = SqliteStore::open(&out.path().join("restored")).unwrap();
+    assert_eq!(
+        back.connectors().unwrap()[0].secrets["password"],
+        "s3cret-value"
+    );
+}
+
+#[test]
+fn tls_is_refused_clearly() {
+    let url = Postgres::shared().create_database("tls");
+    let dir = tempfile::tempdir().unwrap();
+    let err = PostgresStore::connect(&format!("{url}?sslmode=require"), dir.path(), "n")
+        .err()
+        .expect("no TLS: refused");
+    assert!(matches!(err, StoreError::Postgres(_)), "{err}");
+    assert!(
+        err.to_string().contains(
+            "database_url asks for TLS (sslmode=require), which this hub does not support yet"
+        ),
+        "{err}"
+    );
 }
 
 // ---- What only the shared store does ----------------------------------

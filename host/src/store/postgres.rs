@@ -137,6 +137,16 @@ impl PostgresStore {
                  (postgres://user:password@host:port/database): {e}"
             ))
         })?;
+        // This hub speaks to PostgreSQL without TLS; a URL that asks for it
+        // is refused here rather than with a handshake error at connect.
+        if config.get_ssl_mode() == postgres::config::SslMode::Require {
+            return Err(StoreError::Postgres(
+                "database_url asks for TLS (sslmode=require), which this hub does not support yet: \
+                 connect over a trusted network, the database host's loopback or a tunnel, \
+                 with sslmode=disable or prefer"
+                    .into(),
+            ));
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
