@@ -57,7 +57,8 @@ async fn wait_directory(hub: &Hub, what: &str, f: impl Fn(&[Value]) -> bool) {
 }
 
 fn has(dir: &[Value], endpoint: u64) -> bool {
-    dir.iter().any(|e| e["endpoint"] == endpoint.to_string())
+    dir.iter()
+        .any(|e| e["endpoint"] == json!(endpoint.to_string()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,7 +236,7 @@ async fn users_follow_the_connectors_directory() {
         .await;
     assert!(st["next_at_ms"].as_u64().is_some(), "{st}");
     hub.wait_for("/api/v1/users/dora", "the scheduled sync", |v| {
-        v["endpoints"][ID] == dora.to_string()
+        v["endpoints"][ID] == json!(dora.to_string())
     })
     .await;
     let st = hub
