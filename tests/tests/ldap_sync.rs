@@ -331,7 +331,8 @@ async fn ldaps_and_starttls_with_a_private_ca() {
     let (s, plan) = hub
         .call("POST", "/api/v1/directory/ldap/sync?dry_run=true", None)
         .await;
-    assert_eq!((s, action(&plan, "tess")), (200, "created"), "{plan}");
+    assert_eq!(s, 200, "{plan}");
+    assert_eq!(action(&plan, "tess"), "created", "{plan}");
     let tls_port = ldap.tls_port.unwrap();
     assert!(
         ldap.log().contains(&format!("(IP=127.0.0.1:{tls_port})")),
@@ -350,7 +351,8 @@ async fn ldaps_and_starttls_with_a_private_ca() {
         .await;
     assert_eq!(s, 200, "{v}");
     let (s, r) = hub.call("POST", "/api/v1/directory/ldap/sync", None).await;
-    assert_eq!((s, action(&r, "tess")), (200, "created"), "{r}");
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(action(&r, "tess"), "created", "{r}");
     assert_eq!(hub.get("/api/v1/users/tess").await["extension"], "606");
     let log = ldap.log();
     assert!(
