@@ -76,6 +76,15 @@ pub struct Response {
 }
 
 impl Response {
+    /// An answer with one header, `content-type` (as a webhook gives it).
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+        Response {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+
     /// The first header of this name, ignoring case.
     pub fn header(&self, name: &str) -> Option<&str> {
         find(&self.headers, name)

@@ -1,34 +1,19 @@
-//! The component glue: [`Core`] as an SDK [`Connector`]. The SDK owns the
-//! instance, the not-configured checks, the timer and request handles and
-//! the refusals; this file hands the core's actions to the SDK.
+//! The component: how a configuration (with the hub's public webhook URL)
+//! becomes a [`Core`], and what the plugin says about itself. The SDK's
+//! [`Plain`] adapter runs the core's hooks and carries out its actions; a
+//! new configuration builds a new core after the old one deleted its
+//! subscriptions (those requests run on; their answers find nobody).
+//! Watches survive: the host replays them.
 
+use presence_connector_sdk::plain::{Component, Plain};
 use presence_connector_sdk::{
-    self as sdk, Capabilities, Channels, Config, Connector, ConnectorError, Cx, EndpointId,
-    EndpointKind, Header, HttpError, PluginInfo, WebhookRequest, WebhookResponse, WriteRequest,
-    http, plain,
+    self as sdk, Capabilities, Channels, Config, ConnectorError, Cx, EndpointKind, PluginInfo,
 };
 
-use crate::core::{Core, ReqId, TimerKey};
+use crate::core::Core;
 use crate::settings::Settings;
 
-struct M365Calendar {
-    core: Core,
-}
-
-impl M365Calendar {
-    /// Hands what the core asked for to the SDK.
-    fn flush(&mut self, cx: &mut Cx<Self>) {
-        for action in self.core.take_actions() {
-            cx.apply(action);
-        }
-    }
-}
-
-impl Connector for M365Calendar {
-    type TimerKey = TimerKey;
-    type RequestKey = ReqId;
-    type SocketKey = ();
-
+impl Component for Core {
     fn describe() -> PluginInfo {
         PluginInfo {
             name: "Microsoft 365 calendar (Graph)".into(),
@@ -55,83 +40,12 @@ impl Connector for M365Calendar {
         }
     }
 
-    /// A new configuration builds a new core; the SDK's default
-    /// `reconfigure` lets the old one delete its subscriptions first (those
-    /// requests run on; their answers find nobody). Watches survive: the
-    /// host replays them.
-    fn new(cx: &mut Cx<Self>, config: &Config) -> Result<Self, ConnectorError> {
+    fn build(cx: &mut Cx<Plain<Self>>, config: &Config) -> Result<Self, ConnectorError> {
         let hub = cx.instance_info();
         let settings = Settings::from_config(config, hub.webhook_base_url.as_deref())?;
         // The core draws on the host's generator for subscription secrets.
-        let entropy = Box::new(sdk::instance::random_bytes);
-        let mut core = Core::new(settings, entropy);
-        core.start(cx.now());
-        let mut connector = Self { core };
-        connector.flush(cx);
-        Ok(connector)
-    }
-
-    fn on_timer(&mut self, cx: &mut Cx<Self>, key: TimerKey) {
-        self.core.on_timer(key, cx.now());
-        self.flush(cx);
-    }
-
-    fn on_http(
-        &mut self,
-        cx: &mut Cx<Self>,
-        id: ReqId,
-        outcome: Result<http::Response, HttpError>,
-    ) {
-        self.core.on_http(id, plain::outcome(outcome), cx.now());
-        self.flush(cx);
-    }
-
-    fn on_shutdown(&mut self, cx: &mut Cx<Self>) {
-        self.core.shutdown(cx.now());
-        self.flush(cx);
-    }
-
-    /// Graph's change notifications and their validation handshake.
-    fn webhook(&mut self, cx: &mut Cx<Self>, request: WebhookRequest) -> WebhookResponse {
-        let (status, content_type, body) =
-            self.core
-                .on_webhook(&request.method, &request.query, &request.body, cx.now());
-        self.flush(cx);
-        WebhookResponse {
-            status,
-            headers: vec![Header {
-                name: "content-type".into(),
-                value: content_type.into(),
-            }],
-            body,
-        }
-    }
-
-    fn watch(
-        &mut self,
-        cx: &mut Cx<Self>,
-        endpoints: Vec<EndpointId>,
-    ) -> Result<(), ConnectorError> {
-        self.core.watch(&endpoints, cx.now());
-        self.flush(cx);
-        Ok(())
-    }
-
-    fn unwatch(
-        &mut self,
-        cx: &mut Cx<Self>,
-        endpoints: Vec<EndpointId>,
-    ) -> Result<(), ConnectorError> {
-        self.core.unwatch(&endpoints, cx.now());
-        self.flush(cx);
-        Ok(())
-    }
-
-    fn write(&mut self, _: &mut Cx<Self>, _: WriteRequest) -> Result<(), ConnectorError> {
-        Err(ConnectorError::Unsupported(
-            "a calendar connector does not write presence".into(),
-        ))
+        Ok(Core::new(settings, Box::new(sdk::instance::random_bytes)))
     }
 }
 
-sdk::register_connector!(M365Calendar);
+sdk::register_connector!(Plain<Core>);

@@ -1,6 +1,7 @@
 //! The connector's engine, free of I/O: it takes HTTP answers, timer
-//! expiries and watches, and returns [`Action`]s (send this request, set
-//! this timer, report this). `component.rs` carries them out.
+//! expiries, watches and webhooks through its [`plain::Core`] hooks, and
+//! returns [`Action`]s (send this request, set this timer, report this),
+//! which the SDK's [`plain::Plain`] adapter carries out.
 //!
 //! Every refresh interval each watched calendar is due: its items (one
 //! `getSchedule` per 20 mailboxes, or one `calendarView` per mailbox where
@@ -12,9 +13,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use presence_connector_sdk::graph::{self, AppToken, Budget, Gate, Outcome, TokenEvent};
+use presence_connector_sdk::plain;
 use presence_connector_sdk::{
-    CalendarItem, CalendarPresence, ConnectorStatus, EndpointState, OutOfOffice, PresenceUpdate,
-    UpdateOrigin, VendorValue, urlcode,
+    CalendarItem, CalendarPresence, ConnectorError, ConnectorStatus, EndpointState, OutOfOffice,
+    PresenceUpdate, UpdateOrigin, VendorValue, WebhookRequest, WriteRequest, urlcode,
 };
 
 use crate::settings::Settings;
@@ -241,11 +243,6 @@ impl Core {
         }
     }
 
-    /// Actions produced since the last call.
-    pub fn take_actions(&mut self) -> Vec<Action> {
-        std::mem::take(&mut self.out)
-    }
-
     /// Token requests sent so far.
     pub fn token_requests(&self) -> u64 {
         self.token.requests
@@ -257,85 +254,6 @@ impl Core {
 
     fn timer(&mut self, key: TimerKey, ms: u64) {
         self.out.push(Action::SetTimer(key, ms));
-    }
-
-    /// Begin: sign in and arm the refresh.
-    pub fn start(&mut self, now: u64) {
-        self.log(
-            Level::Info,
-            format!(
-                "starting: calendars of today and the next working day in {}, every {} s, {}",
-                self.s.zone.windows,
-                self.s.refresh_ms / 1000,
-                if self.s.subjects {
-                    "with subjects (calendarView)"
-                } else {
-                    "free/busy only (getSchedule)"
-                }
-            ),
-        );
-        self.timer(TimerKey::Poll, self.s.refresh_ms);
-        if self.s.notification_url.is_some() {
-            self.timer(TimerKey::Subs, 60_000);
-        }
-        self.pump(now);
-        self.update_status();
-    }
-
-    /// Start watching these mailboxes: read at once.
-    pub fn watch(&mut self, endpoints: &[String], now: u64) {
-        for ep in endpoints {
-            if self.eps.contains_key(ep) {
-                continue;
-            }
-            if !ep.contains('@') {
-                self.eps.insert(
-                    ep.clone(),
-                    Ep {
-                        state: Some(EndpointState::NotFound),
-                        ..Ep::default()
-                    },
-                );
-                self.out.push(Action::EndpointState(
-                    ep.clone(),
-                    EndpointState::NotFound,
-                    Some("a mailbox is named by its SMTP address or UPN (name@domain)".into()),
-                ));
-                continue;
-            }
-            self.eps.insert(ep.clone(), Ep::default());
-            self.set_state(ep, EndpointState::Requesting, None);
-            self.due(ep, true, true, now);
-            if self.s.notification_url.is_some() {
-                self.subs.insert(
-                    ep.clone(),
-                    Sub {
-                        gid: None,
-                        client_state: String::new(),
-                        expires: 0,
-                        renew_at: 0,
-                        phase: SubPhase::Want,
-                    },
-                );
-            }
-        }
-        self.pump(now);
-        self.update_status();
-    }
-
-    /// Stop watching.
-    pub fn unwatch(&mut self, endpoints: &[String], now: u64) {
-        for ep in endpoints {
-            self.eps.remove(ep);
-            if let Some(gid) = self.subs.remove(ep).and_then(|x| x.gid) {
-                self.to_delete.push(gid);
-            }
-            self.want_items.remove(ep);
-            self.want_replies.remove(ep);
-            self.want_pages.retain(|p| &p.0 != ep);
-        }
-        self.pump(now);
-        self.update_status();
     }
 
     /// Ask for a mailbox's items, its replies, or both.
@@ -362,32 +280,6 @@ impl Core {
         self.subs
             .get(ep)
             .is_some_and(|x| matches!(x.phase, SubPhase::Live | SubPhase::Renewing))
-    }
-
-    /// A timer fired.
-    pub fn on_timer(&mut self, key: TimerKey, now: u64) {
-        if key == TimerKey::Poll {
-            let eps: Vec<String> = self.eps.keys().cloned().collect();
-            let resync = self.s.refresh_ms * RESYNC_FACTOR;
-            for ep in eps {
-                if self.eps.get(&ep).is_some_and(|e| now < e.skip_until) {
-                    continue;
-                }
-                // Followed by notifications: the items only now and then.
-                let items = !self.notified(&ep)
-                    || self
-                        .eps
-                        .get(&ep)
-                        .is_some_and(|e| now.saturating_sub(e.items_at) + 500 >= resync);
-                self.due(&ep, items, true, now);
-            }
-            self.timer(TimerKey::Poll, self.s.refresh_ms);
-        }
-        if key == TimerKey::Subs {
-            self.subs_due(now);
-        }
-        self.pump(now);
-        self.update_status();
     }
 
     fn set_state(&mut self, ep: &str, state: EndpointState, detail: Option<String>) {
@@ -834,78 +726,6 @@ impl Core {
         (202, "text/plain; charset=utf-8", Vec::new())
     }
 
-    /// The instance stops: its subscriptions are deleted.
-    pub fn shutdown(&mut self, now: u64) {
-        let gids: Vec<String> = self
-            .subs
-            .values_mut()
-            .filter_map(|x| x.gid.take())
-            .collect();
-        self.subs.clear();
-        self.eps.clear();
-        self.want_items.clear();
-        self.want_replies.clear();
-        self.want_pages.clear();
-        self.to_delete.extend(gids);
-        self.pump(now);
-    }
-
-    /// An HTTP answer (or transport failure) arrived.
-    pub fn on_http(&mut self, id: ReqId, result: Result<Response, String>, now: u64) {
-        let Some(purpose) = self.inflight.remove(&id) else {
-            return;
-        };
-        if let Purpose::Token = purpose {
-            self.on_token(result, now);
-        } else {
-            let outcome = match &result {
-                Ok(r) => graph::classify(Ok((r.status, &r.headers, &r.body)), now),
-                Err(e) => graph::classify(Err(e), now),
-            };
-            match outcome {
-                Outcome::Unauthorized(msg) => {
-                    self.log(Level::Warn, format!("Graph refused the token ({msg})"));
-                    self.token.rejected(now, TOKEN_REJECT_GAP_MS);
-                    self.requeue(purpose);
-                }
-                Outcome::Throttled(status, wait) => {
-                    let w = self.gate.close(wait, 2_000, now);
-                    let detail = format!(
-                        "Graph is throttling (HTTP {status}); retrying in {} s{}",
-                        w.div_ceil(1000),
-                        if wait.is_some() { " as it asked" } else { "" }
-                    );
-                    self.log(Level::Warn, detail.clone());
-                    self.hold = Some(Hold::Throttled(detail));
-                    self.probing = true;
-                    self.timer(TimerKey::Gate, w);
-                    self.requeue(purpose);
-                }
-                Outcome::Transient(status, msg) => {
-                    let w = self.gate.close(None, 1_000, now);
-                    let detail = format!(
-                        "Graph failed or could not be reached ({}{msg}); retrying in {} s",
-                        status.map(|s| format!("HTTP {s}: ")).unwrap_or_default(),
-                        w.div_ceil(1000)
-                    );
-                    self.log(Level::Warn, detail.clone());
-                    self.hold = Some(Hold::Unreachable(detail));
-                    self.timer(TimerKey::Gate, w);
-                    self.requeue(purpose);
-                }
-                other => {
-                    self.gate.success();
-                    self.hold = None;
-                    self.probing = false;
-                    let body = result.map(|r| r.body).unwrap_or_default();
-                    self.on_graph(purpose, other, &body, now);
-                }
-            }
-        }
-        self.pump(now);
-        self.update_status();
-    }
-
     fn on_token(&mut self, result: Result<Response, String>, now: u64) {
         let event = match &result {
             Ok(r) => self.token.on_response(Ok((r.status, &r.body)), now),
@@ -1303,9 +1123,212 @@ fn graph_time(utc_ms: i64) -> String {
     format!("{}Z", wire::wall_clock(utc_ms))
 }
 
+impl plain::Core for Core {
+    type TimerKey = TimerKey;
+    type RequestKey = ReqId;
+    type SocketKey = ();
+
+    /// Begin: sign in and arm the refresh.
+    fn start(&mut self, now: u64) {
+        self.log(
+            Level::Info,
+            format!(
+                "starting: calendars of today and the next working day in {}, every {} s, {}",
+                self.s.zone.windows,
+                self.s.refresh_ms / 1000,
+                if self.s.subjects {
+                    "with subjects (calendarView)"
+                } else {
+                    "free/busy only (getSchedule)"
+                }
+            ),
+        );
+        self.timer(TimerKey::Poll, self.s.refresh_ms);
+        if self.s.notification_url.is_some() {
+            self.timer(TimerKey::Subs, 60_000);
+        }
+        self.pump(now);
+        self.update_status();
+    }
+
+    /// A timer fired.
+    fn on_timer(&mut self, key: TimerKey, now: u64) {
+        if key == TimerKey::Poll {
+            let eps: Vec<String> = self.eps.keys().cloned().collect();
+            let resync = self.s.refresh_ms * RESYNC_FACTOR;
+            for ep in eps {
+                if self.eps.get(&ep).is_some_and(|e| now < e.skip_until) {
+                    continue;
+                }
+                // Followed by notifications: the items only now and then.
+                let items = !self.notified(&ep)
+                    || self
+                        .eps
+                        .get(&ep)
+                        .is_some_and(|e| now.saturating_sub(e.items_at) + 500 >= resync);
+                self.due(&ep, items, true, now);
+            }
+            self.timer(TimerKey::Poll, self.s.refresh_ms);
+        }
+        if key == TimerKey::Subs {
+            self.subs_due(now);
+        }
+        self.pump(now);
+        self.update_status();
+    }
+
+    /// An HTTP answer (or transport failure) arrived.
+    fn on_http(&mut self, id: ReqId, result: Result<Response, String>, now: u64) {
+        let Some(purpose) = self.inflight.remove(&id) else {
+            return;
+        };
+        if let Purpose::Token = purpose {
+            self.on_token(result, now);
+        } else {
+            let outcome = match &result {
+                Ok(r) => graph::classify(Ok((r.status, &r.headers, &r.body)), now),
+                Err(e) => graph::classify(Err(e), now),
+            };
+            match outcome {
+                Outcome::Unauthorized(msg) => {
+                    self.log(Level::Warn, format!("Graph refused the token ({msg})"));
+                    self.token.rejected(now, TOKEN_REJECT_GAP_MS);
+                    self.requeue(purpose);
+                }
+                Outcome::Throttled(status, wait) => {
+                    let w = self.gate.close(wait, 2_000, now);
+                    let detail = format!(
+                        "Graph is throttling (HTTP {status}); retrying in {} s{}",
+                        w.div_ceil(1000),
+                        if wait.is_some() { " as it asked" } else { "" }
+                    );
+                    self.log(Level::Warn, detail.clone());
+                    self.hold = Some(Hold::Throttled(detail));
+                    self.probing = true;
+                    self.timer(TimerKey::Gate, w);
+                    self.requeue(purpose);
+                }
+                Outcome::Transient(status, msg) => {
+                    let w = self.gate.close(None, 1_000, now);
+                    let detail = format!(
+                        "Graph failed or could not be reached ({}{msg}); retrying in {} s",
+                        status.map(|s| format!("HTTP {s}: ")).unwrap_or_default(),
+                        w.div_ceil(1000)
+                    );
+                    self.log(Level::Warn, detail.clone());
+                    self.hold = Some(Hold::Unreachable(detail));
+                    self.timer(TimerKey::Gate, w);
+                    self.requeue(purpose);
+                }
+                other => {
+                    self.gate.success();
+                    self.hold = None;
+                    self.probing = false;
+                    let body = result.map(|r| r.body).unwrap_or_default();
+                    self.on_graph(purpose, other, &body, now);
+                }
+            }
+        }
+        self.pump(now);
+        self.update_status();
+    }
+
+    /// Start watching these mailboxes: read at once.
+    fn watch(&mut self, endpoints: &[String], now: u64) {
+        for ep in endpoints {
+            if self.eps.contains_key(ep) {
+                continue;
+            }
+            if !ep.contains('@') {
+                self.eps.insert(
+                    ep.clone(),
+                    Ep {
+                        state: Some(EndpointState::NotFound),
+                        ..Ep::default()
+                    },
+                );
+                self.out.push(Action::EndpointState(
+                    ep.clone(),
+                    EndpointState::NotFound,
+                    Some("a mailbox is named by its SMTP address or UPN (name@domain)".into()),
+                ));
+                continue;
+            }
+            self.eps.insert(ep.clone(), Ep::default());
+            self.set_state(ep, EndpointState::Requesting, None);
+            self.due(ep, true, true, now);
+            if self.s.notification_url.is_some() {
+                self.subs.insert(
+                    ep.clone(),
+                    Sub {
+                        gid: None,
+                        client_state: String::new(),
+                        expires: 0,
+                        renew_at: 0,
+                        phase: SubPhase::Want,
+                    },
+                );
+            }
+        }
+        self.pump(now);
+        self.update_status();
+    }
+
+    /// Stop watching.
+    fn unwatch(&mut self, endpoints: &[String], now: u64) {
+        for ep in endpoints {
+            self.eps.remove(ep);
+            if let Some(gid) = self.subs.remove(ep).and_then(|x| x.gid) {
+                self.to_delete.push(gid);
+            }
+            self.want_items.remove(ep);
+            self.want_replies.remove(ep);
+            self.want_pages.retain(|p| &p.0 != ep);
+        }
+        self.pump(now);
+        self.update_status();
+    }
+
+    /// Graph's change notifications and their validation handshake.
+    fn webhook(&mut self, request: WebhookRequest, now: u64) -> Response {
+        let (status, content_type, body) =
+            self.on_webhook(&request.method, &request.query, &request.body, now);
+        Response::new(status, content_type, body)
+    }
+
+    /// A calendar connector reads; it does not write presence.
+    fn write(&mut self, _: WriteRequest, _: u64) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Unsupported(
+            "a calendar connector does not write presence".into(),
+        ))
+    }
+
+    /// The instance stops: its subscriptions are deleted.
+    fn shutdown(&mut self, now: u64) {
+        let gids: Vec<String> = self
+            .subs
+            .values_mut()
+            .filter_map(|x| x.gid.take())
+            .collect();
+        self.subs.clear();
+        self.eps.clear();
+        self.want_items.clear();
+        self.want_replies.clear();
+        self.want_pages.clear();
+        self.to_delete.extend(gids);
+        self.pump(now);
+    }
+
+    /// Actions produced since the last call.
+    fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use presence_connector_sdk::plain::Core as _;
     use presence_connector_sdk::{Config, ConfigEntry, ConfigValue};
 
     fn settings(extra: &[(&str, ConfigValue)]) -> Settings {

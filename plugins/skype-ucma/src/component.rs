@@ -1,60 +1,18 @@
-//! The component glue: [`Core`] as an SDK [`Connector`]. The SDK owns the
-//! instance, the not-configured checks, the wake-up timer, the WebSocket
-//! handles and the refused connects (they come back as closes); this file
-//! hands the core's actions to the SDK.
+//! The component: how a configuration and the writes in force the store
+//! holds become a [`Core`], and what the plugin says about itself. The
+//! SDK's [`Plain`] adapter runs the core's hooks and carries out its
+//! actions (the wake-up timer, the WebSocket handles, refused connects,
+//! which come back as closes).
 
+use presence_connector_sdk::plain::{Component, Plain};
 use presence_connector_sdk::{
-    self as sdk, Capabilities, Channels, CloseInfo, Config, Connector, ConnectorError, Cx,
-    EndpointId, EndpointKind, PluginInfo, WebsocketOpen, WriteRequest, WsOptions, WsPayload,
+    self as sdk, Capabilities, Channels, Config, ConnectorError, Cx, EndpointKind, PluginInfo,
 };
 
-use crate::core::{Action, Core, keys};
+use crate::core::{Core, keys};
 use crate::settings::Settings;
 
-struct SkypeUcma {
-    core: Core,
-}
-
-impl SkypeUcma {
-    /// Hands what the core asked for to the SDK.
-    fn flush(&mut self, cx: &mut Cx<Self>) {
-        for action in self.core.take_actions() {
-            match action {
-                Action::Connect { conn, url, headers } => {
-                    // The protocol's own ping/pong does the heartbeat.
-                    let options = headers
-                        .into_iter()
-                        .fold(WsOptions::default(), |o, (name, value)| {
-                            o.header(name, value)
-                        })
-                        .connect_timeout_ms(15_000);
-                    cx.ws_connect(conn, url, options);
-                }
-                Action::Send(conn, text) => cx.ws_send_text(conn, text),
-                Action::Close(conn, code, reason) => cx.ws_close(conn, code, reason),
-                // The core keeps every deadline as one wake-up time.
-                Action::Wake(ms) => cx.set_timer((), ms),
-                Action::KvSet(k, v) => cx.kv_set_logged(&k, &v),
-                Action::KvDelete(k) => cx.kv_delete_logged(&k),
-                Action::Presence(u) => cx.presence(*u),
-                Action::EndpointState(ep, st, detail) => {
-                    cx.endpoint_state(ep, st, detail.as_deref())
-                }
-                Action::Status(st, detail) => cx.status(st, detail.as_deref()),
-                Action::WriteOutcome(id, o) => cx.write_outcome(id, o),
-                Action::Log(level, m) => cx.log(level, m),
-            }
-        }
-    }
-}
-
-impl Connector for SkypeUcma {
-    /// The core's one wake-up.
-    type TimerKey = ();
-    type RequestKey = ();
-    /// The core's connection number.
-    type SocketKey = u64;
-
+impl Component for Core {
     fn describe() -> PluginInfo {
         PluginInfo {
             name: "Skype for Business / Lync (UCMA bridge)".into(),
@@ -76,81 +34,16 @@ impl Connector for SkypeUcma {
         }
     }
 
-    fn new(cx: &mut Cx<Self>, config: &Config) -> Result<Self, ConnectorError> {
+    fn build(cx: &mut Cx<Plain<Self>>, config: &Config) -> Result<Self, ConnectorError> {
         let settings = Settings::from_config(config)?;
         let held = cx.kv_under(keys::HELD_PREFIX);
         // The core draws on the host's generator for nonces and jitter.
-        let entropy = Box::new(sdk::instance::random_bytes);
-        let mut core = Core::new(settings, held, entropy);
-        core.start(cx.now());
-        let mut connector = Self { core };
-        connector.flush(cx);
-        Ok(connector)
-    }
-
-    /// As the default, but the bridge hears `bye` with `reconfigured`.
-    fn reconfigure(&mut self, cx: &mut Cx<Self>, config: &Config) -> Result<(), ConnectorError> {
-        self.core.shutdown("reconfigured", cx.now());
-        self.flush(cx);
-        cx.reset();
-        *self = Self::new(cx, config)?;
-        Ok(())
-    }
-
-    fn on_timer(&mut self, cx: &mut Cx<Self>, (): ()) {
-        self.core.on_wake(cx.now());
-        self.flush(cx);
-    }
-
-    fn on_ws_open(&mut self, cx: &mut Cx<Self>, conn: u64, _: WebsocketOpen) {
-        self.core.on_open(conn, cx.now());
-        self.flush(cx);
-    }
-
-    fn on_ws_message(&mut self, cx: &mut Cx<Self>, conn: u64, payload: WsPayload) {
-        match payload {
-            WsPayload::Text(text) => self.core.on_text(conn, &text, cx.now()),
-            // Binary frames are a protocol error (section 1).
-            WsPayload::Binary(_) => self.core.on_binary(conn, cx.now()),
-        }
-        self.flush(cx);
-    }
-
-    fn on_ws_closed(&mut self, cx: &mut Cx<Self>, conn: u64, close: CloseInfo) {
-        self.core.on_closed(conn, &close, cx.now());
-        self.flush(cx);
-    }
-
-    fn on_shutdown(&mut self, cx: &mut Cx<Self>) {
-        self.core.shutdown("hub-stopping", cx.now());
-        self.flush(cx);
-    }
-
-    fn watch(
-        &mut self,
-        cx: &mut Cx<Self>,
-        endpoints: Vec<EndpointId>,
-    ) -> Result<(), ConnectorError> {
-        self.core.watch(&endpoints, cx.now());
-        self.flush(cx);
-        Ok(())
-    }
-
-    fn unwatch(
-        &mut self,
-        cx: &mut Cx<Self>,
-        endpoints: Vec<EndpointId>,
-    ) -> Result<(), ConnectorError> {
-        self.core.unwatch(&endpoints, cx.now());
-        self.flush(cx);
-        Ok(())
-    }
-
-    fn write(&mut self, cx: &mut Cx<Self>, request: WriteRequest) -> Result<(), ConnectorError> {
-        let result = self.core.write_presence(request, cx.now());
-        self.flush(cx);
-        result
+        Ok(Core::new(
+            settings,
+            held,
+            Box::new(sdk::instance::random_bytes),
+        ))
     }
 }
 
-sdk::register_connector!(SkypeUcma);
+sdk::register_connector!(Plain<Core>);

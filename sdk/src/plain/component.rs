@@ -91,11 +91,11 @@ pub trait Core: Sized + 'static {
         let _ = (key, close, now);
     }
 
-    /// Answers an inbound request on `/hooks/{instance}/...`. The default
-    /// answers 404.
-    fn webhook(&mut self, request: WebhookRequest, now: u64) -> WebhookResponse {
+    /// Answers an inbound request on `/hooks/{instance}/...` (headers in
+    /// the answer as `(name, value)` pairs). The default answers 404.
+    fn webhook(&mut self, request: WebhookRequest, now: u64) -> Response {
         let _ = (request, now);
-        WebhookResponse {
+        Response {
             status: 404,
             headers: Vec::new(),
             body: b"no webhooks here".to_vec(),
@@ -255,7 +255,12 @@ impl<C: Component> Connector for Plain<C> {
     }
 
     fn webhook(&mut self, cx: &mut Cx<Self>, request: WebhookRequest) -> WebhookResponse {
-        self.run(cx, |core, now| core.webhook(request, now))
+        let answer = self.run(cx, |core, now| core.webhook(request, now));
+        WebhookResponse {
+            status: answer.status,
+            headers: super::headers(answer.headers),
+            body: answer.body,
+        }
     }
 
     fn watch(

@@ -1,6 +1,6 @@
 //! The connector's engine, free of I/O: it takes HTTP answers, timer
-//! expiries and watches, and returns [`Action`]s that `component.rs`
-//! carries out.
+//! expiries and watches through its [`plain::Core`] hooks, and returns
+//! [`Action`]s that the SDK's [`plain::Plain`] adapter carries out.
 //!
 //! A *refresh* reads every watched calendar: `GetUserAvailability` in
 //! batches of up to 100 mailboxes for today and the next working day, then
@@ -22,9 +22,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use presence_connector_sdk::backoff::Backoff;
+use presence_connector_sdk::plain;
 use presence_connector_sdk::{
-    CalendarItem, CalendarPresence, ConnectorStatus, EndpointState, OutOfOffice, PresenceUpdate,
-    ShowAs, UpdateOrigin, VendorValue,
+    CalendarItem, CalendarPresence, ConnectorError, ConnectorStatus, EndpointState, OutOfOffice,
+    PresenceUpdate, ShowAs, UpdateOrigin, VendorValue, WriteRequest,
 };
 
 use crate::ntlm;
@@ -228,15 +229,6 @@ impl Core {
         }
     }
 
-    /// The watched endpoints (kept across a reconfiguration).
-    pub fn watched(&self) -> Vec<String> {
-        self.watched.iter().cloned().collect()
-    }
-
-    pub fn take_actions(&mut self) -> Vec<Action> {
-        std::mem::take(&mut self.actions)
-    }
-
     fn log(&mut self, level: Level, m: impl Into<String>) {
         self.actions.push(Action::Log(level, m.into()));
     }
@@ -275,89 +267,8 @@ impl Core {
         &self.s.username
     }
 
-    /// Start (after `configure`): honour a lock-out guard carried over.
-    pub fn start(&mut self, now: u64) {
-        if self.guard.failures == 0 {
-            self.actions.push(Action::KvDelete(keys::GUARD.into()));
-            return;
-        }
-        let field = self.s.credential_field();
-        if self.guard.failures >= 2 {
-            self.stopped = true;
-            let d = format!(
-                "Exchange refused the credentials of `{}` twice (HTTP 401); no more attempts until the configuration changes, so the account is not locked out: check field {field}",
-                self.user()
-            );
-            self.set_status(ConnectorStatus::CredentialsNotFound, Some(d));
-            return;
-        }
-        self.auth_wait = true;
-        let wait = self.guard.retry_at.saturating_sub(now);
-        let d = format!(
-            "Exchange refused the credentials of `{}` (HTTP 401; check field {field}); one more try in {} s, then none until the configuration changes",
-            self.user(),
-            wait.div_ceil(1000)
-        );
-        self.set_status(ConnectorStatus::CredentialsNotFound, Some(d));
-        self.actions.push(Action::SetTimer(TimerKey::Resume, wait));
-    }
-
     fn blocked(&self) -> bool {
         self.stopped || self.auth_wait
-    }
-
-    pub fn watch(&mut self, eps: &[String], _now: u64) {
-        let mut added = false;
-        for ep in eps {
-            if self.watched.insert(ep.clone()) {
-                added = true;
-                if !self.blocked() {
-                    self.set_state(ep, EndpointState::Requesting, None);
-                }
-            }
-        }
-        if added && !self.blocked() {
-            if self.cycle.is_some() {
-                self.rerun = true;
-            } else if self.parked.is_none() {
-                self.actions
-                    .push(Action::SetTimer(TimerKey::Refresh, SETTLE_MS));
-            }
-        }
-    }
-
-    pub fn unwatch(&mut self, eps: &[String], _now: u64) {
-        for ep in eps {
-            self.watched.remove(ep);
-            self.states.remove(ep);
-            self.oof_cache.remove(ep);
-        }
-    }
-
-    pub fn on_timer(&mut self, key: TimerKey, now: u64) {
-        match key {
-            TimerKey::Refresh => {
-                if !self.blocked() && self.cycle.is_none() && self.flight.is_none() {
-                    self.begin_cycle(now);
-                }
-            }
-            TimerKey::Resume => {
-                if self.stopped {
-                    return;
-                }
-                if self.auth_wait {
-                    // The one retry after a refused sign-in.
-                    self.auth_wait = false;
-                    self.log(Level::Info, "retrying the sign-in refused earlier, once");
-                    self.begin_cycle(now);
-                    return;
-                }
-                match self.parked.take() {
-                    Some(job) if self.cycle.is_some() => self.send(job, now),
-                    _ => self.begin_cycle(now),
-                }
-            }
-        }
     }
 
     fn begin_cycle(&mut self, now: u64) {
@@ -488,96 +399,6 @@ impl Core {
             Some(format!("{why}; next try in {} s", delay.div_ceil(1000))),
         );
         self.park(job, delay);
-    }
-
-    pub fn on_http(&mut self, id: ReqId, result: Result<Response, String>, now: u64) {
-        let Some(flight) = self.flight.take_if(|f| f.id == id) else {
-            return;
-        };
-        let Flight { job, stage, .. } = flight;
-        let r = match result {
-            Ok(r) => r,
-            Err(why) => {
-                self.fail(
-                    job,
-                    ConnectorStatus::ConnectionError,
-                    format!("cannot reach {}: {why}", self.s.url),
-                );
-                return;
-            }
-        };
-        match r.status {
-            401 if stage == Stage::Negotiate => {
-                match ntlm_challenge(&r).map(|c| ntlm::parse_challenge(&c)) {
-                    Some(Ok(ch)) => {
-                        let cc: [u8; 8] = (self.entropy)(8)
-                            .get(..8)
-                            .and_then(|s| s.try_into().ok())
-                            .unwrap_or([0x5a; 8]);
-                        let id = ntlm::Identity::parse(&self.s.username, self.s.domain.as_deref());
-                        let msg = ntlm::authenticate(
-                            &id,
-                            &self.s.password,
-                            &self.s.workstation,
-                            &ch,
-                            cc,
-                            now,
-                        );
-                        self.send_with(
-                            job,
-                            Stage::Authenticate,
-                            format!("NTLM {}", B64.encode(msg)),
-                            now,
-                        );
-                    }
-                    Some(Err(e)) => {
-                        self.fail(
-                            job,
-                            ConnectorStatus::ConnectionError,
-                            format!("unreadable NTLM challenge: {e}"),
-                        );
-                    }
-                    None => {
-                        let offered: Vec<&str> = header(&r, "www-authenticate").collect();
-                        self.stopped = true;
-                        self.cycle = None;
-                        self.set_status(
-                        ConnectorStatus::Forbidden,
-                        Some(format!(
-                            "the server offers no NTLM authentication (WWW-Authenticate: {}); choose another auth_mode",
-                            offered.join(", ")
-                        )),
-                    );
-                    }
-                }
-            }
-            401 => self.auth_refused(now),
-            403 => {
-                let why = format!(
-                    "Exchange forbids `{}` to use EWS (HTTP 403; check field username and the account's EWS access)",
-                    self.user()
-                );
-                self.log(Level::Warn, why.clone());
-                self.set_status(ConnectorStatus::Forbidden, Some(why));
-                self.park(job, self.s.auth_retry_ms);
-            }
-            503 => {
-                let retry_after = header(&r, "retry-after")
-                    .next()
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(|s| s * 1000);
-                let delay = retry_after
-                    .unwrap_or_else(|| self.next_backoff())
-                    .clamp(1_000, MAX_BUSY_MS);
-                self.busy(job, delay, "HTTP 503");
-            }
-            200 | 500 => self.on_soap(job, r, now),
-            other => self.fail(
-                job,
-                ConnectorStatus::ConnectionError,
-                format!("Exchange answered HTTP {other}"),
-            ),
-        }
     }
 
     fn busy(&mut self, job: Job, delay: u64, why: &str) {
@@ -801,11 +622,205 @@ impl Core {
         self.rerun = false;
         self.actions.push(Action::SetTimer(TimerKey::Refresh, next));
     }
+}
+
+impl plain::Core for Core {
+    type TimerKey = TimerKey;
+    type RequestKey = ReqId;
+    type SocketKey = ();
+
+    /// Start (after `configure`): honour a lock-out guard carried over.
+    fn start(&mut self, now: u64) {
+        if self.guard.failures == 0 {
+            self.actions.push(Action::KvDelete(keys::GUARD.into()));
+            return;
+        }
+        let field = self.s.credential_field();
+        if self.guard.failures >= 2 {
+            self.stopped = true;
+            let d = format!(
+                "Exchange refused the credentials of `{}` twice (HTTP 401); no more attempts until the configuration changes, so the account is not locked out: check field {field}",
+                self.user()
+            );
+            self.set_status(ConnectorStatus::CredentialsNotFound, Some(d));
+            return;
+        }
+        self.auth_wait = true;
+        let wait = self.guard.retry_at.saturating_sub(now);
+        let d = format!(
+            "Exchange refused the credentials of `{}` (HTTP 401; check field {field}); one more try in {} s, then none until the configuration changes",
+            self.user(),
+            wait.div_ceil(1000)
+        );
+        self.set_status(ConnectorStatus::CredentialsNotFound, Some(d));
+        self.actions.push(Action::SetTimer(TimerKey::Resume, wait));
+    }
+
+    fn on_timer(&mut self, key: TimerKey, now: u64) {
+        match key {
+            TimerKey::Refresh => {
+                if !self.blocked() && self.cycle.is_none() && self.flight.is_none() {
+                    self.begin_cycle(now);
+                }
+            }
+            TimerKey::Resume => {
+                if self.stopped {
+                    return;
+                }
+                if self.auth_wait {
+                    // The one retry after a refused sign-in.
+                    self.auth_wait = false;
+                    self.log(Level::Info, "retrying the sign-in refused earlier, once");
+                    self.begin_cycle(now);
+                    return;
+                }
+                match self.parked.take() {
+                    Some(job) if self.cycle.is_some() => self.send(job, now),
+                    _ => self.begin_cycle(now),
+                }
+            }
+        }
+    }
+
+    fn on_http(&mut self, id: ReqId, result: Result<Response, String>, now: u64) {
+        let Some(flight) = self.flight.take_if(|f| f.id == id) else {
+            return;
+        };
+        let Flight { job, stage, .. } = flight;
+        let r = match result {
+            Ok(r) => r,
+            Err(why) => {
+                self.fail(
+                    job,
+                    ConnectorStatus::ConnectionError,
+                    format!("cannot reach {}: {why}", self.s.url),
+                );
+                return;
+            }
+        };
+        match r.status {
+            401 if stage == Stage::Negotiate => {
+                match ntlm_challenge(&r).map(|c| ntlm::parse_challenge(&c)) {
+                    Some(Ok(ch)) => {
+                        let cc: [u8; 8] = (self.entropy)(8)
+                            .get(..8)
+                            .and_then(|s| s.try_into().ok())
+                            .unwrap_or([0x5a; 8]);
+                        let id = ntlm::Identity::parse(&self.s.username, self.s.domain.as_deref());
+                        let msg = ntlm::authenticate(
+                            &id,
+                            &self.s.password,
+                            &self.s.workstation,
+                            &ch,
+                            cc,
+                            now,
+                        );
+                        self.send_with(
+                            job,
+                            Stage::Authenticate,
+                            format!("NTLM {}", B64.encode(msg)),
+                            now,
+                        );
+                    }
+                    Some(Err(e)) => {
+                        self.fail(
+                            job,
+                            ConnectorStatus::ConnectionError,
+                            format!("unreadable NTLM challenge: {e}"),
+                        );
+                    }
+                    None => {
+                        let offered: Vec<&str> = header(&r, "www-authenticate").collect();
+                        self.stopped = true;
+                        self.cycle = None;
+                        self.set_status(
+                        ConnectorStatus::Forbidden,
+                        Some(format!(
+                            "the server offers no NTLM authentication (WWW-Authenticate: {}); choose another auth_mode",
+                            offered.join(", ")
+                        )),
+                    );
+                    }
+                }
+            }
+            401 => self.auth_refused(now),
+            403 => {
+                let why = format!(
+                    "Exchange forbids `{}` to use EWS (HTTP 403; check field username and the account's EWS access)",
+                    self.user()
+                );
+                self.log(Level::Warn, why.clone());
+                self.set_status(ConnectorStatus::Forbidden, Some(why));
+                self.park(job, self.s.auth_retry_ms);
+            }
+            503 => {
+                let retry_after = header(&r, "retry-after")
+                    .next()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(|s| s * 1000);
+                let delay = retry_after
+                    .unwrap_or_else(|| self.next_backoff())
+                    .clamp(1_000, MAX_BUSY_MS);
+                self.busy(job, delay, "HTTP 503");
+            }
+            200 | 500 => self.on_soap(job, r, now),
+            other => self.fail(
+                job,
+                ConnectorStatus::ConnectionError,
+                format!("Exchange answered HTTP {other}"),
+            ),
+        }
+    }
+
+    fn watch(&mut self, eps: &[String], _now: u64) {
+        let mut added = false;
+        for ep in eps {
+            if self.watched.insert(ep.clone()) {
+                added = true;
+                if !self.blocked() {
+                    self.set_state(ep, EndpointState::Requesting, None);
+                }
+            }
+        }
+        if added && !self.blocked() {
+            if self.cycle.is_some() {
+                self.rerun = true;
+            } else if self.parked.is_none() {
+                self.actions
+                    .push(Action::SetTimer(TimerKey::Refresh, SETTLE_MS));
+            }
+        }
+    }
+
+    fn unwatch(&mut self, eps: &[String], _now: u64) {
+        for ep in eps {
+            self.watched.remove(ep);
+            self.states.remove(ep);
+            self.oof_cache.remove(ep);
+        }
+    }
+
+    /// The watched endpoints, kept across a reconfiguration: the host does
+    /// not replay them for a running instance.
+    fn watched(&self) -> Vec<String> {
+        self.watched.iter().cloned().collect()
+    }
+
+    /// Calendars are read from Exchange, never written.
+    fn write(&mut self, _: WriteRequest, _: u64) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Unsupported(
+            "Exchange calendars are read-only".into(),
+        ))
+    }
 
     /// The instance is stopping or being replaced.
-    pub fn shutdown(&mut self) {
+    fn shutdown(&mut self, _: u64) {
         self.cycle = None;
         self.flight = None;
         self.parked = None;
+    }
+
+    fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
     }
 }

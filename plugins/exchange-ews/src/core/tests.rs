@@ -3,6 +3,7 @@
 use super::*;
 use crate::settings::tests::cfg;
 use crate::xml::ns;
+use presence_connector_sdk::plain::Core as _;
 
 const NOW: u64 = 1_784_282_400_000; // Friday 2026-07-17 10:00 UTC
 

@@ -1,6 +1,7 @@
 //! The connector's engine, free of I/O: it takes HTTP answers, WebSocket
-//! frames, timer expiries, webhooks and commands, and returns [`Action`]s.
-//! `component.rs` carries the actions out through the host.
+//! frames, timer expiries, webhooks and commands through its
+//! [`plain::Core`] hooks, and returns [`Action`]s, which the SDK's
+//! [`plain::Plain`] adapter carries out through the host.
 //!
 //! Work is kept as *wants* (extensions to read, a subscription to bring in
 //! line, writes to make) and [`Core::pump`] sends what may go now: a usable
@@ -16,7 +17,10 @@ mod writes;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use presence_connector_sdk::{ConnectorStatus, EndpointState};
+use presence_connector_sdk::plain;
+use presence_connector_sdk::{
+    CloseInfo, ConnectorError, ConnectorStatus, EndpointState, WebhookRequest, WriteRequest,
+};
 
 use presence_connector_sdk::oauth::{CallKind, TimerKind, TokenClient};
 
@@ -313,50 +317,6 @@ impl Core {
         &self.s
     }
 
-    /// Actions produced since the last call.
-    pub fn take_actions(&mut self) -> Vec<Action> {
-        std::mem::take(&mut self.out)
-    }
-
-    /// Begin: sign in (or resume), read the directory, arm timers.
-    pub fn start(&mut self, now: u64) {
-        self.out.push(Action::LoginStep(None));
-        self.log(
-            Level::Info,
-            format!(
-                "starting: {} sign-in at {}, notifications by {}",
-                match self.s.auth {
-                    crate::settings::AuthMode::Jwt => "JWT",
-                    crate::settings::AuthMode::AuthorizationCode => "authorization-code",
-                },
-                self.s.server,
-                match self.s.delivery {
-                    Delivery::WebSocket => "WebSocket",
-                    Delivery::WebHook => "WebHook",
-                }
-            ),
-        );
-        if let Some(why) = self.s.missing_public_url() {
-            self.log(Level::Warn, why);
-        }
-        let penalties = self.budget.penalties(now);
-        for (g, until) in &penalties {
-            self.log(
-                Level::Warn,
-                format!(
-                    "the {} group is still in RingCentral's penalty for {} s (kept across the restart)",
-                    g.name(),
-                    (until - now).div_ceil(1000)
-                ),
-            );
-        }
-        self.start_client(now);
-        self.arm_expiries(now);
-        self.set_timer(TimerKey::Tick, TICK_MS);
-        self.pump(now);
-        self.update_status(now);
-    }
-
     // ---- small helpers -------------------------------------------------
 
     /// 128 bits from the host's generator, as hex (OAuth state, verification
@@ -466,105 +426,6 @@ impl Core {
     }
 
     // ---- entry points --------------------------------------------------
-
-    /// A timer fired.
-    pub fn on_timer(&mut self, key: TimerKey, now: u64) {
-        match key {
-            TimerKey::OAuth(kind) => self.token_timer(kind, now),
-            TimerKey::Pump => self.pump_at = None,
-            TimerKey::Reconnect => {}
-            TimerKey::Hello(conn) => self.hello_overdue(conn, now),
-            TimerKey::Renew => self.hooks.renew_due = true,
-            TimerKey::Reconcile => {}
-            TimerKey::Expire(ext) => self.expire(&ext, now),
-            TimerKey::Directory => self.dir.refresh_due = true,
-            TimerKey::Tick => {
-                self.tick(now);
-                self.set_timer(TimerKey::Tick, TICK_MS);
-            }
-        }
-        self.pump(now);
-        self.update_status(now);
-    }
-
-    /// The instance stops: delete the WebHook subscription, close the
-    /// WebSocket; answers still arriving are taken for the goodbye only.
-    pub fn shutdown(&mut self, now: u64) {
-        self.stopping = true;
-        self.ws_goodbye();
-        self.hooks_goodbye(now);
-        // Whatever the hub still waits for gets its one outcome.
-        let pending: Vec<(String, PendingWrite)> = std::mem::take(&mut self.pending_writes)
-            .into_iter()
-            .collect();
-        for (_, w) in pending {
-            self.out.push(Action::WriteOutcome(
-                w.id,
-                writes::failure("the connector is stopping", true, None, None),
-            ));
-        }
-    }
-
-    /// An HTTP answer (or transport failure) arrived.
-    pub fn on_http(&mut self, id: ReqId, result: Result<Response, String>, now: u64) {
-        let Some(purpose) = self.inflight.remove(&id) else {
-            return;
-        };
-        let group = purpose.group();
-        if let Ok(r) = &result {
-            self.budget.learn(group, &r.headers, now);
-            if r.status != 429 {
-                self.budget.answered(group);
-            }
-            self.unreachable = None;
-        }
-        if self.stopping {
-            self.goodbye_answer(purpose, result);
-            return;
-        }
-        match purpose {
-            Purpose::Token(kind) => self.on_token(kind, result, now),
-            other => {
-                let outcome = classify(result);
-                match outcome {
-                    Outcome::Throttled(wait) => {
-                        let until = self.budget.penalize(group, wait, now);
-                        self.store_penalties(now);
-                        self.log(
-                            Level::Warn,
-                            format!(
-                                "RingCentral answered 429 for the {} group: nothing of it is sent for {} s",
-                                group.name(),
-                                (until - now).div_ceil(1000)
-                            ),
-                        );
-                        self.wake_in(until - now, now);
-                        self.not_done(
-                            other,
-                            Some(until - now),
-                            Some(429),
-                            "throttled (HTTP 429)",
-                            now,
-                        );
-                    }
-                    Outcome::Transient(status, msg) => {
-                        if status.is_none() {
-                            self.unreachable = Some(msg.clone());
-                        }
-                        self.wake_in(5_000, now);
-                        self.not_done(other, None, status, &msg, now);
-                    }
-                    Outcome::Unauthorized(msg) => {
-                        self.rejected(now);
-                        self.not_done(other, None, Some(401), &msg, now);
-                    }
-                    outcome => self.on_answer(other, outcome, now),
-                }
-            }
-        }
-        self.pump(now);
-        self.update_status(now);
-    }
 
     /// A request did not go through (throttled, unreachable, token
     /// refused): its work is wanted again, a hub write fails retryably.
@@ -754,5 +615,234 @@ impl Core {
             self.last_status = Some(st.clone());
             self.out.push(Action::Status(st.0, st.1));
         }
+    }
+}
+
+impl plain::Core for Core {
+    type TimerKey = TimerKey;
+    type RequestKey = ReqId;
+    /// The WebSocket connection number.
+    type SocketKey = u64;
+
+    /// Begin: sign in (or resume), read the directory, arm timers.
+    fn start(&mut self, now: u64) {
+        self.out.push(Action::LoginStep(None));
+        self.log(
+            Level::Info,
+            format!(
+                "starting: {} sign-in at {}, notifications by {}",
+                match self.s.auth {
+                    crate::settings::AuthMode::Jwt => "JWT",
+                    crate::settings::AuthMode::AuthorizationCode => "authorization-code",
+                },
+                self.s.server,
+                match self.s.delivery {
+                    Delivery::WebSocket => "WebSocket",
+                    Delivery::WebHook => "WebHook",
+                }
+            ),
+        );
+        if let Some(why) = self.s.missing_public_url() {
+            self.log(Level::Warn, why);
+        }
+        let penalties = self.budget.penalties(now);
+        for (g, until) in &penalties {
+            self.log(
+                Level::Warn,
+                format!(
+                    "the {} group is still in RingCentral's penalty for {} s (kept across the restart)",
+                    g.name(),
+                    (until - now).div_ceil(1000)
+                ),
+            );
+        }
+        self.start_client(now);
+        self.arm_expiries(now);
+        self.set_timer(TimerKey::Tick, TICK_MS);
+        self.pump(now);
+        self.update_status(now);
+    }
+
+    /// Start watching endpoints (extension ids or numbers).
+    fn watch(&mut self, endpoints: &[String], now: u64) {
+        for ep in endpoints {
+            let ep = ep.trim().to_string();
+            if ep.is_empty() || self.endpoints.contains_key(&ep) {
+                continue;
+            }
+            self.endpoints.insert(ep.clone(), None);
+            self.ep_states.remove(&ep);
+            self.set_ep_state(&ep, EndpointState::Requesting, None);
+            if self.dir.complete {
+                self.bind(&ep);
+            }
+        }
+        self.last_event = Some(now);
+        self.reconcile_soon();
+        self.pump(now);
+        self.update_status(now);
+    }
+
+    /// Stop watching endpoints.
+    fn unwatch(&mut self, endpoints: &[String], now: u64) {
+        for ep in endpoints {
+            if let Some(Some(ext)) = self.endpoints.remove(ep.trim())
+                && let Some(e) = self.exts.get_mut(&ext)
+            {
+                e.endpoints.remove(ep.trim());
+            }
+            self.ep_states.remove(ep.trim());
+        }
+        self.reconcile_soon();
+        self.pump(now);
+        self.update_status(now);
+    }
+
+    /// A timer fired.
+    fn on_timer(&mut self, key: TimerKey, now: u64) {
+        match key {
+            TimerKey::OAuth(kind) => self.token_timer(kind, now),
+            TimerKey::Pump => self.pump_at = None,
+            TimerKey::Reconnect => {}
+            TimerKey::Hello(conn) => self.hello_overdue(conn, now),
+            TimerKey::Renew => self.hooks.renew_due = true,
+            TimerKey::Reconcile => {}
+            TimerKey::Expire(ext) => self.expire(&ext, now),
+            TimerKey::Directory => self.dir.refresh_due = true,
+            TimerKey::Tick => {
+                self.tick(now);
+                self.set_timer(TimerKey::Tick, TICK_MS);
+            }
+        }
+        self.pump(now);
+        self.update_status(now);
+    }
+
+    /// An HTTP answer (or transport failure) arrived.
+    fn on_http(&mut self, id: ReqId, result: Result<Response, String>, now: u64) {
+        let Some(purpose) = self.inflight.remove(&id) else {
+            return;
+        };
+        let group = purpose.group();
+        if let Ok(r) = &result {
+            self.budget.learn(group, &r.headers, now);
+            if r.status != 429 {
+                self.budget.answered(group);
+            }
+            self.unreachable = None;
+        }
+        if self.stopping {
+            self.goodbye_answer(purpose, result);
+            return;
+        }
+        match purpose {
+            Purpose::Token(kind) => self.on_token(kind, result, now),
+            other => {
+                let outcome = classify(result);
+                match outcome {
+                    Outcome::Throttled(wait) => {
+                        let until = self.budget.penalize(group, wait, now);
+                        self.store_penalties(now);
+                        self.log(
+                            Level::Warn,
+                            format!(
+                                "RingCentral answered 429 for the {} group: nothing of it is sent for {} s",
+                                group.name(),
+                                (until - now).div_ceil(1000)
+                            ),
+                        );
+                        self.wake_in(until - now, now);
+                        self.not_done(
+                            other,
+                            Some(until - now),
+                            Some(429),
+                            "throttled (HTTP 429)",
+                            now,
+                        );
+                    }
+                    Outcome::Transient(status, msg) => {
+                        if status.is_none() {
+                            self.unreachable = Some(msg.clone());
+                        }
+                        self.wake_in(5_000, now);
+                        self.not_done(other, None, status, &msg, now);
+                    }
+                    Outcome::Unauthorized(msg) => {
+                        self.rejected(now);
+                        self.not_done(other, None, Some(401), &msg, now);
+                    }
+                    outcome => self.on_answer(other, outcome, now),
+                }
+            }
+        }
+        self.pump(now);
+        self.update_status(now);
+    }
+
+    fn on_ws_open(&mut self, conn: u64, now: u64) {
+        self.ws_opened(conn, now);
+    }
+
+    fn on_ws_text(&mut self, conn: u64, text: &str, now: u64) {
+        self.ws_text(conn, text, now);
+    }
+
+    /// RingCentral sends text; a binary frame is read as UTF-8 all the same.
+    fn on_ws_binary(&mut self, conn: u64, data: &[u8], now: u64) {
+        self.ws_text(conn, &String::from_utf8_lossy(data), now);
+    }
+
+    fn on_ws_closed(&mut self, conn: u64, close: &CloseInfo, now: u64) {
+        let (why, unauthorized) = push::describe_close(close);
+        self.ws_closed(conn, why, unauthorized, now);
+    }
+
+    /// Notifications by WebHook, and the authorization-code redirect.
+    fn webhook(&mut self, request: WebhookRequest, now: u64) -> Response {
+        let headers = plain::pairs(request.headers);
+        let hook = Hook {
+            method: &request.method,
+            path: &request.path,
+            query: &request.query,
+            headers: &headers,
+            body: &request.body,
+        };
+        let HookAnswer {
+            status,
+            headers,
+            body,
+        } = self.on_webhook(&hook, now);
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn write(&mut self, request: WriteRequest, now: u64) -> Result<(), ConnectorError> {
+        self.write_presence(request, now)
+    }
+
+    /// The instance stops: delete the WebHook subscription, close the
+    /// WebSocket; answers still arriving are taken for the goodbye only.
+    fn shutdown(&mut self, now: u64) {
+        self.stopping = true;
+        self.ws_goodbye();
+        self.hooks_goodbye(now);
+        // Whatever the hub still waits for gets its one outcome.
+        let pending: Vec<(String, PendingWrite)> = std::mem::take(&mut self.pending_writes)
+            .into_iter()
+            .collect();
+        for (_, w) in pending {
+            self.out.push(Action::WriteOutcome(
+                w.id,
+                writes::failure("the connector is stopping", true, None, None),
+            ));
+        }
+    }
+
+    /// Actions produced since the last call.
+    fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.out)
     }
 }

@@ -114,7 +114,7 @@ fn extension_in_event(event: &str) -> Option<String> {
 }
 
 impl Core {
-    fn set_ep_state(&mut self, ep: &str, st: EndpointState, detail: Option<String>) {
+    pub(super) fn set_ep_state(&mut self, ep: &str, st: EndpointState, detail: Option<String>) {
         if self.ep_states.get(ep) == Some(&st) && detail.is_none() {
             return;
         }
@@ -123,43 +123,8 @@ impl Core {
             .push(Action::EndpointState(ep.to_string(), st, detail));
     }
 
-    /// Start watching endpoints (extension ids or numbers).
-    pub fn watch(&mut self, endpoints: &[String], now: u64) {
-        for ep in endpoints {
-            let ep = ep.trim().to_string();
-            if ep.is_empty() || self.endpoints.contains_key(&ep) {
-                continue;
-            }
-            self.endpoints.insert(ep.clone(), None);
-            self.ep_states.remove(&ep);
-            self.set_ep_state(&ep, EndpointState::Requesting, None);
-            if self.dir.complete {
-                self.bind(&ep);
-            }
-        }
-        self.last_event = Some(now);
-        self.reconcile_soon();
-        self.pump(now);
-        self.update_status(now);
-    }
-
-    /// Stop watching endpoints.
-    pub fn unwatch(&mut self, endpoints: &[String], now: u64) {
-        for ep in endpoints {
-            if let Some(Some(ext)) = self.endpoints.remove(ep.trim())
-                && let Some(e) = self.exts.get_mut(&ext)
-            {
-                e.endpoints.remove(ep.trim());
-            }
-            self.ep_states.remove(ep.trim());
-        }
-        self.reconcile_soon();
-        self.pump(now);
-        self.update_status(now);
-    }
-
     /// Resolve a watched endpoint through the directory.
-    fn bind(&mut self, ep: &str) {
+    pub(super) fn bind(&mut self, ep: &str) {
         match self.dir.resolve(ep) {
             Some(ext) => {
                 self.endpoints.insert(ep.to_string(), Some(ext.clone()));

@@ -25,10 +25,10 @@
 //! body; every delivery must carry the verification token (header
 //! `Verification-Token`, or `Validation-Token` as the guide shows it).
 
-use presence_connector_sdk::EndpointState;
 use presence_connector_sdk::backoff::Backoff;
 use presence_connector_sdk::time::{MissingZone, format_datetime, parse_datetime};
 use presence_connector_sdk::urlcode;
+use presence_connector_sdk::{CloseInfo, EndpointState, Failure};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -387,7 +387,7 @@ impl Core {
     }
 
     /// The WebSocket `conn` opened.
-    pub fn on_ws_open(&mut self, conn: u64, now: u64) {
+    pub(super) fn ws_opened(&mut self, conn: u64, now: u64) {
         if conn == self.ws.conn && self.ws.phase == Phase::Connecting {
             self.ws.phase = Phase::Hello;
             self.ws.last_contact = now;
@@ -395,7 +395,7 @@ impl Core {
     }
 
     /// A text frame on WebSocket `conn`.
-    pub fn on_ws_text(&mut self, conn: u64, text: &str, now: u64) {
+    pub(super) fn ws_text(&mut self, conn: u64, text: &str, now: u64) {
         if conn != self.ws.conn || self.stopping {
             return;
         }
@@ -546,8 +546,9 @@ impl Core {
         self.wake_in(60_000, now);
     }
 
-    /// WebSocket `conn` closed (or never opened).
-    pub fn on_ws_closed(&mut self, conn: u64, why: String, unauthorized: bool, now: u64) {
+    /// WebSocket `conn` closed (or never opened): `why` for operators,
+    /// `unauthorized` when the upgrade was refused with 401.
+    pub fn ws_closed(&mut self, conn: u64, why: String, unauthorized: bool, now: u64) {
         if conn != self.ws.conn || self.stopping {
             return;
         }
@@ -598,7 +599,7 @@ impl Core {
         if conn == self.ws.conn && matches!(self.ws.phase, Phase::Connecting | Phase::Hello) {
             self.out
                 .push(Action::WsClose(conn, 1000, "no ConnectionDetails".into()));
-            self.on_ws_closed(conn, "no ConnectionDetails in time".into(), false, now);
+            self.ws_closed(conn, "no ConnectionDetails in time".into(), false, now);
         }
     }
 
@@ -877,4 +878,20 @@ pub(super) fn ws_options() -> presence_connector_sdk::WsOptions {
     presence_connector_sdk::WsOptions::default()
         .connect_timeout_ms(15_000)
         .ping(30_000, 10_000)
+}
+
+/// A WebSocket close as [`Core::ws_closed`] takes it: what operators read,
+/// and whether the upgrade was refused with 401 (the token is stale).
+pub(super) fn describe_close(close: &CloseInfo) -> (String, bool) {
+    let mut why = match close.code {
+        Some(code) if close.reason.is_empty() => format!("close code {code}"),
+        Some(code) => format!("close code {code}: {}", close.reason),
+        None => "closed".to_string(),
+    };
+    let mut unauthorized = false;
+    if let Some(f) = &close.failure {
+        why = presence_connector_sdk::render_failure(f);
+        unauthorized = matches!(f, Failure::UpgradeRefused(a) if a.status == 401);
+    }
+    (why, unauthorized)
 }

@@ -1,14 +1,14 @@
 //! The connector's engine, free of I/O: it takes WebSocket frames, closes,
-//! wake-ups and the hub's commands, and returns [`Action`]s that
-//! `component.rs` carries out through the host.
+//! wake-ups and the hub's commands through its [`plain::Core`] hooks, and
+//! returns [`Action`]s, which the SDK's [`plain::Plain`] adapter carries
+//! out through the host.
 //!
 //! One WebSocket connection to the bridge at a time (PROTOCOL.md section
 //! 3): upgrade with the derived bearer, `hello` → `welcome` (version and the
 //! bridge's proof checked) → `setup` (the configured endpoint) → `watch`
 //! batches → `presence` pushes; `publish` / `restore` for writes; `ping` /
 //! `pong` both ways. Every deadline the engine keeps (reconnect, heartbeat,
-//! answers, write expiries) is one wake-up time: the component keeps a
-//! single host timer for it.
+//! answers, write expiries) is one wake-up time, one timer for the SDK.
 
 mod session;
 mod targets;
@@ -19,8 +19,9 @@ mod writes;
 use std::collections::{BTreeMap, BTreeSet};
 
 use presence_connector_sdk::backoff::Backoff;
+use presence_connector_sdk::plain::{self, CoreAction};
 use presence_connector_sdk::{
-    ConnectorStatus, EndpointState, PresenceUpdate, WriteId, WriteOutcome,
+    ConnectorStatus, EndpointState, PresenceUpdate, WriteId, WriteOutcome, WsOptions,
 };
 
 use crate::settings::Settings;
@@ -154,32 +155,6 @@ impl Core {
         std::mem::take(&mut self.out)
     }
 
-    /// Begin: connect to the bridge.
-    pub fn start(&mut self, now: u64) {
-        let ty = session::endpoint_words(self.s.endpoint_type);
-        self.log(
-            Level::Info,
-            format!(
-                "starting: bridge {}, {ty} on {}:{}",
-                self.s.bridge_url, self.s.server_fqdn, self.s.server_port
-            ),
-        );
-        if !self.held.is_empty() {
-            self.log(
-                Level::Info,
-                format!(
-                    "{} write(s) of the hub in force from before the restart",
-                    self.held.len()
-                ),
-            );
-        }
-        // Writes that lapsed while the connector was down are restored
-        // once the bridge is there.
-        self.writes_due(now);
-        self.connect(now);
-        self.finish(now);
-    }
-
     // ---- small helpers -------------------------------------------------
 
     fn random_hex(&mut self, len: u32) -> String {
@@ -215,18 +190,9 @@ impl Core {
 
     // ---- entry points ----------------------------------------------------
 
-    /// The wake-up time came (or any time: only what is due happens).
-    pub fn on_wake(&mut self, now: u64) {
-        self.wake_at = None;
-        self.session_due(now);
-        self.targets_due(now);
-        self.writes_due(now);
-        self.finish(now);
-    }
-
     /// The instance stops (`hub-stopping`) or is configured anew
     /// (`reconfigured`): say goodbye, answer every write still open.
-    pub fn shutdown(&mut self, reason: &str, now: u64) {
+    pub fn leave(&mut self, reason: &str, now: u64) {
         if self.stopping {
             return;
         }
@@ -330,6 +296,36 @@ impl Core {
         if self.last_status.as_ref().is_none_or(|l| !same(l, &st)) {
             self.last_status = Some(st.clone());
             self.out.push(Action::Status(st.0, st.1));
+        }
+    }
+}
+
+impl From<Action> for CoreAction<Core> {
+    fn from(action: Action) -> Self {
+        match action {
+            Action::Connect { conn, url, headers } => {
+                // The protocol's own ping/pong does the heartbeat.
+                let options = headers
+                    .into_iter()
+                    .fold(WsOptions::default(), |o, (name, value)| {
+                        o.header(name, value)
+                    })
+                    .connect_timeout_ms(15_000);
+                plain::Action::WsConnect(conn, url, options)
+            }
+            Action::Send(conn, text) => plain::Action::WsSend(conn, text),
+            Action::Close(conn, code, reason) => plain::Action::WsClose(conn, code, reason),
+            // The core keeps every deadline as one wake-up time.
+            Action::Wake(ms) => plain::Action::SetTimer((), ms),
+            Action::KvSet(key, value) => plain::Action::KvSet(key, value),
+            Action::KvDelete(key) => plain::Action::KvDelete(key),
+            Action::Presence(update) => plain::Action::Presence(*update),
+            Action::EndpointState(ep, state, detail) => {
+                plain::Action::EndpointState(ep, state, detail)
+            }
+            Action::Status(status, detail) => plain::Action::Status(status, detail),
+            Action::WriteOutcome(id, outcome) => plain::Action::WriteOutcome(id, outcome),
+            Action::Log(level, message) => plain::Action::Log(level, message),
         }
     }
 }

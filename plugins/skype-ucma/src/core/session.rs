@@ -3,7 +3,10 @@
 //! reconnects (PROTOCOL.md sections 1–5 and 8–10).
 
 use hmac::{Hmac, Mac};
-use presence_connector_sdk::{CloseInfo, ConnectorStatus, Failure, render_failure};
+use presence_connector_sdk::plain::{self, CoreAction};
+use presence_connector_sdk::{
+    CloseInfo, ConnectorError, ConnectorStatus, Failure, WriteRequest, render_failure,
+};
 use sha2::Sha256;
 
 use super::{Action, Core, Level, Req};
@@ -209,79 +212,6 @@ impl Core {
 
     fn current(&self, conn: u64) -> bool {
         self.sess.as_ref().is_some_and(|s| s.conn == conn)
-    }
-
-    /// The WebSocket is open: say hello.
-    pub fn on_open(&mut self, conn: u64, now: u64) {
-        if !self.current(conn) {
-            return;
-        }
-        let Some(s) = self.sess.as_mut() else { return };
-        s.phase = Phase::Hello;
-        s.last_rx = now;
-        s.hello_deadline = Some(now + WELCOME_MS);
-        let hello = wire::hello(&s.hub_nonce, HEARTBEAT_MS);
-        self.send(hello);
-        self.finish(now);
-    }
-
-    /// A text message from the bridge.
-    pub fn on_text(&mut self, conn: u64, text: &str, now: u64) {
-        if !self.current(conn) || self.stopping {
-            return;
-        }
-        if let Some(s) = self.sess.as_mut() {
-            s.last_rx = now;
-        }
-        match wire::parse(text) {
-            Ok((v, msg)) => {
-                let negotiated = self.sess.as_ref().is_some_and(Session::negotiated);
-                if negotiated && !wire::VERSIONS.contains(&v) || !negotiated && v != 1 {
-                    self.protocol_error(&format!("a message with v {v}"), now);
-                } else {
-                    self.dispatch(msg, now);
-                }
-            }
-            Err(ParseError::UnknownType(t)) => {
-                self.log(
-                    Level::Warn,
-                    format!("the bridge sent an unknown type {t:?}"),
-                );
-                self.send(wire::error(
-                    "unknown-type",
-                    &format!("type {t:?} is not part of version 1"),
-                    None,
-                    false,
-                ));
-            }
-            Err(ParseError::Version(v)) => {
-                self.protocol_error(&format!("a message with v {v}"), now)
-            }
-            Err(ParseError::Bad(why)) => {
-                let object = serde_json::from_str::<serde_json::Value>(text)
-                    .ok()
-                    .filter(|v| v.get("type").is_some() && v.get("v").is_some());
-                match object {
-                    // A known type with fields that do not fit: said, not fatal.
-                    Some(v) => {
-                        self.log(Level::Warn, format!("the bridge sent a bad message: {why}"));
-                        let id = v.get("request_id").and_then(|i| i.as_str());
-                        self.send(wire::error("bad-message", &why, id, false));
-                        self.bad_answer(id, &why, now);
-                    }
-                    None => self.protocol_error(&format!("a message that is not one: {why}"), now),
-                }
-            }
-        }
-        self.finish(now);
-    }
-
-    /// A binary frame: a protocol error (section 1).
-    pub fn on_binary(&mut self, conn: u64, now: u64) {
-        if self.current(conn) && !self.stopping {
-            self.protocol_error("a binary frame", now);
-            self.finish(now);
-        }
     }
 
     /// A broken protocol: `error` `bad-message` (fatal), close 4003,
@@ -640,76 +570,6 @@ impl Core {
         }
     }
 
-    /// The connection ended (the host's `websocket-closed`, or a refused
-    /// connect).
-    pub fn on_closed(&mut self, conn: u64, close: &CloseInfo, now: u64) {
-        if !self.current(conn) || self.stopping {
-            return;
-        }
-        let Some(s) = self.sess.as_ref() else { return };
-        let was_live = s.live();
-        let slow = s.slow;
-        let named = s.named && close.failure.is_none();
-        let restart = s.bye.as_deref() == Some("bridge-restarting") || close.code == Some(1012);
-        let mut status = ConnectorStatus::ConnectionError;
-        let mut slow_retry = slow || close.code == Some(4002);
-        let why = match &close.failure {
-            Some(Failure::TlsCertificate(d)) => format!(
-                "certificate problem: the bridge's TLS certificate was refused ({d}); give the instance the bridge's CA (tls_ca_pem) or fix the certificate's name or expiry"
-            ),
-            Some(Failure::UpgradeRefused(a)) if a.status == 401 => {
-                status = ConnectorStatus::Forbidden;
-                slow_retry = true;
-                "the bridge refused the token (HTTP 401): the bridge token differs on the two sides"
-                    .into()
-            }
-            Some(Failure::UpgradeRefused(a)) if a.status == 503 => {
-                "the bridge is busy (HTTP 503: too many hub connections)".into()
-            }
-            Some(f) => format!(
-                "the bridge at {} could not be reached: {}",
-                self.s.bridge_url,
-                render_failure(f)
-            ),
-            None => match close.code {
-                Some(c) => format!(
-                    "the bridge closed the connection ({c}{})",
-                    if close.reason.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", close.reason)
-                    }
-                ),
-                None => "the connection to the bridge ended".into(),
-            },
-        };
-        let wait = if slow_retry {
-            SLOW_RETRY_MS
-        } else if restart {
-            // 1 s after a bridge restart (section 9), with a little jitter.
-            1_000 + u64::from(self.random_u32() % 250)
-        } else {
-            self.reconnect_delay()
-        };
-        self.log(
-            if was_live { Level::Warn } else { Level::Info },
-            format!("{why}; reconnecting in {} ms", wait),
-        );
-        // A problem the bridge named before closing (version, fatal error)
-        // stays.
-        if !named {
-            let retry = if slow_retry {
-                "; retrying in 5 min"
-            } else {
-                ""
-            };
-            self.problem = Some((status, format!("{why}{retry}")));
-        }
-        self.session_ended(now);
-        self.reconnect_at = Some(now + wait);
-        self.finish(now);
-    }
-
     /// Close the current connection on the hub's initiative and reconnect
     /// with back-off.
     pub(super) fn drop_session(&mut self, code: u16, reason: &str, now: u64) {
@@ -822,5 +682,222 @@ pub fn endpoint_words(t: EndpointType) -> &'static str {
         EndpointType::UserWithoutTls => "user endpoint without TLS",
         EndpointType::UserWithTls => "user endpoint with TLS",
         EndpointType::TrustedApplication => "trusted application endpoint",
+    }
+}
+
+/// The core's hooks: the session's own events here, watches in
+/// `targets.rs`, writes in `writes.rs`.
+impl plain::Core for Core {
+    /// The core's one wake-up.
+    type TimerKey = ();
+    type RequestKey = ();
+    /// The core's connection number.
+    type SocketKey = u64;
+
+    /// The core's own [`Action`]s, as the SDK carries them out.
+    fn take_actions(&mut self) -> Vec<CoreAction<Self>> {
+        std::mem::take(&mut self.out)
+            .into_iter()
+            .map(Into::into)
+            .collect()
+    }
+
+    /// Begin: connect to the bridge.
+    fn start(&mut self, now: u64) {
+        let ty = endpoint_words(self.s.endpoint_type);
+        self.log(
+            Level::Info,
+            format!(
+                "starting: bridge {}, {ty} on {}:{}",
+                self.s.bridge_url, self.s.server_fqdn, self.s.server_port
+            ),
+        );
+        if !self.held.is_empty() {
+            self.log(
+                Level::Info,
+                format!(
+                    "{} write(s) of the hub in force from before the restart",
+                    self.held.len()
+                ),
+            );
+        }
+        // Writes that lapsed while the connector was down are restored
+        // once the bridge is there.
+        self.writes_due(now);
+        self.connect(now);
+        self.finish(now);
+    }
+
+    /// The wake-up time came (or any time: only what is due happens).
+    fn on_timer(&mut self, (): (), now: u64) {
+        self.wake_at = None;
+        self.session_due(now);
+        self.targets_due(now);
+        self.writes_due(now);
+        self.finish(now);
+    }
+
+    /// The WebSocket is open: say hello.
+    fn on_ws_open(&mut self, conn: u64, now: u64) {
+        if !self.current(conn) {
+            return;
+        }
+        let Some(s) = self.sess.as_mut() else { return };
+        s.phase = Phase::Hello;
+        s.last_rx = now;
+        s.hello_deadline = Some(now + WELCOME_MS);
+        let hello = wire::hello(&s.hub_nonce, HEARTBEAT_MS);
+        self.send(hello);
+        self.finish(now);
+    }
+
+    /// A text message from the bridge.
+    fn on_ws_text(&mut self, conn: u64, text: &str, now: u64) {
+        if !self.current(conn) || self.stopping {
+            return;
+        }
+        if let Some(s) = self.sess.as_mut() {
+            s.last_rx = now;
+        }
+        match wire::parse(text) {
+            Ok((v, msg)) => {
+                let negotiated = self.sess.as_ref().is_some_and(Session::negotiated);
+                if negotiated && !wire::VERSIONS.contains(&v) || !negotiated && v != 1 {
+                    self.protocol_error(&format!("a message with v {v}"), now);
+                } else {
+                    self.dispatch(msg, now);
+                }
+            }
+            Err(ParseError::UnknownType(t)) => {
+                self.log(
+                    Level::Warn,
+                    format!("the bridge sent an unknown type {t:?}"),
+                );
+                self.send(wire::error(
+                    "unknown-type",
+                    &format!("type {t:?} is not part of version 1"),
+                    None,
+                    false,
+                ));
+            }
+            Err(ParseError::Version(v)) => {
+                self.protocol_error(&format!("a message with v {v}"), now)
+            }
+            Err(ParseError::Bad(why)) => {
+                let object = serde_json::from_str::<serde_json::Value>(text)
+                    .ok()
+                    .filter(|v| v.get("type").is_some() && v.get("v").is_some());
+                match object {
+                    // A known type with fields that do not fit: said, not fatal.
+                    Some(v) => {
+                        self.log(Level::Warn, format!("the bridge sent a bad message: {why}"));
+                        let id = v.get("request_id").and_then(|i| i.as_str());
+                        self.send(wire::error("bad-message", &why, id, false));
+                        self.bad_answer(id, &why, now);
+                    }
+                    None => self.protocol_error(&format!("a message that is not one: {why}"), now),
+                }
+            }
+        }
+        self.finish(now);
+    }
+
+    /// A binary frame: a protocol error (section 1).
+    fn on_ws_binary(&mut self, conn: u64, _: &[u8], now: u64) {
+        if self.current(conn) && !self.stopping {
+            self.protocol_error("a binary frame", now);
+            self.finish(now);
+        }
+    }
+
+    /// The connection ended (the host's `websocket-closed`, or a refused
+    /// connect).
+    fn on_ws_closed(&mut self, conn: u64, close: &CloseInfo, now: u64) {
+        if !self.current(conn) || self.stopping {
+            return;
+        }
+        let Some(s) = self.sess.as_ref() else { return };
+        let was_live = s.live();
+        let slow = s.slow;
+        let named = s.named && close.failure.is_none();
+        let restart = s.bye.as_deref() == Some("bridge-restarting") || close.code == Some(1012);
+        let mut status = ConnectorStatus::ConnectionError;
+        let mut slow_retry = slow || close.code == Some(4002);
+        let why = match &close.failure {
+            Some(Failure::TlsCertificate(d)) => format!(
+                "certificate problem: the bridge's TLS certificate was refused ({d}); give the instance the bridge's CA (tls_ca_pem) or fix the certificate's name or expiry"
+            ),
+            Some(Failure::UpgradeRefused(a)) if a.status == 401 => {
+                status = ConnectorStatus::Forbidden;
+                slow_retry = true;
+                "the bridge refused the token (HTTP 401): the bridge token differs on the two sides"
+                    .into()
+            }
+            Some(Failure::UpgradeRefused(a)) if a.status == 503 => {
+                "the bridge is busy (HTTP 503: too many hub connections)".into()
+            }
+            Some(f) => format!(
+                "the bridge at {} could not be reached: {}",
+                self.s.bridge_url,
+                render_failure(f)
+            ),
+            None => match close.code {
+                Some(c) => format!(
+                    "the bridge closed the connection ({c}{})",
+                    if close.reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", close.reason)
+                    }
+                ),
+                None => "the connection to the bridge ended".into(),
+            },
+        };
+        let wait = if slow_retry {
+            SLOW_RETRY_MS
+        } else if restart {
+            // 1 s after a bridge restart (section 9), with a little jitter.
+            1_000 + u64::from(self.random_u32() % 250)
+        } else {
+            self.reconnect_delay()
+        };
+        self.log(
+            if was_live { Level::Warn } else { Level::Info },
+            format!("{why}; reconnecting in {} ms", wait),
+        );
+        // A problem the bridge named before closing (version, fatal error)
+        // stays.
+        if !named {
+            let retry = if slow_retry {
+                "; retrying in 5 min"
+            } else {
+                ""
+            };
+            self.problem = Some((status, format!("{why}{retry}")));
+        }
+        self.session_ended(now);
+        self.reconnect_at = Some(now + wait);
+        self.finish(now);
+    }
+
+    fn watch(&mut self, endpoints: &[String], now: u64) {
+        self.watch_targets(endpoints, now);
+    }
+
+    fn unwatch(&mut self, endpoints: &[String], now: u64) {
+        self.unwatch_targets(endpoints, now);
+    }
+
+    fn write(&mut self, request: WriteRequest, now: u64) -> Result<(), ConnectorError> {
+        self.write_presence(request, now)
+    }
+
+    fn shutdown(&mut self, now: u64) {
+        self.leave("hub-stopping", now);
+    }
+
+    /// The bridge hears `bye` with `reconfigured`.
+    fn make_way(&mut self, now: u64) {
+        self.leave("reconfigured", now);
     }
 }

@@ -128,7 +128,7 @@ impl Core {
     }
 
     /// Start watching (contract `watch`).
-    pub fn watch(&mut self, endpoints: &[String], now: u64) {
+    pub fn watch_targets(&mut self, endpoints: &[String], now: u64) {
         for ep in endpoints {
             let Some(target) = target_of(ep) else {
                 self.out.push(Action::EndpointState(
@@ -155,7 +155,7 @@ impl Core {
     }
 
     /// Stop watching (contract `unwatch`).
-    pub fn unwatch(&mut self, endpoints: &[String], now: u64) {
+    pub fn unwatch_targets(&mut self, endpoints: &[String], now: u64) {
         for ep in endpoints {
             let Some(target) = target_of(ep) else {
                 continue;

@@ -1,7 +1,8 @@
 //! The connector's engine, free of I/O: it takes HTTP answers, timer
-//! expiries, webhooks and commands, and returns [`Action`]s (send this
-//! request, set this timer, store this, report this). `component.rs` carries
-//! the actions out through the host.
+//! expiries, webhooks and commands through its [`plain::Core`] hooks, and
+//! returns [`Action`]s (send this request, set this timer, store this,
+//! report this), which the SDK's [`plain::Plain`] adapter carries out
+//! through the host.
 //!
 //! Work is kept as *wants* (users to resolve, ids to read, subscriptions to
 //! create or renew, writes to send) rather than as a queue of requests: a
@@ -21,7 +22,11 @@ mod writes;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use presence_connector_sdk::oauth::{CallKind, TimerKind, TokenClient};
-use presence_connector_sdk::{ConnectorStatus, EndpointState, UpdateOrigin, WriteFailure};
+use presence_connector_sdk::plain;
+use presence_connector_sdk::{
+    ConnectorError, ConnectorStatus, EndpointState, UpdateOrigin, WebhookRequest, WriteFailure,
+    WriteRequest,
+};
 use presence_connector_sdk::{graph, urlcode};
 
 use crate::settings::Settings;
@@ -338,35 +343,6 @@ impl Core {
         &self.s
     }
 
-    /// Actions produced since the last call.
-    pub fn take_actions(&mut self) -> Vec<Action> {
-        std::mem::take(&mut self.out)
-    }
-
-    /// Begin: clear an old login step, arm the poll and sign in.
-    pub fn start(&mut self, now: u64) {
-        self.out.push(Action::LoginStep(None));
-        self.log(
-            Level::Info,
-            format!(
-                "starting: {:?} sign-in, {}",
-                self.s.flow,
-                match self.s.notifications_possible() {
-                    Ok(url) => format!("change notifications to {url}"),
-                    Err(why) => format!("polling ({why})"),
-                }
-            ),
-        );
-        self.start_clients();
-        self.arm_poll();
-        if self.s.notifications_possible().is_ok() {
-            self.arm_reread();
-        }
-        self.set_timer(TimerKey::Reconcile, 300);
-        self.pump(now);
-        self.update_status(now);
-    }
-
     // ---- small helpers ---------------------------------------------------
 
     /// A fresh secret (clientState, OAuth state): 128 bits from the host's
@@ -475,52 +451,6 @@ impl Core {
 
     // ---- commands ----------------------------------------------------------
 
-    /// Start watching endpoints (UPNs or object ids).
-    pub fn watch(&mut self, endpoints: &[String], now: u64) {
-        for ep in endpoints {
-            if self.endpoints.contains_key(ep) {
-                continue;
-            }
-            self.endpoints.insert(ep.clone(), Ep::default());
-            self.endpoint_state(ep, EndpointState::Requesting, None);
-            match self.id_of(ep) {
-                Some(id) => self.bind(ep, &id),
-                None => {
-                    self.to_resolve.insert(ep.clone());
-                }
-            }
-        }
-        self.pump(now);
-        self.update_status(now);
-    }
-
-    /// Stop watching endpoints.
-    pub fn unwatch(&mut self, endpoints: &[String], now: u64) {
-        for ep in endpoints {
-            let Some(e) = self.endpoints.remove(ep) else {
-                continue;
-            };
-            self.to_resolve.remove(ep);
-            if let Some(id) = e.id
-                && let Some(info) = self.ids.get_mut(&id)
-            {
-                info.endpoints.remove(ep);
-                if info.endpoints.is_empty() {
-                    self.ids.remove(&id);
-                    self.to_read.remove(&id);
-                    self.read_failed.remove(&id);
-                    if self.canary.as_ref() == Some(&id) {
-                        // Another refused user stands in for all.
-                        self.canary = None;
-                        self.set_timer(TimerKey::ReadRetry, 0);
-                    }
-                }
-            }
-        }
-        self.schedule_reconcile();
-        self.update_status(now);
-    }
-
     /// An endpoint now has a user id: read it, then cover it by a
     /// subscription.
     fn bind(&mut self, ep: &str, id: &str) {
@@ -541,78 +471,7 @@ impl Core {
         self.schedule_reconcile();
     }
 
-    /// The instance stops (deleted, disabled, the hub shutting down, a new
-    /// configuration on the way): writes not yet answered fail, retryable,
-    /// and its subscriptions are deleted, so Graph stops posting to a hook
-    /// that is going away. The host keeps the instance's I/O flowing for a
-    /// short grace period after this: the deletes are sent (after a token
-    /// refresh if need be) and their answers still arrive.
-    pub fn shutdown(&mut self, now: u64) {
-        if self.stopping {
-            return;
-        }
-        self.abandon_writes();
-        self.stopping = true;
-        self.to_read.clear();
-        self.kept.clear();
-        self.to_resolve.clear();
-        let ended = self.end_subscriptions();
-        self.log(
-            Level::Info,
-            format!("stopping; deleting {ended} subscription(s)"),
-        );
-        self.pump(now);
-    }
-
-    /// A new configuration replaces this one inside the same instance, with
-    /// no grace period: writes not yet answered fail, retryable, and the
-    /// subscriptions are left for the new configuration to adopt.
-    pub fn make_way(&mut self) {
-        self.log(Level::Info, "making way for a new configuration");
-        self.abandon_writes();
-        self.stopping = true;
-    }
-
     // ---- timers --------------------------------------------------------------
-
-    /// A timer fired.
-    pub fn on_timer(&mut self, key: TimerKey, now: u64) {
-        self.timers.remove(&key);
-        if self.stopping {
-            // Only what the goodbyes need: a token and the end of a back-off.
-            match key {
-                TimerKey::OAuth(Slot::Primary, TimerKind::Renew) if self.silent_sign_in() => {
-                    self.token_timer(Slot::Primary, TimerKind::Renew, now)
-                }
-                TimerKey::Gate => self.gate_until = 0,
-                _ => return,
-            }
-            self.pump(now);
-            return;
-        }
-        match key {
-            TimerKey::OAuth(slot, kind) => self.token_timer(slot, kind, now),
-            TimerKey::Gate => self.gate_until = 0,
-            TimerKey::Poll => {
-                self.poll_tick();
-                self.arm_poll();
-            }
-            TimerKey::Reread => {
-                self.reread_tick();
-                self.arm_reread();
-            }
-            TimerKey::ReadSoon | TimerKey::LookupBudget => {}
-            TimerKey::ReadRetry => self.refusals_due(now),
-            TimerKey::LookupRetry => self.lookups_due(now),
-            TimerKey::Renew(local) => self.renew_due(local, now),
-            TimerKey::Reconcile => self.reconcile(now),
-            TimerKey::Silent(local) => self.silence_due(local),
-            TimerKey::KeepAlive(ep) => self.keep_alive_due(ep, now),
-            TimerKey::WriteDeadline(ep) => self.write_overdue(ep, now),
-        }
-        self.pump(now);
-        self.update_status(now);
-    }
 
     // ---- sending ---------------------------------------------------------------
 
@@ -663,55 +522,6 @@ impl Core {
     }
 
     // ---- answers ---------------------------------------------------------------
-
-    /// An HTTP answer (or transport failure) arrived.
-    pub fn on_http(&mut self, id: ReqId, result: Result<Response, String>, now: u64) {
-        let Some(purpose) = self.inflight.remove(&id) else {
-            return;
-        };
-        if self.stopping
-            && !matches!(
-                purpose,
-                Purpose::OAuth(..) | Purpose::DeleteSub(_) | Purpose::CreateSub(_)
-            )
-        {
-            // Nobody listens to presence any more.
-            return;
-        }
-        match purpose {
-            Purpose::OAuth(slot, kind) => self.on_oauth(slot, kind, result, now),
-            graph => {
-                let slot = match graph {
-                    Purpose::Write(..) => self.write_slot(),
-                    _ => Slot::Primary,
-                };
-                match classify(result, now) {
-                    Outcome::Unauthorized(msg) => {
-                        self.unauthorized(slot, &msg, now);
-                        self.requeue(graph);
-                    }
-                    Outcome::Throttled(status, wait) => {
-                        self.throttled(status, wait, now);
-                        let why = format!("Graph is throttling (HTTP {status})");
-                        self.retry_or_fail(graph, failure(why, true, wait, Some(status)));
-                    }
-                    Outcome::Transient(status, msg) => {
-                        let why = format!("Graph failed or could not be reached: {msg}");
-                        self.unreachable(msg, now);
-                        self.retry_or_fail(graph, failure(why, true, None, status));
-                    }
-                    outcome => {
-                        self.graph_answered(slot);
-                        self.on_graph(graph, outcome, now);
-                    }
-                }
-            }
-        }
-        self.pump(now);
-        if !self.stopping {
-            self.update_status(now);
-        }
-    }
 
     /// Graph answered (whatever it said): it is reachable and not
     /// throttling, and it took the token.
@@ -962,5 +772,223 @@ fn classify(result: Result<Response, String>, now: u64) -> Outcome {
         }
         500..=599 => Outcome::Transient(Some(resp.status), text()),
         _ => Outcome::Rejected(resp.status, text()),
+    }
+}
+
+impl plain::Core for Core {
+    type TimerKey = TimerKey;
+    type RequestKey = ReqId;
+    type SocketKey = ();
+
+    /// Begin: clear an old login step, arm the poll and sign in.
+    fn start(&mut self, now: u64) {
+        self.out.push(Action::LoginStep(None));
+        self.log(
+            Level::Info,
+            format!(
+                "starting: {:?} sign-in, {}",
+                self.s.flow,
+                match self.s.notifications_possible() {
+                    Ok(url) => format!("change notifications to {url}"),
+                    Err(why) => format!("polling ({why})"),
+                }
+            ),
+        );
+        self.start_clients();
+        self.arm_poll();
+        if self.s.notifications_possible().is_ok() {
+            self.arm_reread();
+        }
+        self.set_timer(TimerKey::Reconcile, 300);
+        self.pump(now);
+        self.update_status(now);
+    }
+
+    /// Start watching endpoints (UPNs or object ids).
+    fn watch(&mut self, endpoints: &[String], now: u64) {
+        for ep in endpoints {
+            if self.endpoints.contains_key(ep) {
+                continue;
+            }
+            self.endpoints.insert(ep.clone(), Ep::default());
+            self.endpoint_state(ep, EndpointState::Requesting, None);
+            match self.id_of(ep) {
+                Some(id) => self.bind(ep, &id),
+                None => {
+                    self.to_resolve.insert(ep.clone());
+                }
+            }
+        }
+        self.pump(now);
+        self.update_status(now);
+    }
+
+    /// Stop watching endpoints.
+    fn unwatch(&mut self, endpoints: &[String], now: u64) {
+        for ep in endpoints {
+            let Some(e) = self.endpoints.remove(ep) else {
+                continue;
+            };
+            self.to_resolve.remove(ep);
+            if let Some(id) = e.id
+                && let Some(info) = self.ids.get_mut(&id)
+            {
+                info.endpoints.remove(ep);
+                if info.endpoints.is_empty() {
+                    self.ids.remove(&id);
+                    self.to_read.remove(&id);
+                    self.read_failed.remove(&id);
+                    if self.canary.as_ref() == Some(&id) {
+                        // Another refused user stands in for all.
+                        self.canary = None;
+                        self.set_timer(TimerKey::ReadRetry, 0);
+                    }
+                }
+            }
+        }
+        self.schedule_reconcile();
+        self.update_status(now);
+    }
+
+    /// A timer fired.
+    fn on_timer(&mut self, key: TimerKey, now: u64) {
+        self.timers.remove(&key);
+        if self.stopping {
+            // Only what the goodbyes need: a token and the end of a back-off.
+            match key {
+                TimerKey::OAuth(Slot::Primary, TimerKind::Renew) if self.silent_sign_in() => {
+                    self.token_timer(Slot::Primary, TimerKind::Renew, now)
+                }
+                TimerKey::Gate => self.gate_until = 0,
+                _ => return,
+            }
+            self.pump(now);
+            return;
+        }
+        match key {
+            TimerKey::OAuth(slot, kind) => self.token_timer(slot, kind, now),
+            TimerKey::Gate => self.gate_until = 0,
+            TimerKey::Poll => {
+                self.poll_tick();
+                self.arm_poll();
+            }
+            TimerKey::Reread => {
+                self.reread_tick();
+                self.arm_reread();
+            }
+            TimerKey::ReadSoon | TimerKey::LookupBudget => {}
+            TimerKey::ReadRetry => self.refusals_due(now),
+            TimerKey::LookupRetry => self.lookups_due(now),
+            TimerKey::Renew(local) => self.renew_due(local, now),
+            TimerKey::Reconcile => self.reconcile(now),
+            TimerKey::Silent(local) => self.silence_due(local),
+            TimerKey::KeepAlive(ep) => self.keep_alive_due(ep, now),
+            TimerKey::WriteDeadline(ep) => self.write_overdue(ep, now),
+        }
+        self.pump(now);
+        self.update_status(now);
+    }
+
+    /// An HTTP answer (or transport failure) arrived.
+    fn on_http(&mut self, id: ReqId, result: Result<Response, String>, now: u64) {
+        let Some(purpose) = self.inflight.remove(&id) else {
+            return;
+        };
+        if self.stopping
+            && !matches!(
+                purpose,
+                Purpose::OAuth(..) | Purpose::DeleteSub(_) | Purpose::CreateSub(_)
+            )
+        {
+            // Nobody listens to presence any more.
+            return;
+        }
+        match purpose {
+            Purpose::OAuth(slot, kind) => self.on_oauth(slot, kind, result, now),
+            graph => {
+                let slot = match graph {
+                    Purpose::Write(..) => self.write_slot(),
+                    _ => Slot::Primary,
+                };
+                match classify(result, now) {
+                    Outcome::Unauthorized(msg) => {
+                        self.unauthorized(slot, &msg, now);
+                        self.requeue(graph);
+                    }
+                    Outcome::Throttled(status, wait) => {
+                        self.throttled(status, wait, now);
+                        let why = format!("Graph is throttling (HTTP {status})");
+                        self.retry_or_fail(graph, failure(why, true, wait, Some(status)));
+                    }
+                    Outcome::Transient(status, msg) => {
+                        let why = format!("Graph failed or could not be reached: {msg}");
+                        self.unreachable(msg, now);
+                        self.retry_or_fail(graph, failure(why, true, None, status));
+                    }
+                    outcome => {
+                        self.graph_answered(slot);
+                        self.on_graph(graph, outcome, now);
+                    }
+                }
+            }
+        }
+        self.pump(now);
+        if !self.stopping {
+            self.update_status(now);
+        }
+    }
+
+    /// Graph's change notifications, their validation handshake, and the
+    /// sign-in redirect.
+    fn webhook(&mut self, request: WebhookRequest, now: u64) -> Response {
+        let hook = Hook {
+            method: &request.method,
+            path: &request.path,
+            query: &request.query,
+            body: &request.body,
+        };
+        let answer = self.on_webhook(&hook, now);
+        Response::new(answer.status, answer.content_type, answer.body)
+    }
+
+    fn write(&mut self, request: WriteRequest, now: u64) -> Result<(), ConnectorError> {
+        self.write_presence(request, now)
+    }
+
+    /// The instance stops (deleted, disabled, the hub shutting down, a new
+    /// configuration on the way): writes not yet answered fail, retryable,
+    /// and its subscriptions are deleted, so Graph stops posting to a hook
+    /// that is going away. The host keeps the instance's I/O flowing for a
+    /// short grace period after this: the deletes are sent (after a token
+    /// refresh if need be) and their answers still arrive.
+    fn shutdown(&mut self, now: u64) {
+        if self.stopping {
+            return;
+        }
+        self.abandon_writes();
+        self.stopping = true;
+        self.to_read.clear();
+        self.kept.clear();
+        self.to_resolve.clear();
+        let ended = self.end_subscriptions();
+        self.log(
+            Level::Info,
+            format!("stopping; deleting {ended} subscription(s)"),
+        );
+        self.pump(now);
+    }
+
+    /// A new configuration replaces this one inside the same instance, with
+    /// no grace period: writes not yet answered fail, retryable, and the
+    /// subscriptions are left for the new configuration to adopt.
+    fn make_way(&mut self, _: u64) {
+        self.log(Level::Info, "making way for a new configuration");
+        self.abandon_writes();
+        self.stopping = true;
+    }
+
+    /// Actions produced since the last call.
+    fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.out)
     }
 }

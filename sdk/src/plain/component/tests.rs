@@ -9,7 +9,7 @@ use crate::types::{
     Capabilities, CloseInfo, ConnectorError, ConnectorStatus, EndpointId, Failure, HostError,
     PluginInfo, WriteAction, WriteRequest,
 };
-use crate::{Config, Cx, Event, Presence, WsMessage, WsPayload};
+use crate::{Config, Cx, Event, Header, Presence, WebhookRequest, WsMessage, WsPayload};
 
 fn info() -> PluginInfo {
     PluginInfo {
@@ -93,6 +93,11 @@ impl Core for Echo {
 
     fn on_ws_closed(&mut self, key: u8, close: &CloseInfo, _: u64) {
         self.log(format!("ws {key} closed {:?}", close.code));
+    }
+
+    fn webhook(&mut self, request: WebhookRequest, now: u64) -> Response {
+        self.log(format!("webhook {}", request.path));
+        Response::new(202, "text/plain", format!("{} at {now}", request.method))
     }
 
     fn watch(&mut self, endpoints: &[EndpointId], now: u64) {
@@ -184,6 +189,26 @@ fn each_hook_gets_the_clock_and_its_actions_are_carried_out() {
     assert_eq!(update.rich.unwrap().note.as_deref(), Some("busy"));
     hub.unwatch(&["201"]).unwrap();
     assert_eq!(lines(&mut hub).last().unwrap(), "unwatch [\"201\"]");
+}
+
+#[test]
+fn a_webhook_reaches_the_core_and_its_answer_goes_back_with_its_headers() {
+    let mut hub = configured();
+    hub.advance(250);
+    let answer = hub.webhook(webhook("POST", "/notify", &[], b"{}"));
+    assert_eq!(answer.status, 202);
+    assert_eq!(
+        answer.headers,
+        [Header {
+            name: "content-type".into(),
+            value: "text/plain".into(),
+        }]
+    );
+    assert_eq!(
+        answer.body,
+        format!("POST at {}", EPOCH_MS + 250).as_bytes()
+    );
+    assert_eq!(lines(&mut hub).last().unwrap(), "webhook /notify");
 }
 
 #[test]

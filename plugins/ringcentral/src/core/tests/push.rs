@@ -5,7 +5,7 @@ use super::*;
 use presence_connector_sdk::{LineState, Ordering};
 
 fn closes(h: &mut H, conn: u64, why: &str) {
-    h.core.on_ws_closed(conn, why.into(), false, h.now);
+    h.core.ws_closed(conn, why.into(), false, h.now);
 }
 
 #[test]

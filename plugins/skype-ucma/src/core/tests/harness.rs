@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::core::{Action, Core};
 use crate::settings::Settings;
 use crate::wire;
+use presence_connector_sdk::plain::Core as _;
 
 /// A connect: number, URL, upgrade headers.
 pub type Connect = (u64, String, Vec<(String, String)>);
@@ -226,7 +227,7 @@ impl H {
     // ---- the bridge's side -------------------------------------------
 
     pub fn open(&mut self) -> Value {
-        self.core.on_open(self.conn, self.now);
+        self.core.on_ws_open(self.conn, self.now);
         self.collect();
         let hello = self.sent_of("hello").pop().expect("hello");
         self.hub_nonce = hello["nonce"].as_str().unwrap().to_string();
@@ -234,12 +235,12 @@ impl H {
     }
 
     pub fn bridge(&mut self, msg: Value) {
-        self.core.on_text(self.conn, &msg.to_string(), self.now);
+        self.core.on_ws_text(self.conn, &msg.to_string(), self.now);
         self.collect();
     }
 
     pub fn bridge_text(&mut self, text: &str) {
-        self.core.on_text(self.conn, text, self.now);
+        self.core.on_ws_text(self.conn, text, self.now);
         self.collect();
     }
 
@@ -307,14 +308,14 @@ impl H {
             reason: String::new(),
             failure,
         };
-        self.core.on_closed(self.conn, &close, self.now);
+        self.core.on_ws_closed(self.conn, &close, self.now);
         self.collect();
     }
 
     /// Let time pass to `at` (absolute) and wake the core.
     pub fn at(&mut self, at: u64) {
         self.now = at;
-        self.core.on_wake(self.now);
+        self.core.on_timer((), self.now);
         self.collect();
     }
 

@@ -7,6 +7,7 @@ use presence_connector_sdk::{
 use serde_json::{Value, json};
 
 use super::harness::*;
+use presence_connector_sdk::plain::Core as _;
 
 fn raw(u: &presence_connector_sdk::PresenceUpdate, name: &str) -> Option<String> {
     u.raw

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::harness::*;
 use crate::core::HEARTBEAT_MS;
+use presence_connector_sdk::plain::Core as _;
 
 #[test]
 fn upgrade_carries_the_derived_bearer_never_the_token() {
@@ -383,7 +384,7 @@ fn garbage_and_binary_frames_are_protocol_errors_unknown_types_are_not() {
 
     let mut h = H::new(USER);
     h.up("self");
-    h.core.on_binary(h.conn, h.now);
+    h.core.on_ws_binary(h.conn, &[0], h.now);
     h.collect();
     assert_eq!(h.closes(), vec![(1, 4003)]);
 }
@@ -392,7 +393,7 @@ fn garbage_and_binary_frames_are_protocol_errors_unknown_types_are_not() {
 fn shutdown_says_bye_and_closes() {
     let mut h = H::new(USER);
     h.up("self");
-    h.core.shutdown("hub-stopping", h.now);
+    h.core.leave("hub-stopping", h.now);
     h.collect();
     assert_eq!(h.sent_of("bye").pop().unwrap()["reason"], "hub-stopping");
     assert_eq!(h.closes(), vec![(1, 1000)]);
@@ -418,7 +419,7 @@ fn a_stale_close_of_an_old_connection_is_ignored() {
         reason: String::new(),
         failure: None,
     };
-    h.core.on_closed(1, &close, h.now);
+    h.core.on_ws_closed(1, &close, h.now);
     h.collect();
     assert!(h.statuses().is_empty());
     assert!(h.connects().is_empty());

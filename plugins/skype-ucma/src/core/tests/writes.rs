@@ -464,7 +464,7 @@ fn shutdown_fails_every_open_write_once() {
         .write_presence(dnd(3, "bob@contoso.com", None), h.now)
         .unwrap();
     h.collect();
-    h.core.shutdown("hub-stopping", h.now);
+    h.core.leave("hub-stopping", h.now);
     h.collect();
     let mut ids: Vec<u64> = h.outcomes().into_iter().map(|(id, _)| id).collect();
     ids.sort();

@@ -121,7 +121,7 @@ fn a_subscription_created_while_stopping_is_deleted() {
 fn a_new_configuration_in_the_same_instance_leaves_them_to_adopt() {
     let (mut h, _, _) = subscribed();
     h.take();
-    h.core.make_way();
+    h.core.make_way(h.now);
     assert!(deletes(&h.requests()).is_empty());
 }
 

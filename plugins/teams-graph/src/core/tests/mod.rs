@@ -8,6 +8,7 @@ use presence_connector_sdk::{
 use serde_json::{Value, json};
 
 use super::*;
+use presence_connector_sdk::plain::Core as _;
 
 mod fuzz;
 mod goodbye;
