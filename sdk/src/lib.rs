@@ -11,7 +11,10 @@
 //! one host timer, handles mapped back to keys, host refusals fed back as
 //! failures). With the `testkit` feature, [`testkit::TestHub`] runs the same
 //! runtime natively over a fake host, so a connector is tested with
-//! `cargo test`. See `sdk/GUIDE.md` for the walk-through.
+//! `cargo test`. A connector whose protocol logic is an I/O-free state
+//! machine implements [`plain::Core`] instead and registers
+//! [`plain::Plain`], the one adapter that makes such a core a [`Connector`].
+//! See `sdk/GUIDE.md` for the walk-through.
 //!
 //! ```ignore
 //! use presence_connector_sdk::{self as sdk, Config, Connector, ConnectorError, Cx};
