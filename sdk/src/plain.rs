@@ -2,7 +2,7 @@
 //!
 //! Such a core returns what it wants done as [`Action`]s (requests as
 //! [`Request`], with headers as `(name, value)` pairs, the shape
-//! [`graph`](crate::graph) reads too), gets its answers as [`Response`] or
+//! `graph` module (feature `graph`) reads too), gets its answers as [`Response`] or
 //! as the rendered reason there was none ([`outcome`]), and names log
 //! levels with [`Level`]. Such a core implements [`Core`], and [`Plain`]
 //! makes it a [`Connector`], handing each action to [`Cx::apply`] (see
