@@ -232,7 +232,15 @@ impl PostgresStore {
             }
         }
 
-        spawn_listener(config, signals.clone(), stop.clone());
+        // Wait until the LISTEN is in place: a change committed after
+        // connect returns always wakes this node.
+        let ready = spawn_listener(config, signals.clone(), stop.clone());
+        if ready.recv_timeout(Duration::from_secs(15)).is_err() {
+            stop.store(true, Ordering::Relaxed);
+            return Err(StoreError::Postgres(
+                "the notification connection (LISTEN) did not come up within 15 s".into(),
+            ));
+        }
         Ok(Self {
             jobs,
             secrets,
@@ -440,12 +448,14 @@ fn spawn_workers(config: &Config, n: usize) -> mpsc::Sender<Job> {
 
 /// `LISTEN` on [`CHANNEL`] and forward notifications as signals until
 /// `stop`; reconnects (backing off up to 5 s) and then sends
-/// [`ClusterSignal::Reconnected`].
+/// [`ClusterSignal::Reconnected`]. The returned channel receives `()` once
+/// the first `LISTEN` is in place.
 fn spawn_listener(
     config: Config,
     signals: broadcast::Sender<ClusterSignal>,
     stop: Arc<AtomicBool>,
-) {
+) -> mpsc::Receiver<()> {
+    let (ready_tx, ready) = mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("pg-listen".into())
         .spawn(move || {
@@ -465,7 +475,9 @@ fn spawn_listener(
                     }
                 };
                 backoff = Duration::from_millis(100);
-                if !first {
+                if first {
+                    let _ = ready_tx.send(());
+                } else {
                     tracing::info!("PostgreSQL LISTEN connection back");
                     let _ = signals.send(ClusterSignal::Reconnected);
                 }
@@ -509,6 +521,7 @@ fn spawn_listener(
             }
         })
         .expect("spawn the LISTEN thread");
+    ready
 }
 
 /// `msg:<seq>` or `<table>:<origin node>`.
@@ -1362,26 +1375,36 @@ impl Coordination for PostgresStore {
         instance: Option<&str>,
         payload: &str,
     ) -> Result<i64, StoreError> {
-        let fence = instance.and_then(|i| self.fence_of(i).map(|f| (i.to_owned(), f)));
+        let (inst, fence) = match instance.and_then(|i| self.fence_of(i).map(|f| (i, f))) {
+            Some((i, f)) => (Some(i.to_owned()), Some(f)),
+            None => (None, None),
+        };
         let (topic, payload, node) = (topic.to_owned(), payload.to_owned(), self.node_id.clone());
         let r = self.run(move |c| {
-            let mut tx = c.transaction()?;
-            if let Some((instance, f)) = &fence {
-                check_fence_tx(&mut tx, instance, &node, *f)?;
-            }
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PUBLISH_LOCK])?;
-            let seq: i64 = tx
-                .query_one(
-                    "INSERT INTO cluster_log (origin, topic, payload) VALUES ($1, $2, $3) RETURNING seq",
-                    &[&node, &topic, &payload],
-                )?
-                .get(0);
-            tx.execute(
-                "SELECT pg_notify($1, $2)",
-                &[&CHANNEL, &format!("msg:{seq}")],
+            // One statement, so one round trip and its own transaction
+            // (migration V2: the fence check FOR SHARE, the lock, the
+            // append, the NOTIFY).
+            let row = c.query_one(
+                "SELECT o_seq, o_holder, o_fence FROM hub_publish($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &node,
+                    &topic,
+                    &payload,
+                    &inst,
+                    &fence,
+                    &PUBLISH_LOCK,
+                    &CHANNEL,
+                ],
             )?;
-            tx.commit()?;
-            Ok(seq)
+            match row.get::<_, Option<i64>>(0) {
+                Some(seq) => Ok(seq),
+                None => Err(StoreError::Fenced {
+                    instance: inst.unwrap_or_default(),
+                    holder: row.get(1),
+                    fence: row.get(2),
+                    this_fence: fence.unwrap_or_default(),
+                }),
+            }
         });
         self.logged(r)
     }
