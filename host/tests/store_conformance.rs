@@ -415,7 +415,7 @@ fn leases_acquire_renew_release() {
     // The fence counter survives the release.
     let lb = p.b.acquire("pbx", TTL).unwrap().unwrap();
     assert_eq!((lb.node.as_str(), lb.fence), ("node-b", 2));
-    assert_eq!(p.a.leases().unwrap(), vec![lb]);
+    assert_eq!(p.a.leases().unwrap(), vec![lb.clone()]);
 
     let nodes = p.a.heartbeat("http://127.0.0.1:1", TTL).unwrap();
     assert_eq!(nodes.len(), 1);
@@ -425,10 +425,19 @@ fn leases_acquire_renew_release() {
         ["node-a", "node-b"]
     );
     assert!(nodes[0].seen_at_ms > nodes[0].started_at_ms);
+    p.b.set_fence("pbx", Some(lb.fence));
+    p.b.kv_set("pbx", "k", b"v", 100).unwrap();
     p.b.leave().unwrap();
     assert!(
         p.a.leases().unwrap().is_empty(),
         "leave drops the node's leases"
+    );
+    assert!(
+        matches!(
+            p.b.kv_set("pbx", "k", b"late", 100),
+            Err(StoreError::Fenced { holder: None, .. })
+        ),
+        "a write after leaving is refused"
     );
     assert_eq!(p.a.heartbeat("http://127.0.0.1:1", TTL).unwrap().len(), 1);
     // An expired heartbeat is not alive.

@@ -1221,11 +1221,10 @@ impl Coordination for PostgresStore {
     }
 
     fn leave(&self) -> Result<(), StoreError> {
+        // The fences stay set: a write still in flight after this (a
+        // write-behind flush) is refused instead of landing unchecked on an
+        // instance another node may hold by then.
         let node = self.node_id.clone();
-        self.fences
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
         self.run(move |c| {
             let mut tx = c.transaction()?;
             tx.execute("DELETE FROM leases WHERE node = $1", &[&node])?;
