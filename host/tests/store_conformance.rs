@@ -364,6 +364,33 @@ fn tls_is_refused_clearly() {
     );
 }
 
+/// A log sink for one test's tracing output.
+#[derive(Clone, Default)]
+struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Log {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Log {
+    type Writer = Log;
+    fn make_writer(&'a self) -> Log {
+        self.clone()
+    }
+}
+
 // ---- What only the shared store does ----------------------------------
 
 /// Two nodes on one database, sharing node A's secret.key.
@@ -466,8 +493,26 @@ fn takeover_after_expiry_fences_the_old_holder() {
     assert!(new.fence > old.fence);
     assert_eq!(new.node, "node-b");
 
-    // Node A wakes up and acts under its old fence: refused.
-    let err = p.a.kv_set("pbx", "sub", b"stale", 1000).unwrap_err();
+    // Node A wakes up and acts under its old fence: refused, and logged.
+    let log = Log::default();
+    let err = tracing::subscriber::with_default(
+        tracing_subscriber::fmt()
+            .with_writer(log.clone())
+            .with_ansi(false)
+            .finish(),
+        || p.a.kv_set("pbx", "sub", b"stale", 1000).unwrap_err(),
+    );
+    let line = log.text();
+    assert!(
+        line.contains("WARN")
+            && line.contains("fenced: write refused")
+            && line.contains("instance=pbx node=node-a")
+            && line.contains(&format!(
+                "fence={} holder=node-b holder_fence={}",
+                old.fence, new.fence
+            )),
+        "{line}"
+    );
     match &err {
         StoreError::Fenced {
             instance,

@@ -282,7 +282,7 @@ impl PostgresStore {
                 instance = %instance,
                 node = %self.node_id,
                 fence = this_fence,
-                holder = holder.as_deref().unwrap_or("-"),
+                holder = %holder.as_deref().unwrap_or("-"),
                 holder_fence = fence.unwrap_or(0),
                 "fenced: write refused, a newer lease holds the instance; this node stops acting for it"
             );
