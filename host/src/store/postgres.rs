@@ -98,14 +98,18 @@ enum KeyCheck {
 impl PostgresStore {
     /// Connect to `url` (a libpq URL or key=value string, e.g.
     /// `postgres://hub:pw@db.example.net/hub`; TLS is not supported: use a
-    /// trusted network or a local socket), apply pending migrations and
-    /// check the key. `data_dir` holds `secret.key`, created on the first
-    /// node; every further node needs a copy of that file. `node_id` names
-    /// this node in leases, heartbeats and notifications.
+    /// trusted network or a local socket), apply pending migrations, check
+    /// the key, and return once the `LISTEN` connection is in place.
+    /// `data_dir` holds `secret.key`, created by the first node to connect
+    /// (which leaves a sealed check value in `settings`); every further
+    /// node needs a copy of that file. `node_id` names this node in leases,
+    /// heartbeats and notifications. Blocks (up to about 20 s when the
+    /// database does not answer); fine on a Tokio thread.
     ///
-    /// Errors: [`StoreError::Postgres`] when the database cannot be reached
-    /// or migrated; [`StoreError::SecretKey`] when `secret.key` is missing
-    /// or differs from the first node's while the database holds secrets.
+    /// Errors: [`StoreError::Postgres`] when the URL is invalid or asks for
+    /// TLS, or the database cannot be reached or migrated;
+    /// [`StoreError::SecretKey`] when `secret.key` is missing or is not the
+    /// first node's.
     pub fn connect(url: &str, data_dir: &Path, node_id: &str) -> Result<Self, StoreError> {
         Self::open(url, data_dir, node_id, KeyCheck::Verify)
     }
