@@ -58,6 +58,17 @@ pub struct HubConfig {
     /// PEM private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1). Env:
     /// `HUB_TLS_KEY`.
     pub tls_key: Option<PathBuf>,
+    /// A PostgreSQL database shared by several hub nodes
+    /// (`postgres://user:password@host:5432/hub`, libpq's URL form).
+    /// Unset, the hub keeps everything in its embedded SQLite database in
+    /// `data_dir`. Every node sharing a database must have the same
+    /// `secret.key` in its `data_dir`. Env: `HUB_DATABASE_URL`. Never
+    /// logged (it may hold a password).
+    pub database_url: Option<String>,
+    /// This node's id in a cluster (letters, digits, `-`, `_`, `.`; at
+    /// most 64). Unset: the host name and the listen port. Env:
+    /// `HUB_NODE_ID`.
+    pub node_id: Option<String>,
     /// Limits applied where a plugin manifest asks for more or says nothing.
     pub limits: Limits,
 }
@@ -199,6 +210,8 @@ impl Default for HubConfig {
             ready_requires: Vec::new(),
             tls_cert: None,
             tls_key: None,
+            database_url: None,
+            node_id: None,
             limits: Limits::default(),
         }
     }
@@ -347,6 +360,10 @@ impl HubConfig {
                 })?
             }
             "HUB_DATA_DIR" => self.data_dir = value.into(),
+            "HUB_DATABASE_URL" => {
+                self.database_url = Some(value.into()).filter(|v: &String| !v.is_empty())
+            }
+            "HUB_NODE_ID" => self.node_id = Some(value.into()).filter(|v: &String| !v.is_empty()),
             "HUB_PLUGINS_DIR" => self.plugins_dir = value.into(),
             "HUB_LOG_FORMAT" => {
                 self.log_format = match value {

@@ -6,11 +6,14 @@ use rand::RngCore;
 use tokio::net::TcpListener;
 
 use crate::api::{self, AdminAuth, AppState};
+use crate::cluster::LeaseBook;
+use crate::cluster::leases::Keeper;
 use crate::config::HubConfig;
 use crate::engine::sync::WriteIds;
 use crate::presence::Presence;
+use crate::runtime::Placement;
 use crate::runtime::{Runtime, Services, WriteRegistry};
-use crate::store::{SqliteStore, Store};
+use crate::store::{Coordination, SqliteStore, Store};
 use crate::telemetry::Metrics;
 
 const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
@@ -29,6 +32,9 @@ pub struct Hub {
     /// loses no token, the next start makes one.
     new_admin_token: Option<String>,
     store: Arc<dyn Store>,
+    /// One node of a cluster: the shared database's coordination and this
+    /// node's leases.
+    cluster: Option<(Arc<dyn Coordination>, Arc<LeaseBook>)>,
 }
 
 impl Hub {
@@ -52,7 +58,10 @@ impl Hub {
             plugins_dir = %absolute(&config.plugins_dir).display(),
             "data (HUB_DATA_DIR) and shipped plugins (HUB_PLUGINS_DIR)"
         );
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
+        let (store, coord) = open_store(&config).await?;
+        let book = coord
+            .as_ref()
+            .map(|c| Arc::new(LeaseBook::new(c.node_id())));
         let (hash, new_admin_token) = admin_hash(&config, store.as_ref())?;
         let store_handle = store.clone();
         let auth = Arc::new(AdminAuth::new(hash, store.clone())?);
@@ -64,10 +73,22 @@ impl Hub {
         ));
         let (presence, flows) =
             Presence::open(store.clone(), metrics.presence.clone(), write_ids.clone())?;
+        // A cluster node's connectors report through the relay, which
+        // hands everything to this node's presence service and publishes it
+        // to the others.
+        let reports = match &coord {
+            Some(c) => crate::cluster::relay::start(
+                c.clone(),
+                store.clone(),
+                presence.inbox(),
+                metrics.cluster.clone(),
+            )?,
+            None => presence.inbox(),
+        };
         let services = Services {
             store,
             metrics,
-            presence: presence.inbox(),
+            presence: reports,
             writes: Arc::new(WriteRegistry::new(write_ids)),
         };
         let runtime = Runtime::new(
@@ -79,6 +100,10 @@ impl Hub {
                 .public_url
                 .as_deref()
                 .map(|u| format!("{}/hooks", u.trim_end_matches('/'))),
+            match &book {
+                Some(b) => Placement::Held(b.clone()),
+                None => Placement::All,
+            },
         )?;
         runtime.follow_watches(flows.watches);
         runtime.follow_sync_writes(flows.writes);
@@ -115,6 +140,7 @@ impl Hub {
             state,
             new_admin_token,
             store: store_handle,
+            cluster: coord.zip(book),
         })
     }
 
@@ -154,6 +180,38 @@ impl Hub {
         if self.config.admin_token.as_deref().is_none_or(str::is_empty) {
             follow_admin_rotation(self.store.clone(), self.state.clone());
         }
+        let keeper = self.cluster.as_ref().map(|(coord, book)| {
+            let api_url = self
+                .config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("{scheme}://{addr}"));
+            let presence = self.state.presence.clone();
+            let keeper = Keeper::new(
+                coord.clone(),
+                book.clone(),
+                self.runtime.clone(),
+                api_url,
+                self.state.metrics.cluster.clone(),
+                Box::new(move |first| presence.log().set_writes_derived(first)),
+            );
+            keeper.spawn();
+            crate::cluster::follow::spawn(
+                coord.clone(),
+                self.runtime.clone(),
+                self.state.presence.clone(),
+                self.state.auth.clone(),
+                keeper.clone(),
+            );
+            crate::cluster::relay::follow(
+                coord.clone(),
+                self.store.clone(),
+                self.state.presence.inbox(),
+                self.state.metrics.cluster.clone(),
+            );
+            crate::cluster::relay::prune(coord.clone(), crate::timing::CLUSTER_LOG_KEEP);
+            keeper
+        });
         let metrics = self.state.metrics.clone();
         let app = api::router(self.state, self.config.limits.max_upload_bytes)
             .layer(axum::middleware::from_fn_with_state(
@@ -171,8 +229,62 @@ impl Hub {
             );
         crate::io::listener::serve(listener, app, self.config.limits.listen(), tls, shutdown).await;
         self.runtime.shutdown().await;
+        if let Some(keeper) = keeper {
+            // The runs have stopped: hand the leases back at once.
+            keeper.leave().await;
+        }
         Ok(())
     }
+}
+
+/// The store the configuration names: PostgreSQL shared with other nodes
+/// (`database_url`), else the embedded SQLite database in `data_dir`.
+async fn open_store(
+    config: &HubConfig,
+) -> anyhow::Result<(Arc<dyn Store>, Option<Arc<dyn Coordination>>)> {
+    let Some(url) = config.database_url.clone() else {
+        return Ok((Arc::new(SqliteStore::open(&config.data_dir)?), None));
+    };
+    let node = node_id(config)?;
+    let dir = config.data_dir.clone();
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("cannot create the data folder {}: {e}", dir.display()))?;
+    let id = node.clone();
+    let pg =
+        tokio::task::spawn_blocking(move || crate::store::PostgresStore::connect(&url, &dir, &id))
+            .await??;
+    tracing::info!(node = %node, "one node of a cluster on PostgreSQL (database_url)");
+    let pg = Arc::new(pg);
+    Ok((pg.clone(), Some(pg)))
+}
+
+/// This node's id: `node_id` / `HUB_NODE_ID`, else the host name and the
+/// listen port.
+fn node_id(config: &HubConfig) -> anyhow::Result<String> {
+    let id = match &config.node_id {
+        Some(id) => id.clone(),
+        None => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "node".into());
+            match config.listen.port() {
+                // A port picked by the system: unique by a random suffix.
+                0 => format!("{host}-{:08x}", rand::random::<u32>()),
+                port => format!("{host}-{port}"),
+            }
+        }
+    };
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        anyhow::bail!("node_id (HUB_NODE_ID) {id:?} must be 1-64 letters, digits, '-', '_' or '.'");
+    }
+    Ok(id)
 }
 
 /// The admin token's hash, and a newly generated token to store and print

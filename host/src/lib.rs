@@ -12,6 +12,7 @@
 //! - [`api`]: the axum REST admin API, webhooks, health and metrics.
 
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod hub;

@@ -163,6 +163,17 @@ pub struct BuildLabels {
 /// The connector API version the host implements (the newest WIT package).
 pub const CONNECTOR_API: &str = "0.2.0";
 
+/// A cluster node's lease and relay figures; clones share the values.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterCounters {
+    pub leases_held: Gauge,
+    pub nodes_alive: Gauge,
+    pub takeovers: Counter,
+    pub leases_lost: Counter,
+    pub published: Counter,
+    pub applied: Counter,
+}
+
 /// The presence pipeline's counters; clones share the values.
 #[derive(Clone, Debug, Default)]
 pub struct PresenceCounters {
@@ -194,6 +205,8 @@ pub struct PresenceCounters {
 pub struct Metrics {
     /// The presence pipeline (not per connector).
     pub presence: PresenceCounters,
+    /// This node's share of a cluster (all 0 on a single hub).
+    pub cluster: ClusterCounters,
     registry: Registry,
     /// Events delivered to a connector (datagrams, stream data, timers, ...).
     pub events_in: Family<ConnectorLabels, Counter>,
@@ -261,8 +274,39 @@ impl Default for Metrics {
             http_duration: Family::new_with_constructor(latency_histogram),
             status_refresh: std::sync::Mutex::new(()),
             presence: PresenceCounters::default(),
+            cluster: ClusterCounters::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "cluster_leases_held",
+            "Connector instances whose lease this node holds (it runs them)",
+            m.cluster.leases_held.clone(),
+        );
+        registry.register(
+            "cluster_nodes_alive",
+            "Hub nodes with a live heartbeat in the shared database, this one included",
+            m.cluster.nodes_alive.clone(),
+        );
+        registry.register(
+            "cluster_takeovers",
+            "Connector instances this node took over from another node whose lease lapsed or was handed back",
+            m.cluster.takeovers.clone(),
+        );
+        registry.register(
+            "cluster_leases_lost",
+            "Leases this node could not renew (another node took the instance): its run here was stopped",
+            m.cluster.leases_lost.clone(),
+        );
+        registry.register(
+            "cluster_messages_published",
+            "Reports and statuses of this node's connectors published to the other nodes",
+            m.cluster.published.clone(),
+        );
+        registry.register(
+            "cluster_messages_applied",
+            "Reports and statuses from other nodes' connectors applied here",
+            m.cluster.applied.clone(),
+        );
         for (name, help, c) in [
             (
                 "presence_reports",

@@ -116,3 +116,26 @@ pub const DIRECTORY_SCHEDULE_TICK: Duration = Duration::from_secs(1);
 /// The shortest schedule a directory sync accepts (`interval_seconds`),
 /// so a directory is not searched in a tight loop.
 pub const DIRECTORY_MIN_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A cluster node's heartbeat and its connector instances' leases last
+/// this long in the database (its clock) without renewal: a node that dies
+/// has its instances taken by others within this plus [`LEASE_CHECK`].
+pub const LEASE_TTL: Duration = Duration::from_secs(6);
+
+/// How often a cluster node renews its heartbeat and leases and looks for
+/// instances to take: a third of [`LEASE_TTL`], so two renewals may fail
+/// (a slow database) before a lease lapses.
+pub const LEASE_CHECK: Duration = Duration::from_secs(2);
+
+/// A node that joins takes over its share of instances from others only
+/// after it has been alive this long, so a node that flaps does not move
+/// connectors back and forth.
+pub const REBALANCE_SETTLE: Duration = Duration::from_secs(10);
+
+/// A cluster node reads the cluster log at least this often even when no
+/// notification arrives (one lost with a dropped connection).
+pub const CLUSTER_LOG_POLL: Duration = Duration::from_secs(1);
+
+/// How long the cluster log keeps messages; the latest presence of every
+/// endpoint stays in the store beyond it.
+pub const CLUSTER_LOG_KEEP: Duration = Duration::from_secs(3600);

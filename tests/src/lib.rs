@@ -88,12 +88,33 @@ impl Hub {
         Self::start_with_nofile(plugins, env, None)
     }
 
+    /// [`Hub::start`] after `prepare` has put files into the (empty) data
+    /// folder, e.g. the `secret.key` every node of a cluster shares.
+    pub fn start_prepared(
+        plugins: &[&str],
+        env: &[(&str, &str)],
+        prepare: impl FnOnce(&Path),
+    ) -> Hub {
+        Self::start_inner(plugins, env, None, prepare)
+    }
+
     /// [`Hub::start`] with the process's descriptor limit (soft and hard)
     /// set to `nofile`, as an operator's `ulimit -n` would.
     pub fn start_with_nofile(plugins: &[&str], env: &[(&str, &str)], nofile: Option<u64>) -> Hub {
+        Self::start_inner(plugins, env, nofile, |_| {})
+    }
+
+    fn start_inner(
+        plugins: &[&str],
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+        prepare: impl FnOnce(&Path),
+    ) -> Hub {
         let dir = tempfile::tempdir().unwrap();
         let pdir = dir.path().join("plugins");
         std::fs::create_dir_all(&pdir).unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        prepare(&dir.path().join("data"));
         for p in plugins {
             let src = dist(p);
             copy_dir(&src, &pdir.join(src.file_name().unwrap()));

@@ -113,6 +113,45 @@ impl AdminAuth {
         })
     }
 
+    /// Take in tokens another node of a cluster created or revoked in the
+    /// shared store: a revoked token's feeds end here too.
+    pub fn follow_store(&self) -> Result<(), StoreError> {
+        let stored: HashMap<[u8; 32], TokenRecord> = self
+            .store
+            .tokens()?
+            .into_iter()
+            .filter_map(|t| {
+                let h = <[u8; 32]>::try_from(hex::decode(&t.sha256).ok()?).ok()?;
+                Some((h, t))
+            })
+            .collect();
+        let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
+        tokens.retain(|h, held| {
+            let keep = stored.contains_key(h);
+            if !keep {
+                held.revoked.send_replace(true);
+            }
+            keep
+        });
+        for (h, t) in stored {
+            if tokens.contains_key(&h) {
+                continue;
+            }
+            if let Some(role) = Role::parse(&t.role) {
+                tokens.insert(
+                    h,
+                    Held {
+                        id: t.id,
+                        name: t.name,
+                        role,
+                        revoked: watch::channel(false).0,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// SHA-256 of a token.
     pub fn hash(token: &str) -> [u8; 32] {
         Sha256::digest(token.as_bytes()).into()

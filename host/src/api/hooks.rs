@@ -8,6 +8,73 @@ use axum::response::{IntoResponse, Response};
 use super::{ApiError, AppState};
 use crate::runtime::{Header, WebhookRequest};
 
+/// Marks a webhook one node passed to the node running its connector.
+const FORWARDED: &str = "x-presence-hub-forwarded";
+
+/// Pass a webhook to the node at `url` that runs `instance`, and answer
+/// with what it answered.
+async fn forward(
+    url: &str,
+    instance: &str,
+    path: &str,
+    request: WebhookRequest,
+) -> Result<Response, ApiError> {
+    let mut target = format!("{}/hooks/{instance}", url.trim_end_matches('/'));
+    if !path.is_empty() {
+        target.push('/');
+        target.push_str(path);
+    }
+    if !request.query.is_empty() {
+        target.push('?');
+        target.push_str(&request.query);
+    }
+    let mut headers: Vec<(String, String)> = request
+        .headers
+        .into_iter()
+        // Hop-by-hop and length headers are the client's to set again.
+        .filter(|h| {
+            !matches!(
+                h.name.as_str(),
+                "host" | "connection" | "content-length" | "transfer-encoding" | "keep-alive"
+            )
+        })
+        .map(|h| (h.name, h.value))
+        .collect();
+    headers.push((FORWARDED.into(), "1".into()));
+    let answer = crate::io::forward(crate::io::HttpRequest {
+        method: request.method,
+        url: target,
+        headers,
+        body: request.body,
+        timeout: None,
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("the node running connector {instance} did not answer: {e}"),
+        )
+    })?;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut out = (status, answer.body).into_response();
+    out.extensions_mut().insert(super::error::PluginAnswer);
+    for (name, value) in answer.headers {
+        if matches!(
+            name.as_str(),
+            "connection" | "content-length" | "transfer-encoding" | "keep-alive"
+        ) {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            out.headers_mut().append(name, value);
+        }
+    }
+    Ok(out)
+}
+
 pub async fn root(
     State(s): State<AppState>,
     Path(instance): Path<String>,
@@ -66,6 +133,13 @@ async fn dispatch(
             .collect(),
         body: body.to_vec(),
     };
+    // Another node of the cluster runs the instance: pass the request on
+    // (once: a forwarded request is never forwarded again).
+    if let Some(url) = s.runtime.placement().url_elsewhere(&instance)
+        && !request.headers.iter().any(|h| h.name == FORWARDED)
+    {
+        return forward(&url, &instance, &path, request).await;
+    }
     // Unknown, disabled and webhook-less instances answer alike, naming
     // nothing: the answer does not tell which instance ids exist.
     use crate::telemetry::WebhookResult;

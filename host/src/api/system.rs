@@ -69,7 +69,16 @@ pub async fn ready(State(s): State<AppState>, RawQuery(query): RawQuery) -> impl
     let mut up = Vec::new();
     let mut down = Vec::new();
     let mut reasons = std::collections::BTreeMap::new();
+    let share = s.runtime.placement().share();
+    let mut elsewhere = Vec::new();
     for c in &connectors {
+        // Run by another node of the cluster: that node's /readyz says how.
+        if let (None, Some(node), Some(sh)) = (&c.status, &c.node, &share)
+            && *node != sh.node
+        {
+            elsewhere.push(c.id.clone());
+            continue;
+        }
         let why = match &c.status {
             Some(st) => st.why_not_up(),
             None => Some(
@@ -116,7 +125,14 @@ pub async fn ready(State(s): State<AppState>, RawQuery(query): RawQuery) -> impl
             },
         })
         .collect();
-    let ready = problems.is_empty() && not_ready.is_empty();
+    // Required connectors run elsewhere count as up here.
+    let not_ready: Vec<_> = not_ready
+        .into_iter()
+        .filter(|n| !elsewhere.contains(&n.id))
+        .collect();
+    let ready = problems.is_empty()
+        && not_ready.is_empty()
+        && share.as_ref().is_none_or(|sh| sh.holds_share);
     let status = if ready {
         StatusCode::OK
     } else {
@@ -132,6 +148,8 @@ pub async fn ready(State(s): State<AppState>, RawQuery(query): RawQuery) -> impl
             not_ready,
             down,
             up,
+            elsewhere,
+            cluster: share,
         }),
     )
 }
@@ -154,6 +172,12 @@ pub struct ReadinessReport {
     pub down: Vec<ConnectorDown>,
     /// Connectors running and `up-and-running`.
     pub up: Vec<String>,
+    /// Connectors another node of the cluster runs (its `/readyz` tells
+    /// how they are).
+    pub elsewhere: Vec<String>,
+    /// One node of a cluster: its share of the connector instances. The
+    /// node is ready only while it runs every instance that belongs on it.
+    pub cluster: Option<crate::cluster::Share>,
 }
 
 /// A required connector that is not up.

@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 
 pub use dns::dns_failures;
 pub use failure::{CloseInfo, Failure};
-pub use http::{HttpRequest, HttpResponse};
+pub use http::{HttpRequest, HttpResponse, forward};
 pub use websocket::WsOptions;
 
 /// Most open handles (sockets, streams, requests, timers) per instance run.

@@ -348,6 +348,130 @@ impl Inbox {
     }
 }
 
+/// A connector's report as it crosses from the node that runs the
+/// connector to the others (see [`crate::cluster::relay`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Relayed {
+    Report {
+        report: Box<PresenceReport>,
+    },
+    State {
+        endpoint: String,
+        state: EndpointState,
+        detail: Option<String>,
+    },
+    Directory {
+        entries: Vec<DirectoryEntry>,
+        first_page: bool,
+        /// The last page (a directory sync reads only a whole directory).
+        #[serde(default)]
+        complete: bool,
+    },
+}
+
+impl Inbox {
+    /// A second inbox whose queue a relay drains with [`Inbox::relay`]
+    /// instead of the presence service (a cluster node's connectors report
+    /// into it). It counts into the same counters.
+    pub fn relay_inbox(&self) -> Inbox {
+        Self::with(false, self.0.counters.clone())
+    }
+
+    /// Take what waits in this relay inbox (waiting until something does
+    /// or `until` passes), hand all of it to `local` in order, and return
+    /// what other nodes must apply too: reports, endpoint states and
+    /// directory pages, by instance, in order. `None` once closed.
+    pub fn relay(&self, until: Instant, local: &Inbox) -> Option<Vec<(Arc<str>, Relayed)>> {
+        let q = self.take(until);
+        let mut out = Vec::new();
+        fn reports(
+            local: &Inbox,
+            pending: HashMap<(Arc<str>, String), Pending>,
+            out: &mut Vec<(Arc<str>, Relayed)>,
+        ) {
+            for ((instance, endpoint), p) in pending {
+                for (report, _) in p.reports {
+                    local.report(&instance, report.clone());
+                    out.push((
+                        instance.clone(),
+                        Relayed::Report {
+                            report: Box::new(report),
+                        },
+                    ));
+                }
+                if let Some((state, detail, _)) = p.state {
+                    local.endpoint_state(&instance, endpoint.clone(), state, detail.clone());
+                    out.push((
+                        instance.clone(),
+                        Relayed::State {
+                            endpoint,
+                            state,
+                            detail,
+                        },
+                    ));
+                }
+            }
+        }
+        for ev in q.events {
+            match ev {
+                Event::Reports(pending) => reports(local, pending, &mut out),
+                Event::Directory {
+                    instance,
+                    entries,
+                    first_page,
+                    complete,
+                } => {
+                    local.directory(&instance, entries.clone(), first_page, complete);
+                    out.push((
+                        instance,
+                        Relayed::Directory {
+                            entries,
+                            first_page,
+                            complete,
+                        },
+                    ));
+                }
+                Event::Instance(info) => local.instance(info),
+                Event::InstanceRemoved(id) => local.instance_removed(&id),
+                Event::Running(id, running) => local.running(&id, running),
+                Event::Decision {
+                    instance,
+                    endpoint,
+                    kind,
+                    detail,
+                } => local.decision(&instance, endpoint, kind, detail),
+                Event::WriteSettled { id, result } => local.write_settled(id, result),
+                Event::Command(c) => local.command(c),
+            }
+        }
+        reports(local, q.endpoints, &mut out);
+        (!q.closed).then_some(out)
+    }
+
+    /// Apply what another node's connector reported.
+    pub fn apply_relayed(&self, instance: &Arc<str>, item: Relayed) {
+        match item {
+            Relayed::Report { report } => self.report(instance, *report),
+            Relayed::State {
+                endpoint,
+                state,
+                detail,
+            } => self.endpoint_state(instance, endpoint, state, detail),
+            Relayed::Directory {
+                entries,
+                first_page,
+                complete,
+            } => self.directory(instance, entries, first_page, complete),
+        }
+    }
+
+    /// Stop a relay inbox: [`Inbox::relay`] answers `None` once drained.
+    pub fn close_relay(&self) {
+        self.close();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,14 @@ pub struct EventLog {
     tx: mpsc::Sender<EventRecord>,
     store: Arc<dyn Store>,
     dropped: prometheus_client::metrics::counter::Counter,
+    /// Whether this node writes the entries every node's presence service
+    /// derives alike from the same reports (`report`, `decision`, `sync`).
+    /// In a cluster one node writes them to the shared log, not each.
+    writes_derived: std::sync::atomic::AtomicBool,
 }
+
+/// Entries every node of a cluster derives alike from the same reports.
+const DERIVED_KINDS: [&str; 3] = ["report", "decision", "sync"];
 
 impl EventLog {
     /// Start the writer; entries dropped under overload count in `dropped`.
@@ -55,11 +62,30 @@ impl EventLog {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         });
-        Self { tx, store, dropped }
+        Self {
+            tx,
+            store,
+            dropped,
+            writes_derived: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
+    /// Whether this node writes derived entries (see
+    /// [`crate::cluster::leases`]: the first live node does).
+    pub fn set_writes_derived(&self, on: bool) {
+        self.writes_derived
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Queue an entry.
     pub fn record(&self, e: EventRecord) {
+        if !self
+            .writes_derived
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && DERIVED_KINDS.contains(&e.kind.as_str())
+        {
+            return;
+        }
         if self.tx.try_send(e).is_err() {
             self.dropped.inc();
         }

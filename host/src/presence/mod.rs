@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use feed::{FeedEvent, FeedKind, Next, Route, Subscription};
-pub use inbox::{Inbox, InstanceInfo};
+pub use inbox::{Inbox, InstanceInfo, Relayed};
 pub use log::EventLog;
 
 use crate::engine::EndpointView;
@@ -386,6 +386,65 @@ impl Presence {
         self.record("settings", None, format!("rules changed: {text}"));
         self.ask(|r| Command::SetRules(rules.clone(), r)).await?;
         Ok(rules)
+    }
+
+    /// Take in users, notes and rules another node of a cluster changed in
+    /// the shared store: the service's view is made equal to the store's
+    /// (users created, replaced or gone; notes added or gone; the rules).
+    pub async fn follow_store(&self) -> Result<(), PresenceError> {
+        let _edit = self.edits.lock().await;
+        let (users, notes, rules) = self
+            .blocking(|s| Ok((s.users()?, s.notes()?, s.setting(RULES_KEY)?)))
+            .await?;
+        let mut stored = Vec::with_capacity(users.len());
+        for (name, rec) in users {
+            let user: User = serde_json::from_str(&rec)
+                .map_err(|e| PresenceError::Store(corrupt(format!("user {name}"), e)))?;
+            stored.push(user);
+        }
+        let current: std::collections::HashMap<String, Arc<User>> = self
+            .users()
+            .await?
+            .into_iter()
+            .map(|u| (u.username.clone(), u))
+            .collect();
+        let names: std::collections::HashSet<&str> =
+            stored.iter().map(|u| u.username.as_str()).collect();
+        for gone in current.keys().filter(|n| !names.contains(n.as_str())) {
+            self.ask(|r| Command::DeleteUser(gone.clone(), r)).await?;
+        }
+        let changed: Vec<User> = stored
+            .into_iter()
+            .filter(|u| current.get(&u.username).is_none_or(|c| **c != *u))
+            .collect();
+        if !changed.is_empty() {
+            self.ask(|r| Command::PutUsers(changed, r)).await?;
+        }
+        // Notes, by id.
+        let (_, shown) = self.snapshot(None).await?;
+        let mut have: std::collections::HashSet<(String, i64)> = shown
+            .iter()
+            .flat_map(|p| p.notes.iter().map(|n| (p.username.clone(), n.id)))
+            .collect();
+        for (id, user, rec) in notes {
+            if have.remove(&(user.clone(), id)) {
+                continue;
+            }
+            if let Ok(mut n) = serde_json::from_str::<Note>(&rec) {
+                n.id = id;
+                self.ask(|r| Command::AddNote(user, n, r)).await?;
+            }
+        }
+        for (user, id) in have {
+            self.ask(|r| Command::DeleteNote(user, id, r)).await?;
+        }
+        if let Some(text) = rules
+            && let Ok(rules) = serde_json::from_str::<Rules>(&text)
+            && self.rules().await? != rules
+        {
+            self.ask(|r| Command::SetRules(rules, r)).await?;
+        }
+        Ok(())
     }
 
     /// Every user's presence (optionally only `names`), with the current

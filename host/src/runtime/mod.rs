@@ -114,6 +114,53 @@ pub struct Runtime {
     /// take it for a lookup; it changes only under `admin`.
     connectors: RwLock<BTreeMap<String, Arc<Connector>>>,
     incarnations: AtomicU64,
+    /// Which instances run on this node: all of them, or (one node of a
+    /// cluster) those it holds a lease on.
+    placement: Placement,
+}
+
+/// Which connector instances a runtime runs.
+#[derive(Clone, Default)]
+pub enum Placement {
+    /// Every stored instance (a single hub).
+    #[default]
+    All,
+    /// Those this node holds (see [`crate::cluster`]); the others are
+    /// listed, and run elsewhere.
+    Held(Arc<crate::cluster::LeaseBook>),
+}
+
+impl Placement {
+    fn runs_here(&self, instance: &str) -> bool {
+        match self {
+            Placement::All => true,
+            Placement::Held(book) => book.holds(instance),
+        }
+    }
+
+    /// This node's share of a cluster's instances; None on a single hub.
+    pub fn share(&self) -> Option<crate::cluster::Share> {
+        match self {
+            Placement::All => None,
+            Placement::Held(book) => Some(book.share()),
+        }
+    }
+
+    /// Where the node running `instance` answers, when it is another
+    /// node of the cluster.
+    pub fn url_elsewhere(&self, instance: &str) -> Option<String> {
+        match self {
+            Placement::All => None,
+            Placement::Held(book) => book.url_elsewhere(instance),
+        }
+    }
+
+    fn held_elsewhere(&self, instance: &str) -> bool {
+        match self {
+            Placement::All => false,
+            Placement::Held(book) => book.holder_elsewhere(instance).is_some(),
+        }
+    }
 }
 
 /// Identifiers used in URLs: 1-64 of a-z, 0-9, - and _.
@@ -136,6 +183,7 @@ impl Runtime {
         plugins_dir: PathBuf,
         cache_dir: PathBuf,
         hooks_base_url: Option<String>,
+        placement: Placement,
     ) -> anyhow::Result<Arc<Self>> {
         let wasm = WasmHost::new(cache_dir).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         Ok(Arc::new(Self {
@@ -149,6 +197,7 @@ impl Runtime {
             admin: tokio::sync::Mutex::new(()),
             connectors: RwLock::default(),
             incarnations: AtomicU64::new(0),
+            placement,
         }))
     }
 
@@ -251,12 +300,15 @@ impl Runtime {
                 .is_some_and(|p| p.info.capabilities.writes.contains(&ch))
         };
         let running = c.record.enabled
-            && c.actor.as_ref().is_some_and(|a| {
-                matches!(
+            && match &c.actor {
+                Some(a) => matches!(
                     a.status.get().run_state,
                     RunState::Running | RunState::Starting | RunState::Restarting
-                )
-            });
+                ),
+                // Run by another node of the cluster: its reports arrive
+                // through the cluster log.
+                None => self.placement.held_elsewhere(&c.record.id),
+            };
         self.services.presence.instance(InstanceInfo {
             id: c.record.id.clone(),
             plugin: c.record.plugin.clone(),
@@ -376,6 +428,16 @@ impl Runtime {
             Ok(s) => s,
             Err(e) => return row(format!("configuration does not fit the plugin: {e}")),
         };
+        if !self.placement.runs_here(&record.id) {
+            // Another node runs it (or will, once a node takes its lease).
+            return Connector {
+                record,
+                actor: None,
+                problem: None,
+                hook_timeout: None,
+                incarnation,
+            };
+        }
         let actor = actor::spawn(ActorInit {
             instance: record.id.clone(),
             plugin: plugin.clone(),
@@ -634,9 +696,15 @@ impl Runtime {
 
     // ---- connectors ----------------------------------------------------
 
-    fn connector_view(c: &Connector) -> ConnectorView {
+    fn connector_view(&self, c: &Connector) -> ConnectorView {
         let r = &c.record;
+        let node = match &self.placement {
+            Placement::All => None,
+            Placement::Held(book) if c.actor.is_some() => Some(book.node_id().to_string()),
+            Placement::Held(book) => book.holder_elsewhere(&r.id),
+        };
         ConnectorView {
+            node,
             id: r.id.clone(),
             plugin: r.plugin.clone(),
             enabled: r.enabled,
@@ -655,14 +723,14 @@ impl Runtime {
     pub async fn connectors(&self) -> Vec<ConnectorView> {
         self.table()
             .values()
-            .map(|c| Self::connector_view(c))
+            .map(|c| self.connector_view(c))
             .collect()
     }
 
     /// One connector instance.
     pub async fn connector(&self, id: &str) -> Result<ConnectorView, RuntimeError> {
         self.get(id)
-            .map(|c| Self::connector_view(&c))
+            .map(|c| self.connector_view(&c))
             .ok_or_else(|| not_found(id))
     }
 
@@ -727,7 +795,7 @@ impl Runtime {
                 return Err(e);
             }
         }
-        Ok(Self::connector_view(&c))
+        Ok(self.connector_view(&c))
     }
 
     /// Wait, bounded, for an actor's answer about its `configure`: the
@@ -881,7 +949,7 @@ impl Runtime {
                     return Err(e);
                 }
             }
-            return Ok(Self::connector_view(&started));
+            return Ok(self.connector_view(&started));
         }
         let reconfigure = config.is_some() || patch.tls_ca_pem.is_some();
         let enabling = patch.enabled.is_some() && old.enabled != record.enabled;
@@ -935,7 +1003,7 @@ impl Runtime {
         });
         // The run state may have changed with the configuration.
         self.announce(&c);
-        Ok(Self::connector_view(&c))
+        Ok(self.connector_view(&c))
     }
 
     /// Enable (lifting a quarantine) or disable an instance.
@@ -954,7 +1022,7 @@ impl Runtime {
                     let _ = a.control.send(Control::Enable(enabled, tx)).await;
                     let _ = rx.await;
                 }
-                return Ok(Self::connector_view(&c));
+                return Ok(self.connector_view(&c));
             }
         }
         self.update_connector(
@@ -991,6 +1059,198 @@ impl Runtime {
         self.services.store.delete_connector(id)?;
         // Gone everywhere: no user's source any more, its observations go.
         self.services.presence.instance_removed(id);
+        Ok(())
+    }
+
+    // ---- one node of a cluster ----------------------------------------
+
+    /// This node now holds `id`'s lease: run it, from its record as stored
+    /// now (another node may have changed it). A no-op when it runs here.
+    pub async fn adopt(&self, id: &str) -> Result<(), RuntimeError> {
+        let _admin = self.admin.lock().await;
+        if self.get(id).is_some_and(|c| c.actor.is_some()) {
+            return Ok(());
+        }
+        let store = self.services.store.clone();
+        let owned = id.to_string();
+        let record = tokio::task::spawn_blocking(move || store.connectors())
+            .await
+            .map_err(|_| RuntimeError::Unavailable("the store task ended".into()))??
+            .into_iter()
+            .find(|r| r.id == owned);
+        match record {
+            Some(record) => {
+                tracing::info!(instance = %id, plugin = %record.plugin, "connector taken over: running on this node");
+                self.put(self.spawn_connector(record));
+            }
+            None => tracing::debug!(instance = %id, "leased instance is no longer stored"),
+        }
+        Ok(())
+    }
+
+    /// This node lost (or gave up) `id`'s lease: stop its run here, bounded,
+    /// and keep listing it. Returns once the actor has stopped (or
+    /// [`crate::timing::STOP_WAIT`] passed), so nothing of the run acts
+    /// after the caller drops its fence.
+    pub async fn relinquish(&self, id: &str) {
+        let _admin = self.admin.lock().await;
+        let Some(c) = self.get(id) else { return };
+        let Some(a) = &c.actor else { return };
+        tracing::info!(instance = %id, "connector handed over: no longer running on this node");
+        let (tx, rx) = oneshot::channel();
+        if a.control.send(Control::Stop(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(crate::timing::STOP_WAIT, rx).await;
+        }
+        self.put(Connector {
+            record: c.record.clone(),
+            actor: None,
+            problem: None,
+            hook_timeout: None,
+            incarnation: self.incarnations.fetch_add(1, Ordering::Relaxed) + 1,
+        });
+    }
+
+    /// Tell the presence service again what it must know of `id` (its
+    /// holder elsewhere changed).
+    pub async fn reannounce(&self, id: &str) {
+        let _admin = self.admin.lock().await;
+        let Some(c) = self.get(id) else { return };
+        if c.actor.is_some() {
+            return;
+        }
+        // A new incarnation: the presence service takes the runtime's word
+        // on whether it runs only for a new one.
+        self.put(Connector {
+            record: c.record.clone(),
+            actor: None,
+            problem: c.problem.clone(),
+            hook_timeout: c.hook_timeout,
+            incarnation: self.incarnations.fetch_add(1, Ordering::Relaxed) + 1,
+        });
+    }
+
+    /// Which instances run here.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    /// Instances this node runs now.
+    pub fn running_here(&self) -> Vec<String> {
+        self.table()
+            .values()
+            .filter(|c| c.actor.is_some())
+            .map(|c| c.record.id.clone())
+            .collect()
+    }
+
+    /// Every stored instance that should run somewhere (enabled, its
+    /// plugin loaded): what a cluster's nodes share out.
+    pub fn runnable(&self) -> Vec<String> {
+        self.table()
+            .values()
+            .filter(|c| c.record.enabled && self.plugin_arc(&c.record.plugin).is_some())
+            .map(|c| c.record.id.clone())
+            .collect()
+    }
+
+    /// Take in connector instances another node created, changed or
+    /// deleted in the shared store. A changed instance running here starts
+    /// again on its new record (the plugin checks it then; a refusal shows
+    /// in its status, as the node that took the change could not ask).
+    pub async fn follow_stored_connectors(&self) -> Result<(), RuntimeError> {
+        let store = self.services.store.clone();
+        let stored = tokio::task::spawn_blocking(move || store.connectors())
+            .await
+            .map_err(|_| RuntimeError::Unavailable("the store task ended".into()))??;
+        let _admin = self.admin.lock().await;
+        let stored: BTreeMap<String, ConnectorRecord> =
+            stored.into_iter().map(|r| (r.id.clone(), r)).collect();
+        let gone: Vec<String> = self
+            .table()
+            .keys()
+            .filter(|id| !stored.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            let c = self
+                .connectors
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            if let Some(a) = c.as_ref().and_then(|c| c.actor.as_ref()) {
+                let (tx, rx) = oneshot::channel();
+                if a.control.send(Control::Stop(tx)).await.is_ok() {
+                    let _ = tokio::time::timeout(crate::timing::STOP_WAIT, rx).await;
+                }
+            }
+            tracing::info!(instance = %id, "connector deleted on another node");
+            self.services.presence.instance_removed(&id);
+        }
+        for (id, record) in stored {
+            let current = self.get(&id);
+            if current.as_ref().is_some_and(|c| c.record == record) {
+                continue;
+            }
+            if let Some(a) = current.as_ref().and_then(|c| c.actor.as_ref()) {
+                let (tx, rx) = oneshot::channel();
+                if a.control.send(Control::Stop(tx)).await.is_ok() {
+                    let _ = tokio::time::timeout(crate::timing::STOP_WAIT, rx).await;
+                }
+            }
+            tracing::info!(instance = %id, "connector created or changed on another node");
+            self.put(self.spawn_connector(record));
+        }
+        Ok(())
+    }
+
+    /// Take in plugins another node uploaded, replaced or deleted in the
+    /// shared store; each node compiles (and caches) them itself.
+    pub async fn follow_stored_plugins(&self) -> Result<(), RuntimeError> {
+        let store = self.services.store.clone();
+        let stored = tokio::task::spawn_blocking(move || store.plugins())
+            .await
+            .map_err(|_| RuntimeError::Unavailable("the store task ended".into()))??;
+        for rec in &stored {
+            if self
+                .plugin_arc(&rec.id)
+                .is_some_and(|p| p.sha256 == rec.sha256)
+            {
+                continue;
+            }
+            let p = match self
+                .load(&rec.manifest, &rec.component, PluginOrigin::Uploaded, true)
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(plugin = %rec.id, error = %e, "plugin uploaded on another node does not load here");
+                    continue;
+                }
+            };
+            let _admin = self.admin.lock().await;
+            if let Err(e) = self.replace(p, None).await {
+                tracing::error!(plugin = %rec.id, error = %e, "plugin uploaded on another node not taken in");
+            }
+        }
+        let _admin = self.admin.lock().await;
+        let uploaded_gone: Vec<String> = self
+            .plugins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|p| matches!(p.origin, PluginOrigin::Uploaded))
+            .filter(|p| !stored.iter().any(|r| r.id == p.manifest.id))
+            .map(|p| p.manifest.id.clone())
+            .collect();
+        for id in uploaded_gone {
+            if self.users_of(&id).is_empty() {
+                self.plugins
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+            }
+        }
+        self.prune_compiled();
         Ok(())
     }
 
@@ -1040,6 +1300,19 @@ impl Runtime {
     /// had nothing to write for a minute (a new queue starts on demand).
     async fn send_sync_writes(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<SyncWrite>) {
         while let Ok(Some(w)) = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
+            if self.placement.held_elsewhere(&w.instance) {
+                // Every node of a cluster decides the same writes; the node
+                // running the instance makes it. Here it counts as made, so
+                // this node's view of the sync follows the holder's.
+                let result = match w.action {
+                    crate::engine::sync::SyncAction::Restore => {
+                        crate::engine::sync::WriteResult::Restored
+                    }
+                    _ => crate::engine::sync::WriteResult::Applied,
+                };
+                self.services.presence.write_settled(w.id, result);
+                continue;
+            }
             let action = convert::write_action(convert::sync_write(w.action));
             self.services
                 .writes

@@ -76,6 +76,10 @@ pub struct ConnectorView {
     pub updated_at_ms: u64,
     /// Why the instance cannot run (its plugin is missing), if so.
     pub problem: Option<String>,
+    /// The node of a cluster that runs it (this node's id, or another's;
+    /// `status` is shown by that node). None on a single hub, and while no
+    /// node holds its lease.
+    pub node: Option<String>,
     pub status: Option<InstanceStatus>,
 }
 

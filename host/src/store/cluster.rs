@@ -25,7 +25,8 @@ pub struct NodeInfo {
     /// Where this node's API answers, as it announced it (for operators).
     pub api_url: String,
     pub started_at_ms: u64,
-    /// The node's last heartbeat (database clock, ms since the Unix epoch).
+    /// Until when the node's last heartbeat holds (database clock, ms
+    /// since the Unix epoch): its heartbeat time plus the lease time.
     pub seen_at_ms: u64,
 }
 
