@@ -59,9 +59,7 @@ impl Hub {
             "data (HUB_DATA_DIR) and shipped plugins (HUB_PLUGINS_DIR)"
         );
         let (store, coord) = open_store(&config).await?;
-        let book = coord
-            .as_ref()
-            .map(|c| Arc::new(LeaseBook::new(c.node_id())));
+        let book = coord.as_ref().map(|c| Arc::new(LeaseBook::new(c.clone())));
         let (hash, new_admin_token) = admin_hash(&config, store.as_ref())?;
         let store_handle = store.clone();
         let auth = Arc::new(AdminAuth::new(hash, store.clone())?);
@@ -187,13 +185,19 @@ impl Hub {
                 .clone()
                 .unwrap_or_else(|| format!("{scheme}://{addr}"));
             let presence = self.state.presence.clone();
+            let directory = self.state.directory.clone();
             let keeper = Keeper::new(
                 coord.clone(),
                 book.clone(),
                 self.runtime.clone(),
                 api_url,
                 self.state.metrics.cluster.clone(),
-                Box::new(move |first| presence.log().set_writes_derived(first)),
+                // The first live node writes the event log's derived
+                // entries and runs the scheduled directory syncs.
+                Box::new(move |first| {
+                    presence.log().set_writes_derived(first);
+                    directory.set_runs_schedules(first);
+                }),
             );
             keeper.spawn();
             crate::cluster::follow::spawn(

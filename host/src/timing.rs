@@ -120,12 +120,12 @@ pub const DIRECTORY_MIN_INTERVAL: Duration = Duration::from_secs(5);
 /// A cluster node's heartbeat and its connector instances' leases last
 /// this long in the database (its clock) without renewal: a node that dies
 /// has its instances taken by others within this plus [`LEASE_CHECK`].
-pub const LEASE_TTL: Duration = Duration::from_secs(6);
+pub const LEASE_TTL: Duration = Duration::from_secs(5);
 
 /// How often a cluster node renews its heartbeat and leases and looks for
-/// instances to take: a third of [`LEASE_TTL`], so two renewals may fail
-/// (a slow database) before a lease lapses.
-pub const LEASE_CHECK: Duration = Duration::from_secs(2);
+/// instances to take: under a third of [`LEASE_TTL`], so two renewals may
+/// fail (a slow database) before a lease lapses.
+pub const LEASE_CHECK: Duration = Duration::from_millis(1500);
 
 /// A node that joins takes over its share of instances from others only
 /// after it has been alive this long, so a node that flaps does not move

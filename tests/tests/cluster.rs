@@ -9,16 +9,27 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use hub_e2e::kamailio::{AuthMode, Kamailio, password};
 use hub_e2e::postgres::Postgres;
 use hub_e2e::{Hub, TOKEN, sign, unix_now};
 use serde_json::{Value, json};
+
+fn pidf(user: &str, activity: &str, note: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="sip:{user}@127.0.0.1">
+  <tuple id="t-{user}"><status><basic>open</basic></status><note>{note}</note></tuple>
+  <dm:person id="p-{user}"><rpid:activities>{activity}</rpid:activities></dm:person>
+</presence>"#
+    )
+}
 
 const SECRET: &str = "a-shared-secret-of-32-bytes-long";
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 
 fn start_node(url: &str, id: &str, key: &[u8; 32]) -> Hub {
     Hub::start_prepared(
-        &["plugins/http-push"],
+        &["plugins/http-push", "plugins/sip-simple"],
         &[
             ("HUB_DATABASE_URL", url),
             ("HUB_NODE_ID", id),
@@ -162,6 +173,8 @@ async fn wait_presence(hub: &Hub, user: &str, f: impl Fn(&Value) -> bool, what: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_share_configuration_run_each_instance_once_and_take_over() {
+    let k = Kamailio::start(AuthMode::None);
+    k.sipp_publish("carol", &pidf("carol", "<rpid:away/>", "at lunch"), 300);
     let pg = Postgres::shared();
     let url = pg.create_database("cluster");
     let mut key = [0u8; 32];
@@ -173,8 +186,27 @@ async fn three_nodes_share_configuration_run_each_instance_once_and_take_over() 
     let (a, b, c) = (&hubs[NODES[0]], &hubs[NODES[1]], &hubs[NODES[2]]);
 
     // Configuration made on one node is seen on the others.
-    let ids = ["push-1", "push-2", "push-3", "push-4", "push-5", "push-6"];
-    for id in ids {
+    let ids = [
+        "push-1", "push-2", "push-3", "push-4", "push-5", "push-6", "pbx",
+    ];
+    ok(
+        c,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"username": "carol", "display_name": "Carol", "sip_uri_rich": "carol@127.0.0.1"})),
+    )
+    .await;
+    ok(
+        a,
+        "POST",
+        "/api/v1/connectors",
+        Some(json!({"id": "pbx", "plugin": "sip-simple", "config": {
+            "server": format!("127.0.0.1:{}", k.port), "uri": "hub@127.0.0.1",
+            "password": password("hub"), "subscribe": "presence", "expires": 60, "keepalive_seconds": 1
+        }})),
+    )
+    .await;
+    for id in &ids[..6] {
         ok(
             a,
             "POST",
@@ -201,7 +233,7 @@ async fn three_nodes_share_configuration_run_each_instance_once_and_take_over() 
     .await;
     let v = c
         .wait_for("/api/v1/connectors", "six connectors on c", |v| {
-            items(v, "connectors").len() == 6
+            items(v, "connectors").len() == 7
         })
         .await;
     assert!(
@@ -211,7 +243,7 @@ async fn three_nodes_share_configuration_run_each_instance_once_and_take_over() 
         "secrets are never answered: {v}"
     );
     a.wait_for("/api/v1/users", "alice and bob on a", |v| {
-        items(v, "users").len() == 2
+        items(v, "users").len() == 3
     })
     .await;
     a.wait_for("/api/v1/settings/rules", "rules on a", |v| {
@@ -265,7 +297,12 @@ async fn three_nodes_share_configuration_run_each_instance_once_and_take_over() 
     for (_, h) in &hubs_ref {
         held_total += leases_held(h).await;
     }
-    assert_eq!(held_total, 6, "each instance is held once");
+    assert_eq!(held_total, 7, "each instance is held once");
+    // The SIP/SIMPLE connector subscribed to Kamailio from the node that
+    // runs it; every node shows what it learnt.
+    for (n, h) in &hubs_ref {
+        wait_presence(h, "carol", |v| v["rich"]["state"] == "away", n).await;
+    }
 
     // A webhook sent to a node that does not run push-1 is passed to the
     // one that does; the change reaches every node's presence.
@@ -337,10 +374,11 @@ async fn three_nodes_share_configuration_run_each_instance_once_and_take_over() 
     )
     .await;
 
-    // SIGKILL the node running push-1: another takes it within 10 s, and
-    // webhooks reach it there.
+    // SIGKILL the node running the SIP/SIMPLE connector: its instances run
+    // on the others within 10 s, its subscriptions to Kamailio come back
+    // (a new PUBLISH reaches every live node), webhooks reach push-1 there.
     drop(ws);
-    let killed = holder.clone();
+    let killed = placed["pbx"].clone();
     let mut victim = hubs.remove(killed.as_str()).unwrap();
     let t0 = Instant::now();
     victim.kill9();
@@ -349,6 +387,14 @@ async fn three_nodes_share_configuration_run_each_instance_once_and_take_over() 
     let takeover = t0.elapsed();
     println!("takeover after SIGKILL of {killed}: {takeover:?} ({moved:?})");
     let new_holder = moved["push-1"].clone();
+    k.sipp_publish(
+        "carol",
+        &pidf("carol", "<rpid:on-the-phone/>", "back soon"),
+        300,
+    );
+    for (n, h) in &alive {
+        wait_presence(h, "carol", |v| v["rich"]["note"] == "back soon", n).await;
+    }
     let (s, body) = push(
         alive[0].1,
         "push-1",
@@ -422,9 +468,17 @@ async fn three_nodes_share_configuration_run_each_instance_once_and_take_over() 
         .await;
     assert_eq!(v["node"], *last_name);
     let log = paused.log();
-    println!(
-        "paused node's fencing: refused writes logged: {}",
-        log.matches("fenced: write refused").count()
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("fenced: write refused") || l.contains("refused by its fence"))
+        .collect();
+    println!("paused node's fencing: {refused:#?}");
+    // The webhook waiting in its socket was handled as the node woke,
+    // before it learnt of its lost lease: what it published for push-1
+    // under its old fence was refused by the database.
+    assert!(
+        refused.iter().any(|l| l.contains("instance=push-1")),
+        "no refused write for push-1 in the paused node's log:\n{log}"
     );
     drop(victim);
 }

@@ -224,6 +224,9 @@ pub struct DirectorySync {
     /// Per connector instance: its sync's status and schedule clock.
     connector_status: Mutex<BTreeMap<String, SyncStatus>>,
     connector_from: Mutex<BTreeMap<String, Instant>>,
+    /// Whether this node runs the scheduled syncs: in a cluster one node
+    /// does (the first live one), not each.
+    runs_schedules: std::sync::atomic::AtomicBool,
 }
 
 impl DirectorySync {
@@ -238,6 +241,7 @@ impl DirectorySync {
             schedule_from: Mutex::new(Instant::now()),
             connector_status: Mutex::default(),
             connector_from: Mutex::default(),
+            runs_schedules: std::sync::atomic::AtomicBool::new(true),
         });
         if let Ok(Some(s)) = me.load() {
             me.set_schedule(&s);
@@ -643,6 +647,13 @@ impl DirectorySync {
     }
 
     /// Run scheduled syncs until the service is dropped.
+    /// Whether this node runs the scheduled syncs (see
+    /// [`crate::cluster::leases`]: the first live node of a cluster does).
+    pub fn set_runs_schedules(&self, on: bool) {
+        self.runs_schedules
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn spawn_scheduler(self: &Arc<Self>) {
         let weak: Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -651,6 +662,9 @@ impl DirectorySync {
             loop {
                 tick.tick().await;
                 let Some(me) = weak.upgrade() else { break };
+                if !me.runs_schedules.load(std::sync::atomic::Ordering::Relaxed) {
+                    continue;
+                }
                 me.connectors_due().await;
                 let interval = match me.load() {
                     Ok(Some(s)) if s.interval_seconds > 0 => s.interval_seconds,

@@ -17,12 +17,15 @@ pub mod leases;
 pub mod relay;
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
+
+use crate::store::{Coordination, StoreError};
 
 /// The instances this node holds, with the fence of each, and which node
 /// runs each of the others (as of the last lease pass).
 pub struct LeaseBook {
     node_id: String,
+    coord: Arc<dyn Coordination>,
     held: RwLock<BTreeMap<String, i64>>,
     elsewhere: RwLock<BTreeMap<String, String>>,
     /// Where each live node's API answers.
@@ -49,14 +52,16 @@ pub struct Share {
 }
 
 impl LeaseBook {
-    pub fn new(node_id: &str) -> Self {
+    pub fn new(coord: Arc<dyn Coordination>) -> Self {
+        let node_id = coord.node_id().to_string();
         Self {
-            node_id: node_id.to_string(),
+            coord,
+            node_id: node_id.clone(),
             held: RwLock::default(),
             elsewhere: RwLock::default(),
             urls: RwLock::default(),
             share: RwLock::new(Share {
-                node: node_id.to_string(),
+                node: node_id,
                 ..Share::default()
             }),
         }
@@ -74,6 +79,16 @@ impl LeaseBook {
         let mut s = self.share.write().unwrap_or_else(|p| p.into_inner());
         s.nodes = nodes;
         s.belongs_here = belongs_here;
+    }
+
+    /// Check in the database, now, that this node still holds `instance`
+    /// under its fence: what a write-back goes through before it reaches
+    /// the plugin ([`StoreError::Fenced`] when another node holds it).
+    pub async fn check_fence(&self, instance: &str) -> Result<(), StoreError> {
+        let (coord, id) = (self.coord.clone(), instance.to_string());
+        tokio::task::spawn_blocking(move || coord.check_fence(&id))
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?
     }
 
     /// This node's id.

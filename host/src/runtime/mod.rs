@@ -138,6 +138,21 @@ impl Placement {
         }
     }
 
+    /// A write-back to `instance` is about to reach its plugin: in a
+    /// cluster, check in the database that this node still holds it under
+    /// its fence (a node that was paused past its lease must not write).
+    async fn check_fence(&self, instance: &str) -> Result<(), RuntimeError> {
+        match self {
+            Placement::All => Ok(()),
+            Placement::Held(book) => book.check_fence(instance).await.map_err(|e| {
+                tracing::warn!(instance = %instance, error = %e, "write-back refused by its fence: another node runs the connector now");
+                RuntimeError::Unavailable(format!(
+                    "connector {instance} is run by another node now; send the write there ({e})"
+                ))
+            }),
+        }
+    }
+
     /// This node's share of a cluster's instances; None on a single hub.
     pub fn share(&self) -> Option<crate::cluster::Share> {
         match self {
@@ -1263,7 +1278,13 @@ impl Runtime {
         endpoint: &str,
         write: PresenceWrite,
     ) -> Result<WriteRecord, RuntimeError> {
+        if let Some(url) = self.placement.url_elsewhere(id) {
+            return Err(RuntimeError::Unavailable(format!(
+                "connector {id} runs on another node of the cluster ({url}); send the write there"
+            )));
+        }
         let control = self.control_of(id)?;
+        self.placement.check_fence(id).await?;
         let action = convert::write_action(write);
         let write_id = self.services.writes.open(id, endpoint, &action);
         let answer = hand_write(&control, write_id, endpoint, action).await;
@@ -1317,7 +1338,8 @@ impl Runtime {
             self.services
                 .writes
                 .open_as(w.id, &w.instance, &w.endpoint, &action);
-            let control = match self.control_of(&w.instance) {
+            let fenced = self.placement.check_fence(&w.instance).await;
+            let control = match fenced.and_then(|()| self.control_of(&w.instance)) {
                 Ok(c) => c,
                 Err(e) => {
                     let _ = self.take_answer(
