@@ -358,6 +358,54 @@ async fn three_nodes_share_configuration_run_each_instance_once_and_take_over() 
         lat[500], lat[989], lat[999]
     );
 
+    // A console that followed one node's feed resumes on another: the
+    // event id it last saw is from the first node's sequence, so the other
+    // node answers with a snapshot of the current state, never a replay
+    // that could skip changes.
+    let resumed = other[0].1;
+    let mut sse = resumed
+        .http
+        .get(resumed.url("/api/v1/feed/sse?users=alice"))
+        .bearer_auth(TOKEN)
+        .header(
+            "Last-Event-ID",
+            feed_seq(&mut ws, holder_hub).await.to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status().as_u16(), 200);
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), sse.chunk())
+            .await
+            .expect("a first feed event within 10 s")
+            .unwrap()
+            .expect("feed open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("event: snapshot"), "{text}");
+    assert!(
+        text.contains("\"line\":\"on-hold\""),
+        "the current state: {text}"
+    );
+    drop(sse);
+
+    // Every node holds its share: /readyz says so.
+    for (n, h) in &hubs_ref {
+        let v = h
+            .wait_for("/readyz", "its share", |v| {
+                v["cluster"]["holds_share"] == true
+            })
+            .await;
+        assert_eq!(v["cluster"]["node"], *n, "{v}");
+        assert_eq!(v["cluster"]["nodes"].as_array().unwrap().len(), 3, "{v}");
+        assert!(
+            v["down"].as_array().unwrap().is_empty(),
+            "instances run elsewhere are not down here: {v}"
+        );
+    }
+
     // Notes: added on one node, shown on another.
     ok(
         a,
@@ -481,6 +529,21 @@ async fn three_nodes_share_configuration_run_each_instance_once_and_take_over() 
         "no refused write for push-1 in the paused node's log:\n{log}"
     );
     drop(victim);
+}
+
+/// Make one more change on `holder` and return its feed event's `seq`.
+async fn feed_seq(ws: &mut Feed, holder: &Hub) -> u64 {
+    let (s, body) = push(
+        holder,
+        "push-1",
+        &json!({"endpoint": "2001", "telephony": {"line": "on-hold"}}),
+    )
+    .await;
+    assert_eq!(s, 202, "{body}");
+    let v = ws
+        .until(|v| v["username"] == "alice" && v["telephony"]["line"] == "on-hold")
+        .await;
+    v["seq"].as_u64().expect("feed events carry seq")
 }
 
 /// A live-feed reader over WebSocket.
