@@ -188,6 +188,7 @@ impl Hub {
             let directory = self.state.directory.clone();
             let keeper = Keeper::new(
                 coord.clone(),
+                self.store.clone(),
                 book.clone(),
                 self.runtime.clone(),
                 api_url,

@@ -391,6 +391,17 @@ async fn three_nodes_share_configuration_run_each_instance_once_and_take_over() 
     );
     drop(sse);
 
+    // Every node shows every instance's status, as the node running it
+    // stored it.
+    for (n, h) in &hubs_ref {
+        let v = h
+            .wait_for("/api/v1/connectors/pbx", "pbx's status", |v| {
+                v["status"]["status"] == "up-and-running"
+            })
+            .await;
+        assert_eq!(v["node"], placed["pbx"].as_str(), "{n}: {v}");
+    }
+
     // Every node holds its share: /readyz says so.
     for (n, h) in &hubs_ref {
         let v = h
@@ -511,7 +522,7 @@ async fn three_nodes_share_configuration_run_each_instance_once_and_take_over() 
     // It no longer runs push-1; the last node does.
     let v = paused
         .wait_for("/api/v1/connectors/push-1", "push-1 elsewhere", |v| {
-            v["node"] == *last_name && v["status"].is_null()
+            v["node"] == *last_name
         })
         .await;
     assert_eq!(v["node"], *last_name);

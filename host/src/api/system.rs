@@ -73,7 +73,7 @@ pub async fn ready(State(s): State<AppState>, RawQuery(query): RawQuery) -> impl
     let mut elsewhere = Vec::new();
     for c in &connectors {
         // Run by another node of the cluster: that node's /readyz says how.
-        if let (None, Some(node), Some(sh)) = (&c.status, &c.node, &share)
+        if let (Some(node), Some(sh)) = (&c.node, &share)
             && *node != sh.node
         {
             elsewhere.push(c.id.clone());

@@ -18,7 +18,12 @@ use tokio::sync::Notify;
 
 use super::LeaseBook;
 use crate::runtime::Runtime;
-use crate::store::{Coordination, Lease, NodeInfo, StoreError};
+use crate::store::{Coordination, KvWrite, Lease, NodeInfo, Store, StoreError};
+
+/// The key-value namespace where each node stores the statuses of the
+/// instances it runs (key: instance id; value: the status as the API
+/// shows it).
+const STATUS_NAMESPACE: &str = "#status";
 use crate::telemetry::ClusterCounters;
 use crate::timing;
 
@@ -109,6 +114,7 @@ pub fn plan(me: &str, seen: &Seen<'_>) -> Plan {
 /// The lease keeper of one node.
 pub struct Keeper {
     coord: Arc<dyn Coordination>,
+    store: Arc<dyn Store>,
     book: Arc<LeaseBook>,
     runtime: Arc<Runtime>,
     api_url: String,
@@ -118,6 +124,8 @@ pub struct Keeper {
     fallback: std::sync::Mutex<BTreeSet<String>>,
     /// When this node first saw each never-leased instance free.
     free_since: std::sync::Mutex<BTreeMap<String, u64>>,
+    /// The statuses this node last stored for the instances it runs.
+    stored_statuses: std::sync::Mutex<BTreeMap<String, Vec<u8>>>,
     /// Told each pass whether this node is the first live one (by id):
     /// that node does the work one node does for all (the event log's
     /// derived entries).
@@ -127,6 +135,7 @@ pub struct Keeper {
 impl Keeper {
     pub fn new(
         coord: Arc<dyn Coordination>,
+        store: Arc<dyn Store>,
         book: Arc<LeaseBook>,
         runtime: Arc<Runtime>,
         api_url: String,
@@ -135,6 +144,7 @@ impl Keeper {
     ) -> Arc<Self> {
         Arc::new(Self {
             coord,
+            store,
             book,
             runtime,
             api_url,
@@ -142,6 +152,7 @@ impl Keeper {
             poke: Arc::new(Notify::new()),
             fallback: Default::default(),
             free_since: Default::default(),
+            stored_statuses: Default::default(),
             on_first,
         })
     }
@@ -306,8 +317,53 @@ impl Keeper {
                 tracing::warn!(instance = %id, error = %e, "leased connector could not start here");
             }
         }
+        self.share_statuses().await?;
         self.counters.leases_held.set(self.book.held().len() as i64);
         tracing::debug!(node = %me, nodes = nodes.len(), held = self.book.held().len(), "lease pass done");
+        Ok(())
+    }
+
+    /// Store the statuses of the instances this node runs (those that
+    /// changed), and read those of the others: every node's API shows
+    /// every instance's status, within a lease check.
+    async fn share_statuses(&self) -> Result<(), StoreError> {
+        let mut writes = Vec::new();
+        {
+            let mut stored = self
+                .stored_statuses
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let held = self.book.held();
+            stored.retain(|id, _| held.contains_key(id));
+            for id in held.keys() {
+                let Ok(view) = self.runtime.connector_now(id) else {
+                    continue;
+                };
+                let Some(status) = view.status else { continue };
+                let value = serde_json::to_vec(&status).expect("statuses serialise");
+                if stored.get(id) != Some(&value) {
+                    stored.insert(id.clone(), value.clone());
+                    writes.push(KvWrite::Set {
+                        key: id.clone(),
+                        value,
+                    });
+                }
+            }
+        }
+        let store = self.store.clone();
+        let all = tokio::task::spawn_blocking(move || {
+            if !writes.is_empty() {
+                store.kv_write(STATUS_NAMESPACE, &writes)?;
+            }
+            store.kv_all(STATUS_NAMESPACE)
+        })
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))??;
+        self.book.set_statuses(
+            all.into_iter()
+                .filter_map(|(id, v)| Some((id, serde_json::from_slice(&v).ok()?)))
+                .collect(),
+        );
         Ok(())
     }
 
@@ -400,18 +456,7 @@ mod tests {
         let ids: Vec<String> = (0..40).map(|i| format!("i{i}")).collect();
         let runnable: BTreeSet<String> = ids.iter().cloned().collect();
         let none = BTreeMap::new();
-        let p = plan(
-            "a",
-            &Seen {
-                now_ms: 100_000,
-                nodes: &nodes,
-                runnable: &runnable,
-                leases: &none,
-                held: &set(&[]),
-                fallback: &set(&[]),
-                free_since: &BTreeMap::new(),
-            },
-        );
+        let p = plan7("a", 100_000, &nodes, &runnable, &none, &set(&[]), &set(&[]));
         let mine: BTreeSet<&String> = ids
             .iter()
             .filter(|i| preferred(&nodes, i) == Some("a"))
@@ -514,60 +559,16 @@ mod tests {
         let held = only.clone();
         let none = BTreeMap::new();
         // b joined 5 s ago: not settled, a keeps it.
-        let p = plan(
-            "a",
-            &Seen {
-                now_ms: 100_000,
-                nodes: &nodes,
-                runnable: &only,
-                leases: &none,
-                held: &held,
-                fallback: &set(&[]),
-                free_since: &BTreeMap::new(),
-            },
-        );
+        let p = plan7("a", 100_000, &nodes, &only, &none, &held, &set(&[]));
         assert!(p.release.is_empty());
         // Settled: a hands it over.
-        let p = plan(
-            "a",
-            &Seen {
-                now_ms: 106_000,
-                nodes: &nodes,
-                runnable: &only,
-                leases: &none,
-                held: &held,
-                fallback: &set(&[]),
-                free_since: &BTreeMap::new(),
-            },
-        );
+        let p = plan7("a", 106_000, &nodes, &only, &none, &held, &set(&[]));
         assert_eq!(p.release, vec![theirs.clone()]);
         // Taken as a fallback: kept.
-        let p = plan(
-            "a",
-            &Seen {
-                now_ms: 106_000,
-                nodes: &nodes,
-                runnable: &only,
-                leases: &none,
-                held: &held,
-                fallback: &held,
-                free_since: &BTreeMap::new(),
-            },
-        );
+        let p = plan7("a", 106_000, &nodes, &only, &none, &held, &held);
         assert!(p.release.is_empty());
         // Deleted or disabled: released.
-        let p = plan(
-            "a",
-            &Seen {
-                now_ms: 106_000,
-                nodes: &nodes,
-                runnable: &set(&[]),
-                leases: &none,
-                held: &held,
-                fallback: &set(&[]),
-                free_since: &BTreeMap::new(),
-            },
-        );
+        let p = plan7("a", 106_000, &nodes, &set(&[]), &none, &held, &set(&[]));
         assert_eq!(p.release, vec![theirs]);
     }
 }

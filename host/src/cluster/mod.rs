@@ -19,6 +19,7 @@ pub mod relay;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use crate::runtime::InstanceStatus;
 use crate::store::{Coordination, StoreError};
 
 /// The instances this node holds, with the fence of each, and which node
@@ -33,6 +34,9 @@ pub struct LeaseBook {
     /// What the last lease pass found: live nodes, and the runnable
     /// instances that belong on this node.
     share: RwLock<Share>,
+    /// The status of each instance another node runs, as that node last
+    /// stored it.
+    statuses: RwLock<BTreeMap<String, InstanceStatus>>,
 }
 
 /// This node's share of a cluster's connector instances (`/readyz`).
@@ -60,11 +64,27 @@ impl LeaseBook {
             held: RwLock::default(),
             elsewhere: RwLock::default(),
             urls: RwLock::default(),
+            statuses: RwLock::default(),
             share: RwLock::new(Share {
                 node: node_id,
                 ..Share::default()
             }),
         }
+    }
+
+    /// The status of `instance` as the node running it last stored it
+    /// (within a lease check), when that is another node.
+    pub fn status_elsewhere(&self, instance: &str) -> Option<InstanceStatus> {
+        self.holder_elsewhere(instance)?;
+        self.statuses
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(instance)
+            .cloned()
+    }
+
+    fn set_statuses(&self, statuses: BTreeMap<String, InstanceStatus>) {
+        *self.statuses.write().unwrap_or_else(|p| p.into_inner()) = statuses;
     }
 
     /// This node's share as of the last lease pass.

@@ -730,7 +730,12 @@ impl Runtime {
             created_at_ms: r.created_at_ms,
             updated_at_ms: r.updated_at_ms,
             problem: c.problem.clone(),
-            status: c.actor.as_ref().map(|a| a.status.get()),
+            status: match (&c.actor, &self.placement) {
+                (Some(a), _) => Some(a.status.get()),
+                // Run by another node: its status as that node stored it.
+                (None, Placement::Held(book)) => book.status_elsewhere(&r.id),
+                (None, Placement::All) => None,
+            },
         }
     }
 
@@ -740,6 +745,13 @@ impl Runtime {
             .values()
             .map(|c| self.connector_view(c))
             .collect()
+    }
+
+    /// One connector instance, without waiting (for callers outside async).
+    pub fn connector_now(&self, id: &str) -> Result<ConnectorView, RuntimeError> {
+        self.get(id)
+            .map(|c| self.connector_view(&c))
+            .ok_or_else(|| not_found(id))
     }
 
     /// One connector instance.

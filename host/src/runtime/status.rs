@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::engine::{ConnectorStatus, LoginStep};
 
 /// Where the supervisor has the instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunState {
     Starting,
@@ -21,7 +21,7 @@ pub enum RunState {
 }
 
 /// An error with its time.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorNote {
     pub at_ms: u64,
     pub message: String,
@@ -30,7 +30,7 @@ pub struct ErrorNote {
 /// An instance's status as the API shows it
 /// (`GET /api/v1/connectors/{id}/status` → `status`; the README's
 /// "Connector status" table says the same).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct InstanceStatus {
     /// Where the hub's supervisor has the instance's sandbox: `starting`,
     /// `running`, `restarting` (crashed, a restart is scheduled),

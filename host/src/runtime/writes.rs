@@ -16,7 +16,7 @@ use crate::store::now_ms;
 const KEPT: usize = 10_000;
 
 /// Where a write stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum WriteState {
     /// Accepted by the plugin; its outcome has not come yet.
@@ -45,7 +45,7 @@ impl WriteState {
 }
 
 /// One write as the API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct WriteRecord {
     pub id: u64,
     pub instance: String,
