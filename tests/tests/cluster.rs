@@ -250,6 +250,17 @@ async fn three_nodes_share_configuration_run_each_instance_once_and_take_over() 
         v["voicemail_pilot"] == "8000"
     })
     .await;
+    // A plugin uploaded to one node is loaded (compiled) by every node.
+    let (s, up) = a.upload(&hub_e2e::dist("plugins/http-push")).await;
+    assert!((200..300).contains(&s), "{s} {up}");
+    for (n, h) in &hubs {
+        h.wait_for("/api/v1/plugins/http-push", "the uploaded build", |v| {
+            v["origin"] == up["origin"] && v["sha256"] == up["sha256"]
+        })
+        .await;
+        let _ = n;
+    }
+
     // A token made on one node works on another.
     let tok = ok(
         b,

@@ -1238,10 +1238,11 @@ impl Runtime {
             .await
             .map_err(|_| RuntimeError::Unavailable("the store task ended".into()))??;
         for rec in &stored {
-            if self
-                .plugin_arc(&rec.id)
-                .is_some_and(|p| p.sha256 == rec.sha256)
-            {
+            // An upload wins over a folder of the same id, even with the
+            // same bytes.
+            if self.plugin_arc(&rec.id).is_some_and(|p| {
+                p.sha256 == rec.sha256 && matches!(p.origin, PluginOrigin::Uploaded)
+            }) {
                 continue;
             }
             let p = match self
