@@ -62,6 +62,11 @@ impl FeedSink {
             .unwrap_or_default()
     }
 
+    /// One user's last value, if tracked and seen.
+    pub fn last_of(&self, user: usize) -> Option<Seen> {
+        self.last.as_ref()?.lock().unwrap().get(&user).copied()
+    }
+
     /// Take the latencies gathered so far: (note number, µs).
     pub fn take_latencies(&self) -> Vec<(u64, u32)> {
         std::mem::take(&mut self.latencies.lock().unwrap())

@@ -5,7 +5,7 @@
 //! figure means and how it is measured.
 //!
 //! ```text
-//! hub-bench [overhead|lifecycle|ingest|kamailio|latency|fanout|scale|sync|scale-hog]...
+//! hub-bench [overhead|lifecycle|ingest|kamailio|latency|fanout|scale|sync|scale-hog|cluster]...
 //!           [--quick] [--out FILE] [--no-wait] [--no-readme]
 //! ```
 //!
@@ -14,6 +14,7 @@
 //! `bench/results/latest.md`, and (for a full run) into the README's
 //! "Benchmarks" section. [`NAMED`] benchmarks run only when named.
 
+mod cluster;
 mod fanout;
 mod feed;
 mod heap;
@@ -55,8 +56,9 @@ const ALL: [&str; 8] = [
     "sync",
 ];
 /// Benchmarks that run only when named (too long for the default set):
-/// `scale-hog` is the 100k-user scale run twice, quiet and with a CPU hog.
-const NAMED: [&str; 1] = ["scale-hog"];
+/// `scale-hog` is the 100k-user scale run twice, quiet and with a CPU hog;
+/// `cluster` is three hub nodes on PostgreSQL beside one node.
+const NAMED: [&str; 2] = ["scale-hog", "cluster"];
 /// The whole run, the wait for a quiet machine included, ends within this.
 const BUDGET: Duration = Duration::from_secs(14 * 60 + 30);
 /// Longest wait for the machine to become quiet before measuring.
@@ -231,7 +233,7 @@ async fn run(args: Args, root: PathBuf) -> anyhow::Result<bool> {
         eprintln!("== {b} ({:.0} s left of the budget)", left.as_secs_f64());
         let t = Instant::now();
         let limit = left.min(Duration::from_secs(match b.as_str() {
-            "scale-hog" => 13 * 60,
+            "scale-hog" | "cluster" => 13 * 60,
             "scale" => 9 * 60,
             "lifecycle" => 4 * 60,
             _ => 3 * 60,
@@ -350,6 +352,24 @@ async fn run(args: Args, root: PathBuf) -> anyhow::Result<bool> {
                     // measured this size.
                     let quiet = scale_figures.iter().find(|f| f.users() == n).cloned();
                     scale::run_hog(&mut r, &p, n, quiet).await?;
+                }
+                "cluster" => {
+                    // HUB_BENCH_CLUSTER_USERS=10000 picks another size.
+                    let users = std::env::var("HUB_BENCH_CLUSTER_USERS")
+                        .ok()
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(if q { 10_000 } else { 100_000 });
+                    let p = cluster::Params {
+                        users,
+                        instances: 6,
+                        pushers: 8,
+                        batch: 100,
+                        ingest_secs: if q { 4.0 } else { 8.0 },
+                        latency_changes: 1_000,
+                        latency_rate: 200.0,
+                        step_limit: Duration::from_secs(if q { 60 } else { 120 }),
+                    };
+                    cluster::run(&mut r, &p).await?;
                 }
                 "sync" => {
                     // HUB_BENCH_SYNC_RING_MS=0 answers calls without ringing.
