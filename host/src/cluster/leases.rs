@@ -290,6 +290,7 @@ impl Keeper {
                 self.blocking(move |c| c.release(&i, fence)).await?;
             }
         }
+        let mut adopted = Vec::new();
         for id in plan.acquire {
             let i = id.clone();
             let Some(lease) = self
@@ -313,10 +314,16 @@ impl Keeper {
             } else {
                 tracing::info!(instance = %id, node = %me, fence = lease.fence, "took the connector's lease");
             }
-            if let Err(e) = self.runtime.adopt(&id).await {
+            adopted.push(id);
+        }
+        // Started together: a node taking over many instances starts them
+        // at once, not one after another.
+        let starts = adopted.iter().map(|id| async move {
+            if let Err(e) = self.runtime.adopt(id).await {
                 tracing::warn!(instance = %id, error = %e, "leased connector could not start here");
             }
-        }
+        });
+        futures::future::join_all(starts).await;
         self.share_statuses().await?;
         self.counters.leases_held.set(self.book.held().len() as i64);
         tracing::debug!(node = %me, nodes = nodes.len(), held = self.book.held().len(), "lease pass done");

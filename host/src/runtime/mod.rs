@@ -1094,10 +1094,6 @@ impl Runtime {
     /// This node now holds `id`'s lease: run it, from its record as stored
     /// now (another node may have changed it). A no-op when it runs here.
     pub async fn adopt(&self, id: &str) -> Result<(), RuntimeError> {
-        let _admin = self.admin.lock().await;
-        if self.get(id).is_some_and(|c| c.actor.is_some()) {
-            return Ok(());
-        }
         let store = self.services.store.clone();
         let owned = id.to_string();
         let record = tokio::task::spawn_blocking(move || store.connectors())
@@ -1105,6 +1101,10 @@ impl Runtime {
             .map_err(|_| RuntimeError::Unavailable("the store task ended".into()))??
             .into_iter()
             .find(|r| r.id == owned);
+        let _admin = self.admin.lock().await;
+        if self.get(id).is_some_and(|c| c.actor.is_some()) {
+            return Ok(());
+        }
         match record {
             Some(record) => {
                 tracing::info!(instance = %id, plugin = %record.plugin, "connector taken over: running on this node");
