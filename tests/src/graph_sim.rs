@@ -10,7 +10,10 @@
 //!   code (`/authorize` redirects with a code), refresh tokens (only when
 //!   `offline_access` was asked for), with the identity platform's error
 //!   codes for a wrong secret, an unknown app or tenant;
-//! - Graph v1.0: `GET /users/{id|upn}`, `POST
+//! - Graph v1.0: `GET /users` (the tenant's users: `$select` of known user
+//!   properties, `$top` 1 to 999, else Graph's 400 `Request_UnsupportedQuery`;
+//!   pages linked by `@odata.nextLink` with an opaque `$skiptoken`),
+//!   `GET /users/{id|upn}`, `POST
 //!   /communications/getPresencesByUserId` (at most 650 GUIDs; a user whose
 //!   presence the app may not read makes Graph refuse the whole call with
 //!   403), `GET` presence, `setPresence` (sessionId = the app's client id,
@@ -32,7 +35,8 @@
 //! Tests drive users' presence, and turn knobs: shorter token and
 //! subscription lifetimes (the "clock"), throttling of the next requests,
 //! lifecycle notifications, expiring every token, revoking consent, refusing
-//! one user's presence, subscriptions that silently stop delivering.
+//! one user's presence, subscriptions that silently stop delivering, people
+//! joining, leaving and renamed in the directory, short user-list pages.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -51,6 +55,30 @@ pub mod calendar;
 pub const MAX_IDS: usize = 650;
 /// Presence subscriptions live at most this long.
 pub const MAX_SUBSCRIPTION: Duration = Duration::from_secs(3600);
+
+/// Most users one `GET /users` page may hold (`$top`); the default is 100.
+pub const MAX_USERS_PAGE: usize = 999;
+const DEFAULT_USERS_PAGE: usize = 100;
+/// User properties `$select` may name (Graph v1.0 `user`; those a list
+/// returns by default first).
+const USER_PROPERTIES: &[&str] = &[
+    "id",
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+    "accountEnabled",
+    "department",
+    "otherMails",
+    "proxyAddresses",
+];
+const DEFAULT_USER_SELECT: usize = 11;
 
 /// Permissions an admin consented to, by kind.
 const APP_ROLES: &[&str] = &[
@@ -119,6 +147,8 @@ pub struct Logged {
     pub at: Instant,
     pub method: String,
     pub path: String,
+    /// The query string, as sent (without `?`).
+    pub query: String,
     pub status: u16,
     /// `grant_type` of token requests.
     pub grant: Option<String>,
@@ -241,6 +271,9 @@ struct UserRec {
     effective: (String, String),
     /// Graph refuses to show this user's presence to the app.
     presence_refused: bool,
+    /// `displayName` and `mail` (null where the account has no mailbox).
+    display_name: String,
+    mail: Option<String>,
 }
 
 #[derive(Clone)]
@@ -289,6 +322,9 @@ struct Sim {
     user_codes: Vec<String>,
     sequence: u64,
     cal: calendar::CalState,
+    /// The most users a `GET /users` page holds, whatever `$top` asks
+    /// (Graph may return fewer than asked).
+    users_page_limit: usize,
 }
 
 /// The running simulator.
@@ -543,6 +579,7 @@ impl GraphSim {
             user_codes: Vec::new(),
             sequence: 0,
             cal: Default::default(),
+            users_page_limit: MAX_USERS_PAGE,
         }));
         let operator = state.lock().unwrap().cfg.operator_upn.clone();
         let st = state.clone();
@@ -624,8 +661,44 @@ impl GraphSim {
             sequence: 0,
             effective: ("Offline".into(), "OffWork".into()),
             presence_refused: false,
+            display_name: upn.split('@').next().unwrap_or(upn).to_string(),
+            mail: None,
         });
         id
+    }
+
+    /// Add a person to the directory: a user with a display name and a
+    /// `mail` address (none for an account without a mailbox); returns its
+    /// object id. A known UPN gets the name and address.
+    pub fn add_person(&self, upn: &str, display_name: &str, mail: Option<&str>) -> String {
+        let id = self.add_user(upn);
+        let mut s = self.lock();
+        let i = s.user_index(upn).expect("just added");
+        s.users[i].display_name = display_name.to_string();
+        s.users[i].mail = mail.map(str::to_string);
+        id
+    }
+
+    /// A new display name for a user (by id or UPN).
+    pub fn rename_user(&self, user: &str, display_name: &str) {
+        let mut s = self.lock();
+        let i = s.user_index(user).expect("known user");
+        s.users[i].display_name = display_name.to_string();
+    }
+
+    /// The user leaves the tenant: gone from `GET /users`, its look-up
+    /// and presence unknown.
+    pub fn remove_user(&self, user: &str) {
+        let mut s = self.lock();
+        let i = s.user_index(user).expect("known user");
+        s.users.remove(i);
+    }
+
+    /// The most users one `GET /users` page holds from now on, whatever
+    /// `$top` asks (Graph may return fewer), so a few users take several
+    /// pages.
+    pub fn set_users_page_limit(&self, n: usize) {
+        self.lock().users_page_limit = n.clamp(1, MAX_USERS_PAGE);
     }
 
     /// Graph refuses (true) or shows again (false) one user's presence to
@@ -1025,6 +1098,7 @@ fn logged(req: &Req, status: u16, throttled: bool, in_batch: bool) -> Logged {
         at: Instant::now(),
         method: req.method.to_string(),
         path: req.path.clone(),
+        query: req.query.clone(),
         status,
         grant,
         ids,
@@ -1659,6 +1733,24 @@ fn graph(s: &mut Sim, req: &Req, rest: &[&str]) -> Answer {
     let has = |p: &[&str]| s.consent && p.iter().any(|x| perms.contains(*x));
     let m = req.method.clone();
     match rest {
+        ["users"] => {
+            if m != Method::GET {
+                return reply(graph_error(
+                    405,
+                    "Request_BadRequest",
+                    "Specified HTTP method is not allowed for the request target.",
+                ));
+            }
+            let need: &[&str] = if user.is_some() {
+                &["User.ReadBasic.All", "User.Read.All"]
+            } else {
+                &["User.Read.All"]
+            };
+            if !has(need) {
+                return reply(forbidden("Authorization_RequestDenied"));
+            }
+            reply(list_users(s, req))
+        }
         ["users", key] => {
             if m != Method::GET {
                 return reply(graph_error(
@@ -1855,6 +1947,106 @@ fn graph(s: &mut Sim, req: &Req, rest: &[&str]) -> Answer {
             ),
         )),
     }
+}
+
+/// `GET /v1.0/users`: a page of the tenant's users, in a stable order.
+fn list_users(s: &Sim, req: &Req) -> (u16, Value) {
+    let mut select: Vec<String> = USER_PROPERTIES[..DEFAULT_USER_SELECT]
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    let mut top = DEFAULT_USERS_PAGE;
+    let mut offset = 0usize;
+    for (k, v) in form_urlencoded::parse(req.query.as_bytes()) {
+        match k.as_ref() {
+            "$select" => {
+                select = Vec::new();
+                for p in v.split(',').map(str::trim) {
+                    let Some(known) = USER_PROPERTIES.iter().find(|x| x.eq_ignore_ascii_case(p))
+                    else {
+                        return graph_error(
+                            400,
+                            "Request_BadRequest",
+                            &format!(
+                                "Could not find a property named '{p}' on type 'Microsoft.DirectoryServices.User'."
+                            ),
+                        );
+                    };
+                    select.push(known.to_string());
+                }
+            }
+            "$top" => match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_USERS_PAGE).contains(&n) => top = n,
+                _ => {
+                    return graph_error(
+                        400,
+                        "Request_UnsupportedQuery",
+                        &format!(
+                            "Invalid page size specified: '{v}'. Must be between 1 and {MAX_USERS_PAGE} inclusive."
+                        ),
+                    );
+                }
+            },
+            "$skiptoken" => {
+                let parsed = v
+                    .strip_prefix("RFNwdAIAAQAAA")
+                    .and_then(|h| usize::from_str_radix(h, 16).ok());
+                match parsed {
+                    Some(o) => offset = o,
+                    None => {
+                        return graph_error(
+                            400,
+                            "Request_BadRequest",
+                            "The specified page token value has expired and can no longer be included in your request.",
+                        );
+                    }
+                }
+            }
+            other => {
+                return graph_error(
+                    400,
+                    "Request_UnsupportedQuery",
+                    &format!("The query parameter '{other}' is not supported by this simulator."),
+                );
+            }
+        }
+    }
+    let size = top.min(s.users_page_limit);
+    let value: Vec<Value> = s
+        .users
+        .iter()
+        .skip(offset)
+        .take(size)
+        .map(|u| {
+            let mut o = serde_json::Map::new();
+            for p in &select {
+                let v = match p.as_str() {
+                    "id" => json!(u.id),
+                    "displayName" => json!(u.display_name),
+                    "mail" => json!(u.mail),
+                    "userPrincipalName" => json!(u.upn),
+                    "accountEnabled" => json!(true),
+                    "businessPhones" | "otherMails" | "proxyAddresses" => json!([]),
+                    _ => Value::Null,
+                };
+                o.insert(p.clone(), v);
+            }
+            Value::Object(o)
+        })
+        .collect();
+    let mut body = json!({
+        "@odata.context": format!("{}/v1.0/$metadata#users({})", s.base, select.join(",")),
+        "value": value,
+    });
+    let next = offset + size;
+    if next < s.users.len() {
+        body["@odata.nextLink"] = json!(format!(
+            "{}/v1.0/users?$select={}&$top={top}&$skiptoken=RFNwdAIAAQAAA{next:x}",
+            s.base,
+            select.join(",")
+        ));
+    }
+    (200, body)
 }
 
 fn is_guid(s: &str) -> bool {

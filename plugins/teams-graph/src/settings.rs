@@ -72,6 +72,9 @@ pub struct Settings {
     /// How long a write-back without its own expiry lasts on Graph before it
     /// is renewed (keep-alive).
     pub write_expiration_ms: u64,
+    /// Read the tenant's user directory (`GET /users`) and report it to the
+    /// hub, for mapping and syncing users by email.
+    pub directory: bool,
 }
 
 // Written by hand so the client secret can never reach a log.
@@ -91,6 +94,7 @@ impl fmt::Debug for Settings {
             .field("poll_ms", &self.poll_ms)
             .field("reread_ms", &self.reread_ms)
             .field("write_expiration_ms", &self.write_expiration_ms)
+            .field("directory", &self.directory)
             .finish()
     }
 }
@@ -180,6 +184,12 @@ struct Fields {
         range(min = 5, max = 240)
     )]
     write_expiration_minutes: u64,
+    /// Read the tenant's users (id, displayName, mail, userPrincipalName)
+    /// at start and every 12 hours and report them as this connector's
+    /// directory, so the hub can map and create users by email; needs
+    /// User.Read.All (application) or User.ReadBasic.All (delegated)
+    #[config(label = "Read the user directory", default = true)]
+    directory: bool,
 }
 
 fn tenant_id(v: &str) -> Result<(), &'static str> {
@@ -273,6 +283,7 @@ impl Settings {
             poll_ms: f.poll_seconds * 1000,
             reread_ms: f.reread_seconds * 1000,
             write_expiration_ms: f.write_expiration_minutes * 60_000,
+            directory: f.directory,
         })
     }
 

@@ -106,6 +106,34 @@ pub struct User {
     pub id: String,
 }
 
+/// Most users one page of `GET /users` may hold (`$top`, Graph v1.0 list
+/// users).
+pub const MAX_USERS_PAGE: usize = 999;
+
+/// One user of the tenant's directory, as `GET
+/// /users?$select=id,displayName,mail,userPrincipalName` returns it
+/// (Graph v1.0 `user`: `mail` and `displayName` may be null).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryUser {
+    pub id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub mail: Option<String>,
+    #[serde(default)]
+    pub user_principal_name: Option<String>,
+}
+
+/// One page of `GET /users`: the users and, unless it is the last, the
+/// absolute URL of the next page (`@odata.nextLink`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserPage {
+    pub value: Vec<DirectoryUser>,
+    #[serde(rename = "@odata.nextLink", default)]
+    pub next_link: Option<String>,
+}
+
 /// A subscription as Graph returns it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]

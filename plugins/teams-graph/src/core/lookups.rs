@@ -20,8 +20,8 @@ use super::{
 use crate::wire::{self, Batch, BatchAnswer, BatchRequest, User};
 
 /// Look-ups per window the connector allows itself.
-const LOOKUP_BUDGET: usize = 1_000;
-const LOOKUP_WINDOW_MS: u64 = 10_000;
+pub(super) const LOOKUP_BUDGET: usize = 1_000;
+pub(super) const LOOKUP_WINDOW_MS: u64 = 10_000;
 /// JSON batches of look-ups in flight at once.
 const LOOKUP_BATCHES: usize = 2;
 /// The first and the longest wait before a refused look-up is tried again.

@@ -12,6 +12,7 @@
 
 mod auth;
 mod backoff;
+mod directory;
 mod lookups;
 mod reads;
 mod subs;
@@ -140,6 +141,9 @@ pub enum TimerKey {
     KeepAlive(String),
     /// A hub write for this endpoint has waited too long to be sent.
     WriteDeadline(String),
+    /// The user directory is due to be read (again), or a refused page
+    /// asked again.
+    Directory,
 }
 
 /// What the core wants done; `component.rs` hands it to the SDK
@@ -169,6 +173,8 @@ enum Purpose {
     Reauthorize(u64),
     DeleteSub(String),
     Write(String, Pending),
+    /// A page of the tenant's user list.
+    Directory(directory::Page),
 }
 
 /// Classes of Graph calls, for permission problems.
@@ -177,6 +183,8 @@ enum OpClass {
     Users,
     Read,
     Write,
+    /// Listing the tenant's users for the directory.
+    Directory,
 }
 
 /// A Graph answer sorted by what to do with it.
@@ -279,6 +287,8 @@ pub struct Core {
     /// The instance is stopping: only its goodbyes (subscription deletes)
     /// still go out.
     stopping: bool,
+    /// The read of the tenant's user directory.
+    dir: directory::DirRead,
 }
 
 /// Ids are compared in lower case: Graph's GUIDs are case-insensitive.
@@ -331,6 +341,7 @@ impl Core {
             auth_problem: None,
             last_status: None,
             stopping: false,
+            dir: directory::DirRead::default(),
             s,
         };
         core.adopt_subs(stored.subs.as_deref(), now);
@@ -492,6 +503,7 @@ impl Core {
         if let Some(token) = self.primary.access_token(now).map(str::to_string) {
             self.pump_lookups(&token, now);
             self.pump_reads(&token, now);
+            self.pump_directory(&token, now);
             self.pump_deletes(&token);
             self.pump_subs(&token, now);
         }
@@ -595,6 +607,7 @@ impl Core {
             Purpose::Reauthorize(local) => self.sub_phase(local, SubPhase::NeedReauth),
             Purpose::DeleteSub(gid) => self.to_delete.push(gid),
             Purpose::Write(ep, p) => self.requeue_write(ep, p),
+            Purpose::Directory(page) => self.directory_again(page),
             Purpose::OAuth(..) => {}
         }
     }
@@ -611,14 +624,15 @@ impl Core {
             Purpose::Reauthorize(local) => self.on_reauthorized(local, outcome, now),
             Purpose::DeleteSub(gid) => self.on_sub_deleted(gid, outcome),
             Purpose::Write(ep, p) => self.on_write(ep, p, outcome, now),
+            Purpose::Directory(page) => self.on_directory(page, outcome, now),
             Purpose::OAuth(..) => {}
         }
     }
 
     fn permission(&self, class: OpClass) -> &'static str {
         match (class, self.s.flow.delegated()) {
-            (OpClass::Users, true) => "User.ReadBasic.All (delegated)",
-            (OpClass::Users, false) => "User.Read.All (application)",
+            (OpClass::Users | OpClass::Directory, true) => "User.ReadBasic.All (delegated)",
+            (OpClass::Users | OpClass::Directory, false) => "User.Read.All (application)",
             (OpClass::Read, true) => "Presence.Read.All (delegated)",
             (OpClass::Read, false) => "Presence.Read.All (application)",
             (OpClass::Write, _) if self.write_slot() == Slot::App || !self.s.flow.delegated() => {
@@ -712,6 +726,9 @@ impl Core {
         if refused > 0 {
             text.push_str(&format!("; {refused} refused by Graph (access denied)"));
         }
+        if let Some(n) = self.dir.last_count {
+            text.push_str(&format!("; {n} users in the directory"));
+        }
         text
     }
 
@@ -733,7 +750,12 @@ impl Core {
             }
             None => {}
         }
-        if let Some(m) = self.forbidden.get(&OpClass::Write) {
+        // Presence still flows without these: shown, but after throttling.
+        let other = self
+            .forbidden
+            .get(&OpClass::Write)
+            .or_else(|| self.forbidden.get(&OpClass::Directory));
+        if let Some(m) = other {
             return (ConnectorStatus::Forbidden, Some(m.clone()));
         }
         if self.primary.access_token(now).is_none() && self.primary.tokens().is_none() {
@@ -800,6 +822,7 @@ impl plain::Core for Core {
             self.arm_reread();
         }
         self.set_timer(TimerKey::Reconcile, 300);
+        self.directory_due();
         self.pump(now);
         self.update_status(now);
     }
@@ -884,6 +907,8 @@ impl plain::Core for Core {
             TimerKey::Silent(local) => self.silence_due(local),
             TimerKey::KeepAlive(ep) => self.keep_alive_due(ep, now),
             TimerKey::WriteDeadline(ep) => self.write_overdue(ep, now),
+            // The page waits for its time in `dir`; the pump below sends it.
+            TimerKey::Directory => {}
         }
         self.pump(now);
         self.update_status(now);

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::*;
 use presence_connector_sdk::plain::Core as _;
 
+mod directory;
 mod fuzz;
 mod goodbye;
 mod lookups;
@@ -23,12 +24,18 @@ const SECRET: &str = "s3cret-value";
 const GRAPH: &str = "https://graph.microsoft.com/v1.0";
 const NOTIFY: &str = "https://hub.example.com/hooks/teams/notify";
 
+/// Settings for the simulated tenant with `extra` fields on top. The user
+/// directory is off unless `extra` turns it on (`("directory", "true")`),
+/// so tests of other things see only their own requests.
 fn settings(extra: &[(&str, &str)]) -> Settings {
     let mut entries = vec![
         ("tenant_id", "contoso.onmicrosoft.com"),
         ("client_id", CLIENT),
         ("client_secret", SECRET),
     ];
+    if !extra.iter().any(|(k, _)| *k == "directory") {
+        entries.push(("directory", "false"));
+    }
     entries.extend_from_slice(extra);
     let entries = entries
         .into_iter()
@@ -36,6 +43,8 @@ fn settings(extra: &[(&str, &str)]) -> Settings {
             name: k.into(),
             value: if k.ends_with("_seconds") || k.ends_with("_minutes") {
                 ConfigValue::Integer(v.parse().unwrap())
+            } else if k == "directory" {
+                ConfigValue::Boolean(v.parse().unwrap())
             } else {
                 ConfigValue::Text(v.into())
             },
