@@ -74,14 +74,28 @@ pub fn start(
 ) -> std::io::Result<Inbox> {
     let relay = local.relay_inbox();
     let inbox = relay.clone();
+    // Two threads: this node's presence never waits on the database, and
+    // while one publication is in flight the next batch grows (fewer,
+    // larger messages under load).
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<(Arc<str>, Relayed)>>();
     std::thread::Builder::new()
         .name("cluster-relay".into())
         .spawn(move || {
             while let Some(items) = relay.relay(Instant::now() + Duration::from_millis(500), &local)
             {
-                if !items.is_empty() {
-                    publish(coord.as_ref(), store.as_ref(), items, &counters);
+                if !items.is_empty() && tx.send(items).is_err() {
+                    return;
                 }
+            }
+        })?;
+    std::thread::Builder::new()
+        .name("cluster-publish".into())
+        .spawn(move || {
+            while let Ok(mut items) = rx.recv() {
+                while let Ok(more) = rx.try_recv() {
+                    items.extend(more);
+                }
+                publish(coord.as_ref(), store.as_ref(), items, &counters);
             }
         })?;
     Ok(inbox)
@@ -93,8 +107,23 @@ fn publish(
     items: Vec<(Arc<str>, Relayed)>,
     counters: &ClusterCounters,
 ) {
+    // Latest wins, as in the presence inbox: an item every channel of which
+    // a later item of the same endpoint carries changes nothing once that
+    // one is applied, so it is not sent.
+    let mut seen: std::collections::HashSet<(Arc<str>, String)> = Default::default();
+    let mut kept = Vec::with_capacity(items.len());
+    for (instance, item) in items.into_iter().rev() {
+        let keys = latest_keys(&item);
+        let mut newest = keys.is_empty();
+        for k in keys {
+            newest |= seen.insert((instance.clone(), k));
+        }
+        if newest {
+            kept.push((instance, item));
+        }
+    }
     let mut by_instance: BTreeMap<Arc<str>, Vec<Relayed>> = BTreeMap::new();
-    for (instance, item) in items {
+    for (instance, item) in kept.into_iter().rev() {
         by_instance.entry(instance).or_default().push(item);
     }
     for (instance, items) in by_instance {
