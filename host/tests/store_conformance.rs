@@ -187,6 +187,19 @@ fn kv_write_in_order(s: &dyn Store, _: &Path) {
         ]
     );
     assert_eq!(s.kv_get("b", "k").unwrap().unwrap(), b"other");
+    // The last write of a key decides it, a delete included.
+    s.kv_write(
+        "a",
+        &[
+            set("j", b"6"),
+            KvWrite::Delete { key: "j".into() },
+            set("Z", b"7"),
+            set("Z", b"8"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.kv_get("a", "j").unwrap(), None);
+    assert_eq!(s.kv_get("a", "Z").unwrap().unwrap(), b"8");
 }
 
 fn users_and_their_notes(s: &dyn Store, _: &Path) {

@@ -17,7 +17,7 @@
 //! folder's `secret.key`, as in SQLite; every node needs the same file,
 //! checked at connect against a sealed known text in `settings`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -957,22 +957,41 @@ impl Store for PostgresStore {
                 KvWrite::Delete { key } => (key.clone(), None),
             })
             .collect();
+        // The last write of each key decides it: two statements whatever
+        // the batch's size (a round trip per key capped the cluster relay).
+        let mut last: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+        for (key, value) in writes {
+            last.insert(key, value);
+        }
+        let (mut set_keys, mut set_values, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
+        for (key, value) in last {
+            match value {
+                Some(v) => {
+                    set_keys.push(key);
+                    set_values.push(v);
+                }
+                None => deleted.push(key),
+            }
+        }
         let (instance, node) = (instance.to_owned(), self.node_id.clone());
         let r = self.run(move |c| {
             let mut tx = c.transaction()?;
             if let Some(f) = fence {
                 check_fence_tx(&mut tx, &instance, &node, f)?;
             }
-            let set = tx.prepare(
-                "INSERT INTO kv (instance, key, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (instance, key) DO UPDATE SET value = EXCLUDED.value",
-            )?;
-            let delete = tx.prepare("DELETE FROM kv WHERE instance = $1 AND key = $2")?;
-            for (key, value) in &writes {
-                match value {
-                    Some(v) => tx.execute(&set, &[&instance, key, v])?,
-                    None => tx.execute(&delete, &[&instance, key])?,
-                };
+            if !set_keys.is_empty() {
+                tx.execute(
+                    "INSERT INTO kv (instance, key, value)
+                     SELECT $1, k, v FROM unnest($2::text[], $3::bytea[]) AS t(k, v)
+                     ON CONFLICT (instance, key) DO UPDATE SET value = EXCLUDED.value",
+                    &[&instance, &set_keys, &set_values],
+                )?;
+            }
+            if !deleted.is_empty() {
+                tx.execute(
+                    "DELETE FROM kv WHERE instance = $1 AND key = ANY($2::text[])",
+                    &[&instance, &deleted],
+                )?;
             }
             tx.commit()?;
             Ok(())
