@@ -128,7 +128,13 @@ impl Hub {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             nofile,
-            http: reqwest::Client::new(),
+            // Never reuse a connection the hub may be closing: it ends an
+            // idle keep-alive connection after its header timeout (10 s),
+            // and a request sent as it does fails with IncompleteMessage.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_secs(5))
+                .build()
+                .unwrap(),
             api_check: None,
         };
         hub.spawn();
