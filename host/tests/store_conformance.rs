@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use hub_e2e::postgres::Postgres;
 use presence_hub::store::{
     ClusterSignal, ConnectorRecord, Coordination, EventQuery, EventRecord, KvWrite, PluginRecord,
-    PostgresStore, SqliteStore, Store, StoreError, TokenRecord,
+    DIRECTORY_NAMESPACE, PRESENCE_NAMESPACE_PREFIX, PostgresStore, STATUS_NAMESPACE, SqliteStore,
+    Store, StoreError, TokenRecord,
 };
 
 struct Opened {
@@ -52,6 +53,7 @@ macro_rules! both {
 both!(
     plugins_round_trip,
     connectors_round_trip_with_sealed_secrets,
+    deleting_a_connector_leaves_nothing_behind,
     kv_bounded_prefixed_and_per_instance,
     kv_write_in_order,
     users_and_their_notes,
@@ -125,6 +127,52 @@ fn connectors_round_trip_with_sealed_secrets(s: &dyn Store, _: &Path) {
         "kv goes with the connector"
     );
     assert_eq!(s.connectors().unwrap().len(), 1);
+}
+
+/// The cluster's latest presence (`#presence/<id>`), its stored status
+/// (`#status`, key id) and the directory sync settings (`#directory`, key
+/// id) go with the instance, in the same call; another instance's, even
+/// one whose id starts the same, and the hub's other namespaces stay. A
+/// call for an id without a record still drops leftovers.
+fn deleting_a_connector_leaves_nothing_behind(s: &dyn Store, _: &Path) {
+    let set = |k: &str| KvWrite::Set {
+        key: k.into(),
+        value: b"v".to_vec(),
+    };
+    let presence = |id: &str| format!("{PRESENCE_NAMESPACE_PREFIX}{id}");
+    for id in ["pbx", "pbx-2"] {
+        s.put_connector(&connector(id, "x")).unwrap();
+        s.kv_write(id, &[set("token")]).unwrap();
+        s.kv_write(&presence(id), &[set("1001\u{1f}rich"), set("1002\u{1f}state")])
+            .unwrap();
+    }
+    for ns in [STATUS_NAMESPACE, DIRECTORY_NAMESPACE, "#sync"] {
+        s.kv_write(ns, &[set("pbx"), set("pbx-2"), set("ghost")])
+            .unwrap();
+    }
+    assert!(s.delete_connector("pbx").unwrap());
+    assert!(s.kv_all("pbx").unwrap().is_empty());
+    assert!(s.kv_all(&presence("pbx")).unwrap().is_empty());
+    for ns in [STATUS_NAMESPACE, DIRECTORY_NAMESPACE] {
+        assert_eq!(s.kv_keys(ns, "").unwrap(), ["ghost", "pbx-2"], "{ns}");
+    }
+    // Not an instance's: the sync's holds are per user.
+    assert_eq!(s.kv_keys("#sync", "").unwrap(), ["ghost", "pbx", "pbx-2"]);
+    assert_eq!(s.kv_keys("pbx-2", "").unwrap(), ["token"]);
+    assert_eq!(s.kv_keys(&presence("pbx-2"), "").unwrap().len(), 2);
+    // Leftovers of an id without a record (a crash before this change).
+    assert!(!s.delete_connector("ghost").unwrap());
+    for ns in [STATUS_NAMESPACE, DIRECTORY_NAMESPACE] {
+        assert_eq!(s.kv_keys(ns, "").unwrap(), ["pbx-2"], "{ns}");
+    }
+    assert_eq!(
+        s.connectors()
+            .unwrap()
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>(),
+        ["pbx-2"]
+    );
 }
 
 fn kv_bounded_prefixed_and_per_instance(s: &dyn Store, _: &Path) {

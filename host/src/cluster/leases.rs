@@ -23,7 +23,7 @@ use crate::store::{Coordination, KvWrite, Lease, NodeInfo, Store, StoreError};
 /// The key-value namespace where each node stores the statuses of the
 /// instances it runs (key: instance id; value: the status as the API
 /// shows it).
-const STATUS_NAMESPACE: &str = "#status";
+const STATUS_NAMESPACE: &str = crate::store::STATUS_NAMESPACE;
 use crate::telemetry::ClusterCounters;
 use crate::timing;
 

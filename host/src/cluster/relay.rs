@@ -38,7 +38,7 @@ struct Batch {
 
 /// The key-value namespace holding the latest of an instance's endpoints.
 pub fn namespace(instance: &str) -> String {
-    format!("#presence/{instance}")
+    format!("{}{instance}", crate::store::PRESENCE_NAMESPACE_PREFIX)
 }
 
 /// The keys an item is latest for: one per channel it carries.

@@ -20,6 +20,55 @@ pub use postgres::PostgresStore;
 pub use secrets::SecretBox;
 pub use sqlite::SqliteStore;
 
+/// The key-value namespace `#presence/<instance>`: the latest presence of
+/// each of the instance's endpoints, kept by the cluster relay
+/// ([`crate::cluster::relay`]) for nodes that join later.
+pub const PRESENCE_NAMESPACE_PREFIX: &str = "#presence/";
+/// The key-value namespace holding each instance's connector status as the
+/// node running it stored it ([`crate::cluster::leases`]); key: the
+/// instance id, value: the status as the API shows it (JSON).
+pub const STATUS_NAMESPACE: &str = "#status";
+/// The key-value namespace holding each instance's directory sync settings
+/// ([`crate::api::directory`]); key: the instance id, value: JSON.
+pub const DIRECTORY_NAMESPACE: &str = "#directory";
+
+/// What the hub keeps about a connector instance outside its record and
+/// its own key-value namespace, declared here once: [`Store::delete_connector`]
+/// drops all of it in the transaction that deletes the record, so nothing
+/// of a deleted instance stays behind (and a new instance given the same
+/// id starts clean). The hub's own namespaces start with `#`, which no
+/// instance id has (ids are 1-64 of a-z, 0-9, `-` and `_`), so none of
+/// them is ever an instance's own namespace.
+pub const INSTANCE_DATA: &[InstanceData] = &[
+    InstanceData::Namespace(PRESENCE_NAMESPACE_PREFIX),
+    InstanceData::Key(STATUS_NAMESPACE),
+    InstanceData::Key(DIRECTORY_NAMESPACE),
+];
+
+/// One kind of an instance's data in [`INSTANCE_DATA`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceData {
+    /// The whole namespace `<prefix><instance>`.
+    Namespace(&'static str),
+    /// The key `<instance>` in this namespace.
+    Key(&'static str),
+}
+
+/// The key-value rows [`Store::delete_connector`] drops with instance
+/// `id`: the whole namespaces (its own first) and the namespaces in which
+/// the key `id` goes.
+pub(crate) fn instance_kv(id: &str) -> (Vec<String>, Vec<&'static str>) {
+    let mut whole = vec![id.to_owned()];
+    let mut keyed = Vec::new();
+    for d in INSTANCE_DATA {
+        match d {
+            InstanceData::Namespace(prefix) => whole.push(format!("{prefix}{id}")),
+            InstanceData::Key(namespace) => keyed.push(*namespace),
+        }
+    }
+    (whole, keyed)
+}
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -150,7 +199,10 @@ pub trait Store: Send + Sync + 'static {
     fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError>;
 
     fn put_connector(&self, connector: &ConnectorRecord) -> Result<(), StoreError>;
-    /// Deletes the connector and its key-value data.
+    /// Deletes the connector, its key-value data and what the hub keeps
+    /// about it ([`INSTANCE_DATA`]), in one transaction; true when the
+    /// connector existed (its data goes either way, so a call again after
+    /// a failure finishes the job).
     fn delete_connector(&self, id: &str) -> Result<bool, StoreError>;
     fn connectors(&self) -> Result<Vec<ConnectorRecord>, StoreError>;
 

@@ -738,6 +738,26 @@ fn write_dump_pg(tx: &mut Transaction<'_>, d: &Dump) -> Result<(), StoreError> {
     Ok(())
 }
 
+impl PostgresStore {
+    /// An operator write: `f` in one transaction, then a change of `table`
+    /// announced to every node ([`ClusterSignal::Changed`]), then commit
+    /// (the notification goes out with the commit, or not at all).
+    fn write<T: Send + 'static>(
+        &self,
+        table: &'static str,
+        f: impl FnOnce(&mut Transaction<'_>, &str) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let node = self.node_id.clone();
+        self.run(move |c| {
+            let mut tx = c.transaction()?;
+            let out = f(&mut tx, &node)?;
+            notify_change(&mut tx, table, &node)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+}
+
 impl Store for PostgresStore {
     /// A SQLite hub database with everything this one holds, read in one
     /// `REPEATABLE READ` transaction: what `presence-hub restore` takes.
@@ -748,9 +768,7 @@ impl Store for PostgresStore {
 
     fn put_plugin(&self, p: &PluginRecord) -> Result<(), StoreError> {
         let p = p.clone();
-        let node = self.node_id.clone();
-        self.run(move |c| {
-            let mut tx = c.transaction()?;
+        self.write(PLUGINS, move |tx, _| {
             tx.execute(
                 "INSERT INTO plugins (id, version, manifest, sha256, component, uploaded_at_ms)
                  VALUES ($1, $2, $3, $4, $5, $6)
@@ -759,21 +777,14 @@ impl Store for PostgresStore {
                     uploaded_at_ms = EXCLUDED.uploaded_at_ms",
                 &[&p.id, &p.version, &p.manifest, &p.sha256, &p.component, &ms(p.uploaded_at_ms)],
             )?;
-            notify_change(&mut tx, PLUGINS, &node)?;
-            tx.commit()?;
             Ok(())
         })
     }
 
     fn delete_plugin(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_owned();
-        let node = self.node_id.clone();
-        self.run(move |c| {
-            let mut tx = c.transaction()?;
-            let n = tx.execute("DELETE FROM plugins WHERE id = $1", &[&id])?;
-            notify_change(&mut tx, PLUGINS, &node)?;
-            tx.commit()?;
-            Ok(n > 0)
+        self.write(PLUGINS, move |tx, _| {
+            Ok(tx.execute("DELETE FROM plugins WHERE id = $1", &[&id])? > 0)
         })
     }
 
@@ -804,30 +815,27 @@ impl Store for PostgresStore {
         let secrets = serde_json::to_vec(&rec.secrets).expect("a string map serialises");
         let sealed = self.secrets.seal(&secrets);
         let (id, plugin) = (rec.id.clone(), rec.plugin.clone());
-        let node = self.node_id.clone();
-        self.run(move |c| {
-            let mut tx = c.transaction()?;
+        self.write(CONNECTORS, move |tx, _| {
             tx.execute(
                 "INSERT INTO connectors (id, plugin, record, secrets) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (id) DO UPDATE SET plugin = EXCLUDED.plugin, record = EXCLUDED.record,
                     secrets = EXCLUDED.secrets",
                 &[&id, &plugin, &record, &sealed],
             )?;
-            notify_change(&mut tx, CONNECTORS, &node)?;
-            tx.commit()?;
             Ok(())
         })
     }
 
     fn delete_connector(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_owned();
-        let node = self.node_id.clone();
-        self.run(move |c| {
-            let mut tx = c.transaction()?;
+        let (whole, keyed) = super::instance_kv(&id);
+        self.write(CONNECTORS, move |tx, _| {
             let n = tx.execute("DELETE FROM connectors WHERE id = $1", &[&id])?;
-            tx.execute("DELETE FROM kv WHERE instance = $1", &[&id])?;
-            notify_change(&mut tx, CONNECTORS, &node)?;
-            tx.commit()?;
+            tx.execute(
+                "DELETE FROM kv WHERE instance = ANY($1::text[])
+                    OR (instance = ANY($2::text[]) AND key = $3)",
+                &[&whole, &keyed, &id],
+            )?;
             Ok(n > 0)
         })
     }
@@ -1001,9 +1009,7 @@ impl Store for PostgresStore {
 
     fn put_users(&self, users: &[(String, String)]) -> Result<(), StoreError> {
         let (names, records): (Vec<String>, Vec<String>) = users.iter().cloned().unzip();
-        let node = self.node_id.clone();
-        self.run(move |c| {
-            let mut tx = c.transaction()?;
+        self.write(USERS, move |tx, _| {
             // A name given twice: the last record wins, as with SQLite's
             // INSERT OR REPLACE row by row (ON CONFLICT cannot touch a row
             // twice in one statement).
@@ -1014,24 +1020,18 @@ impl Store for PostgresStore {
                  ON CONFLICT (username) DO UPDATE SET record = EXCLUDED.record",
                 &[&names, &records],
             )?;
-            notify_change(&mut tx, USERS, &node)?;
-            tx.commit()?;
             Ok(())
         })
     }
 
     fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
         let username = username.to_owned();
-        let node = self.node_id.clone();
-        self.run(move |c| {
-            let mut tx = c.transaction()?;
+        self.write(USERS, move |tx, node| {
             let n = tx.execute("DELETE FROM users WHERE username = $1", &[&username])?;
             let notes = tx.execute("DELETE FROM notes WHERE username = $1", &[&username])?;
-            notify_change(&mut tx, USERS, &node)?;
             if notes > 0 {
-                notify_change(&mut tx, NOTES, &node)?;
+                notify_change(tx, NOTES, node)?;
             }
-            tx.commit()?;
             Ok(n > 0)
         })
     }
@@ -1049,29 +1049,19 @@ impl Store for PostgresStore {
 
     fn add_note(&self, username: &str, record: &str) -> Result<i64, StoreError> {
         let (username, record) = (username.to_owned(), record.to_owned());
-        let node = self.node_id.clone();
-        self.run(move |c| {
-            let mut tx = c.transaction()?;
-            let id: i64 = tx
+        self.write(NOTES, move |tx, _| {
+            Ok(tx
                 .query_one(
                     "INSERT INTO notes (username, record) VALUES ($1, $2) RETURNING id",
                     &[&username, &record],
                 )?
-                .get(0);
-            notify_change(&mut tx, NOTES, &node)?;
-            tx.commit()?;
-            Ok(id)
+                .get(0))
         })
     }
 
     fn delete_note(&self, id: i64) -> Result<bool, StoreError> {
-        let node = self.node_id.clone();
-        self.run(move |c| {
-            let mut tx = c.transaction()?;
-            let n = tx.execute("DELETE FROM notes WHERE id = $1", &[&id])?;
-            notify_change(&mut tx, NOTES, &node)?;
-            tx.commit()?;
-            Ok(n > 0)
+        self.write(NOTES, move |tx, _| {
+            Ok(tx.execute("DELETE FROM notes WHERE id = $1", &[&id])? > 0)
         })
     }
 
@@ -1088,28 +1078,19 @@ impl Store for PostgresStore {
 
     fn put_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
         let t = t.clone();
-        let node = self.node_id.clone();
-        self.run(move |c| {
-            let mut tx = c.transaction()?;
+        self.write(TOKENS, move |tx, _| {
             tx.execute(
                 "INSERT INTO tokens (id, name, role, sha256, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
                 &[&t.id, &t.name, &t.role, &t.sha256, &ms(t.created_at_ms)],
             )?;
-            notify_change(&mut tx, TOKENS, &node)?;
-            tx.commit()?;
             Ok(())
         })
     }
 
     fn delete_token(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_owned();
-        let node = self.node_id.clone();
-        self.run(move |c| {
-            let mut tx = c.transaction()?;
-            let n = tx.execute("DELETE FROM tokens WHERE id = $1", &[&id])?;
-            notify_change(&mut tx, TOKENS, &node)?;
-            tx.commit()?;
-            Ok(n > 0)
+        self.write(TOKENS, move |tx, _| {
+            Ok(tx.execute("DELETE FROM tokens WHERE id = $1", &[&id])? > 0)
         })
     }
 
@@ -1191,16 +1172,12 @@ impl Store for PostgresStore {
 
     fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
         let (key, value) = (key.to_owned(), value.to_owned());
-        let node = self.node_id.clone();
-        self.run(move |c| {
-            let mut tx = c.transaction()?;
+        self.write(SETTINGS, move |tx, _| {
             tx.execute(
                 "INSERT INTO settings (key, value) VALUES ($1, $2)
                  ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
                 &[&key, &value],
             )?;
-            notify_change(&mut tx, SETTINGS, &node)?;
-            tx.commit()?;
             Ok(())
         })
     }

@@ -446,7 +446,16 @@ impl Store for SqliteStore {
         self.with(|c| {
             let tx = c.transaction()?;
             let n = tx.execute("DELETE FROM connectors WHERE id = ?1", [id])?;
-            tx.execute("DELETE FROM kv WHERE instance = ?1", [id])?;
+            let (whole, keyed) = super::instance_kv(id);
+            for namespace in whole {
+                tx.execute("DELETE FROM kv WHERE instance = ?1", [namespace])?;
+            }
+            for namespace in keyed {
+                tx.execute(
+                    "DELETE FROM kv WHERE instance = ?1 AND key = ?2",
+                    [namespace, id],
+                )?;
+            }
             tx.commit()?;
             Ok(n > 0)
         })
