@@ -4,6 +4,7 @@
 //!
 //! `cargo xtask test` builds the hub and packages the plugins first.
 
+pub mod directory;
 pub mod ews_sim;
 pub mod genesys_sim;
 pub mod graph_sim;

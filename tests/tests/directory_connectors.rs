@@ -10,55 +10,24 @@
 //! scheduled sync runs by itself.
 
 use hub_e2e::Hub;
+use hub_e2e::directory::{ConnectorDirectory, action, has, operator_carla};
 use hub_e2e::rc_sim::{RcSim, RcSimConfig};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const ID: &str = "rc";
 
-fn action<'a>(report: &'a Value, user: &str) -> &'a str {
-    report["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["username"] == user)
-        .and_then(|u| u["action"].as_str())
-        .unwrap_or("absent")
-}
-
-async fn sync(hub: &Hub, dry_run: bool) -> Value {
-    let (s, r) = hub
-        .call(
-            "POST",
-            &format!("/api/v1/directory/connectors/{ID}/sync?dry_run={dry_run}"),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{r}");
-    r
-}
-
-async fn put(hub: &Hub, body: Value) {
+async fn create(hub: &Hub, sim: &RcSim) {
+    let c = sim.config();
     let (s, v) = hub
         .call(
-            "PUT",
-            &format!("/api/v1/directory/connectors/{ID}"),
-            Some(body),
+            "POST",
+            "/api/v1/connectors",
+            Some(json!({"id": ID, "plugin": "ringcentral", "config": {
+                "server_url": sim.base(), "client_id": c.client_id,
+                "client_secret": c.client_secret, "jwt": c.jwt}})),
         )
         .await;
-    assert_eq!(s, 200, "{v}");
-}
-
-/// The instance's directory as the hub holds it, once `f` holds.
-async fn wait_directory(hub: &Hub, what: &str, f: impl Fn(&[Value]) -> bool) {
-    hub.wait_for(&format!("/api/v1/connectors/{ID}/endpoints"), what, |v| {
-        v["directory"].as_array().is_some_and(|d| f(d))
-    })
-    .await;
-}
-
-fn has(dir: &[Value], endpoint: u64) -> bool {
-    dir.iter()
-        .any(|e| e["endpoint"] == json!(endpoint.to_string()))
+    assert_eq!(s, 201, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,29 +42,17 @@ async fn users_follow_the_connectors_directory() {
     hub.check_api().await;
 
     // Carol is a user an operator made, under another name, by email.
-    let carla = json!({"username": "carla", "display_name": "Carla (front desk)",
-        "email": "Carol@Example.com", "department": "Reception"});
-    let (s, v) = hub.call("POST", "/api/v1/users", Some(carla)).await;
-    assert_eq!(s, 201, "{v}");
-    let carla = hub.get("/api/v1/users/carla").await;
+    let carla = operator_carla(&hub, "Carol@Example.com").await;
 
-    let c = sim.config();
-    let (s, v) = hub
-        .call(
-            "POST",
-            "/api/v1/connectors",
-            Some(json!({"id": ID, "plugin": "ringcentral", "config": {
-                "server_url": sim.base(), "client_id": c.client_id,
-                "client_secret": c.client_secret, "jwt": c.jwt}})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    put(&hub, json!({"remove": "report"})).await;
+    create(&hub, &sim).await;
+    let d = ConnectorDirectory::new(&hub, ID);
+    d.put(json!({"remove": "report"})).await;
     // The simulated account also has its owner's extension (admin@).
-    wait_directory(&hub, "the extension directory", |d| d.len() == 5).await;
+    d.wait_directory("the extension directory", |d| d.len() == 5)
+        .await;
 
     // Dry run: the plan, and nothing changes.
-    let plan = sync(&hub, true).await;
+    let plan = d.sync(true).await;
     assert_eq!(
         (plan["dry_run"].as_bool(), plan["applied"].as_bool()),
         (Some(true), Some(false)),
@@ -128,7 +85,7 @@ async fn users_follow_the_connectors_directory() {
     assert_eq!(hub.call("GET", "/api/v1/users/bob", None).await.0, 404);
 
     // The sync creates them, marked and tied to their extension.
-    let r = sync(&hub, false).await;
+    let r = d.sync(false).await;
     assert_eq!(
         (r["applied"].as_bool(), r["created"].as_u64()),
         (Some(true), Some(3)),
@@ -178,30 +135,13 @@ async fn users_follow_the_connectors_directory() {
     sim.rename_extension(alice, "Alice Meyer");
     sim.remove_extension(bob);
     // The connector reads its directory again when it starts.
-    for step in ["disable", "enable"] {
-        let (s, v) = hub
-            .call("POST", &format!("/api/v1/connectors/{ID}/{step}"), None)
-            .await;
-        assert!(s == 200 || s == 204, "{step}: {s} {v}");
-    }
-    wait_directory(&hub, "bob gone from the directory", |d| {
-        d.len() == 4 && !has(d, bob)
+    d.restart_connector().await;
+    d.wait_directory("bob gone from the directory", |d| {
+        d.len() == 4 && !has(d, &bob.to_string())
     })
     .await;
-    // The whole directory is in (a half-read one answers 409).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let path = format!("/api/v1/directory/connectors/{ID}/sync?dry_run=true");
-        let (s, v) = hub.call("POST", &path, None).await;
-        match s {
-            200 => break,
-            409 if std::time::Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await
-            }
-            _ => panic!("dry run: {s} {v}"),
-        }
-    }
-    let r = sync(&hub, false).await;
+    d.plan_when_whole().await;
+    let r = d.sync(false).await;
     assert_eq!(action(&r, "alice.adams"), "updated", "{r}");
     assert_eq!(action(&r, "bob"), "missing", "{r}");
     assert_eq!(action(&r, "carla"), "matched", "{r}");
@@ -213,8 +153,8 @@ async fn users_follow_the_connectors_directory() {
 
     // With remove=delete bob goes; carla (same email as a directory entry,
     // made by an operator) stays as she was.
-    put(&hub, json!({"remove": "delete"})).await;
-    let r = sync(&hub, false).await;
+    d.put(json!({"remove": "delete"})).await;
+    let r = d.sync(false).await;
     assert_eq!(
         (action(&r, "bob"), r["deleted"].as_u64()),
         ("deleted", Some(1)),
@@ -225,12 +165,11 @@ async fn users_follow_the_connectors_directory() {
 
     // The schedule: a new extension arrives by itself.
     let dora = sim.add_extension("104", "Dora Diaz", "dora@example.com");
-    for step in ["disable", "enable"] {
-        hub.call("POST", &format!("/api/v1/connectors/{ID}/{step}"), None)
-            .await;
-    }
-    wait_directory(&hub, "dora in the directory", |d| has(d, dora)).await;
-    put(&hub, json!({"remove": "delete", "interval_seconds": 5})).await;
+    d.restart_connector().await;
+    d.wait_directory("dora in the directory", |d| has(d, &dora.to_string()))
+        .await;
+    d.put(json!({"remove": "delete", "interval_seconds": 5}))
+        .await;
     let st = hub
         .get(&format!("/api/v1/directory/connectors/{ID}/status"))
         .await;
@@ -253,4 +192,85 @@ async fn users_follow_the_connectors_directory() {
         |v| v.to_string().contains("directory sync of rc (scheduled)"),
     )
     .await;
+}
+
+/// Deleting the connector instance leaves nothing of its directory sync
+/// behind: its settings go (the list and the settings answer without it, a
+/// sync answers 404, not 409), and the users its sync made stay (they are
+/// people) without its `directory` marker and its `endpoints` entry, so a
+/// new instance given the same id lists them as `matched` instead of
+/// taking them over. A user an operator tied to the instance by hand keeps
+/// what the operator wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_instance_leaves_nothing_of_its_sync_behind() {
+    let sim = RcSim::start(RcSimConfig::default()).await;
+    let alice = sim.add_extension("101", "Alice Adams", "alice@example.com");
+    sim.add_extension("102", "Bob Brown", "bob@example.com");
+    let mut hub = Hub::start(&["plugins/ringcentral"], &[]);
+    hub.check_api().await;
+    let dora = json!({"username": "dora", "display_name": "Dora by hand",
+        "endpoints": {ID: "999"}});
+    let (s, v) = hub.call("POST", "/api/v1/users", Some(dora)).await;
+    assert_eq!(s, 201, "{v}");
+    let dora = hub.get("/api/v1/users/dora").await;
+
+    create(&hub, &sim).await;
+    let d = ConnectorDirectory::new(&hub, ID);
+    d.put(json!({"remove": "delete", "interval_seconds": 3600}))
+        .await;
+    d.plan_when_whole().await;
+    let r = d.sync(false).await;
+    assert_eq!(r["created"], 3, "alice, bob and the owner: {r}");
+    let a = hub.get("/api/v1/users/alice").await;
+    assert_eq!(
+        (&a["attributes"]["directory"], &a["endpoints"][ID]),
+        (&json!(ID), &json!(alice.to_string())),
+        "{a}"
+    );
+
+    let (s, v) = hub
+        .call("DELETE", &format!("/api/v1/connectors/{ID}"), None)
+        .await;
+    assert_eq!(s, 204, "{v}");
+    assert_eq!(hub.get("/api/v1/directory/connectors").await, json!([]));
+    let path = format!("/api/v1/directory/connectors/{ID}");
+    assert_eq!(hub.call("GET", &path, None).await.0, 404);
+    let st = hub.get(&format!("{path}/status")).await;
+    assert_eq!(st["configured"], false, "{st}");
+    let (s, v) = hub.call("POST", &format!("{path}/sync"), None).await;
+    assert_eq!(s, 404, "not synced any more, rather than 409: {v}");
+    for name in ["alice", "bob"] {
+        let u = hub.get(&format!("/api/v1/users/{name}")).await;
+        assert!(u["attributes"].get("directory").is_none(), "{u}");
+        assert!(u["endpoints"].get(ID).is_none(), "{u}");
+        assert_eq!(u["email"], format!("{name}@example.com"), "{u}");
+    }
+    assert_eq!(hub.get("/api/v1/users/dora").await, dora);
+    hub.wait_for(
+        "/api/v1/events?limit=100",
+        "the release in the event log",
+        |v| {
+            v.to_string()
+                .contains("connector instance rc deleted: 3 users")
+        },
+    )
+    .await;
+
+    // A new instance with the same id: its sync starts clean and does not
+    // adopt the users of the old one.
+    create(&hub, &sim).await;
+    let (s, v) = hub.call("POST", &format!("{path}/sync"), None).await;
+    assert_eq!(s, 404, "{v}");
+    d.put(json!({"remove": "delete"})).await;
+    let plan = d.plan_when_whole().await;
+    assert_eq!(
+        (action(&plan, "alice"), action(&plan, "bob")),
+        ("matched", "matched"),
+        "{plan}"
+    );
+    assert_eq!(
+        (&plan["created"], &plan["deleted"]),
+        (&json!(0), &json!(0)),
+        "{plan}"
+    );
 }

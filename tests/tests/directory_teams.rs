@@ -11,74 +11,14 @@
 //! (`remove: delete`). Without User.Read.All the connector is forbidden
 //! naming it, and presence still flows.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hub_e2e::Hub;
+use hub_e2e::directory::{ConnectorDirectory, action, has, operator_carla};
 use hub_e2e::graph_sim::{GraphSim, SimConfig};
 use serde_json::{Value, json};
 
 const ID: &str = "teams";
-
-fn action<'a>(report: &'a Value, user: &str) -> &'a str {
-    report["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["username"] == user)
-        .and_then(|u| u["action"].as_str())
-        .unwrap_or("absent")
-}
-
-async fn sync(hub: &Hub, dry_run: bool) -> Value {
-    let (s, r) = hub
-        .call(
-            "POST",
-            &format!("/api/v1/directory/connectors/{ID}/sync?dry_run={dry_run}"),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{r}");
-    r
-}
-
-/// A dry run once the whole directory is in (a half-read one answers 409).
-async fn plan_when_whole(hub: &Hub) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let path = format!("/api/v1/directory/connectors/{ID}/sync?dry_run=true");
-        let (s, v) = hub.call("POST", &path, None).await;
-        match s {
-            200 => return v,
-            409 if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            _ => panic!("dry run: {s} {v}"),
-        }
-    }
-}
-
-async fn put(hub: &Hub, body: Value) {
-    let (s, v) = hub
-        .call(
-            "PUT",
-            &format!("/api/v1/directory/connectors/{ID}"),
-            Some(body),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
-}
-
-/// The instance's directory as the hub holds it, once `f` holds.
-async fn wait_directory(hub: &Hub, what: &str, f: impl Fn(&[Value]) -> bool) -> Value {
-    hub.wait_for(&format!("/api/v1/connectors/{ID}/endpoints"), what, |v| {
-        v["directory"].as_array().is_some_and(|d| f(d))
-    })
-    .await
-}
-
-fn has(dir: &[Value], endpoint: &str) -> bool {
-    dir.iter().any(|e| e["endpoint"] == endpoint)
-}
 
 fn config(sim: &GraphSim) -> Value {
     let c = sim.config();
@@ -131,15 +71,14 @@ async fn users_follow_the_teams_directory() {
     hub.check_api().await;
 
     // Carol is a user an operator made, under another name, by email.
-    let carla = json!({"username": "carla", "display_name": "Carla (front desk)",
-        "email": "Carol@Contoso.com", "department": "Reception"});
-    let (s, v) = hub.call("POST", "/api/v1/users", Some(carla)).await;
-    assert_eq!(s, 201, "{v}");
-    let carla = hub.get("/api/v1/users/carla").await;
+    let carla = operator_carla(&hub, "Carol@Contoso.com").await;
 
     create(&hub, config(&sim), &[]).await;
-    put(&hub, json!({"remove": "report"})).await;
-    let eps = wait_directory(&hub, "the tenant's users", |d| d.len() == 5).await;
+    let d = ConnectorDirectory::new(&hub, ID);
+    d.put(json!({"remove": "report"})).await;
+    let eps = d
+        .wait_directory("the tenant's users", |d| d.len() == 5)
+        .await;
     let dir = eps["directory"].as_array().unwrap();
     let a = dir.iter().find(|e| e["endpoint"] == ALICE).expect("alice");
     assert_eq!(a["email"], "Alice.Adams@contoso.com", "{a}");
@@ -153,7 +92,7 @@ async fn users_follow_the_teams_directory() {
     assert!(pages[1].contains("$skiptoken="), "{pages:?}");
 
     // Dry run: the plan, and nothing changes.
-    let plan = plan_when_whole(&hub).await;
+    let plan = d.plan_when_whole().await;
     assert_eq!(
         (plan["dry_run"].as_bool(), plan["applied"].as_bool()),
         (Some(true), Some(false)),
@@ -187,7 +126,7 @@ async fn users_follow_the_teams_directory() {
     assert_eq!(hub.call("GET", "/api/v1/users/bob", None).await.0, 404);
 
     // The sync creates them, marked and tied to their UPN.
-    let r = sync(&hub, false).await;
+    let r = d.sync(false).await;
     assert_eq!(
         (r["applied"].as_bool(), r["created"].as_u64()),
         (Some(true), Some(2)),
@@ -221,18 +160,13 @@ async fn users_follow_the_teams_directory() {
     sim.rename_user(ALICE, "Alice Meyer");
     sim.remove_user(BOB);
     // The connector reads its directory again when it starts.
-    for step in ["disable", "enable"] {
-        let (s, v) = hub
-            .call("POST", &format!("/api/v1/connectors/{ID}/{step}"), None)
-            .await;
-        assert!(s == 200 || s == 204, "{step}: {s} {v}");
-    }
-    wait_directory(&hub, "bob gone from the directory", |d| {
+    d.restart_connector().await;
+    d.wait_directory("bob gone from the directory", |d| {
         d.len() == 4 && !has(d, BOB)
     })
     .await;
-    plan_when_whole(&hub).await;
-    let r = sync(&hub, false).await;
+    d.plan_when_whole().await;
+    let r = d.sync(false).await;
     assert_eq!(action(&r, "alice.adams"), "updated", "{r}");
     assert_eq!(action(&r, "bob"), "missing", "{r}");
     assert_eq!(action(&r, "carla"), "matched", "{r}");
@@ -244,8 +178,8 @@ async fn users_follow_the_teams_directory() {
 
     // With remove=delete bob goes; carla (same email as a directory entry,
     // made by an operator) stays as she was.
-    put(&hub, json!({"remove": "delete"})).await;
-    let r = sync(&hub, false).await;
+    d.put(json!({"remove": "delete"})).await;
+    let r = d.sync(false).await;
     assert_eq!(
         (action(&r, "bob"), r["deleted"].as_u64()),
         ("deleted", Some(1)),
@@ -298,7 +232,9 @@ async fn a_refused_directory_names_the_permission_and_presence_flows() {
         eps["directory"].as_array().is_none_or(|d| d.is_empty()),
         "{eps}"
     );
-    put(&hub, json!({"remove": "report"})).await;
+    ConnectorDirectory::new(&hub, ID)
+        .put(json!({"remove": "report"}))
+        .await;
     let (s, v) = hub
         .call(
             "POST",

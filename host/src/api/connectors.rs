@@ -139,6 +139,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     s.runtime.delete_connector(&id).await?;
+    s.directory.connector_deleted(&id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -5,13 +5,18 @@
 //!   plugin reports with `directory`, such as RingCentral's extensions),
 //!   matched to users by email.
 //!
-//! The settings live in the store (settings [`SETTING`] and
-//! [`CONNECTORS_SETTING`], JSON) with the bind password sealed like
-//! connector secrets; it is never answered, only `bind_password_set`. The
-//! search is [`crate::io::ldap`]'s, the plan [`crate::engine::directory`]'s;
-//! this module stores, schedules and answers.
+//! The settings live in the store: the LDAP sync's in the setting
+//! [`SETTING`] (JSON) with the bind password sealed like connector
+//! secrets (never answered, only `bind_password_set`); each connector
+//! instance's under its id in the key-value namespace
+//! [`DIRECTORY_NAMESPACE`], so they go with the instance when it is
+//! deleted. Deleting an instance also releases the users its sync made:
+//! they stay (they are people) without its marker and endpoint
+//! ([`DirectorySync::connector_deleted`]). The search is
+//! [`crate::io::ldap`]'s, the plan [`crate::engine::directory`]'s; this
+//! module stores, schedules and answers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
@@ -25,17 +30,21 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiQuery, parse_json};
 use super::{ApiError, AppState};
-use crate::engine::directory::{self as policy, Mapping, Removal, SyncReport, UsernameFrom};
-use crate::engine::users::User;
+use crate::engine::directory::{
+    self as policy, MARKER_ATTRIBUTE, Mapping, Removal, SyncReport, UsernameFrom,
+};
+use crate::engine::users::{ImportMode, ImportRow, User};
 use crate::io::ldap::{self, LdapError, LdapQuery};
 use crate::presence::{Presence, PresenceError};
-use crate::store::{SecretBox, Store, StoreError};
+use crate::store::{DIRECTORY_NAMESPACE, KvWrite, SecretBox, Store, StoreError};
 use crate::timing;
 
 /// The store setting holding the LDAP sync's settings.
 pub const SETTING: &str = "directory.ldap";
-/// The store setting holding the connector directory syncs' settings (a
-/// JSON object by instance id).
+/// The store setting that held the connector directory syncs' settings (a
+/// JSON object by instance id) before they moved to
+/// [`DIRECTORY_NAMESPACE`]; read once at start to move them, then left an
+/// empty object.
 pub const CONNECTORS_SETTING: &str = "directory.connectors";
 
 /// The LDAP search scope (RFC 4516's names).
@@ -207,9 +216,65 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error("the stored bind password cannot be opened with this hub's secret.key")]
     Sealed,
+    /// Users of a deleted instance could not be stored released (the
+    /// import's rejected rows).
+    #[error("users of a deleted connector instance not released: {0}")]
+    NotReleased(String),
 }
 
-/// The LDAP sync: its settings, one sync at a time, the schedule.
+/// Which directory a sync follows.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Source {
+    /// The LDAP directory or Active Directory.
+    Ldap,
+    /// A connector instance's own directory.
+    Connector(String),
+}
+
+impl Source {
+    /// How the log and the event log name its syncs.
+    fn what(&self) -> String {
+        match self {
+            Source::Ldap => "ldap sync".into(),
+            Source::Connector(i) => format!("directory sync of {i}"),
+        }
+    }
+
+    fn instance(&self) -> Option<&str> {
+        match self {
+            Source::Ldap => None,
+            Source::Connector(i) => Some(i),
+        }
+    }
+}
+
+/// One sync's status and its schedule's clock (started when the settings
+/// were stored, or when the last scheduled sync began).
+struct Schedule {
+    status: SyncStatus,
+    from: Instant,
+}
+
+impl Schedule {
+    fn new() -> Self {
+        Self {
+            status: SyncStatus {
+                configured: true,
+                ..SyncStatus::default()
+            },
+            from: Instant::now(),
+        }
+    }
+}
+
+/// When a sync every `interval_seconds` (0: on demand only) is next due,
+/// in ms since the epoch.
+fn next_at(interval_seconds: u64) -> Option<u64> {
+    (interval_seconds > 0).then(|| crate::store::now_ms() + interval_seconds * 1000)
+}
+
+/// The directory syncs (LDAP, and each connector instance's own
+/// directory): their settings, one sync at a time, the schedules.
 pub struct DirectorySync {
     store: Arc<dyn Store>,
     secrets: SecretBox,
@@ -217,13 +282,8 @@ pub struct DirectorySync {
     /// Held for a whole sync: a scheduled one and a manual one never
     /// interleave.
     running: tokio::sync::Mutex<()>,
-    status: Mutex<SyncStatus>,
-    /// When the schedule's clock started (settings stored, or the last
-    /// scheduled sync began).
-    schedule_from: Mutex<Instant>,
-    /// Per connector instance: its sync's status and schedule clock.
-    connector_status: Mutex<BTreeMap<String, SyncStatus>>,
-    connector_from: Mutex<BTreeMap<String, Instant>>,
+    /// Per sync, this node's view of its status and its schedule's clock.
+    schedules: Mutex<BTreeMap<Source, Schedule>>,
     /// Whether this node runs the scheduled syncs: in a cluster one node
     /// does (the first live one), not each.
     runs_schedules: std::sync::atomic::AtomicBool,
@@ -237,54 +297,52 @@ impl DirectorySync {
             secrets,
             presence,
             running: tokio::sync::Mutex::new(()),
-            status: Mutex::new(SyncStatus::default()),
-            schedule_from: Mutex::new(Instant::now()),
-            connector_status: Mutex::default(),
-            connector_from: Mutex::default(),
+            schedules: Mutex::default(),
             runs_schedules: std::sync::atomic::AtomicBool::new(true),
         });
-        if let Ok(Some(s)) = me.load() {
-            me.set_schedule(&s);
+        match move_legacy_settings(&*me.store) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                instances = n,
+                "connector directory sync settings moved to their own store entries"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "connector directory sync settings not moved from setting {CONNECTORS_SETTING}; PUT them again"
+            ),
         }
-        if let Ok(all) = me.connector_settings() {
-            let now = crate::store::now_ms();
-            let mut st = me
-                .connector_status
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            for (instance, cfg) in all {
-                st.insert(
-                    instance,
-                    SyncStatus {
-                        configured: true,
-                        next_at_ms: (cfg.interval_seconds > 0)
-                            .then(|| now + cfg.interval_seconds * 1000),
-                        last: None,
-                    },
-                );
+        if let Ok(all) = intervals(&*me.store) {
+            for (source, interval) in all {
+                me.scheduled(source, interval);
             }
         }
         me
     }
 
     fn load(&self) -> Result<Option<Stored>, StoreError> {
-        Ok(self
-            .store
-            .setting(SETTING)?
-            .and_then(|j| serde_json::from_str(&j).ok()))
+        load_ldap(&*self.store)
     }
 
-    fn set_schedule(&self, s: &Stored) {
-        let now = Instant::now();
-        *self.schedule_from.lock().unwrap_or_else(|p| p.into_inner()) = now;
-        let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        st.configured = true;
-        st.next_at_ms =
-            (s.interval_seconds > 0).then(|| crate::store::now_ms() + s.interval_seconds * 1000);
+    /// `source`'s settings were stored: its schedule starts over.
+    fn scheduled(&self, source: Source, interval_seconds: u64) {
+        let mut all = self.schedules.lock().unwrap_or_else(|p| p.into_inner());
+        let s = all.entry(source).or_insert_with(Schedule::new);
+        s.from = Instant::now();
+        s.status.configured = true;
+        s.status.next_at_ms = next_at(interval_seconds);
+    }
+
+    fn status_of(&self, source: &Source) -> SyncStatus {
+        self.schedules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(source)
+            .map(|s| s.status.clone())
+            .unwrap_or_default()
     }
 
     /// The settings, without the password.
-    pub fn settings(&self) -> Result<Option<LdapSettings>, StoreError> {
+    pub fn settings(&self) -> Result<Option<LdapSettings>, SyncError> {
         Ok(self.load()?.as_ref().map(LdapSettings::from))
     }
 
@@ -315,25 +373,55 @@ impl DirectorySync {
         };
         let json = serde_json::to_string(&stored).expect("settings serialise");
         self.store.set_setting(SETTING, &json)?;
-        self.set_schedule(&stored);
+        self.scheduled(Source::Ldap, stored.interval_seconds);
         Ok(LdapSettings::from(&stored))
     }
 
     pub fn status(&self) -> SyncStatus {
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.status_of(&Source::Ldap)
     }
 
     /// Search the directory and bring the users in step (or, `dry_run`,
     /// say what that would change). `trigger`: `manual` or `scheduled`.
     pub async fn run(&self, dry_run: bool, trigger: &str) -> Result<SyncReport, SyncError> {
+        self.run_source(&Source::Ldap, dry_run, trigger).await
+    }
+
+    /// Run one sync of `source` (no other runs meanwhile), log it and keep
+    /// its outcome as the status's `last`.
+    async fn run_source(
+        &self,
+        source: &Source,
+        dry_run: bool,
+        trigger: &str,
+    ) -> Result<SyncReport, SyncError> {
         let _one = self.running.lock().await;
         let at_ms = crate::store::now_ms();
-        let result = self.run_once(dry_run).await;
-        let last = self.outcome("ldap sync", None, trigger, dry_run, at_ms, &result);
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).last = Some(last);
+        let result = match source {
+            Source::Ldap => self.run_once(dry_run).await,
+            Source::Connector(instance) => self.run_connector_once(instance, dry_run).await,
+        };
+        let last = self.outcome(
+            &source.what(),
+            source.instance(),
+            trigger,
+            dry_run,
+            at_ms,
+            &result,
+        );
+        // A sync of nothing configured leaves no status behind.
+        if !matches!(
+            result,
+            Err(SyncError::NotConfigured | SyncError::NotConfiguredFor(_))
+        ) {
+            self.schedules
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(source.clone())
+                .or_insert_with(Schedule::new)
+                .status
+                .last = Some(last);
+        }
         result
     }
 
@@ -445,10 +533,9 @@ impl DirectorySync {
 
     async fn run_once(&self, dry_run: bool) -> Result<SyncReport, SyncError> {
         let store = self.store.clone();
-        let cfg = tokio::task::spawn_blocking(move || store.setting(SETTING))
+        let cfg = tokio::task::spawn_blocking(move || load_ldap(&*store))
             .await
             .map_err(|_| SyncError::Users(PresenceError::Stopped))??
-            .and_then(|j| serde_json::from_str::<Stored>(&j).ok())
             .ok_or(SyncError::NotConfigured)?;
         let password = match &cfg.sealed_password {
             None => String::new(),
@@ -493,24 +580,23 @@ impl DirectorySync {
 
     // ---- connector instances' own directories ---------------------------
 
-    fn connector_settings(&self) -> Result<BTreeMap<String, ConnectorSync>, StoreError> {
-        Ok(self
-            .store
-            .setting(CONNECTORS_SETTING)?
-            .and_then(|j| serde_json::from_str(&j).ok())
-            .unwrap_or_default())
-    }
-
     /// The sync settings of every connector instance that has them.
-    pub fn connector_syncs(&self) -> Result<Vec<ConnectorSyncView>, StoreError> {
-        Ok(self
-            .connector_settings()?
+    pub fn connector_syncs(&self) -> Result<Vec<ConnectorSyncView>, SyncError> {
+        Ok(connector_settings(&*self.store)?
             .into_iter()
             .map(|(instance, settings)| ConnectorSyncView::new(instance, settings))
             .collect())
     }
 
-    /// Store the sync settings of `instance` (its schedule starts now).
+    /// The sync settings of `instance`, if it has them.
+    pub fn connector_sync(&self, instance: &str) -> Result<Option<ConnectorSyncView>, SyncError> {
+        Ok(connector_setting(&*self.store, instance)?
+            .map(|settings| ConnectorSyncView::new(instance.to_string(), settings)))
+    }
+
+    /// Store the sync settings of `instance` (its schedule starts now),
+    /// under its key in [`DIRECTORY_NAMESPACE`]: they go with the instance
+    /// when it is deleted ([`Store::delete_connector`]).
     pub fn put_connector(
         &self,
         instance: &str,
@@ -529,57 +615,127 @@ impl DirectorySync {
                 format!("0 (on demand only) or {min}-604800 seconds"),
             ));
         }
-        let mut all = self.connector_settings()?;
-        all.insert(instance.to_string(), new.clone());
-        self.store.set_setting(
-            CONNECTORS_SETTING,
-            &serde_json::to_string(&all).expect("settings serialise"),
+        self.store.kv_write(
+            DIRECTORY_NAMESPACE,
+            &[KvWrite::Set {
+                key: instance.to_string(),
+                value: serde_json::to_vec(&new).expect("settings serialise"),
+            }],
         )?;
-        self.connector_from
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(instance.to_string(), Instant::now());
-        let mut st = self
-            .connector_status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let entry = st.entry(instance.to_string()).or_default();
-        entry.configured = true;
-        entry.next_at_ms = (new.interval_seconds > 0)
-            .then(|| crate::store::now_ms() + new.interval_seconds * 1000);
+        self.scheduled(
+            Source::Connector(instance.to_string()),
+            new.interval_seconds,
+        );
         Ok(ConnectorSyncView::new(instance.to_string(), new))
     }
 
-    /// Stop syncing `instance`'s directory (its users stay); false when it
-    /// had no settings.
-    pub fn delete_connector(&self, instance: &str) -> Result<bool, StoreError> {
-        let mut all = self.connector_settings()?;
-        if all.remove(instance).is_none() {
+    /// Stop syncing `instance`'s directory (its users stay, still marked:
+    /// a sync set up again takes them back); false when it had no
+    /// settings.
+    pub fn delete_connector(&self, instance: &str) -> Result<bool, SyncError> {
+        if connector_setting(&*self.store, instance)?.is_none() {
             return Ok(false);
         }
-        self.store.set_setting(
-            CONNECTORS_SETTING,
-            &serde_json::to_string(&all).expect("settings serialise"),
+        self.store.kv_write(
+            DIRECTORY_NAMESPACE,
+            &[KvWrite::Delete {
+                key: instance.to_string(),
+            }],
         )?;
-        self.connector_status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(instance);
-        self.connector_from
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(instance);
+        self.forget(instance);
         Ok(true)
     }
 
-    /// The last sync of `instance`'s directory and the next one due.
-    pub fn connector_status(&self, instance: &str) -> SyncStatus {
-        self.connector_status
+    fn forget(&self, instance: &str) {
+        self.schedules
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(instance)
-            .cloned()
-            .unwrap_or_default()
+            .remove(&Source::Connector(instance.to_string()));
+    }
+
+    /// The last sync of `instance`'s directory and the next one due;
+    /// `configured` as the store says (settings stored or deleted on
+    /// another node of a cluster count).
+    pub fn connector_status(&self, instance: &str) -> Result<SyncStatus, SyncError> {
+        if connector_setting(&*self.store, instance)?.is_none() {
+            self.forget(instance);
+            return Ok(SyncStatus::default());
+        }
+        let mut status = self.status_of(&Source::Connector(instance.to_string()));
+        status.configured = true;
+        Ok(status)
+    }
+
+    /// Connector instance `instance` was deleted, and its sync settings
+    /// with it (in the store's transaction): forget its sync here and
+    /// release the users its sync made, who stay without its marker and
+    /// its endpoint ([`policy::released`]). Idempotent. A failure is
+    /// logged, and the next start of the hub finishes the job
+    /// ([`Self::spawn_scheduler`]).
+    pub async fn connector_deleted(&self, instance: &str) {
+        self.forget(instance);
+        let gone = instance.to_string();
+        if let Err(e) = self.release(move |i| i == gone).await {
+            tracing::warn!(instance, error = %e, "users made by the deleted connector's directory sync not released; retried at the next start");
+        }
+    }
+
+    /// Release the users made by the syncs of every instance the store no
+    /// longer has (deleted while this node was down, or before a crash
+    /// ended [`Self::connector_deleted`]).
+    async fn release_deleted(&self) -> Result<usize, SyncError> {
+        let store = self.store.clone();
+        let live: BTreeSet<String> = tokio::task::spawn_blocking(move || store.connectors())
+            .await
+            .map_err(|_| SyncError::Users(PresenceError::Stopped))??
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        self.release(move |i| !live.contains(i)).await
+    }
+
+    /// Store the users [`policy::released`] names for `gone` instances, in
+    /// one import; how many. No sync runs meanwhile (it could mark users
+    /// for such an instance again).
+    async fn release(&self, gone: impl Fn(&str) -> bool) -> Result<usize, SyncError> {
+        let _one = self.running.lock().await;
+        let existing = self.existing().await?;
+        let users = policy::released(&existing, gone);
+        if users.is_empty() {
+            return Ok(0);
+        }
+        let instances: BTreeSet<&str> = users
+            .iter()
+            .filter_map(|u| existing.get(&u.username)?.attributes.get(MARKER_ATTRIBUTE))
+            .map(String::as_str)
+            .collect();
+        let instances = instances.into_iter().collect::<Vec<_>>().join(", ");
+        let names: Vec<String> = users.iter().map(|u| u.username.clone()).collect();
+        let rows = users
+            .into_iter()
+            .enumerate()
+            .map(|(i, user)| ImportRow {
+                row: i + 1,
+                line: None,
+                columns: Vec::new(),
+                user: Ok(user),
+            })
+            .collect();
+        let report = self
+            .presence
+            .import_users(rows, ImportMode::Replace, false)
+            .await?;
+        if !report.applied {
+            return Err(SyncError::NotReleased(format!("{:?}", report.rejected)));
+        }
+        let detail = format!(
+            "connector instance {instances} deleted: {} users its directory sync made stay, without its marker and endpoint: {}",
+            names.len(),
+            names.join(", ")
+        );
+        tracing::info!(instance = %instances, users = names.len(), "{detail}");
+        self.presence.record("directory", None, detail);
+        Ok(names.len())
     }
 
     /// Bring the users in step with connector instance `instance`'s
@@ -590,26 +746,8 @@ impl DirectorySync {
         dry_run: bool,
         trigger: &str,
     ) -> Result<SyncReport, SyncError> {
-        let _one = self.running.lock().await;
-        let at_ms = crate::store::now_ms();
-        let result = self.run_connector_once(instance, dry_run).await;
-        let last = self.outcome(
-            &format!("directory sync of {instance}"),
-            Some(instance),
-            trigger,
-            dry_run,
-            at_ms,
-            &result,
-        );
-        if !matches!(result, Err(SyncError::NotConfiguredFor(_))) {
-            self.connector_status
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(instance.to_string())
-                .or_default()
-                .last = Some(last);
-        }
-        result
+        self.run_source(&Source::Connector(instance.to_string()), dry_run, trigger)
+            .await
     }
 
     async fn run_connector_once(
@@ -617,16 +755,11 @@ impl DirectorySync {
         instance: &str,
         dry_run: bool,
     ) -> Result<SyncReport, SyncError> {
-        let me_store = self.store.clone();
-        let all: BTreeMap<String, ConnectorSync> =
-            tokio::task::spawn_blocking(move || me_store.setting(CONNECTORS_SETTING))
-                .await
-                .map_err(|_| SyncError::Users(PresenceError::Stopped))??
-                .and_then(|j| serde_json::from_str(&j).ok())
-                .unwrap_or_default();
-        let cfg = all
-            .get(instance)
-            .cloned()
+        let store = self.store.clone();
+        let owned = instance.to_string();
+        let cfg = tokio::task::spawn_blocking(move || connector_setting(&*store, &owned))
+            .await
+            .map_err(|_| SyncError::Users(PresenceError::Stopped))??
             .ok_or_else(|| SyncError::NotConfiguredFor(instance.to_string()))?;
         // Only a whole directory: one still arriving page by page would
         // look like people leaving.
@@ -646,7 +779,6 @@ impl DirectorySync {
         .await
     }
 
-    /// Run scheduled syncs until the service is dropped.
     /// Whether this node runs the scheduled syncs (see
     /// [`crate::cluster::leases`]: the first live node of a cluster does).
     pub fn set_runs_schedules(&self, on: bool) {
@@ -654,58 +786,46 @@ impl DirectorySync {
             .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Run scheduled syncs until the service is dropped; first, release
+    /// the users of instances deleted while the hub was down.
     pub fn spawn_scheduler(self: &Arc<Self>) {
         let weak: Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
+            if let Some(me) = weak.upgrade()
+                && let Err(e) = me.release_deleted().await
+            {
+                tracing::warn!(error = %e, "users made by deleted connectors' directory syncs not released");
+            }
             let mut tick = tokio::time::interval(timing::DIRECTORY_SCHEDULE_TICK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 let Some(me) = weak.upgrade() else { break };
-                if !me.runs_schedules.load(std::sync::atomic::Ordering::Relaxed) {
-                    continue;
+                if me.runs_schedules.load(std::sync::atomic::Ordering::Relaxed) {
+                    me.run_due().await;
                 }
-                me.connectors_due().await;
-                let interval = match me.load() {
-                    Ok(Some(s)) if s.interval_seconds > 0 => s.interval_seconds,
-                    _ => continue,
-                };
-                let due = {
-                    let from = me.schedule_from.lock().unwrap_or_else(|p| p.into_inner());
-                    from.elapsed().as_secs() >= interval
-                };
-                if !due {
-                    continue;
-                }
-                *me.schedule_from.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-                // The outcome is in the status and the event log.
-                let _ = me.run(false, "scheduled").await;
-                let mut st = me.status.lock().unwrap_or_else(|p| p.into_inner());
-                st.next_at_ms = Some(crate::store::now_ms() + interval * 1000);
             }
         });
     }
-}
 
-impl DirectorySync {
-    /// Run the connector directory syncs that are due.
-    async fn connectors_due(&self) {
-        let Ok(all) = self.connector_settings() else {
+    /// Run the scheduled syncs that are due, one after another.
+    async fn run_due(&self) {
+        let store = self.store.clone();
+        let Ok(Ok(all)) = tokio::task::spawn_blocking(move || intervals(&*store)).await else {
             return;
         };
-        for (instance, cfg) in all {
-            if cfg.interval_seconds == 0 {
+        for (source, interval) in all {
+            if interval == 0 {
                 continue;
             }
             let due = {
-                let mut from = self
-                    .connector_from
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                let at = from.entry(instance.clone()).or_insert_with(Instant::now);
-                let due = at.elapsed().as_secs() >= cfg.interval_seconds;
+                let mut schedules = self.schedules.lock().unwrap_or_else(|p| p.into_inner());
+                let s = schedules
+                    .entry(source.clone())
+                    .or_insert_with(Schedule::new);
+                let due = s.from.elapsed().as_secs() >= interval;
                 if due {
-                    *at = Instant::now();
+                    s.from = Instant::now();
                 }
                 due
             };
@@ -713,16 +833,91 @@ impl DirectorySync {
                 continue;
             }
             // The outcome is in the status and the event log.
-            let _ = self.run_connector(&instance, false, "scheduled").await;
-            let mut st = self
-                .connector_status
+            let _ = self.run_source(&source, false, "scheduled").await;
+            if let Some(s) = self
+                .schedules
                 .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let entry = st.entry(instance).or_default();
-            entry.configured = true;
-            entry.next_at_ms = Some(crate::store::now_ms() + cfg.interval_seconds * 1000);
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&source)
+            {
+                s.status.configured = true;
+                s.status.next_at_ms = next_at(interval);
+            }
         }
     }
+}
+
+/// The LDAP sync's settings, as stored.
+fn load_ldap(store: &dyn Store) -> Result<Option<Stored>, StoreError> {
+    Ok(store
+        .setting(SETTING)?
+        .and_then(|j| serde_json::from_str(&j).ok()))
+}
+
+/// Every connector instance's directory sync settings, by instance id (an
+/// unreadable entry is logged and skipped).
+fn connector_settings(store: &dyn Store) -> Result<BTreeMap<String, ConnectorSync>, StoreError> {
+    let mut all = BTreeMap::new();
+    for (instance, value) in store.kv_all(DIRECTORY_NAMESPACE)? {
+        match serde_json::from_slice(&value) {
+            Ok(s) => {
+                all.insert(instance, s);
+            }
+            Err(e) => {
+                tracing::warn!(instance, error = %e, "unreadable directory sync settings skipped")
+            }
+        }
+    }
+    Ok(all)
+}
+
+fn connector_setting(
+    store: &dyn Store,
+    instance: &str,
+) -> Result<Option<ConnectorSync>, StoreError> {
+    Ok(store
+        .kv_get(DIRECTORY_NAMESPACE, instance)?
+        .and_then(|v| serde_json::from_slice(&v).ok()))
+}
+
+/// Every configured sync and its interval in seconds (0: on demand only).
+fn intervals(store: &dyn Store) -> Result<Vec<(Source, u64)>, StoreError> {
+    let mut all = Vec::new();
+    if let Some(s) = load_ldap(store)? {
+        all.push((Source::Ldap, s.interval_seconds));
+    }
+    for (instance, cfg) in connector_settings(store)? {
+        all.push((Source::Connector(instance), cfg.interval_seconds));
+    }
+    Ok(all)
+}
+
+/// Hubs before issue 21 kept every instance's settings in the one JSON
+/// setting [`CONNECTORS_SETTING`], where a deleted instance's entry stayed
+/// behind. Move those of instances that exist to their own keys in
+/// [`DIRECTORY_NAMESPACE`] (which go with the instance), drop the others,
+/// and leave the setting an empty object; how many moved.
+fn move_legacy_settings(store: &dyn Store) -> Result<usize, StoreError> {
+    let Some(json) = store.setting(CONNECTORS_SETTING)? else {
+        return Ok(0);
+    };
+    let legacy: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(&json).unwrap_or_default();
+    if legacy.is_empty() {
+        return Ok(0);
+    }
+    let live: BTreeSet<String> = store.connectors()?.into_iter().map(|c| c.id).collect();
+    let writes: Vec<KvWrite> = legacy
+        .into_iter()
+        .filter(|(id, _)| live.contains(id))
+        .map(|(id, v)| KvWrite::Set {
+            key: id,
+            value: v.to_string().into_bytes(),
+        })
+        .collect();
+    store.kv_write(DIRECTORY_NAMESPACE, &writes)?;
+    store.set_setting(CONNECTORS_SETTING, "{}")?;
+    Ok(writes.len())
 }
 
 fn default_removal_report() -> Removal {
@@ -834,6 +1029,28 @@ fn check(s: &LdapSettingsIn) -> Result<(), (String, String)> {
     s.mapping.check()
 }
 
+impl From<PutError> for ApiError {
+    fn from(e: PutError) -> Self {
+        match e {
+            PutError::Invalid(field, error) => {
+                ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, field, error)
+            }
+            PutError::Store(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+}
+
+/// Run a blocking settings call (store reads and writes) off the async
+/// workers.
+async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(Into::into)
+}
+
 impl From<SyncError> for ApiError {
     fn from(e: SyncError) -> Self {
         let msg = e.to_string();
@@ -850,7 +1067,7 @@ impl From<SyncError> for ApiError {
             }
             SyncError::Ldap(_) => ApiError::new(StatusCode::BAD_GATEWAY, msg),
             SyncError::Users(p) => p.into(),
-            SyncError::Store(_) | SyncError::Sealed => {
+            SyncError::Store(_) | SyncError::Sealed | SyncError::NotReleased(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, msg)
             }
         }
@@ -869,14 +1086,10 @@ impl From<SyncError> for ApiError {
 )]
 pub async fn get_settings(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let d = s.directory.clone();
-    let settings = tokio::task::spawn_blocking(move || d.settings())
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    match settings {
-        Some(v) => Ok(Json(v)),
-        None => Err(SyncError::NotConfigured.into()),
-    }
+    blocking(move || d.settings())
+        .await?
+        .map(Json)
+        .ok_or_else(|| SyncError::NotConfigured.into())
 }
 
 #[utoipa::path(
@@ -897,21 +1110,18 @@ pub async fn put_settings(
 ) -> Result<impl IntoResponse, ApiError> {
     let new: LdapSettingsIn = parse_json(&body)?;
     let d = s.directory.clone();
-    let out = tokio::task::spawn_blocking(move || d.put(new))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    match out {
-        Ok(v) => Ok(Json(v)),
-        Err(PutError::Invalid(field, error)) => Err(ApiError::field(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            field,
-            error,
-        )),
-        Err(PutError::Store(e)) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            e.to_string(),
-        )),
-    }
+    Ok(Json(blocking(move || d.put(new)).await?))
+}
+
+/// A sync's answer: the report, with 422 when a clash stopped a sync that
+/// was to change something (nothing changed), else 200.
+fn answer(dry_run: bool, report: SyncReport) -> (StatusCode, Json<SyncReport>) {
+    let status = if !dry_run && !report.applied {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(report))
 }
 
 /// `?dry_run=true|false`.
@@ -944,12 +1154,7 @@ pub async fn sync(
     ApiQuery(q): ApiQuery<SyncQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let report = s.directory.run(q.dry_run, "manual").await?;
-    let status = if !q.dry_run && !report.applied {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(report)))
+    Ok(answer(q.dry_run, report))
 }
 
 #[utoipa::path(
@@ -966,16 +1171,6 @@ pub async fn status(State(s): State<AppState>) -> Result<impl IntoResponse, ApiE
 }
 
 // ---- connector instances' own directories -------------------------------
-
-/// Run a blocking settings call off the async workers.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
-}
 
 #[utoipa::path(
     get,
@@ -1007,9 +1202,9 @@ pub async fn get_connector(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let d = s.directory.clone();
-    let all = blocking(move || d.connector_syncs()).await?;
-    all.into_iter()
-        .find(|v| v.instance == id)
+    let name = id.clone();
+    blocking(move || d.connector_sync(&name))
+        .await?
         .map(Json)
         .ok_or_else(|| SyncError::NotConfiguredFor(id).into())
 }
@@ -1036,28 +1231,14 @@ pub async fn put_connector(
     let new: ConnectorSync = parse_json(&body)?;
     s.runtime.connector(&id).await?;
     let d = s.directory.clone();
-    let out = tokio::task::spawn_blocking(move || d.put_connector(&id, new))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    match out {
-        Ok(v) => Ok(Json(v)),
-        Err(PutError::Invalid(field, error)) => Err(ApiError::field(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            field,
-            error,
-        )),
-        Err(PutError::Store(e)) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            e.to_string(),
-        )),
-    }
+    Ok(Json(blocking(move || d.put_connector(&id, new)).await?))
 }
 
 #[utoipa::path(
     delete,
     path = "/api/v1/directory/connectors/{id}",
     tag = "directory",
-    summary = "Stop following a connector instance's directory (its users stay)",
+    summary = "Stop following a connector instance's directory (its users stay, still marked: set up again, the sync takes them back)",
     params(("id" = String, Path, description = "Connector instance id")),
     responses(
         (status = 204, description = "No longer synced"),
@@ -1097,12 +1278,7 @@ pub async fn sync_connector(
     ApiQuery(q): ApiQuery<SyncQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let report = s.directory.run_connector(&id, q.dry_run, "manual").await?;
-    let status = if !q.dry_run && !report.applied {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(report)))
+    Ok(answer(q.dry_run, report))
 }
 
 #[utoipa::path(
@@ -1119,5 +1295,60 @@ pub async fn connector_status(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(s.directory.connector_status(&id)))
+    let d = s.directory.clone();
+    Ok(Json(blocking(move || d.connector_status(&id)).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ConnectorRecord, SqliteStore};
+
+    /// Settings a hub kept in the one JSON setting move to their own keys;
+    /// those of an instance deleted before (the leftover this move ends)
+    /// are dropped; a second start moves nothing.
+    #[test]
+    fn legacy_settings_move_to_their_own_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store
+            .put_connector(&ConnectorRecord {
+                id: "rc".into(),
+                plugin: "ringcentral".into(),
+                config: BTreeMap::new(),
+                secrets: BTreeMap::new(),
+                enabled: true,
+                tls_ca_pem: None,
+                watches: Vec::new(),
+                created_at_ms: 1,
+                updated_at_ms: 1,
+            })
+            .unwrap();
+        store
+            .set_setting(
+                CONNECTORS_SETTING,
+                r#"{"rc": {"username": "email", "remove": "delete", "interval_seconds": 60},
+                    "deleted": {"username": "local-part", "remove": "report", "interval_seconds": 0}}"#,
+            )
+            .unwrap();
+        assert_eq!(move_legacy_settings(&store).unwrap(), 1);
+        let all = connector_settings(&store).unwrap();
+        assert_eq!(all.keys().collect::<Vec<_>>(), ["rc"]);
+        assert_eq!(
+            (
+                all["rc"].username,
+                all["rc"].remove,
+                all["rc"].interval_seconds
+            ),
+            (UsernameFrom::Email, Removal::Delete, 60)
+        );
+        assert_eq!(
+            store.setting(CONNECTORS_SETTING).unwrap().as_deref(),
+            Some("{}")
+        );
+        assert_eq!(move_legacy_settings(&store).unwrap(), 0);
+        // They go with the instance now.
+        store.delete_connector("rc").unwrap();
+        assert!(connector_settings(&store).unwrap().is_empty());
+    }
 }

@@ -329,6 +329,30 @@ pub fn made_by(u: &User, marker: &str) -> bool {
     u.attributes.get(MARKER_ATTRIBUTE).map(String::as_str) == Some(marker)
 }
 
+/// The users made by the syncs of connector instances that are gone
+/// (`gone(instance)`), as they stay: they are people, so they are kept,
+/// but without the sync's marker and the `endpoints.<instance>` entry the
+/// sync gave them. So a later instance given the same id does not take
+/// them over silently (its sync lists them as `matched`, by email), and no
+/// user points at an instance that no longer exists. Users made by hand,
+/// imported, or made by the LDAP sync are never returned: an `endpoints`
+/// entry an operator wrote is the operator's own.
+pub fn released(existing: &BTreeMap<String, User>, gone: impl Fn(&str) -> bool) -> Vec<User> {
+    existing
+        .values()
+        .filter_map(|u| {
+            let marker = u.attributes.get(MARKER_ATTRIBUTE)?;
+            if marker == MARKER_LDAP || !gone(marker) {
+                return None;
+            }
+            let mut u = u.clone();
+            let instance = u.attributes.remove(MARKER_ATTRIBUTE)?;
+            u.endpoints.remove(&instance);
+            Some(u)
+        })
+        .collect()
+}
+
 /// Where a connector directory sync takes a new user's username from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -817,6 +841,58 @@ mod tests {
         assert_eq!((plan.report.created, plan.report.updated), (2, 1));
         let r = report(true, entries.len(), &plan.report, &input, true);
         assert_eq!((r.matched, r.rejected, r.deleted), (1, 2, 1));
+    }
+
+    #[test]
+    fn a_gone_instance_releases_only_the_users_its_sync_made() {
+        let made = |name: &str, marker: &str| {
+            let mut u = User {
+                username: name.into(),
+                email: Some(format!("{name}@corp.example")),
+                ..User::default()
+            };
+            u.attributes.insert(MARKER_ATTRIBUTE.into(), marker.into());
+            u.attributes.insert("acme-badge".into(), "7".into());
+            u.endpoints.insert(marker.into(), "101".into());
+            u.endpoints.insert("pbx".into(), "2001".into());
+            u
+        };
+        let mut by_hand = User {
+            username: "dora".into(),
+            ..User::default()
+        };
+        by_hand.endpoints.insert("rc".into(), "104".into());
+        let existing = users(vec![
+            made("ann", "rc"),
+            made("bob", "teams"),
+            made("lee", MARKER_LDAP),
+            by_hand,
+        ]);
+        let out = released(&existing, |i| i == "rc" || i == MARKER_LDAP);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let ann = &out[0];
+        assert_eq!(ann.username, "ann");
+        assert!(!ann.attributes.contains_key(MARKER_ATTRIBUTE));
+        assert_eq!(ann.attributes["acme-badge"], "7");
+        assert_eq!(
+            ann.endpoints,
+            BTreeMap::from([("pbx".to_string(), "2001".to_string())])
+        );
+        assert_eq!(ann.email.as_deref(), Some("ann@corp.example"));
+        // Released users are the import's to store as they are.
+        let rows = out
+            .iter()
+            .enumerate()
+            .map(|(i, u)| ImportRow {
+                row: i + 1,
+                line: None,
+                columns: Vec::new(),
+                user: Ok(u.clone()),
+            })
+            .collect();
+        let plan = super::super::users::plan_import(&existing, rows, ImportMode::Replace, false);
+        assert!(plan.report.applied && plan.report.updated == 1);
+        assert!(released(&existing, |_| false).is_empty());
     }
 
     #[test]
