@@ -37,7 +37,6 @@ pub(super) enum Command {
     Users(Reply<Vec<Arc<User>>>),
     User(String, Reply<Option<User>>),
     HasNote(String, i64, Reply<bool>),
-    Rules(Reply<Rules>),
     Observations(String, Reply<InstanceBoard>),
     /// An instance's directory as last reported (none: never heard of).
     Directory(String, Reply<Option<super::InstanceDirectory>>),

@@ -207,6 +207,11 @@ pub struct Presence {
     /// Store writes and the service's view of them happen in one order:
     /// one edit at a time.
     edits: tokio::sync::Mutex<()>,
+    /// The rules the service merges with, as of the last edit: read
+    /// without a round trip, so an API call that only reads them answers
+    /// while the service works through a burst (a takeover re-merges every
+    /// user of the instances taken over).
+    rules: std::sync::RwLock<Arc<Rules>>,
 }
 
 fn corrupt(what: String, e: serde_json::Error) -> StoreError {
@@ -273,6 +278,7 @@ impl Presence {
                 since.push((name, record));
             }
         }
+        let shared_rules = Arc::new(rules.clone());
         let log = Arc::new(EventLog::start(store.clone(), counters.log_dropped.clone()));
         let inbox = Inbox::new(counters);
         let (watch_tx, watch_rx) = mpsc::unbounded_channel();
@@ -305,6 +311,7 @@ impl Presence {
             store,
             log,
             edits: tokio::sync::Mutex::new(()),
+            rules: std::sync::RwLock::new(shared_rules),
         });
         me.prune_hourly();
         Ok((
@@ -372,8 +379,16 @@ impl Presence {
         });
     }
 
+    /// The rules in force (answered at once, without the service).
     pub async fn rules(&self) -> Result<Rules, PresenceError> {
-        self.ask(Command::Rules).await
+        Ok(Rules::clone(&self.rules.read().unwrap_or_else(|p| p.into_inner())))
+    }
+
+    /// Hand the service new rules, then show them to readers.
+    async fn apply_rules(&self, rules: Rules) -> Result<(), PresenceError> {
+        self.ask(|r| Command::SetRules(rules.clone(), r)).await?;
+        *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
+        Ok(())
     }
 
     /// Replace the rules; applied at once.
@@ -384,7 +399,7 @@ impl Presence {
         self.blocking(move |s| s.set_setting(RULES_KEY, &stored))
             .await?;
         self.record("settings", None, format!("rules changed: {text}"));
-        self.ask(|r| Command::SetRules(rules.clone(), r)).await?;
+        self.apply_rules(rules.clone()).await?;
         Ok(rules)
     }
 
@@ -442,7 +457,7 @@ impl Presence {
             && let Ok(rules) = serde_json::from_str::<Rules>(&text)
             && self.rules().await? != rules
         {
-            self.ask(|r| Command::SetRules(rules, r)).await?;
+            self.apply_rules(rules).await?;
         }
         Ok(())
     }

@@ -1107,9 +1107,6 @@ impl Service {
                         .is_some_and(|u| self.slot(u).notes.iter().any(|n| n.id == id)),
                 );
             }
-            Command::Rules(reply) => {
-                let _ = reply.send(self.rules.clone());
-            }
             Command::Observations(instance, reply) => {
                 let board = self
                     .instance_ids
