@@ -36,6 +36,7 @@ use tokio::sync::watch;
 
 use crate::feed::{self, FeedSink, percentile};
 use crate::hubctl::{BenchHub, TOKEN};
+use crate::procfs;
 use crate::report::{self, Report, Row};
 use crate::sipserver::Stamps;
 
@@ -85,8 +86,11 @@ fn ext(user: usize) -> String {
 /// Start a hub with the `http-push` plugin; on PostgreSQL when `db` is
 /// given (`(url, node id, shared secret.key)`).
 fn start(db: Option<(&str, &str, &[u8; 32])>) -> BenchHub {
+    // Profiling aid: HUB_BENCH_CLUSTER_LOG=info (a HUB_LOG filter) for the
+    // nodes, whose logs HUB_BENCH_CLUSTER_KEEP=<dir> keeps.
+    let log = std::env::var("HUB_BENCH_CLUSTER_LOG").unwrap_or_else(|_| "warn".into());
     let mut env: Vec<(&str, &str)> = vec![
-        ("HUB_LOG", "warn"),
+        ("HUB_LOG", log.as_str()),
         ("HUB_MAX_CONNECTIONS", "25000"),
         ("HUB_MAX_FEEDS", "25000"),
         ("HUB_MAX_FEEDS_PER_TOKEN", "25000"),
@@ -292,8 +296,12 @@ impl Follower {
 }
 
 /// What the closed loop measured.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Ingest {
+    /// CPU seconds of each hub node during the phase, then PostgreSQL's
+    /// (all its processes; 0 on SQLite).
+    cpu_nodes: Vec<f64>,
+    cpu_pg: f64,
     /// Updates answered 202 by the hooks.
     accepted: u64,
     /// Seconds the pushers pushed.
@@ -315,6 +323,32 @@ impl Ingest {
     fn delivered_rate(&self) -> f64 {
         self.accepted as f64 / self.deliver_secs
     }
+    /// CPU seconds per 1,000 updates of every process of the deployment.
+    fn cpu_per_k(&self) -> f64 {
+        (self.cpu_nodes.iter().sum::<f64>() + self.cpu_pg) * 1000.0 / self.accepted as f64
+    }
+    /// Where the CPU went, per 1,000 updates, and how busy the machine's
+    /// cores were over the phase.
+    fn cpu_text(&self, names: &[&str]) -> String {
+        let k = 1000.0 / self.accepted as f64;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let busy = (self.cpu_nodes.iter().sum::<f64>() + self.cpu_pg) / self.deliver_secs;
+        let mut parts: Vec<String> = self
+            .cpu_nodes
+            .iter()
+            .zip(names)
+            .map(|(c, n)| format!("{n} {:.0} ms", c * k * 1e3))
+            .collect();
+        if self.cpu_pg > 0.0 {
+            parts.push(format!("PostgreSQL {:.0} ms", self.cpu_pg * k * 1e3));
+        }
+        format!(
+            "{:.0} ms CPU per 1,000 updates ({}); the {cores} cores {:.0}% busy",
+            self.cpu_per_k() * 1e3,
+            parts.join(", "),
+            busy * 100.0 / cores as f64
+        )
+    }
 }
 
 /// The closed loop: `p.pushers` pushers, pusher `k` posting batches of its
@@ -327,9 +361,19 @@ async fn ingest(
     http: &reqwest::Client,
     targets: &[String],
     feed: &Follower,
+    pids: &[u32],
     p: &Params,
 ) -> anyhow::Result<Ingest> {
     static NOTE: AtomicU64 = AtomicU64::new(INGEST_NOTE_BASE);
+    let cpu = || {
+        (
+            pids.iter()
+                .map(|&p| procfs::cpu_seconds(p))
+                .collect::<Vec<f64>>(),
+            procfs::named_cpu_seconds("postgres"),
+        )
+    };
+    let (cpu0, pg0) = cpu();
     let events0 = feed.sink.events.load(Ordering::Relaxed);
     let t0 = Instant::now();
     let until = t0 + Duration::from_secs_f64(p.ingest_secs);
@@ -414,7 +458,10 @@ async fn ingest(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    let (cpu1, pg1) = cpu();
     Ok(Ingest {
+        cpu_nodes: cpu1.iter().zip(&cpu0).map(|(b, a)| b - a).collect(),
+        cpu_pg: pg1 - pg0,
         accepted,
         push_secs,
         events: feed.sink.events.load(Ordering::Relaxed) - events0,
@@ -543,7 +590,7 @@ async fn single(url: Option<&str>, key: &[u8; 32], p: &Params) -> anyhow::Result
     let http = hub.hub.http.clone();
     let targets: Vec<String> = ids.iter().map(|id| hook(&hub, id)).collect();
     let feed = Follower::connect(hub.addr(), p.users, None, p.step_limit).await?;
-    let ing = ingest(&http, &targets, &feed, p).await?;
+    let ing = ingest(&http, &targets, &feed, &[hub.pid()], p).await?;
     feed.stop().await;
     let rss_ingest = hub.rss();
     let (lat, lost) = latency(&http, &targets[0], hub.addr(), p).await?;
@@ -673,7 +720,8 @@ pub async fn run(r: &mut Report, p: &Params) -> anyhow::Result<()> {
     let feed = Follower::connect(nodes[feed_i].1.addr(), p.users, None, p.step_limit).await?;
     let published0 = published(&nodes).await;
     let applied0 = counter(nodes[feed_i].1, APPLIED).await;
-    let ing = ingest(&http, &targets, &feed, p)
+    let pids: Vec<u32> = nodes.iter().map(|(_, h)| h.pid()).collect();
+    let ing = ingest(&http, &targets, &feed, &pids, p)
         .await
         .context("cross-node ingest")?;
     let messages = published(&nodes).await - published0;
@@ -683,6 +731,19 @@ pub async fn run(r: &mut Report, p: &Params) -> anyhow::Result<()> {
     let (lat, lost) = latency(&http, &targets[0], nodes[feed_i].1.addr(), p)
         .await
         .context("cross-node latency")?;
+    let db3 = url3.rsplit('/').next().unwrap_or_default().to_string();
+    let rows = tokio::task::block_in_place(|| {
+        pg.psql(
+            &db3,
+            "SELECT payload FROM cluster_log WHERE topic = 'presence' \
+             AND length(payload) BETWEEN 1000 AND 1000000 ORDER BY seq DESC LIMIT 200",
+        )
+    });
+    let small: Vec<String> = rows.lines().map(str::to_string).collect();
+    eprintln!(
+        "cluster: {} presence messages of the ingest kept for the log-alone figures",
+        small.len()
+    );
     let spread: Vec<String> = (0..3)
         .map(|i| format!("{} runs {}", NODES[i], held[i]))
         .collect();
@@ -741,6 +802,21 @@ pub async fn run(r: &mut Report, p: &Params) -> anyhow::Result<()> {
                 report::bytes(one.rss_ingest as f64)
             ),
             Some(max_rss as f64 / one.rss_ingest as f64),
+        ),
+    );
+    r.push(
+        Row::info(
+            SECTION,
+            "cluster: CPU of the deployment during the ingest (hub nodes and PostgreSQL)",
+            format!("3 nodes: {}", ing.cpu_text(&NODES)),
+        )
+        .baseline(
+            format!(
+                "one PostgreSQL node: {}; one SQLite node: {}",
+                one.ingest.cpu_text(&["hub"]),
+                lite.ingest.cpu_text(&["hub"])
+            ),
+            Some(ing.cpu_per_k() / one.ingest.cpu_per_k()),
         ),
     );
 
@@ -823,7 +899,188 @@ pub async fn run(r: &mut Report, p: &Params) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    if let Some(dir) = std::env::var_os("HUB_BENCH_CLUSTER_KEEP") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir)?;
+        for (n, h) in NODES.iter().zip(&hubs) {
+            std::fs::write(dir.join(format!("{n}.log")), h.hub.log())?;
+        }
+        eprintln!("cluster: node logs kept in {}", dir.display());
+    }
     drop(hubs);
+
+    // The notification path alone, with the messages the ingest published.
+    // The same items in messages of about 1,000 updates (what the relay
+    // sends when publishing falls behind: everything pending, coalesced).
+    let mut large = Vec::new();
+    let mut acc: Vec<Value> = Vec::new();
+    for p in &small {
+        let v: Value = serde_json::from_str(p)?;
+        acc.extend(v["items"].as_array().cloned().unwrap_or_default());
+        if acc.len() >= 1000 {
+            large.push(
+                json!({ "instance": v["instance"], "items": std::mem::take(&mut acc) }).to_string(),
+            );
+        }
+    }
+    for (label, payloads) in [("as published", &small), ("merged", &large)] {
+        if payloads.is_empty() {
+            continue;
+        }
+        let url = tokio::task::block_in_place(|| pg.create_database("bench_ceiling"));
+        let c = tokio::task::block_in_place(|| log_ceiling(&url, &key, payloads, 4.0))
+            .context("the cluster log alone")?;
+        r.push(
+            Row::info(
+                SECTION,
+                format!(
+                    "cluster log alone, messages {label} ({} updates, {} each; 2 publishers as the relay publishes, 1 reader as a node follows)",
+                    c.per_message,
+                    report::bytes(c.bytes as f64)
+                ),
+                format!(
+                    "{} messages/s, {} updates/s reached the reader",
+                    report::count(c.messages_per_s),
+                    report::count(c.updates_per_s)
+                ),
+            )
+            .baseline(
+                format!(
+                    "3 nodes, cross-node propagation: {} reached the feed",
+                    rate(ing.delivered_rate())
+                ),
+                Some(c.updates_per_s / ing.delivered_rate()),
+            ),
+        );
+    }
     tokio::task::block_in_place(|| drop(pg));
     Ok(())
+}
+
+/// What the cluster log alone carries on this machine.
+struct Ceiling {
+    /// Updates per message.
+    per_message: usize,
+    /// Mean payload bytes.
+    bytes: usize,
+    messages_per_s: f64,
+    updates_per_s: f64,
+}
+
+/// The cluster's notification path alone, without hub nodes: two
+/// publishers (as two nodes running instances) each append `payloads`
+/// (real presence messages of the three-node run, each item as many
+/// `#presence/<instance>` keys as the relay writes) the way the relay does
+/// (a fenced publish, then the latest-value write), one after another for
+/// `secs`, while a third store follows the log the way a node does
+/// (wake-up, `messages_after`, parse). Returns what reached the reader.
+fn log_ceiling(
+    url: &str,
+    key: &[u8; 32],
+    payloads: &[String],
+    secs: f64,
+) -> anyhow::Result<Ceiling> {
+    use presence_hub::store::{Coordination, KvWrite, PostgresStore, Store};
+    anyhow::ensure!(!payloads.is_empty(), "no presence message to replay");
+    let open = |node: &str| -> anyhow::Result<(tempfile::TempDir, Arc<PostgresStore>)> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("secret.key"), key)?;
+        let s = PostgresStore::connect(url, dir.path(), node)
+            .with_context(|| format!("open the store as {node}"))?;
+        Ok((dir, Arc::new(s)))
+    };
+    let items = |p: &str| -> usize {
+        serde_json::from_str::<Value>(p)
+            .ok()
+            .and_then(|v| v["items"].as_array().map(Vec::len))
+            .unwrap_or(0)
+    };
+    let per_message = payloads.iter().map(|p| items(p)).sum::<usize>() / payloads.len();
+    let bytes = payloads.iter().map(String::len).sum::<usize>() / payloads.len();
+    let (_rdir, reader) = open("ceiling-reader")?;
+    let mut signals = reader.subscribe();
+    let from = reader.last_seq()?;
+    let published = Arc::new(AtomicU64::new(0));
+    let running = Arc::new(AtomicU64::new(2));
+    let t0 = Instant::now();
+    let until = t0 + Duration::from_secs_f64(secs);
+    let mut publishers = Vec::new();
+    for k in 0..2 {
+        let (dir, store) = open(&format!("ceiling-{k}"))?;
+        let instance = format!("ceiling-{k}");
+        let lease = store
+            .acquire(&instance, Duration::from_secs(60))?
+            .context("a lease for the ceiling's instance")?;
+        store.set_fence(&instance, Some(lease.fence));
+        let payloads = payloads.to_vec();
+        let (published, running) = (published.clone(), running.clone());
+        publishers.push(std::thread::spawn(move || -> anyhow::Result<()> {
+            let _dir = dir;
+            let ns = format!("#presence/{instance}");
+            let mut n = 0usize;
+            while Instant::now() < until {
+                let p = &payloads[n % payloads.len()];
+                n += 1;
+                store.publish("presence", Some(&instance), p)?;
+                let v: Value = serde_json::from_str(p)?;
+                let writes: Vec<KvWrite> = v["items"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .enumerate()
+                            .map(|(i, item)| KvWrite::Set {
+                                key: format!("e{i}\u{1f}rich"),
+                                value: serde_json::to_vec(item).expect("JSON"),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                store.kv_write(&ns, &writes)?;
+                published.fetch_add(1, Ordering::Relaxed);
+            }
+            running.fetch_sub(1, Ordering::Relaxed);
+            Ok(())
+        }));
+    }
+    let mut last = from;
+    let (mut got, mut updates) = (0u64, 0u64);
+    let mut last_at = t0;
+    let deadline = until + Duration::from_secs(30);
+    loop {
+        let done = running.load(Ordering::Relaxed) == 0;
+        if done && got >= published.load(Ordering::Relaxed) {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the reader fell 30 s behind");
+        // Wake-ups as a node takes them, with a short poll as its fallback.
+        let woke = matches!(
+            signals.try_recv(),
+            Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_))
+        );
+        if !woke {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        let ms = reader.messages_after(last, 1000)?;
+        for m in ms {
+            last = m.seq;
+            if m.topic != "presence" {
+                continue;
+            }
+            let v: Value = serde_json::from_str(&m.payload)?;
+            updates += v["items"].as_array().map_or(0, |a| a.len() as u64);
+            got += 1;
+            last_at = Instant::now();
+        }
+    }
+    for p in publishers {
+        p.join()
+            .map_err(|_| anyhow::anyhow!("a publisher panicked"))??;
+    }
+    let secs = (last_at - t0).as_secs_f64();
+    Ok(Ceiling {
+        per_message,
+        bytes,
+        messages_per_s: got as f64 / secs,
+        updates_per_s: updates as f64 / secs,
+    })
 }

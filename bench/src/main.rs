@@ -359,10 +359,17 @@ async fn run(args: Args, root: PathBuf) -> anyhow::Result<bool> {
                         .ok()
                         .and_then(|v| v.trim().parse().ok())
                         .unwrap_or(if q { 10_000 } else { 100_000 });
+                    // HUB_BENCH_CLUSTER_PUSHERS=32 keeps more batches in
+                    // flight (the closed loop's throughput is pushers ×
+                    // batch / push → feed time).
+                    let pushers = std::env::var("HUB_BENCH_CLUSTER_PUSHERS")
+                        .ok()
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(8);
                     let p = cluster::Params {
                         users,
                         instances: 6,
-                        pushers: 8,
+                        pushers,
                         batch: 100,
                         ingest_secs: if q { 4.0 } else { 8.0 },
                         latency_changes: 1_000,

@@ -50,6 +50,22 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
     out
 }
 
+/// CPU seconds of every live process whose name (`comm`) is `name`, for
+/// example every PostgreSQL process (backends that ended are not counted:
+/// measure over connections that stay open).
+pub fn named_cpu_seconds(name: &str) -> f64 {
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .map(cpu_seconds)
+        .sum()
+}
+
 /// CPU seconds of every live process in a process group.
 pub fn group_cpu_seconds(pgid: u32) -> f64 {
     group_members(pgid).into_iter().map(cpu_seconds).sum()
