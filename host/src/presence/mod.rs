@@ -381,7 +381,9 @@ impl Presence {
 
     /// The rules in force (answered at once, without the service).
     pub async fn rules(&self) -> Result<Rules, PresenceError> {
-        Ok(Rules::clone(&self.rules.read().unwrap_or_else(|p| p.into_inner())))
+        Ok(Rules::clone(
+            &self.rules.read().unwrap_or_else(|p| p.into_inner()),
+        ))
     }
 
     /// Hand the service new rules, then show them to readers.
