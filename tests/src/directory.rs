@@ -68,6 +68,37 @@ impl<'a> ConnectorDirectory<'a> {
             .await
     }
 
+    /// The step both directory tests share, once the directory renamed
+    /// Alice Adams (user `alice.adams`) to Alice Meyer and lost `bob`, the
+    /// whole directory in: a sync (`remove: report`) updates her name,
+    /// reports him `missing` and keeps him, and leaves `carla`, the
+    /// operator's user with a directory entry's email, `matched`; then,
+    /// with `remove: delete`, bob goes and carla stays exactly as `carla`
+    /// was stored.
+    pub async fn renamed_and_removed(&self, carla: &Value) {
+        let hub = self.hub;
+        self.plan_when_whole().await;
+        let r = self.sync(false).await;
+        assert_eq!(action(&r, "alice.adams"), "updated", "{r}");
+        assert_eq!(action(&r, "bob"), "missing", "{r}");
+        assert_eq!(action(&r, "carla"), "matched", "{r}");
+        assert_eq!(
+            hub.get("/api/v1/users/alice.adams").await["display_name"],
+            "Alice Meyer"
+        );
+        assert_eq!(hub.call("GET", "/api/v1/users/bob", None).await.0, 200);
+
+        self.put(json!({"remove": "delete"})).await;
+        let r = self.sync(false).await;
+        assert_eq!(
+            (action(&r, "bob"), r["deleted"].as_u64()),
+            ("deleted", Some(1)),
+            "{r}"
+        );
+        assert_eq!(hub.call("GET", "/api/v1/users/bob", None).await.0, 404);
+        assert_eq!(&hub.get("/api/v1/users/carla").await, carla);
+    }
+
     /// Disable and enable the instance: its plugin reads the directory
     /// again when it starts.
     pub async fn restart_connector(&self) {

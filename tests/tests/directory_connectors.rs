@@ -140,28 +140,7 @@ async fn users_follow_the_connectors_directory() {
         d.len() == 4 && !has(d, &bob.to_string())
     })
     .await;
-    d.plan_when_whole().await;
-    let r = d.sync(false).await;
-    assert_eq!(action(&r, "alice.adams"), "updated", "{r}");
-    assert_eq!(action(&r, "bob"), "missing", "{r}");
-    assert_eq!(action(&r, "carla"), "matched", "{r}");
-    assert_eq!(
-        hub.get("/api/v1/users/alice.adams").await["display_name"],
-        "Alice Meyer"
-    );
-    assert_eq!(hub.call("GET", "/api/v1/users/bob", None).await.0, 200);
-
-    // With remove=delete bob goes; carla (same email as a directory entry,
-    // made by an operator) stays as she was.
-    d.put(json!({"remove": "delete"})).await;
-    let r = d.sync(false).await;
-    assert_eq!(
-        (action(&r, "bob"), r["deleted"].as_u64()),
-        ("deleted", Some(1)),
-        "{r}"
-    );
-    assert_eq!(hub.call("GET", "/api/v1/users/bob", None).await.0, 404);
-    assert_eq!(hub.get("/api/v1/users/carla").await, carla);
+    d.renamed_and_removed(&carla).await;
 
     // The schedule: a new extension arrives by itself.
     let dora = sim.add_extension("104", "Dora Diaz", "dora@example.com");
