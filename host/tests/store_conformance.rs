@@ -410,16 +410,17 @@ fn backup_archive_restores_as_a_sqlite_hub(s: &dyn Store, data: &Path) {
 }
 
 #[test]
-fn tls_is_refused_clearly() {
+fn tls_asked_of_a_server_without_it_is_named() {
+    // The shared cluster has ssl off (TLS itself: tests/tests/postgres_tls.rs).
     let url = Postgres::shared().create_database("tls");
     let dir = tempfile::tempdir().unwrap();
     let err = PostgresStore::connect(&format!("{url}?sslmode=require"), dir.path(), "n")
         .err()
-        .expect("no TLS: refused");
+        .expect("no TLS on the server: refused");
     assert!(matches!(err, StoreError::Postgres(_)), "{err}");
     assert!(
         err.to_string().contains(
-            "database_url asks for TLS (sslmode=require), which this hub does not support yet"
+            "the database server does not offer TLS, which sslmode=require requires"
         ),
         "{err}"
     );

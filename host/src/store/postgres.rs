@@ -19,15 +19,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use base64::Engine as _;
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, Config, NoTls, Transaction};
+use postgres::{Client, Config, Transaction};
 use tokio::sync::broadcast;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::cluster::{ClusterMessage, ClusterSignal, Coordination, Lease, NodeInfo};
 use super::copy::{Counts, Dump, SealedConnector, SealedKv};
@@ -40,6 +40,8 @@ use super::{
 mod embedded {
     refinery::embed_migrations!("migrations/postgres");
 }
+
+mod tls;
 
 /// The notification channel of every change and message.
 pub const CHANNEL: &str = "presence_hub_changes";
@@ -97,17 +99,23 @@ enum KeyCheck {
 
 impl PostgresStore {
     /// Connect to `url` (a libpq URL or key=value string, e.g.
-    /// `postgres://hub:pw@db.example.net/hub`; TLS is not supported: use a
-    /// trusted network or a local socket), apply pending migrations, check
-    /// the key, and return once the `LISTEN` connection is in place.
+    /// `postgres://hub:pw@db.example.net/hub?sslmode=verify-full&sslrootcert=/etc/presence-hub/db-ca.pem`;
+    /// `sslmode` disable, prefer (default), require, verify-ca or
+    /// verify-full and `sslrootcert` as in libpq; see `postgres/tls.rs`), apply
+    /// pending migrations, check the key, and return once the `LISTEN`
+    /// connection is in place. Every connection (workers, `LISTEN`) uses
+    /// the same TLS setup.
     /// `data_dir` holds `secret.key`, created by the first node to connect
     /// (which leaves a sealed check value in `settings`); every further
     /// node needs a copy of that file. `node_id` names this node in leases,
     /// heartbeats and notifications. Blocks (up to about 20 s when the
     /// database does not answer); fine on a Tokio thread.
     ///
-    /// Errors: [`StoreError::Postgres`] when the URL is invalid or asks for
-    /// TLS, or the database cannot be reached or migrated;
+    /// Errors: [`StoreError::Postgres`] when the URL is invalid (an
+    /// unknown sslmode names the allowed ones; an unreadable sslrootcert
+    /// names its path), the server's certificate is not trusted (naming
+    /// the setting to change), or the database cannot be reached or
+    /// migrated;
     /// [`StoreError::SecretKey`] when `secret.key` is missing or is not the
     /// first node's.
     pub fn connect(url: &str, data_dir: &Path, node_id: &str) -> Result<Self, StoreError> {
@@ -135,22 +143,8 @@ impl PostgresStore {
         node_id: &str,
         check: KeyCheck,
     ) -> Result<Self, StoreError> {
-        let mut config = Config::from_str(url).map_err(|e| {
-            StoreError::Postgres(format!(
-                "database_url is not a PostgreSQL connection string \
-                 (postgres://user:password@host:port/database): {e}"
-            ))
-        })?;
-        // This hub speaks to PostgreSQL without TLS; a URL that asks for it
-        // is refused here rather than with a handshake error at connect.
-        if config.get_ssl_mode() == postgres::config::SslMode::Require {
-            return Err(StoreError::Postgres(
-                "database_url asks for TLS (sslmode=require), which this hub does not support yet: \
-                 connect over a trusted network, the database host's loopback or a tunnel, \
-                 with sslmode=disable or prefer"
-                    .into(),
-            ));
-        }
+        let (mut config, tls) = tls::parse(url)?;
+        tracing::info!(sslmode = %tls.mode, certificate_check = %tls.check(), "PostgreSQL TLS");
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
@@ -165,7 +159,8 @@ impl PostgresStore {
             .keepalives_interval(Duration::from_secs(5))
             .keepalives_retries(2);
 
-        let jobs = spawn_workers(&config, WORKERS);
+        let tls = Arc::new(tls);
+        let jobs = spawn_workers(&config, &tls, WORKERS);
         let (signals, _) = broadcast::channel(4096);
         let stop = Arc::new(AtomicBool::new(false));
 
@@ -238,7 +233,7 @@ impl PostgresStore {
 
         // Wait until the LISTEN is in place: a change committed after
         // connect returns always wakes this node.
-        let ready = spawn_listener(config, signals.clone(), stop.clone());
+        let ready = spawn_listener(config, tls, signals.clone(), stop.clone());
         if ready.recv_timeout(Duration::from_secs(15)).is_err() {
             stop.store(true, Ordering::Relaxed);
             return Err(StoreError::Postgres(
@@ -405,12 +400,13 @@ fn run_on<T: Send + 'static>(
 }
 
 /// `n` threads, each owning one connection, taking jobs from one queue.
-fn spawn_workers(config: &Config, n: usize) -> mpsc::Sender<Job> {
+fn spawn_workers(config: &Config, tls: &Arc<tls::Tls>, n: usize) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel::<Job>();
     let rx = Arc::new(Mutex::new(rx));
     for i in 0..n {
         let rx = rx.clone();
         let config = config.clone();
+        let tls = tls.clone();
         std::thread::Builder::new()
             .name(format!("pg-store-{i}"))
             .spawn(move || {
@@ -426,11 +422,12 @@ fn spawn_workers(config: &Config, n: usize) -> mpsc::Sender<Job> {
                         client = None;
                     }
                     if client.is_none() {
-                        match config.connect(NoTls) {
+                        match config.connect(tls.connector()) {
                             Ok(c) => client = Some(c),
                             Err(e) => {
                                 job(Err(StoreError::Postgres(format!(
-                                    "cannot connect to the database (retried at the next call): {e}"
+                                    "cannot connect to the database (retried at the next call): {}",
+                                    tls.explain(&e)
                                 ))));
                                 continue;
                             }
@@ -456,6 +453,7 @@ fn spawn_workers(config: &Config, n: usize) -> mpsc::Sender<Job> {
 /// the first `LISTEN` is in place.
 fn spawn_listener(
     config: Config,
+    tls: Arc<tls::Tls>,
     signals: broadcast::Sender<ClusterSignal>,
     stop: Arc<AtomicBool>,
 ) -> mpsc::Receiver<()> {
@@ -466,13 +464,15 @@ fn spawn_listener(
             let mut first = true;
             let mut backoff = Duration::from_millis(100);
             while !stop.load(Ordering::Relaxed) {
+                let connector: MakeRustlsConnect = tls.connector();
                 let mut client = match config
-                    .connect(NoTls)
+                    .connect(connector)
                     .and_then(|mut c| c.batch_execute(&format!("LISTEN {CHANNEL}")).map(|_| c))
                 {
                     Ok(c) => c,
                     Err(e) => {
-                        tracing::warn!(error = %e, "PostgreSQL LISTEN connection failed; retrying in {backoff:?}");
+                        let error = tls.explain(&e);
+                        tracing::warn!(%error, "PostgreSQL LISTEN connection failed; retrying in {backoff:?}");
                         std::thread::sleep(backoff);
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                         continue;
