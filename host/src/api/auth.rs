@@ -345,8 +345,11 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
     let who = who(&caller);
     req.extensions_mut().insert(caller);
     let mut resp = next.run(req).await;
+    // A change another node made (it ran the instance) is that node's to
+    // log: the event log is shared.
     if let Some((method, route, raw)) = audit
         && resp.status().is_success()
+        && resp.extensions().get::<super::forward::Passed>().is_none()
     {
         // A created connector is named in the answer, not the path.
         let mut created = None;

@@ -4,11 +4,11 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::error::parse_json;
+use super::error::{ApiQuery, parse_json};
 use super::{ApiError, AppState};
 use crate::runtime::{ConnectorPatch, ConnectorReplace, NewConnector, PresenceWrite};
 
@@ -291,7 +291,7 @@ pub const MAX_WRITE_EXPIRY_MS: u64 = 30 * 24 * 3600 * 1000;
     params(("id" = String, Path, description = "Connector instance id"), ("endpoint" = String, Path, description = "The endpoint (in the plugin's endpoint kind)")),
     request_body = crate::runtime::PresenceWrite,
     responses(
-        (status = 202, description = "Accepted; the outcome comes later under the write id", body = crate::runtime::WriteRecord, headers(("Location" = String, description = "/api/v1/writes/{id}"))),
+        (status = 202, description = "Accepted; the outcome comes later under the write id", body = crate::runtime::WriteRecord, headers(("Location" = String, description = "`/api/v1/writes/{id}`; in a cluster `/api/v1/writes/{id}?node={node}`, naming the node that made the write and keeps its record, so the address works on every node"))),
         (status = 400, description = "The body is not valid JSON or not of this shape; `field` names the JSON path", body = super::openapi::ErrorBody),
         (status = 404, description = "No such connector", body = super::openapi::ErrorBody),
         (status = 422, description = "A value is refused, or the plugin cannot write", body = super::openapi::ErrorBody)
@@ -326,7 +326,14 @@ pub async fn set_presence(
         }
     }
     let record = s.runtime.set_presence(&id, &endpoint, write).await?;
-    let location = format!("/api/v1/writes/{}", record.id);
+    // Write ids are this node's: in a cluster the address names the node,
+    // which any node passes a GET to.
+    let node = super::forward::node_id(&s.runtime);
+    let location = if node.is_empty() {
+        format!("/api/v1/writes/{}", record.id)
+    } else {
+        format!("/api/v1/writes/{}?node={node}", record.id)
+    };
     Ok((
         StatusCode::ACCEPTED,
         [(axum::http::header::LOCATION, location)],
@@ -334,23 +341,41 @@ pub async fn set_presence(
     ))
 }
 
-/// One write-back and its outcome.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct WriteQuery {
+    /// The cluster node that made the write (as the write-back's
+    /// `Location` names it); absent: this node.
+    node: Option<String>,
+}
+
+/// One write-back and its outcome. Write ids are given by the node that
+/// makes the write, which keeps its record (in memory, the last 10,000).
+/// In a cluster the write-back's `Location` adds `?node=`, and a node that
+/// gets a GET for another node's write passes it to that node and answers
+/// with its answer; without `node` the id is this node's.
 #[utoipa::path(
     get,
     path = "/api/v1/writes/{id}",
     tag = "connectors",
     summary = "One write-back and its outcome",
-    params(("id" = String, Path, description = "Write id (a whole number)")),
+    params(("id" = String, Path, description = "Write id (a whole number)"), WriteQuery),
     responses(
         (status = 200, description = "The write", body = crate::runtime::WriteRecord),
-        (status = 400, description = "The id is not a whole number", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such write", body = super::openapi::ErrorBody)
+        (status = 400, description = "The id is not a whole number, or an unknown query parameter", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such write; or `node` names no live node of this cluster (`field`: `node`; its records went with it)", body = super::openapi::ErrorBody),
+        (status = 502, description = "The node that made the write did not answer", body = super::openapi::ErrorBody),
+        (status = 503, description = "The hub is starting, shutting down or at its connection cap; or a GET one node passed on reached a node other than `node` (nodes sharing one address): retry", body = super::openapi::ErrorBody)
     )
 )]
 pub async fn write(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+    ApiQuery(q): ApiQuery<WriteQuery>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let id: u64 = id.parse().map_err(|_| {
         ApiError::field(
             StatusCode::BAD_REQUEST,
@@ -358,7 +383,48 @@ pub async fn write(
             "a write id is a whole number",
         )
     })?;
-    Ok(Json(s.runtime.write(id)?))
+    let me = super::forward::node_id(&s.runtime);
+    if let Some(node) = q.node.as_deref()
+        && node != me
+    {
+        let crate::runtime::Placement::Held(book) = s.runtime.placement() else {
+            return Err(ApiError::field(
+                StatusCode::NOT_FOUND,
+                "node",
+                "this hub is not a node of a cluster: its write ids name no node; leave `node` out",
+            ));
+        };
+        if super::forward::is_forwarded(&headers) {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "a GET for node {node}'s write {id} was passed to this node ({me}): \
+                     give each node its own public_url; retry"
+                ),
+            ));
+        }
+        let Some(url) = book.url_of(node) else {
+            return Err(ApiError::field(
+                StatusCode::NOT_FOUND,
+                "node",
+                format!(
+                    "node {node}, which made write {id}, is not live: a write's record is kept \
+                     by the node that made it and went with it"
+                ),
+            ));
+        };
+        return Ok(super::forward::pass(
+            &url,
+            &super::forward::target(&uri),
+            &Method::GET,
+            &headers,
+            Bytes::new(),
+            &me,
+            &format!("node {node}, which made write {id},"),
+        )
+        .await);
+    }
+    Ok(Json(s.runtime.write(id)?).into_response())
 }
 
 /// An instance's recent write-backs, newest first.

@@ -1,89 +1,18 @@
 //! Inbound webhooks, routed by connector instance to its plugin.
 
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, forward};
 use crate::runtime::{Header, WebhookRequest};
-
-/// Marks a webhook one node passed to the node running its connector.
-const FORWARDED: &str = "x-presence-hub-forwarded";
-
-/// Pass a webhook to the node at `url` that runs `instance`, and answer
-/// with what it answered.
-async fn forward(
-    url: &str,
-    instance: &str,
-    path: &str,
-    request: WebhookRequest,
-) -> Result<Response, ApiError> {
-    let mut target = format!("{}/hooks/{instance}", url.trim_end_matches('/'));
-    if !path.is_empty() {
-        target.push('/');
-        target.push_str(path);
-    }
-    if !request.query.is_empty() {
-        target.push('?');
-        target.push_str(&request.query);
-    }
-    let mut headers: Vec<(String, String)> = request
-        .headers
-        .into_iter()
-        // Hop-by-hop and length headers are the client's to set again.
-        .filter(|h| {
-            !matches!(
-                h.name.as_str(),
-                "host" | "connection" | "content-length" | "transfer-encoding" | "keep-alive"
-            )
-        })
-        .map(|h| (h.name, h.value))
-        .collect();
-    headers.push((FORWARDED.into(), "1".into()));
-    let answer = crate::io::forward(crate::io::HttpRequest {
-        method: request.method,
-        url: target,
-        headers,
-        body: request.body,
-        timeout: None,
-    })
-    .await
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            format!("the node running connector {instance} did not answer: {e}"),
-        )
-    })?;
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut out = (status, answer.body).into_response();
-    out.extensions_mut().insert(super::error::PluginAnswer);
-    for (name, value) in answer.headers {
-        if matches!(
-            name.as_str(),
-            "connection" | "content-length" | "transfer-encoding" | "keep-alive"
-        ) {
-            continue;
-        }
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            out.headers_mut().append(name, value);
-        }
-    }
-    Ok(out)
-}
 
 pub async fn root(
     State(s): State<AppState>,
     Path(instance): Path<String>,
-    method: Method,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    dispatch(s, instance, String::new(), method, query, headers, body).await
+    dispatch(s, instance, String::new(), req).await
 }
 
 #[utoipa::path(
@@ -103,27 +32,46 @@ pub async fn root(
 pub async fn handle(
     State(s): State<AppState>,
     Path((instance, path)): Path<(String, String)>,
-    method: Method,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    dispatch(s, instance, path, method, query, headers, body).await
+    dispatch(s, instance, path, req).await
 }
 
 async fn dispatch(
     s: AppState,
     instance: String,
     path: String,
-    method: Method,
-    query: Option<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    req: Request,
 ) -> Result<Response, ApiError> {
+    let forward::Received {
+        method,
+        uri,
+        headers,
+        body,
+    } = match forward::receive(req).await {
+        Ok(r) => r,
+        Err(answer) => return Ok(answer),
+    };
+    // Another node of the cluster runs the instance: pass the request on
+    // (once: a passed request is answered by the node it reached).
+    if let Some(url) = s.runtime.placement().url_elsewhere(&instance)
+        && !forward::is_forwarded(&headers)
+    {
+        return Ok(forward::pass(
+            &url,
+            &forward::target(&uri),
+            &method,
+            &headers,
+            body,
+            &forward::node_id(&s.runtime),
+            &format!("the node running connector {instance}"),
+        )
+        .await);
+    }
     let request = WebhookRequest {
         method: method.to_string(),
         path: format!("/{path}"),
-        query: query.unwrap_or_default(),
+        query: uri.query().unwrap_or_default().to_string(),
         headers: headers
             .iter()
             .map(|(k, v)| Header {
@@ -133,13 +81,6 @@ async fn dispatch(
             .collect(),
         body: body.to_vec(),
     };
-    // Another node of the cluster runs the instance: pass the request on
-    // (once: a forwarded request is never forwarded again).
-    if let Some(url) = s.runtime.placement().url_elsewhere(&instance)
-        && !request.headers.iter().any(|h| h.name == FORWARDED)
-    {
-        return forward(&url, &instance, &path, request).await;
-    }
     // Unknown, disabled and webhook-less instances answer alike, naming
     // nothing: the answer does not tell which instance ids exist.
     use crate::telemetry::WebhookResult;

@@ -7,6 +7,7 @@ mod connectors;
 mod console;
 pub mod directory;
 mod error;
+mod forward;
 mod hooks;
 mod openapi;
 mod plugins;
@@ -250,6 +251,12 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
             "/api/v1/directory/connectors/{id}/status",
             get(directory::connector_status),
         )
+        // Innermost: a request passed to the node running its instance
+        // has been authorized here already (and is again there).
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            forward::to_holder,
+        ))
         .route_layer(middleware::from_fn(error::require_json))
         .route_layer(middleware::map_response(no_store))
         .route_layer(middleware::from_fn(run_writes_to_the_end))

@@ -312,6 +312,42 @@ fn add(op: &mut Operation, code: &str, description: &str) {
         .or_insert_with(|| error_response(description));
 }
 
+/// A route a cluster node passes to the node running its instance
+/// ([`super::forward::ROUTES`]): say so, with the 502 and 503 it adds.
+fn passed_to_holder(op: &mut Operation) {
+    let note = "In a cluster, a node that does not run the instance passes this request \
+        (method, path, query, body, the caller's Authorization) to the node that does, \
+        and answers with that node's status, headers and body.";
+    op.description = Some(match op.description.take() {
+        Some(d) => format!("{d}\n\n{note}"),
+        None => note.to_string(),
+    });
+    let retry = utoipa::openapi::header::HeaderBuilder::new()
+        .schema(Some(utoipa::openapi::Object::with_type(Type::Integer)))
+        .description(Some(
+            "Seconds to wait before trying again (a lease check: by then another node \
+             has taken the instance over)",
+        ))
+        .build();
+    let busy = ResponseBuilder::new()
+        .description(
+            "The instance is being taken over (no live node holds its lease now), or a request \
+             another node passed here reached a node that does not run the instance (the \
+             error names the node believed to), or the hub is starting, shutting down or at \
+             its connection cap: retry after `Retry-After`",
+        )
+        .content(
+            "application/json",
+            Content::new(Some(RefOr::Ref(Ref::from_schema_name("Error")))),
+        )
+        .header("Retry-After", retry)
+        .build();
+    op.responses
+        .responses
+        .insert("503".to_string(), RefOr::T(busy));
+    add(op, "502", "The node running the instance did not answer");
+}
+
 impl Modify for Conventions {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         let components = doc.components.get_or_insert_with(Default::default);
@@ -354,6 +390,16 @@ impl Modify for Conventions {
                     op.operation_id.as_mut(),
                 ) {
                     *id = format!("{tag}_{id}");
+                }
+                let name = match method {
+                    HttpMethod::Get => "get",
+                    HttpMethod::Post => "post",
+                    HttpMethod::Put => "put",
+                    HttpMethod::Patch => "patch",
+                    _ => "delete",
+                };
+                if super::forward::ROUTES.contains(&(name, path.as_str())) {
+                    passed_to_holder(op);
                 }
                 add(op, "408", "The request head was not sent in time");
                 add(op, "414", "The request target is longer than 8 KiB");

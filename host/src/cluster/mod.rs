@@ -135,11 +135,16 @@ impl LeaseBook {
 
     /// Where the node running `instance` answers, when it is another node.
     pub fn url_elsewhere(&self, instance: &str) -> Option<String> {
-        let node = self.holder_elsewhere(instance)?;
+        self.url_of(&self.holder_elsewhere(instance)?)
+    }
+
+    /// Where live node `node` answers (its heartbeat's `api_url`, as of
+    /// the last lease pass); None for a node not live.
+    pub fn url_of(&self, node: &str) -> Option<String> {
         self.urls
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&node)
+            .get(node)
             .cloned()
     }
 

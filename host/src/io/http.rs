@@ -71,11 +71,13 @@ pub(super) fn spawn(
     }))
 }
 
-/// Pass a request on to another node of the cluster (a webhook for a
-/// connector that node runs) and bring its answer back. The other node's
-/// address comes from the shared database, not from the request; `https`
-/// nodes are checked against the system's and webpki's roots.
-pub async fn forward(req: HttpRequest) -> Result<HttpResponse, String> {
+/// Pass a request on to another node of the cluster (a webhook or an API
+/// request for a connector that node runs) and bring its answer back. The
+/// other node's address comes from the shared database, not from the
+/// request; `https` nodes are checked against the system's and webpki's
+/// roots. The failure is classified: [`Failure::Refused`] means nothing
+/// was sent (the node is down).
+pub async fn forward(req: HttpRequest) -> Result<HttpResponse, Failure> {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     let client = CLIENT.get_or_init(|| {
         reqwest::Client::builder()
@@ -85,7 +87,7 @@ pub async fn forward(req: HttpRequest) -> Result<HttpResponse, String> {
             .expect("a default HTTP client builds")
     });
     let method = reqwest::Method::from_bytes(req.method.as_bytes())
-        .map_err(|_| format!("invalid HTTP method {:?}", req.method))?;
+        .map_err(|_| Failure::Other(format!("invalid HTTP method {:?}", req.method)))?;
     let mut builder = client
         .request(method, &req.url)
         .timeout(req.timeout.unwrap_or(crate::timing::HTTP_TIMEOUT))
@@ -93,8 +95,8 @@ pub async fn forward(req: HttpRequest) -> Result<HttpResponse, String> {
     for (name, value) in &req.headers {
         builder = builder.header(name, value);
     }
-    let request = builder.build().map_err(|e| e.to_string())?;
-    perform(client, request).await.map_err(|f| f.to_string())
+    let request = builder.build().map_err(|e| Failure::Other(e.to_string()))?;
+    perform(client, request).await
 }
 
 async fn perform(
