@@ -121,6 +121,27 @@ pub fn action<'a>(report: &'a Value, user: &str) -> &'a str {
         .unwrap_or("absent")
 }
 
+/// Check the first dry run both directory tests make: of the directory's
+/// 5 entries, `[created, matched, rejected]` as given, among them
+/// `alice.adams` and `bob` created and the operator's `carla` matched;
+/// nothing applied.
+pub fn first_plan(plan: &Value, [created, matched, rejected]: [u64; 3]) {
+    assert_eq!(
+        (plan["dry_run"].as_bool(), plan["applied"].as_bool()),
+        (Some(true), Some(false)),
+        "{plan}"
+    );
+    assert_eq!(plan["entries"], 5, "{plan}");
+    assert_eq!(
+        (&plan["created"], &plan["matched"], &plan["rejected"]),
+        (&json!(created), &json!(matched), &json!(rejected)),
+        "{plan}"
+    );
+    assert_eq!(action(plan, "alice.adams"), "created", "{plan}");
+    assert_eq!(action(plan, "bob"), "created", "{plan}");
+    assert_eq!(action(plan, "carla"), "matched", "{plan}");
+}
+
 /// Whether a directory lists `endpoint`.
 pub fn has(dir: &[Value], endpoint: &str) -> bool {
     dir.iter().any(|e| e["endpoint"] == endpoint)
