@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use hub_e2e::postgres::Postgres;
 use presence_hub::store::{
-    ClusterSignal, ConnectorRecord, Coordination, EventQuery, EventRecord, KvWrite, PluginRecord,
-    DIRECTORY_NAMESPACE, PRESENCE_NAMESPACE_PREFIX, PostgresStore, STATUS_NAMESPACE, SqliteStore,
+    ClusterSignal, ConnectorRecord, Coordination, DIRECTORY_NAMESPACE, EventQuery, EventRecord,
+    KvWrite, PRESENCE_NAMESPACE_PREFIX, PluginRecord, PostgresStore, STATUS_NAMESPACE, SqliteStore,
     Store, StoreError, TokenRecord,
 };
 
@@ -143,8 +143,11 @@ fn deleting_a_connector_leaves_nothing_behind(s: &dyn Store, _: &Path) {
     for id in ["pbx", "pbx-2"] {
         s.put_connector(&connector(id, "x")).unwrap();
         s.kv_write(id, &[set("token")]).unwrap();
-        s.kv_write(&presence(id), &[set("1001\u{1f}rich"), set("1002\u{1f}state")])
-            .unwrap();
+        s.kv_write(
+            &presence(id),
+            &[set("1001\u{1f}rich"), set("1002\u{1f}state")],
+        )
+        .unwrap();
     }
     for ns in [STATUS_NAMESPACE, DIRECTORY_NAMESPACE, "#sync"] {
         s.kv_write(ns, &[set("pbx"), set("pbx-2"), set("ghost")])
@@ -419,9 +422,8 @@ fn tls_asked_of_a_server_without_it_is_named() {
         .expect("no TLS on the server: refused");
     assert!(matches!(err, StoreError::Postgres(_)), "{err}");
     assert!(
-        err.to_string().contains(
-            "the database server does not offer TLS, which sslmode=require requires"
-        ),
+        err.to_string()
+            .contains("the database server does not offer TLS, which sslmode=require requires"),
         "{err}"
     );
 }
