@@ -481,6 +481,37 @@ fn pair(test: &str) -> Pair {
 
 const TTL: Duration = Duration::from_secs(30);
 
+/// One lease check renews every lease a node holds at once: those still its
+/// own under their fence are extended, the others are reported lost.
+#[test]
+fn leases_renewed_together() {
+    let p = pair("renew_all");
+    assert!(p.a.renew_all(&[], TTL).unwrap().is_empty());
+    let short = Duration::from_secs(1);
+    let x = p.a.acquire("x", short).unwrap().unwrap();
+    let y = p.a.acquire("y", short).unwrap().unwrap();
+    let z = p.b.acquire("z", TTL).unwrap().unwrap();
+    let held = vec![
+        ("x".to_string(), x.fence),
+        ("y".to_string(), y.fence + 1),
+        ("z".to_string(), z.fence),
+        ("gone".to_string(), 1),
+    ];
+    let renewed = p.a.renew_all(&held, TTL).unwrap();
+    assert_eq!(
+        renewed.into_iter().collect::<Vec<_>>(),
+        vec!["x".to_string()],
+        "only x is node-a's under that fence (y's fence is wrong, z is node-b's, gone was never leased)"
+    );
+    let leases = p.a.leases().unwrap();
+    let lx = leases.iter().find(|l| l.instance == "x").unwrap();
+    let ly = leases.iter().find(|l| l.instance == "y").unwrap();
+    assert!(
+        lx.expires_at_ms >= ly.expires_at_ms + 20_000,
+        "x extended by the 30 s TTL, y not: {lx:?} {ly:?}"
+    );
+}
+
 #[test]
 fn leases_acquire_renew_release() {
     let p = pair("leases");

@@ -205,20 +205,15 @@ impl Keeper {
         );
         // Renew first: a lease this node lost stops its run here before
         // anything else happens.
-        for (id, fence) in self.book.held() {
-            let i = id.clone();
-            let renewed = self
-                .blocking(move |c| c.renew(&i, fence, timing::LEASE_TTL))
-                .await;
-            match renewed {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::warn!(instance = %id, node = %me, fence, "lease lost (it lapsed and another node took it): stopping the connector here");
-                    self.stop_here(&id).await;
-                    self.counters.leases_lost.inc();
-                }
-                Err(e) => return Err(e),
-            }
+        let held: Vec<(String, i64)> = self.book.held().into_iter().collect();
+        let ask = held.clone();
+        let renewed = self
+            .blocking(move |c| c.renew_all(&ask, timing::LEASE_TTL))
+            .await?;
+        for (id, fence) in held.into_iter().filter(|(id, _)| !renewed.contains(id)) {
+            tracing::warn!(instance = %id, node = %me, fence, "lease lost (it lapsed and another node took it): stopping the connector here");
+            self.stop_here(&id).await;
+            self.counters.leases_lost.inc();
         }
         // The database's clock now: this node's heartbeat holds until a
         // lease time from now.

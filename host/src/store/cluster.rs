@@ -94,6 +94,25 @@ pub trait Coordination: Send + Sync + 'static {
     /// no longer this node's (taken by another after expiry, or released).
     fn renew(&self, instance: &str, fence: i64, ttl: Duration) -> Result<bool, StoreError>;
 
+    /// [`Coordination::renew`] for every `(instance, fence)` this node
+    /// holds, at once; returns the instances whose lease was extended (the
+    /// others are no longer this node's). A store answers it in one round
+    /// trip where it can, so a node holding many instances renews them in
+    /// one statement per lease check.
+    fn renew_all(
+        &self,
+        held: &[(String, i64)],
+        ttl: Duration,
+    ) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let mut renewed = std::collections::BTreeSet::new();
+        for (instance, fence) in held {
+            if self.renew(instance, *fence, ttl)? {
+                renewed.insert(instance.clone());
+            }
+        }
+        Ok(renewed)
+    }
+
     /// Give the lease up (a no-op when it is no longer this node's).
     fn release(&self, instance: &str, fence: i64) -> Result<(), StoreError>;
 

@@ -41,7 +41,7 @@ mod embedded {
     refinery::embed_migrations!("migrations/postgres");
 }
 
-mod tls;
+pub(crate) mod tls;
 
 /// The notification channel of every change and message.
 pub const CHANNEL: &str = "presence_hub_changes";
@@ -1319,6 +1319,29 @@ impl Coordination for PostgresStore {
                  WHERE instance = $1 AND node = $2 AND fence = $3",
                 &[&instance, &node, &fence, &ttl],
             )? == 1)
+        })
+    }
+
+    fn renew_all(
+        &self,
+        held: &[(String, i64)],
+        ttl: Duration,
+    ) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        if held.is_empty() {
+            return Ok(Default::default());
+        }
+        let (instances, fences): (Vec<String>, Vec<i64>) = held.iter().cloned().unzip();
+        let (node, ttl) = (self.node_id.clone(), secs(ttl));
+        self.run(move |c| {
+            let rows = c.query(
+                "UPDATE leases l
+                 SET expires_at = clock_timestamp() + make_interval(secs => $3::float8)
+                 FROM unnest($1::text[], $2::int8[]) AS h(instance, fence)
+                 WHERE l.instance = h.instance AND l.fence = h.fence AND l.node = $4
+                 RETURNING l.instance",
+                &[&instances, &fences, &ttl, &node],
+            )?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
 
