@@ -101,6 +101,29 @@ pub fn start(
     Ok(inbox)
 }
 
+/// One instance's message (a [`Batch`]) and the latest value of each of
+/// its keys. Each item is serialised once, for both: the message is
+/// spelled out around the items' JSON.
+fn encode(instance: &str, items: &[Relayed]) -> (String, BTreeMap<String, Vec<u8>>) {
+    let mut latest: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut payload = format!(
+        "{{\"instance\":{},\"items\":[",
+        serde_json::to_string(instance).expect("strings serialise")
+    );
+    for (n, item) in items.iter().enumerate() {
+        let value = serde_json::to_string(item).expect("relayed items serialise");
+        if n > 0 {
+            payload.push(',');
+        }
+        payload.push_str(&value);
+        for key in latest_keys(item) {
+            latest.insert(key, value.clone().into_bytes());
+        }
+    }
+    payload.push_str("]}");
+    (payload, latest)
+}
+
 fn publish(
     coord: &dyn Coordination,
     store: &dyn Store,
@@ -127,18 +150,7 @@ fn publish(
         by_instance.entry(instance).or_default().push(item);
     }
     for (instance, items) in by_instance {
-        let mut latest: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        for item in &items {
-            let value = serde_json::to_vec(item).expect("relayed items serialise");
-            for key in latest_keys(item) {
-                latest.insert(key, value.clone());
-            }
-        }
-        let batch = Batch {
-            instance: instance.to_string(),
-            items,
-        };
-        let payload = serde_json::to_string(&batch).expect("batches serialise");
+        let (payload, latest) = encode(&instance, &items);
         match coord.publish(TOPIC, Some(&instance), &payload) {
             Ok(_) => counters.published.inc(),
             // The store logged the refusal: another node runs it now.
@@ -255,4 +267,53 @@ pub fn prune(coord: Arc<dyn Coordination>, keep: Duration) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{EndpointState, PresenceReport};
+
+    #[test]
+    fn a_message_spelled_out_is_the_batch_serde_writes() {
+        let report: PresenceReport = serde_json::from_value(serde_json::json!({
+            "endpoint": "sip:alice@example.com",
+            "observed_at_ms": 5,
+            "ordering": null,
+            "origin": { "kind": "platform" },
+            "telephony": null,
+            "rich": null,
+            "calendar": null,
+            "valid_for_ms": null,
+            "raw": [["note", "a \"quoted\" note"]]
+        }))
+        .expect("a report");
+        let items = vec![
+            Relayed::Report {
+                report: Box::new(report),
+            },
+            Relayed::State {
+                endpoint: "sip:bob@example.com".into(),
+                state: EndpointState::Active,
+                detail: Some("subscribed".into()),
+            },
+        ];
+        let instance = "sip-\"1\"";
+        let (payload, latest) = encode(instance, &items);
+        let by_serde = serde_json::to_string(&Batch {
+            instance: instance.into(),
+            items: items.clone(),
+        })
+        .unwrap();
+        assert_eq!(payload, by_serde);
+        let back: Batch = serde_json::from_str(&payload).expect("a batch");
+        assert_eq!(back.instance, instance);
+        assert_eq!(back.items, items);
+        assert_eq!(
+            latest.keys().collect::<Vec<_>>(),
+            vec!["sip:bob@example.com\u{1f}state"],
+            "a report with no channel is latest for nothing"
+        );
+        assert!(encode("x", &[]).0 == r#"{"instance":"x","items":[]}"#);
+    }
 }
