@@ -111,9 +111,10 @@ fn fenced_message(instance: &str, holder: Option<&str>, fence: Option<i64>, this
 
 impl From<::postgres::Error> for StoreError {
     fn from(e: ::postgres::Error) -> Self {
-        // The Display of a server error names its severity, code and
-        // message; connection errors never carry the password.
-        StoreError::Postgres(e.to_string())
+        // rust-postgres' Display says only "db error"; the server's
+        // severity, code and message are its source. Connection errors
+        // never carry the password.
+        StoreError::Postgres(postgres::tls::with_causes(&e))
     }
 }
 

@@ -440,7 +440,7 @@ impl ServerCertVerifier for ChainOnly {
 /// `e` and its causes: rust-postgres' `Display` says only "db error" or
 /// "error performing TLS handshake"; the server's message and the TLS
 /// reason are its sources.
-fn with_causes(e: &postgres::Error) -> String {
+pub(crate) fn with_causes(e: &postgres::Error) -> String {
     let mut text = e.to_string();
     let mut next = e.source();
     while let Some(err) = next {
