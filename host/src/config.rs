@@ -69,6 +69,13 @@ pub struct HubConfig {
     /// most 64). Unset: the host name and the listen port. Env:
     /// `HUB_NODE_ID`.
     pub node_id: Option<String>,
+    /// Where the other nodes of a cluster reach this node's API
+    /// (`http://10.0.0.5:8740`): its own address, never a load balancer's,
+    /// since nodes pass webhooks and instance-scoped API requests to the
+    /// node that runs the instance at this URL. Unset: the listen address,
+    /// with the host name when the hub listens on every interface. Env:
+    /// `HUB_NODE_URL`.
+    pub node_url: Option<String>,
     /// Limits applied where a plugin manifest asks for more or says nothing.
     pub limits: Limits,
 }
@@ -212,6 +219,7 @@ impl Default for HubConfig {
             tls_key: None,
             database_url: None,
             node_id: None,
+            node_url: None,
             limits: Limits::default(),
         }
     }
@@ -364,6 +372,7 @@ impl HubConfig {
                 self.database_url = Some(value.into()).filter(|v: &String| !v.is_empty())
             }
             "HUB_NODE_ID" => self.node_id = Some(value.into()).filter(|v: &String| !v.is_empty()),
+            "HUB_NODE_URL" => self.node_url = Some(value.into()).filter(|v: &String| !v.is_empty()),
             "HUB_PLUGINS_DIR" => self.plugins_dir = value.into(),
             "HUB_LOG_FORMAT" => {
                 self.log_format = match value {

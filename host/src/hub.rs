@@ -179,11 +179,7 @@ impl Hub {
             follow_admin_rotation(self.store.clone(), self.state.clone());
         }
         let keeper = self.cluster.as_ref().map(|(coord, book)| {
-            let api_url = self
-                .config
-                .public_url
-                .clone()
-                .unwrap_or_else(|| format!("{scheme}://{addr}"));
+            let api_url = node_url(&self.config, scheme, addr, &host_name());
             let presence = self.state.presence.clone();
             let directory = self.state.directory.clone();
             let keeper = Keeper::new(
@@ -251,6 +247,7 @@ async fn open_store(
         return Ok((Arc::new(SqliteStore::open(&config.data_dir)?), None));
     };
     let node = node_id(config)?;
+    check_node_url(config)?;
     let dir = config.data_dir.clone();
     std::fs::create_dir_all(&dir)
         .map_err(|e| anyhow::anyhow!("cannot create the data folder {}: {e}", dir.display()))?;
@@ -263,17 +260,49 @@ async fn open_store(
     Ok((pg.clone(), Some(pg)))
 }
 
+/// The machine's host name ("node" when it has none).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into())
+}
+
+/// Where the other nodes reach this one (`node_url`, checked at start;
+/// else the bound address, `host` standing in for an unspecified IP).
+/// Never `public_url`: that may name a load balancer, which could pass a
+/// request meant for this node to any node.
+fn node_url(config: &HubConfig, scheme: &str, addr: std::net::SocketAddr, host: &str) -> String {
+    match &config.node_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None if addr.ip().is_unspecified() => format!("{scheme}://{host}:{}", addr.port()),
+        None => format!("{scheme}://{addr}"),
+    }
+}
+
+/// `node_url` must be an absolute http(s) URL with a host.
+fn check_node_url(config: &HubConfig) -> anyhow::Result<()> {
+    let Some(url) = &config.node_url else {
+        return Ok(());
+    };
+    let ok = reqwest::Url::parse(url)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+    if !ok {
+        anyhow::bail!(
+            "node_url (HUB_NODE_URL) {url:?} must be this node's own http:// or https:// address, e.g. http://10.0.0.5:8740"
+        );
+    }
+    Ok(())
+}
+
 /// This node's id: `node_id` / `HUB_NODE_ID`, else the host name and the
 /// listen port.
 fn node_id(config: &HubConfig) -> anyhow::Result<String> {
     let id = match &config.node_id {
         Some(id) => id.clone(),
         None => {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .ok()
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "node".into());
+            let host = host_name();
             match config.listen.port() {
                 // A port picked by the system: unique by a random suffix.
                 0 => format!("{host}-{:08x}", rand::random::<u32>()),
@@ -400,4 +429,31 @@ pub fn rotate_admin_token(config: &HubConfig) -> Result<String, RotateError> {
 /// `path` made absolute against the working directory, for the log.
 fn absolute(path: &std::path::Path) -> std::path::PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+
+    #[test]
+    fn other_nodes_reach_this_one_at_its_own_address_never_the_public_one() {
+        let mut c = HubConfig {
+            public_url: Some("https://hub.example.com".into()),
+            ..HubConfig::default()
+        };
+        let any: SocketAddr = "0.0.0.0:8740".parse().unwrap();
+        let lo: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        assert_eq!(node_url(&c, "http", any, "hub-a"), "http://hub-a:8740");
+        assert_eq!(node_url(&c, "https", lo, "hub-a"), "https://127.0.0.1:9000");
+        c.node_url = Some("http://10.0.0.5:8740/".into());
+        assert_eq!(node_url(&c, "http", any, "hub-a"), "http://10.0.0.5:8740");
+        assert!(check_node_url(&c).is_ok());
+        for bad in ["10.0.0.5:8740", "ftp://10.0.0.5", "http://", "/relative"] {
+            c.node_url = Some(bad.into());
+            let e = check_node_url(&c).unwrap_err().to_string();
+            assert!(e.contains("HUB_NODE_URL"), "{bad}: {e}");
+        }
+    }
 }
