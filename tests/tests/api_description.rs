@@ -701,6 +701,17 @@ async fn every_route_answers_as_the_served_description_says() {
 
     // ---- webhooks: unknown instance, and the deletes ---------------------
     assert_eq!(push(&hub, "nothing", &json!({"endpoint": "1"})).await, 404);
+    // A webhook to an instance's root path.
+    let (s, _, _) = hub
+        .send(
+            "POST",
+            "/hooks/nothing",
+            &[],
+            Some("application/json"),
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_eq!(s, 404);
     assert_eq!(hub.call("DELETE", "/api/v1/users/bob", None).await.0, 204);
     assert_eq!(
         hub.call("DELETE", "/api/v1/plugins/chaos", None).await.0,

@@ -307,7 +307,12 @@ async fn every_node_answers_for_the_instance_as_the_node_running_it() {
     x.kill9();
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut waits = Vec::new();
+    let mut hooks = Vec::new();
     loop {
+        // A platform's webhook first: until the change below is taken, no
+        // live node ran the instance when it arrived either.
+        let (hook, hook_h, hook_v) =
+            send(y, "POST", &format!("/hooks/{ID}"), &[], Some(json!({}))).await;
         let (s, h, v) = send(
             y,
             "PATCH",
@@ -321,6 +326,12 @@ async fn every_node_answers_for_the_instance_as_the_node_running_it() {
             break;
         }
         assert_eq!(s, 503, "while {x_id} is gone: {v}");
+        assert_eq!(
+            hook, 503,
+            "a webhook while {ID} moves is to be delivered again, not unknown: {hook_v}"
+        );
+        assert!(hook_h.contains_key("retry-after"), "{hook_h:?}");
+        hooks.push(hook);
         let retry = h
             .get("retry-after")
             .and_then(|r| r.to_str().ok())
@@ -335,8 +346,9 @@ async fn every_node_answers_for_the_instance_as_the_node_running_it() {
     }
     assert!(!waits.is_empty(), "{y_id} answered for {ID} at once");
     println!(
-        "{} answers of 503 while {ID} moved; the test took {:?}",
+        "{} answers of 503 while {ID} moved (and {} to webhooks); the test took {:?}",
         waits.len(),
+        hooks.len(),
         started.elapsed()
     );
 }

@@ -9,8 +9,9 @@
 //! it, rather than handling it (a change it stored would skip the plugin's
 //! check) or passing it on (two nodes whose lease views disagree for a
 //! moment would bounce it between them); the client retries once the
-//! views have settled. Webhooks keep their own rule (`hooks.rs`): a passed
-//! webhook is answered by the node it reached.
+//! views have settled. Webhooks (`hooks.rs`) follow the same rule, so a
+//! platform's webhook that arrives while its instance is taken over gets
+//! 503 with Retry-After (Graph and RingCentral deliver again), not 404.
 
 use axum::RequestExt;
 use axum::body::Bytes;
@@ -120,7 +121,7 @@ fn retry_after_holder_down() -> u64 {
 }
 
 /// A 503 that says when to try again.
-fn later(message: String, seconds: u64) -> Response {
+pub(super) fn later(message: String, seconds: u64) -> Response {
     let mut resp = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message).into_response();
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -271,7 +272,7 @@ struct Facts<'a> {
 
 /// Where a request for one connector instance is answered.
 #[derive(Debug, PartialEq, Eq)]
-enum Route {
+pub(super) enum Route {
     /// On this node: it runs the instance; or no node runs it and none
     /// will (an unknown instance, answered 404 here; a disabled one, or
     /// one whose plugin this node lacks, which no lease is held for).
@@ -318,6 +319,26 @@ fn decide(instance: &str, f: &Facts<'_>) -> Route {
     }
 }
 
+/// Where a request for `instance` is answered, as this node sees the
+/// cluster now (always here on a single hub).
+pub(super) fn route(runtime: &Runtime, instance: &str, forwarded: bool) -> Route {
+    let Placement::Held(book) = runtime.placement() else {
+        return Route::Here;
+    };
+    let holder = book.holder_elsewhere(instance);
+    let holder_url = holder.as_deref().and_then(|n| book.url_of(n));
+    let facts = Facts {
+        me: book.node_id(),
+        exists: runtime.connector_now(instance).is_ok(),
+        held_here: book.holds(instance),
+        holder: holder.as_deref(),
+        holder_url: holder_url.as_deref(),
+        runnable: runtime.runnable().iter().any(|i| i == instance),
+        forwarded,
+    };
+    decide(instance, &facts)
+}
+
 /// Middleware over the admin routes: in a cluster, a request on one of
 /// [`ROUTES`] for an instance another node runs is passed to that node
 /// (see the module's description).
@@ -347,18 +368,7 @@ pub async fn to_holder(State(s): State<AppState>, mut req: Request, next: Next) 
     else {
         return next.run(req).await;
     };
-    let holder = book.holder_elsewhere(&instance);
-    let holder_url = holder.as_deref().and_then(|n| book.url_of(n));
-    let facts = Facts {
-        me: book.node_id(),
-        exists: s.runtime.connector_now(&instance).is_ok(),
-        held_here: book.holds(&instance),
-        holder: holder.as_deref(),
-        holder_url: holder_url.as_deref(),
-        runnable: s.runtime.runnable().contains(&instance),
-        forwarded: is_forwarded(req.headers()),
-    };
-    match decide(&instance, &facts) {
+    match route(&s.runtime, &instance, is_forwarded(req.headers())) {
         Route::Here => next.run(req).await,
         Route::Later(message, wait) => {
             tracing::debug!(instance = %instance, node = %book.node_id(), "{message}");

@@ -7,6 +7,22 @@ use axum::response::{IntoResponse, Response};
 use super::{ApiError, AppState, forward};
 use crate::runtime::{Header, WebhookRequest};
 
+#[utoipa::path(
+    post,
+    path = "/hooks/{instance}",
+    tag = "webhooks",
+    summary = "A webhook for a connector instance, answered by its plugin (any method is passed on)",
+    params(("instance" = String, Path, description = "Connector instance id")),
+    request_body(content = serde_json::Value, description = "Whatever the platform sends (any media type; the plugin reads it)", content_type = "*/*"),
+    responses(
+        (status = 200, description = "The plugin's answer, as the plugin made it (status, headers and body are the plugin's; any media type)", content_type = "*/*", body = serde_json::Value),
+        (status = "default", description = "Another status the plugin chose (e.g. 401 for a bad signature), with its body", content_type = "*/*", body = serde_json::Value),
+        (status = 404, description = "No such instance taking webhooks (unknown, disabled and webhook-less instances answer alike)", body = super::openapi::ErrorBody),
+        (status = 413, description = "Over max_webhook_bytes", body = super::openapi::ErrorBody),
+        (status = 502, description = "In a cluster: the node running the instance failed to answer", body = super::openapi::ErrorBody),
+        (status = 503, description = "In a cluster: the instance is being taken over by another node (or a passed request reached a node that does not run it); deliver again after Retry-After seconds", body = super::openapi::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")))
+    )
+)]
 pub async fn root(
     State(s): State<AppState>,
     Path(instance): Path<String>,
@@ -26,7 +42,9 @@ pub async fn root(
         (status = 200, description = "The plugin's answer, as the plugin made it (status, headers and body are the plugin's; any media type)", content_type = "*/*", body = serde_json::Value),
         (status = "default", description = "Another status the plugin chose (e.g. 401 for a bad signature), with its body", content_type = "*/*", body = serde_json::Value),
         (status = 404, description = "No such instance taking webhooks (unknown, disabled and webhook-less instances answer alike)", body = super::openapi::ErrorBody),
-        (status = 413, description = "Over max_webhook_bytes", body = super::openapi::ErrorBody)
+        (status = 413, description = "Over max_webhook_bytes", body = super::openapi::ErrorBody),
+        (status = 502, description = "In a cluster: the node running the instance failed to answer", body = super::openapi::ErrorBody),
+        (status = 503, description = "In a cluster: the instance is being taken over by another node (or a passed request reached a node that does not run it); deliver again after Retry-After seconds", body = super::openapi::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")))
     )
 )]
 pub async fn handle(
@@ -52,21 +70,23 @@ async fn dispatch(
         Ok(r) => r,
         Err(answer) => return Ok(answer),
     };
-    // Another node of the cluster runs the instance: pass the request on
-    // (once: a passed request is answered by the node it reached).
-    if let Some(url) = s.runtime.placement().url_elsewhere(&instance)
-        && !forward::is_forwarded(&headers)
-    {
-        return Ok(forward::pass(
-            &url,
-            &forward::target(&uri),
-            &method,
-            &headers,
-            body,
-            &forward::node_id(&s.runtime),
-            &format!("the node running connector {instance}"),
-        )
-        .await);
+    // Another node of the cluster runs the instance: pass the request on,
+    // once; while nobody does, ask the sender to deliver again.
+    match forward::route(&s.runtime, &instance, forward::is_forwarded(&headers)) {
+        forward::Route::Here => {}
+        forward::Route::Later(message, wait) => return Ok(forward::later(message, wait)),
+        forward::Route::There { node, url } => {
+            return Ok(forward::pass(
+                &url,
+                &forward::target(&uri),
+                &method,
+                &headers,
+                body,
+                &forward::node_id(&s.runtime),
+                &format!("node {node}, which runs connector {instance},"),
+            )
+            .await);
+        }
     }
     let request = WebhookRequest {
         method: method.to_string(),

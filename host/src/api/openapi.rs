@@ -268,6 +268,7 @@ pub enum FeedMessage {
         super::directory::delete_connector,
         super::directory::sync_connector,
         super::directory::connector_status,
+        super::hooks::root,
         super::hooks::handle,
     ),
     components(schemas(FeedMessage, crate::engine::merge::ChannelState)),
