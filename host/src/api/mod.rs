@@ -116,6 +116,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/directory/connectors/{id}"),
     ("post", "/api/v1/directory/connectors/{id}/sync"),
     ("get", "/api/v1/directory/connectors/{id}/status"),
+    ("post", "/hooks/{instance}"),
     ("post", "/hooks/{instance}/{path}"),
 ];
 

@@ -284,7 +284,7 @@ async fn a_named_client_that_falls_behind_is_told_to_resync_and_others_are_not_h
             Availability::Away
         };
         report(p, "ann", a);
-        let _ = p.rules().await;
+        let _ = p.users().await; // a round trip: the service took the report
     }
     assert!(matches!(slow.next().await, Next::Lagged));
     // Ben's client follows another user: it gets Ben's change at once.
@@ -306,10 +306,10 @@ async fn a_client_that_falls_behind_gets_each_users_latest_state_in_order() {
     for i in 0..300usize {
         let who = if i % 2 == 0 { "ann" } else { "ben" };
         report(p, who, states[(i / 2) % 2]);
-        let _ = p.rules().await;
+        let _ = p.users().await; // a round trip: the service took the report
     }
     report(p, "ann", Availability::Available);
-    let _ = p.rules().await;
+    let _ = p.users().await; // a round trip: the service took the report
     let mut got = Vec::new();
     while let Ok(Next::Event(ev)) =
         tokio::time::timeout(std::time::Duration::from_millis(100), sub.next()).await
