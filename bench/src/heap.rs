@@ -83,7 +83,8 @@ pub async fn breakdown(n: usize, instances: usize) -> anyhow::Result<Vec<(&'stat
     // A PIDF as sip-simple reports it (with its raw values).
     let pidf = sip_simple::body::parse_pidf(crate::sip::pidf(&user_uri(0), 1).as_bytes())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    presence.rules().await?;
+    // A round trip: the service has taken everything sent before.
+    presence.user("").await?;
 
     let t0 = live();
     let users: Vec<(usize, Result<User, presence_hub::presence::RowError>)> = (0..n)
@@ -115,7 +116,8 @@ pub async fn breakdown(n: usize, instances: usize) -> anyhow::Result<Vec<(&'stat
         let report = crate::overhead::presence(sip_simple_update(&ep, &pidf));
         inbox.report(inst, report);
     }
-    presence.rules().await?;
+    // A round trip: the service has taken everything sent before.
+    presence.user("").await?;
     // Let the event log's writer take what was queued.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let t2 = live();
