@@ -6,6 +6,7 @@
 //! imported from CSV stays, a wrong bind password named by its bind DN,
 //! and a scheduled sync that runs by itself.
 
+use hub_e2e::directory::action;
 use hub_e2e::slapd::{self, ROOT_DN, ROOT_PW, SUFFIX, Slapd};
 use hub_e2e::{Hub, TOKEN};
 use serde_json::{Value, json};
@@ -41,16 +42,6 @@ fn settings(url: &str, password: &str, remove: &str, interval: u64) -> Value {
             "extension_prefix": "+49 89 1234-"
         }
     })
-}
-
-fn action<'a>(report: &'a Value, user: &str) -> &'a str {
-    report["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["username"] == user)
-        .and_then(|u| u["action"].as_str())
-        .unwrap_or("absent")
 }
 
 #[tokio::test]

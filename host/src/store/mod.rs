@@ -114,7 +114,7 @@ impl From<::postgres::Error> for StoreError {
         // rust-postgres' Display says only "db error"; the server's
         // severity, code and message are its source. Connection errors
         // never carry the password.
-        StoreError::Postgres(postgres::tls::with_causes(&e))
+        StoreError::Postgres(crate::io::failure::chain(&e))
     }
 }
 

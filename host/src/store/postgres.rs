@@ -41,7 +41,7 @@ mod embedded {
     refinery::embed_migrations!("migrations/postgres");
 }
 
-pub(crate) mod tls;
+mod tls;
 
 /// The notification channel of every change and message.
 pub const CHANNEL: &str = "presence_hub_changes";

@@ -178,7 +178,7 @@ impl Tls {
                 ),
             };
         }
-        let text = with_causes(e);
+        let text = crate::io::failure::chain(e);
         if text.contains("server does not support TLS") {
             return format!(
                 "the database server does not offer TLS, which sslmode={} requires: turn on ssl \
@@ -214,7 +214,7 @@ pub fn parse(url: &str) -> Result<(Config, Tls), StoreError> {
         StoreError::Postgres(format!(
             "database_url is not a PostgreSQL connection string \
              (postgres://user:password@host:port/database): {}",
-            with_causes(&e)
+            crate::io::failure::chain(&e)
         ))
     })?;
     let root = root.filter(|r| !r.is_empty()).map(|r| {
@@ -435,23 +435,6 @@ impl ServerCertVerifier for ChainOnly {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
     }
-}
-
-/// `e` and its causes: rust-postgres' `Display` says only "db error" or
-/// "error performing TLS handshake"; the server's message and the TLS
-/// reason are its sources.
-pub(crate) fn with_causes(e: &postgres::Error) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(err) = next {
-        let s = err.to_string();
-        if !text.ends_with(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
-        }
-        next = err.source();
-    }
-    text
 }
 
 /// The rustls error under a connect error (tokio-rustls wraps it in an
